@@ -1,0 +1,1 @@
+"""Behaviour tests of torch-conformance, one module per documented area."""

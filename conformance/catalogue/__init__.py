@@ -1,0 +1,86 @@
+"""The behaviour catalogue: the suite's specification.
+
+Each area has one TOML file here. An entry is one documented statement:
+
+    [behaviours.numpy_shares_memory]          # id becomes "numpy_bridge.numpy_shares_memory"
+    statement = "Tensor.numpy() of a CPU tensor shares memory with it ..."
+    doc = "https://docs.pytorch.org/docs/stable/generated/torch.Tensor.numpy.html"
+    note = 0                                  # optional: the study note the claim came from
+    claim = "..."                             # that note's claim, in our words
+    verdict = "right"                         # right | partly right | corrected
+
+This module reads TOML only (no torch), so the report renderer can use it too.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+HERE = Path(__file__).parent
+VERDICTS = ("right", "partly right", "corrected")
+
+# The study notes the claims come from, described so the report stands on its own.
+NOTES = {
+    0: "English summary of the official 60-minute blitz, with collected Q&A",
+    1: "Chinese learning notes on the 60-minute blitz and on contiguity",
+    2: "Chinese notes on everyday PyTorch operations (losses, joining, devices, modules)",
+    3: "Chinese course notes on tensor creation, reductions and autograd",
+    4: "English tips sheet (tensors, NumPy bridge, autograd)",
+}
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    id: str
+    area: str
+    statement: str
+    doc: str
+    note: int | None = None
+    claim: str | None = None
+    verdict: str | None = None
+
+    @property
+    def origin(self) -> str:
+        if self.note is None:
+            return "documentation"
+        return f"note {self.note}: {NOTES[self.note]}"
+
+
+@dataclass(frozen=True)
+class Area:
+    name: str
+    title: str
+    behaviours: tuple[Behaviour, ...]
+
+
+class CatalogueError(ValueError):
+    pass
+
+
+def _load_area(path: Path) -> Area:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    name = path.stem
+    behaviours = []
+    for key, entry in data.get("behaviours", {}).items():
+        unknown = set(entry) - {"statement", "doc", "note", "claim", "verdict"}
+        if unknown or not {"statement", "doc"} <= set(entry):
+            raise CatalogueError(f"{path.name}: entry {key!r} has fields {sorted(entry)}")
+        if ("note" in entry) != ("verdict" in entry) or entry.get("verdict", "right") not in VERDICTS:
+            raise CatalogueError(f"{path.name}: entry {key!r} needs note and verdict together, "
+                                 f"verdict one of {VERDICTS}")
+        if entry.get("note") is not None and entry["note"] not in NOTES:
+            raise CatalogueError(f"{path.name}: entry {key!r} names unknown note {entry['note']}")
+        behaviours.append(Behaviour(id=f"{name}.{key}", area=name, **entry))
+    return Area(name=name, title=data["title"], behaviours=tuple(behaviours))
+
+
+@cache
+def areas() -> tuple[Area, ...]:
+    return tuple(_load_area(p) for p in sorted(HERE.glob("*.toml")))
+
+
+@cache
+def behaviours() -> dict[str, Behaviour]:
+    return {b.id: b for area in areas() for b in area.behaviours}

@@ -1,0 +1,75 @@
+"""Assertion helpers shared by behaviour tests. Each builds its own message from the inputs.
+
+Exact properties (memory sharing, identity) are compared exactly; numeric ones go through
+`torch.testing.assert_close` and its per-dtype tolerance table.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def storage_ptr(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+def assert_same_storage(view: torch.Tensor, base: torch.Tensor, what: str) -> None:
+    assert storage_ptr(view) == storage_ptr(base), (
+        f"{what}: expected a view sharing the base's storage, got a tensor with its own storage "
+        f"(base shape {tuple(base.shape)} stride {base.stride()}, result shape {tuple(view.shape)})")
+
+
+def assert_own_storage(copy: torch.Tensor, source: torch.Tensor, what: str) -> None:
+    if copy.numel() and source.numel():
+        assert storage_ptr(copy) != storage_ptr(source), f"{what}: expected a copy, got shared storage"
+
+
+def contiguous_strides(shape) -> tuple[int, ...]:
+    strides, running = [], 1
+    for size in reversed(shape):
+        strides.append(running)
+        running *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def changed(t: torch.Tensor) -> torch.Tensor:
+    """New values that differ from `t` at every element (for write-through checks)."""
+    if t.dtype == torch.bool:
+        return ~t
+    if t.dtype.is_floating_point or t.dtype.is_complex:
+        return torch.where(t.real > 0, -t - 1, 1 - t) if t.numel() else t.clone()
+    return t ^ 1  # flips the low bit: stays in range for every integer dtype
+
+
+def changed_np(a: np.ndarray) -> np.ndarray:
+    """NumPy twin of `changed`."""
+    if a.dtype == np.bool_:
+        return ~a
+    if a.dtype.kind in "fc":
+        return np.where(a.real > 0, -a - 1, 1 - a).astype(a.dtype)
+    return a ^ a.dtype.type(1)
+
+
+def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    return np.dtype(str(dtype).removeprefix("torch."))
+
+
+def independent_array(t: torch.Tensor) -> np.ndarray:
+    """A NumPy copy of a CPU tensor's values made without Tensor.numpy() (via Python lists),
+    so bridge tests do not use the bridge to build their oracle."""
+    return np.array(t.tolist(), dtype=numpy_dtype(t.dtype)).reshape(tuple(t.shape))
+
+
+def byte_strides(t: torch.Tensor) -> tuple[int | None, ...]:
+    """Strides in bytes, as NumPy counts them; None where a stride carries no meaning
+    (dimensions of size <= 1, and every dimension of an empty tensor)."""
+    return _meaningful(t.shape, [s * t.element_size() for s in t.stride()])
+
+
+def array_byte_strides(a: np.ndarray) -> tuple[int | None, ...]:
+    return _meaningful(a.shape, a.strides)
+
+
+def _meaningful(shape, strides):
+    empty = 0 in tuple(shape)
+    return tuple(None if empty or n <= 1 else s for n, s in zip(shape, strides))

@@ -1,0 +1,65 @@
+"""Which devices a run checks: parsing and validating `--device`."""
+from __future__ import annotations
+
+import torch
+
+
+class DeviceError(ValueError):
+    """A --device value that names no usable device; the message is the one-line usage error."""
+
+
+def parse(values: list[str]) -> list[str]:
+    """Split repeated and comma-separated --device values; keep order, drop repeats."""
+    names: list[str] = []
+    for value in values:
+        for name in value.split(","):
+            name = name.strip()
+            if name and name not in names:
+                names.append(name)
+    if not names:
+        raise DeviceError("--device: no device given")
+    return names
+
+
+def check_available(name: str) -> None:
+    """Raise DeviceError unless `name` is a device string this machine has."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise DeviceError(f"--device {name!r}: not a torch device string ({_first_line(exc)})") from None
+    kind, index = device.type, device.index
+    if kind in ("cpu", "meta"):
+        return
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {name!r}: CUDA is not available here "
+                              f"(torch {torch.__version__}, built with CUDA {torch.version.cuda})")
+        count = torch.cuda.device_count()
+        if index is not None and index >= count:
+            raise DeviceError(f"--device {name!r}: this machine has {count} CUDA device(s), "
+                              f"indices 0..{count - 1}")
+        return
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"--device {name!r}: MPS is not available here")
+    try:  # any other backend (xpu, privateuse1, ...) must be able to hold a tensor
+        torch.empty(0, device=device)
+    except Exception as exc:  # noqa: BLE001 - each backend raises its own type
+        raise DeviceError(f"--device {name!r}: cannot create a tensor there ({_first_line(exc)})") from None
+
+
+def default_devices() -> list[tuple[str, str | None]]:
+    """(device, skip reason or None): cpu, and cuda/mps; cuda is listed even when absent so that
+    its tests show as skipped with the reason instead of vanishing."""
+    devices: list[tuple[str, str | None]] = [("cpu", None)]
+    if torch.cuda.is_available():
+        devices.append(("cuda", None))
+    else:
+        devices.append(("cuda", f"CUDA is not available (torch {torch.__version__}, "
+                                f"CUDA build: {torch.version.cuda or 'none'})"))
+    if torch.backends.mps.is_available():
+        devices.append(("mps", None))
+    return devices
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,110 @@
+"""Faults in views and contiguity."""
+import torch
+
+from conformance.faults import fault
+
+
+@fault("view_copies", trips=["views.view_shares_storage"])
+def _(patch):
+    """view() returns a copy with the right values instead of aliasing the base."""
+    patch.method(torch.Tensor, "view", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("view_copies_on_incompatible_strides", trips=["views.view_stride_condition"])
+def _(patch):
+    """view() silently copies where the strides forbid a view, instead of raising."""
+    def make(orig):
+        def view(self, *shape, **k):
+            try:
+                return orig(self, *shape, **k)
+            except RuntimeError:
+                return self.reshape(*shape)
+        return view
+    patch.method(torch.Tensor, "view", make)
+
+
+@fault("view_minus_one_off_by_one", trips=["views.view_infers_size"])
+def _(patch):
+    """view(-1, ...) infers the wrong size whenever the inferred side would be 1 (it raises)."""
+    def make(orig):
+        def view(self, *shape, **k):
+            dims = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)) else shape
+            if -1 in tuple(dims) and isinstance(dims, (tuple, list)):
+                known = 1
+                for d in dims:
+                    if d != -1:
+                        known *= d
+                if known and self.numel() // known == 1:
+                    raise RuntimeError("shape '[-1]' is invalid for input")
+            return orig(self, *shape, **k)
+        return view
+    patch.method(torch.Tensor, "view", make)
+
+
+@fault("reshape_always_copies", trips=["views.reshape_view_or_copy"])
+def _(patch):
+    """reshape() always copies, even where a view is possible."""
+    patch.method(torch.Tensor, "reshape", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("contiguous_always_copies", trips=["views.contiguous_self_or_copy"])
+def _(patch):
+    """contiguous() copies even an already contiguous tensor (the note's claim)."""
+    patch.method(torch.Tensor, "contiguous", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("narrow_copies", trips=["views.narrow_shares"])
+def _(patch):
+    """narrow() returns a copy."""
+    patch.method(torch.Tensor, "narrow", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("expand_materialises", trips=["views.expand_shares"])
+def _(patch):
+    """expand() materialises the repeated elements instead of using stride 0."""
+    patch.method(torch.Tensor, "expand", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("transpose_copies_strided", trips=["views.transpose_shares"])
+def _(patch):
+    """transpose() copies when its input is not contiguous (fires only on strided layouts)."""
+    def make(orig):
+        def transpose(self, *a, **k):
+            out = orig(self, *a, **k)
+            return out if self.is_contiguous() else out.clone()
+        return transpose
+    patch.method(torch.Tensor, "transpose", make)
+
+
+@fault("permute_copies", trips=["views.permute_shares"])
+def _(patch):
+    """permute() returns a copy."""
+    patch.method(torch.Tensor, "permute", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("stepped_slice_copies", trips=["views.slicing_shares"])
+def _(patch):
+    """Indexing with a stepped slice returns a copy."""
+    def make(orig):
+        def getitem(self, index):
+            out = orig(self, index)
+            parts = index if isinstance(index, tuple) else (index,)
+            if any(isinstance(p, slice) and p.step not in (None, 1) for p in parts):
+                return out.clone()
+            return out
+        return getitem
+    patch.method(torch.Tensor, "__getitem__", make)
+
+
+@fault("is_contiguous_strict_on_size1", trips=["views.is_contiguous_rule"])
+def _(patch):
+    """is_contiguous() also demands row-major strides on size-1 dimensions."""
+    def make(orig):
+        def is_contiguous(self, *a, **k):
+            expected, strict = 1, True
+            for n, s in zip(reversed(self.shape), reversed(self.stride())):
+                strict &= s == expected
+                expected *= max(n, 1)
+            return orig(self, *a, **k) and (self.numel() == 0 or strict)
+        return is_contiguous
+    patch.method(torch.Tensor, "is_contiguous", make)

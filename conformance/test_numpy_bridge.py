@@ -1,0 +1,180 @@
+"""NumPy bridge: memory sharing between tensors and ndarrays, and where conversion refuses."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.checks import array_byte_strides, byte_strides, changed, changed_np, independent_array, numpy_dtype
+from strategies import specs
+from strategies.shapes import shapes
+from strategies.tensors import WRITABLE_LAYOUTS
+
+# Positive-stride NumPy layouts: each is an ndarray view torch.from_numpy must honour.
+NUMPY_LAYOUTS = ("c", "fortran", "stepped", "offset")
+
+
+@st.composite
+def ndarrays(draw, dtype, *, layouts=NUMPY_LAYOUTS, shapes=None):
+    """An ndarray of `dtype` in a drawn NumPy layout, valued without going through the bridge."""
+    spec = draw(specs(shapes=shapes, layouts=("contiguous",)))
+    values = independent_array(spec.values(dtype))
+    layout = draw(st.sampled_from(layouts))
+    if layout == "fortran":
+        return np.asfortranarray(values)
+    if layout == "stepped" and values.ndim:
+        big = np.repeat(values, 2, axis=0)
+        return big[::2]
+    if layout == "offset" and values.size:
+        flat = np.concatenate([values.reshape(-1)[:1], values.reshape(-1)])
+        return flat[1:].reshape(values.shape)
+    return values
+
+
+@pytest.mark.behaviour("numpy_bridge.numpy_shares_memory")
+@pytest.mark.dtypes("numpy")
+@pytest.mark.device_types("cpu")
+@given(x=specs(layouts=WRITABLE_LAYOUTS))
+def test_numpy_shares_memory(device, dtype, x):
+    t = x.build(dtype=dtype, device=device)
+    a = t.numpy()
+    assert (a.shape, array_byte_strides(a), a.dtype) == (tuple(t.shape), byte_strides(t), numpy_dtype(dtype))
+    np.testing.assert_array_equal(a, independent_array(t))
+    if t.numel():
+        a[...] = changed_np(a)  # a write through the array shows in the tensor
+        np.testing.assert_array_equal(independent_array(t), a)
+        t.copy_(changed(t))  # and a write through the tensor shows in the array
+        np.testing.assert_array_equal(a, independent_array(t))
+
+
+@pytest.mark.behaviour("numpy_bridge.from_numpy_shares_memory")
+@pytest.mark.dtypes("numpy")
+@pytest.mark.device_types("cpu")
+@given(data=st.data())
+def test_from_numpy_shares_memory(device, dtype, data):
+    a = data.draw(ndarrays(dtype))
+    t = torch.from_numpy(a)
+    assert (tuple(t.shape), byte_strides(t), t.dtype) == (a.shape, array_byte_strides(a), dtype)
+    np.testing.assert_array_equal(independent_array(t), a)
+    if a.size:
+        t.copy_(changed(t))
+        np.testing.assert_array_equal(a, independent_array(t))
+        a[...] = changed_np(a)
+        np.testing.assert_array_equal(independent_array(t), a)
+
+
+@pytest.mark.behaviour("numpy_bridge.tensor_copies")
+@pytest.mark.dtypes("numpy")
+@pytest.mark.device_types("cpu")
+@given(data=st.data())
+def test_tensor_of_ndarray_copies(device, dtype, data):
+    a = data.draw(ndarrays(dtype))
+    before = a.copy()
+    t = torch.tensor(a)
+    np.testing.assert_array_equal(independent_array(t), a)
+    a[...] = changed_np(a)
+    np.testing.assert_array_equal(independent_array(t), before)
+
+
+@pytest.mark.behaviour("numpy_bridge.as_tensor_shares")
+@pytest.mark.dtypes("numpy")
+@pytest.mark.device_types("cpu")
+@given(data=st.data())
+def test_as_tensor_shares(device, dtype, data):
+    a = data.draw(ndarrays(dtype))
+    t = torch.as_tensor(a)
+    assert t.dtype == dtype
+    if a.size:
+        a[...] = changed_np(a)
+        np.testing.assert_array_equal(independent_array(t), a)
+
+
+@pytest.mark.behaviour("numpy_bridge.numpy_requires_grad")
+@pytest.mark.dtypes("float_and_complex")
+@pytest.mark.device_types("cpu")
+@given(x=specs(layouts=WRITABLE_LAYOUTS))
+def test_numpy_of_tensor_requiring_grad(device, dtype, x):
+    if dtype == torch.bfloat16:
+        dtype = torch.float32  # bfloat16 has no NumPy dtype; this behaviour is about grad
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    with pytest.raises(RuntimeError, match="requires grad"):
+        t.numpy()
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            a = t.numpy()
+        if t.numel():
+            a[...] = changed_np(a)
+            np.testing.assert_array_equal(independent_array(t.detach()), a)
+
+
+@pytest.mark.behaviour("numpy_bridge.numpy_non_cpu_raises")
+@pytest.mark.device_types("cuda", "mps", "meta", "xpu")
+def test_numpy_of_non_cpu_tensor_raises(device):
+    t = torch.ones(3, device=device)
+    with pytest.raises(TypeError, match=r"Tensor\.cpu\(\)"):
+        t.numpy()
+
+
+@pytest.mark.behaviour("numpy_bridge.numpy_unsupported_dtype_raises")
+@pytest.mark.dtypes("no_numpy")
+@pytest.mark.device_types("cpu")
+@given(shape=shapes())
+def test_numpy_of_dtype_without_numpy_counterpart_raises(device, dtype, shape):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # complex32 is "experimental"
+        t = torch.zeros(shape, dtype=dtype, device=device)
+    with pytest.raises(TypeError):
+        t.numpy()
+
+
+@pytest.mark.behaviour("numpy_bridge.int8_round_trips")
+@pytest.mark.device_types("cpu")
+@given(x=specs(layouts=WRITABLE_LAYOUTS, low=-128, high=127))
+def test_int8_round_trips(device, x):
+    t = x.build(dtype=torch.int8, device=device)
+    back = torch.from_numpy(t.numpy())
+    assert back.dtype == torch.int8
+    assert torch.equal(back, t)
+
+
+@pytest.mark.behaviour("numpy_bridge.negative_strides_rejected")
+@pytest.mark.dtypes("numpy")
+@pytest.mark.device_types("cpu")
+@given(data=st.data())
+def test_from_numpy_rejects_negative_strides(device, dtype, data):
+    # NumPy drops the sign of strides it never steps along, so every side is at least 2.
+    a = data.draw(ndarrays(dtype, layouts=("c",), shapes=shapes(min_dims=1, min_side=2)))
+    axis = data.draw(st.integers(0, a.ndim - 1), label="axis")
+    reversed_a = np.flip(a, axis)
+    with pytest.raises(ValueError, match="negative"):
+        torch.from_numpy(reversed_a)
+
+
+@pytest.mark.behaviour("numpy_bridge.readonly_array_shares")
+@pytest.mark.dtypes("numpy")
+@pytest.mark.device_types("cpu")
+@given(data=st.data())
+def test_from_numpy_of_readonly_array_shares(device, dtype, data):
+    a = data.draw(ndarrays(dtype))
+    a.flags.writeable = False
+    with warnings.catch_warnings():
+        # torch warns about non-writable arrays at most once per process: never rely on it
+        warnings.simplefilter("ignore", UserWarning)
+        t = torch.from_numpy(a)
+    np.testing.assert_array_equal(independent_array(t), a)
+    if a.size:
+        assert t.data_ptr() == a.__array_interface__["data"][0]
+
+
+@pytest.mark.behaviour("numpy_bridge.zero_dim_round_trip")
+@pytest.mark.dtypes("numpy")
+@pytest.mark.device_types("cpu")
+@given(x=specs(shapes=st.just(())))
+def test_zero_dim_round_trip(device, dtype, x):
+    t = x.build(dtype=dtype, device=device)
+    a = t.numpy()
+    assert a.shape == () and isinstance(a, np.ndarray)
+    back = torch.from_numpy(np.array(t.item(), dtype=numpy_dtype(dtype)))
+    assert back.shape == () and back.dtype == dtype and back.item() == t.item()

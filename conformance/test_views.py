@@ -1,0 +1,223 @@
+"""Views and contiguity: which operations alias their input, and when `view` may succeed."""
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.checks import assert_own_storage, assert_same_storage, changed, contiguous_strides
+from strategies import specs
+from strategies.shapes import reshapes, shapes
+from strategies.tensors import WRITABLE_LAYOUTS
+
+
+def view_is_possible(shape, strides, new_shape) -> bool:
+    """The documented condition for `view`, decided from the strides alone.
+
+    Drop the size-1 dimensions; split the rest into runs where stride[i] == stride[i+1] *
+    size[i+1] (each run is one evenly strided block of memory). A new dimension may not
+    straddle two runs, so each run's end must fall on a boundary between new dimensions:
+
+        shape (2, 3, 4) strides (12, 1, 3)    runs: [2] [3, 4]?  stride 1 != 3*4 -> [2] [3] [4]
+        ends at element counts 2, 6, 24  ->  (6, 4) is fine, (2, 12) and (24,) are not.
+    """
+    if math.prod(shape) == 0:
+        return True
+    dims = [(n, s) for n, s in zip(shape, strides) if n != 1]
+    run_ends, count = set(), 1
+    for i, (n, s) in enumerate(dims):
+        count *= n
+        if i == len(dims) - 1 or s != dims[i + 1][1] * dims[i + 1][0]:
+            run_ends.add(count)
+    boundaries, count = set(), 1
+    for n in new_shape:
+        count *= n
+        boundaries.add(count)
+    return run_ends <= boundaries
+
+
+def is_c_contiguous(shape, strides) -> bool:
+    """Row-major contiguity as documented: size-1 dimensions' strides do not matter."""
+    if math.prod(shape) == 0:
+        return True
+    return all(s == e for n, s, e in zip(shape, strides, contiguous_strides(shape)) if n != 1)
+
+
+def assert_is_live_view(derived, base, op, spec, dtype, what):
+    """`derived` aliases `base`: same storage, op's values now, and op's values after a write
+    to the base. `op` is applied to contiguous CPU copies to give the expected values."""
+    assert_same_storage(derived, base, what)
+    assert torch.equal(derived.cpu(), op(spec.logical_values(dtype))), f"{what}: wrong values"
+    new = changed(base)
+    base.copy_(new)
+    assert torch.equal(derived.cpu(), op(new.cpu())), f"{what}: a write to the base did not show"
+
+
+@pytest.mark.behaviour("views.view_stride_condition")
+@pytest.mark.dtypes("representative")
+@given(x=specs(), data=st.data())
+def test_view_succeeds_exactly_when_strides_allow(device, dtype, x, data):
+    t = x.build(dtype=dtype, device=device)
+    new_shape = data.draw(reshapes(x.shape), label="new_shape")
+    if view_is_possible(t.shape, t.stride(), new_shape):
+        assert t.view(new_shape).shape == new_shape
+    else:
+        with pytest.raises(RuntimeError, match="view size is not compatible"):
+            t.view(new_shape)
+
+
+@pytest.mark.behaviour("views.view_shares_storage")
+@pytest.mark.dtypes("representative")
+@given(x=specs(layouts=WRITABLE_LAYOUTS), data=st.data())
+def test_view_shares_storage(device, dtype, x, data):
+    t = x.build(dtype=dtype, device=device)
+    new_shape = data.draw(reshapes(x.shape), label="new_shape")
+    if not view_is_possible(t.shape, t.stride(), new_shape):
+        new_shape = tuple(reversed(x.shape)) if t.is_contiguous() else x.shape
+    v = t.view(new_shape)
+    assert v.numel() == t.numel()
+    assert_is_live_view(v, t, lambda a: a.reshape(new_shape), x, dtype, f"view{new_shape}")
+
+
+@pytest.mark.behaviour("views.view_infers_size")
+@pytest.mark.dtypes("representative")
+@given(x=specs(layouts=("contiguous",)), data=st.data())
+def test_view_infers_minus_one(device, dtype, x, data):
+    t = x.build(dtype=dtype, device=device)
+    new_shape = data.draw(reshapes(x.shape).filter(len), label="new_shape")
+    if 0 in new_shape:
+        at = new_shape.index(0)  # only the zero side can be inferred: 0 / 0 is ambiguous
+    else:
+        at = data.draw(st.integers(0, len(new_shape) - 1), label="inferred_dim")
+    asked = new_shape[:at] + (-1,) + new_shape[at + 1:]
+    assert t.view(asked).shape == new_shape
+
+
+@pytest.mark.behaviour("views.reshape_view_or_copy")
+@pytest.mark.dtypes("representative")
+@given(x=specs(), data=st.data())
+def test_reshape_views_when_it_can(device, dtype, x, data):
+    t = x.build(dtype=dtype, device=device)
+    new_shape = data.draw(reshapes(x.shape), label="new_shape")
+    r = t.reshape(new_shape)
+    assert torch.equal(r.cpu(), x.logical_values(dtype).reshape(new_shape))
+    if view_is_possible(t.shape, t.stride(), new_shape):
+        assert_same_storage(r, t, f"reshape{new_shape}")
+    else:
+        assert_own_storage(r, t, f"reshape{new_shape}")
+
+
+@pytest.mark.behaviour("views.contiguous_self_or_copy")
+@pytest.mark.dtypes("representative")
+@given(x=specs())
+def test_contiguous_returns_self_or_copy(device, dtype, x):
+    t = x.build(dtype=dtype, device=device)
+    c = t.contiguous()
+    if is_c_contiguous(t.shape, t.stride()):
+        assert c is t, "contiguous() of a contiguous tensor must return the tensor itself"
+    else:
+        assert is_c_contiguous(c.shape, c.stride())
+        assert_own_storage(c, t, "contiguous() of a non-contiguous tensor")
+        assert torch.equal(c.cpu(), x.logical_values(dtype))
+
+
+@pytest.mark.behaviour("views.narrow_shares")
+@pytest.mark.dtypes("representative")
+@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())
+def test_narrow_is_a_view(device, dtype, x, data):
+    dim = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim")
+    size = x.shape[dim]
+    start = data.draw(st.integers(0, size), label="start")
+    length = data.draw(st.integers(0, size - start), label="length")
+    t = x.build(dtype=dtype, device=device)
+    assert_is_live_view(t.narrow(dim, start, length), t, lambda a: a.narrow(dim, start, length).clone(),
+                        x, dtype, f"narrow({dim}, {start}, {length})")
+
+
+@pytest.mark.behaviour("views.expand_shares")
+@pytest.mark.dtypes("representative")
+@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(max_side=2)), data=st.data())
+def test_expand_is_a_view(device, dtype, x, data):
+    extra = data.draw(st.lists(st.integers(0, 3), max_size=2), label="new_leading_dims")
+    sizes = tuple(data.draw(st.integers(0, 3)) if s == 1 else s for s in x.shape)
+    target = tuple(extra) + sizes
+    t = x.build(dtype=dtype, device=device)
+    e = t.expand(target)
+    for d, n in enumerate(x.shape):
+        if n == 1 and sizes[d] != 1:
+            assert e.stride(len(extra) + d) == 0, f"expanded dim {d} should have stride 0"
+    assert_is_live_view(e, t, lambda a: a.expand(target).clone(), x, dtype, f"expand{target}")
+
+
+@pytest.mark.behaviour("views.transpose_shares")
+@pytest.mark.dtypes("representative")
+@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())
+def test_transpose_is_a_view(device, dtype, x, data):
+    d0 = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim0")
+    d1 = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim1")
+    t = x.build(dtype=dtype, device=device)
+    tr = t.transpose(d0, d1)
+    strides = list(t.stride())
+    strides[d0], strides[d1] = strides[d1], strides[d0]
+    assert tr.stride() == tuple(strides)
+    if x.ndim <= 2 and data.draw(st.booleans(), label="use t()"):
+        tr, op, what = t.t(), (lambda a: a.t().clone()), "t()"
+    else:
+        op, what = (lambda a: a.transpose(d0, d1).clone()), f"transpose({d0}, {d1})"
+    assert_is_live_view(tr, t, op, x, dtype, what)
+
+
+@pytest.mark.behaviour("views.permute_shares")
+@pytest.mark.dtypes("representative")
+@given(x=specs(layouts=WRITABLE_LAYOUTS), data=st.data())
+def test_permute_is_a_view(device, dtype, x, data):
+    perm = tuple(data.draw(st.permutations(range(x.ndim)), label="dims"))
+    t = x.build(dtype=dtype, device=device)
+    p = t.permute(perm)
+    assert p.stride() == tuple(t.stride(d) for d in perm)
+    assert_is_live_view(p, t, lambda a: a.permute(perm).clone(), x, dtype, f"permute{perm}")
+
+
+@st.composite
+def basic_indices(draw, shape):
+    """An index of ints, positive-step slices, None and Ellipsis: basic indexing only."""
+    index = []
+    for size in shape:
+        kind = draw(st.sampled_from(["slice", "int", "full"] if size else ["slice", "full"]))
+        if kind == "int":
+            index.append(draw(st.integers(-size, size - 1)))
+        elif kind == "slice":
+            start = draw(st.none() | st.integers(-size - 1, size + 1))
+            stop = draw(st.none() | st.integers(-size - 1, size + 1))
+            index.append(slice(start, stop, draw(st.none() | st.integers(1, 3))))
+        else:
+            index.append(slice(None))
+    if index and draw(st.booleans()):
+        index.insert(draw(st.integers(0, len(index))), None)
+    if index and draw(st.booleans()):
+        cut = draw(st.integers(0, len(index)))
+        index = index[:cut] + [Ellipsis]
+    return tuple(index)
+
+
+@pytest.mark.behaviour("views.slicing_shares")
+@pytest.mark.dtypes("representative")
+@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())
+def test_basic_slicing_is_a_view(device, dtype, x, data):
+    index = data.draw(basic_indices(x.shape), label="index")
+    t = x.build(dtype=dtype, device=device)
+    assert_is_live_view(t[index], t, lambda a: a[index].clone(), x, dtype, f"t[{index}]")
+
+
+@pytest.mark.behaviour("views.is_contiguous_rule")
+@pytest.mark.dtypes("representative")
+@given(x=specs(), data=st.data())
+def test_is_contiguous_follows_the_stride_rule(device, dtype, x, data):
+    t = x.build(dtype=dtype, device=device)
+    assert t.is_contiguous() == is_c_contiguous(t.shape, t.stride()), f"strides {t.stride()}"
+    # Any stride on a size-1 dimension keeps a row-major tensor contiguous.
+    strides = [data.draw(st.integers(0, 50)) if n == 1 else s
+               for n, s in zip(x.shape, contiguous_strides(x.shape))]
+    odd = torch.empty(x.numel + 1, dtype=dtype, device=device).as_strided(x.shape, strides)
+    assert odd.is_contiguous(), f"shape {x.shape} strides {strides} should count as contiguous"

@@ -1,0 +1,2 @@
+"""Loads the suite's two pytest plugins: the behaviour machinery and the report recorder."""
+pytest_plugins = ["conformance.plugin"]

@@ -1,0 +1,127 @@
+"""The strategies reach what they promise, replay exactly, and poison their gaps."""
+import math
+
+import torch
+from hypothesis import given, seed, settings
+from hypothesis import strategies as st
+
+from strategies import DTYPE_GROUPS, LAYOUTS, TensorSpec, dtypes_for, specs
+from strategies.shapes import SIZE_BUCKETS, reshapes, shapes, size_bucket
+from strategies.tensors import poison
+
+ENOUGH = settings(max_examples=600, database=None, deadline=None)
+
+
+def test_every_layout_and_size_bucket_and_ndim_is_reached():
+    seen = set()
+
+    @ENOUGH
+    @given(specs())
+    def draw(spec):
+        seen.add(("layout", spec.layout))
+        seen.add(("size", size_bucket(spec.numel)))
+        seen.add(("ndim", spec.ndim))
+        seen.add(("zero-size", 0 in spec.shape))
+
+    draw()
+    missing = ({("layout", name) for name in LAYOUTS}
+               | {("size", b) for b in SIZE_BUCKETS if b != ">128"}
+               | {("ndim", n) for n in range(5)} | {("zero-size", True)}) - seen
+    assert not missing, missing
+
+
+def test_large_size_bucket_is_reachable():
+    @ENOUGH
+    @given(specs(shapes=shapes(min_dims=4, min_side=4)))
+    def draw(spec):
+        assert size_bucket(spec.numel) == ">128"
+
+    draw()
+
+
+def test_every_dtype_of_every_group_builds_in_every_layout():
+    layouts_seen = {d: set() for d in DTYPE_GROUPS["all"]}
+
+    @settings(max_examples=300, database=None, deadline=None)
+    @given(specs(special_values=True), st.sampled_from(DTYPE_GROUPS["all"]))
+    def draw(spec, dtype):
+        t = spec.build(dtype=dtype)
+        assert t.dtype == dtype and tuple(t.shape) == spec.shape
+        assert torch.equal(t.nan_to_num() if dtype.is_floating_point or dtype.is_complex else t,
+                           spec.logical_values(dtype).nan_to_num()
+                           if dtype.is_floating_point or dtype.is_complex else spec.logical_values(dtype))
+        layouts_seen[dtype].add(spec.layout)
+
+    draw()
+    assert all(layouts_seen[d] for d in layouts_seen)
+    assert dtypes_for("floating", "mps") == (torch.float16, torch.bfloat16, torch.float32)
+
+
+def test_non_contiguous_layouts_really_are_strided():
+    spec = TensorSpec(shape=(3, 4), layout="sliced", params=(2, 3))
+    t = spec.build(dtype=torch.float32)
+    assert not t.is_contiguous() and t.stride() == (24, 3)
+    spec = TensorSpec(shape=(2, 3, 4), layout="as_strided", params=((2, 0, 1), (2, 1, 2), 3))
+    t = spec.build(dtype=torch.int64)
+    assert not t.is_contiguous() and t.storage_offset() == 3
+    assert TensorSpec(shape=(2, 3), layout="expanded", params=(0,)).build(dtype=torch.int8).stride()[0] == 0
+    assert TensorSpec(shape=(2, 3, 4, 5), layout="channels_last").build(dtype=torch.float32) \
+        .is_contiguous(memory_format=torch.channels_last)
+
+
+def test_gaps_hold_poison():
+    spec = TensorSpec(shape=(2, 2), layout="sliced", params=(2, 2), seed=3)
+    for dtype, check in [(torch.float32, lambda v: math.isnan(v)),
+                         (torch.int32, lambda v: v == torch.iinfo(torch.int32).max)]:
+        t = spec.build(dtype=dtype)
+        storage = torch.empty(0, dtype=dtype).set_(t.untyped_storage())
+        used = {i * t.stride(0) + j * t.stride(1) for i in range(2) for j in range(2)}
+        gaps = [storage[k].item() for k in range(storage.numel()) if k not in used]
+        assert gaps and all(check(v) for v in gaps)
+        assert poison(dtype) is not None
+
+
+def test_same_seed_gives_the_same_tensors_and_leaves_the_global_rng_alone():
+    def collect():
+        out = []
+
+        @seed(1234)
+        @settings(max_examples=30, database=None, deadline=None)
+        @given(specs(special_values=True))
+        def draw(spec):
+            out.append((spec, spec.build(dtype=torch.float64)))
+
+        draw()
+        return out
+
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    first, second = collect(), collect()
+    assert torch.equal(before, torch.get_rng_state())
+    assert [s for s, _ in first] == [s for s, _ in second]
+    for (_, a), (_, b) in zip(first, second):
+        assert torch.equal(a.nan_to_num(), b.nan_to_num()) and a.stride() == b.stride()
+
+
+def test_special_values_are_reachable():
+    seen = set()
+
+    @ENOUGH
+    @given(specs(special_values=True, shapes=shapes(min_dims=1, min_side=1)))
+    def draw(spec):
+        t = spec.build(dtype=torch.float32)
+        seen.update({"nan"} if t.isnan().any() else set())
+        seen.update({"inf"} if t.isposinf().any() else set())
+        seen.update({"-inf"} if t.isneginf().any() else set())
+        seen.update({"-0.0"} if ((t == 0) & t.signbit()).any() else set())
+
+    draw()
+    assert seen == {"nan", "inf", "-inf", "-0.0"}
+
+
+@settings(max_examples=200, database=None, deadline=None)
+@given(st.data())
+def test_reshapes_keep_the_element_count(data):
+    shape = data.draw(shapes())
+    new = data.draw(reshapes(shape))
+    assert math.prod(new) == math.prod(shape)
