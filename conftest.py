@@ -1,2 +1,2 @@
 """Loads the suite's two pytest plugins: the behaviour machinery and the report recorder."""
-pytest_plugins = ["conformance.plugin"]
+pytest_plugins = ["conformance.plugin", "reports.stats", "reports.plugin"]

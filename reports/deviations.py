@@ -1,0 +1,84 @@
+"""Known deviations: behaviours a user expects to fail on their build.
+
+    [[deviation]]
+    behaviour = "losses.nll_all_ignored"   # required: a catalogue id
+    device = "cuda"                         # optional: a device type or string (default: any)
+    dtype = "float16"                       # optional (default: any)
+    torch = ">=2.11,<2.14"                  # optional: PEP 440 range of torch versions
+    reason = "returns 0 instead of NaN"     # required
+    link = "https://github.com/pytorch/pytorch/issues/..."   # optional
+
+A matching test is marked as an expected failure (non-strict xfail): if it fails the report
+says "expected failure"; if it passes anyway the report flags the deviation as stale.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
+FIELDS = {"behaviour", "device", "dtype", "torch", "reason", "link"}
+
+
+class DeviationsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Deviation:
+    behaviour: str
+    reason: str
+    device: str | None = None
+    dtype: str | None = None
+    torch: str | None = None
+    link: str | None = None
+
+    def matches(self, behaviour: str, device: str | None, dtype: str | None, torch_version: str) -> bool:
+        if behaviour != self.behaviour:
+            return False
+        if self.device and device and self.device not in (device, device.split(":")[0]):
+            return False
+        if self.dtype and dtype != self.dtype:
+            return False
+        if self.torch:
+            return Version(torch_version.split("+")[0]) in SpecifierSet(self.torch)
+        return True
+
+
+def load(path: Path, known_behaviours) -> list[Deviation]:
+    where = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DeviationsError(f"{where}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DeviationsError(f"{where}: not valid TOML ({exc})") from None
+    entries = data.get("deviation", [])
+    if set(data) - {"deviation"} or not isinstance(entries, list):
+        raise DeviationsError(f"{where}: expected only [[deviation]] tables")
+    out = []
+    for n, entry in enumerate(entries, 1):
+        label = f"{where}: deviation {n}"
+        if not isinstance(entry, dict):
+            raise DeviationsError(f"{label}: expected a table")
+        unknown = set(entry) - FIELDS
+        if unknown:
+            raise DeviationsError(f"{label}: unknown field(s) {sorted(unknown)}")
+        for required in ("behaviour", "reason"):
+            if not isinstance(entry.get(required), str) or not entry[required].strip():
+                raise DeviationsError(f"{label}: needs a non-empty {required!r}")
+        if not all(isinstance(v, str) for v in entry.values()):
+            raise DeviationsError(f"{label}: every field must be a string")
+        if entry["behaviour"] not in known_behaviours:
+            raise DeviationsError(f"{label}: unknown behaviour {entry['behaviour']!r}")
+        if "torch" in entry:
+            try:
+                SpecifierSet(entry["torch"])
+            except InvalidSpecifier:
+                raise DeviationsError(f"{label}: torch range {entry['torch']!r} is not a version "
+                                      "specifier like '>=2.11,<2.14'") from None
+        out.append(Deviation(**entry))
+    return out

@@ -1,0 +1,209 @@
+"""Render results.jsonl files into one self-contained HTML page. Never imports torch.
+
+    python -m reports.render conformance-report/results.jsonl -o conformance-report/index.html
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from conformance import catalogue
+
+STATUSES = ("passed", "failed", "error", "crashed", "timeout", "expected failure", "skipped", "not run")
+BAD = ("failed", "error", "crashed", "timeout")
+SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "crashed": "☠", "timeout": "⌛",
+          "expected failure": "≈", "skipped": "–", "not run": "∅"}
+# What the strategies promise to generate; a behaviour whose tests never drew one is flagged.
+PROMISED = ([f"layout={n}" for n in ("contiguous", "transposed", "permuted", "sliced", "expanded",
+                                      "offset", "channels_last", "as_strided")]
+            + [f"ndim={n}" for n in range(5)]
+            + [f"size={b}" for b in ("0", "1", "2-16", "17-128", ">128")])
+MAX_FAILURES_SHOWN = 50
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read; the message names the file and the line."""
+
+
+@dataclass
+class Source:
+    label: str
+    header: dict
+    results: list[dict] = field(default_factory=list)
+
+    @property
+    def incomplete(self) -> bool:
+        return not self.header.get("end") or bool(self.header.get("interrupted"))
+
+
+def load(path: Path) -> Source:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    lines = text.splitlines()
+    if not lines:
+        raise ResultsError(f"{path}: empty, not a results file")
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            last = number == len(lines) and not text.endswith("\n")
+            raise ResultsError(f"{path}: line {number} is {'truncated' if last else 'not JSON'}") from None
+        if not isinstance(record, dict):
+            raise ResultsError(f"{path}: line {number} is not a JSON object")
+        records.append(record)
+    header = records[0]
+    if header.get("type") != "environment":
+        raise ResultsError(f"{path}: line 1 is not an environment header")
+    for number, record in enumerate(records[1:], 2):
+        if record.get("type") != "result" or not isinstance(record.get("status"), str) \
+                or record["status"] not in STATUSES or not isinstance(record.get("nodeid"), str):
+            raise ResultsError(f"{path}: line {number} is not a result record")
+    return Source(label=str(header.get("source") or path), header=header, results=records[1:])
+
+
+def _cell_status(counts: Counter) -> str:
+    for status in ("crashed", "timeout", "error", "failed", "expected failure", "passed", "skipped", "not run"):
+        if counts.get(status):
+            return status
+    return "not run"
+
+
+def build(sources: list[Source]) -> dict:
+    """The page's model: areas -> behaviours -> (source, device) rows x dtype cells."""
+    labels = [s.label for s in sources]
+    if len(set(labels)) != len(labels):  # the same host twice: number them
+        for i, s in enumerate(sources):
+            s.label = f"{s.label} #{i + 1}"
+    known = catalogue.behaviours()
+    by_behaviour: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+    for index, source in enumerate(sources):
+        for r in source.results:
+            by_behaviour[r.get("behaviour")].append((index, r))
+    summary = {}
+    for index, source in enumerate(sources):
+        for device in source.header.get("devices") or []:
+            summary[(index, device)] = Counter()
+
+    areas = []
+    for area in catalogue.areas():
+        behaviours = []
+        for b in area.behaviours:
+            rows, dtypes, failures = {}, set(), []
+            features = Counter()
+            examples = 0
+            for index, r in by_behaviour.get(b.id, ()):
+                device = r.get("device") or "?"
+                dtype = r.get("dtype") or "—"
+                dtypes.add(dtype)
+                rows.setdefault((index, device), defaultdict(Counter))[dtype][r["status"]] += 1
+                features.update(r.get("features") or {})
+                examples += r.get("examples") or 0
+                if r["status"] in BAD or r.get("stale_deviation"):
+                    failures.append({"source": sources[index].label, **r})
+            for index, source in enumerate(sources):  # catalogue behaviours with no result
+                for device in source.header.get("devices") or []:
+                    if (index, device) not in rows:
+                        rows[(index, device)] = {"—": Counter({"not run": 1})}
+                        dtypes.add("—")
+            dtype_list = sorted(dtypes, key=lambda d: (d == "—", d))
+            row_list = []
+            statuses = Counter()
+            for (index, device), cells in sorted(rows.items()):
+                total = Counter()
+                for counts in cells.values():
+                    total.update(counts)
+                statuses.update(total)
+                summary.setdefault((index, device), Counter()).update(total)
+                row_list.append({
+                    "source": sources[index].label, "device": device,
+                    "statuses": " ".join(sorted(k.replace(" ", "-") for k in total)),
+                    "cells": [_cell(cells.get(d)) for d in dtype_list],
+                })
+            never = [p for p in PROMISED if p not in features] if examples else []
+            behaviours.append({
+                "b": b, "rows": row_list, "dtypes": dtype_list, "status": _cell_status(statuses),
+                "statuses": " ".join(sorted(k.replace(" ", "-") for k in statuses)),
+                "devices": " ".join(sorted({r["device"] for r in row_list})),
+                "failures": failures[:MAX_FAILURES_SHOWN], "more_failures": max(0, len(failures) - MAX_FAILURES_SHOWN),
+                "features": sorted(features.items()), "never": never, "examples": examples,
+                "text": f"{b.id} {b.statement}".lower(),
+            })
+        areas.append({"name": area.name, "title": area.title, "behaviours": behaviours})
+    unknown = sorted(k for k in by_behaviour if k not in known)
+    summary_rows = [{"source": sources[i].label, "device": d,
+                     "counts": [(s, c[s]) for s in STATUSES if c.get(s)]}
+                    for (i, d), c in sorted(summary.items())]
+    return {"sources": sources, "areas": areas, "summary": summary_rows, "unknown": unknown,
+            "statuses": STATUSES, "symbol": SYMBOL,
+            "all_devices": sorted({r["device"] for r in summary_rows}),
+            "all_dtypes": sorted({d for a in areas for b in a["behaviours"] for d in b["dtypes"] if d != "—"}),
+            "total": sum(len(s.results) for s in sources)}
+
+
+def _cell(counts: Counter | None) -> dict:
+    if not counts:
+        return {"status": "empty", "text": "", "title": ""}
+    parts = [f"{SYMBOL[s]}{counts[s]}" for s in STATUSES if counts.get(s)]
+    return {"status": _cell_status(counts).replace(" ", "-"), "text": " ".join(parts),
+            "title": ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s))}
+
+
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                          autoescape=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def render(sources: list[Source]) -> str:
+    return _ENV.get_template("index.html.j2").render(**build(sources))
+
+
+def write_html(paths: list[Path], out: Path) -> None:
+    """Render `paths` into `out`, written whole to a temporary file and then moved into place."""
+    html = render([load(Path(p)) for p in paths])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".index-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(html)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv=None, prog="python -m reports.render") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description="Render results.jsonl files (one or "
+                                     "several machines or torch versions) into one HTML page.")
+    parser.add_argument("results", nargs="+", type=Path, help="results.jsonl files")
+    parser.add_argument("-o", "--output", type=Path, default=Path("conformance-report/merged/index.html"),
+                        help="the HTML file to write (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if any(p.resolve() == args.output.resolve() for p in args.results):
+        parser.exit(2, f"{prog}: error: output {args.output} is one of the inputs\n")
+    try:
+        write_html(args.results, args.output)
+    except ResultsError as exc:
+        parser.exit(2, f"{prog}: error: {exc}\n")
+    except OSError as exc:
+        parser.exit(2, f"{prog}: error: cannot write {args.output} ({exc.strerror or exc})\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

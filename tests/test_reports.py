@@ -1,0 +1,145 @@
+"""The report stage: results.jsonl as the run goes, a whole index.html, merging, escaping."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from reports import render
+from tests.helpers import ROOT, run_pytest
+
+ONE = "conformance/test_views.py::test_permute_is_a_view"
+
+
+def header_and_results(path):
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return lines[0], lines[1:]
+
+
+@pytest.fixture(scope="module")
+def parallel_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = run_pytest("-q", "-n", "2", f"--report-dir={out}", "--max-examples", "3",
+                        "--behaviour", "views.permute_shares,numpy_bridge.numpy_non_cpu_raises",
+                        f"--junitxml={out / 'junit.xml'}")
+    assert result.returncode == 0, result.stdout[-2000:]
+    return out, result
+
+
+def test_xdist_run_writes_results_and_a_whole_page(parallel_run):
+    out, result = parallel_run
+    header, results = header_and_results(out / "results.jsonl")
+    assert header["type"] == "environment" and header["end"] and header["torch"]
+    assert {"python", "numpy", "hypothesis", "profile", "seed", "command", "start", "gpus"} <= set(header)
+    assert all(r["worker"].startswith("gw") for r in results)
+    passed = [r for r in results if r["status"] == "passed"]
+    assert passed and all(r["examples"] >= 1 and r["features"] for r in passed)
+    assert {r["status"] for r in results} <= {"passed", "skipped"}
+    assert all(r.get("reason") for r in results if r["status"] == "skipped")
+    html = (out / "index.html").read_text()
+    assert html.rstrip().endswith("</html>") and "views.permute_shares" in html
+    assert str(out / "index.html") in result.stdout
+    assert (out / "junit.xml").read_text().count("<testcase") == len(results)
+    assert not list(out.glob(".*tmp"))
+
+
+def test_failures_carry_example_and_repro(tmp_path):
+    result = run_pytest("-q", f"--report-dir={tmp_path}", "--device", "cpu", "--hypothesis-profile", "ci",
+                        "--inject-fault", "permute_copies", "--behaviour", "views.permute_shares", "-k", "float32")
+    assert result.returncode == 1
+    _, results = header_and_results(tmp_path / "results.jsonl")
+    (failure,) = results
+    assert failure["status"] == "failed" and "storage" in failure["error"]
+    assert "TensorSpec(" in failure["example"] and failure["blob"].startswith("@reproduce_failure(")
+    assert failure["repro"].startswith(f"pytest '{ONE}[cpu-float32]'")
+    assert failure["examples_to_failure"] >= 1
+    assert "pytest &#39;" in (tmp_path / "index.html").read_text()
+
+
+def write_results(path, records, header=None):
+    header = header or {"type": "environment", "source": "synthetic", "devices": ["cpu"], "end": "x"}
+    path.write_text("\n".join(json.dumps(r) for r in [header, *records]) + "\n")
+
+
+def test_hostile_content_renders_as_text(tmp_path):
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>" + "A" * 20000 + "\udcff"
+    write_results(tmp_path / "r.jsonl", [{
+        "type": "result", "nodeid": evil[:60], "behaviour": "views.permute_shares", "device": "cpu",
+        "dtype": "<b>float32</b>", "status": "failed", "error": evil, "example": evil, "repro": evil}])
+    html = render.render([render.load(tmp_path / "r.jsonl")])
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_merge_renders_one_page_with_a_column_group_per_source(tmp_path):
+    record = {"type": "result", "nodeid": "n", "behaviour": "views.permute_shares", "device": "cpu",
+              "dtype": "float32", "status": "passed"}
+    write_results(tmp_path / "a.jsonl", [record], {"type": "environment", "source": "cpu-box",
+                                                    "devices": ["cpu"], "end": "x"})
+    write_results(tmp_path / "b.jsonl", [{**record, "device": "cuda", "status": "failed"}],
+                  {"type": "environment", "source": "gpu-box", "devices": ["cpu", "cuda"], "end": "x"})
+    out = tmp_path / "merged" / "index.html"
+    done = subprocess.run([sys.executable, "-m", "reports.merge", str(tmp_path / "a.jsonl"),
+                           str(tmp_path / "b.jsonl"), "-o", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    html = out.read_text()
+    assert "cpu-box" in html and "gpu-box" in html and 'data-device="cuda"' in html
+
+
+@pytest.mark.parametrize("content, problem", [
+    ('{"type": "environment"}\n{"type": "result", "nodeid"', "line 2 is truncated"),
+    ("not json at all\n", "line 1 is not JSON"),
+    ('{"type": "result", "nodeid": "n", "status": "passed"}\n', "not an environment header"),
+    ("", "empty"),
+    ('{"type": "environment"}\n{"type": "result", "nodeid": "n", "status": "weird"}\n', "not a result record"),
+])
+def test_corrupt_results_are_a_one_line_error_and_nothing_is_written(tmp_path, content, problem):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(content)
+    good = tmp_path / "good.jsonl"
+    write_results(good, [])
+    out = tmp_path / "index.html"
+    out.write_text("previous report")
+    done = subprocess.run([sys.executable, "-m", "reports.merge", str(good), str(bad), "-o", str(out)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and problem in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+    assert out.read_text() == "previous report"
+
+
+def test_known_deviations_become_expected_failures_or_stale(tmp_path):
+    deviations = tmp_path / "dev.toml"
+    deviations.write_text('[[deviation]]\nbehaviour = "views.permute_shares"\ndtype = "float32"\n'
+                          'torch = ">=2.0"\nreason = "copies on this build"\n')
+    args = ("-q", "--device", "cpu", "--max-examples", "3", "--behaviour", "views.permute_shares",
+            "-k", "float32 or int64", f"--known-deviations={deviations}")
+    broken = run_pytest(*args, f"--report-dir={tmp_path / 'a'}", "--hypothesis-profile", "faults",
+                        "--inject-fault", "permute_copies")
+    _, results = header_and_results(tmp_path / "a" / "results.jsonl")
+    statuses = {r["dtype"]: r["status"] for r in results}
+    assert statuses == {"float32": "expected failure", "int64": "failed"}, broken.stdout[-2000:]
+    run_pytest(*args, f"--report-dir={tmp_path / 'b'}")
+    _, results = header_and_results(tmp_path / "b" / "results.jsonl")
+    stale = [r for r in results if r.get("stale_deviation")]
+    assert [r["dtype"] for r in stale] == ["float32"]
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("[[deviation]]\nreason = 'x'\n", "needs a non-empty 'behaviour'"),
+    ("[[deviation]]\nbehaviour = 'no.such'\nreason = 'x'\n", "unknown behaviour"),
+    ("[[deviation]]\nbehaviour = 'views.permute_shares'\nreason = 'x'\ntorch = 'soon'\n", "not a version"),
+    ("this is = = not toml", "not valid TOML"),
+])
+def test_malformed_deviations_file_is_a_usage_error(tmp_path, content, problem):
+    path = tmp_path / "dev.toml"
+    path.write_text(content)
+    result = run_pytest("--collect-only", "-q", f"--known-deviations={path}")
+    assert result.returncode == 4 and problem in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_report_dir_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_pytest("-q", f"--report-dir={blocker / 'sub'}", "--behaviour", "views.permute_shares")
+    assert result.returncode == 4 and "not writable" in result.stderr
