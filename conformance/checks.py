@@ -51,6 +51,9 @@ def changed_np(a: np.ndarray) -> np.ndarray:
 
 
 def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """NumPy's counterpart of `dtype`; bfloat16, which NumPy lacks, maps to float32 (exact)."""
+    if dtype == torch.bfloat16:
+        return np.dtype(np.float32)
     return np.dtype(str(dtype).removeprefix("torch."))
 
 
@@ -73,3 +76,11 @@ def array_byte_strides(a: np.ndarray) -> tuple[int | None, ...]:
 def _meaningful(shape, strides):
     empty = 0 in tuple(shape)
     return tuple(None if empty or n <= 1 else s for n, s in zip(shape, strides))
+
+
+def assert_close_to_reference(actual: torch.Tensor, reference: torch.Tensor, **kwargs) -> None:
+    """Compare a result with an exact (float64, CPU) reference at the tolerance of the
+    result's own dtype: the reference is rounded to that dtype first."""
+    from torch.testing import assert_close
+
+    assert_close(actual.cpu(), reference.to(actual.dtype), **kwargs)

@@ -15,7 +15,8 @@ _COMMON = dict(
     deadline=None,
     print_blob=True,
     # One test item is one (device, dtype) cell; Hypothesis sees the same function many times.
-    suppress_health_check=[HealthCheck.differing_executors, HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.differing_executors, HealthCheck.too_slow,
+                           HealthCheck.function_scoped_fixture],  # record_observation only appends
 )
 
 PROFILES = {

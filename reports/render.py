@@ -105,6 +105,7 @@ def build(sources: list[Source]) -> dict:
         for b in area.behaviours:
             rows, dtypes, failures = {}, set(), []
             features = Counter()
+            observed = defaultdict(set)
             examples = 0
             for index, r in by_behaviour.get(b.id, ()):
                 device = r.get("device") or "?"
@@ -112,6 +113,8 @@ def build(sources: list[Source]) -> dict:
                 dtypes.add(dtype)
                 rows.setdefault((index, device), defaultdict(Counter))[dtype][r["status"]] += 1
                 features.update(r.get("features") or {})
+                for what, value in (r.get("observations") or {}).items():
+                    observed[f"{what}: {value}"].add(f"{sources[index].label} {device}")
                 examples += r.get("examples") or 0
                 if r["status"] in BAD or r.get("stale_deviation"):
                     failures.append({"source": sources[index].label, **r})
@@ -140,7 +143,8 @@ def build(sources: list[Source]) -> dict:
                 "statuses": " ".join(sorted(k.replace(" ", "-") for k in statuses)),
                 "devices": " ".join(sorted({r["device"] for r in row_list})),
                 "failures": failures[:MAX_FAILURES_SHOWN], "more_failures": max(0, len(failures) - MAX_FAILURES_SHOWN),
-                "features": sorted(features.items()), "never": never, "examples": examples,
+                "features": sorted(features.items()),
+                "observed": [(k, ", ".join(sorted(v))) for k, v in sorted(observed.items())], "never": never, "examples": examples,
                 "text": f"{b.id} {b.statement}".lower(),
             })
         areas.append({"name": area.name, "title": area.title, "behaviours": behaviours})

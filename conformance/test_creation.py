@@ -1,0 +1,98 @@
+"""Creation: factory shapes and dtypes, random ranges, and what *_like / new_* inherit."""
+import math
+import warnings
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from strategies import DTYPE_GROUPS, specs
+from strategies.shapes import shapes
+
+
+def seeded(seed: int):
+    """Run torch's RNG from a drawn seed without disturbing the global state."""
+    fork = torch.random.fork_rng(devices=[])
+    fork.__enter__()
+    torch.default_generator.manual_seed(seed)
+    return fork
+
+
+@pytest.mark.behaviour("creation.factory_shapes_dtypes")
+@pytest.mark.dtypes("all")
+@given(shape=shapes())
+def test_factories_honour_shape_dtype_device(device, dtype, shape):
+    made = {name: getattr(torch, name)(shape, dtype=dtype, device=device) for name in ("empty", "zeros", "ones")}
+    if dtype.is_floating_point or dtype.is_complex:
+        made.update(rand=torch.rand(shape, dtype=dtype, device=device),
+                    randn=torch.randn(shape, dtype=dtype, device=device))
+    for name, t in made.items():
+        assert (tuple(t.shape), t.dtype, t.device.type) == (shape, dtype, torch.device(device).type), name
+    assert bool((made["zeros"] == 0).all()) and bool((made["ones"] == 1).all())
+
+
+@pytest.mark.behaviour("creation.rand_half_open")
+@pytest.mark.dtypes("floating")
+@given(seed=st.integers(0, 2**32 - 1))
+def test_rand_is_in_zero_one_half_open(device, dtype, seed):
+    generator = torch.Generator(device=device).manual_seed(seed)
+    t = torch.rand(4096, dtype=dtype, device=device, generator=generator)
+    assert bool((t >= 0).all()) and bool((t < 1).all()), f"max {t.max().item()}"
+
+
+@pytest.mark.behaviour("creation.like_inherits")
+@pytest.mark.dtypes("float_and_complex")
+@given(x=specs(), other=st.sampled_from(DTYPE_GROUPS["float_and_complex"]), size=shapes(max_dims=2))
+def test_like_and_new_inherit_unless_given(device, dtype, x, other, size):
+    t = x.build(dtype=dtype, device=device)
+    for made in (torch.zeros_like(t), torch.ones_like(t), torch.empty_like(t), torch.rand_like(t),
+                 torch.randn_like(t), torch.full_like(t, 2)):
+        assert (made.shape, made.dtype, made.device, made.layout) == (t.shape, dtype, t.device, t.layout)
+    for made in (t.new_ones(size), t.new_zeros(size), t.new_empty(size), t.new_full(size, 3)):
+        assert (tuple(made.shape), made.dtype, made.device) == (size, dtype, t.device)
+    assert torch.zeros_like(t, dtype=other).dtype == other and t.new_ones(size, dtype=other).dtype == other
+
+
+@pytest.mark.behaviour("creation.randn_like_integral_raises")
+@pytest.mark.dtypes("integral")
+@given(shape=shapes(min_side=1))  # an empty tensor never reaches the sampling kernel
+def test_randn_like_refuses_integral_dtypes(device, dtype, shape):
+    source = torch.zeros(shape, dtype=dtype, device=device)
+    with pytest.raises(RuntimeError):
+        torch.randn_like(source)
+    with pytest.raises(RuntimeError):
+        torch.randn_like(source.float(), dtype=dtype)
+
+
+@pytest.mark.behaviour("creation.randint_like_range")
+@pytest.mark.dtypes("real")
+@given(x=specs(), low=st.integers(0, 5), span=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
+def test_randint_like_is_in_low_high(device, dtype, x, low, span, seed):
+    t = x.build(dtype=dtype, device=device)
+    fork = seeded(seed)
+    try:
+        out = torch.randint_like(t, low, low + span)
+    finally:
+        fork.__exit__(None, None, None)
+    assert (out.shape, out.dtype) == (t.shape, dtype)
+    assert bool((out >= low).all()) and bool((out < low + span).all())
+
+
+@pytest.mark.behaviour("creation.size_is_tuple")
+@given(x=specs())
+def test_size_is_a_tuple_and_numel_its_product(device, x):
+    t = x.build(dtype=torch.float32, device=device)
+    assert isinstance(t.size(), torch.Size) and isinstance(t.size(), tuple)
+    assert t.size() == t.shape == x.shape
+    assert t.numel() == math.prod(t.size()) == torch.numel(t)
+
+
+@pytest.mark.behaviour("creation.tensor_two_ints_raises")
+@given(a=st.integers(0, 6), b=st.integers(0, 6))
+def test_tensor_of_two_ints_raises(device, a, b):
+    with pytest.raises(TypeError):
+        torch.tensor(a, b, device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.empty(a, b, device=device).shape == (a, b)

@@ -1,0 +1,64 @@
+"""Indexing: assignment through index lists and slices, masks, copies, negative steps."""
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.checks import assert_own_storage
+from strategies import specs
+from strategies.shapes import shapes
+from strategies.tensors import WRITABLE_LAYOUTS
+
+
+@pytest.mark.behaviour("indexing.list_index_assignment")
+@pytest.mark.dtypes("representative")
+@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1, min_side=1)), data=st.data())
+def test_assignment_through_index_lists_and_slices(device, dtype, x, data):
+    n = x.shape[0]
+    source = data.draw(specs(shapes=st.just(x.shape)), label="source").build(dtype=dtype, device=device)
+    if data.draw(st.booleans(), label="use_slice"):
+        start = data.draw(st.integers(-n, n), label="start")
+        index, rows = slice(start, None), list(range(n))[start:]
+    else:
+        rows = sorted(data.draw(st.sets(st.integers(0, n - 1)), label="rows"))
+        index = rows
+    t = x.build(dtype=dtype, device=device)
+    before = t.clone()
+    t[index] = source[index]
+    for r in range(n):
+        assert torch.equal(t[r], source[r] if r in rows else before[r]), f"row {r}"
+
+
+@pytest.mark.behaviour("indexing.mask_from_index_assignment")
+@given(n=st.integers(1, 12), data=st.data())
+def test_index_assignment_builds_a_mask(device, n, data):
+    idx = data.draw(st.lists(st.integers(0, n - 1), max_size=n), label="idx")
+    mask = torch.zeros(n, device=device)
+    mask[torch.tensor(idx, dtype=torch.long, device=device)] = 1
+    mask = mask.bool()
+    assert mask.tolist() == [i in idx for i in range(n)]
+
+
+@pytest.mark.behaviour("indexing.advanced_indexing_copies")
+@pytest.mark.dtypes("representative")
+@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1, min_side=1)), data=st.data())
+def test_advanced_indexing_returns_a_copy(device, dtype, x, data):
+    t = x.build(dtype=dtype, device=device)
+    rows = data.draw(st.lists(st.integers(0, x.shape[0] - 1), min_size=1), label="rows")
+    kind = data.draw(st.sampled_from(["list", "tensor", "mask"]), label="kind")
+    index = {"list": rows, "tensor": torch.tensor(rows, device=device),
+             "mask": torch.zeros(x.shape[0], dtype=torch.bool, device=device).index_fill_(
+                 0, torch.tensor(rows, device=device), True)}[kind]
+    picked = t[index]
+    assert_own_storage(picked, t, f"t[{kind}]")
+    snapshot = picked.clone()
+    t.copy_(~t if dtype == torch.bool else t + 1)
+    assert torch.equal(picked, snapshot), "a write to the source showed in the indexed result"
+
+
+@pytest.mark.behaviour("indexing.negative_step_raises")
+@given(x=specs(shapes=shapes(min_dims=1)), step=st.integers(-3, -1))
+def test_negative_slice_step_raises(device, x, step):
+    t = x.build(dtype=torch.float32, device=device)
+    with pytest.raises(ValueError):
+        t[::step]

@@ -1,0 +1,136 @@
+"""Joining: stack adds a dimension, cat extends one; torch.tensor of tensors flattens."""
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from strategies import DTYPE_GROUPS, specs
+from strategies.shapes import shapes
+
+
+@st.composite
+def same_shape_specs(draw, *, min_count=1, max_count=4, shape=None):
+    shape = shape if shape is not None else draw(shapes(max_dims=3))
+    count = draw(st.integers(min_count, max_count))
+    return [draw(specs(shapes=st.just(shape)), label=f"tensor{i}") for i in range(count)]
+
+
+@pytest.mark.behaviour("joining.stack_new_dim")
+@pytest.mark.dtypes("representative")
+@given(parts=same_shape_specs(), data=st.data())
+def test_stack_joins_along_a_new_dim(device, dtype, parts, data):
+    ndim = parts[0].ndim
+    dim = data.draw(st.integers(-(ndim + 1), ndim), label="dim")
+    tensors = [p.build(dtype=dtype, device=device) for p in parts]
+    out = torch.stack(tensors, dim)
+    expected_shape = list(parts[0].shape)
+    expected_shape.insert(dim % (ndim + 1), len(tensors))
+    assert list(out.shape) == expected_shape
+    for i, t in enumerate(tensors):
+        assert torch.equal(out.select(dim, i), t)
+
+
+@pytest.mark.behaviour("joining.stack_unequal_raises")
+@given(a=shapes(max_dims=3), b=shapes(max_dims=3))
+def test_stack_of_unequal_shapes_raises(device, a, b):
+    if a == b:
+        b = b + (2,)
+    with pytest.raises(RuntimeError):
+        torch.stack([torch.zeros(a, device=device), torch.zeros(b, device=device)])
+
+
+@pytest.mark.behaviour("joining.stack_zero_dim")
+@pytest.mark.dtypes("representative")
+@given(parts=same_shape_specs(shape=()))
+def test_stack_of_scalars_is_1d(device, dtype, parts):
+    tensors = [p.build(dtype=dtype, device=device) for p in parts]
+    out = torch.stack(tensors)
+    assert out.shape == (len(tensors),)
+    assert out.tolist() == [t.item() for t in tensors]
+
+
+@st.composite
+def cat_inputs(draw):
+    """Specs that agree in every dimension except `dim`."""
+    base = list(draw(shapes(min_dims=1, max_dims=3)))
+    dim = draw(st.integers(-len(base), len(base) - 1))
+    parts = []
+    for i in range(draw(st.integers(1, 4))):
+        shape = list(base)
+        shape[dim] = draw(st.integers(0, 4))
+        parts.append(draw(specs(shapes=st.just(tuple(shape))), label=f"tensor{i}"))
+    return parts, dim
+
+
+@pytest.mark.behaviour("joining.cat_existing_dim")
+@pytest.mark.dtypes("representative")
+@given(case=cat_inputs(), data=st.data())
+def test_cat_joins_along_an_existing_dim(device, dtype, case, data):
+    parts, dim = case
+    tensors = [p.build(dtype=dtype, device=device) for p in parts]
+    out = torch.cat(tensors, dim)
+    assert out.shape[dim] == sum(t.shape[dim] for t in tensors)
+    start = 0
+    for t in tensors:
+        assert torch.equal(out.narrow(dim, start, t.shape[dim]), t)
+        start += t.shape[dim]
+    other = data.draw(st.integers(0, parts[0].ndim - 1).filter(lambda d: d != dim % parts[0].ndim)
+                      | st.nothing(), label="mismatched_dim") if parts[0].ndim > 1 else None
+    if other is not None:
+        shape = list(tensors[0].shape)
+        shape[other] += 1
+        with pytest.raises(RuntimeError):
+            torch.cat([tensors[0], torch.zeros(shape, dtype=dtype, device=device)], dim)
+
+
+@pytest.mark.behaviour("joining.cat_zero_dim_raises")
+@given(count=st.integers(1, 4))
+def test_cat_of_scalars_raises(device, count):
+    with pytest.raises(RuntimeError, match="zero-dimensional tensor"):
+        torch.cat([torch.tensor(float(i), device=device) for i in range(count)])
+
+
+@pytest.mark.behaviour("joining.cat_empty_1d_joins_anything")
+@pytest.mark.dtypes("float32")
+@given(x=specs(shapes=shapes(min_dims=1)), data=st.data())
+def test_cat_skips_a_1d_empty_tensor(device, dtype, x, data):
+    t = x.build(dtype=dtype, device=device)
+    empty = torch.empty(0, dtype=dtype, device=device)
+    before = data.draw(st.booleans(), label="empty_first")
+    dim = data.draw(st.integers(0, x.ndim - 1), label="dim")
+    out = torch.cat([empty, t] if before else [t, empty], dim)
+    assert torch.equal(out, t)
+
+
+@pytest.mark.behaviour("joining.cat_inverts_split")
+@pytest.mark.dtypes("representative")
+@given(x=specs(shapes=shapes(min_dims=1)), data=st.data())
+def test_cat_undoes_split_and_chunk(device, dtype, x, data):
+    t = x.build(dtype=dtype, device=device)
+    dim = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim")
+    size = data.draw(st.integers(1, 6), label="split_size")
+    chunks = data.draw(st.integers(1, 6), label="chunks")
+    assert torch.equal(torch.cat(torch.split(t, size, dim), dim), t)
+    assert torch.equal(torch.cat(torch.chunk(t, chunks, dim), dim), t)
+
+
+@pytest.mark.behaviour("joining.cat_promotes")
+@given(a=specs(shapes=st.just((2, 3))), b=specs(shapes=st.just((1, 3))),
+       dtypes=st.tuples(st.sampled_from(DTYPE_GROUPS["all"]), st.sampled_from(DTYPE_GROUPS["all"])))
+def test_cat_promotes_dtypes(device, a, b, dtypes):
+    x, y = a.build(dtype=dtypes[0], device=device), b.build(dtype=dtypes[1], device=device)
+    out = torch.cat([x, y])
+    expected = torch.promote_types(*dtypes)
+    assert out.dtype == expected
+    assert torch.equal(out, torch.cat([x.to(expected), y.to(expected)]))
+
+
+@pytest.mark.behaviour("joining.tensor_of_tensors")
+@pytest.mark.device_types("cpu")
+@given(values=st.lists(st.integers(-100, 100), max_size=5))
+def test_tensor_of_scalar_tensors_is_1d(device, values):
+    scalars = torch.tensor([torch.tensor(v) for v in values]) if values else torch.tensor([])
+    assert scalars.shape == (len(values),) and scalars.tolist() == values
+    if values:
+        singles = torch.tensor([torch.tensor([v]) for v in values])
+        assert singles.shape == (len(values),) and singles.tolist() == values

@@ -1,0 +1,78 @@
+"""Shape operations: view(-1, k), (un)squeeze, repeat and repeat_interleave."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.checks import independent_array
+from strategies import specs
+from strategies.shapes import shapes
+
+
+@pytest.mark.behaviour("shape_ops.view_minus_one_k")
+@pytest.mark.dtypes("float32")
+@given(rows=st.integers(0, 6), k=st.integers(1, 6), data=st.data())
+def test_view_minus_one_k(device, dtype, rows, k, data):
+    x = data.draw(specs(shapes=st.just((rows * k,)), layouts=("contiguous",)), label="x")
+    assert x.build(dtype=dtype, device=device).view(-1, k).shape == (rows, k)
+    if rows == 2 and k == 8:  # the note's 4x4 example
+        assert torch.zeros(4, 4, device=device).view(-1, 8).shape == (2, 8)
+
+
+@pytest.mark.behaviour("shape_ops.unsqueeze")
+@pytest.mark.dtypes("float32")
+@given(x=specs(), data=st.data())
+def test_unsqueeze_inserts_a_size_one_dim(device, dtype, x, data):
+    d = data.draw(st.integers(-(x.ndim + 1), x.ndim), label="dim")
+    t = x.build(dtype=dtype, device=device)
+    out = t.unsqueeze(d)
+    expected = list(x.shape)
+    expected.insert(d if d >= 0 else d + x.ndim + 1, 1)
+    assert list(out.shape) == expected
+    assert torch.equal(out.reshape(x.shape), t)
+
+
+@pytest.mark.behaviour("shape_ops.squeeze_all")
+@pytest.mark.dtypes("float32")
+@given(x=specs(shapes=shapes(max_side=2, max_dims=5)))
+def test_squeeze_removes_every_size_one_dim(device, dtype, x):
+    t = x.build(dtype=dtype, device=device)
+    out = t.squeeze()
+    assert out.shape == tuple(s for s in x.shape if s != 1)
+    assert torch.equal(out.flatten(), t.flatten())
+
+
+@pytest.mark.behaviour("shape_ops.squeeze_dim")
+@pytest.mark.dtypes("float32")
+@given(x=specs(shapes=shapes(max_side=2, max_dims=5)), data=st.data())
+def test_squeeze_dim_removes_only_that_size_one_dim(device, dtype, x, data):
+    d = data.draw(st.integers(-max(x.ndim, 1), max(x.ndim, 1) - 1), label="dim")
+    t = x.build(dtype=dtype, device=device)
+    expected = list(x.shape)
+    if x.ndim and expected[d] == 1:
+        del expected[d]
+    assert list(t.squeeze(d).shape) == expected
+
+
+@pytest.mark.behaviour("shape_ops.repeat_tiles")
+@pytest.mark.dtypes("representative")
+@given(x=specs(shapes=shapes(max_dims=3, max_side=3)), data=st.data())
+def test_repeat_tiles_like_numpy_tile(device, dtype, x, data):
+    reps = data.draw(st.lists(st.integers(0, 3), min_size=x.ndim, max_size=x.ndim + 2), label="sizes")
+    t = x.build(dtype=dtype, device=device)
+    out = t.repeat(*reps) if reps else t.repeat(())
+    expected = np.tile(independent_array(t.cpu()), reps)
+    assert tuple(out.shape) == expected.shape
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+
+
+@pytest.mark.behaviour("shape_ops.repeat_interleave")
+@pytest.mark.dtypes("representative")
+@given(x=specs(shapes=shapes(min_dims=1, max_dims=3, max_side=3)), data=st.data())
+def test_repeat_interleave_repeats_in_place(device, dtype, x, data):
+    dim = data.draw(st.integers(0, x.ndim - 1), label="dim")
+    r = data.draw(st.integers(0, 3), label="repeats")
+    t = x.build(dtype=dtype, device=device)
+    out = t.repeat_interleave(r, dim)
+    np.testing.assert_array_equal(independent_array(out.cpu()), np.repeat(independent_array(t.cpu()), r, axis=dim))
