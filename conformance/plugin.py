@@ -186,7 +186,13 @@ def pytest_generate_tests(metafunc):
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: a `dtype` argument and "
                                 "@pytest.mark.dtypes(group) go together")
     params = []
-    for name, unavailable in config.stash[DEVICES]:
+    devices = list(config.stash[DEVICES])
+    # A second device for CPU-only machines, where it means something (moves, leaf status).
+    if metafunc.definition.get_closest_marker("meta_too") and "meta" not in [n for n, _ in devices] \
+            and config.getoption("device") is None:
+        devices.append(("meta", None))
+    two_gpus = metafunc.definition.get_closest_marker("needs_two_cuda")
+    for name, unavailable in devices:
         kind = torch.device(name).type
         marks = []
         if unavailable:
@@ -194,6 +200,10 @@ def pytest_generate_tests(metafunc):
         elif concerned and kind not in concerned.args:
             marks.append(pytest.mark.skip(
                 reason=f"not applicable: the behaviour concerns {'/'.join(concerned.args)} tensors"))
+        elif two_gpus and (kind != "cuda" or torch.cuda.device_count() < 2):
+            marks.append(pytest.mark.skip(reason=f"needs two CUDA devices; this machine has "
+                                                 f"{torch.cuda.device_count()}" if kind == "cuda"
+                                          else "not applicable: the behaviour concerns two CUDA devices"))
         if not wants_dtype:
             params.append(pytest.param(name, id=name, marks=marks))
             continue

@@ -1,0 +1,284 @@
+"""Autograd: who is a leaf, what .to records, how gradients flow, accumulate and get hooked."""
+import warnings
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch.testing import assert_close
+
+from conformance.checks import assert_own_storage, assert_same_storage
+from strategies import DTYPE_GROUPS, specs
+from strategies.shapes import shapes
+
+FLOATS = DTYPE_GROUPS["float32_64"]
+
+
+@pytest.mark.behaviour("autograd.default_no_grad")
+@pytest.mark.dtypes("all")
+@given(shape=shapes())
+def test_created_tensors_do_not_require_grad(device, dtype, shape):
+    for t in (torch.zeros(shape, dtype=dtype, device=device), torch.ones(shape, dtype=dtype, device=device),
+              torch.empty(shape, dtype=dtype, device=device), torch.tensor(0, dtype=dtype, device=device)):
+        assert t.requires_grad is False
+
+
+@pytest.mark.behaviour("autograd.requires_grad_default_on")
+@pytest.mark.dtypes("float_and_complex")
+@given(x=specs())
+def test_requires_grad_underscore_defaults_to_true(device, dtype, x):
+    t = x.build(dtype=dtype, device=device)
+    assert t.requires_grad_() is t and t.requires_grad is True
+    assert t.requires_grad_(False).requires_grad is False
+
+
+@pytest.mark.behaviour("autograd.created_are_leaves")
+@pytest.mark.dtypes("float32")
+@given(x=specs(), requires_grad=st.booleans())
+def test_user_created_tensors_are_leaves(device, dtype, x, requires_grad):
+    t = x.build(dtype=dtype, device=device, requires_grad=requires_grad)
+    assert t.is_leaf and t.grad_fn is None
+    made = torch.zeros(x.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+    assert made.is_leaf and made.grad_fn is None
+
+
+@pytest.mark.behaviour("autograd.ops_make_non_leaves")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs(), op=st.sampled_from(["add", "mul", "exp", "sum", "view", "getitem"]))
+def test_operations_make_non_leaves_that_require_grad(device, dtype, x, op):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    out = {"add": lambda: t + 2, "mul": lambda: t * t, "exp": lambda: t.exp(), "sum": lambda: t.sum(),
+           "view": lambda: t.reshape(-1), "getitem": lambda: t[...]}[op]()
+    assert out.requires_grad and not out.is_leaf and out.grad_fn is not None
+    assert (t.detach() + 2).requires_grad is False
+
+
+@pytest.mark.behaviour("autograd.to_makes_non_leaf")
+@pytest.mark.dtypes("float32")
+@pytest.mark.meta_too
+@given(shape=shapes(), other=st.sampled_from([torch.float64, torch.float16]))
+def test_to_of_a_leaf_records_a_copy(device, dtype, shape, other):
+    leaf = torch.zeros(shape, dtype=dtype, requires_grad=True)
+    moved = leaf.to(other)  # a dtype change is a recorded copy on every device
+    assert not moved.is_leaf and moved.grad_fn is not None and moved.requires_grad
+    if torch.device(device).type != "cpu":
+        across = leaf.to(device)
+        assert not across.is_leaf and across.grad_fn is not None
+    fixed = leaf.detach().to(device).requires_grad_()
+    assert fixed.is_leaf and fixed.grad_fn is None
+    direct = torch.zeros(shape, dtype=dtype, device=device, requires_grad=True)
+    assert direct.is_leaf
+
+
+@pytest.mark.behaviour("autograd.to_returns_self")
+@pytest.mark.dtypes("float32_64")
+@pytest.mark.meta_too
+@given(x=specs(), requires_grad=st.booleans())
+def test_to_returns_self_when_nothing_changes(device, dtype, x, requires_grad):
+    t = x.build(dtype=dtype, device=device, requires_grad=requires_grad)
+    assert t.to(dtype) is t and t.to(device) is t and t.to(t.device, dtype) is t
+    assert t.is_leaf
+    copied = t.to(dtype, copy=True)
+    assert copied is not t
+    assert_own_storage(copied, t, ".to(copy=True)")
+
+
+@pytest.mark.behaviour("autograd.to_not_in_place")
+@pytest.mark.dtypes("float32")
+@pytest.mark.meta_too
+@given(x=specs(), other=st.sampled_from(DTYPE_GROUPS["all"]))
+def test_to_leaves_its_input_alone(device, dtype, x, other):
+    t = x.build(dtype=dtype, device="cpu")
+    before = t.clone()
+    out = t.to(device, other)
+    assert (t.dtype, t.device.type) == (dtype, "cpu") and torch.equal(t, before)
+    assert (out.dtype, out.device.type) == (other, torch.device(device).type)
+
+
+@pytest.mark.behaviour("autograd.to_integral_drops_grad")
+@pytest.mark.dtypes("float32_64")
+@pytest.mark.meta_too
+@given(x=specs(), target=st.sampled_from(DTYPE_GROUPS["integral"] + DTYPE_GROUPS["bool"]))
+def test_integral_conversion_does_not_require_grad(device, dtype, x, target):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    assert t.to(target).requires_grad is False
+
+
+def function_of(x):
+    return (3 * (x + 2) ** 2).sin().sum() / max(x.numel(), 1)
+
+
+@pytest.mark.behaviour("autograd.backward_scalar_default")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs())
+def test_scalar_backward_defaults_to_one(device, dtype, x):
+    a = x.build(dtype=dtype, device=device, requires_grad=True)
+    b = x.build(dtype=dtype, device=device, requires_grad=True)
+    function_of(a).backward()
+    function_of(b).backward(torch.tensor(1.0, dtype=dtype, device=device))
+    assert_close(a.grad, b.grad)
+
+
+@pytest.mark.behaviour("autograd.backward_nonscalar_raises")
+@pytest.mark.dtypes("float32")
+@given(x=specs(shapes=shapes(min_dims=1, min_side=2)))
+def test_nonscalar_backward_needs_a_gradient(device, dtype, x):
+    y = x.build(dtype=dtype, device=device, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="only for scalar outputs"):
+        y.backward()
+
+
+@pytest.mark.behaviour("autograd.vector_jacobian_product")
+@pytest.mark.dtypes("float32_64")
+@given(m=st.integers(1, 4), n=st.integers(1, 4), data=st.data())
+def test_backward_with_v_gives_j_transpose_v(device, dtype, m, n, data):
+    A = data.draw(specs(shapes=st.just((m, n))), label="A").build(dtype=dtype, device=device)
+    v = data.draw(specs(shapes=st.just((m,))), label="v").build(dtype=dtype, device=device)
+    x = data.draw(specs(shapes=st.just((n,))), label="x").build(dtype=dtype, device=device, requires_grad=True)
+    y = A @ x.sin()  # J = A diag(cos x)
+    y.backward(v)
+    assert_close(x.grad, x.detach().cos() * (A.T @ v))
+
+
+@pytest.mark.behaviour("autograd.worked_example")
+def test_the_notes_worked_gradient(device):
+    x = torch.ones(2, 2, device=device, requires_grad=True)
+    out = (3 * (x + 2) * (x + 2)).mean()
+    out.backward()
+    assert_close(x.grad.cpu(), torch.full((2, 2), 4.5))
+
+
+@pytest.mark.behaviour("autograd.grad_accumulates")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs(), times=st.integers(2, 4))
+def test_gradients_accumulate_until_zeroed(device, dtype, x, times):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    function_of(t).backward()
+    once = t.grad.clone()
+    for _ in range(times - 1):
+        function_of(t).backward()
+    assert_close(t.grad, once * times)
+    t.grad.zero_()
+    function_of(t).backward()
+    assert_close(t.grad, once)
+
+
+@pytest.mark.behaviour("autograd.grad_none_before_backward")
+@pytest.mark.dtypes("float32")
+@given(x=specs())
+def test_grad_is_none_before_backward(device, dtype, x):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    assert t.grad is None
+    with pytest.raises(AttributeError):
+        t.grad.zero_()
+
+
+@pytest.mark.behaviour("autograd.retain_graph")
+@pytest.mark.dtypes("float32")
+@given(x=specs())
+def test_second_backward_needs_retain_graph(device, dtype, x):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    out = (t.exp() * t).sum()
+    out.backward()
+    with pytest.raises(RuntimeError, match="second time|already been freed"):
+        out.backward()
+    kept = (t.exp() * t).sum()
+    kept.backward(retain_graph=True)
+    kept.backward()
+
+
+@pytest.mark.behaviour("autograd.non_leaf_grad_none")
+@pytest.mark.dtypes("float32")
+@given(x=specs())
+def test_non_leaf_grad_needs_retain_grad(device, dtype, x):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    hidden, kept = t * 2, t * 3
+    kept.retain_grad()
+    (hidden.sum() + kept.sum()).backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # accessing a non-leaf's .grad warns
+        assert hidden.grad is None
+    assert_close(kept.grad, torch.ones_like(kept))
+
+
+@pytest.mark.behaviour("autograd.detach_shares")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs())
+def test_detach_shares_storage(device, dtype, x):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    d = t.detach()
+    assert d.requires_grad is False and d.is_leaf
+    assert_same_storage(d, t, "detach()")
+    if x.numel and x.layout != "expanded":
+        with torch.no_grad():
+            t.add_(1)
+        assert torch.equal(d, t.detach())
+
+
+@pytest.mark.behaviour("autograd.no_grad_modes")
+@pytest.mark.dtypes("float32")
+@given(x=specs(), mode=st.sampled_from(["no_grad", "set_grad_enabled", "inference_mode"]))
+def test_grad_free_modes_give_results_without_grad(device, dtype, x, mode):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    ctx = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
+           "set_grad_enabled": lambda: torch.set_grad_enabled(False)}[mode]
+    with ctx():
+        out = (t * 2).sum()
+    assert out.requires_grad is False and out.grad_fn is None
+
+
+@pytest.mark.behaviour("autograd.tensor_of_tensor_copies")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs())
+def test_torch_tensor_of_a_tensor_is_a_detached_clone(device, dtype, x):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    with pytest.warns(UserWarning, match="clone"):
+        copied = torch.tensor(t)
+    assert copied.is_leaf and not copied.requires_grad
+    assert_own_storage(copied, t, "torch.tensor(t)")
+    assert torch.equal(copied, t.detach().clone())
+    cloned = t.clone()
+    assert cloned.requires_grad and cloned.grad_fn is not None
+
+
+@pytest.mark.behaviour("autograd.manual_update")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs(layouts=("contiguous",)), lr=st.floats(0.01, 1.0))
+def test_in_place_updates_keep_the_leaf(device, dtype, x, lr):
+    w = x.build(dtype=dtype, device=device, requires_grad=True)
+    function_of(w).backward()
+    grad, before = w.grad.clone(), w.detach().clone()
+    with torch.no_grad():
+        w.sub_(w.grad * lr)
+    assert w.is_leaf and torch.equal(w.grad, grad)
+    assert_close(w.detach(), before - lr * grad)
+    rebound = w - lr * w.grad
+    assert not rebound.is_leaf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert rebound.grad is None
+
+
+@pytest.mark.behaviour("autograd.hooks_receive_grad")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs(), scale=st.floats(-3, 3))
+def test_hooks_see_and_replace_the_gradient(device, dtype, x, scale):
+    seen = []
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    t.register_hook(lambda g: seen.append(g.clone()) or g * scale)
+    (t * t).sum().backward()
+    assert len(seen) == 1
+    assert_close(seen[0], 2 * t.detach())
+    assert_close(t.grad, 2 * t.detach() * scale)
+
+
+@pytest.mark.behaviour("autograd.hook_closure_late_binding")
+@given(layers=st.integers(2, 4))
+def test_hooks_in_a_loop_see_the_last_name(device, layers):
+    model = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(layers)]).to(device)
+    logged = []
+    for name, param in model.named_parameters():
+        param.register_hook(lambda grad: logged.append(name))  # the note's loop
+    model(torch.ones(1, 2, device=device)).sum().backward()
+    last = list(dict(model.named_parameters()))[-1]
+    assert len(logged) == 2 * layers and set(logged) == {last}

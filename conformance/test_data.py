@@ -1,0 +1,106 @@
+"""Data loading: default collate of tuples and dicts, batch counts, iterable datasets, splits."""
+import math
+import warnings
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch.utils.data import DataLoader, Dataset, IterableDataset, random_split
+
+pytestmark = pytest.mark.device_types("cpu")  # the loader's semantics do not depend on a device
+
+
+class Indexed(Dataset):
+    """Returns (value, target, index) or a dict, like the note's datasets."""
+
+    def __init__(self, n, as_dict=False):
+        self.data, self.as_dict = torch.arange(n) * 10, as_dict
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        if self.as_dict:
+            return {"idx": i, "data": self.data[i]}
+        return self.data[i], float(i) / 2, i
+
+
+class Counting(IterableDataset):
+    def __init__(self, n):
+        self.n, self.epochs = n, 0
+
+    def __iter__(self):
+        self.epochs += 1
+        return iter(range(self.n))
+
+
+@pytest.mark.behaviour("data.collate_tuples")
+@given(n=st.integers(1, 12), batch=st.integers(1, 5))
+def test_default_collate_of_tuples(device, n, batch):
+    for values, targets, index in DataLoader(Indexed(n), batch_size=batch):
+        assert torch.equal(values, index * 10) and torch.equal(targets, index.double() / 2)
+        assert targets.dtype == torch.float64 and index.dtype == torch.int64
+
+
+@pytest.mark.behaviour("data.collate_dicts")
+@given(n=st.integers(1, 12), batch=st.integers(1, 5))
+def test_default_collate_of_dicts(device, n, batch):
+    for item in DataLoader(Indexed(n, as_dict=True), batch_size=batch):
+        assert isinstance(item, dict) and set(item) == {"idx", "data"}
+        assert torch.equal(item["data"], item["idx"] * 10)
+
+
+@pytest.mark.behaviour("data.last_batch_smaller")
+@given(n=st.integers(0, 20), batch=st.integers(1, 6), drop_last=st.booleans())
+def test_batch_count_and_last_batch(device, n, batch, drop_last):
+    sizes = [len(b[0]) for b in DataLoader(Indexed(n), batch_size=batch, drop_last=drop_last)]
+    assert len(sizes) == (n // batch if drop_last else math.ceil(n / batch))
+    assert all(s == batch for s in sizes[:-1])
+    if sizes:
+        assert sizes[-1] == (batch if drop_last or n % batch == 0 else n % batch)
+
+
+@pytest.mark.behaviour("data.iterable_dataset_epochs")
+@given(n=st.integers(0, 10), epochs=st.integers(1, 3), batch=st.integers(1, 4))
+def test_iterable_dataset_iter_runs_once_per_epoch(device, n, epochs, batch):
+    dataset = Counting(n)
+    loader = DataLoader(dataset, batch_size=batch)
+    for _ in range(epochs):
+        assert torch.cat(list(loader)).tolist() == list(range(n)) if n else list(loader) == []
+    assert dataset.epochs == epochs
+    with pytest.raises(ValueError):
+        DataLoader(dataset, shuffle=True)
+
+
+@pytest.mark.behaviour("data.random_split_sizes")
+@given(n=st.integers(0, 30), cuts=st.lists(st.integers(0, 10), min_size=1, max_size=4),
+       fractions=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_random_split_parts_partition_the_dataset(device, n, cuts, fractions, seed):
+    if fractions:
+        total = sum(cuts) or 1
+        lengths = [c / total for c in cuts] if sum(cuts) else [1.0] + [0.0] * (len(cuts) - 1)
+    else:
+        lengths = list(cuts[:-1]) + [max(n - sum(cuts[:-1]), 0)]
+        # integer lengths that sum to 1 read as fractions (documented), so they never raise
+        if sum(lengths) not in (n, 1):
+            with pytest.raises(ValueError):
+                random_split(range(n), lengths)
+            return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zero-length parts warn
+        parts = random_split(range(n), lengths, generator=torch.Generator().manual_seed(seed))
+    indices = [i for part in parts for i in part.indices]
+    assert len(parts) == len(lengths) and sum(len(p) for p in parts) == n
+    assert sorted(indices) == list(range(n))
+
+
+@pytest.mark.behaviour("data.dataset_returns_index")
+@given(n=st.integers(1, 12), batch=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
+def test_returned_index_names_the_samples(device, n, batch, seed):
+    seen = []
+    loader = DataLoader(Indexed(n), batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    for values, _, index in loader:
+        assert torch.equal(values, index * 10)
+        seen += index.tolist()
+    assert sorted(seen) == list(range(n))

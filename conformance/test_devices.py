@@ -1,0 +1,112 @@
+"""Device moves: .to forms, get_device, cuda vs cuda:0, mixed devices, module moves."""
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from strategies import DTYPE_GROUPS, specs
+
+
+@pytest.mark.behaviour("devices.to_device_and_dtype")
+@pytest.mark.dtypes("float32")
+@pytest.mark.meta_too
+@given(x=specs(), other=st.sampled_from(DTYPE_GROUPS["all"]))
+def test_to_changes_device_and_dtype_together(device, dtype, x, other):
+    t = x.build(dtype=dtype, device="cpu")
+    out = t.to(device, other)
+    assert (out.device.type, out.dtype, out.shape) == (torch.device(device).type, other, t.shape)
+    if out.device.type != "meta":
+        assert torch.equal(out.cpu(), t.to(other))
+
+
+@pytest.mark.behaviour("devices.to_forms_agree")
+@pytest.mark.dtypes("float32")
+@pytest.mark.meta_too
+@given(x=specs())
+def test_to_string_device_object_and_cuda_agree(device, dtype, x):
+    t = x.build(dtype=dtype, device="cpu")
+    forms = [t.to(device), t.to(torch.device(device))]
+    if torch.device(device).type == "cuda":
+        index = torch.device(device).index
+        forms += [t.cuda(index), t.to("cuda" if index is None else f"cuda:{index}")]
+    assert len({f.device for f in forms}) == 1 and forms[0].device.type == torch.device(device).type
+    if forms[0].device.type != "meta":
+        assert all(torch.equal(f.cpu(), t) for f in forms)
+
+
+@pytest.mark.behaviour("devices.get_device")
+@pytest.mark.device_types("cpu", "cuda")
+def test_get_device_is_minus_one_on_cpu_else_the_index(device):
+    t = torch.zeros(2, device=device)
+    expected = -1 if t.device.type == "cpu" else t.device.index
+    assert t.get_device() == expected
+    if t.device.type == "cuda":
+        assert expected == (torch.device(device).index if torch.device(device).index is not None
+                            else torch.cuda.current_device())
+
+
+@pytest.mark.behaviour("devices.cuda_device_objects_differ")
+@pytest.mark.device_types("cpu")  # a property of torch.device itself: no GPU needed, checked once
+def test_cuda_and_cuda0_device_objects_differ(device):
+    assert torch.device("cuda") != torch.device("cuda:0")
+    assert torch.device("cuda").index is None and torch.device("cuda:0").index == 0
+    assert torch.device("cuda:0") == torch.device("cuda", 0)
+
+
+@pytest.mark.behaviour("devices.cuda_current_index")
+@pytest.mark.device_types("cuda")
+def test_cuda_tensor_reports_the_current_index(device):
+    t = torch.zeros(1, device="cuda")
+    assert t.device == torch.device("cuda", torch.cuda.current_device())
+    assert t.device != torch.device("cuda")
+
+
+@pytest.mark.behaviour("devices.mixed_devices_raise")
+@pytest.mark.device_types("cuda", "mps", "meta", "xpu")
+@pytest.mark.meta_too
+@given(x=specs(), scalar=st.floats(-5, 5))
+def test_mixing_devices_raises_except_for_cpu_scalars(device, x, scalar):
+    on_device = x.build(dtype=torch.float32, device=device)
+    on_cpu = torch.ones(x.shape + (1,) if x.ndim == 0 else x.shape)
+    with pytest.raises(RuntimeError):
+        on_device + on_cpu
+    out = on_device * torch.tensor(scalar)  # a 0-d CPU tensor is allowed
+    assert out.device == on_device.device
+
+
+@pytest.mark.behaviour("devices.cuda_device_context")
+@pytest.mark.device_types("cuda")
+def test_cuda_device_is_a_context_manager(device):
+    before = torch.cuda.current_device()
+    target = torch.cuda.device_count() - 1
+    with torch.cuda.device(target):
+        assert torch.cuda.current_device() == target
+        assert torch.zeros(1, device="cuda").device.index == target
+    assert torch.cuda.current_device() == before
+
+
+@pytest.mark.behaviour("devices.module_moves_in_place")
+@pytest.mark.meta_too
+@given(width=st.integers(1, 4))
+def test_module_moves_in_place_and_tensor_cpu_copies(device, width):
+    model = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.Linear(width, 1))
+    assert model.to(device) is model
+    assert {p.device.type for p in model.parameters()} == {torch.device(device).type}
+    if torch.device(device).type not in ("cpu", "meta"):
+        assert model.cpu() is model and {p.device.type for p in model.parameters()} == {"cpu"}
+        t = torch.ones(width, device=device)
+        assert t.cpu() is not t and t.device.type != "cpu"
+    t = torch.ones(width)
+    assert t.cpu() is t
+
+
+@pytest.mark.behaviour("devices.two_gpu_copies")
+@pytest.mark.needs_two_cuda
+def test_copies_and_mixing_between_two_gpus(device):
+    a = torch.arange(4.0, device="cuda:0")
+    b = a.to("cuda:1")
+    assert b.device == torch.device("cuda:1") and torch.equal(b.cpu(), a.cpu())
+    with pytest.raises(RuntimeError):
+        a + b
+    with torch.cuda.device(1):
+        assert torch.zeros(1, device="cuda").device == torch.device("cuda:1")
