@@ -6,7 +6,8 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from torch.utils.data import DataLoader, Dataset, IterableDataset, random_split
+from torch.utils import data as tud
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 pytestmark = pytest.mark.device_types("cpu")  # the loader's semantics do not depend on a device
 
@@ -85,11 +86,11 @@ def test_random_split_parts_partition_the_dataset(device, n, cuts, fractions, se
         # integer lengths that sum to 1 read as fractions (documented), so they never raise
         if sum(lengths) not in (n, 1):
             with pytest.raises(ValueError):
-                random_split(range(n), lengths)
+                tud.random_split(range(n), lengths)
             return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # zero-length parts warn
-        parts = random_split(range(n), lengths, generator=torch.Generator().manual_seed(seed))
+        parts = tud.random_split(range(n), lengths, generator=torch.Generator().manual_seed(seed))
     indices = [i for part in parts for i in part.indices]
     assert len(parts) == len(lengths) and sum(len(p) for p in parts) == n
     assert sorted(indices) == list(range(n))

@@ -59,12 +59,17 @@ def test_squeeze_dim_removes_only_that_size_one_dim(device, dtype, x, data):
 @pytest.mark.dtypes("representative")
 @given(x=specs(shapes=shapes(max_dims=3, max_side=3)), data=st.data())
 def test_repeat_tiles_like_numpy_tile(device, dtype, x, data):
-    reps = data.draw(st.lists(st.integers(0, 3), min_size=x.ndim, max_size=x.ndim + 2), label="sizes")
+    reps = data.draw(st.lists(st.integers(1, 3), min_size=x.ndim, max_size=x.ndim + 2), label="sizes")
+    if data.draw(st.booleans(), label="with_a_zero") and reps:
+        reps[0] = 0
     t = x.build(dtype=dtype, device=device)
     out = t.repeat(*reps) if reps else t.repeat(())
     expected = np.tile(independent_array(t.cpu()), reps)
     assert tuple(out.shape) == expected.shape
     np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+    flat, times = t.reshape(-1), data.draw(st.integers(2, 3), label="flat_times")  # the 1-D case
+    np.testing.assert_array_equal(independent_array(flat.repeat(times).cpu()),
+                                  np.tile(independent_array(flat.cpu()), times))
 
 
 @pytest.mark.behaviour("shape_ops.repeat_interleave")

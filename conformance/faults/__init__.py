@@ -21,7 +21,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-AREA_MODULES = ("numpy_bridge", "views")
+AREA_MODULES = ("numpy_bridge", "views", "numerics", "tensors", "autograd", "devices", "data")
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Fault:
     description: str
     install: Callable[["Patcher"], None]
     devices: tuple[str, ...] = ("cpu",)
+    gpus: int = 0  # CUDA devices the fault needs to be observable
 
 
 @dataclass
@@ -56,12 +57,12 @@ class Patcher:
 _REGISTRY: dict[str, Fault] = {}
 
 
-def fault(fault_id: str, *, trips: list[str], devices: tuple[str, ...] = ("cpu",)):
+def fault(fault_id: str, *, trips: list[str], devices: tuple[str, ...] = ("cpu",), gpus: int = 0):
     def register(install):
         if fault_id in _REGISTRY:
             raise ValueError(f"fault {fault_id!r} registered twice")
         _REGISTRY[fault_id] = Fault(fault_id, tuple(trips), (install.__doc__ or "").strip(),
-                                    install, devices)
+                                    install, devices, gpus)
         return install
     return register
 

@@ -1,0 +1,153 @@
+"""Run the suite once per catalogued fault and report which behaviours kill it.
+
+    python -m conformance.faults.killmatrix                  # every fault, its own behaviours
+    python -m conformance.faults.killmatrix --scope all      # every fault against the whole suite
+    python -m conformance.faults.killmatrix --faults a,b --json kill.json --html kill.html
+    python -m conformance.faults.killmatrix --list
+
+Each fault runs in this process through pytest.main with --inject-fault and the `faults`
+Hypothesis profile (ci's derandomized inputs, no shrinking). A fault is killed when a test of
+one of the behaviours it names fails; a failure elsewhere is listed but does not count, and
+collection errors or crashes never count. Survivors are listed first. Exit status 1 if any
+fault that applies to the devices here survives.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from conformance.faults import catalogue
+
+
+class _Collector:
+    def __init__(self):
+        self.failed: dict[str, dict] = {}
+        self.errors = 0
+        self.ran = 0
+
+    def pytest_runtest_logreport(self, report):
+        info = dict(next((v for k, v in report.user_properties if k == "conformance"), {}))
+        if report.when == "call":
+            self.ran += 1
+            if report.failed:
+                for k, v in report.user_properties:
+                    if k == "conformance":
+                        info.update(v)
+                behaviour = info.get("behaviour", report.nodeid)
+                best = self.failed.get(behaviour)
+                examples = info.get("examples_to_failure") or info.get("examples") or 0
+                if best is None or examples < best["examples"]:
+                    self.failed[behaviour] = {"examples": examples, "nodeid": report.nodeid}
+        elif report.failed:
+            self.errors += 1
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.errors += 1
+
+
+def run_fault(fault, scope: str, devices: list[str]) -> dict:
+    applicable = [d for d in devices if d.split(":")[0] in fault.devices]
+    if fault.gpus:
+        import torch
+
+        if torch.cuda.device_count() < fault.gpus:
+            applicable = []
+    if "meta" in fault.devices and "meta" not in applicable:
+        applicable.append("meta")  # meta is on every machine
+    if not applicable:
+        return {"fault": fault.id, "status": "not applicable", "trips": list(fault.trips),
+                "devices": list(fault.devices), "killed_by": [], "other_failures": []}
+    collector = _Collector()
+    args = ["-q", "-p", "no:cacheprovider", "--no-report", "--hypothesis-profile", "faults",
+            "--inject-fault", fault.id, "--device", ",".join(applicable), "-p", "no:randomly"]
+    if scope == "trips":
+        args += ["--behaviour", ",".join(fault.trips)]
+    start = time.perf_counter()
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+        pytest.main(args, plugins=[collector])
+    seconds = time.perf_counter() - start
+    killers = {b: v for b, v in collector.failed.items() if b in fault.trips}
+    return {
+        "fault": fault.id, "status": "killed" if killers else "survived", "trips": list(fault.trips),
+        "devices": list(fault.devices), "description": fault.description,
+        "killed_by": sorted(killers), "other_failures": sorted(set(collector.failed) - set(killers)),
+        "examples_to_kill": min((v["examples"] for v in killers.values()), default=None),
+        "seconds": round(seconds, 2), "tests_run": collector.ran, "errors": collector.errors,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance.faults.killmatrix", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--faults", help="comma-separated fault ids (default: all)")
+    parser.add_argument("--scope", choices=["trips", "all"], default="trips",
+                        help="run only the behaviours each fault names (default) or the whole suite")
+    parser.add_argument("--device", default=None, help="devices to run on (default: cpu, plus cuda if present)")
+    parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument("--html", type=Path, help="render the kill matrix as HTML here")
+    parser.add_argument("--list", action="store_true", help="list the faults and exit")
+    args = parser.parse_args(argv)
+    faults = catalogue()
+    if args.list:
+        for f in faults.values():
+            print(f"{f.id:40} {','.join(f.devices):10} {f.description}")
+        return 0
+    chosen = list(faults.values())
+    if args.faults:
+        names = [n.strip() for n in args.faults.split(",") if n.strip()]
+        unknown = [n for n in names if n not in faults]
+        if unknown:
+            parser.exit(2, f"{parser.prog}: error: unknown fault(s): {', '.join(unknown)}\n")
+        chosen = [faults[n] for n in names]
+    import torch
+
+    devices = args.device.split(",") if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    results = []
+    for fault in chosen:
+        results.append(run_fault(fault, args.scope, devices))
+        r = results[-1]
+        print(f"  {r['status']:14} {r['fault']}", file=sys.stderr, flush=True)
+    order = {"survived": 0, "killed": 1, "not applicable": 2}
+    results.sort(key=lambda r: (order[r["status"]], r["fault"]))
+    print(f"{'fault':40} {'status':14} {'examples':>8} {'seconds':>8}  killed by")
+    for r in results:
+        print(f"{r['fault']:40} {r['status']:14} {str(r.get('examples_to_kill') or '-'):>8} "
+              f"{str(r.get('seconds', '-')):>8}  {', '.join(r['killed_by']) or '-'}")
+    killed = [r for r in results if r["status"] == "killed"]
+    survived = [r for r in results if r["status"] == "survived"]
+    kills = sorted(r["examples_to_kill"] for r in killed if r.get("examples_to_kill"))
+    summary = {"faults": len(results), "killed": len(killed), "survived": len(survived),
+               "not_applicable": len(results) - len(killed) - len(survived),
+               "median_examples_to_kill": kills[len(kills) // 2] if kills else None,
+               "worst_examples_to_kill": kills[-1] if kills else None, "devices": devices, "scope": args.scope}
+    print(json.dumps(summary))
+    if args.json:
+        _write(args.json, json.dumps({"summary": summary, "results": results}, indent=1))
+    if args.html:
+        from reports.killmatrix import render
+        _write(args.html, render(summary, results))
+    return 1 if survived else 0
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".kill-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
