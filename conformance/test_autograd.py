@@ -132,9 +132,9 @@ def test_nonscalar_backward_needs_a_gradient(device, dtype, x):
 @pytest.mark.dtypes("float32_64")
 @given(m=st.integers(1, 4), n=st.integers(1, 4), data=st.data())
 def test_backward_with_v_gives_j_transpose_v(device, dtype, m, n, data):
-    A = data.draw(specs(shapes=st.just((m, n))), label="A").build(dtype=dtype, device=device)
-    v = data.draw(specs(shapes=st.just((m,))), label="v").build(dtype=dtype, device=device)
-    x = data.draw(specs(shapes=st.just((n,))), label="x").build(dtype=dtype, device=device, requires_grad=True)
+    A = data.draw(specs(shape=(m, n)), label="A").build(dtype=dtype, device=device)
+    v = data.draw(specs(shape=(m,)), label="v").build(dtype=dtype, device=device)
+    x = data.draw(specs(shape=(n,)), label="x").build(dtype=dtype, device=device, requires_grad=True)
     y = A @ x.sin()  # J = A diag(cos x)
     y.backward(v)
     assert_close(x.grad, x.detach().cos() * (A.T @ v))

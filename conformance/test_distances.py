@@ -13,7 +13,7 @@ from strategies import specs
 @st.composite
 def point_sets(draw):
     n, m = draw(st.integers(1, 6)), draw(st.integers(1, 4))
-    return draw(specs(shapes=st.just((n, m))))
+    return draw(specs(shape=(n, m)))
 
 
 @pytest.mark.behaviour("distances.pdist_length")

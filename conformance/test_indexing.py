@@ -15,7 +15,7 @@ from strategies.tensors import WRITABLE_LAYOUTS
 @given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1, min_side=1)), data=st.data())
 def test_assignment_through_index_lists_and_slices(device, dtype, x, data):
     n = x.shape[0]
-    source = data.draw(specs(shapes=st.just(x.shape)), label="source").build(dtype=dtype, device=device)
+    source = data.draw(specs(shape=x.shape), label="source").build(dtype=dtype, device=device)
     if data.draw(st.booleans(), label="use_slice"):
         start = data.draw(st.integers(-n, n), label="start")
         index, rows = slice(start, None), list(range(n))[start:]

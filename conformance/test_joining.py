@@ -12,7 +12,7 @@ from strategies.shapes import shapes
 def same_shape_specs(draw, *, min_count=1, max_count=4, shape=None):
     shape = shape if shape is not None else draw(shapes(max_dims=3))
     count = draw(st.integers(min_count, max_count))
-    return [draw(specs(shapes=st.just(shape)), label=f"tensor{i}") for i in range(count)]
+    return [draw(specs(shape=shape), label=f"tensor{i}") for i in range(count)]
 
 
 @pytest.mark.behaviour("joining.stack_new_dim")
@@ -58,7 +58,7 @@ def cat_inputs(draw):
     for i in range(draw(st.integers(1, 4))):
         shape = list(base)
         shape[dim] = draw(st.integers(0, 4))
-        parts.append(draw(specs(shapes=st.just(tuple(shape))), label=f"tensor{i}"))
+        parts.append(draw(specs(shape=tuple(shape)), label=f"tensor{i}"))
     return parts, dim
 
 
@@ -115,7 +115,7 @@ def test_cat_undoes_split_and_chunk(device, dtype, x, data):
 
 
 @pytest.mark.behaviour("joining.cat_promotes")
-@given(a=specs(shapes=st.just((2, 3))), b=specs(shapes=st.just((1, 3))),
+@given(a=specs(shape=(2, 3)), b=specs(shape=(1, 3)),
        dtypes=st.tuples(st.sampled_from(DTYPE_GROUPS["all"]), st.sampled_from(DTYPE_GROUPS["all"])))
 def test_cat_promotes_dtypes(device, a, b, dtypes):
     x, y = a.build(dtype=dtypes[0], device=device), b.build(dtype=dtypes[1], device=device)

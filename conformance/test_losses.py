@@ -19,7 +19,7 @@ def classification(draw, *, ignore: bool = True):
     """(spec of log-probabilities (N, C, d...), targets, weights, ignore_index)."""
     n, c = draw(st.integers(1, 6)), draw(st.integers(1, 5))
     extra = draw(shapes(max_dims=2, min_side=1, max_side=3))
-    x = draw(specs(shapes=st.just((n, c, *extra))), label="logits")
+    x = draw(specs(shape=(n, c, *extra)), label="logits")
     ignore_index = draw(st.sampled_from([-100, -1, c + 2]) if ignore else st.just(-100))
     choices = st.integers(0, c - 1) | st.just(ignore_index) if ignore else st.integers(0, c - 1)
     size = n * math.prod(extra)
@@ -140,7 +140,7 @@ def test_cross_entropy_is_nll_of_log_softmax(device, dtype, case, reduction):
 @given(case=classification(ignore=False), data=st.data(), reduction=st.sampled_from(["none", "sum", "mean"]))
 def test_cross_entropy_with_probability_targets(device, dtype, case, data, reduction):
     logits, _, w, _ = unpack(case, dtype, device)
-    p = F.softmax(data.draw(specs(shapes=st.just(case[0].shape)), label="target_logits")
+    p = F.softmax(data.draw(specs(shape=case[0].shape), label="target_logits")
                   .build(dtype=dtype, device=device), 1)
     out = F.cross_entropy(logits, p, weight=w, reduction=reduction)
     weight = (w if w is not None else torch.ones(logits.shape[1], dtype=dtype, device=device)).double().cpu()
@@ -166,7 +166,7 @@ def test_cross_entropy_label_smoothing(device, dtype, case, eps):
 @pytest.mark.dtypes("floating")
 @given(a=specs(), data=st.data())
 def test_mse_reductions(device, dtype, a, data):
-    b = data.draw(specs(shapes=st.just(a.shape)), label="b")
+    b = data.draw(specs(shape=a.shape), label="b")
     x, y = a.build(dtype=dtype, device=device), b.build(dtype=dtype, device=device)
     sq = (x.double() - y.double()) ** 2
     assert_close(torch.nn.MSELoss(reduction="none")(x, y).double(), sq, **_tol(dtype))
@@ -186,7 +186,7 @@ def _tol(dtype):
 def distributions(draw, min_dims=1):
     """Two specs of logits with the same shape; softmax along the last dim gives q and p."""
     shape = draw(shapes(min_dims=min_dims, min_side=1))
-    return draw(specs(shapes=st.just(shape)), label="q"), draw(specs(shapes=st.just(shape)), label="p")
+    return draw(specs(shape=shape), label="q"), draw(specs(shape=shape), label="p")
 
 
 @pytest.mark.behaviour("losses.kl_div_definition")

@@ -13,8 +13,8 @@ MATMUL = "(m?,n),(n,p?)->(m?,p?)"
 
 
 def pair(data, shape_a, shape_b, dtype, device):
-    a = data.draw(specs(shapes=st.just(tuple(shape_a))), label="a")
-    b = data.draw(specs(shapes=st.just(tuple(shape_b))), label="b")
+    a = data.draw(specs(shape=tuple(shape_a)), label="a")
+    b = data.draw(specs(shape=tuple(shape_b)), label="b")
     x, y = a.build(dtype=dtype, device=device), b.build(dtype=dtype, device=device)
     return x, y, x.cpu().to(torch.complex128 if dtype.is_complex else torch.float64), \
         y.cpu().to(torch.complex128 if dtype.is_complex else torch.float64)

@@ -171,7 +171,7 @@ def test_from_numpy_of_readonly_array_shares(device, dtype, data):
 @pytest.mark.behaviour("numpy_bridge.zero_dim_round_trip")
 @pytest.mark.dtypes("numpy")
 @pytest.mark.device_types("cpu")
-@given(x=specs(shapes=st.just(())))
+@given(x=specs(shape=()))
 def test_zero_dim_round_trip(device, dtype, x):
     t = x.build(dtype=dtype, device=device)
     a = t.numpy()

@@ -102,9 +102,9 @@ def test_nonzero_returns_one_row_per_element(device, dtype, x):
 @given(shapes3=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3), data=st.data())
 def test_where_broadcasts_and_picks(device, dtype, shapes3, data):
     c_shape, a_shape, b_shape = shapes3.input_shapes
-    cond = data.draw(specs(shapes=st.just(c_shape)), label="cond").build(dtype=torch.bool, device=device)
-    a = data.draw(specs(shapes=st.just(a_shape)), label="a").build(dtype=dtype, device=device)
-    b = data.draw(specs(shapes=st.just(b_shape)), label="b").build(dtype=dtype, device=device)
+    cond = data.draw(specs(shape=c_shape), label="cond").build(dtype=torch.bool, device=device)
+    a = data.draw(specs(shape=a_shape), label="a").build(dtype=dtype, device=device)
+    b = data.draw(specs(shape=b_shape), label="b").build(dtype=dtype, device=device)
     out = torch.where(cond, a, b)
     expected = np.where(*(independent_array(v.cpu()) for v in (cond, a, b)))
     assert tuple(out.shape) == shapes3.result_shape
@@ -144,7 +144,7 @@ def test_tolist_gives_nested_python_numbers(device, dtype, x):
 @pytest.mark.dtypes("float32")
 @given(x=specs(shapes=shapes(min_dims=2, max_dims=2)), data=st.data())
 def test_underscore_methods_change_and_return_self(device, dtype, x, data):
-    other = data.draw(specs(shapes=st.just(x.shape)), label="other").build(dtype=dtype, device=device)
+    other = data.draw(specs(shape=x.shape), label="other").build(dtype=dtype, device=device)
     for name, args, reference in [
         ("add_", (other,), lambda a: a + other), ("mul_", (other,), lambda a: a * other),
         ("clamp_", (-1, 1), lambda a: a.clamp(-1, 1)), ("copy_", (other,), lambda a: other.clone()),
@@ -161,7 +161,7 @@ def test_underscore_methods_change_and_return_self(device, dtype, x, data):
 @pytest.mark.dtypes("float32_64")
 @given(a=specs(), data=st.data())
 def test_add_out_writes_into_out(device, dtype, a, data):
-    b = data.draw(specs(shapes=st.just(a.shape)), label="b")
+    b = data.draw(specs(shape=a.shape), label="b")
     x, y = a.build(dtype=dtype, device=device), b.build(dtype=dtype, device=device)
     result = torch.zeros_like(x)
     returned = torch.add(x, y, out=result)

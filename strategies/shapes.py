@@ -3,6 +3,8 @@
 Sides are small on purpose: conformance bugs show on small shapes (0, 1, ties, odd sizes),
 and a bounded element count keeps every example cheap.
 """
+from functools import lru_cache
+
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -10,6 +12,7 @@ MAX_SIDE = 5
 MAX_DIMS = 4
 
 
+@lru_cache(maxsize=None)
 def shapes(*, min_dims: int = 0, max_dims: int = MAX_DIMS, min_side: int = 0,
            max_side: int = MAX_SIDE) -> st.SearchStrategy[tuple[int, ...]]:
     """Shapes with `min_dims..max_dims` dimensions, each of `min_side..max_side` elements."""
@@ -40,8 +43,14 @@ def _prime_factors(n: int) -> list[int]:
     return factors + ([n] if n > 1 else [])
 
 
+@lru_cache(maxsize=4096)
+def reshapes(shape: tuple[int, ...], *, max_dims: int = MAX_DIMS) -> st.SearchStrategy:
+    """Strategy for shapes with as many elements as `shape` (built once per shape)."""
+    return _reshapes(tuple(shape), max_dims)
+
+
 @st.composite
-def reshapes(draw, shape: tuple[int, ...], *, max_dims: int = MAX_DIMS) -> tuple[int, ...]:
+def _reshapes(draw, shape: tuple[int, ...], max_dims: int) -> tuple[int, ...]:
     """A shape with the same number of elements as `shape`.
 
     Half the draws keep the prime factors in their original order, so merges and splits of

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from hypothesis import currently_in_test_context, event
@@ -198,8 +199,24 @@ def layouts_for(ndim: int, allowed=LAYOUTS) -> list[str]:
             if _MIN_NDIM.get(name, 0) <= ndim <= _MAX_NDIM.get(name, ndim)]
 
 
+# Strategy objects are validated the first time they draw, which costs more than the draw
+# itself: every strategy a spec draw needs is built once per distinct argument and reused.
+_SEEDS = st.integers(0, 2**32 - 1)
+_SPECIALS = st.lists(st.tuples(st.integers(0, 2**16), st.sampled_from(tuple(SPECIAL_VALUES))), max_size=3)
+
+
+@lru_cache(maxsize=None)
+def _choice(options: tuple) -> st.SearchStrategy:
+    return st.sampled_from(options)
+
+
+@lru_cache(maxsize=4096)
+def _layout_params(layout: str, shape: tuple[int, ...]) -> st.SearchStrategy:
+    return _layout_params_of(layout, shape)
+
+
 @st.composite
-def _layout_params(draw, layout: str, shape: tuple[int, ...]):
+def _layout_params_of(draw, layout: str, shape: tuple[int, ...]):
     ndim = len(shape)
     if layout == "transposed":
         return tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
@@ -223,25 +240,32 @@ def _layout_params(draw, layout: str, shape: tuple[int, ...]):
     return ()
 
 
-@st.composite
-def specs(draw, *, shapes=None, layouts=LAYOUTS, special_values: bool = False,
-          low: float | None = None, high: float | None = None) -> TensorSpec:
-    """Draw a `TensorSpec`.
+@lru_cache(maxsize=4096)
+def specs(*, shapes=None, shape: tuple[int, ...] | None = None, layouts=LAYOUTS,
+          special_values: bool = False, low: float | None = None, high: float | None = None):
+    """A strategy for `TensorSpec`s.
 
     shapes:         a shape strategy (default: 0-4 dims of 0-5 elements each)
+    shape:          one fixed shape instead (shorthand for shapes=st.just(shape))
     layouts:        the layout classes allowed; one that cannot apply to the drawn shape
                     (channels_last needs 4 dims) falls back to those that can
     special_values: also place NaN, +-inf and -0.0 at drawn positions (floating dtypes)
     low, high:      the value range passed to `make_tensor`
     """
-    shape = tuple(draw(shapes if shapes is not None else shape_strategy()))
-    candidates = layouts_for(len(shape), layouts) or ["contiguous"]
-    layout = draw(st.sampled_from(candidates))
+    if shape is not None:
+        shapes = st.just(tuple(shape))
+    return _specs(shapes if shapes is not None else _DEFAULT_SHAPES, tuple(layouts), special_values, low, high)
+
+
+_DEFAULT_SHAPES = shape_strategy()
+
+
+@st.composite
+def _specs(draw, shapes, layouts, special_values, low, high) -> TensorSpec:
+    shape = tuple(draw(shapes))
+    layout = draw(_choice(tuple(layouts_for(len(shape), layouts)) or ("contiguous",)))
     params = draw(_layout_params(layout, shape))
-    seed = draw(st.integers(0, 2**32 - 1))
-    specials = ()
-    if special_values:
-        specials = tuple(draw(st.lists(
-            st.tuples(st.integers(0, 2**16), st.sampled_from(tuple(SPECIAL_VALUES))), max_size=3)))
+    seed = draw(_SEEDS)
+    specials = tuple(draw(_SPECIALS)) if special_values else ()
     return TensorSpec(shape=shape, layout=layout, params=params, seed=seed, specials=specials,
                       low=low, high=high)
