@@ -1,2 +1,3 @@
-"""Loads the suite's two pytest plugins: the behaviour machinery and the report recorder."""
-pytest_plugins = ["conformance.plugin", "reports.stats", "reports.plugin"]
+"""Loads the suite's pytest plugins: the behaviour machinery, isolation checks, GPU robustness,
+and the report recorder."""
+pytest_plugins = ["conformance.plugin", "conformance.isolation", "conformance.gpu", "reports.stats", "reports.plugin"]

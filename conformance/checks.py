@@ -91,3 +91,23 @@ def assert_close_to_reference(actual: torch.Tensor, reference: torch.Tensor, **k
     from torch.testing import assert_close
 
     assert_close(actual.cpu(), reference.to(actual.dtype), **kwargs)
+
+
+def private_rng(seed: int = 0, device="cpu"):
+    """A context in which torch's generator for `device` (and the CPU's) is seeded with `seed`
+    and restored afterwards, for code that can only draw from the global generator (module
+    initialisers, *_like, dropout)."""
+    import contextlib
+
+    device = torch.device(device)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+
+    @contextlib.contextmanager
+    def scope():
+        with torch.random.fork_rng(devices=cuda):
+            torch.default_generator.manual_seed(seed)
+            if cuda:
+                torch.cuda.manual_seed(seed)
+            yield
+    return scope()

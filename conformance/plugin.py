@@ -46,6 +46,8 @@ def pytest_addoption(parser):
     group.addoption("--behaviour", action="append", default=None, metavar="ID[,ID...]",
                     help="run only the tests of these catalogue behaviours; an area name "
                          "(numpy_bridge) selects all of its behaviours")
+    group.addoption("--shuffle-seed", default=None, metavar="N",
+                    help="run the tests in an order shuffled with this seed (isolation check)")
     group.addoption("--inject-fault", default=None, metavar="FAULT",
                     help="run against torch with one catalogued fault injected "
                          "(see conformance/faults); stock torch is untouched without it")
@@ -67,6 +69,10 @@ def pytest_configure(config):
         name = "ci" if _ci_requested() else "default"
         settings.load_profile(name)
     config.stash[PROFILE] = name
+
+    shuffle = config.getoption("shuffle_seed")
+    if shuffle is not None and not str(shuffle).isdigit():
+        raise pytest.UsageError(f"--shuffle-seed {shuffle!r}: expected a non-negative whole number")
 
     raw = config.getoption("max_examples")
     if raw is not None:
@@ -115,7 +121,21 @@ def behaviour_of(item) -> str | None:
     return marker.args[0] if marker else None
 
 
+def pytest_report_header(config):
+    seed = config.getoption("shuffle_seed")
+    return f"torch-conformance: tests shuffled with seed {seed}" if seed is not None else None
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    seed = config.getoption("shuffle_seed")
+    if seed is not None:
+        terminalreporter.write_line(f"torch-conformance: tests shuffled with seed {seed}")
+
+
 def pytest_collection_modifyitems(config, items):
+    seed = config.getoption("shuffle_seed")
+    if seed is not None:  # every xdist worker shuffles the same way, so their collections agree
+        random.Random(int(seed)).shuffle(items)
     wanted = config.getoption("behaviour")
     if not wanted:
         return

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
-from conformance.checks import assert_own_storage, assert_same_storage
+from conformance.checks import assert_own_storage, assert_same_storage, private_rng
 from strategies import DTYPE_GROUPS, specs
 from strategies.shapes import shapes
 
@@ -275,7 +275,8 @@ def test_hooks_see_and_replace_the_gradient(device, dtype, x, scale):
 @pytest.mark.behaviour("autograd.hook_closure_late_binding")
 @given(layers=st.integers(2, 4))
 def test_hooks_in_a_loop_see_the_last_name(device, layers):
-    model = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(layers)]).to(device)
+    with private_rng():
+        model = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(layers)]).to(device)
     logged = []
     for name, param in model.named_parameters():
         param.register_hook(lambda grad: logged.append(name))  # the note's loop

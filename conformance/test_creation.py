@@ -7,26 +7,20 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.checks import private_rng
 from strategies import DTYPE_GROUPS, specs
 from strategies.shapes import shapes
 
 
-def seeded(seed: int):
-    """Run torch's RNG from a drawn seed without disturbing the global state."""
-    fork = torch.random.fork_rng(devices=[])
-    fork.__enter__()
-    torch.default_generator.manual_seed(seed)
-    return fork
-
-
 @pytest.mark.behaviour("creation.factory_shapes_dtypes")
 @pytest.mark.dtypes("all")
-@given(shape=shapes())
-def test_factories_honour_shape_dtype_device(device, dtype, shape):
+@given(shape=shapes(), seed=st.integers(0, 2**32 - 1))
+def test_factories_honour_shape_dtype_device(device, dtype, shape, seed):
     made = {name: getattr(torch, name)(shape, dtype=dtype, device=device) for name in ("empty", "zeros", "ones")}
     if dtype.is_floating_point or dtype.is_complex:
-        made.update(rand=torch.rand(shape, dtype=dtype, device=device),
-                    randn=torch.randn(shape, dtype=dtype, device=device))
+        generator = torch.Generator(device=device).manual_seed(seed)
+        made.update(rand=torch.rand(shape, dtype=dtype, device=device, generator=generator),
+                    randn=torch.randn(shape, dtype=dtype, device=device, generator=generator))
     for name, t in made.items():
         assert (tuple(t.shape), t.dtype, t.device.type) == (shape, dtype, torch.device(device).type), name
     assert bool((made["zeros"] == 0).all()) and bool((made["ones"] == 1).all())
@@ -46,8 +40,9 @@ def test_rand_is_in_zero_one_half_open(device, dtype, seed):
 @given(x=specs(), other=st.sampled_from(DTYPE_GROUPS["float_and_complex"]), size=shapes(max_dims=2))
 def test_like_and_new_inherit_unless_given(device, dtype, x, other, size):
     t = x.build(dtype=dtype, device=device)
-    for made in (torch.zeros_like(t), torch.ones_like(t), torch.empty_like(t), torch.rand_like(t),
-                 torch.randn_like(t), torch.full_like(t, 2)):
+    with private_rng(x.seed, device):
+        random = (torch.rand_like(t), torch.randn_like(t))
+    for made in (torch.zeros_like(t), torch.ones_like(t), torch.empty_like(t), *random, torch.full_like(t, 2)):
         assert (made.shape, made.dtype, made.device, made.layout) == (t.shape, dtype, t.device, t.layout)
     for made in (t.new_ones(size), t.new_zeros(size), t.new_empty(size), t.new_full(size, 3)):
         assert (tuple(made.shape), made.dtype, made.device) == (size, dtype, t.device)
@@ -70,11 +65,8 @@ def test_randn_like_refuses_integral_dtypes(device, dtype, shape):
 @given(x=specs(), low=st.integers(0, 5), span=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
 def test_randint_like_is_in_low_high(device, dtype, x, low, span, seed):
     t = x.build(dtype=dtype, device=device)
-    fork = seeded(seed)
-    try:
+    with private_rng(seed, device):
         out = torch.randint_like(t, low, low + span)
-    finally:
-        fork.__exit__(None, None, None)
     assert (out.shape, out.dtype) == (t.shape, dtype)
     assert bool((out >= low).all()) and bool((out < low + span).all())
 

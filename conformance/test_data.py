@@ -12,6 +12,13 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 pytestmark = pytest.mark.device_types("cpu")  # the loader's semantics do not depend on a device
 
 
+def loader(dataset, **kwargs):
+    """A DataLoader with its own generator: iterating one draws a base seed, and without a
+    generator that draw would come from (and change) torch's global generator."""
+    kwargs.setdefault("generator", torch.Generator().manual_seed(0))
+    return DataLoader(dataset, **kwargs)
+
+
 class Indexed(Dataset):
     """Returns (value, target, index) or a dict, like the note's datasets."""
 
@@ -39,7 +46,7 @@ class Counting(IterableDataset):
 @pytest.mark.behaviour("data.collate_tuples")
 @given(n=st.integers(1, 12), batch=st.integers(1, 5))
 def test_default_collate_of_tuples(device, n, batch):
-    for values, targets, index in DataLoader(Indexed(n), batch_size=batch):
+    for values, targets, index in loader(Indexed(n), batch_size=batch):
         assert torch.equal(values, index * 10) and torch.equal(targets, index.double() / 2)
         assert targets.dtype == torch.float64 and index.dtype == torch.int64
 
@@ -47,7 +54,7 @@ def test_default_collate_of_tuples(device, n, batch):
 @pytest.mark.behaviour("data.collate_dicts")
 @given(n=st.integers(1, 12), batch=st.integers(1, 5))
 def test_default_collate_of_dicts(device, n, batch):
-    for item in DataLoader(Indexed(n, as_dict=True), batch_size=batch):
+    for item in loader(Indexed(n, as_dict=True), batch_size=batch):
         assert isinstance(item, dict) and set(item) == {"idx", "data"}
         assert torch.equal(item["data"], item["idx"] * 10)
 
@@ -55,7 +62,7 @@ def test_default_collate_of_dicts(device, n, batch):
 @pytest.mark.behaviour("data.last_batch_smaller")
 @given(n=st.integers(0, 20), batch=st.integers(1, 6), drop_last=st.booleans())
 def test_batch_count_and_last_batch(device, n, batch, drop_last):
-    sizes = [len(b[0]) for b in DataLoader(Indexed(n), batch_size=batch, drop_last=drop_last)]
+    sizes = [len(b[0]) for b in loader(Indexed(n), batch_size=batch, drop_last=drop_last)]
     assert len(sizes) == (n // batch if drop_last else math.ceil(n / batch))
     assert all(s == batch for s in sizes[:-1])
     if sizes:
@@ -66,9 +73,9 @@ def test_batch_count_and_last_batch(device, n, batch, drop_last):
 @given(n=st.integers(0, 10), epochs=st.integers(1, 3), batch=st.integers(1, 4))
 def test_iterable_dataset_iter_runs_once_per_epoch(device, n, epochs, batch):
     dataset = Counting(n)
-    loader = DataLoader(dataset, batch_size=batch)
+    batches = loader(dataset, batch_size=batch)
     for _ in range(epochs):
-        assert torch.cat(list(loader)).tolist() == list(range(n)) if n else list(loader) == []
+        assert torch.cat(list(batches)).tolist() == list(range(n)) if n else list(batches) == []
     assert dataset.epochs == epochs
     with pytest.raises(ValueError):
         DataLoader(dataset, shuffle=True)
@@ -100,8 +107,8 @@ def test_random_split_parts_partition_the_dataset(device, n, cuts, fractions, se
 @given(n=st.integers(1, 12), batch=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
 def test_returned_index_names_the_samples(device, n, batch, seed):
     seen = []
-    loader = DataLoader(Indexed(n), batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(seed))
-    for values, _, index in loader:
+    for values, _, index in loader(Indexed(n), batch_size=batch, shuffle=True,
+                                   generator=torch.Generator().manual_seed(seed)):
         assert torch.equal(values, index * 10)
         seen += index.tolist()
     assert sorted(seen) == list(range(n))

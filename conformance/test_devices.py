@@ -4,6 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.checks import private_rng
 from strategies import DTYPE_GROUPS, specs
 
 
@@ -89,7 +90,8 @@ def test_cuda_device_is_a_context_manager(device):
 @pytest.mark.meta_too
 @given(width=st.integers(1, 4))
 def test_module_moves_in_place_and_tensor_cpu_copies(device, width):
-    model = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.Linear(width, 1))
+    with private_rng():
+        model = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.Linear(width, 1))
     assert model.to(device) is model
     assert {p.device.type for p in model.parameters()} == {torch.device(device).type}
     if torch.device(device).type not in ("cpu", "meta"):

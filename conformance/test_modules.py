@@ -8,12 +8,13 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.testing import assert_close
 
-from conformance.checks import assert_same_storage
+from conformance.checks import assert_same_storage, private_rng
 from strategies import specs
 
 
 def small_model(device, width=3):
-    return nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 2)).to(device)
+    with private_rng():  # initialisers draw from the global generator
+        return nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 2)).to(device)
 
 
 @pytest.mark.behaviour("modules.call_runs_hooks")
@@ -46,7 +47,8 @@ def test_parameter_is_a_registering_tensor_subclass(device, shape):
 @pytest.mark.behaviour("modules.named_parameters")
 @given(widths=st.lists(st.integers(1, 3), min_size=2, max_size=4))
 def test_named_parameters_use_dotted_paths(device, widths):
-    layers = [nn.Linear(a, b) for a, b in zip(widths, widths[1:])]
+    with private_rng():
+        layers = [nn.Linear(a, b) for a, b in zip(widths, widths[1:])]
     model = nn.Sequential(*layers).to(device)
     names = [name for name, _ in model.named_parameters()]
     assert names == [f"{i}.{kind}" for i in range(len(layers)) for kind in ("weight", "bias")]
@@ -92,9 +94,7 @@ def test_dropout_is_identity_in_eval(device, dtype, x, p, seed):
     t = x.build(dtype=dtype, device=device)
     dropout = nn.Dropout(p)
     assert torch.equal(dropout.eval()(t), t)
-    with torch.random.fork_rng(devices=[torch.device(device).index or 0] if torch.device(device).type == "cuda"
-                               else []):
-        torch.manual_seed(seed)
+    with private_rng(seed, device):
         out = dropout.train()(t)
     kept = out != 0
     assert_close(out[kept], t[kept] / (1 - p))
@@ -162,8 +162,9 @@ def test_modules_is_a_plain_dict(device):
 def test_conv2d_output_shape_formula(device, dtype, groups, cin_per, cout_per, k, stride, padding, dilation, h, w):
     def out_size(n):
         return (n + 2 * padding - dilation * (k - 1) - 1) // stride + 1
-    conv = nn.Conv2d(groups * cin_per, groups * cout_per, k, stride=stride, padding=padding,
-                     dilation=dilation, groups=groups).to(device, dtype)
+    with private_rng():
+        conv = nn.Conv2d(groups * cin_per, groups * cout_per, k, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups).to(device, dtype)
     x = torch.zeros(2, groups * cin_per, h, w, dtype=dtype, device=device)
     if out_size(h) < 1 or out_size(w) < 1:
         with pytest.raises(RuntimeError):

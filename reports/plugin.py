@@ -170,6 +170,8 @@ class Recorder:
                 entry.update({k: v for k, v in value.items() if v is not None or k not in entry})
             elif key == "observation":
                 entry.setdefault("observations", {})[value[0]] = value[1]
+            elif key in ("cuda_peak_mb", "poisoned"):
+                entry[key] = value
         entry["duration"] = round(entry["duration"] + (getattr(report, "duration", 0.0) or 0.0), 6)
         node = getattr(report, "node", None)
         if node is not None:

@@ -19,7 +19,7 @@ from conformance import catalogue
 
 STATUSES = ("passed", "failed", "error", "crashed", "timeout", "expected failure", "skipped", "not run")
 BAD = ("failed", "error", "crashed", "timeout")
-SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "crashed": "☠", "timeout": "⌛",
+SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "crashed": "☠", "timeout": "◔",
           "expected failure": "≈", "skipped": "–", "not run": "∅"}
 # What the strategies promise to generate; a behaviour whose tests never drew one is flagged.
 PROMISED = ([f"layout={n}" for n in ("contiguous", "transposed", "permuted", "sliced", "expanded",

@@ -16,9 +16,20 @@ def behaviour_tests() -> dict[str, list[str]]:
         for name, fn in inspect.getmembers(module, inspect.isfunction):
             if not name.startswith("test_"):
                 continue
-            marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "behaviour"]
-            assert len(marks) == 1, f"{path.name}::{name} needs exactly one behaviour marker"
-            found.setdefault(marks[0].args[0], []).append(f"{path.name}::{name}")
+            marks = getattr(fn, "pytestmark", [])
+            own = [m.args[0] for m in marks if m.name == "behaviour"]
+            # a parametrized test may name one behaviour per parameter instead (cross-device cases)
+            per_param = [[m.args[0] for m in p.marks if m.name == "behaviour"]
+                         for m in marks if m.name == "parametrize" for p in m.args[1]
+                         if hasattr(p, "marks")]
+            if per_param:
+                assert not own and all(len(b) == 1 for b in per_param), f"{path.name}::{name}"
+                ids = [b[0] for b in per_param]
+            else:
+                assert len(own) == 1, f"{path.name}::{name} needs exactly one behaviour marker"
+                ids = own
+            for bid in ids:
+                found.setdefault(bid, []).append(f"{path.name}::{name}")
     return found
 
 
@@ -43,3 +54,12 @@ def test_test_modules_are_one_per_area():
     areas = {a.name for a in catalogue.areas()}
     modules = {p.stem.removeprefix("test_") for p in (ROOT / "conformance").glob("test_*.py")}
     assert modules <= areas | {"cross_device"}, f"test modules without an area: {modules - areas}"
+
+
+def test_renderer_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, reports.render, reports.merge, reports.killmatrix; assert 'torch' not in sys.modules"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -38,7 +38,7 @@ def test_cuda_items_skip_with_a_reason_without_a_gpu():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the skip path cannot be shown here")
     result = run_pytest("-q", "-rs", "conformance/test_numpy_bridge.py::test_numpy_shares_memory",
-                        "--max-examples", "2", "-k", "float32")
+                        "--max-examples", "2", "-k", "float32 or cuda")
     assert result.returncode == 0, result.stdout
     assert "CUDA is not available" in result.stdout
     assert "1 passed, 1 skipped" in result.stdout

@@ -94,10 +94,11 @@ def test_same_seed_gives_the_same_tensors_and_leaves_the_global_rng_alone():
         draw()
         return out
 
-    torch.manual_seed(7)
-    before = torch.get_rng_state()
-    first, second = collect(), collect()
-    assert torch.equal(before, torch.get_rng_state())
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(7)
+        before = torch.get_rng_state()
+        first, second = collect(), collect()
+        assert torch.equal(before, torch.get_rng_state())
     assert [s for s, _ in first] == [s for s, _ in second]
     for (_, a), (_, b) in zip(first, second):
         assert torch.equal(a.nan_to_num(), b.nan_to_num()) and a.stride() == b.stride()

@@ -1,0 +1,81 @@
+"""GPU robustness: bounded memory per worker, no growth between tests, survival of a poisoned
+CUDA context.
+
+Note [Poisoned CUDA contexts]
+A device-side assert (an out-of-range index in a kernel, say) leaves the process's CUDA context
+unusable: every later CUDA call fails. Under xdist the worker that saw it exits right after the
+failing test's report is sent; xdist records the item as crashed and starts a fresh worker with a
+fresh context, so the rest of the run goes on. In a serial run the remaining CUDA items skip
+with the reason instead. Workers sharing one GPU each get 1/N of its memory
+(torch.cuda.set_per_process_memory_fraction), and the caching allocator's blocks are returned
+after every CUDA test so usage does not grow across tests.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+POISONED = pytest.StashKey[str]()
+_POISON_MARKERS = ("device-side assert", "CUDA error: an illegal memory access",
+                   "CUDA error: unspecified launch failure", "cudaErrorAssert", "CUBLAS_STATUS_EXECUTION_FAILED")
+
+
+def _uses_cuda(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return bool(callspec) and str(callspec.params.get("device", "")).startswith("cuda")
+
+
+def is_poisoning(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__}: {exc}"
+    return any(marker in text for marker in _POISON_MARKERS)
+
+
+def pytest_configure(config):
+    import torch
+
+    if not torch.cuda.is_available() or not hasattr(config, "workerinput"):
+        return
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        for index in range(torch.cuda.device_count()):
+            torch.cuda.set_per_process_memory_fraction(min(1.0, 0.95 / workers), index)
+
+
+def pytest_runtest_setup(item):
+    reason = item.config.stash.get(POISONED, None)
+    if reason and _uses_cuda(item):
+        pytest.skip(f"CUDA context poisoned by an earlier test ({reason}); rerun to check this item")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if call.when == "call" and call.excinfo is not None and _uses_cuda(item) and is_poisoning(call.excinfo.value):
+        item.config.stash[POISONED] = item.nodeid
+        report.user_properties.append(("poisoned", item.nodeid))
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    if item.config.stash.get(POISONED, None) == item.nodeid and hasattr(item.config, "workerinput"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(75)  # xdist reports the item as crashed and replaces this worker
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    if not _uses_cuda(item):
+        return (yield)
+    import torch
+
+    torch.cuda.reset_peak_memory_stats()
+    try:
+        return (yield)
+    finally:
+        item.user_properties.append(("cuda_peak_mb", round(torch.cuda.max_memory_allocated() / 2**20, 2)))
+        if item.config.stash.get(POISONED, None) is None:
+            torch.cuda.empty_cache()

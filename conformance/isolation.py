@@ -1,0 +1,78 @@
+"""Isolation: every test leaves torch's global state as it found it.
+
+Around each test call the plugin takes a snapshot of the process-wide settings a test could
+change by accident (default dtype and device, grad/inference/anomaly modes, deterministic
+algorithms, intra-op threads, warning filters, the CPU random generator). A test that changes
+any of them fails with the list of what it changed, and the state is put back so the rest of
+the run is unaffected. Tests that need randomness draw a seed from Hypothesis and use their own
+torch.Generator or torch.random.fork_rng (see conformance.checks.private_rng).
+"""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+
+def pytest_configure(config):
+    # Some libraries add warning filters when first imported, and torch imports them lazily
+    # (sympy for symbolic shapes on meta tensors). Import them up front, so the first test to
+    # need them is not blamed for their filters.
+    for name in ("sympy", "torch.fx.experimental.symbolic_shapes"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+
+
+def snapshot() -> dict:
+    return {
+        "default dtype": torch.get_default_dtype(),
+        "default device": str(torch.get_default_device()),
+        "grad mode": torch.is_grad_enabled(),
+        "inference mode": torch.is_inference_mode_enabled(),
+        "anomaly mode": torch.is_anomaly_enabled(),
+        "deterministic algorithms": (torch.are_deterministic_algorithms_enabled(),
+                                     torch.is_deterministic_algorithms_warn_only_enabled()),
+        "intra-op threads": torch.get_num_threads(),
+        "warning filters": list(warnings.filters),
+        "CPU random generator": torch.get_rng_state(),
+    }
+
+
+def _same(key, a, b) -> bool:
+    if key == "CPU random generator":
+        return torch.equal(a, b)
+    return a == b
+
+
+def restore(state: dict) -> None:
+    torch.set_default_dtype(state["default dtype"])
+    torch.set_default_device(None if state["default device"] == "cpu" else state["default device"])
+    torch.set_grad_enabled(state["grad mode"])
+    torch.autograd.set_detect_anomaly(state["anomaly mode"])
+    torch.use_deterministic_algorithms(state["deterministic algorithms"][0],
+                                       warn_only=state["deterministic algorithms"][1])
+    torch.set_num_threads(state["intra-op threads"])
+    warnings.filters[:] = state["warning filters"]
+    torch.set_rng_state(state["CPU random generator"])
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item):
+    before = snapshot()
+    try:
+        return (yield)
+    finally:
+        after = snapshot()
+        changed = [key for key in before if not _same(key, before[key], after[key])]
+        if changed:
+            if "warning filters" in changed:
+                added = [f for f in after["warning filters"] if f not in before["warning filters"]]
+                changed[changed.index("warning filters")] = f"warning filters (added {added[:3]})"
+            restore(before)
+            if "inference mode" in changed:
+                changed.remove("inference mode")  # cannot be left on by a with-block; reported if so
+            raise AssertionError("the test changed torch's global state and did not restore it: "
+                                 + ", ".join(changed))

@@ -1,0 +1,97 @@
+"""The report page in a real browser: no console errors, filters hide and show rows, a failure's
+repro is visible. Needs Debian's chromium and chromium-driver (installed by .ci/run) and selenium;
+skips with the reason where they are absent."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reports import render
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromedriver are not installed "
+                                "(apt-get install chromium chromium-driver)")
+SCREENSHOT = Path(__file__).resolve().parent.parent / "conformance-report" / "browser-test.png"
+
+
+@pytest.fixture
+def page(tmp_path):
+    header = {"type": "environment", "source": "browser-test", "devices": ["cpu", "cuda"], "end": "x",
+              "torch": "2.13.0"}
+    records = [
+        {"type": "result", "nodeid": "conformance/test_views.py::test_permute_is_a_view[cpu-float32]",
+         "behaviour": "views.permute_shares", "device": "cpu", "dtype": "float32", "status": "failed",
+         "error": "AssertionError: permute: expected a view <script>alert(1)</script>",
+         "example": "TensorSpec(shape=(2, 3), layout='sliced')",
+         "repro": "pytest 'conformance/test_views.py::test_permute_is_a_view[cpu-float32]' --device cpu"},
+        {"type": "result", "nodeid": "conformance/test_views.py::test_narrow_is_a_view[cpu-float32]",
+         "behaviour": "views.narrow_shares", "device": "cpu", "dtype": "float32", "status": "passed",
+         "examples": 25, "features": {"layout=sliced": 4}},
+        {"type": "result", "nodeid": "conformance/test_views.py::test_narrow_is_a_view[cuda]",
+         "behaviour": "views.narrow_shares", "device": "cuda", "dtype": None, "status": "skipped",
+         "reason": "CUDA is not available"},
+    ]
+    results = tmp_path / "results.jsonl"
+    results.write_text("\n".join(json.dumps(r) for r in [header, *records]) + "\n")
+    out = tmp_path / "index.html"
+    render.write_html([results], out)
+    return out
+
+
+@pytest.fixture
+def browser():
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1280,900"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def visible_behaviours(driver):
+    return [e.get_attribute("id") for e in driver.find_elements("css selector", "details.behaviour")
+            if e.is_displayed()]
+
+
+def test_report_page_works_in_chromium(page, browser):
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(page.as_uri())
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe
+    assert browser.execute_script("return document.querySelector('script:not([src])') !== null")
+    assert "views.permute_shares" in visible_behaviours(browser)
+    assert "views.narrow_shares" in visible_behaviours(browser)
+
+    repro = browser.find_element("css selector", "details[id='views.permute_shares'] pre.repro")
+    assert repro.is_displayed() and "test_permute_is_a_view[cpu-float32]" in repro.text
+    assert "<script>alert(1)</script>" in browser.find_element("css selector", "div.failure pre").text
+
+    Select(browser.find_element("name", "status")).select_by_value("failed")
+    shown = visible_behaviours(browser)
+    assert shown == ["views.permute_shares"], shown
+    assert "status=failed" in browser.current_url
+
+    Select(browser.find_element("name", "status")).select_by_value("")
+    box = browser.find_element("name", "q")
+    box.send_keys("views.narrow_shares")
+    assert visible_behaviours(browser) == ["views.narrow_shares"]
+    box.clear()
+    box.send_keys(" ")  # any input event re-applies the filters
+    assert len(visible_behaviours(browser)) > 2
+
+    browser.get("about:blank")
+    browser.get(page.as_uri() + "#device=cuda")  # state lives in the URL
+    assert Select(browser.find_element("name", "device")).first_selected_option.text == "cuda"
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(SCREENSHOT))
