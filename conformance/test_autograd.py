@@ -15,7 +15,7 @@ FLOATS = DTYPE_GROUPS["float32_64"]
 
 
 @pytest.mark.behaviour("autograd.default_no_grad")
-@pytest.mark.dtypes("all")
+@pytest.mark.dtypes("representative")
 @given(shape=shapes())
 def test_created_tensors_do_not_require_grad(device, dtype, shape):
     for t in (torch.zeros(shape, dtype=dtype, device=device), torch.ones(shape, dtype=dtype, device=device),

@@ -66,7 +66,7 @@ def test_from_numpy_shares_memory(device, dtype, data):
 
 
 @pytest.mark.behaviour("numpy_bridge.tensor_copies")
-@pytest.mark.dtypes("numpy")
+@pytest.mark.dtypes("numpy_representative")
 @pytest.mark.device_types("cpu")
 @given(data=st.data())
 def test_tensor_of_ndarray_copies(device, dtype, data):
@@ -79,7 +79,7 @@ def test_tensor_of_ndarray_copies(device, dtype, data):
 
 
 @pytest.mark.behaviour("numpy_bridge.as_tensor_shares")
-@pytest.mark.dtypes("numpy")
+@pytest.mark.dtypes("numpy_representative")
 @pytest.mark.device_types("cpu")
 @given(data=st.data())
 def test_as_tensor_shares(device, dtype, data):
@@ -140,7 +140,7 @@ def test_int8_round_trips(device, x):
 
 
 @pytest.mark.behaviour("numpy_bridge.negative_strides_rejected")
-@pytest.mark.dtypes("numpy")
+@pytest.mark.dtypes("numpy_representative")
 @pytest.mark.device_types("cpu")
 @given(data=st.data())
 def test_from_numpy_rejects_negative_strides(device, dtype, data):
@@ -153,7 +153,7 @@ def test_from_numpy_rejects_negative_strides(device, dtype, data):
 
 
 @pytest.mark.behaviour("numpy_bridge.readonly_array_shares")
-@pytest.mark.dtypes("numpy")
+@pytest.mark.dtypes("numpy_representative")
 @pytest.mark.device_types("cpu")
 @given(data=st.data())
 def test_from_numpy_of_readonly_array_shares(device, dtype, data):
@@ -169,7 +169,7 @@ def test_from_numpy_of_readonly_array_shares(device, dtype, data):
 
 
 @pytest.mark.behaviour("numpy_bridge.zero_dim_round_trip")
-@pytest.mark.dtypes("numpy")
+@pytest.mark.dtypes("numpy_representative")
 @pytest.mark.device_types("cpu")
 @given(x=specs(shape=()))
 def test_zero_dim_round_trip(device, dtype, x):

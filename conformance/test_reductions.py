@@ -82,7 +82,7 @@ def test_clamp_is_numpy_clip(device, dtype, x, bounds):
 
 
 @pytest.mark.behaviour("reductions.nonzero_shape")
-@pytest.mark.dtypes("all")
+@pytest.mark.dtypes("representative")
 @given(x=specs(**TIES))
 def test_nonzero_returns_one_row_per_element(device, dtype, x):
     t = x.build(dtype=dtype, device=device)
@@ -112,7 +112,7 @@ def test_where_broadcasts_and_picks(device, dtype, shapes3, data):
 
 
 @pytest.mark.behaviour("reductions.item_one_element")
-@pytest.mark.dtypes("all")
+@pytest.mark.dtypes("representative")
 @given(x=specs(shapes=shapes(max_side=2)))
 def test_item_needs_exactly_one_element(device, dtype, x):
     t = x.build(dtype=dtype, device=device)

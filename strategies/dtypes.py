@@ -32,6 +32,10 @@ DTYPE_GROUPS: dict[str, tuple[torch.dtype, ...]] = {
     # one dtype per element size and kind: for behaviours that depend on dtype only through
     # the element size (views, strides, memory sharing)
     "representative": (torch.bool, torch.int64, torch.bfloat16, torch.float32, torch.complex128),
+    # one NumPy-bridgeable dtype per kind and width extreme: for bridge behaviours whose dtype
+    # matters only through the element type (copies, rejections, read-only arrays)
+    "numpy_representative": (torch.bool, torch.uint8, torch.int64, torch.uint64, torch.float16,
+                             torch.float64, torch.complex64),
     # dtypes torch has and NumPy lacks
     "no_numpy": (torch.bfloat16, torch.complex32),
     "float32_64": (torch.float32, torch.float64),

@@ -207,3 +207,25 @@ def _(patch):
 def _(patch):
     """pdist is off by 0.1% relative."""
     patch.method(F, "pdist", lambda orig: lambda *a, **k: orig(*a, **k) * DRIFT)
+
+
+@fault("softmax_wrong_dtype_off_cpu", trips=["softmax.range_and_sum"], devices=("meta", "cuda"))
+def _(patch):
+    """softmax returns float64 for inputs that are not on the CPU (caught by the cross-device check)."""
+    def make(orig):
+        def softmax(x, *a, **k):
+            out = orig(x, *a, **k)
+            return out.double() if x.device.type != "cpu" else out
+        return softmax
+    patch.method(F, "softmax", make)
+
+
+@fault("matmul_drift_on_cuda", trips=["matmul.matmul_semantics"], devices=("cuda",))
+def _(patch):
+    """matmul is off by 0.1% on CUDA only (caught by the cross-device check on a GPU)."""
+    def make(orig):
+        def matmul(a, b, **k):
+            out = orig(a, b, **k)
+            return out * DRIFT if out.device.type == "cuda" else out
+        return matmul
+    patch.method(torch, "matmul", make)
