@@ -136,14 +136,6 @@ def pytest_collection_modifyitems(config, items):
     seed = config.getoption("shuffle_seed")
     if seed is not None:  # every xdist worker shuffles the same way, so their collections agree
         random.Random(int(seed)).shuffle(items)
-    # Under `--dist loadgroup`, tests that pay a one-off import on first use (meta tensors pull in
-    # sympy; the first optimizer pulls in torch._dynamo) share one worker instead of paying twice.
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec and str(callspec.params.get("device", "")).startswith("meta"):
-            item.add_marker(pytest.mark.xdist_group("meta"))
-        elif (behaviour_of(item) or "").startswith("optim.") or "optim.sgd_step" in item.nodeid:
-            item.add_marker(pytest.mark.xdist_group("optim"))
     wanted = config.getoption("behaviour")
     if not wanted:
         return

@@ -160,7 +160,8 @@ class Recorder:
         self._write(self.header)
 
     def _write(self, record: dict) -> None:
-        self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        # ASCII escapes keep any text writable, lone surrogates from undecodable bytes included
+        self.file.write(json.dumps(record) + "\n")
         self.file.flush()
 
     def pytest_runtest_logreport(self, report):
@@ -289,7 +290,7 @@ def _repro(entry: dict, header: dict) -> str:
 def _rewrite_first_line(path: Path, header: dict) -> None:
     """Replace the header line: write a temporary file beside it, then move it into place."""
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    lines[0] = json.dumps(header, ensure_ascii=False) + "\n"
+    lines[0] = json.dumps(header) + "\n"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.writelines(lines)

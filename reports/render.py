@@ -181,7 +181,8 @@ def write_html(paths: list[Path], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".index-", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        # errors="replace": a lone surrogate (from bytes that were not UTF-8) becomes "?"
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
             f.write(html)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out)

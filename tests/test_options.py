@@ -19,8 +19,12 @@ else:
 
 
 @pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
-def test_bad_option_is_a_one_line_usage_error(args, message):
-    result = run_pytest("--collect-only", "-q", *args)
+def test_bad_option_is_a_one_line_usage_error(tmp_path, args, message):
+    (tmp_path / "results.jsonl").write_text("earlier run\n")
+    (tmp_path / "index.html").write_text("earlier page")
+    result = run_pytest("-q", f"--report-dir={tmp_path}", *args)
+    assert (tmp_path / "results.jsonl").read_text() == "earlier run\n"
+    assert (tmp_path / "index.html").read_text() == "earlier page"
     assert result.returncode == 4, result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1 and message in errors[0], result.stderr

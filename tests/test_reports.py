@@ -69,6 +69,8 @@ def test_hostile_content_renders_as_text(tmp_path):
     html = render.render([render.load(tmp_path / "r.jsonl")])
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    render.write_html([tmp_path / "r.jsonl"], tmp_path / "index.html")  # the lone surrogate is writable
+    assert "&lt;script&gt;alert(1)" in (tmp_path / "index.html").read_text(encoding="utf-8")
 
 
 def test_merge_renders_one_page_with_a_column_group_per_source(tmp_path):
