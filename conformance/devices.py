@@ -1,8 +1,6 @@
 """Which devices a run checks: parsing and validating `--device`."""
 from __future__ import annotations
 
-import torch
-
 
 class DeviceError(ValueError):
     """A --device value that names no usable device; the message is the one-line usage error."""
@@ -23,6 +21,8 @@ def parse(values: list[str]) -> list[str]:
 
 def check_available(name: str) -> None:
     """Raise DeviceError unless `name` is a device string this machine has."""
+    import torch
+
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError) as exc:
@@ -50,6 +50,8 @@ def check_available(name: str) -> None:
 def default_devices() -> list[tuple[str, str | None]]:
     """(device, skip reason or None): cpu, and cuda/mps; cuda is listed even when absent so that
     its tests show as skipped with the reason instead of vanishing."""
+    import torch
+
     devices: list[tuple[str, str | None]] = [("cpu", None)]
     if torch.cuda.is_available():
         devices.append(("cuda", None))

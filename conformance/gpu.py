@@ -33,9 +33,11 @@ def is_poisoning(exc: BaseException) -> bool:
 
 
 def pytest_configure(config):
+    if not hasattr(config, "workerinput"):
+        return
     import torch
 
-    if not torch.cuda.is_available() or not hasattr(config, "workerinput"):
+    if not torch.cuda.is_available():
         return
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:

@@ -13,10 +13,11 @@ import sys
 import warnings
 
 import pytest
-import torch
 
 
 def snapshot() -> dict:
+    import torch
+
     return {
         "default dtype": torch.get_default_dtype(),
         "default device": str(torch.get_default_device()),
@@ -33,12 +34,16 @@ def snapshot() -> dict:
 
 
 def _same(key, a, b) -> bool:
+    import torch
+
     if key == "CPU random generator":
         return torch.equal(a, b)
     return a == b
 
 
 def restore(state: dict) -> None:
+    import torch
+
     torch.set_default_dtype(state["default dtype"])
     torch.set_default_device(None if state["default device"] == "cpu" else state["default device"])
     torch.set_grad_enabled(state["grad mode"])

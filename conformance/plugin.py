@@ -22,12 +22,13 @@ import os
 import random
 
 import pytest
-import torch
 from hypothesis import settings
 
 from conformance import devices as device_options
 from conformance import profiles
-from strategies.dtypes import dtype_name, dtypes_for
+
+# torch is imported inside the hooks that need it: the xdist controller imports it only after
+# its workers have started, so the two imports overlap instead of adding up.
 
 DEVICES = pytest.StashKey[list]()
 RUN_SEED = pytest.StashKey[object]()
@@ -83,18 +84,6 @@ def pytest_configure(config):
         if count < 1:
             raise pytest.UsageError(f"--max-examples {raw!r}: expected a positive whole number")
 
-    option = config.getoption("device")
-    try:
-        if option is None:
-            config.stash[DEVICES] = device_options.default_devices()
-        else:
-            names = device_options.parse(option)
-            for name in names:
-                device_options.check_available(name)
-            config.stash[DEVICES] = [(name, None) for name in names]
-    except device_options.DeviceError as exc:
-        raise pytest.UsageError(str(exc)) from None
-
     fault_id = config.getoption("inject_fault")
     if fault_id:
         from conformance import faults
@@ -107,7 +96,32 @@ def pytest_configure(config):
 
     # Two xdist workers on two cores: torch's intra-op threads would fight each other.
     if hasattr(config, "workerinput") and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
         torch.set_num_threads(1)
+    config.pluginmanager.register(_DeviceResolver(), "conformance-devices")
+
+
+class _DeviceResolver:
+    """Works out the devices under test. On the xdist controller this runs after the workers
+    were started (trylast sessionstart), and it alone checks that the devices exist: a device
+    this machine lacks is a usage error there, before any test runs."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session):
+        config = session.config
+        option = config.getoption("device")
+        try:
+            if option is None:
+                config.stash[DEVICES] = device_options.default_devices()
+            else:
+                names = device_options.parse(option)
+                if not hasattr(config, "workerinput"):
+                    for name in names:
+                        device_options.check_available(name)
+                config.stash[DEVICES] = [(name, None) for name in names]
+        except device_options.DeviceError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_unconfigure(config):
@@ -199,6 +213,10 @@ def record_observation(request):
 def pytest_generate_tests(metafunc):
     if "device" not in metafunc.fixturenames:
         return
+    import torch
+
+    from strategies.dtypes import dtype_name, dtypes_for
+
     config = metafunc.config
     concerned = metafunc.definition.get_closest_marker("device_types")
     dtype_marker = metafunc.definition.get_closest_marker("dtypes")

@@ -29,7 +29,7 @@ TARGETS = {"parallel_wall_s": 30.0, "parallel_efficiency": 0.80, "generation_sha
 
 
 def run_suite(report_dir: Path, *args: str) -> float:
-    env = {**os.environ, "CI": "true", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "CI": "true"}
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            f"--report-dir={report_dir}", *args], cwd=ROOT, env=env,
