@@ -218,7 +218,6 @@ class Recorder:
         from reports import render
 
         render.write_html([self.results], self.dir / "index.html")
-        self.rendered = True
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.file is not None:
