@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.testing import assert_close
 
 
 def storage_ptr(t: torch.Tensor) -> int:
@@ -88,8 +89,6 @@ def _meaningful(shape, strides):
 def assert_close_to_reference(actual: torch.Tensor, reference: torch.Tensor, **kwargs) -> None:
     """Compare a result with an exact (float64, CPU) reference at the tolerance of the
     result's own dtype: the reference is rounded to that dtype first."""
-    from torch.testing import assert_close
-
     assert_close(actual.cpu(), reference.to(actual.dtype), **kwargs)
 
 

@@ -279,7 +279,7 @@ def test_hooks_in_a_loop_see_the_last_name(device, layers):
         model = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(layers)]).to(device)
     logged = []
     for name, param in model.named_parameters():
-        param.register_hook(lambda grad: logged.append(name))  # the note's loop
+        param.register_hook(lambda grad: logged.append(name))  # noqa: B023 - the note's loop, on purpose
     model(torch.ones(1, 2, device=device)).sum().backward()
     last = list(dict(model.named_parameters()))[-1]
     assert len(logged) == 2 * layers and set(logged) == {last}

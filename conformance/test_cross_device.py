@@ -48,18 +48,6 @@ def _dim(data, ndim):
     return data.draw(st.integers(-max(ndim, 1), max(ndim, 1) - 1), label="dim")
 
 
-def softmax_case(data, dtype):
-    x, = (data.draw(specs(), label="x"),)
-    dim = _dim(data, x.ndim)
-    return lambda device: F.softmax(x.build(dtype=dtype, device=device), dim)
-
-
-def log_softmax_case(data, dtype):
-    x = data.draw(specs(), label="x")
-    dim = _dim(data, x.ndim)
-    return lambda device: F.log_softmax(x.build(dtype=dtype, device=device), dim)
-
-
 def nll_case(reduction):
     def make(data, dtype):
         case = data.draw(classification(), label="case")
@@ -243,8 +231,8 @@ def sgd_case(data, dtype):
 
 
 CASES = [
-    Case("softmax.range_and_sum", FLOATING, softmax_case),
-    Case("softmax.log_softmax_exp", F32_64, log_softmax_case),
+    Case("softmax.range_and_sum", FLOATING, unary(F.softmax)),
+    Case("softmax.log_softmax_exp", F32_64, unary(F.log_softmax)),
     Case("losses.nll_none", F32_64, nll_case("none")),
     Case("losses.nll_sum", F32_64, nll_case("sum")),
     Case("losses.nll_mean_weighted", F32_64, nll_case("mean")),

@@ -15,7 +15,7 @@ BAD = [
 if not torch.cuda.is_available():
     BAD.append((["--device", "cuda"], "CUDA is not available"))
 else:
-    BAD.append(([f"--device", f"cuda:{torch.cuda.device_count()}"], "indices 0.."))
+    BAD.append((["--device", f"cuda:{torch.cuda.device_count()}"], "indices 0.."))
 
 
 @pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
