@@ -219,6 +219,7 @@ def pytest_generate_tests(metafunc):
 
     config = metafunc.config
     concerned = metafunc.definition.get_closest_marker("device_types")
+    off_cpu = metafunc.definition.get_closest_marker("off_cpu")
     dtype_marker = metafunc.definition.get_closest_marker("dtypes")
     wants_dtype = "dtype" in metafunc.fixturenames
     if wants_dtype != (dtype_marker is not None):
@@ -239,6 +240,8 @@ def pytest_generate_tests(metafunc):
         elif concerned and kind not in concerned.args:
             marks.append(pytest.mark.skip(
                 reason=f"not applicable: the behaviour concerns {'/'.join(concerned.args)} tensors"))
+        elif off_cpu and kind == "cpu":
+            marks.append(pytest.mark.skip(reason="not applicable: the behaviour concerns tensors off the CPU"))
         elif two_gpus and (kind != "cuda" or torch.cuda.device_count() < 2):
             marks.append(pytest.mark.skip(reason=f"needs two CUDA devices; this machine has "
                                                  f"{torch.cuda.device_count()}" if kind == "cuda"

@@ -63,7 +63,7 @@ def test_cuda_tensor_reports_the_current_index(device):
 
 
 @pytest.mark.behaviour("devices.mixed_devices_raise")
-@pytest.mark.device_types("cuda", "mps", "meta", "xpu")
+@pytest.mark.off_cpu
 @pytest.mark.meta_too
 @given(x=specs(), scalar=st.floats(-5, 5))
 def test_mixing_devices_raises_except_for_cpu_scalars(device, x, scalar):

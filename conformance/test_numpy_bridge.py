@@ -110,7 +110,7 @@ def test_numpy_of_tensor_requiring_grad(device, dtype, x):
 
 
 @pytest.mark.behaviour("numpy_bridge.numpy_non_cpu_raises")
-@pytest.mark.device_types("cuda", "mps", "meta", "xpu")
+@pytest.mark.off_cpu
 def test_numpy_of_non_cpu_tensor_raises(device):
     t = torch.ones(3, device=device)
     with pytest.raises(TypeError, match=r"Tensor\.cpu\(\)"):
