@@ -18,13 +18,17 @@ import sys
 import pytest
 
 POISONED = pytest.StashKey[str]()
+# Device types whose kernel errors leave the process's context unusable. A backend author whose
+# device behaves the same way adds its type here.
+POISONABLE_TYPES = {"cuda"}
 _POISON_MARKERS = ("device-side assert", "CUDA error: an illegal memory access",
                    "CUDA error: unspecified launch failure", "cudaErrorAssert", "CUBLAS_STATUS_EXECUTION_FAILED")
 
 
-def _uses_cuda(item) -> bool:
+def _device_type(item) -> str | None:
     callspec = getattr(item, "callspec", None)
-    return bool(callspec) and str(callspec.params.get("device", "")).startswith("cuda")
+    device = callspec.params.get("device") if callspec else None
+    return str(device).split(":")[0] if device is not None else None
 
 
 def is_poisoning(exc: BaseException) -> bool:
@@ -47,14 +51,15 @@ def pytest_configure(config):
 
 def pytest_runtest_setup(item):
     reason = item.config.stash.get(POISONED, None)
-    if reason and _uses_cuda(item):
-        pytest.skip(f"CUDA context poisoned by an earlier test ({reason}); rerun to check this item")
+    if reason and _device_type(item) in POISONABLE_TYPES:
+        pytest.skip(f"{_device_type(item)} context poisoned by an earlier test ({reason}); rerun to check this item")
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if call.when == "call" and call.excinfo is not None and _uses_cuda(item) and is_poisoning(call.excinfo.value):
+    if call.when == "call" and call.excinfo is not None and _device_type(item) in POISONABLE_TYPES \
+            and is_poisoning(call.excinfo.value):
         item.config.stash[POISONED] = item.nodeid
         report.user_properties.append(("poisoned", item.nodeid))
     return report
@@ -70,14 +75,23 @@ def pytest_runtest_teardown(item):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    if not _uses_cuda(item):
+    if _device_type(item) != "cuda":
         return (yield)
     import torch
 
     torch.cuda.reset_peak_memory_stats()
     try:
-        return (yield)
-    finally:
-        item.user_properties.append(("cuda_peak_mb", round(torch.cuda.max_memory_allocated() / 2**20, 2)))
-        if item.config.stash.get(POISONED, None) is None:
-            torch.cuda.empty_cache()
+        result = yield
+    except BaseException as exc:
+        # A poisoned context fails every CUDA call, empty_cache included: leave it alone.
+        _release(item, torch, free=not is_poisoning(exc))
+        raise
+    # A kernel error reported late (asynchronously) surfaces here and fails this item.
+    _release(item, torch, free=True)
+    return result
+
+
+def _release(item, torch, free: bool) -> None:
+    item.user_properties.append(("cuda_peak_mb", round(torch.cuda.max_memory_allocated() / 2**20, 2)))
+    if free:
+        torch.cuda.empty_cache()
