@@ -271,7 +271,8 @@ CASES = [
 
 def _compare(cpu, other, device, tolerances, what):
     if isinstance(cpu, tuple):
-        for i, (a, b) in enumerate(zip(cpu, other)):
+        assert isinstance(other, tuple) and len(other) == len(cpu), f"{what}: {device} gave {type(other)}"
+        for i, (a, b) in enumerate(zip(cpu, other, strict=True)):
             _compare(a, b, device, tolerances, f"{what}[{i}]")
         return
     assert (other.dtype, tuple(other.shape)) == (cpu.dtype, tuple(cpu.shape)), \
