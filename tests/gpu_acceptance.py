@@ -1,0 +1,177 @@
+"""Gather, in one command, the evidence that the suite works on a GPU machine.
+
+    python -m tests.gpu_acceptance --out gpu-evidence            # on a machine with CUDA
+    python -m tests.gpu_acceptance --out /tmp/dry --device meta --behaviour devices   # plumbing only
+
+Steps, each timed; a failing step does not stop the ones after it:
+  suite      the whole suite with --device cpu,DEVICE (ci profile, -n WORKERS), report in OUT/run/:
+             per-device status counts, wall time, the largest per-test CUDA peak, and the device's
+             memory in use sampled with nvidia-smi while it runs
+  selftests  tests/test_gpu_robustness.py: a real device-side assert ends only its worker, each
+             worker's memory share is enforced and returned between tests
+  faults     every fault that fires off the CPU, through the kill matrix on cpu,DEVICE
+  crossdev   the cross-device property alone, against a fault injected on DEVICE only: it must fail
+It writes OUT/summary.json and OUT/steps.log, and exits 0 only if every step met its expectation.
+Merge OUT/run/results.jsonl with a CPU run elsewhere: python -m reports.merge a.jsonl b.jsonl -o x.html
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Per device type: a fault that fires only there, and the cross-device case it must trip.
+CROSS_DEVICE_FAULT = {"cuda": ("matmul_drift_on_cuda", "matmul.matmul_semantics"),
+                      "meta": ("softmax_wrong_dtype_off_cpu", "softmax.range_and_sum")}
+
+
+class MemorySampler(threading.Thread):
+    """Largest device memory in use (MiB, all processes) seen by nvidia-smi while a step runs."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak_mib: int | None = None
+        self._halt = threading.Event()
+        self.available = shutil.which("nvidia-smi") is not None
+
+    def run(self):
+        while self.available and not self._halt.wait(0.5):
+            out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, check=False).stdout.split()
+            if out and all(v.strip().isdigit() for v in out):
+                self.peak_mib = max(self.peak_mib or 0, max(int(v) for v in out))
+
+    def stop(self):
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout=5)
+
+
+def run_step(name: str, argv: list[str], log, timeout: float = 540) -> dict:
+    start = time.perf_counter()
+    log.write(f"\n===== {name}: {' '.join(argv)}\n")
+    log.flush()
+    # A session of its own, so a step that runs out of time goes with all its xdist workers.
+    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "CI": "true"}, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        rc = "timeout"
+    return {"rc": rc, "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def read_results(path: Path) -> tuple[dict, list[dict]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+
+
+def summarise_run(path: Path) -> dict:
+    """Per-device-type status counts, busy seconds and the largest per-test CUDA peak."""
+    header, results = read_results(path)
+    counts: dict[str, Counter] = {}
+    seconds: Counter = Counter()
+    for r in results:
+        kind = (r.get("device") or "none").split(":")[0]
+        counts.setdefault(kind, Counter())[r["status"]] += 1
+        seconds[kind] += r.get("duration") or 0.0
+    peaks = [r["cuda_peak_mb"] for r in results if r.get("cuda_peak_mb") is not None]
+    failures = [{"nodeid": r["nodeid"], "status": r["status"], "error": (r.get("error") or "")[:300]}
+                for r in results if r["status"] in ("failed", "error", "crashed", "timeout")]
+    return {"environment": {k: header.get(k) for k in ("torch", "cuda", "cudnn", "gpus", "python", "hypothesis",
+                                                       "profile", "seed", "devices")},
+            "counts": {k: dict(v) for k, v in counts.items()},
+            "busy_s": {k: round(v, 1) for k, v in seconds.items()},
+            "largest_test_cuda_peak_mb": max(peaks, default=None), "failures": failures}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.gpu_acceptance", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the evidence (made if missing)")
+    parser.add_argument("--device", default="cuda", choices=sorted(CROSS_DEVICE_FAULT),
+                        help="the device checked beside the CPU (default: cuda)")
+    parser.add_argument("--workers", type=int, default=min(8, max(2, (os.cpu_count() or 2) // 2)))
+    parser.add_argument("--max-examples", type=int, default=None, help="override the ci profile's count")
+    parser.add_argument("--behaviour", default=None, metavar="ID[,ID...]",
+                        help="run only these behaviours or areas in the suite step (a dry run on meta "
+                             "wants `devices`: most numeric behaviours mean nothing on meta)")
+    parser.add_argument("--label", default=None, help="the run's name in merged reports")
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.exit(4, f"{parser.prog}: error: CUDA is not available here (torch {torch.__version__}); "
+                       "use --device meta for a dry run of the plumbing\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    py = [sys.executable, "-m"]
+    examples = [f"--max-examples={args.max_examples}"] if args.max_examples else []
+    chosen = [f"--behaviour={args.behaviour}"] if args.behaviour else []
+    label = args.label or f"{args.device} torch {torch.__version__}"
+    summary: dict = {"device": args.device, "workers": args.workers, "steps": {}}
+    ok = True
+    with (args.out / "steps.log").open("w", encoding="utf-8") as log:
+        sampler = MemorySampler()
+        sampler.start()
+        step = run_step("suite", [*py, "pytest", "-q", "-p", "no:cacheprovider", "-n", str(args.workers),
+                                  f"--device=cpu,{args.device}", f"--report-dir={args.out / 'run'}",
+                                  f"--source-label={label}", *examples, *chosen], log)
+        sampler.stop()
+        results = args.out / "run" / "results.jsonl"
+        if results.exists():
+            step.update(summarise_run(results))
+        step["device_memory_used_peak_mib"] = sampler.peak_mib
+        step["met"] = step["rc"] == 0
+        summary["steps"]["suite"] = step
+
+        step = run_step("selftests", [*py, "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                                      "tests/test_gpu_robustness.py"], log)
+        step["met"] = step["rc"] == 0
+        summary["steps"]["selftests"] = step
+
+        from conformance.faults import catalogue
+
+        off_cpu = sorted(f.id for f in catalogue().values() if args.device in f.devices)
+        step = run_step("faults", [*py, "conformance.faults.killmatrix", "--faults", ",".join(off_cpu),
+                                   "--device", f"cpu,{args.device}", "--json", str(args.out / "faults.json")], log)
+        if (args.out / "faults.json").exists():
+            kill = json.loads((args.out / "faults.json").read_text())
+            step["summary"] = kill["summary"]
+            step["per_fault"] = {r["fault"]: r["status"] for r in kill["results"]}
+        step["met"] = step["rc"] == 0 and bool(step.get("summary", {}).get("killed"))
+        summary["steps"]["faults"] = step
+
+        fault, behaviour = CROSS_DEVICE_FAULT[args.device]
+        step = run_step("crossdev", [*py, "pytest", "-q", "-p", "no:cacheprovider", "--no-report",
+                                     f"--device={args.device}", f"--inject-fault={fault}",
+                                     f"--behaviour={behaviour}", "conformance/test_cross_device.py"], log)
+        step.update(fault=fault, behaviour=behaviour, met=step["rc"] == 1)  # 1: tests failed, as they must
+        summary["steps"]["crossdev"] = step
+
+    busy = summary["steps"]["suite"].get("busy_s", {})
+    if busy.get("cpu") and busy.get(args.device):
+        summary["device_over_cpu_busy"] = round(busy[args.device] / busy["cpu"], 3)
+    ok = all(s["met"] for s in summary["steps"].values())
+    summary["all_met"] = ok
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    for name, s in summary["steps"].items():
+        print(f"{name:10} {'met' if s['met'] else 'NOT MET':8} rc={s['rc']} {s['wall_s']:7.1f}s")
+    print(json.dumps({k: summary["steps"]["suite"].get(k) for k in
+                      ("counts", "busy_s", "largest_test_cuda_peak_mb", "device_memory_used_peak_mib")}))
+    print(f"evidence in {args.out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

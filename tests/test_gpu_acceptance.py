@@ -1,0 +1,34 @@
+"""The one-command GPU evidence gatherer: its refusal without CUDA and its run summary."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.gpu_acceptance import summarise_run
+from tests.helpers import ROOT
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_without_cuda_it_refuses_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "tests.gpu_acceptance", "--out", str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 4
+    assert done.stderr.count("\n") == 1 and "CUDA is not available" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_summary_counts_each_device_type(tmp_path):
+    rows = [{"type": "environment", "torch": "2.11.0", "devices": ["cpu", "cuda"]},
+            {"nodeid": "a[cpu]", "device": "cpu", "status": "passed", "duration": 1.0},
+            {"nodeid": "a[cuda]", "device": "cuda", "status": "passed", "duration": 2.0, "cuda_peak_mb": 3.5},
+            {"nodeid": "b[cuda:0]", "device": "cuda:0", "status": "crashed", "duration": 0.5, "cuda_peak_mb": 9.0,
+             "error": "worker crashed"},
+            {"nodeid": "c", "device": None, "status": "skipped"}]
+    path = tmp_path / "results.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    summary = summarise_run(path)
+    assert summary["counts"] == {"cpu": {"passed": 1}, "cuda": {"passed": 1, "crashed": 1}, "none": {"skipped": 1}}
+    assert summary["busy_s"]["cuda"] == 2.5 and summary["largest_test_cuda_peak_mb"] == 9.0
+    assert [f["nodeid"] for f in summary["failures"]] == ["b[cuda:0]"]
