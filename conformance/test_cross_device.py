@@ -22,6 +22,7 @@ from hypothesis.extra import numpy as hnp
 from torch.testing import assert_close
 
 from conformance.checks import private_rng
+from conformance.test_autograd import function_of
 from conformance.test_losses import classification, unpack
 from strategies import DTYPE_GROUPS, specs, supported_on
 from strategies.shapes import shapes
@@ -75,6 +76,31 @@ def cross_entropy_case(data, dtype):
         logits, y, w, _ = unpack(case, dtype, device)
         return F.cross_entropy(logits, y, weight=w, label_smoothing=eps)
     return run
+
+
+def probability_targets_case(data, dtype):
+    case = data.draw(classification(ignore=False), label="case")
+    target = data.draw(specs(shape=case[0].shape), label="target_logits")
+
+    def run(device):
+        logits, _, w, _ = unpack(case, dtype, device)
+        p = F.softmax(target.build(dtype=dtype, device=device), 1)
+        return tuple(F.cross_entropy(logits, p, weight=w, reduction=r) for r in ("none", "sum", "mean"))
+    return run
+
+
+def kl_variant(**kwargs):
+    def make(data, dtype):
+        shape = data.draw(shapes(min_dims=2, min_side=1), label="shape")
+        q, p = (data.draw(specs(shape=shape), label=k) for k in "qp")
+
+        def run(device):
+            log_q = F.log_softmax(q.build(dtype=dtype, device=device), -1)
+            log_p = F.log_softmax(p.build(dtype=dtype, device=device), -1)
+            target = log_p if kwargs.get("log_target") else log_p.exp()
+            return F.kl_div(log_q, target, **kwargs)
+        return run
+    return make
 
 
 def pair(data, shape_a=None, shape_b=None):
@@ -212,6 +238,45 @@ def tf32_conv_tolerance(device):
     return {}
 
 
+def softmax_dtype_case(data, dtype):
+    x = data.draw(specs(), label="x")
+    dim = _dim(data, x.ndim)
+    return lambda device: F.softmax(x.build(dtype=dtype, device=device), dim, dtype=torch.float64)
+
+
+def add_out_case(data, dtype):
+    s = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4), label="shapes")
+    a, b = (data.draw(specs(shape=shape), label=f"arg{i}") for i, shape in enumerate(s.input_shapes))
+
+    def run(device):
+        out = torch.empty(s.result_shape, dtype=dtype, device=device)
+        return torch.add(a.build(dtype=dtype, device=device), b.build(dtype=dtype, device=device), out=out)
+    return run
+
+
+def batchnorm_case(data, dtype):
+    x = data.draw(specs(shapes=st.tuples(st.integers(2, 5), st.integers(1, 4))), label="x")
+
+    def run(device):
+        t = x.build(dtype=dtype, device=device)
+        bn = torch.nn.BatchNorm1d(x.shape[1]).to(device, dtype)
+        trained = bn.train()(t)
+        return trained, bn.running_mean, bn.running_var, bn.eval()(t)
+    return run
+
+
+def accumulated_grad_case(data, dtype):
+    x = data.draw(specs(), label="x")
+    times = data.draw(st.integers(2, 3), label="times")
+
+    def run(device):
+        t = x.build(dtype=dtype, device=device, requires_grad=True)
+        for _ in range(times):
+            function_of(t).backward()
+        return t.grad
+    return run
+
+
 def vjp_case(data, dtype):
     m, n = data.draw(st.integers(1, 4), label="m"), data.draw(st.integers(1, 4), label="n")
     A, v, x = (data.draw(specs(shape=s), label=k) for k, s in (("A", (m, n)), ("v", (m,)), ("x", (n,))))
@@ -239,12 +304,16 @@ def sgd_case(data, dtype):
 CASES = [
     Case("softmax.range_and_sum", FLOATING, unary(live(F, "softmax"))),
     Case("softmax.log_softmax_exp", F32_64, unary(live(F, "log_softmax"))),
+    Case("softmax.dtype_casts_first", FLOATING, softmax_dtype_case),
     Case("losses.nll_none", F32_64, nll_case("none")),
     Case("losses.nll_sum", F32_64, nll_case("sum")),
     Case("losses.nll_mean_weighted", F32_64, nll_case("mean")),
     Case("losses.ce_equals_nll_log_softmax", F32_64, cross_entropy_case),
+    Case("losses.ce_probability_targets", F32_64, probability_targets_case),
     Case("losses.mse_reductions", FLOATING, mse_case),
     Case("losses.kl_div_definition", F32_64, kl_case),
+    Case("losses.kl_div_log_target", F32_64, kl_variant(reduction="sum", log_target=True)),
+    Case("losses.kl_div_batchmean", F32_64, kl_variant(reduction="batchmean")),
     Case("reductions.max_dim_values_indices", DTYPE_GROUPS["real"], max_case),
     Case("reductions.argmax_first_on_ties", DTYPE_GROUPS["real"],
          unary(lambda t, d: torch.argmax(t, d) if t.dim() else torch.argmax(t),
@@ -254,6 +323,7 @@ CASES = [
     Case("reductions.clamp_matches_clip", DTYPE_GROUPS["real"], clamp_case),
     Case("reductions.nonzero_shape", DTYPE_GROUPS["all"], nonzero_case, meta=False),
     Case("reductions.where_broadcasts", FLOATING, where_case),
+    Case("reductions.add_out", DTYPE_GROUPS["numeric"], add_out_case),
     Case("matmul.mul_elementwise", DTYPE_GROUPS["float_and_complex"], binary(live(torch, "mul"))),
     Case("matmul.matmul_semantics", F32_64, binary(live(torch, "matmul"), "(m?,n),(n,p?)->(m?,p?)")),
     Case("matmul.mm_2d_only", F32_64, binary(live(torch, "mm"), "(m,n),(n,p)->(m,p)", max_dims=0)),
@@ -264,6 +334,8 @@ CASES = [
     Case("shape_ops.repeat_tiles", DTYPE_GROUPS["representative"], repeat_case),
     Case("views.reshape_view_or_copy", DTYPE_GROUPS["representative"], reshape_case),
     Case("modules.conv2d_output_shape", F32_64, conv_case, tf32_conv_tolerance),
+    Case("modules.eval_batchnorm_running_stats", F32_64, batchnorm_case),
+    Case("autograd.grad_accumulates", F32_64, accumulated_grad_case),
     Case("autograd.vector_jacobian_product", F32_64, vjp_case),
     Case("optim.sgd_step", F32_64, sgd_case),
 ]
