@@ -32,8 +32,18 @@ def _device_type(item) -> str | None:
 
 
 def is_poisoning(exc: BaseException) -> bool:
-    text = f"{type(exc).__name__}: {exc}"
-    return any(marker in text for marker in _POISON_MARKERS)
+    """Whether `exc`, or one it groups or chains (Hypothesis reports several distinct failures
+    as an ExceptionGroup whose own text names none of them), says the context is poisoned."""
+    seen, todo = set(), [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if any(marker in f"{type(current).__name__}: {current}" for marker in _POISON_MARKERS):
+            return True
+        todo += [*getattr(current, "exceptions", ()), current.__cause__, current.__context__]
+    return False
 
 
 def pytest_configure(config):

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 import torch
 
+from conformance.gpu import is_poisoning
 from tests.helpers import ROOT, run_pytest
 
 PLUGINS = ("-p", "conformance.plugin", "-p", "conformance.gpu", "-p", "reports.stats", "-p", "reports.plugin",
@@ -39,9 +40,11 @@ def statuses(tmp_path):
 POISON = '''
     import pytest
     import torch
+    from hypothesis import given, strategies as st
 
     @pytest.mark.behaviour("views.narrow_shares")
-    def test_poisons(device):
+    @given(n=st.integers(0, 3))  # as in the suite: Hypothesis replays and shrinks the failure
+    def test_poisons(device, n):
         {trigger}
 
     @pytest.mark.behaviour("views.permute_shares")
@@ -83,6 +86,20 @@ def test_an_ordinary_error_poisons_nothing(tmp_path):
     by_name = statuses(tmp_path)
     assert result.returncode == 1 and by_name["test_poisons[cpu]"]["status"] == "failed"
     assert all(by_name[f"test_fine[cpu-{n}]"]["status"] == "passed" for n in range(4))
+
+
+def test_poisoning_is_found_inside_groups_and_chains():
+    assert_error = RuntimeError("CUDA error: device-side assert triggered")
+    group = ExceptionGroup("Hypothesis found 2 distinct failures.", [ValueError("x"), assert_error])
+    try:
+        try:
+            raise assert_error
+        except RuntimeError as inner:
+            raise AssertionError("while checking") from inner
+    except AssertionError as outer:
+        chained = outer
+    assert is_poisoning(group) and is_poisoning(chained)
+    assert not is_poisoning(ExceptionGroup("two", [ValueError("x"), RuntimeError("shape mismatch")]))
 
 
 @needs_cuda
