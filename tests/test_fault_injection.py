@@ -2,6 +2,7 @@
 one or more per area, runs on every CI run (the full catalogue: python -m
 conformance.faults.killmatrix, documented in the README)."""
 import json
+import os
 import subprocess
 import sys
 
@@ -47,3 +48,22 @@ def test_stock_torch_passes_the_sampled_behaviours():
     result = run_pytest("-q", "--device", "cpu", "--hypothesis-profile", "faults", "--no-report",
                         "--behaviour", ",".join(behaviours))
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+
+LATER_SESSION = """
+from conformance.faults import catalogue
+from conformance.faults.killmatrix import run_fault
+run_fault(catalogue()["numpy_returns_copy"], "trips", ["cpu"])  # imports every test module
+later = run_fault(catalogue()["softmax_wrong_dtype_off_cpu"], "trips", ["cpu"])
+print(*later["failing_tests"], sep="\\n")
+"""
+
+
+def test_a_later_in_process_session_sees_its_fault():
+    """The kill matrix runs one session per fault in one process, and the cross-device cases
+    capture torch functions when their module is imported: each session must import it afresh."""
+    done = subprocess.run([sys.executable, "-c", LATER_SESSION], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "test_cross_device.py::test_device_agrees_with_cpu[meta-softmax.range_and_sum]" in done.stdout, done.stdout

@@ -30,29 +30,37 @@ from conformance.faults import catalogue
 
 class _Collector:
     def __init__(self):
-        self.failed: dict[str, dict] = {}
+        self.failed: dict[str, int] = {}  # behaviour -> fewest examples a failing test of it needed
+        self.failing_tests: set[str] = set()
         self.errors = 0
         self.ran = 0
 
     def pytest_runtest_logreport(self, report):
-        info = dict(next((v for k, v in report.user_properties if k == "conformance"), {}))
         if report.when == "call":
             self.ran += 1
             if report.failed:
+                info = {}
                 for k, v in report.user_properties:
                     if k == "conformance":
                         info.update(v)
                 behaviour = info.get("behaviour", report.nodeid)
-                best = self.failed.get(behaviour)
                 examples = info.get("examples_to_failure") or info.get("examples") or 0
-                if best is None or examples < best["examples"]:
-                    self.failed[behaviour] = {"examples": examples, "nodeid": report.nodeid}
+                self.failed[behaviour] = min(examples, self.failed.get(behaviour, examples))
+                self.failing_tests.add(report.nodeid)
         elif report.failed:
             self.errors += 1
 
     def pytest_collectreport(self, report):
         if report.failed:
             self.errors += 1
+
+
+def _forget_test_modules() -> None:
+    """Each session here must import the test modules afresh, after its fault is installed:
+    a module kept from an earlier session would hold whatever torch functions it captured
+    at import (a table of cases, a default argument) unpatched."""
+    for name in [n for n in sys.modules if n.startswith("conformance.test_")]:
+        del sys.modules[name]
 
 
 def run_fault(fault, scope: str, devices: list[str]) -> dict:
@@ -73,6 +81,7 @@ def run_fault(fault, scope: str, devices: list[str]) -> dict:
     if scope == "trips":
         args += ["--behaviour", ",".join(fault.trips)]
     start = time.perf_counter()
+    _forget_test_modules()
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
         pytest.main(args, plugins=[collector])
     seconds = time.perf_counter() - start
@@ -81,7 +90,7 @@ def run_fault(fault, scope: str, devices: list[str]) -> dict:
         "fault": fault.id, "status": "killed" if killers else "survived", "trips": list(fault.trips),
         "devices": list(fault.devices), "description": fault.description,
         "killed_by": sorted(killers), "other_failures": sorted(set(collector.failed) - set(killers)),
-        "examples_to_kill": min((v["examples"] for v in killers.values()), default=None),
+        "examples_to_kill": min(killers.values(), default=None), "failing_tests": sorted(collector.failing_tests),
         "seconds": round(seconds, 2), "tests_run": collector.ran, "errors": collector.errors,
     }
 
