@@ -41,7 +41,9 @@ def run_suite(report_dir: Path, *args: str) -> float:
 
 
 def read_results(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    from reports.render import load
+
+    return load(path).results
 
 
 def per_behaviour(results: list[dict]) -> dict:
@@ -117,12 +119,12 @@ def main(argv=None) -> int:
         import torch
 
         if torch.cuda.is_available():
+            from tests.gpu_acceptance import summarise_run
+
             run_suite(tmp / "cuda", "-n", "2", "--device", "cpu,cuda")
-            halves = defaultdict(float)
-            for r in read_results(tmp / "cuda" / "results.jsonl"):
-                halves[(r.get("device") or "?").split(":")[0]] += r.get("duration") or 0
-            figures["cpu_half_s"], figures["cuda_half_s"] = round(halves["cpu"], 2), round(halves["cuda"], 2)
-            figures["cuda_over_cpu"] = round(halves["cuda"] / halves["cpu"], 3) if halves["cpu"] else None
+            halves = summarise_run(tmp / "cuda" / "results.jsonl")["busy_s"]
+            figures["cpu_half_s"], figures["cuda_half_s"] = halves.get("cpu"), halves.get("cuda")
+            figures["cuda_over_cpu"] = round(halves["cuda"] / halves["cpu"], 3) if halves.get("cpu") else None
 
     rows = [("whole suite, -n 2 (ci profile)", figures.get("parallel_wall_s"), "parallel_wall_s", "<"),
             ("whole suite, serial", figures.get("serial_wall_s"), None, ""),

@@ -72,14 +72,12 @@ def run_step(name: str, argv: list[str], log, timeout: float = 540) -> dict:
     return {"rc": rc, "wall_s": round(time.perf_counter() - start, 1)}
 
 
-def read_results(path: Path) -> tuple[dict, list[dict]]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
-
-
 def summarise_run(path: Path) -> dict:
     """Per-device-type status counts, busy seconds and the largest per-test CUDA peak."""
-    header, results = read_results(path)
+    from reports.render import BAD, load
+
+    source = load(path)
+    header, results = source.header, source.results
     counts: dict[str, Counter] = {}
     seconds: Counter = Counter()
     for r in results:
@@ -88,7 +86,7 @@ def summarise_run(path: Path) -> dict:
         seconds[kind] += r.get("duration") or 0.0
     peaks = [r["cuda_peak_mb"] for r in results if r.get("cuda_peak_mb") is not None]
     failures = [{"nodeid": r["nodeid"], "status": r["status"], "error": (r.get("error") or "")[:300]}
-                for r in results if r["status"] in ("failed", "error", "crashed", "timeout")]
+                for r in results if r["status"] in BAD]
     return {"environment": {k: header.get(k) for k in ("torch", "cuda", "cudnn", "gpus", "python", "hypothesis",
                                                        "profile", "seed", "devices")},
             "counts": {k: dict(v) for k, v in counts.items()},
@@ -120,7 +118,6 @@ def main(argv=None) -> int:
     chosen = [f"--behaviour={args.behaviour}"] if args.behaviour else []
     label = args.label or f"{args.device} torch {torch.__version__}"
     summary: dict = {"device": args.device, "workers": args.workers, "steps": {}}
-    ok = True
     with (args.out / "steps.log").open("w", encoding="utf-8") as log:
         sampler = MemorySampler()
         sampler.start()

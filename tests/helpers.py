@@ -1,7 +1,9 @@
 """Run the suite's own pytest in a subprocess, the way a user would."""
+import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -15,3 +17,23 @@ def run_pytest(*args: str, timeout: float = 300, env: dict | None = None) -> sub
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
                            "-c", str(ROOT / "pyproject.toml"), *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+SUITE_PLUGINS = ("-p", "conformance.plugin", "-p", "conformance.isolation", "-p", "conformance.gpu",
+                 "-p", "reports.stats", "-p", "reports.plugin")
+
+
+def run_throwaway(tmp_path: Path, source: str, *args: str, plugins: tuple = (), device: str = "cpu"):
+    """Run a throwaway behaviour test module with the suite's plugins (and `plugins`, modules
+    importable from tmp_path); the report goes to tmp_path/report, the rootdir stays the checkout."""
+    module = tmp_path / "test_throwaway.py"
+    module.write_text(textwrap.dedent(source))
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    return run_pytest(*SUITE_PLUGINS, *plugins, f"--device={device}", f"--report-dir={tmp_path / 'report'}",
+                      *args, str(module), env=env)
+
+
+def throwaway_results(tmp_path: Path) -> tuple[dict, dict[str, dict]]:
+    """The header and the results by test name (the part after ::) of a run_throwaway report."""
+    lines = (tmp_path / "report" / "results.jsonl").read_text().splitlines()
+    return json.loads(lines[0]), {r["nodeid"].split("::")[-1]: r for r in map(json.loads, lines[1:])}

@@ -19,6 +19,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from reports.render import BAD, load
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,7 +46,7 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
             seconds = time.perf_counter() - start
-            results = [json.loads(l) for l in (out / "results.jsonl").read_text().splitlines()[1:]]
+            results = load(out / "results.jsonl").results
             for r in results:
                 verdicts[r["nodeid"]][seed] = r["status"]
             counts = defaultdict(int)
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
             print(f"seed {seed:4}: exit {done.returncode}, {seconds:5.1f}s, {dict(counts)}", flush=True)
     flaky = {node: v for node, v in verdicts.items() if len(set(v.values())) > 1 or len(v) != len(runs)}
     failing = {node: v for node, v in verdicts.items() if node not in flaky and
-               set(v.values()) & {"failed", "error", "crashed", "timeout"}}
+               set(v.values()) & set(BAD)}
     print(f"\n{len(runs)} runs, {len(verdicts)} test items, {sum(r['seconds'] for r in runs):.0f}s in all")
     print(f"flaky (verdict changed between seeds): {len(flaky)}")
     for node, v in sorted(flaky.items()):

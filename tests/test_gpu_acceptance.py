@@ -21,11 +21,12 @@ def test_without_cuda_it_refuses_in_one_line(tmp_path):
 
 def test_summary_counts_each_device_type(tmp_path):
     rows = [{"type": "environment", "torch": "2.11.0", "devices": ["cpu", "cuda"]},
-            {"nodeid": "a[cpu]", "device": "cpu", "status": "passed", "duration": 1.0},
-            {"nodeid": "a[cuda]", "device": "cuda", "status": "passed", "duration": 2.0, "cuda_peak_mb": 3.5},
-            {"nodeid": "b[cuda:0]", "device": "cuda:0", "status": "crashed", "duration": 0.5, "cuda_peak_mb": 9.0,
-             "error": "worker crashed"},
-            {"nodeid": "c", "device": None, "status": "skipped"}]
+            {"type": "result", "nodeid": "a[cpu]", "device": "cpu", "status": "passed", "duration": 1.0},
+            {"type": "result", "nodeid": "a[cuda]", "device": "cuda", "status": "passed", "duration": 2.0,
+             "cuda_peak_mb": 3.5},
+            {"type": "result", "nodeid": "b[cuda:0]", "device": "cuda:0", "status": "crashed", "duration": 0.5,
+             "cuda_peak_mb": 9.0, "error": "worker crashed"},
+            {"type": "result", "nodeid": "c", "device": None, "status": "skipped"}]
     path = tmp_path / "results.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     summary = summarise_run(path)

@@ -5,36 +5,22 @@ CPU-only machines check the machinery by declaring the CPU poisonable (a plugin 
 conformance.gpu.POISONABLE_TYPES) and raising the error text a device-side assert gives. The
 tests marked `needs_cuda` do the real thing on a GPU and skip with a reason elsewhere.
 """
-import json
-import os
-import textwrap
-
 import pytest
 import torch
 
 from conformance.gpu import is_poisoning
-from tests.helpers import ROOT, run_pytest
+from tests.helpers import run_throwaway, throwaway_results
 
-PLUGINS = ("-p", "conformance.plugin", "-p", "conformance.gpu", "-p", "reports.stats", "-p", "reports.plugin",
-           "-p", "no:randomly")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def run_module(tmp_path, source: str, device: str, *args: str, poisonable_cpu: bool = False):
-    (tmp_path / "test_throwaway.py").write_text(textwrap.dedent(source))
-    extra = ()
+    plugins = ()
     if poisonable_cpu:
         (tmp_path / "cpu_is_poisonable.py").write_text(
             "from conformance import gpu\ngpu.POISONABLE_TYPES.add('cpu')\n")
-        extra = ("-p", "cpu_is_poisonable")
-    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    return run_pytest(*PLUGINS, *extra, f"--device={device}", f"--report-dir={tmp_path / 'report'}", *args,
-                      str(tmp_path / "test_throwaway.py"), env=env)
-
-
-def statuses(tmp_path):
-    lines = (tmp_path / "report" / "results.jsonl").read_text().splitlines()
-    return {r["nodeid"].split("::")[-1]: r for r in map(json.loads, lines[1:])}
+        plugins = ("-p", "cpu_is_poisonable")
+    return run_throwaway(tmp_path, source, "-p", "no:randomly", *args, plugins=plugins, device=device)
 
 
 POISON = '''
@@ -59,7 +45,7 @@ REAL = "torch.zeros(4, device=device)[torch.tensor([10], device=device)].cpu()"
 
 def assert_crash_contained(tmp_path, result, device):
     assert result.returncode == 1, result.stdout[-3000:]
-    by_name = statuses(tmp_path)
+    by_name = throwaway_results(tmp_path)[1]
     assert by_name[f"test_poisons[{device}]"]["status"] == "crashed"
     assert [by_name[f"test_fine[{device}-{n}]"]["status"] for n in range(4)] == ["passed"] * 4
     assert (tmp_path / "report" / "index.html").exists()
@@ -73,7 +59,7 @@ def test_a_poisoning_error_ends_only_its_worker(tmp_path):
 def test_serially_the_items_after_a_poisoning_error_skip_with_the_reason(tmp_path):
     result = run_module(tmp_path, POISON.format(trigger=SIMULATED), "cpu", poisonable_cpu=True)
     assert result.returncode == 1, result.stdout[-3000:]
-    by_name = statuses(tmp_path)
+    by_name = throwaway_results(tmp_path)[1]
     assert by_name["test_poisons[cpu]"]["status"] == "failed"
     for n in range(4):
         item = by_name[f"test_fine[cpu-{n}]"]
@@ -83,7 +69,7 @@ def test_serially_the_items_after_a_poisoning_error_skip_with_the_reason(tmp_pat
 def test_an_ordinary_error_poisons_nothing(tmp_path):
     result = run_module(tmp_path, POISON.format(trigger="raise RuntimeError('shape mismatch')"), "cpu",
                         poisonable_cpu=True)
-    by_name = statuses(tmp_path)
+    by_name = throwaway_results(tmp_path)[1]
     assert result.returncode == 1 and by_name["test_poisons[cpu]"]["status"] == "failed"
     assert all(by_name[f"test_fine[cpu-{n}]"]["status"] == "passed" for n in range(4))
 

@@ -1,27 +1,9 @@
 """Reliability: isolation between tests, crash and hang survival, random order."""
-import json
-import os
 import sys
-import textwrap
 
 import pytest
 
-from tests.helpers import ROOT, run_pytest
-
-PLUGINS = ("-p", "conformance.plugin", "-p", "conformance.isolation", "-p", "reports.stats", "-p", "reports.plugin")
-
-
-def run_module(tmp_path, source: str, *args: str):
-    """Run a throwaway behaviour test module with the suite's plugins (its rootdir stays the checkout)."""
-    module = tmp_path / "test_throwaway.py"
-    module.write_text(textwrap.dedent(source))
-    env = {"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return run_pytest(*PLUGINS, "--device=cpu", f"--report-dir={tmp_path / 'report'}", *args, str(module), env=env)
-
-
-def results(tmp_path):
-    lines = (tmp_path / "report" / "results.jsonl").read_text().splitlines()
-    return json.loads(lines[0]), {r["nodeid"].split("::")[-1]: r for r in map(json.loads, lines[1:])}
+from tests.helpers import run_pytest, run_throwaway, throwaway_results
 
 
 LEAKS = '''
@@ -49,9 +31,9 @@ LEAKS = '''
 
 
 def test_a_leaking_test_fails_and_names_what_it_changed(tmp_path):
-    result = run_module(tmp_path, LEAKS, "-p", "no:randomly")
+    result = run_throwaway(tmp_path, LEAKS, "-p", "no:randomly")
     assert result.returncode == 1
-    _, by_name = results(tmp_path)
+    _, by_name = throwaway_results(tmp_path)
     assert "default dtype" in by_name["test_leaks_default_dtype[cpu]"]["error"]
     assert "grad mode" in by_name["test_leaks_grad_mode_and_rng[cpu]"]["error"]
     assert "CPU random generator" in by_name["test_leaks_grad_mode_and_rng[cpu]"]["error"]
@@ -80,9 +62,9 @@ CRASH_AND_HANG = '''
 
 
 def test_crash_and_hang_do_not_take_the_run_down(tmp_path):
-    result = run_module(tmp_path, CRASH_AND_HANG, "-n", "2", "--timeout=3")
+    result = run_throwaway(tmp_path, CRASH_AND_HANG, "-n", "2", "--timeout=3")
     assert result.returncode == 1, result.stdout[-2000:]
-    header, by_name = results(tmp_path)
+    header, by_name = throwaway_results(tmp_path)
     assert by_name["test_crashes[cpu]"]["status"] == "crashed"
     assert by_name["test_hangs[cpu]"]["status"] == "timeout"
     assert [by_name[f"test_fine[cpu-{n}]"]["status"] for n in range(4)] == ["passed"] * 4
@@ -98,8 +80,8 @@ def test_a_stopped_run_is_marked_incomplete(tmp_path):
         def test_one(device, n):
             assert n != 0
     '''
-    run_module(tmp_path, source, "-x", "-p", "no:randomly")
-    header, by_name = results(tmp_path)
+    run_throwaway(tmp_path, source, "-x", "-p", "no:randomly")
+    header, by_name = throwaway_results(tmp_path)
     assert header["interrupted"] is True and len(by_name) == 1
     assert "is incomplete" in (tmp_path / "report" / "index.html").read_text()
 
