@@ -33,7 +33,13 @@ def run_throwaway(tmp_path: Path, source: str, *args: str, plugins: tuple = (), 
                       *args, str(module), env=env)
 
 
+def header_and_results(path: Path) -> tuple[dict, list[dict]]:
+    """A results file read as plain JSON lines: what the recorder wrote, unvalidated."""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return lines[0], lines[1:]
+
+
 def throwaway_results(tmp_path: Path) -> tuple[dict, dict[str, dict]]:
     """The header and the results by test name (the part after ::) of a run_throwaway report."""
-    lines = (tmp_path / "report" / "results.jsonl").read_text().splitlines()
-    return json.loads(lines[0]), {r["nodeid"].split("::")[-1]: r for r in map(json.loads, lines[1:])}
+    header, results = header_and_results(tmp_path / "report" / "results.jsonl")
+    return header, {r["nodeid"].split("::")[-1]: r for r in results}

@@ -6,14 +6,9 @@ import sys
 import pytest
 
 from reports import render
-from tests.helpers import ROOT, run_pytest
+from tests.helpers import ROOT, header_and_results, run_pytest
 
 ONE = "conformance/test_views.py::test_permute_is_a_view"
-
-
-def header_and_results(path):
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    return lines[0], lines[1:]
 
 
 @pytest.fixture(scope="module")
