@@ -1,3 +1,4 @@
-"""Loads the suite's pytest plugins: the behaviour machinery, isolation checks, GPU robustness,
-and the report recorder."""
-pytest_plugins = ["conformance.plugin", "conformance.isolation", "conformance.gpu", "reports.stats", "reports.plugin"]
+"""Loads the suite's pytest plugins: the harness (conformance/harness) and the report recorder."""
+from conformance.harness import PLUGINS
+
+pytest_plugins = [*PLUGINS, "reports.stats", "reports.recorder"]

@@ -19,17 +19,47 @@ def _observable(*tensors: torch.Tensor) -> bool:
     return all(t.device.type != "meta" for t in tensors)
 
 
+def _failure(what: str, detail: str) -> AssertionError:
+    """The uniform failure message: behaviour under test, what was checked, the difference."""
+    from conformance.harness.identity import current_behaviour
+
+    behaviour = current_behaviour()
+    return AssertionError(f"{behaviour + ': ' if behaviour else ''}{what}: {detail}")
+
+
+def _describe(t: torch.Tensor) -> str:
+    return f"{t.dtype} {tuple(t.shape)} on {t.device} (stride {t.stride()})"
+
+
+def assert_equal(actual: torch.Tensor, expected: torch.Tensor, what: str = "values") -> None:
+    """`actual` equals `expected` exactly: same shape and dtype, every element equal."""
+    __tracebackhide__ = True
+    if actual.shape != expected.shape or actual.dtype != expected.dtype:
+        raise _failure(what, f"got {_describe(actual)}, expected {_describe(expected)}")
+    if actual.device.type == "meta" or expected.device.type == "meta":
+        return
+    a, e = actual.cpu(), expected.cpu()
+    if torch.equal(a, e):
+        return
+    differ = a != e  # NaN differs from NaN, as in torch.equal
+    shown = ", ".join(f"at {tuple(i)}: got {a[tuple(i)].item()!r}, expected {e[tuple(i)].item()!r}"
+                      for i in differ.nonzero()[:3].tolist())
+    raise _failure(what, f"{int(differ.sum())} of {a.numel()} elements differ ({shown}); actual {_describe(actual)}")
+
+
 def assert_same_storage(view: torch.Tensor, base: torch.Tensor, what: str) -> None:
+    __tracebackhide__ = True
     if not _observable(view, base):
         return
-    assert storage_ptr(view) == storage_ptr(base), (
-        f"{what}: expected a view sharing the base's storage, got a tensor with its own storage "
-        f"(base shape {tuple(base.shape)} stride {base.stride()}, result shape {tuple(view.shape)})")
+    if storage_ptr(view) != storage_ptr(base):
+        raise _failure(what, f"expected a view sharing the base's storage, got a tensor with its own storage "
+                             f"(base {_describe(base)}, result {_describe(view)})")
 
 
 def assert_own_storage(copy: torch.Tensor, source: torch.Tensor, what: str) -> None:
-    if copy.numel() and source.numel() and _observable(copy, source):
-        assert storage_ptr(copy) != storage_ptr(source), f"{what}: expected a copy, got shared storage"
+    __tracebackhide__ = True
+    if copy.numel() and source.numel() and _observable(copy, source) and storage_ptr(copy) == storage_ptr(source):
+        raise _failure(what, f"expected a copy, got storage shared with the source ({_describe(source)})")
 
 
 def contiguous_strides(shape) -> tuple[int, ...]:
@@ -89,6 +119,7 @@ def _meaningful(shape, strides):
 def assert_close_to_reference(actual: torch.Tensor, reference: torch.Tensor, **kwargs) -> None:
     """Compare a result with an exact (float64, CPU) reference at the tolerance of the
     result's own dtype: the reference is rounded to that dtype first."""
+    __tracebackhide__ = True
     assert_close(actual.cpu(), reference.to(actual.dtype), **kwargs)
 
 
@@ -110,3 +141,28 @@ def private_rng(seed: int = 0, device="cpu"):
                 torch.cuda.manual_seed(seed)
             yield
     return scope()
+
+
+def assert_agree(actual, expected, *, device, what: str, rtol: float | None = None,
+                 atol: float | None = None) -> None:
+    """`actual` (computed on `device`) agrees with `expected` (computed on the CPU): the same
+    structure, dtypes and shapes exactly; integer and bool values exactly; floating values at
+    the dtype's tolerance (or rtol/atol given together). Meta tensors carry no values."""
+    __tracebackhide__ = True
+    if isinstance(expected, tuple):
+        if not isinstance(actual, tuple) or len(actual) != len(expected):
+            raise _failure(what, f"{device} gave {type(actual).__name__} of "
+                                 f"{len(actual) if isinstance(actual, tuple) else 1}, cpu a tuple of {len(expected)}")
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_agree(a, e, device=device, what=f"{what}[{i}]", rtol=rtol, atol=atol)
+        return
+    if (actual.dtype, tuple(actual.shape)) != (expected.dtype, tuple(expected.shape)):
+        raise _failure(what, f"{device} gave {actual.dtype}{tuple(actual.shape)}, "
+                             f"cpu {expected.dtype}{tuple(expected.shape)}")
+    if actual.device.type == "meta":
+        return
+    if expected.dtype.is_floating_point or expected.dtype.is_complex:
+        assert_close(actual.cpu(), expected, equal_nan=True, rtol=rtol, atol=atol,
+                     msg=lambda m: str(_failure(what, f"{device} and cpu differ\n{m}")))
+    else:
+        assert_equal(actual.cpu(), expected, f"{what}: {device} against cpu")

@@ -7,11 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
-from conformance.checks import assert_own_storage, assert_same_storage, private_rng
+from conformance.checks import assert_equal, assert_own_storage, assert_same_storage, private_rng
+from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
+from strategies.samples import Arg, Sample
 from strategies.shapes import shapes
-
-FLOATS = DTYPE_GROUPS["float32_64"]
 
 
 @pytest.mark.behaviour("autograd.default_no_grad")
@@ -128,16 +128,27 @@ def test_nonscalar_backward_needs_a_gradient(device, dtype, x):
         y.backward()
 
 
-@pytest.mark.behaviour("autograd.vector_jacobian_product")
-@pytest.mark.dtypes("float32_64")
-@given(m=st.integers(1, 4), n=st.integers(1, 4), data=st.data())
-def test_backward_with_v_gives_j_transpose_v(device, dtype, m, n, data):
-    A = data.draw(specs(shape=(m, n)), label="A").build(dtype=dtype, device=device)
-    v = data.draw(specs(shape=(m,)), label="v").build(dtype=dtype, device=device)
-    x = data.draw(specs(shape=(n,)), label="x").build(dtype=dtype, device=device, requires_grad=True)
-    y = A @ x.sin()  # J = A diag(cos x)
-    y.backward(v)
-    assert_close(x.grad, x.detach().cos() * (A.T @ v))
+@st.composite
+def jacobian_samples(draw):
+    """Sample(A, v, x): y = A sin(x) has the Jacobian J = A diag(cos x), and v is y-shaped."""
+    m, n = draw(st.integers(1, 4), label="m"), draw(st.integers(1, 4), label="n")
+    A, v, x = (draw(specs(shape=shape), label=k) for k, shape in (("A", (m, n)), ("v", (m,)), ("x", (n,))))
+    return Sample((A, v, Arg(x, requires_grad=True)))
+
+
+def grad_of_backward_with(A, v, x):
+    (A @ x.sin()).backward(v)
+    return x.grad
+
+
+VJP = Operation("autograd.vector_jacobian_product", dtypes="float32_64", samples=jacobian_samples(),
+                call=lambda A, v, x: grad_of_backward_with(A, v, x))
+
+
+@VJP.property
+def test_backward_with_v_gives_j_transpose_v(device, dtype, sample):
+    (A, v, x), _ = sample.build(dtype=dtype, device=device)
+    assert_close(VJP(sample, dtype=dtype, device=device), x.detach().cos() * (A.T @ v))
 
 
 @pytest.mark.behaviour("autograd.worked_example")
@@ -148,16 +159,24 @@ def test_the_notes_worked_gradient(device):
     assert_close(x.grad.cpu(), torch.full((2, 2), 4.5))
 
 
-@pytest.mark.behaviour("autograd.grad_accumulates")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs(), times=st.integers(2, 4))
-def test_gradients_accumulate_until_zeroed(device, dtype, x, times):
-    t = x.build(dtype=dtype, device=device, requires_grad=True)
-    function_of(t).backward()
-    once = t.grad.clone()
-    for _ in range(times - 1):
+def grad_after_backwards(t, times):
+    for _ in range(times):
         function_of(t).backward()
-    assert_close(t.grad, once * times)
+    return t.grad
+
+
+GRAD_ACCUMULATES = Operation(
+    "autograd.grad_accumulates", dtypes="float32_64",
+    samples=st.builds(lambda x, times: Sample((Arg(x, requires_grad=True), times)), specs(), st.integers(2, 4)),
+    call=lambda t, times: grad_after_backwards(t, times))
+
+
+@GRAD_ACCUMULATES.property
+def test_gradients_accumulate_until_zeroed(device, dtype, sample):
+    x, times = sample.args
+    t = x.spec.build(dtype=dtype, device=device, requires_grad=True)
+    once = grad_after_backwards(t, 1).clone()
+    assert_close(GRAD_ACCUMULATES(sample, dtype=dtype, device=device), once * times)
     t.grad.zero_()
     function_of(t).backward()
     assert_close(t.grad, once)
@@ -212,7 +231,7 @@ def test_detach_shares_storage(device, dtype, x):
     if x.numel and x.layout != "expanded":
         with torch.no_grad():
             t.add_(1)
-        assert torch.equal(d, t.detach())
+        assert_equal(d, t.detach())
 
 
 @pytest.mark.behaviour("autograd.no_grad_modes")
@@ -236,7 +255,7 @@ def test_torch_tensor_of_a_tensor_is_a_detached_clone(device, dtype, x):
         copied = torch.tensor(t)
     assert copied.is_leaf and not copied.requires_grad
     assert_own_storage(copied, t, "torch.tensor(t)")
-    assert torch.equal(copied, t.detach().clone())
+    assert_equal(copied, t.detach().clone())
     cloned = t.clone()
     assert cloned.requires_grad and cloned.grad_fn is not None
 
@@ -279,7 +298,7 @@ def test_hooks_in_a_loop_see_the_last_name(device, layers):
         model = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(layers)]).to(device)
     logged = []
     for name, param in model.named_parameters():
-        param.register_hook(lambda grad: logged.append(name))  # noqa: B023 - the note's loop, on purpose
+        param.register_hook(lambda grad: logged.append(name))
     model(torch.ones(1, 2, device=device)).sum().backward()
     last = list(dict(model.named_parameters()))[-1]
     assert len(logged) == 2 * layers and set(logged) == {last}

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from torch.utils import data as tud
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from conformance.checks import assert_equal
+
 pytestmark = pytest.mark.device_types("cpu")  # the loader's semantics do not depend on a device
 
 
@@ -56,7 +58,7 @@ def test_default_collate_of_tuples(device, n, batch):
 def test_default_collate_of_dicts(device, n, batch):
     for item in loader(Indexed(n, as_dict=True), batch_size=batch):
         assert isinstance(item, dict) and set(item) == {"idx", "data"}
-        assert torch.equal(item["data"], item["idx"] * 10)
+        assert_equal(item["data"], item["idx"] * 10)
 
 
 @pytest.mark.behaviour("data.last_batch_smaller")
@@ -109,6 +111,6 @@ def test_returned_index_names_the_samples(device, n, batch, seed):
     seen = []
     for values, _, index in loader(Indexed(n), batch_size=batch, shuffle=True,
                                    generator=torch.Generator().manual_seed(seed)):
-        assert torch.equal(values, index * 10)
+        assert_equal(values, index * 10)
         seen += index.tolist()
     assert sorted(seen) == list(range(n))

@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.checks import private_rng
+from conformance.checks import assert_equal, private_rng
 from strategies import DTYPE_GROUPS, specs
 
 
@@ -17,7 +17,7 @@ def test_to_changes_device_and_dtype_together(device, dtype, x, other):
     out = t.to(device, other)
     assert (out.device.type, out.dtype, out.shape) == (torch.device(device).type, other, t.shape)
     if out.device.type != "meta":
-        assert torch.equal(out.cpu(), t.to(other))
+        assert_equal(out.cpu(), t.to(other))
 
 
 @pytest.mark.behaviour("devices.to_forms_agree")

@@ -1,26 +1,42 @@
 """Distances: pdist is the upper triangle of cdist."""
 import itertools
 
-import pytest
 import torch
-from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.checks import assert_close_to_reference
+from conformance.harness.declaration import Operation
+from conformance.tolerances import tolerance
 from strategies import specs
+from strategies.samples import Sample
 
 
 @st.composite
 def point_sets(draw):
+    """Sample(points): n points of m coordinates as an (n, m) tensor."""
     n, m = draw(st.integers(1, 6)), draw(st.integers(1, 4))
-    return draw(specs(shape=(n, m)))
+    return Sample((draw(specs(shape=(n, m)), label="points"),))
 
 
-@pytest.mark.behaviour("distances.pdist_length")
-@pytest.mark.dtypes("float32_64")
-@given(x=point_sets())
-def test_pdist_returns_the_pairs_above_the_diagonal(device, dtype, x):
-    out = torch.nn.functional.pdist(x.build(dtype=dtype, device=device))
+PDIST = Operation("distances.pdist_length", dtypes="float32_64", samples=point_sets(),
+                  call=lambda x: torch.nn.functional.pdist(x))
+def pdist_as_matrix(x):
+    """pdist's values scattered into the upper triangle of an (n, n) matrix, then mirrored."""
+    n = x.shape[0]
+    dist = torch.zeros(n, n, dtype=x.dtype, device=x.device)
+    rows, cols = torch.triu_indices(n, n, offset=1, device=x.device)
+    dist[rows, cols] = torch.nn.functional.pdist(x)
+    return dist + dist.T
+
+
+PDIST_MATRIX = Operation("distances.pdist_rebuilds_cdist", dtypes="float32_64", samples=point_sets(),
+                         call=lambda x: pdist_as_matrix(x))
+
+
+@PDIST.property
+def test_pdist_returns_the_pairs_above_the_diagonal(device, dtype, sample):
+    (x,) = sample.args
+    out = PDIST(sample, dtype=dtype, device=device)
     n = x.shape[0]
     assert out.shape == (n * (n - 1) // 2,)
     points = x.build(dtype=dtype, device="cpu").double()
@@ -29,15 +45,8 @@ def test_pdist_returns_the_pairs_above_the_diagonal(device, dtype, x):
         assert_close_to_reference(out, torch.stack(expected))
 
 
-@pytest.mark.behaviour("distances.pdist_rebuilds_cdist")
-@pytest.mark.dtypes("float32_64")
-@given(x=point_sets())
-def test_pdist_scattered_into_triu_rebuilds_cdist(device, dtype, x):
-    t = x.build(dtype=dtype, device=device)
-    n = x.shape[0]
-    dist = torch.zeros(n, n, dtype=dtype, device=device)
-    rows, cols = torch.triu_indices(n, n, offset=1, device=device)
-    dist[rows, cols] = torch.nn.functional.pdist(t)
-    dist = dist + dist.T
-    assert_close_to_reference(dist, torch.cdist(t.double(), t.double()).cpu(), atol=1e-4, rtol=1e-4) \
-        if dtype == torch.float32 else assert_close_to_reference(dist, torch.cdist(t, t).cpu())
+@PDIST_MATRIX.property
+def test_pdist_scattered_into_triu_rebuilds_cdist(device, dtype, sample):
+    t = sample.args[0].build(dtype=dtype, device=device).double()
+    assert_close_to_reference(PDIST_MATRIX(sample, dtype=dtype, device=device), torch.cdist(t, t).cpu(),
+                              **tolerance("distance_float32", dtype))

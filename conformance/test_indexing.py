@@ -4,7 +4,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.checks import assert_own_storage
+from conformance.checks import assert_equal, assert_own_storage
 from strategies import specs
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS
@@ -26,7 +26,7 @@ def test_assignment_through_index_lists_and_slices(device, dtype, x, data):
     before = t.clone()
     t[index] = source[index]
     for r in range(n):
-        assert torch.equal(t[r], source[r] if r in rows else before[r]), f"row {r}"
+        assert_equal(t[r], source[r] if r in rows else before[r], f"row {r}")
 
 
 @pytest.mark.behaviour("indexing.mask_from_index_assignment")
@@ -53,7 +53,7 @@ def test_advanced_indexing_returns_a_copy(device, dtype, x, data):
     assert_own_storage(picked, t, f"t[{kind}]")
     snapshot = picked.clone()
     t.copy_(~t if dtype == torch.bool else t + 1)
-    assert torch.equal(picked, snapshot), "a write to the source showed in the indexed result"
+    assert_equal(picked, snapshot, "a write to the source showed in the indexed result")
 
 
 @pytest.mark.behaviour("indexing.negative_step_raises")

@@ -4,7 +4,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.checks import assert_equal
+from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
+from strategies.samples import Sample
 from strategies.shapes import shapes
 
 
@@ -27,7 +30,7 @@ def test_stack_joins_along_a_new_dim(device, dtype, parts, data):
     expected_shape.insert(dim % (ndim + 1), len(tensors))
     assert list(out.shape) == expected_shape
     for i, t in enumerate(tensors):
-        assert torch.equal(out.select(dim, i), t)
+        assert_equal(out.select(dim, i), t)
 
 
 @pytest.mark.behaviour("joining.stack_unequal_raises")
@@ -51,7 +54,7 @@ def test_stack_of_scalars_is_1d(device, dtype, parts):
 
 @st.composite
 def cat_inputs(draw):
-    """Specs that agree in every dimension except `dim`."""
+    """Sample([specs], dim): specs that agree in every dimension except `dim`."""
     base = list(draw(shapes(min_dims=1, max_dims=3)))
     dim = draw(st.integers(-len(base), len(base) - 1))
     parts = []
@@ -59,28 +62,36 @@ def cat_inputs(draw):
         shape = list(base)
         shape[dim] = draw(st.integers(0, 4))
         parts.append(draw(specs(shape=tuple(shape)), label=f"tensor{i}"))
-    return parts, dim
+    return Sample((parts, dim))
 
 
-@pytest.mark.behaviour("joining.cat_existing_dim")
-@pytest.mark.dtypes("representative")
-@given(case=cat_inputs(), data=st.data())
-def test_cat_joins_along_an_existing_dim(device, dtype, case, data):
-    parts, dim = case
-    tensors = [p.build(dtype=dtype, device=device) for p in parts]
-    out = torch.cat(tensors, dim)
-    assert out.shape[dim] == sum(t.shape[dim] for t in tensors)
+CAT = Operation("joining.cat_existing_dim", dtypes="representative", samples=cat_inputs(),
+                call=lambda tensors, dim: torch.cat(tensors, dim))
+
+
+@CAT.property
+def test_cat_joins_along_an_existing_dim(device, dtype, sample):
+    parts, dim = sample.args
+    out = CAT(sample, dtype=dtype, device=device)
+    assert out.shape[dim] == sum(p.shape[dim] for p in parts)
     start = 0
-    for t in tensors:
-        assert torch.equal(out.narrow(dim, start, t.shape[dim]), t)
-        start += t.shape[dim]
-    other = data.draw(st.integers(0, parts[0].ndim - 1).filter(lambda d: d != dim % parts[0].ndim)
-                      | st.nothing(), label="mismatched_dim") if parts[0].ndim > 1 else None
-    if other is not None:
-        shape = list(tensors[0].shape)
-        shape[other] += 1
-        with pytest.raises(RuntimeError):
-            torch.cat([tensors[0], torch.zeros(shape, dtype=dtype, device=device)], dim)
+    for p in parts:  # each input, read back by index arithmetic on the output
+        assert_equal(out.narrow(dim, start, p.shape[dim]).cpu(), p.logical_values(dtype))
+        start += p.shape[dim]
+
+
+@CAT.property
+def test_cat_of_shapes_that_differ_off_dim_raises(device, dtype, sample, data):
+    parts, dim = sample.args
+    ndim = parts[0].ndim
+    if ndim < 2:
+        return  # a 1-D tensor has no dimension but `dim`
+    other = data.draw(st.integers(0, ndim - 1).filter(lambda d: d != dim % ndim), label="mismatched_dim")
+    first = parts[0].build(dtype=dtype, device=device)
+    shape = list(first.shape)
+    shape[other] += 1
+    with pytest.raises(RuntimeError):
+        torch.cat([first, torch.zeros(shape, dtype=dtype, device=device)], dim)
 
 
 @pytest.mark.behaviour("joining.cat_zero_dim_raises")
@@ -99,7 +110,7 @@ def test_cat_skips_a_1d_empty_tensor(device, dtype, x, data):
     before = data.draw(st.booleans(), label="empty_first")
     dim = data.draw(st.integers(0, x.ndim - 1), label="dim")
     out = torch.cat([empty, t] if before else [t, empty], dim)
-    assert torch.equal(out, t)
+    assert_equal(out, t)
 
 
 @pytest.mark.behaviour("joining.cat_inverts_split")
@@ -110,8 +121,8 @@ def test_cat_undoes_split_and_chunk(device, dtype, x, data):
     dim = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim")
     size = data.draw(st.integers(1, 6), label="split_size")
     chunks = data.draw(st.integers(1, 6), label="chunks")
-    assert torch.equal(torch.cat(torch.split(t, size, dim), dim), t)
-    assert torch.equal(torch.cat(torch.chunk(t, chunks, dim), dim), t)
+    assert_equal(torch.cat(torch.split(t, size, dim), dim), t)
+    assert_equal(torch.cat(torch.chunk(t, chunks, dim), dim), t)
 
 
 @pytest.mark.behaviour("joining.cat_promotes")
@@ -122,7 +133,7 @@ def test_cat_promotes_dtypes(device, a, b, dtypes):
     out = torch.cat([x, y])
     expected = torch.promote_types(*dtypes)
     assert out.dtype == expected
-    assert torch.equal(out, torch.cat([x.to(expected), y.to(expected)]))
+    assert_equal(out, torch.cat([x.to(expected), y.to(expected)]))
 
 
 @pytest.mark.behaviour("joining.tensor_of_tensors")

@@ -1,6 +1,5 @@
 """Losses: NLLLoss and CrossEntropyLoss reductions with class weights, MSE and KL divergence."""
 import math
-import warnings
 
 import pytest
 import torch
@@ -10,7 +9,10 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from conformance.checks import assert_close_to_reference
+from conformance.harness.declaration import Operation
+from conformance.tolerances import tolerance
 from strategies import specs
+from strategies.samples import Sample
 from strategies.shapes import shapes
 
 
@@ -29,11 +31,72 @@ def classification(draw, *, ignore: bool = True):
 
 
 def unpack(case, dtype, device):
-    x, targets, weights, ignore_index = case
-    logits = x.build(dtype=dtype, device=device)
-    y = torch.tensor(targets, device=device).view(logits.shape[:1] + logits.shape[2:])
-    w = torch.tensor(weights, dtype=dtype, device=device) if weights is not None else None
+    """(logits, targets, weights, ignore_index) as tensors from a classification() draw."""
+    x, targets, weights, ignore_index = case[:4]
+    return tensors_of(x.build(dtype=dtype, device=device), targets, weights, ignore_index)
+
+
+def tensors_of(logits, targets, weights, ignore_index):
+    y = torch.tensor(targets, device=logits.device).view(logits.shape[:1] + logits.shape[2:])
+    w = torch.tensor(weights, dtype=logits.dtype, device=logits.device) if weights is not None else None
     return logits, y, w, ignore_index
+
+
+def one_target_kept(case):
+    """The 'mean' of a batch whose every target is ignored is device-dependent (see
+    losses.nll_all_ignored_observed): keep the first target when the draw ignored them all."""
+    x, targets, weights, ignore = case
+    if all(t == ignore for t in targets):
+        targets = [0, *targets[1:]]
+    return x, targets, weights, ignore
+
+
+def nll_of_log_softmax(logits, targets, weights, ignore_index, reduction):
+    logits, y, w, ignore = tensors_of(logits, targets, weights, ignore_index)
+    return F.nll_loss(F.log_softmax(logits, 1), y, weight=w, ignore_index=ignore, reduction=reduction)
+
+
+def nll_operation(behaviour, reduction, cases):
+    return Operation(behaviour, dtypes="float32_64", samples=cases.map(Sample),
+                     call=lambda *case: nll_of_log_softmax(*case, reduction=reduction))
+
+
+NLL_NONE = nll_operation("losses.nll_none", "none", classification())
+NLL_SUM = nll_operation("losses.nll_sum", "sum", classification())
+NLL_MEAN = nll_operation("losses.nll_mean_weighted", "mean", classification().map(one_target_kept))
+
+
+def cross_entropy(logits, targets, weights, ignore_index, reduction):
+    logits, y, w, ignore = tensors_of(logits, targets, weights, ignore_index)
+    return F.cross_entropy(logits, y, weight=w, ignore_index=ignore, reduction=reduction)
+
+
+@st.composite
+def cross_entropy_samples(draw):
+    case = draw(classification())
+    reduction = draw(st.sampled_from(["none", "sum", "mean"]), label="reduction")
+    return Sample(one_target_kept(case) if reduction == "mean" else case, {"reduction": reduction})
+
+
+CROSS_ENTROPY = Operation("losses.ce_equals_nll_log_softmax", dtypes="float32_64",
+                          samples=cross_entropy_samples(), call=lambda *a, **k: cross_entropy(*a, **k))
+
+
+def cross_entropy_of_probabilities(logits, targets, weights, ignore_index, target_logits):
+    logits, _, w, _ = tensors_of(logits, targets, weights, ignore_index)
+    p = F.softmax(target_logits, 1)
+    return tuple(F.cross_entropy(logits, p, weight=w, reduction=r) for r in ("none", "sum", "mean"))
+
+
+@st.composite
+def probability_target_samples(draw):
+    case = draw(classification(ignore=False))
+    return Sample((*case, draw(specs(shape=case[0].shape), label="target_logits")))
+
+
+CE_PROBABILITIES = Operation("losses.ce_probability_targets", dtypes="float32_64",
+                             samples=probability_target_samples(),
+                             call=lambda *a: cross_entropy_of_probabilities(*a))
 
 
 def reference_terms(logp, y, w, ignore_index):
@@ -48,40 +111,31 @@ def reference_terms(logp, y, w, ignore_index):
     return -wy * picked, wy
 
 
-@pytest.mark.behaviour("losses.nll_none")
-@pytest.mark.dtypes("float32_64")
-@given(case=classification())
-def test_nll_none_is_minus_weighted_pick(device, dtype, case):
-    logits, y, w, ignore = unpack(case, dtype, device)
+@NLL_NONE.property
+def test_nll_none_is_minus_weighted_pick(device, dtype, sample):
+    logits, y, w, ignore = unpack(sample.args, dtype, device)
     logp = F.log_softmax(logits, 1)
-    out = F.nll_loss(logp, y, weight=w, ignore_index=ignore, reduction="none")
+    out = NLL_NONE(sample, dtype=dtype, device=device)
     terms, _ = reference_terms(logp, y, w, ignore)
     assert out.shape == y.shape
     assert_close_to_reference(out, terms)
 
 
-@pytest.mark.behaviour("losses.nll_sum")
-@pytest.mark.dtypes("float32_64")
-@given(case=classification())
-def test_nll_sum_adds_the_terms(device, dtype, case):
-    logits, y, w, ignore = unpack(case, dtype, device)
-    logp = F.log_softmax(logits, 1)
-    out = F.nll_loss(logp, y, weight=w, ignore_index=ignore, reduction="sum")
-    terms, _ = reference_terms(logp, y, w, ignore)
+@NLL_SUM.property
+def test_nll_sum_adds_the_terms(device, dtype, sample):
+    logits, y, w, ignore = unpack(sample.args, dtype, device)
+    out = NLL_SUM(sample, dtype=dtype, device=device)
+    terms, _ = reference_terms(F.log_softmax(logits, 1), y, w, ignore)
     assert_close_to_reference(out, terms.sum())
 
 
-@pytest.mark.behaviour("losses.nll_mean_weighted")
-@pytest.mark.dtypes("float32_64")
-@given(case=classification())
-def test_nll_mean_divides_by_the_weights_of_the_targets(device, dtype, case):
-    logits, y, w, ignore = unpack(case, dtype, device)
+@NLL_MEAN.property
+def test_nll_mean_divides_by_the_weights_of_the_targets(device, dtype, sample):
+    logits, y, w, ignore = unpack(sample.args, dtype, device)
     logp = F.log_softmax(logits, 1)
     terms, wy = reference_terms(logp, y, w, ignore)
-    if wy.sum() == 0:
-        return  # every target ignored: see losses.nll_all_ignored_observed
-    out = torch.nn.NLLLoss(weight=w, ignore_index=ignore)(logp, y)
-    assert_close_to_reference(out, terms.sum() / wy.sum())
+    assert_close_to_reference(NLL_MEAN(sample, dtype=dtype, device=device), terms.sum() / wy.sum())
+    assert_close_to_reference(torch.nn.NLLLoss(weight=w, ignore_index=ignore)(logp, y), terms.sum() / wy.sum())
 
 
 @pytest.mark.behaviour("losses.nll_ignore_index")
@@ -123,31 +177,25 @@ def test_nll_with_every_target_ignored(device, dtype, n, c, record_observation):
     record_observation("mean with every target ignored", "nan" if math.isnan(mean.item()) else "0")
 
 
-@pytest.mark.behaviour("losses.ce_equals_nll_log_softmax")
-@pytest.mark.dtypes("float32_64")
-@given(case=classification(), reduction=st.sampled_from(["none", "sum", "mean"]))
-def test_cross_entropy_is_nll_of_log_softmax(device, dtype, case, reduction):
-    logits, y, w, ignore = unpack(case, dtype, device)
-    if reduction == "mean" and not (y != ignore).any():
-        return  # every target ignored: see losses.nll_all_ignored_observed
-    ce = torch.nn.CrossEntropyLoss(weight=w, ignore_index=ignore, reduction=reduction)(logits, y)
+@CROSS_ENTROPY.property
+def test_cross_entropy_is_nll_of_log_softmax(device, dtype, sample):
+    logits, y, w, ignore = unpack(sample.args, dtype, device)
+    reduction = sample.kwargs["reduction"]
     nll = torch.nn.NLLLoss(weight=w, ignore_index=ignore, reduction=reduction)(F.log_softmax(logits, 1), y)
-    assert_close(ce, nll)
+    assert_close(CROSS_ENTROPY(sample, dtype=dtype, device=device), nll)
+    assert_close(torch.nn.CrossEntropyLoss(weight=w, ignore_index=ignore, reduction=reduction)(logits, y), nll)
 
 
-@pytest.mark.behaviour("losses.ce_probability_targets")
-@pytest.mark.dtypes("float32_64")
-@given(case=classification(ignore=False), data=st.data())
-def test_cross_entropy_with_probability_targets(device, dtype, case, data):
-    logits, _, w, _ = unpack(case, dtype, device)
-    p = F.softmax(data.draw(specs(shape=case[0].shape), label="target_logits")
-                  .build(dtype=dtype, device=device), 1)
+@CE_PROBABILITIES.property
+def test_cross_entropy_with_probability_targets(device, dtype, sample):
+    logits, _, w, _ = unpack(sample.args, dtype, device)
+    p = F.softmax(sample.args[4].build(dtype=dtype, device=device), 1)
     weight = (w if w is not None else torch.ones(logits.shape[1], dtype=dtype, device=device)).double().cpu()
     shape = [1, -1] + [1] * (logits.dim() - 2)
     per_sample = -(weight.view(shape) * p.double().cpu() * F.log_softmax(logits.double().cpu(), 1)).sum(1)
-    expected = {"none": per_sample, "sum": per_sample.sum(), "mean": per_sample.sum() / per_sample.numel()}
-    for reduction, reference in expected.items():
-        assert_close_to_reference(F.cross_entropy(logits, p, weight=w, reduction=reduction), reference)
+    expected = (per_sample, per_sample.sum(), per_sample.sum() / per_sample.numel())
+    for actual, reference in zip(CE_PROBABILITIES(sample, dtype=dtype, device=device), expected):
+        assert_close_to_reference(actual, reference)
 
 
 @pytest.mark.behaviour("losses.ce_label_smoothing")
@@ -162,63 +210,78 @@ def test_cross_entropy_label_smoothing(device, dtype, case, eps):
     assert_close_to_reference(out, ((1 - eps) * nll + eps * uniform).mean())
 
 
-@pytest.mark.behaviour("losses.mse_reductions")
-@pytest.mark.dtypes("floating")
-@given(a=specs(), data=st.data())
-def test_mse_reductions(device, dtype, a, data):
-    b = data.draw(specs(shape=a.shape), label="b")
-    x, y = a.build(dtype=dtype, device=device), b.build(dtype=dtype, device=device)
+@st.composite
+def same_shape_pairs(draw):
+    a = draw(specs(), label="input")
+    return Sample((a, draw(specs(shape=a.shape), label="target")))
+
+
+MSE = Operation("losses.mse_reductions", dtypes="floating", samples=same_shape_pairs(),
+                call=lambda x, y: tuple(torch.nn.MSELoss(reduction=r)(x, y) for r in ("none", "sum", "mean")))
+
+
+@MSE.property
+def test_mse_reductions(device, dtype, sample):
+    x, y = (spec.build(dtype=dtype, device=device) for spec in sample.args)
+    none, total, mean = MSE(sample, dtype=dtype, device=device)
     sq = (x.double() - y.double()) ** 2
-    assert_close(torch.nn.MSELoss(reduction="none")(x, y).double(), sq, **_tol(dtype))
-    assert_close(torch.nn.MSELoss(reduction="sum")(x, y).double(), sq.sum(), **_tol(dtype))
-    if a.numel:
-        assert_close(torch.nn.MSELoss()(x, y).double(), sq.sum() / a.numel, **_tol(dtype))
-
-
-def _tol(dtype):
-    """Tolerance for a result computed in `dtype` against an exact float64 reference: the
-    difference and the square each round once, so allow 4 ulps of the input dtype."""
-    eps = torch.finfo(dtype).eps
-    return dict(rtol=4 * eps, atol=4 * eps)
+    tol = tolerance("two_roundings", dtype)
+    assert_close(none.double(), sq, **tol)
+    assert_close(total.double(), sq.sum(), **tol)
+    if x.numel():
+        assert_close(mean.double(), sq.sum() / x.numel(), **tol)
 
 
 @st.composite
 def distributions(draw, min_dims=1):
-    """Two specs of logits with the same shape; softmax along the last dim gives q and p."""
+    """Sample(q, p): two specs of logits with the same shape; softmax along the last dim gives
+    the distributions q and p."""
     shape = draw(shapes(min_dims=min_dims, min_side=1))
-    return draw(specs(shape=shape), label="q"), draw(specs(shape=shape), label="p")
+    return Sample((draw(specs(shape=shape), label="q"), draw(specs(shape=shape), label="p")))
 
 
-@pytest.mark.behaviour("losses.kl_div_definition")
-@pytest.mark.dtypes("float32_64")
-@given(pair=distributions())
-def test_kl_div_is_p_times_log_p_over_q(device, dtype, pair):
-    log_q = F.log_softmax(pair[0].build(dtype=dtype, device=device), -1)
-    p = F.softmax(pair[1].build(dtype=dtype, device=device), -1)
-    pointwise = p * (p.log() - log_q)
-    assert_close(F.kl_div(log_q, p, reduction="none"), pointwise)
-    assert_close(F.kl_div(log_q, p, reduction="sum"), pointwise.sum())
+def kl_div(q_logits, p_logits, **kwargs):
+    """F.kl_div of log q against p (or log p, with log_target=True)."""
+    log_p = F.log_softmax(p_logits, -1)
+    return F.kl_div(F.log_softmax(q_logits, -1), log_p if kwargs.get("log_target") else log_p.exp(), **kwargs)
 
 
-@pytest.mark.behaviour("losses.kl_div_log_target")
-@pytest.mark.dtypes("float32_64")
-@given(pair=distributions(), reduction=st.sampled_from(["none", "sum", "mean", "batchmean"]))
-def test_kl_div_log_target(device, dtype, pair, reduction):
-    log_q = F.log_softmax(pair[0].build(dtype=dtype, device=device), -1)
-    log_p = F.log_softmax(pair[1].build(dtype=dtype, device=device), -1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # 'mean' warns that it differs from 'batchmean'
-        assert_close(F.kl_div(log_q, log_p, reduction=reduction, log_target=True),
-                     F.kl_div(log_q, log_p.exp(), reduction=reduction))
+KL_DIV = Operation("losses.kl_div_definition", dtypes="float32_64", samples=distributions(),
+                   call=lambda q, p: (kl_div(q, p, reduction="none"), kl_div(q, p, reduction="sum")))
 
 
-@pytest.mark.behaviour("losses.kl_div_batchmean")
-@pytest.mark.dtypes("float32_64")
-@given(pair=distributions(min_dims=2))
-def test_kl_div_batchmean_divides_by_batch_size(device, dtype, pair):
-    log_q = F.log_softmax(pair[0].build(dtype=dtype, device=device), -1)
-    p = F.softmax(pair[1].build(dtype=dtype, device=device), -1)
+@KL_DIV.property
+def test_kl_div_is_p_times_log_p_over_q(device, dtype, sample):
+    log_q, log_p = (F.log_softmax(spec.build(dtype=dtype, device=device), -1) for spec in sample.args)
+    pointwise = log_p.exp() * (log_p - log_q)
+    none, total = KL_DIV(sample, dtype=dtype, device=device)
+    assert_close(none, pointwise)
+    assert_close(total, pointwise.sum())
+
+
+REDUCTIONS = st.sampled_from(["none", "sum", "mean", "batchmean"])
+KL_DIV_LOG_TARGET = Operation(
+    "losses.kl_div_log_target", dtypes="float32_64",
+    samples=st.builds(lambda s, r: Sample(s.args, {"reduction": r}), distributions(), REDUCTIONS),
+    call=lambda q, p, reduction: kl_div(q, p, reduction=reduction, log_target=True))
+KL_DIV_BATCHMEAN = Operation("losses.kl_div_batchmean", dtypes="float32_64", samples=distributions(min_dims=2),
+                             call=lambda q, p: kl_div(q, p, reduction="batchmean"))
+
+
+@KL_DIV_LOG_TARGET.property
+def test_kl_div_log_target(device, dtype, sample):
+    q, p = sample.args
+    expected = kl_div(q.build(dtype=dtype, device=device), p.build(dtype=dtype, device=device),
+                      reduction=sample.kwargs["reduction"])
+    assert_close(KL_DIV_LOG_TARGET(sample, dtype=dtype, device=device), expected)
+
+
+@KL_DIV_BATCHMEAN.property
+def test_kl_div_batchmean_divides_by_batch_size(device, dtype, sample):
+    log_q, p = (F.log_softmax(spec.build(dtype=dtype, device=device), -1) for spec in sample.args)
+    p = p.exp()
     total = F.kl_div(log_q, p, reduction="sum")
+    assert_close(KL_DIV_BATCHMEAN(sample, dtype=dtype, device=device), total / log_q.shape[0])
     assert_close(torch.nn.KLDivLoss(reduction="batchmean")(log_q, p), total / log_q.shape[0])
     with pytest.warns(UserWarning, match="batchmean"):  # torch points users to 'batchmean'
         mean = torch.nn.KLDivLoss(reduction="mean")(log_q, p)

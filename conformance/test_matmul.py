@@ -4,64 +4,86 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from conformance.checks import assert_close_to_reference
+from conformance.harness.declaration import Operation
 from strategies import specs
+from strategies.samples import Sample, broadcast_operands
 
 MATMUL = "(m?,n),(n,p?)->(m?,p?)"
 
 
-def pair(data, shape_a, shape_b, dtype, device):
-    a = data.draw(specs(shape=tuple(shape_a)), label="a")
-    b = data.draw(specs(shape=tuple(shape_b)), label="b")
-    x, y = a.build(dtype=dtype, device=device), b.build(dtype=dtype, device=device)
-    return x, y, x.cpu().to(torch.complex128 if dtype.is_complex else torch.float64), \
-        y.cpu().to(torch.complex128 if dtype.is_complex else torch.float64)
+def wide(t: torch.Tensor) -> torch.Tensor:
+    """The exact reference's input: a CPU float64 (or complex128) copy of `t`."""
+    return t.cpu().to(torch.complex128 if t.dtype.is_complex else torch.float64)
 
 
-@pytest.mark.behaviour("matmul.mul_elementwise")
-@pytest.mark.dtypes("float_and_complex")
-@given(shapes2=hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3, max_side=4), data=st.data())
-def test_mul_is_elementwise_with_broadcasting(device, dtype, shapes2, data):
-    x, y, x64, y64 = pair(data, *shapes2.input_shapes, dtype, device)
-    out = torch.mul(x, y)
-    assert tuple(out.shape) == shapes2.result_shape
-    assert_close_to_reference(out, x64 * y64)
+@st.composite
+def matrices(draw, *shapes_by_letter: str, batch: bool = False):
+    """Sample of tensors shaped by letters ('mn', 'np'), each letter one drawn size (0-4)."""
+    sizes = {letter: draw(st.integers(0, 4), label=letter) for letter in sorted(set("".join(shapes_by_letter)))}
+    lead = (draw(st.integers(1, 3), label="b"),) if batch else ()
+    return Sample(tuple(draw(specs(shape=lead + tuple(sizes[c] for c in letters)), label=letters)
+                        for letters in shapes_by_letter))
 
 
-@pytest.mark.behaviour("matmul.matmul_semantics")
-@pytest.mark.dtypes("float32_64")
-@given(shapes2=hnp.mutually_broadcastable_shapes(signature=MATMUL, max_dims=2, max_side=4), data=st.data())
-def test_matmul_follows_numpy_matmul(device, dtype, shapes2, data):
-    x, y, x64, y64 = pair(data, *shapes2.input_shapes, dtype, device)
-    out = torch.matmul(x, y)
-    expected = np.matmul(x64.numpy(), y64.numpy())
-    assert tuple(out.shape) == np.shape(expected) == shapes2.result_shape
+MUL = Operation("matmul.mul_elementwise", dtypes="float_and_complex", samples=broadcast_operands(2),
+                call=lambda a, b: torch.mul(a, b))
+MATMUL_OP = Operation("matmul.matmul_semantics", dtypes="float32_64",
+                      samples=broadcast_operands(signature=MATMUL, max_dims=2), call=lambda a, b: torch.matmul(a, b))
+MM = Operation("matmul.mm_2d_only", dtypes="float32_64", samples=matrices("mn", "np"),
+               call=lambda a, b: torch.mm(a, b))
+BMM = Operation("matmul.bmm_batches", dtypes="float32_64", samples=matrices("mn", "np", batch=True),
+                call=lambda a, b: torch.bmm(a, b))
+
+
+@MUL.property
+def test_mul_is_elementwise_with_broadcasting(device, dtype, sample):
+    (x, y), _ = sample.build(dtype=dtype, device=device)
+    out = MUL(sample, dtype=dtype, device=device)
+    assert out.shape == torch.broadcast_shapes(x.shape, y.shape)
+    assert_close_to_reference(out, wide(x) * wide(y))
+
+
+@MATMUL_OP.property
+def test_matmul_follows_numpy_matmul(device, dtype, sample):
+    (x, y), _ = sample.build(dtype=dtype, device=device)
+    out = MATMUL_OP(sample, dtype=dtype, device=device)
+    expected = np.matmul(wide(x).numpy(), wide(y).numpy())
+    assert tuple(out.shape) == np.shape(expected)
     assert_close_to_reference(out, torch.as_tensor(expected))
 
 
-@pytest.mark.behaviour("matmul.mm_2d_only")
-@pytest.mark.dtypes("float32")
-@given(m=st.integers(0, 4), n=st.integers(0, 4), p=st.integers(0, 4), batch=st.integers(1, 3), data=st.data())
-def test_mm_needs_matrices_and_never_broadcasts(device, dtype, m, n, p, batch, data):
-    x, y, x64, y64 = pair(data, (m, n), (n, p), dtype, device)
-    assert_close_to_reference(torch.mm(x, y), x64 @ y64)
+@MM.property
+def test_mm_multiplies_matrices(device, dtype, sample):
+    (x, y), _ = sample.build(dtype=dtype, device=device)
+    assert_close_to_reference(MM(sample, dtype=dtype, device=device), wide(x) @ wide(y))
+
+
+@MM.property
+def test_mm_rejects_batches_vectors_and_mismatched_sizes(device, dtype, sample, data):
+    (x, y), _ = sample.build(dtype=dtype, device=device)
+    m, n = x.shape
+    batch = data.draw(st.integers(1, 3), label="batch")
     with pytest.raises(RuntimeError):
         torch.mm(x.expand(batch, m, n), y)
     with pytest.raises(RuntimeError):
-        torch.mm(x, y[:, 0] if p else torch.zeros(n, device=device))
+        torch.mm(x, y[:, 0] if y.shape[1] else torch.zeros(n, dtype=dtype, device=device))
     with pytest.raises(RuntimeError):
-        torch.mm(x, torch.zeros(n + 1, p, dtype=dtype, device=device))
+        torch.mm(x, torch.zeros(n + 1, y.shape[1], dtype=dtype, device=device))
 
 
-@pytest.mark.behaviour("matmul.bmm_batches")
-@pytest.mark.dtypes("float32")
-@given(b=st.integers(1, 3), m=st.integers(0, 3), n=st.integers(0, 3), p=st.integers(0, 3), data=st.data())
-def test_bmm_multiplies_each_batch(device, dtype, b, m, n, p, data):
-    x, y, x64, y64 = pair(data, (b, m, n), (b, n, p), dtype, device)
-    out = torch.bmm(x, y)
-    assert_close_to_reference(out, torch.stack([x64[i] @ y64[i] for i in range(b)]) if b else x64 @ y64)
+@BMM.property
+def test_bmm_multiplies_each_batch(device, dtype, sample):
+    (x, y), _ = sample.build(dtype=dtype, device=device)
+    expected = torch.stack([wide(x[i]) @ wide(y[i]) for i in range(x.shape[0])])
+    assert_close_to_reference(BMM(sample, dtype=dtype, device=device), expected)
+
+
+@BMM.property
+def test_bmm_rejects_unequal_batches_and_matrices(device, dtype, sample):
+    (x, y), _ = sample.build(dtype=dtype, device=device)
+    b, n, p = y.shape
     with pytest.raises(RuntimeError):
         torch.bmm(x, torch.zeros(b + 1, n, p, dtype=dtype, device=device))
     with pytest.raises(RuntimeError):

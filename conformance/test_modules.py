@@ -8,8 +8,10 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.testing import assert_close
 
-from conformance.checks import assert_same_storage, private_rng
+from conformance.checks import assert_equal, assert_same_storage, private_rng
+from conformance.harness.declaration import Divergence, Operation
 from strategies import specs
+from strategies.samples import Sample
 
 
 def small_model(device, width=3):
@@ -68,8 +70,8 @@ def test_state_dict_aliases_the_parameters(device, width):
         for param in model.parameters():
             param.add_(1)
     for name, param in model.named_parameters():
-        assert torch.equal(state[name], param.detach()), "state_dict did not follow the update"
-        assert torch.equal(saved[name] + 1, param.detach()), "deepcopy did not keep the old values"
+        assert_equal(state[name], param.detach(), "state_dict did not follow the update")
+        assert_equal(saved[name] + 1, param.detach(), "deepcopy did not keep the old values")
 
 
 @pytest.mark.behaviour("modules.load_state_dict_copies")
@@ -93,24 +95,34 @@ def test_load_state_dict_copies_values_in(device, width):
 def test_dropout_is_identity_in_eval(device, dtype, x, p, seed):
     t = x.build(dtype=dtype, device=device)
     dropout = nn.Dropout(p)
-    assert torch.equal(dropout.eval()(t), t)
+    assert_equal(dropout.eval()(t), t)
     with private_rng(seed, device):
         out = dropout.train()(t)
     kept = out != 0
     assert_close(out[kept], t[kept] / (1 - p))
 
 
-@pytest.mark.behaviour("modules.eval_batchnorm_running_stats")
-@pytest.mark.dtypes("float32")
-@given(x=specs(shapes=st.tuples(st.integers(2, 5), st.integers(1, 4))), data=st.data())
-def test_batchnorm_in_eval_uses_running_stats(device, dtype, x, data):
-    t = x.build(dtype=dtype, device=device)
-    bn = nn.BatchNorm1d(x.shape[1]).to(device)
-    bn.train()(t)  # one step of running statistics
+def batchnorm_train_then_eval(x):
+    """One training step of a fresh BatchNorm1d on x (updating its running statistics), then
+    the eval output on x: (module, training output, running mean, running var, eval output)."""
+    bn = nn.BatchNorm1d(x.shape[1]).to(x.device, x.dtype)
+    trained = bn.train()(x)
     mean, var = bn.running_mean.clone(), bn.running_var.clone()
-    out = bn.eval()(t)
+    return bn, trained, mean, var, bn.eval()(x)
+
+
+BATCHNORM = Operation("modules.eval_batchnorm_running_stats", dtypes="float32_64",
+                      samples=specs(shapes=st.tuples(st.integers(2, 5), st.integers(1, 4))).map(lambda x: Sample((x,))),
+                      call=lambda x: batchnorm_train_then_eval(x)[1:])
+
+
+@BATCHNORM.property
+def test_batchnorm_in_eval_uses_running_stats(device, dtype, sample):
+    t = sample.args[0].build(dtype=dtype, device=device)
+    bn, _, mean, var, out = batchnorm_train_then_eval(t)
     assert_close(out, (t - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias)
-    assert torch.equal(bn.running_mean, mean), "eval() must not update the running statistics"
+    assert_equal(bn.running_mean, mean, "eval() must not update the running statistics")
+    assert_close(BATCHNORM(sample, dtype=dtype, device=device)[3], out)
 
 
 @pytest.mark.behaviour("modules.modes_independent")
@@ -144,7 +156,7 @@ def test_sequential_of_modules_values_shares_layers(device, width):
     assert all(a is b for a, b in zip(s1, s2))
     with torch.no_grad():
         s2[0].weight.add_(1)
-    assert torch.equal(s1[0].weight, s2[0].weight)
+    assert_equal(s1[0].weight, s2[0].weight)
 
 
 @pytest.mark.behaviour("modules.modules_is_dict")
@@ -154,20 +166,66 @@ def test_modules_is_a_plain_dict(device):
     assert list(model._modules) == ["0", "1", "2"]
 
 
+def conv2d_output_size(n, *, kernel_size, stride, padding, dilation, **_):
+    """The documented output size: floor((n + 2 padding - dilation (kernel - 1) - 1) / stride + 1)."""
+    return (n + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
+
+
+@st.composite
+def conv2d_options(draw):
+    groups, cin_per, cout_per = (draw(st.integers(1, n), label=k)
+                                 for k, n in (("groups", 3), ("in_per_group", 2), ("out_per_group", 2)))
+    return dict(in_channels=groups * cin_per, out_channels=groups * cout_per, groups=groups,
+                kernel_size=draw(st.integers(1, 3), label="kernel_size"), stride=draw(st.integers(1, 3), label="stride"),
+                padding=draw(st.integers(0, 2), label="padding"), dilation=draw(st.integers(1, 2), label="dilation"),
+                seed=draw(st.integers(0, 2**16), label="init_seed"))
+
+
+@st.composite
+def conv2d_samples(draw, *, fits: bool):
+    """Sample(x, **options): an input whose height and width give an output of at least one
+    element (fits), or of none in at least one of them (not fits)."""
+    options = draw(conv2d_options())
+    reach = options["dilation"] * (options["kernel_size"] - 1) + 1 - 2 * options["padding"]  # smallest fitting size
+    if fits:
+        h, w = (draw(st.integers(max(1, reach), 8), label=k) for k in "hw")
+    else:
+        if reach < 2:  # every size fits these options: take a kernel that no 1-pixel input fits
+            options.update(kernel_size=3, padding=0)
+            reach = 2 * options["dilation"] + 1
+        small, other = draw(st.integers(1, reach - 1), label="too_small"), draw(st.integers(1, 8), label="other")
+        h, w = (small, other) if draw(st.booleans(), label="height_too_small") else (other, small)
+    x = draw(specs(shape=(2, options["in_channels"], h, w)), label="x")
+    return Sample((x,), options)
+
+
+def conv2d(x, *, seed, **options):
+    """Conv2d with weights drawn under `seed` on the CPU, moved to x's device and dtype."""
+    with private_rng(seed):
+        module = nn.Conv2d(**options)
+    return module.to(x.device, x.dtype)(x)
+
+
+CONV2D = Operation(
+    "modules.conv2d_output_shape", dtypes="float32_64", samples=conv2d_samples(fits=True),
+    call=lambda x, **options: conv2d(x, **options),
+    divergences=(Divergence("cuda", "tf32", applies=lambda: torch.backends.cudnn.allow_tf32,
+                            reason="cuDNN may use TF32 tensor cores for float32 convolutions on Ampere "
+                                   "and later ('TensorFloat-32 (TF32) on Ampere (and later) devices')"),))
+
+
+@CONV2D.property
+def test_conv2d_output_shape_formula(device, dtype, sample):
+    (x,), options = sample.args, sample.kwargs
+    out = CONV2D(sample, dtype=dtype, device=device)
+    h, w = x.shape[2:]
+    assert out.shape == (2, options["out_channels"], conv2d_output_size(h, **options),
+                         conv2d_output_size(w, **options))
+
+
 @pytest.mark.behaviour("modules.conv2d_output_shape")
 @pytest.mark.dtypes("float32")
-@given(groups=st.integers(1, 3), cin_per=st.integers(1, 2), cout_per=st.integers(1, 2),
-       k=st.integers(1, 3), stride=st.integers(1, 3), padding=st.integers(0, 2), dilation=st.integers(1, 2),
-       h=st.integers(1, 8), w=st.integers(1, 8))
-def test_conv2d_output_shape_formula(device, dtype, groups, cin_per, cout_per, k, stride, padding, dilation, h, w):
-    def out_size(n):
-        return (n + 2 * padding - dilation * (k - 1) - 1) // stride + 1
-    with private_rng():
-        conv = nn.Conv2d(groups * cin_per, groups * cout_per, k, stride=stride, padding=padding,
-                         dilation=dilation, groups=groups).to(device, dtype)
-    x = torch.zeros(2, groups * cin_per, h, w, dtype=dtype, device=device)
-    if out_size(h) < 1 or out_size(w) < 1:
-        with pytest.raises(RuntimeError):
-            conv(x)
-    else:
-        assert conv(x).shape == (2, groups * cout_per, out_size(h), out_size(w))
+@given(sample=conv2d_samples(fits=False))
+def test_conv2d_input_smaller_than_the_kernel_raises(device, dtype, sample):
+    with pytest.raises(RuntimeError):
+        CONV2D(sample, dtype=dtype, device=device)

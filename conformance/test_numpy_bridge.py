@@ -7,7 +7,15 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.checks import array_byte_strides, byte_strides, changed, changed_np, independent_array, numpy_dtype
+from conformance.checks import (
+    array_byte_strides,
+    assert_equal,
+    byte_strides,
+    changed,
+    changed_np,
+    independent_array,
+    numpy_dtype,
+)
 from strategies import specs
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS
@@ -136,7 +144,7 @@ def test_int8_round_trips(device, x):
     t = x.build(dtype=torch.int8, device=device)
     back = torch.from_numpy(t.numpy())
     assert back.dtype == torch.int8
-    assert torch.equal(back, t)
+    assert_equal(back, t)
 
 
 @pytest.mark.behaviour("numpy_bridge.negative_strides_rejected")

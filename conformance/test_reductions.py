@@ -4,48 +4,66 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from torch.testing import assert_close
 
-from conformance.checks import assert_close_to_reference, independent_array
+from conformance.checks import assert_close_to_reference, assert_equal, independent_array
+from conformance.harness.declaration import Operation
 from strategies import specs
+from strategies.samples import Arg, Sample, broadcast_operands, tensor_and_dim
 from strategies.shapes import shapes
 
 # Small integer ranges make ties common: tie-breaking bugs only show on ties.
 TIES = dict(low=-2, high=2)
+NON_EMPTY = shapes(min_dims=1, min_side=1)
 
 
-@pytest.mark.behaviour("reductions.max_dim_values_indices")
-@pytest.mark.dtypes("real")
-@given(x=specs(shapes=shapes(min_dims=1, min_side=1), **TIES), data=st.data(), keepdim=st.booleans())
-def test_max_along_dim_returns_values_and_indices(device, dtype, x, data, keepdim):
-    dim = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim")
+def values_and_what_indices_pick(result, x, dim, keepdim):
+    """(values, x at the returned indices): what max(dim) promises whichever maximum it picks."""
+    values, indices = result
+    picked = x.gather(dim, indices if keepdim else indices.unsqueeze(dim))
+    return values, picked if keepdim else picked.squeeze(dim)
+
+
+MAX_ALONG_DIM = Operation(
+    "reductions.max_dim_values_indices", dtypes="real",
+    samples=st.builds(lambda s, keepdim: Sample(s.args, {"keepdim": keepdim}),
+                      tensor_and_dim(shapes=NON_EMPTY, **TIES), st.booleans()),
+    call=lambda x, dim, keepdim: values_and_what_indices_pick(torch.max(x, dim, keepdim=keepdim), x, dim, keepdim))
+ARGMAX = Operation("reductions.argmax_first_on_ties", dtypes="real",
+                   samples=tensor_and_dim(shapes=NON_EMPTY, **TIES),
+                   call=lambda x, dim: (torch.argmax(x, dim), torch.argmax(x)))
+SUM_OF_INTEGERS = Operation("reductions.sum_promotes_integral", dtypes="integral",
+                            samples=specs().map(lambda x: Sample((x,))), call=lambda x: x.sum())
+MEAN = Operation("reductions.mean_is_sum_over_numel", dtypes="floating",
+                 samples=specs(shapes=shapes(min_side=1)).map(lambda x: Sample((x,))), call=lambda x: x.mean())
+
+
+@MAX_ALONG_DIM.property
+def test_max_along_dim_returns_values_and_indices(device, dtype, sample):
+    x, dim = sample.args
+    keepdim = sample.kwargs["keepdim"]
     t = x.build(dtype=dtype, device=device)
     values, indices = torch.max(t, dim, keepdim=keepdim)
     assert indices.dtype == torch.int64
-    assert torch.equal(values, t.amax(dim, keepdim=keepdim))
-    gathered = t.gather(dim, indices if keepdim else indices.unsqueeze(dim))
-    assert torch.equal(gathered if keepdim else gathered.squeeze(dim), values)
+    assert_equal(values, t.amax(dim, keepdim=keepdim))
+    values, picked = MAX_ALONG_DIM(sample, dtype=dtype, device=device)
+    assert_equal(picked, values)
 
 
-@pytest.mark.behaviour("reductions.argmax_first_on_ties")
-@pytest.mark.dtypes("real")
-@given(x=specs(shapes=shapes(min_dims=1, min_side=1), **TIES), data=st.data())
-def test_argmax_picks_the_first_maximum(device, dtype, x, data):
-    dim = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim")
-    t = x.build(dtype=dtype, device=device)
-    a = independent_array(t.cpu())
+@ARGMAX.property
+def test_argmax_picks_the_first_maximum(device, dtype, sample):
+    x, dim = sample.args
+    a = independent_array(x.build(dtype=dtype, device="cpu"))
+    along_dim, overall = ARGMAX(sample, dtype=dtype, device=device)
     expected = np.argmax(a, axis=dim)  # NumPy documents first-occurrence too
-    np.testing.assert_array_equal(independent_array(torch.argmax(t, dim).cpu()), expected)
-    assert torch.argmax(t).item() == int(np.argmax(a))
+    np.testing.assert_array_equal(independent_array(along_dim.cpu()), expected)
+    assert overall.item() == int(np.argmax(a))
 
 
-@pytest.mark.behaviour("reductions.sum_promotes_integral")
-@pytest.mark.dtypes("integral")
-@given(x=specs())
-def test_sum_of_integers_is_int64(device, dtype, x):
-    t = x.build(dtype=dtype, device=device)
-    out = t.sum()
+@SUM_OF_INTEGERS.property
+def test_sum_of_integers_is_int64(device, dtype, sample):
+    t = sample.args[0].build(dtype=dtype, device=device)
+    out = SUM_OF_INTEGERS(sample, dtype=dtype, device=device)
     assert out.dtype == torch.int64 and t.bool().sum().dtype == torch.int64
     assert out.item() == sum(int(v) for v in t.flatten().tolist())
 
@@ -58,22 +76,36 @@ def test_mean_of_integers_raises(device, dtype, x):
         x.build(dtype=dtype, device=device).mean()
 
 
-@pytest.mark.behaviour("reductions.mean_is_sum_over_numel")
-@pytest.mark.dtypes("floating")
-@given(x=specs(shapes=shapes(min_side=1)))
-def test_mean_is_sum_over_numel(device, dtype, x):
-    t = x.build(dtype=dtype, device=device)
-    reference = t.cpu().double().sum() / x.numel
-    assert_close_to_reference(t.mean(), reference)
+@MEAN.property
+def test_mean_is_sum_over_numel(device, dtype, sample):
+    (x,) = sample.args
+    reference = x.build(dtype=dtype, device="cpu").double().sum() / x.numel
+    assert_close_to_reference(MEAN(sample, dtype=dtype, device=device), reference)
 
 
-@pytest.mark.behaviour("reductions.clamp_matches_clip")
-@pytest.mark.dtypes("real")
-@given(x=specs(low=-9, high=9), bounds=st.tuples(st.integers(-9, 9), st.integers(-9, 9)))
-def test_clamp_is_numpy_clip(device, dtype, x, bounds):
-    lo, hi = (abs(b) for b in bounds) if dtype == torch.uint8 else bounds
+def clamp_samples(dtype):
+    # uint8 holds no negative bound: its bounds are drawn from its own range.
+    bound = st.integers(0 if dtype == torch.uint8 else -9, 9)
+    return st.builds(lambda x, lo, hi: Sample((x, lo, hi)), specs(low=-9, high=9), bound, bound)
+
+
+CLAMP = Operation("reductions.clamp_matches_clip", dtypes="real", samples=clamp_samples,
+                  call=lambda x, lo, hi: torch.clamp(x, lo, hi))
+NONZERO = Operation("reductions.nonzero_shape", dtypes="representative",
+                    samples=specs(**TIES).map(lambda x: Sample((x,))),
+                    call=lambda x: (torch.nonzero(x), torch.nonzero(x, as_tuple=True)),
+                    shape_depends_on_values=True)
+WHERE = Operation("reductions.where_broadcasts", dtypes="floating",
+                  samples=broadcast_operands(3, max_side=3).map(
+                      lambda s: Sample((Arg(s.args[0], dtype=torch.bool), *s.args[1:]))),
+                  call=lambda cond, a, b: torch.where(cond, a, b))
+
+
+@CLAMP.property
+def test_clamp_is_numpy_clip(device, dtype, sample):
+    x, lo, hi = sample.args
     t = x.build(dtype=dtype, device=device)
-    out = torch.clamp(t, lo, hi)
+    out = CLAMP(sample, dtype=dtype, device=device)
     if lo <= hi:
         expected = np.clip(independent_array(t.cpu()), lo, hi)
         np.testing.assert_array_equal(independent_array(out.cpu()), expected)
@@ -81,33 +113,26 @@ def test_clamp_is_numpy_clip(device, dtype, x, bounds):
         assert bool((out == hi).all()), "min > max must set every element to max"
 
 
-@pytest.mark.behaviour("reductions.nonzero_shape")
-@pytest.mark.dtypes("representative")
-@given(x=specs(**TIES))
-def test_nonzero_returns_one_row_per_element(device, dtype, x):
+@NONZERO.property
+def test_nonzero_returns_one_row_per_element(device, dtype, sample):
+    (x,) = sample.args
     t = x.build(dtype=dtype, device=device)
-    out = torch.nonzero(t)
+    out, parts = NONZERO(sample, dtype=dtype, device=device)
     expected = np.argwhere(independent_array(t.cpu()))
     assert out.dtype == torch.int64 and tuple(out.shape) == (expected.shape[0], x.ndim)
     np.testing.assert_array_equal(independent_array(out.cpu()).reshape(expected.shape), expected)
-    parts = torch.nonzero(t, as_tuple=True)
     assert len(parts) == max(x.ndim, 1) if x.ndim else len(parts) == 1
     if x.ndim:
         for d, part in enumerate(parts):
-            assert torch.equal(part, out[:, d])
+            assert_equal(part, out[:, d])
 
 
-@pytest.mark.behaviour("reductions.where_broadcasts")
-@pytest.mark.dtypes("float32")
-@given(shapes3=hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3), data=st.data())
-def test_where_broadcasts_and_picks(device, dtype, shapes3, data):
-    c_shape, a_shape, b_shape = shapes3.input_shapes
-    cond = data.draw(specs(shape=c_shape), label="cond").build(dtype=torch.bool, device=device)
-    a = data.draw(specs(shape=a_shape), label="a").build(dtype=dtype, device=device)
-    b = data.draw(specs(shape=b_shape), label="b").build(dtype=dtype, device=device)
-    out = torch.where(cond, a, b)
+@WHERE.property
+def test_where_broadcasts_and_picks(device, dtype, sample):
+    (cond, a, b), _ = sample.build(dtype=dtype, device=device)
+    out = WHERE(sample, dtype=dtype, device=device)
     expected = np.where(*(independent_array(v.cpu()) for v in (cond, a, b)))
-    assert tuple(out.shape) == shapes3.result_shape
+    assert tuple(out.shape) == torch.broadcast_shapes(cond.shape, a.shape, b.shape)
     np.testing.assert_array_equal(independent_array(out.cpu()), expected)
 
 
@@ -154,16 +179,22 @@ def test_underscore_methods_change_and_return_self(device, dtype, x, data):
         expected = reference(t.clone())
         returned = getattr(t, name)(*args)
         assert returned is t, f"{name} did not return self"
-        assert torch.equal(t, expected), f"{name} did not change self"
+        assert_equal(t, expected, f"{name} did not change self")
 
 
-@pytest.mark.behaviour("reductions.add_out")
-@pytest.mark.dtypes("float32_64")
-@given(a=specs(), data=st.data())
-def test_add_out_writes_into_out(device, dtype, a, data):
-    b = data.draw(specs(shape=a.shape), label="b")
-    x, y = a.build(dtype=dtype, device=device), b.build(dtype=dtype, device=device)
-    result = torch.zeros_like(x)
-    returned = torch.add(x, y, out=result)
-    assert returned is result
-    assert_close(result, x + y)
+def add_into_new_out(a, b):
+    out = a.new_empty(torch.broadcast_shapes(a.shape, b.shape))
+    returned = torch.add(a, b, out=out)
+    return out, returned
+
+
+ADD_OUT = Operation("reductions.add_out", dtypes="numeric", samples=broadcast_operands(2),
+                    call=lambda a, b: add_into_new_out(a, b)[0])
+
+
+@ADD_OUT.property
+def test_add_out_writes_into_out(device, dtype, sample):
+    (x, y), _ = sample.build(dtype=dtype, device=device)
+    out, returned = add_into_new_out(x, y)
+    assert returned is out
+    assert_close(ADD_OUT(sample, dtype=dtype, device=device), x + y)

@@ -5,8 +5,10 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.checks import independent_array
+from conformance.checks import assert_equal, independent_array
+from conformance.harness.declaration import Operation
 from strategies import specs
+from strategies.samples import Sample
 from strategies.shapes import shapes
 
 
@@ -30,7 +32,7 @@ def test_unsqueeze_inserts_a_size_one_dim(device, dtype, x, data):
     expected = list(x.shape)
     expected.insert(d if d >= 0 else d + x.ndim + 1, 1)
     assert list(out.shape) == expected
-    assert torch.equal(out.reshape(x.shape), t)
+    assert_equal(out.reshape(x.shape), t)
 
 
 @pytest.mark.behaviour("shape_ops.squeeze_all")
@@ -40,7 +42,7 @@ def test_squeeze_removes_every_size_one_dim(device, dtype, x):
     t = x.build(dtype=dtype, device=device)
     out = t.squeeze()
     assert out.shape == tuple(s for s in x.shape if s != 1)
-    assert torch.equal(out.flatten(), t.flatten())
+    assert_equal(out.flatten(), t.flatten())
 
 
 @pytest.mark.behaviour("shape_ops.squeeze_dim")
@@ -55,15 +57,25 @@ def test_squeeze_dim_removes_only_that_size_one_dim(device, dtype, x, data):
     assert list(t.squeeze(d).shape) == expected
 
 
-@pytest.mark.behaviour("shape_ops.repeat_tiles")
-@pytest.mark.dtypes("representative")
-@given(x=specs(shapes=shapes(max_dims=3, max_side=3)), data=st.data())
-def test_repeat_tiles_like_numpy_tile(device, dtype, x, data):
-    reps = data.draw(st.lists(st.integers(1, 3), min_size=x.ndim, max_size=x.ndim + 2), label="sizes")
-    if data.draw(st.booleans(), label="with_a_zero") and reps:
+@st.composite
+def repeat_samples(draw):
+    """Sample(x, reps): as many repeats as x has dims or more (repeat accepts no fewer)."""
+    x = draw(specs(shapes=shapes(max_dims=3, max_side=3)), label="x")
+    reps = draw(st.lists(st.integers(1, 3), min_size=x.ndim, max_size=x.ndim + 2), label="sizes")
+    if draw(st.booleans(), label="with_a_zero") and reps:
         reps[0] = 0
+    return Sample((x, tuple(reps)))
+
+
+REPEAT = Operation("shape_ops.repeat_tiles", dtypes="representative", samples=repeat_samples(),
+                   call=lambda x, reps: x.repeat(*reps) if reps else x.repeat(()))
+
+
+@REPEAT.property
+def test_repeat_tiles_like_numpy_tile(device, dtype, sample, data):
+    x, reps = sample.args
     t = x.build(dtype=dtype, device=device)
-    out = t.repeat(*reps) if reps else t.repeat(())
+    out = REPEAT(sample, dtype=dtype, device=device)
     expected = np.tile(independent_array(t.cpu()), reps)
     assert tuple(out.shape) == expected.shape
     np.testing.assert_array_equal(independent_array(out.cpu()), expected)

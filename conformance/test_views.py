@@ -6,8 +6,16 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.checks import assert_own_storage, assert_same_storage, changed, contiguous_strides
+from conformance.checks import (
+    assert_equal,
+    assert_own_storage,
+    assert_same_storage,
+    changed,
+    contiguous_strides,
+)
+from conformance.harness.declaration import Operation
 from strategies import specs
+from strategies.samples import Sample
 from strategies.shapes import reshapes, shapes
 from strategies.tensors import WRITABLE_LAYOUTS
 
@@ -48,10 +56,10 @@ def assert_is_live_view(derived, base, op, spec, dtype, what):
     """`derived` aliases `base`: same storage, op's values now, and op's values after a write
     to the base. `op` is applied to contiguous CPU copies to give the expected values."""
     assert_same_storage(derived, base, what)
-    assert torch.equal(derived.cpu(), op(spec.logical_values(dtype))), f"{what}: wrong values"
+    assert_equal(derived.cpu(), op(spec.logical_values(dtype)), f"{what}: wrong values")
     new = changed(base)
     base.copy_(new)
-    assert torch.equal(derived.cpu(), op(new.cpu())), f"{what}: a write to the base did not show"
+    assert_equal(derived.cpu(), op(new.cpu()), f"{what}: a write to the base did not show")
 
 
 @pytest.mark.behaviour("views.view_stride_condition")
@@ -94,14 +102,22 @@ def test_view_infers_minus_one(device, dtype, x, data):
     assert t.view(asked).shape == new_shape
 
 
-@pytest.mark.behaviour("views.reshape_view_or_copy")
-@pytest.mark.dtypes("representative")
-@given(x=specs(), data=st.data())
-def test_reshape_views_when_it_can(device, dtype, x, data):
+@st.composite
+def reshape_samples(draw):
+    x = draw(specs(), label="x")
+    return Sample((x, draw(reshapes(x.shape), label="new_shape")))
+
+
+RESHAPE = Operation("views.reshape_view_or_copy", dtypes="representative", samples=reshape_samples(),
+                    call=lambda x, shape: x.reshape(shape))
+
+
+@RESHAPE.property
+def test_reshape_views_when_it_can(device, dtype, sample):
+    x, new_shape = sample.args
     t = x.build(dtype=dtype, device=device)
-    new_shape = data.draw(reshapes(x.shape), label="new_shape")
-    r = t.reshape(new_shape)
-    assert torch.equal(r.cpu(), x.logical_values(dtype).reshape(new_shape))
+    r = RESHAPE(Sample((t, new_shape)), dtype=dtype, device=device)
+    assert_equal(r.cpu(), x.logical_values(dtype).reshape(new_shape))
     if view_is_possible(t.shape, t.stride(), new_shape):
         assert_same_storage(r, t, f"reshape{new_shape}")
     else:
@@ -119,7 +135,7 @@ def test_contiguous_returns_self_or_copy(device, dtype, x):
     else:
         assert is_c_contiguous(c.shape, c.stride())
         assert_own_storage(c, t, "contiguous() of a non-contiguous tensor")
-        assert torch.equal(c.cpu(), x.logical_values(dtype))
+        assert_equal(c.cpu(), x.logical_values(dtype))
 
 
 @pytest.mark.behaviour("views.narrow_shares")

@@ -5,20 +5,16 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
 from conformance import catalogue
+from reports import schema
 
-STATUSES = ("passed", "failed", "error", "crashed", "timeout", "expected failure", "skipped", "not run")
-BAD = ("failed", "error", "crashed", "timeout")
+STATUSES, BAD = schema.STATUSES, schema.BAD
 SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "crashed": "☠", "timeout": "◔",
           "expected failure": "≈", "skipped": "–", "not run": "∅"}
 # What the strategies promise to generate; a behaviour whose tests never drew one is flagged.
@@ -29,61 +25,14 @@ PROMISED = ([f"layout={n}" for n in ("contiguous", "transposed", "permuted", "sl
 MAX_FAILURES_SHOWN = 50
 
 
-class ResultsError(ValueError):
-    """A results file that cannot be read; the message names the file and the line."""
-
-
-@dataclass
-class Source:
-    label: str
-    header: dict
-    results: list[dict] = field(default_factory=list)
-
-    @property
-    def incomplete(self) -> bool:
-        return not self.header.get("end") or bool(self.header.get("interrupted"))
-
-
-def load(path: Path) -> Source:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ResultsError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ResultsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    lines = text.splitlines()
-    if not lines:
-        raise ResultsError(f"{path}: empty, not a results file")
-    records = []
-    for number, line in enumerate(lines, 1):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            last = number == len(lines) and not text.endswith("\n")
-            raise ResultsError(f"{path}: line {number} is {'truncated' if last else 'not JSON'}") from None
-        if not isinstance(record, dict):
-            raise ResultsError(f"{path}: line {number} is not a JSON object")
-        records.append(record)
-    header = records[0]
-    if header.get("type") != "environment":
-        raise ResultsError(f"{path}: line 1 is not an environment header")
-    for number, record in enumerate(records[1:], 2):
-        if record.get("type") != "result" or not isinstance(record.get("status"), str) \
-                or record["status"] not in STATUSES or not isinstance(record.get("nodeid"), str):
-            raise ResultsError(f"{path}: line {number} is not a result record")
-    return Source(label=str(header.get("source") or path), header=header, results=records[1:])
-
-
 def _cell_status(counts: Counter) -> str:
-    for status in ("crashed", "timeout", "error", "failed", "expected failure", "passed", "skipped", "not run"):
+    for status in schema.SEVERITY:
         if counts.get(status):
             return status
     return "not run"
 
 
-def build(sources: list[Source]) -> dict:
+def build(sources: list[schema.Source]) -> dict:
     """The page's model: areas -> behaviours -> (source, device) rows x dtype cells."""
     labels = [s.label for s in sources]
     if len(set(labels)) != len(labels):  # the same host twice: number them
@@ -144,7 +93,8 @@ def build(sources: list[Source]) -> dict:
                 "devices": " ".join(sorted({r["device"] for r in row_list})),
                 "failures": failures[:MAX_FAILURES_SHOWN], "more_failures": max(0, len(failures) - MAX_FAILURES_SHOWN),
                 "features": sorted(features.items()),
-                "observed": [(k, ", ".join(sorted(v))) for k, v in sorted(observed.items())], "never": never, "examples": examples,
+                "observed": [(k, ", ".join(sorted(v))) for k, v in sorted(observed.items())],
+                "never": never, "examples": examples,
                 "text": f"{b.id} {b.statement}".lower(),
             })
         areas.append({"name": area.name, "title": area.title, "behaviours": behaviours})
@@ -171,24 +121,13 @@ _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent /
                           autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
-def render(sources: list[Source]) -> str:
+def render(sources: list[schema.Source]) -> str:
     return _ENV.get_template("index.html.j2").render(**build(sources))
 
 
 def write_html(paths: list[Path], out: Path) -> None:
     """Render `paths` into `out`, written whole to a temporary file and then moved into place."""
-    html = render([load(Path(p)) for p in paths])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".index-", suffix=".tmp")
-    try:
-        # errors="replace": a lone surrogate (from bytes that were not UTF-8) becomes "?"
-        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
-            f.write(html)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    schema.atomic_write(out, render([schema.load(Path(p)) for p in paths]))
 
 
 def main(argv=None, prog="python -m reports.render") -> int:
@@ -202,7 +141,7 @@ def main(argv=None, prog="python -m reports.render") -> int:
         parser.exit(2, f"{prog}: error: output {args.output} is one of the inputs\n")
     try:
         write_html(args.results, args.output)
-    except ResultsError as exc:
+    except schema.ResultsError as exc:
         parser.exit(2, f"{prog}: error: {exc}\n")
     except OSError as exc:
         parser.exit(2, f"{prog}: error: cannot write {args.output} ({exc.strerror or exc})\n")

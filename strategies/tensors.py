@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import torch
 from hypothesis import currently_in_test_context, event
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from torch.testing import make_tensor
 
 from strategies.dtypes import dtype_name
@@ -43,8 +44,6 @@ LAYOUTS = ("contiguous", "transposed", "permuted", "sliced", "expanded", "offset
            "channels_last", "as_strided")
 # Layouts whose elements each own one memory location, so in-place writes are allowed.
 WRITABLE_LAYOUTS = tuple(name for name in LAYOUTS if name != "expanded")
-# Layouts that give a non-contiguous tensor whenever the shape allows it.
-STRIDED_LAYOUTS = ("transposed", "permuted", "sliced", "expanded", "as_strided")
 
 _MIN_NDIM = {"transposed": 2, "permuted": 2, "sliced": 1, "expanded": 1, "channels_last": 4,
              "as_strided": 1}
@@ -205,7 +204,7 @@ _SEEDS = st.integers(0, 2**32 - 1)
 _SPECIALS = st.lists(st.tuples(st.integers(0, 2**16), st.sampled_from(tuple(SPECIAL_VALUES))), max_size=3)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _choice(options: tuple) -> st.SearchStrategy:
     return st.sampled_from(options)
 
@@ -252,8 +251,21 @@ def specs(*, shapes=None, shape: tuple[int, ...] | None = None, layouts=LAYOUTS,
     special_values: also place NaN, +-inf and -0.0 at drawn positions (floating dtypes)
     low, high:      the value range passed to `make_tensor`
     """
+    layouts = (layouts,) if isinstance(layouts, str) else tuple(layouts)
+    unknown = [name for name in layouts if name not in LAYOUTS]
+    if unknown or not layouts:
+        problem = f"unknown layout(s) {', '.join(map(repr, unknown))}" if unknown else "no layout"
+        raise InvalidArgument(f"specs(layouts={layouts!r}): {problem}; valid: {', '.join(LAYOUTS)}")
+    if shape is not None and shapes is not None:
+        raise InvalidArgument("specs(): give shape= or shapes=, not both")
+    if shapes is not None and not isinstance(shapes, st.SearchStrategy):
+        raise InvalidArgument(f"specs(shapes={shapes!r}): expected a strategy of shapes; for one fixed shape use shape=")
     if shape is not None:
+        if not all(isinstance(s, int) and s >= 0 for s in tuple(shape)):
+            raise InvalidArgument(f"specs(shape={shape!r}): expected a tuple of non-negative ints")
         shapes = st.just(tuple(shape))
+    if low is not None and high is not None and low > high:
+        raise InvalidArgument(f"specs(low={low!r}, high={high!r}): low must not exceed high")
     return _specs(shapes if shapes is not None else _DEFAULT_SHAPES, tuple(layouts), special_values, low, high)
 
 

@@ -6,6 +6,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from conformance.harness import PLUGINS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -19,8 +21,7 @@ def run_pytest(*args: str, timeout: float = 300, env: dict | None = None) -> sub
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
-SUITE_PLUGINS = ("-p", "conformance.plugin", "-p", "conformance.isolation", "-p", "conformance.gpu",
-                 "-p", "reports.stats", "-p", "reports.plugin")
+SUITE_PLUGINS = tuple(arg for plugin in (*PLUGINS, "reports.stats", "reports.recorder") for arg in ("-p", plugin))
 
 
 def run_throwaway(tmp_path: Path, source: str, *args: str, plugins: tuple = (), device: str = "cpu"):

@@ -1,45 +1,54 @@
-"""The catalogue is the spec: every entry has a test and every test names an entry."""
-import importlib
-import inspect
+"""The catalogue is the spec: every entry has a test and every test names an entry; the rooms
+keep to their roles (what imports what)."""
+import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from conformance import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 
+COLLECT = """
+import json, pytest
+from conformance.harness.identity import identity_of
 
-def behaviour_tests() -> dict[str, list[str]]:
-    """behaviour id -> test names, read from the markers of conformance/test_*.py."""
-    found: dict[str, list[str]] = {}
-    for path in sorted((ROOT / "conformance").glob("test_*.py")):
-        module = importlib.import_module(f"conformance.{path.stem}")
-        for name, fn in inspect.getmembers(module, inspect.isfunction):
-            if not name.startswith("test_"):
-                continue
-            marks = getattr(fn, "pytestmark", [])
-            own = [m.args[0] for m in marks if m.name == "behaviour"]
-            # a parametrized test may name one behaviour per parameter instead (cross-device cases)
-            per_param = [[m.args[0] for m in p.marks if m.name == "behaviour"]
-                         for m in marks if m.name == "parametrize" for p in m.args[1]
-                         if hasattr(p, "marks")]
-            if per_param:
-                assert not own and all(len(b) == 1 for b in per_param), f"{path.name}::{name}"
-                ids = [b[0] for b in per_param]
-            else:
-                assert len(own) == 1, f"{path.name}::{name} needs exactly one behaviour marker"
-                ids = own
-            for bid in ids:
-                found.setdefault(bid, []).append(f"{path.name}::{name}")
-    return found
+class Identities:
+    found = {}
+    def pytest_collection_finish(self, session):
+        for item in session.items:
+            identity = identity_of(item)
+            self.found[item.nodeid] = identity.behaviour if identity else None
+
+plugin = Identities()
+code = pytest.main(["--collect-only", "-q", "--no-report", "-p", "no:cacheprovider", "--device=cpu,meta",
+                    "conformance"], plugins=[plugin])
+print("IDENTITIES", json.dumps(plugin.found))
+raise SystemExit(int(code))
+"""
 
 
-def test_every_test_names_a_catalogue_entry():
-    unknown = set(behaviour_tests()) - set(catalogue.behaviours())
+@pytest.fixture(scope="module")
+def identities() -> dict[str, str | None]:
+    """node id -> behaviour, as the harness identifies every collected conformance item."""
+    done = subprocess.run([sys.executable, "-c", COLLECT], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("IDENTITIES "))
+    return json.loads(line.removeprefix("IDENTITIES "))
+
+
+def test_every_test_names_a_catalogue_entry(identities):
+    anonymous = sorted(node for node, behaviour in identities.items() if behaviour is None)
+    assert not anonymous, f"tests that name no behaviour: {anonymous[:5]}"
+    unknown = set(identities.values()) - set(catalogue.behaviours())
     assert not unknown, f"tests name behaviours missing from the catalogue: {sorted(unknown)}"
 
 
-def test_every_catalogue_entry_has_a_test():
-    untested = set(catalogue.behaviours()) - set(behaviour_tests())
+def test_every_catalogue_entry_has_a_test(identities):
+    untested = set(catalogue.behaviours()) - set(identities.values())
     assert not untested, f"catalogue entries without a test: {sorted(untested)}"
 
 
@@ -56,10 +65,29 @@ def test_test_modules_are_one_per_area():
     assert modules <= areas | {"cross_device"}, f"test modules without an area: {modules - areas}"
 
 
-def test_renderer_never_imports_torch():
-    import subprocess
-    import sys
+def imports_of(path: Path) -> set[str]:
+    """Every module a source file imports, at any depth of the file."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
 
+
+@pytest.mark.parametrize(("room", "forbidden"), [
+    ("reports", ("conformance.test_",)),
+    ("strategies", ("reports", "conformance")),
+])
+def test_rooms_import_only_downstream(room, forbidden):
+    offenders = {f"{path.relative_to(ROOT)}: {name}" for path in (ROOT / room).rglob("*.py")
+                 for name in imports_of(path) if name.startswith(forbidden)}
+    assert not offenders, sorted(offenders)
+
+
+def test_renderer_and_merge_never_import_torch():
     code = "import sys, reports.render, reports.merge, reports.killmatrix; assert 'torch' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -5,7 +5,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.test_cross_device import CASES, _compare
+from conformance.checks import assert_agree
+from conformance.harness.declaration import operations
+from strategies import DTYPE_GROUPS
 from tests.helpers import run_pytest
 
 ARGS = ("-q", "--device=meta", "--max-examples=3", "conformance/test_cross_device.py")
@@ -22,25 +24,26 @@ def test_a_device_only_fault_is_caught(tmp_path):
     assert result.returncode == 1, result.stdout[-3000:]
 
 
-# The value comparison itself runs only beside a real second device; here every case runs twice
-# on the CPU, which checks that each is deterministic (a precondition of comparing devices) and
-# that its results go through the comparison, and a drifted copy must not.
+# The value comparison itself runs only beside a real second device; here every declared
+# operation runs twice on the CPU, which checks that each is deterministic (a precondition of
+# comparing devices) and that its results go through the comparison, and a drifted copy must not.
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("operation", operations(), ids=lambda op: op.behaviour)
 @settings(max_examples=8, deadline=None, derandomize=True, database=None)
 @given(data=st.data())
-def test_each_case_agrees_with_itself_on_the_cpu(case, data):
-    dtype = data.draw(st.sampled_from(case.dtypes))
-    run = case.make(data, dtype)
-    _compare(run("cpu"), run("cpu"), "cpu", case.rtol_atol("cpu") if case.rtol_atol else {}, case.behaviour)
+def test_each_operation_agrees_with_itself_on_the_cpu(operation, data):
+    dtype = data.draw(st.sampled_from(DTYPE_GROUPS[operation.dtypes]))
+    sample = data.draw(operation.samples_for(dtype))
+    assert_agree(operation(sample, dtype=dtype, device="cpu"), operation(sample, dtype=dtype, device="cpu"),
+                 device="cpu", what=operation.behaviour, **operation.tolerance("cpu", dtype))
 
 
 def test_a_drift_of_a_tenth_of_a_percent_is_a_disagreement():
     x = torch.linspace(1, 2, 7)
-    _compare((x, x.long()), (x, x.long()), "cpu", {}, "same")
+    assert_agree((x, x.long()), (x, x.long()), device="cpu", what="same")
     with pytest.raises(AssertionError):
-        _compare((x, x.long()), (x * 1.001, x.long()), "cpu", {}, "drift")
+        assert_agree((x * 1.001, x.long()), (x, x.long()), device="cpu", what="drift")
     with pytest.raises(AssertionError):
-        _compare(x.long(), x.long() + 1, "cpu", {}, "integers")
+        assert_agree(x.long() + 1, x.long(), device="cpu", what="integers")
     with pytest.raises(AssertionError):
-        _compare((x, x), (x,), "cpu", {}, "a missing result")
+        assert_agree((x,), (x, x), device="cpu", what="a missing result")

@@ -6,13 +6,13 @@ import sys
 import pytest
 import torch
 
-from tests.gpu_acceptance import summarise_run
 from tests.helpers import ROOT
+from tools.gpu_acceptance import summarise_run
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_without_cuda_it_refuses_in_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "tests.gpu_acceptance", "--out", str(tmp_path / "out")],
+    done = subprocess.run([sys.executable, "-m", "tools.gpu_acceptance", "--out", str(tmp_path / "out")],
                           cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 4
     assert done.stderr.count("\n") == 1 and "CUDA is not available" in done.stderr

@@ -2,13 +2,13 @@
 returned between tests.
 
 CPU-only machines check the machinery by declaring the CPU poisonable (a plugin adds it to
-conformance.gpu.POISONABLE_TYPES) and raising the error text a device-side assert gives. The
+conformance.harness.gpu.POISONABLE_TYPES) and raising the error text a device-side assert gives. The
 tests marked `needs_cuda` do the real thing on a GPU and skip with a reason elsewhere.
 """
 import pytest
 import torch
 
-from conformance.gpu import is_poisoning
+from conformance.harness.gpu import is_poisoning
 from tests.helpers import run_throwaway, throwaway_results
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -18,7 +18,7 @@ def run_module(tmp_path, source: str, device: str, *args: str, poisonable_cpu: b
     plugins = ()
     if poisonable_cpu:
         (tmp_path / "cpu_is_poisonable.py").write_text(
-            "from conformance import gpu\ngpu.POISONABLE_TYPES.add('cpu')\n")
+            "from conformance.harness import gpu\ngpu.POISONABLE_TYPES.add('cpu')\n")
         plugins = ("-p", "cpu_is_poisonable")
     return run_throwaway(tmp_path, source, "-p", "no:randomly", *args, plugins=plugins, device=device)
 

@@ -5,7 +5,6 @@ import pytest
 
 from tests.helpers import run_pytest, run_throwaway, throwaway_results
 
-
 LEAKS = '''
     import warnings
     import pytest

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from reports import render
+from reports import render, schema
 from tests.helpers import ROOT, header_and_results, run_pytest
 
 ONE = "conformance/test_views.py::test_permute_is_a_view"
@@ -61,7 +61,7 @@ def test_hostile_content_renders_as_text(tmp_path):
     write_results(tmp_path / "r.jsonl", [{
         "type": "result", "nodeid": evil[:60], "behaviour": "views.permute_shares", "device": "cpu",
         "dtype": "<b>float32</b>", "status": "failed", "error": evil, "example": evil, "repro": evil}])
-    html = render.render([render.load(tmp_path / "r.jsonl")])
+    html = render.render([schema.load(tmp_path / "r.jsonl")])
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     render.write_html([tmp_path / "r.jsonl"], tmp_path / "index.html")  # the lone surrogate is writable

@@ -126,3 +126,19 @@ def test_reshapes_keep_the_element_count(data):
     shape = data.draw(shapes())
     new = data.draw(reshapes(shape))
     assert math.prod(new) == math.prod(shape)
+
+
+def test_strategies_reject_bad_arguments_at_once():
+    import pytest
+    from hypothesis.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="unknown layout.*'transpose'.*valid: contiguous, transposed"):
+        specs(layouts=("transpose",))
+    with pytest.raises(InvalidArgument, match="not both"):
+        specs(shape=(2,), shapes=shapes())
+    with pytest.raises(InvalidArgument, match="non-negative"):
+        specs(shape=(2, -1))
+    with pytest.raises(InvalidArgument, match="low must not exceed high"):
+        specs(low=3, high=1)
+    with pytest.raises(InvalidArgument, match="min <= max"):
+        shapes(min_dims=3, max_dims=1)

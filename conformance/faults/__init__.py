@@ -3,25 +3,33 @@ catches them.
 
 Note [Writing a fault]
 A fault breaks exactly one documented behaviour inside the test process and names the
-behaviour(s) whose tests must then fail:
+behaviour(s) whose tests must then fail. Faults live in the module of the catalogue area of
+the first behaviour they trip (conformance/faults/<area>.py, found by glob), and the body is
+only the broken replacement:
 
     @fault("numpy_returns_copy", trips=["numpy_bridge.numpy_shares_memory"])
     def _(patch):
-        patch.method(torch.Tensor, "numpy", lambda orig: lambda self, *a, **k: orig(self, *a, **k).copy())
+        # Tensor.numpy() returns a copy (the docstring describes the fault)
+        @patch.replace(torch.Tensor, "numpy")
+        def numpy(orig, self, *args, **kwargs):
+            return orig(self, *args, **kwargs).copy()
 
-`patch.method(owner, name, make)` replaces `owner.name` with `make(original)` until the fault
-is removed. Faults that only fire for one dtype, layout or device type test that inside the
-replacement. `devices` lists the device types the fault can fire on (CUDA-only faults are
-proved on a GPU). Run one with `pytest --inject-fault ID`; run them all with
-`python -m conformance.faults.killmatrix`.
+`@patch.replace(owner, name)` installs the function below it as `owner.name`, called with the
+original first, until the fault is removed; `patch.method(owner, name, make)` installs
+`make(original)` for the one-line cases. Faults that only fire for one dtype, layout or device
+type test that inside the replacement. `devices` lists the device types the fault can fire on
+(CUDA-only faults are proved on a GPU). Run one with `pytest --inject-fault ID`; run them all
+with `python -m tools.killmatrix`.
 """
 from __future__ import annotations
 
+import functools
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
 
-AREA_MODULES = ("numpy_bridge", "views", "numerics", "tensors", "autograd", "devices", "data")
+DRIFT = 1 + 1e-3  # a 0.1% relative error: small enough to look plausible
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,7 @@ class Fault:
     id: str
     trips: tuple[str, ...]
     description: str
-    install: Callable[["Patcher"], None]
+    install: Callable[[Patcher], None]
     devices: tuple[str, ...] = ("cpu",)
     gpus: int = 0  # CUDA devices the fault needs to be observable
 
@@ -44,6 +52,18 @@ class Patcher:
         original = owner.__dict__[name] if name in vars(owner) else getattr(owner, name)
         self._undo.append((owner, name, original, name in vars(owner)))
         setattr(owner, name, make(getattr(owner, name)))
+
+    def replace(self, owner, name: str) -> Callable:
+        """Decorator: `broken(original, *args, **kwargs)` becomes `owner.name`."""
+        def install(broken: Callable) -> Callable:
+            def make(original):
+                @functools.wraps(original)
+                def replacement(*args, **kwargs):
+                    return broken(original, *args, **kwargs)
+                return replacement
+            self.method(owner, name, make)
+            return broken
+        return install
 
     def undo(self) -> None:
         while self._undo:
@@ -68,8 +88,9 @@ def fault(fault_id: str, *, trips: list[str], devices: tuple[str, ...] = ("cpu",
 
 
 def catalogue() -> dict[str, Fault]:
-    for name in AREA_MODULES:
-        importlib.import_module(f"conformance.faults.{name}")
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        if path.stem != "__init__":
+            importlib.import_module(f"conformance.faults.{path.stem}")
     return dict(_REGISTRY)
 
 

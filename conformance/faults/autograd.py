@@ -1,132 +1,7 @@
-"""Faults in autograd, leaf status and optimizers."""
+"""Faults in autograd and leaf status (catalogue area `autograd`)."""
 import torch
 
 from conformance.faults import fault
-
-
-@fault("factories_require_grad", trips=["autograd.default_no_grad"])
-def _(patch):
-    """torch.zeros returns tensors that require grad (the note's claim) where the dtype allows."""
-    def make(orig):
-        def zeros(*size, **k):
-            out = orig(*size, **k)
-            return out.requires_grad_() if out.dtype.is_floating_point else out
-        return zeros
-    patch.method(torch, "zeros", make)
-
-
-@fault("requires_grad_default_false", trips=["autograd.requires_grad_default_on"])
-def _(patch):
-    """requires_grad_() with no argument turns requires_grad off."""
-    patch.method(torch.Tensor, "requires_grad_", lambda orig: lambda self, requires_grad=False: orig(self, requires_grad))
-
-
-@fault("to_dtype_makes_leaf", trips=["autograd.to_makes_non_leaf"])
-def _(patch):
-    """.to(dtype) of a leaf that requires grad returns a fresh leaf instead of a recorded copy."""
-    def make(orig):
-        def to(self, *a, **k):
-            out = orig(self, *a, **k)
-            if self.is_leaf and self.requires_grad and out is not self and out.dtype.is_floating_point:
-                return out.detach().requires_grad_()
-            return out
-        return to
-    patch.method(torch.Tensor, "to", make)
-
-
-@fault("to_cuda_makes_leaf", trips=["autograd.to_makes_non_leaf"], devices=("cuda",))
-def _(patch):
-    """.to('cuda') of a leaf that requires grad returns a leaf (CUDA only)."""
-    def make(orig):
-        def to(self, *a, **k):
-            out = orig(self, *a, **k)
-            if out.device.type == "cuda" and self.device.type != "cuda" and self.requires_grad and self.is_leaf:
-                return out.detach().requires_grad_()
-            return out
-        return to
-    patch.method(torch.Tensor, "to", make)
-
-
-@fault("to_always_copies", trips=["autograd.to_returns_self"])
-def _(patch):
-    """.to() copies even when dtype and device already match."""
-    patch.method(torch.Tensor, "to", lambda orig: lambda self, *a, **k: (lambda out: out.clone() if out is self else out)(orig(self, *a, **k)))
-
-
-@fault("to_in_place", trips=["autograd.to_not_in_place"])
-def _(patch):
-    """.to(device, dtype) also rewrites the source tensor's data in place."""
-    def make(orig):
-        def to(self, *a, **k):
-            out = orig(self, *a, **k)
-            if out is not self and not self.requires_grad and self.device.type == "cpu" and out.device.type != "meta" \
-                    and self.numel() and out.dtype == torch.bool:
-                with torch.no_grad():
-                    self.zero_()
-            return out
-        return to
-    patch.method(torch.Tensor, "to", make)
-
-
-@fault("integral_to_keeps_grad", trips=["autograd.to_integral_drops_grad"])
-def _(patch):
-    """.to(integral dtype) of a tensor requiring grad hands back a float tensor that requires grad."""
-    def make(orig):
-        def to(self, *a, **k):
-            out = orig(self, *a, **k)
-            if self.requires_grad and not (out.dtype.is_floating_point or out.dtype.is_complex):
-                return self * 1
-            return out
-        return to
-    patch.method(torch.Tensor, "to", make)
-
-
-@fault("scalar_backward_uses_two", trips=["autograd.backward_scalar_default", "autograd.worked_example"])
-def _(patch):
-    """backward() of a scalar seeds the gradient with 2 instead of 1."""
-    def make(orig):
-        def backward(self, gradient=None, *a, **k):
-            if gradient is None and self.numel() == 1:
-                gradient = torch.full_like(self, 2)
-            return orig(self, gradient, *a, **k)
-        return backward
-    patch.method(torch.Tensor, "backward", make)
-
-
-@fault("nonscalar_backward_sums", trips=["autograd.backward_nonscalar_raises"])
-def _(patch):
-    """backward() of a non-scalar without gradient silently uses ones."""
-    def make(orig):
-        def backward(self, gradient=None, *a, **k):
-            if gradient is None and self.numel() > 1:
-                gradient = torch.ones_like(self)
-            return orig(self, gradient, *a, **k)
-        return backward
-    patch.method(torch.Tensor, "backward", make)
-
-
-@fault("backward_ignores_v", trips=["autograd.vector_jacobian_product"])
-def _(patch):
-    """y.backward(v) ignores v and uses ones."""
-    def make(orig):
-        def backward(self, gradient=None, *a, **k):
-            if gradient is not None and self.numel() > 1:
-                gradient = torch.ones_like(self)
-            return orig(self, gradient, *a, **k)
-        return backward
-    patch.method(torch.Tensor, "backward", make)
-
-
-@fault("grads_overwrite", trips=["autograd.grad_accumulates"])
-def _(patch):
-    """Each backward overwrites .grad instead of accumulating into it."""
-    def make(orig):
-        def backward(self, *a, **k):
-            for leaf in _leaves(self):
-                leaf.grad = None
-            return orig(self, *a, **k)
-        return backward
-    patch.method(torch.Tensor, "backward", make)
 
 
 def _leaves(t):
@@ -140,6 +15,116 @@ def _leaves(t):
             out.append(fn.variable)
         stack.extend(f for f, _ in fn.next_functions)
     return out
+
+
+@fault("factories_require_grad", trips=["autograd.default_no_grad"])
+def _(patch):
+    """torch.zeros returns tensors that require grad (the note's claim) where the dtype allows."""
+    @patch.replace(torch, "zeros")
+    def zeros(orig, *size, **k):
+        out = orig(*size, **k)
+        return out.requires_grad_() if out.dtype.is_floating_point else out
+
+
+@fault("requires_grad_default_false", trips=["autograd.requires_grad_default_on"])
+def _(patch):
+    """requires_grad_() with no argument turns requires_grad off."""
+    patch.method(torch.Tensor, "requires_grad_", lambda orig: lambda self, requires_grad=False: orig(self, requires_grad))
+
+
+@fault("to_dtype_makes_leaf", trips=["autograd.to_makes_non_leaf"])
+def _(patch):
+    """.to(dtype) of a leaf that requires grad returns a fresh leaf instead of a recorded copy."""
+    @patch.replace(torch.Tensor, "to")
+    def to(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        if self.is_leaf and self.requires_grad and out is not self and out.dtype.is_floating_point:
+            return out.detach().requires_grad_()
+        return out
+
+
+@fault("to_cuda_makes_leaf", trips=["autograd.to_makes_non_leaf"], devices=("cuda",))
+def _(patch):
+    """.to('cuda') of a leaf that requires grad returns a leaf (CUDA only)."""
+    @patch.replace(torch.Tensor, "to")
+    def to(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        if out.device.type == "cuda" and self.device.type != "cuda" and self.requires_grad and self.is_leaf:
+            return out.detach().requires_grad_()
+        return out
+
+
+@fault("to_always_copies", trips=["autograd.to_returns_self"])
+def _(patch):
+    """.to() copies even when dtype and device already match."""
+    @patch.replace(torch.Tensor, "to")
+    def to(orig, self, *args, **kwargs):
+        out = orig(self, *args, **kwargs)
+        return out.clone() if out is self else out
+
+
+@fault("to_in_place", trips=["autograd.to_not_in_place"])
+def _(patch):
+    """.to(device, dtype) also rewrites the source tensor's data in place."""
+    @patch.replace(torch.Tensor, "to")
+    def to(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        if out is not self and not self.requires_grad and self.device.type == "cpu" and out.device.type != "meta" \
+                and self.numel() and out.dtype == torch.bool:
+            with torch.no_grad():
+                self.zero_()
+        return out
+
+
+@fault("integral_to_keeps_grad", trips=["autograd.to_integral_drops_grad"])
+def _(patch):
+    """.to(integral dtype) of a tensor requiring grad hands back a float tensor that requires grad."""
+    @patch.replace(torch.Tensor, "to")
+    def to(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        if self.requires_grad and not (out.dtype.is_floating_point or out.dtype.is_complex):
+            return self * 1
+        return out
+
+
+@fault("scalar_backward_uses_two", trips=["autograd.backward_scalar_default", "autograd.worked_example"])
+def _(patch):
+    """backward() of a scalar seeds the gradient with 2 instead of 1."""
+    @patch.replace(torch.Tensor, "backward")
+    def backward(orig, self, gradient=None, *a, **k):
+        if gradient is None and self.numel() == 1:
+            gradient = torch.full_like(self, 2)
+        return orig(self, gradient, *a, **k)
+
+
+@fault("nonscalar_backward_sums", trips=["autograd.backward_nonscalar_raises"])
+def _(patch):
+    """backward() of a non-scalar without gradient silently uses ones."""
+    @patch.replace(torch.Tensor, "backward")
+    def backward(orig, self, gradient=None, *a, **k):
+        if gradient is None and self.numel() > 1:
+            gradient = torch.ones_like(self)
+        return orig(self, gradient, *a, **k)
+
+
+@fault("backward_ignores_v", trips=["autograd.vector_jacobian_product"])
+def _(patch):
+    """y.backward(v) ignores v and uses ones."""
+    @patch.replace(torch.Tensor, "backward")
+    def backward(orig, self, gradient=None, *a, **k):
+        if gradient is not None and self.numel() > 1:
+            gradient = torch.ones_like(self)
+        return orig(self, gradient, *a, **k)
+
+
+@fault("grads_overwrite", trips=["autograd.grad_accumulates"])
+def _(patch):
+    """Each backward overwrites .grad instead of accumulating into it."""
+    @patch.replace(torch.Tensor, "backward")
+    def backward(orig, self, *a, **k):
+        for leaf in _leaves(self):
+            leaf.grad = None
+        return orig(self, *a, **k)
 
 
 @fault("grad_starts_at_zero", trips=["autograd.grad_none_before_backward"])
@@ -190,15 +175,13 @@ def _(patch):
 @fault("tensor_of_tensor_aliases", trips=["autograd.tensor_of_tensor_copies"])
 def _(patch):
     """torch.tensor(t) returns t.detach(), sharing storage."""
-    def make(orig):
-        def tensor(data, *a, **k):
-            if isinstance(data, torch.Tensor) and not a and not k:
-                import warnings
-                warnings.warn("use sourceTensor.clone().detach()", UserWarning)
-                return data.detach()
-            return orig(data, *a, **k)
-        return tensor
-    patch.method(torch, "tensor", make)
+    @patch.replace(torch, "tensor")
+    def tensor(orig, data, *a, **k):
+        if isinstance(data, torch.Tensor) and not a and not k:
+            import warnings
+            warnings.warn("use sourceTensor.clone().detach()", UserWarning, stacklevel=2)
+            return data.detach()
+        return orig(data, *a, **k)
 
 
 @fault("sub_underscore_rebinds", trips=["autograd.manual_update"])
@@ -216,58 +199,19 @@ def _(patch):
     patch.method(torch.Tensor, "register_hook", lambda orig: lambda self, hook: Handle())
 
 
-@fault("optimizer_accepts_non_leaf", trips=["optim.rejects_non_leaf"])
-def _(patch):
-    """Optimizers accept non-leaf tensors (silently detaching them)."""
-    def make(orig):
-        def add_param_group(self, group):
-            params = group["params"]
-            params = [params] if isinstance(params, torch.Tensor) else list(params)
-            group["params"] = [p if p.is_leaf else p.detach().requires_grad_() for p in params]
-            return orig(self, group)
-        return add_param_group
-    patch.method(torch.optim.Optimizer, "add_param_group", make)
-
-
-@fault("zero_grad_zeroes", trips=["optim.zero_grad_sets_none"])
-def _(patch):
-    """zero_grad() fills gradients with zeros by default (the note's reading)."""
-    patch.method(torch.optim.Optimizer, "zero_grad", lambda orig: lambda self, set_to_none=False: orig(self, set_to_none))
-
-
-@fault("sgd_lr_drift", trips=["optim.sgd_step"])
-def _(patch):
-    """SGD steps with a learning rate 0.1% too large."""
-    def make(orig):
-        def step(self, closure=None):
-            for group in self.param_groups:
-                group["lr"] *= 1.001
-            try:
-                return orig(self, closure)
-            finally:
-                for group in self.param_groups:
-                    group["lr"] /= 1.001
-        return step
-    patch.method(torch.optim.SGD, "step", make)
-
-
 @fault("created_with_grad_not_leaf", trips=["autograd.created_are_leaves"])
 def _(patch):
     """torch.zeros(requires_grad=True) returns a non-leaf (as if it were computed)."""
-    def make(orig):
-        def zeros(*size, requires_grad=False, **k):
-            out = orig(*size, **k)
-            return out.requires_grad_() * 1 if requires_grad else out
-        return zeros
-    patch.method(torch, "zeros", make)
+    @patch.replace(torch, "zeros")
+    def zeros(orig, *size, requires_grad=False, **k):
+        out = orig(*size, **k)
+        return out.requires_grad_() * 1 if requires_grad else out
 
 
 @fault("ops_make_leaves", trips=["autograd.ops_make_non_leaves"])
 def _(patch):
     """Adding to a tensor that requires grad returns a fresh leaf (history lost)."""
-    def make(orig):
-        def add(self, other):
-            out = orig(self, other)
-            return out.detach().requires_grad_() if out.requires_grad else out
-        return add
-    patch.method(torch.Tensor, "__add__", make)
+    @patch.replace(torch.Tensor, "__add__")
+    def add(orig, self, other):
+        out = orig(self, other)
+        return out.detach().requires_grad_() if out.requires_grad else out

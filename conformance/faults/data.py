@@ -1,4 +1,4 @@
-"""Faults in data loading."""
+"""Faults in data loading (catalogue area `data`)."""
 import torch
 from torch.utils import data as tud
 from torch.utils.data._utils import collate
@@ -9,69 +9,57 @@ from conformance.faults import fault
 @fault("collate_dicts_as_list", trips=["data.collate_dicts"])
 def _(patch):
     """The default collate returns a list of dicts instead of a dict of batches."""
-    def make(orig):
-        def default_collate(batch):
-            return list(batch) if batch and isinstance(batch[0], dict) else orig(batch)
-        return default_collate
-    patch.method(collate, "default_collate", make)
+    @patch.replace(collate, "default_collate")
+    def default_collate(orig, batch):
+        return list(batch) if batch and isinstance(batch[0], dict) else orig(batch)
 
 
 @fault("collate_floats_to_float32", trips=["data.collate_tuples"])
 def _(patch):
     """The default collate turns Python floats into float32 instead of float64."""
-    def make(orig):
-        def default_collate(batch):
-            out = orig(batch)
-            if isinstance(out, list):
-                return [o.float() if isinstance(o, torch.Tensor) and o.dtype == torch.float64 else o for o in out]
-            return out
-        return default_collate
-    patch.method(collate, "default_collate", make)
+    @patch.replace(collate, "default_collate")
+    def default_collate(orig, batch):
+        out = orig(batch)
+        if isinstance(out, list):
+            return [o.float() if isinstance(o, torch.Tensor) and o.dtype == torch.float64 else o for o in out]
+        return out
 
 
 @fault("collate_sorts_indices", trips=["data.dataset_returns_index"])
 def _(patch):
     """The default collate sorts integer fields, so returned indices no longer match their samples."""
-    def make(orig):
-        def default_collate(batch):
-            out = orig(batch)
-            if isinstance(out, list) and len(out) == 3:
-                out[2] = out[2].sort().values
-            return out
-        return default_collate
-    patch.method(collate, "default_collate", make)
+    @patch.replace(collate, "default_collate")
+    def default_collate(orig, batch):
+        out = orig(batch)
+        if isinstance(out, list) and len(out) == 3:
+            out[2] = out[2].sort().values
+        return out
 
 
 @fault("drop_last_ignored", trips=["data.last_batch_smaller"])
 def _(patch):
     """DataLoader ignores drop_last."""
-    def make(orig):
-        def init(self, *a, drop_last=False, **k):
-            orig(self, *a, **k)
-        return init
-    patch.method(tud.DataLoader, "__init__", make)
+    @patch.replace(tud.DataLoader, "__init__")
+    def init(orig, self, *a, drop_last=False, **k):
+        orig(self, *a, **k)
 
 
 @fault("iterable_shuffle_allowed", trips=["data.iterable_dataset_epochs"])
 def _(patch):
     """DataLoader accepts shuffle=True for an IterableDataset and ignores it."""
-    def make(orig):
-        def init(self, dataset, *a, shuffle=None, **k):
-            if isinstance(dataset, tud.IterableDataset):
-                shuffle = None
-            orig(self, dataset, *a, shuffle=shuffle, **k)
-        return init
-    patch.method(tud.DataLoader, "__init__", make)
+    @patch.replace(tud.DataLoader, "__init__")
+    def init(orig, self, dataset, *a, shuffle=None, **k):
+        if isinstance(dataset, tud.IterableDataset):
+            shuffle = None
+        orig(self, dataset, *a, shuffle=shuffle, **k)
 
 
 @fault("random_split_overlaps", trips=["data.random_split_sizes"])
 def _(patch):
     """random_split hands out overlapping parts: each starts from index 0."""
-    def make(orig):
-        def random_split(dataset, lengths, generator=None):
-            parts = orig(dataset, lengths, generator=generator) if generator is not None else orig(dataset, lengths)
-            for part in parts:
-                part.indices = sorted(part.indices) and list(range(len(part.indices)))
-            return parts
-        return random_split
-    patch.method(tud, "random_split", make)
+    @patch.replace(tud, "random_split")
+    def random_split(orig, dataset, lengths, generator=None):
+        parts = orig(dataset, lengths, generator=generator) if generator is not None else orig(dataset, lengths)
+        for part in parts:
+            part.indices = sorted(part.indices) and list(range(len(part.indices)))
+        return parts

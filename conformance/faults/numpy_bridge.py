@@ -1,4 +1,4 @@
-"""Faults in the NumPy bridge."""
+"""Faults in numPy bridge (catalogue area `numpy_bridge`)."""
 import numpy as np
 import torch
 
@@ -14,12 +14,10 @@ def _(patch):
 @fault("numpy_copies_strided", trips=["numpy_bridge.numpy_shares_memory"])
 def _(patch):
     """Tensor.numpy() of a non-contiguous tensor silently returns a contiguous copy."""
-    def make(orig):
-        def numpy(self, *a, **k):
-            out = orig(self, *a, **k)
-            return out if self.is_contiguous() else np.ascontiguousarray(out).copy()
-        return numpy
-    patch.method(torch.Tensor, "numpy", make)
+    @patch.replace(torch.Tensor, "numpy")
+    def numpy(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out if self.is_contiguous() else np.ascontiguousarray(out).copy()
 
 
 @fault("from_numpy_copies", trips=["numpy_bridge.from_numpy_shares_memory"])
@@ -31,20 +29,19 @@ def _(patch):
 @fault("tensor_of_ndarray_aliases", trips=["numpy_bridge.tensor_copies"])
 def _(patch):
     """torch.tensor(ndarray) shares memory instead of copying."""
-    def make(orig):
-        def tensor(data, *a, **k):
-            if isinstance(data, np.ndarray) and not a and not k:
-                return torch.as_tensor(data)
-            return orig(data, *a, **k)
-        return tensor
-    patch.method(torch, "tensor", make)
+    @patch.replace(torch, "tensor")
+    def tensor(orig, data, *a, **k):
+        if isinstance(data, np.ndarray) and not a and not k:
+            return torch.as_tensor(data)
+        return orig(data, *a, **k)
 
 
 @fault("as_tensor_copies", trips=["numpy_bridge.as_tensor_shares"])
 def _(patch):
     """torch.as_tensor(ndarray) copies."""
-    patch.method(torch, "as_tensor", lambda orig: lambda data, *a, **k: orig(np.array(data, copy=True)
-                                                                               if isinstance(data, np.ndarray) else data, *a, **k))
+    @patch.replace(torch, "as_tensor")
+    def as_tensor(orig, data, *args, **kwargs):
+        return orig(np.array(data, copy=True) if isinstance(data, np.ndarray) else data, *args, **kwargs)
 
 
 @fault("numpy_ignores_requires_grad", trips=["numpy_bridge.numpy_requires_grad"])
@@ -57,29 +54,25 @@ def _(patch):
        devices=("cuda", "meta"))
 def _(patch):
     """Tensor.numpy() of a non-CPU tensor silently copies it to the host instead of raising."""
-    def make(orig):
-        def numpy(self, *a, **k):
-            if self.device.type != "cpu":
-                if self.device.type == "meta":
-                    return np.zeros(tuple(self.shape), dtype=np.float32)
-                return orig(self.cpu(), *a, **k)
-            return orig(self, *a, **k)
-        return numpy
-    patch.method(torch.Tensor, "numpy", make)
+    @patch.replace(torch.Tensor, "numpy")
+    def numpy(orig, self, *a, **k):
+        if self.device.type != "cpu":
+            if self.device.type == "meta":
+                return np.zeros(tuple(self.shape), dtype=np.float32)
+            return orig(self.cpu(), *a, **k)
+        return orig(self, *a, **k)
 
 
 @fault("bfloat16_numpy_as_float32", trips=["numpy_bridge.numpy_unsupported_dtype_raises"])
 def _(patch):
     """Tensor.numpy() of bfloat16/complex32 silently upcasts instead of raising TypeError."""
-    def make(orig):
-        def numpy(self, *a, **k):
-            if self.dtype == torch.bfloat16:
-                return orig(self.float(), *a, **k)
-            if self.dtype == torch.complex32:
-                return orig(self.to(torch.complex64), *a, **k)
-            return orig(self, *a, **k)
-        return numpy
-    patch.method(torch.Tensor, "numpy", make)
+    @patch.replace(torch.Tensor, "numpy")
+    def numpy(orig, self, *a, **k):
+        if self.dtype == torch.bfloat16:
+            return orig(self.float(), *a, **k)
+        if self.dtype == torch.complex32:
+            return orig(self.to(torch.complex64), *a, **k)
+        return orig(self, *a, **k)
 
 
 @fault("int8_from_numpy_widens", trips=["numpy_bridge.int8_round_trips"])
@@ -91,23 +84,19 @@ def _(patch):
 @fault("negative_strides_copied", trips=["numpy_bridge.negative_strides_rejected"])
 def _(patch):
     """torch.from_numpy copies negative-stride arrays instead of raising ValueError."""
-    def make(orig):
-        def from_numpy(a):
-            if any(s < 0 for s in a.strides):
-                a = a.copy()
-            return orig(a)
-        return from_numpy
-    patch.method(torch, "from_numpy", make)
+    @patch.replace(torch, "from_numpy")
+    def from_numpy(orig, a):
+        if any(s < 0 for s in a.strides):
+            a = a.copy()
+        return orig(a)
 
 
 @fault("readonly_array_rejected", trips=["numpy_bridge.readonly_array_shares"])
 def _(patch):
     """torch.from_numpy copies read-only arrays instead of sharing them."""
-    def make(orig):
-        def from_numpy(a):
-            return orig(a.copy() if not a.flags.writeable else a)
-        return from_numpy
-    patch.method(torch, "from_numpy", make)
+    @patch.replace(torch, "from_numpy")
+    def from_numpy(orig, a):
+        return orig(a.copy() if not a.flags.writeable else a)
 
 
 @fault("zero_dim_numpy_becomes_1d", trips=["numpy_bridge.zero_dim_round_trip"])

@@ -1,4 +1,4 @@
-"""Faults in views and contiguity."""
+"""Faults in views and contiguity (catalogue area `views`)."""
 import torch
 
 from conformance.faults import fault
@@ -13,32 +13,28 @@ def _(patch):
 @fault("view_copies_on_incompatible_strides", trips=["views.view_stride_condition"])
 def _(patch):
     """view() silently copies where the strides forbid a view, instead of raising."""
-    def make(orig):
-        def view(self, *shape, **k):
-            try:
-                return orig(self, *shape, **k)
-            except RuntimeError:
-                return self.reshape(*shape)
-        return view
-    patch.method(torch.Tensor, "view", make)
+    @patch.replace(torch.Tensor, "view")
+    def view(orig, self, *shape, **k):
+        try:
+            return orig(self, *shape, **k)
+        except RuntimeError:
+            return self.reshape(*shape)
 
 
 @fault("view_minus_one_off_by_one", trips=["views.view_infers_size"])
 def _(patch):
     """view(-1, ...) infers the wrong size whenever the inferred side would be 1 (it raises)."""
-    def make(orig):
-        def view(self, *shape, **k):
-            dims = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)) else shape
-            if -1 in tuple(dims) and isinstance(dims, (tuple, list)):
-                known = 1
-                for d in dims:
-                    if d != -1:
-                        known *= d
-                if known and self.numel() // known == 1:
-                    raise RuntimeError("shape '[-1]' is invalid for input")
-            return orig(self, *shape, **k)
-        return view
-    patch.method(torch.Tensor, "view", make)
+    @patch.replace(torch.Tensor, "view")
+    def view(orig, self, *shape, **k):
+        dims = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)) else shape
+        if -1 in tuple(dims) and isinstance(dims, (tuple, list)):
+            known = 1
+            for d in dims:
+                if d != -1:
+                    known *= d
+            if known and self.numel() // known == 1:
+                raise RuntimeError("shape '[-1]' is invalid for input")
+        return orig(self, *shape, **k)
 
 
 @fault("reshape_always_copies", trips=["views.reshape_view_or_copy"])
@@ -68,12 +64,10 @@ def _(patch):
 @fault("transpose_copies_strided", trips=["views.transpose_shares"])
 def _(patch):
     """transpose() copies when its input is not contiguous (fires only on strided layouts)."""
-    def make(orig):
-        def transpose(self, *a, **k):
-            out = orig(self, *a, **k)
-            return out if self.is_contiguous() else out.clone()
-        return transpose
-    patch.method(torch.Tensor, "transpose", make)
+    @patch.replace(torch.Tensor, "transpose")
+    def transpose(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out if self.is_contiguous() else out.clone()
 
 
 @fault("permute_copies", trips=["views.permute_shares"])
@@ -85,26 +79,22 @@ def _(patch):
 @fault("stepped_slice_copies", trips=["views.slicing_shares"])
 def _(patch):
     """Indexing with a stepped slice returns a copy."""
-    def make(orig):
-        def getitem(self, index):
-            out = orig(self, index)
-            parts = index if isinstance(index, tuple) else (index,)
-            if any(isinstance(p, slice) and p.step not in (None, 1) for p in parts):
-                return out.clone()
-            return out
-        return getitem
-    patch.method(torch.Tensor, "__getitem__", make)
+    @patch.replace(torch.Tensor, "__getitem__")
+    def getitem(orig, self, index):
+        out = orig(self, index)
+        parts = index if isinstance(index, tuple) else (index,)
+        if any(isinstance(p, slice) and p.step not in (None, 1) for p in parts):
+            return out.clone()
+        return out
 
 
 @fault("is_contiguous_strict_on_size1", trips=["views.is_contiguous_rule"])
 def _(patch):
     """is_contiguous() also demands row-major strides on size-1 dimensions."""
-    def make(orig):
-        def is_contiguous(self, *a, **k):
-            expected, strict = 1, True
-            for n, s in zip(reversed(self.shape), reversed(self.stride())):
-                strict &= s == expected
-                expected *= max(n, 1)
-            return orig(self, *a, **k) and (self.numel() == 0 or strict)
-        return is_contiguous
-    patch.method(torch.Tensor, "is_contiguous", make)
+    @patch.replace(torch.Tensor, "is_contiguous")
+    def is_contiguous(orig, self, *a, **k):
+        expected, strict = 1, True
+        for n, s in zip(reversed(self.shape), reversed(self.stride())):
+            strict &= s == expected
+            expected *= max(n, 1)
+        return orig(self, *a, **k) and (self.numel() == 0 or strict)

@@ -18,7 +18,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -26,6 +25,8 @@ from pathlib import Path
 import pytest
 
 from conformance.faults import catalogue
+from conformance.harness.identity import from_report
+from reports.schema import RUN_DETAILS, atomic_write
 
 
 class _Collector:
@@ -39,12 +40,10 @@ class _Collector:
         if report.when == "call":
             self.ran += 1
             if report.failed:
-                info = {}
-                for k, v in report.user_properties:
-                    if k == "conformance":
-                        info.update(v)
-                behaviour = info.get("behaviour", report.nodeid)
-                examples = info.get("examples_to_failure") or info.get("examples") or 0
+                identity = from_report(report) or {}
+                details = dict(report.user_properties).get(RUN_DETAILS, {})
+                behaviour = identity.get("behaviour") or report.nodeid
+                examples = details.get("examples_to_failure") or details.get("examples") or 0
                 self.failed[behaviour] = min(examples, self.failed.get(behaviour, examples))
                 self.failing_tests.add(report.nodeid)
         elif report.failed:
@@ -53,14 +52,6 @@ class _Collector:
     def pytest_collectreport(self, report):
         if report.failed:
             self.errors += 1
-
-
-def _forget_test_modules() -> None:
-    """Each session here must import the test modules afresh, after its fault is installed:
-    a module kept from an earlier session would hold whatever torch functions it captured
-    at import (a table of cases, a default argument) unpatched."""
-    for name in [n for n in sys.modules if n.startswith("conformance.test_")]:
-        del sys.modules[name]
 
 
 def run_fault(fault, scope: str, devices: list[str]) -> dict:
@@ -81,7 +72,6 @@ def run_fault(fault, scope: str, devices: list[str]) -> dict:
     if scope == "trips":
         args += ["--behaviour", ",".join(fault.trips)]
     start = time.perf_counter()
-    _forget_test_modules()
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
         pytest.main(args, plugins=[collector])
     seconds = time.perf_counter() - start
@@ -142,20 +132,11 @@ def main(argv=None) -> int:
                "worst_examples_to_kill": kills[-1] if kills else None, "devices": devices, "scope": args.scope}
     print(json.dumps(summary))
     if args.json:
-        _write(args.json, json.dumps({"summary": summary, "results": results}, indent=1))
+        atomic_write(args.json, json.dumps({"summary": summary, "results": results}, indent=1))
     if args.html:
         from reports.killmatrix import render
-        _write(args.html, render(summary, results))
+        atomic_write(args.html, render(summary, results))
     return 1 if survived else 0
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".kill-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
+
+from conformance.harness.identity import identity_of
+
+DEFAULT_FILE = "known_deviations.toml"
+DEVIATIONS = pytest.StashKey[list]()
 
 FIELDS = {"behaviour", "device", "dtype", "torch", "reason", "link"}
 
@@ -82,3 +88,39 @@ def load(path: Path, known_behaviours) -> list[Deviation]:
                                       "specifier like '>=2.11,<2.14'") from None
         out.append(Deviation(**entry))
     return out
+
+
+def pytest_addoption(parser):
+    parser.getgroup("torch-conformance").addoption(
+        "--known-deviations", default=None, metavar="FILE",
+        help=f"TOML file of expected failures (default: ./{DEFAULT_FILE} if present)")
+
+
+def pytest_configure(config):
+    path = config.getoption("known_deviations")
+    default = Path(config.rootpath, DEFAULT_FILE)
+    if not path and not default.exists():
+        return
+    from conformance import catalogue
+
+    try:
+        config.stash[DEVIATIONS] = load(Path(path) if path else default, catalogue.behaviours())
+    except DeviationsError as exc:
+        raise pytest.UsageError(f"--known-deviations: {exc}") from None
+
+
+def pytest_collection_modifyitems(config, items):
+    found = config.stash.get(DEVIATIONS, None)
+    if not found:
+        return
+    import torch
+
+    for item in items:
+        identity = identity_of(item)
+        if identity is None:
+            continue
+        for dev in found:
+            if dev.matches(identity.behaviour, identity.device, identity.dtype, torch.__version__):
+                reason = f"known deviation: {dev.reason}" + (f" ({dev.link})" if dev.link else "")
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
+                break

@@ -1,7 +1,7 @@
 """Gather, in one command, the evidence that the suite works on a GPU machine.
 
-    python -m tests.gpu_acceptance --out gpu-evidence            # on a machine with CUDA
-    python -m tests.gpu_acceptance --out /tmp/dry --device meta --behaviour devices   # plumbing only
+    python -m tools.gpu_acceptance --out gpu-evidence            # on a machine with CUDA
+    python -m tools.gpu_acceptance --out /tmp/dry --device meta --behaviour devices   # plumbing only
 
 Steps, each timed; a failing step does not stop the ones after it:
   suite      the whole suite with --device cpu,DEVICE (ci profile, -n WORKERS), report in OUT/run/:
@@ -74,7 +74,7 @@ def run_step(name: str, argv: list[str], log, timeout: float = 540) -> dict:
 
 def summarise_run(path: Path) -> dict:
     """Per-device-type status counts, busy seconds and the largest per-test CUDA peak."""
-    from reports.render import BAD, load
+    from reports.schema import BAD, load
 
     source = load(path)
     header, results = source.header, source.results
@@ -95,7 +95,7 @@ def summarise_run(path: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.gpu_acceptance", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.gpu_acceptance", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="folder for the evidence (made if missing)")
     parser.add_argument("--device", default="cuda", choices=sorted(CROSS_DEVICE_FAULT),
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
         from conformance.faults import catalogue
 
         off_cpu = sorted(f.id for f in catalogue().values() if args.device in f.devices)
-        step = run_step("faults", [*py, "conformance.faults.killmatrix", "--faults", ",".join(off_cpu),
+        step = run_step("faults", [*py, "tools.killmatrix", "--faults", ",".join(off_cpu),
                                    "--device", f"cpu,{args.device}", "--json", str(args.out / "faults.json")], log)
         if (args.out / "faults.json").exists():
             kill = json.loads((args.out / "faults.json").read_text())

@@ -1,7 +1,7 @@
 """Benchmark the suite on this machine and write the figures as JSON.
 
-    python -m tests.benchmark                 # table on stdout, JSON in conformance-report/benchmark.json
-    python -m tests.benchmark --json out.json --skip-serial
+    python -m tools.benchmark                 # table on stdout, JSON in conformance-report/benchmark.json
+    python -m tools.benchmark --json out.json --skip-serial
 
 Measures, in one run: the whole suite's wall time on the `ci` profile serially and with -n 2,
 the parallel efficiency, examples per second per behaviour and the ten slowest behaviours, the
@@ -41,7 +41,7 @@ def run_suite(report_dir: Path, *args: str) -> float:
 
 
 def read_results(path: Path) -> list[dict]:
-    from reports.render import load
+    from reports.schema import load
 
     return load(path).results
 
@@ -80,7 +80,7 @@ def synthetic_results(path: Path, count: int = 30_000) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.benchmark")
+    parser = argparse.ArgumentParser(prog="python -m tools.benchmark")
     parser.add_argument("--json", type=Path, default=ROOT / "conformance-report" / "benchmark.json")
     parser.add_argument("--skip-serial", action="store_true", help="skip the serial run (efficiency unknown)")
     args = parser.parse_args(argv)
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
         import torch
 
         if torch.cuda.is_available():
-            from tests.gpu_acceptance import summarise_run
+            from tools.gpu_acceptance import summarise_run
 
             run_suite(tmp / "cuda", "-n", "2", "--device", "cpu,cuda")
             halves = summarise_run(tmp / "cuda" / "results.jsonl")["busy_s"]

@@ -1,7 +1,8 @@
 """pytest plugin: record every behaviour result as one JSON line, then render the report.
 
-Workers (and serial runs) attach what only they know to each report's user_properties:
-behaviour, device, dtype, Hypothesis examples, generated features, falsifying example. The
+Every report of an item carries its identity (behaviour, device, dtype, mode: fixed at
+collection by conformance/harness/identity.py); workers (and serial runs) add what only they
+know to the call report: Hypothesis examples, generated features, falsifying example. The
 controller alone writes <report-dir>/results.jsonl, one line per finished test item, flushed
 as it goes, so a run killed halfway keeps what finished. At the end it rewrites the
 environment header with the end time (atomically) and renders index.html beside it.
@@ -9,20 +10,16 @@ environment header with the end time (atomically) and renders index.html beside 
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from reports import deviations as deviations_mod
-from reports import environment
+from reports import schema
 from reports.stats import STATS
 
 DEFAULT_DIR = "conformance-report"
-DEVIATIONS_FILE = "known_deviations.toml"
-KEY = "conformance"
 _BLOB = re.compile(r"@reproduce_failure\('([^']+)', (b'[^']*'|b\"[^\"]*\")\)")
 _MAX_TEXT = 4000
 _TIMEOUT = re.compile(r"Failed: Timeout \(?>?[\d.]+s")
@@ -33,75 +30,28 @@ def pytest_addoption(parser):
     group.addoption("--report-dir", default=DEFAULT_DIR, metavar="DIR",
                     help=f"where results.jsonl and index.html go (default: ./{DEFAULT_DIR})")
     group.addoption("--no-report", action="store_true", help="record and render nothing")
-    group.addoption("--known-deviations", default=None, metavar="FILE",
-                    help=f"TOML file of expected failures (default: ./{DEVIATIONS_FILE} if present)")
     group.addoption("--source-label", default=None, metavar="LABEL",
                     help="name of this run in merged reports (default: host and torch version)")
 
 
-def _is_worker(config) -> bool:
-    return hasattr(config, "workerinput")
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config):
-    path = config.getoption("known_deviations")
-    default = Path(config.rootpath, DEVIATIONS_FILE)
-    if path or default.exists():
-        from conformance import catalogue
-
-        try:
-            config.stash[DEVIATIONS] = deviations_mod.load(Path(path) if path else default,
-                                                           catalogue.behaviours())
-        except deviations_mod.DeviationsError as exc:
-            raise pytest.UsageError(f"--known-deviations: {exc}") from None
-    if _is_worker(config) or config.getoption("no_report") or config.getoption("collectonly"):
+    if hasattr(config, "workerinput") or config.getoption("no_report") or config.getoption("collectonly"):
         return
     recorder = Recorder(config, Path(config.getoption("report_dir")))
     recorder.check_writable()
     config.pluginmanager.register(recorder, "conformance-recorder")
 
 
-DEVIATIONS = pytest.StashKey[list]()
-
-
-def _cell(item):
-    from conformance.plugin import behaviour_of
-    from strategies.dtypes import dtype_name
-
-    params = getattr(item, "callspec", None)
-    params = params.params if params else {}
-    dtype = params.get("dtype")
-    return behaviour_of(item), params.get("device"), dtype_name(dtype) if dtype is not None else None
-
-
-def pytest_collection_modifyitems(config, items):
-    found = config.stash.get(DEVIATIONS, None)
-    if not found:
-        return
-    import torch
-
-    for item in items:
-        behaviour, device, dtype = _cell(item)
-        for dev in found:
-            if behaviour and dev.matches(behaviour, device, dtype, torch.__version__):
-                reason = f"known deviation: {dev.reason}" + (f" ({dev.link})" if dev.link else "")
-                item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
-                break
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
+    """Worker side: the call phase's Hypothesis figures and failure details travel with its report."""
     report = yield
-    behaviour, device, dtype = _cell(item)
-    if behaviour is None:
-        return report
-    info = {"behaviour": behaviour, "device": device, "dtype": dtype}
     if report.when == "call":
-        info.update(item.stash.get(STATS, {}))
+        info = dict(item.stash.get(STATS, {}))
         if report.failed:
             info.update(_failure_details(report))
-    report.user_properties.append((KEY, info))
+        report.user_properties.append((schema.RUN_DETAILS, info))
     return report
 
 
@@ -148,15 +98,13 @@ class Recorder:
 
     # -- recording -------------------------------------------------------------------
     def _open(self) -> None:
-        from conformance.plugin import DEVICES, run_profile, run_seed
-
-        self.header = environment.describe(
-            profile=run_profile(self.config), seed=run_seed(self.config),
-            devices=[name for name, _ in self.config.stash[DEVICES]],
+        run = self.config.stash.get(schema.RUN, {})
+        self.header = schema.environment(
+            profile=run.get("profile", "default"), seed=run.get("seed"), devices=run.get("devices", []),
             argv=["pytest", *self.config.invocation_params.args])
         if self.config.getoption("source_label"):
             self.header["source"] = self.config.getoption("source_label")
-        self.file = open(self.results, "w", encoding="utf-8")
+        self.file = open(self.results, "w", encoding="utf-8")  # noqa: SIM115 - open for the whole run, closed at its end
         self._write(self.header)
 
     def _write(self, record: dict) -> None:
@@ -167,18 +115,18 @@ class Recorder:
     def pytest_runtest_logreport(self, report):
         entry = self.pending.setdefault(report.nodeid, {"nodeid": report.nodeid, "duration": 0.0})
         for key, value in getattr(report, "user_properties", ()):
-            if key == KEY:
+            if key in (schema.IDENTITY, schema.RUN_DETAILS):
                 entry.update({k: v for k, v in value.items() if v is not None or k not in entry})
-            elif key == "observation":
+            elif key == schema.OBSERVATION:
                 entry.setdefault("observations", {})[value[0]] = value[1]
-            elif key in ("cuda_peak_mb", "poisoned"):
+            elif key in (schema.CUDA_PEAK_MB, schema.POISONED):
                 entry[key] = value
         entry["duration"] = round(entry["duration"] + (getattr(report, "duration", 0.0) or 0.0), 6)
         node = getattr(report, "node", None)
         if node is not None:
             entry["worker"] = node.gateway.id if hasattr(node, "gateway") else str(node)
         status = _status(report)
-        if status is not None and _RANK[status] >= _RANK.get(entry.get("status"), -1):
+        if status is not None and schema.more_severe(status, entry.get("status")):
             entry["status"] = status
             if status in ("skipped", "expected failure"):
                 entry["reason"] = _skip_reason(report)
@@ -190,10 +138,11 @@ class Recorder:
             self._finish(self.pending.pop(report.nodeid))
 
     def _finish(self, entry: dict) -> None:
-        if "behaviour" not in entry:
-            entry.update(_behaviour_from_nodeid(entry["nodeid"]))
-            if entry.get("behaviour") is None:
-                return  # not a behaviour test (the suite's own tests)
+        if "behaviour" not in entry and entry.get("status") != "crashed":
+            return  # not a behaviour test (the suite's own tests)
+        # A worker that died before its item's setup report left no identity: the item is
+        # recorded all the same, as crashed, with what its node id says.
+        entry.setdefault("behaviour", None)
         if self.file is None:
             self._open()
         entry["type"] = "result"
@@ -210,7 +159,7 @@ class Recorder:
             entry.setdefault("status", "crashed")
             self._finish(entry)
         self.file.close()
-        self.header["end"] = environment.now()
+        self.header["end"] = schema.now()
         self.header["exit_status"] = int(exitstatus)
         self.header["interrupted"] = bool(session.shouldstop or session.shouldfail) or \
             int(exitstatus) == pytest.ExitCode.INTERRUPTED
@@ -223,9 +172,6 @@ class Recorder:
         if self.file is not None:
             terminalreporter.write_sep("-", f"conformance report: {self.dir / 'index.html'} "
                                             f"({self.count} results in {self.results})")
-
-
-_RANK = {"passed": 0, "skipped": 1, "expected failure": 1, "failed": 2, "error": 3, "timeout": 4, "crashed": 5}
 
 
 def _status(report) -> str | None:
@@ -260,22 +206,6 @@ def _first_error_line(report) -> str:
     return (lines[0] if lines else text.strip().splitlines()[-1] if text.strip() else "")[:_MAX_TEXT]
 
 
-def _behaviour_from_nodeid(nodeid: str) -> dict:
-    """Recover behaviour/device/dtype of an item the controller never saw (a crashed worker)."""
-    import importlib
-
-    path, _, rest = nodeid.partition("::")
-    name, _, params = rest.partition("[")
-    parts = params.rstrip("]").split("-") if params else []
-    try:
-        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-        marks = [m for m in getattr(getattr(module, name), "pytestmark", []) if m.name == "behaviour"]
-    except (ImportError, AttributeError):
-        marks = []
-    return {"behaviour": marks[0].args[0] if marks else None,
-            "device": parts[0] if parts else None, "dtype": parts[1] if len(parts) > 1 else None}
-
-
 def _repro(entry: dict, header: dict) -> str:
     args = [f"pytest '{entry['nodeid']}'"]
     if entry.get("device"):
@@ -287,11 +217,7 @@ def _repro(entry: dict, header: dict) -> str:
 
 
 def _rewrite_first_line(path: Path, header: dict) -> None:
-    """Replace the header line: write a temporary file beside it, then move it into place."""
+    """Replace the header line; the file is replaced whole (schema.atomic_write)."""
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     lines[0] = json.dumps(header) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.writelines(lines)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    schema.atomic_write(path, "".join(lines))

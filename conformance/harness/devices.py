@@ -1,5 +1,11 @@
-"""Which devices a run checks: parsing and validating `--device`."""
+"""Which devices a run checks: the --device option, parsed and checked against this machine."""
 from __future__ import annotations
+
+import pytest
+
+from reports.schema import RUN
+
+DEVICES = pytest.StashKey[list]()  # [(device string, skip reason or None)]
 
 
 class DeviceError(ValueError):
@@ -43,7 +49,7 @@ def check_available(name: str) -> None:
         raise DeviceError(f"--device {name!r}: MPS is not available here")
     try:  # any other backend (xpu, privateuse1, ...) must be able to hold a tensor
         torch.empty(0, device=device)
-    except Exception as exc:  # noqa: BLE001 - each backend raises its own type
+    except Exception as exc:
         raise DeviceError(f"--device {name!r}: cannot create a tensor there ({_first_line(exc)})") from None
 
 
@@ -65,3 +71,32 @@ def default_devices() -> list[tuple[str, str | None]]:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def pytest_addoption(parser):
+    parser.getgroup("torch-conformance").addoption(
+        "--device", action="append", default=None, metavar="DEVICE[,DEVICE...]",
+        help="torch device strings to check (cpu, cuda, cuda:1, mps, meta, ...); repeatable or "
+             "comma-separated. Default: cpu plus cuda and mps where present. A device this machine "
+             "lacks is an error, so a GPU runner can demand CUDA.")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    """On the xdist controller this runs after the workers were started (trylast), and it alone
+    checks that the devices exist: a device this machine lacks is a usage error there, before
+    any test runs. Workers trust the controller's check."""
+    config = session.config
+    option = config.getoption("device")
+    try:
+        if option is None:
+            config.stash[DEVICES] = default_devices()
+        else:
+            names = parse(option)
+            if not hasattr(config, "workerinput"):
+                for name in names:
+                    check_available(name)
+            config.stash[DEVICES] = [(name, None) for name in names]
+    except DeviceError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash.setdefault(RUN, {})["devices"] = [name for name, _ in config.stash[DEVICES]]

@@ -1,7 +1,7 @@
 """Run the whole suite under many Hypothesis seeds and report any test whose verdict changes.
 
-    python -m tests.seed_sweep                  # 20 seeds, the ci profile's example count, -n 2
-    python -m tests.seed_sweep --seeds 40 --device cpu,cuda
+    python -m tools.seed_sweep                  # 20 seeds, the ci profile's example count, -n 2
+    python -m tools.seed_sweep --seeds 40 --device cpu,cuda
 
 Each run uses the `default` profile (ci's 25 examples per item, randomized) with its own
 --hypothesis-seed, so every run draws different inputs. A flaky test is one whose status is not
@@ -19,13 +19,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from reports.render import BAD, load
+from reports.schema import BAD, load
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.seed_sweep")
+    parser = argparse.ArgumentParser(prog="python -m tools.seed_sweep")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--device", default=None)

@@ -1,0 +1,62 @@
+"""Faults in creation and dtype inheritance (catalogue area `creation`)."""
+import torch
+
+from conformance.faults import fault
+
+
+@fault("ones_ignores_dtype", trips=["creation.factory_shapes_dtypes"])
+def _(patch):
+    """torch.ones ignores dtype= and returns float32."""
+    patch.method(torch, "ones", lambda orig: lambda *s, dtype=None, **k: orig(*s, **k))
+
+
+@fault("rand_closed_interval", trips=["creation.rand_half_open"])
+def _(patch):
+    """rand can return exactly 1 (the note's [0, 1])."""
+    @patch.replace(torch, "rand")
+    def rand(orig, *size, **k):
+        out = orig(*size, **k)
+        if out.numel():
+            out.view(-1)[out.view(-1).argmax()] = 1
+        return out
+
+
+@fault("like_ignores_source_dtype", trips=["creation.like_inherits"])
+def _(patch):
+    """zeros_like returns the default dtype instead of the source's."""
+    @patch.replace(torch, "zeros_like")
+    def zeros_like(orig, t, dtype=None, **kwargs):
+        return orig(t, dtype=dtype or torch.get_default_dtype(), **kwargs)
+
+
+@fault("randn_like_integers", trips=["creation.randn_like_integral_raises"])
+def _(patch):
+    """randn_like of an integral dtype rounds normal samples instead of raising."""
+    @patch.replace(torch, "randn_like")
+    def randn_like(orig, t, dtype=None, **k):
+        dtype = dtype or t.dtype
+        if not (dtype.is_floating_point or dtype.is_complex):
+            return orig(t, dtype=torch.float32, **k).round().to(dtype)
+        return orig(t, dtype=dtype, **k)
+
+
+@fault("randint_like_includes_high", trips=["creation.randint_like_range"])
+def _(patch):
+    """randint_like(x, low, high) may return high."""
+    patch.method(torch, "randint_like", lambda orig: lambda t, low, high, **k: orig(t, low, high + 1, **k))
+
+
+@fault("size_is_list", trips=["creation.size_is_tuple"])
+def _(patch):
+    """Tensor.size() returns a list."""
+    patch.method(torch.Tensor, "size", lambda orig: lambda self, *a: list(orig(self)) if not a else orig(self, *a))
+
+
+@fault("tensor_two_ints_is_empty", trips=["creation.tensor_two_ints_raises"])
+def _(patch):
+    """torch.tensor(5, 3) makes a 5x3 tensor (the note's claim)."""
+    @patch.replace(torch, "tensor")
+    def tensor(orig, data, *a, **k):
+        if isinstance(data, int) and a and isinstance(a[0], int):
+            return torch.zeros(data, *a, **k)
+        return orig(data, *a, **k)

@@ -1,0 +1,61 @@
+"""Faults in matrix products (catalogue area `matmul`)."""
+import torch
+
+from conformance.faults import DRIFT, fault
+
+
+@fault("matmul_drift_on_cuda", trips=["matmul.matmul_semantics"], devices=("cuda",))
+def _(patch):
+    """matmul is off by 0.1% on CUDA only (caught by the cross-device check on a GPU)."""
+    @patch.replace(torch, "matmul")
+    def matmul(orig, a, b, **k):
+        out = orig(a, b, **k)
+        return out * DRIFT if out.device.type == "cuda" else out
+
+
+@fault("mul_half_drift", trips=["matmul.mul_elementwise"])
+def _(patch):
+    """mul is off by 1% for float16 inputs only."""
+    @patch.replace(torch, "mul")
+    def mul(orig, a, b, *args, **k):
+        out = orig(a, b, *args, **k)
+        return out * 1.01 if isinstance(a, torch.Tensor) and a.dtype == torch.float16 else out
+
+
+@fault("matmul_drift", trips=["matmul.matmul_semantics"])
+def _(patch):
+    """matmul is off by 0.1% relative."""
+    patch.method(torch, "matmul", lambda orig: lambda a, b, **k: orig(a, b, **k) * 1.001)
+
+
+@fault("mm_broadcasts", trips=["matmul.mm_2d_only"])
+def _(patch):
+    """mm accepts batched and vector operands by deferring to matmul."""
+    @patch.replace(torch, "mm")
+    def mm(orig, a, b, **k):
+        if a.dim() != 2 or b.dim() != 2:
+            return torch.matmul(a, b)
+        return orig(a, b, **k)
+
+
+@fault("bmm_truncates_batch", trips=["matmul.bmm_batches"])
+def _(patch):
+    """bmm with unequal batch sizes multiplies the common prefix instead of raising."""
+    @patch.replace(torch, "bmm")
+    def bmm(orig, a, b, **k):
+        if a.dim() == 3 and b.dim() == 3 and a.shape[0] != b.shape[0]:
+            n = min(a.shape[0], b.shape[0])
+            return orig(a[:n], b[:n], **k)
+        return orig(a, b, **k)
+
+
+@fault("matmul_promotes", trips=["matmul.mismatched_dtypes_raise"])
+def _(patch):
+    """matmul and mm promote mismatched dtypes instead of raising."""
+    def promote(orig):
+        def product(a, b, **k):
+            dtype = torch.promote_types(a.dtype, b.dtype)
+            return orig(a.to(dtype), b.to(dtype), **k)
+        return product
+    patch.method(torch, "matmul", promote)
+    patch.method(torch, "mm", promote)

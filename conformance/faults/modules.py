@@ -1,0 +1,99 @@
+"""Faults in modules (catalogue area `modules`)."""
+import copy
+
+import torch
+from torch import nn
+
+from conformance.faults import fault
+
+
+@fault("call_skips_hooks", trips=["modules.call_runs_hooks"])
+def _(patch):
+    """Calling a module runs forward only, skipping its hooks."""
+    patch.method(nn.Module, "__call__", lambda orig: lambda self, *a, **k: self.forward(*a, **k))
+
+
+@fault("parameter_no_grad", trips=["modules.parameter_is_tensor"])
+def _(patch):
+    """nn.Parameter defaults to requires_grad=False."""
+    patch.method(nn.Parameter, "__new__", lambda orig: lambda cls, data=None, requires_grad=False: orig(cls, data, requires_grad))
+
+
+@fault("named_parameters_unprefixed", trips=["modules.named_parameters"])
+def _(patch):
+    """named_parameters() drops the submodule prefix from names."""
+    patch.method(nn.Module, "named_parameters", lambda orig: lambda self, *a, **k:
+                 ((name.rsplit(".", 1)[-1], p) for name, p in orig(self, *a, **k)))
+
+
+@fault("state_dict_copies", trips=["modules.state_dict_aliases"])
+def _(patch):
+    """state_dict() returns copies (the note's reading) instead of aliases."""
+    patch.method(nn.Module, "state_dict", lambda orig: lambda self, *a, **k:
+                 {name: t.clone() for name, t in orig(self, *a, **k).items()})
+
+
+@fault("load_state_dict_assigns", trips=["modules.load_state_dict_copies"])
+def _(patch):
+    """load_state_dict swaps in the given tensors instead of copying values into the parameters."""
+    patch.method(nn.Module, "load_state_dict", lambda orig: lambda self, state, strict=True, assign=False:
+                 orig(self, state, strict=strict, assign=True))
+
+
+@fault("dropout_ignores_eval", trips=["modules.eval_dropout_identity"])
+def _(patch):
+    """Dropout keeps dropping in eval() mode."""
+    patch.method(nn.Dropout, "forward", lambda orig: lambda self, x: torch.nn.functional.dropout(x, self.p, True))
+
+
+@fault("batchnorm_eval_uses_batch_stats", trips=["modules.eval_batchnorm_running_stats"])
+def _(patch):
+    """BatchNorm in eval() normalises with the batch statistics."""
+    @patch.replace(nn.BatchNorm1d, "forward")
+    def forward(orig, self, x):
+        if self.training:
+            return orig(self, x)
+        return torch.nn.functional.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
+@fault("eval_disables_grad", trips=["modules.modes_independent"])
+def _(patch):
+    """eval() also turns grad mode off."""
+    @patch.replace(nn.Module, "eval")
+    def eval_(orig, self):
+        torch.set_grad_enabled(False)
+        return orig(self)
+
+
+@fault("train_returns_none", trips=["modules.train_eval_return_self"])
+def _(patch):
+    """train() and eval() return None."""
+    patch.method(nn.Module, "train", lambda orig: lambda self, mode=True: (orig(self, mode), None)[1])
+
+
+@fault("sequential_copies_layers", trips=["modules.sequential_shares_layers"])
+def _(patch):
+    """nn.Sequential deep-copies the modules it is given."""
+    patch.method(nn.Sequential, "__init__", lambda orig: lambda self, *args: orig(self, *[copy.deepcopy(a) for a in args]))
+
+
+@fault("modules_ordered_dict", trips=["modules.modules_is_dict"])
+def _(patch):
+    """Module._modules is an OrderedDict."""
+    from collections import OrderedDict
+
+    @patch.replace(nn.Module, "__init__")
+    def init(orig, self, *a, **k):
+        orig(self, *a, **k)
+        object.__setattr__(self, "_modules", OrderedDict(self._modules))
+
+
+@fault("conv2d_ceil_mode", trips=["modules.conv2d_output_shape"])
+def _(patch):
+    """Conv2d rounds its output size up when the stride does not divide evenly."""
+    @patch.replace(nn.Conv2d, "forward")
+    def forward(orig, self, x):
+        s = self.stride[0]
+        if s > 1:
+            x = torch.nn.functional.pad(x, (0, s - 1, 0, s - 1))
+        return orig(self, x)

@@ -1,0 +1,35 @@
+"""Faults in optimizers (catalogue area `optim`)."""
+import torch
+
+from conformance.faults import fault
+
+
+@fault("optimizer_accepts_non_leaf", trips=["optim.rejects_non_leaf"])
+def _(patch):
+    """Optimizers accept non-leaf tensors (silently detaching them)."""
+    @patch.replace(torch.optim.Optimizer, "add_param_group")
+    def add_param_group(orig, self, group):
+        params = group["params"]
+        params = [params] if isinstance(params, torch.Tensor) else list(params)
+        group["params"] = [p if p.is_leaf else p.detach().requires_grad_() for p in params]
+        return orig(self, group)
+
+
+@fault("zero_grad_zeroes", trips=["optim.zero_grad_sets_none"])
+def _(patch):
+    """zero_grad() fills gradients with zeros by default (the note's reading)."""
+    patch.method(torch.optim.Optimizer, "zero_grad", lambda orig: lambda self, set_to_none=False: orig(self, set_to_none))
+
+
+@fault("sgd_lr_drift", trips=["optim.sgd_step"])
+def _(patch):
+    """SGD steps with a learning rate 0.1% too large."""
+    @patch.replace(torch.optim.SGD, "step")
+    def step(orig, self, closure=None):
+        for group in self.param_groups:
+            group["lr"] *= 1.001
+        try:
+            return orig(self, closure)
+        finally:
+            for group in self.param_groups:
+                group["lr"] /= 1.001

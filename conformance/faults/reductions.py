@@ -1,0 +1,110 @@
+"""Faults in reductions and elementwise (catalogue area `reductions`)."""
+import torch
+
+from conformance.faults import fault
+
+
+@fault("argmax_last_on_ties", trips=["reductions.argmax_first_on_ties"])
+def _(patch):
+    """argmax returns the last maximal index on ties."""
+    @patch.replace(torch, "argmax")
+    def argmax(orig, input, dim=None, keepdim=False):
+        if dim is None:
+            flipped = orig(input.flatten().flip(0))
+            return input.numel() - 1 - flipped
+        flipped = orig(input.flip(dim), dim, keepdim)
+        return input.shape[dim] - 1 - flipped
+
+
+@fault("max_indices_shifted", trips=["reductions.max_dim_values_indices"])
+def _(patch):
+    """max(x, dim) returns indices shifted by one on ties (a strided-read style slip)."""
+    @patch.replace(torch, "max")
+    def max_(orig, input, *a, **k):
+        out = orig(input, *a, **k)
+        if isinstance(out, tuple) and len(out) == 2 and a:
+            dim = a[0]
+            return type(out)((out[0], (out[1] + 1) % max(input.shape[dim], 1)))
+        return out
+
+
+@fault("sum_keeps_int32", trips=["reductions.sum_promotes_integral"])
+def _(patch):
+    """sum of an integral tensor keeps its dtype instead of promoting to int64."""
+    @patch.replace(torch.Tensor, "sum")
+    def sum_(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out.to(self.dtype) if not (self.dtype.is_floating_point or self.dtype.is_complex) \
+            and self.dtype != torch.bool and "dtype" not in k else out
+
+
+@fault("mean_of_ints_allowed", trips=["reductions.mean_integral_raises"])
+def _(patch):
+    """mean of an integral tensor silently computes in float."""
+    @patch.replace(torch.Tensor, "mean")
+    def mean(orig, self, *a, **k):
+        if not (self.dtype.is_floating_point or self.dtype.is_complex) and "dtype" not in k:
+            return orig(self.double(), *a, **k)
+        return orig(self, *a, **k)
+
+
+@fault("mean_is_sum", trips=["reductions.mean_is_sum_over_numel"])
+def _(patch):
+    """mean returns the sum (the note's claim)."""
+    patch.method(torch.Tensor, "mean", lambda orig: lambda self, *a, **k: self.sum(*a, **k))
+
+
+@fault("clamp_min_wins", trips=["reductions.clamp_matches_clip"])
+def _(patch):
+    """clamp with min > max sets every element to min."""
+    @patch.replace(torch, "clamp")
+    def clamp(orig, input, min=None, max=None, **k):
+        if min is not None and max is not None and min > max:
+            return torch.full_like(input, min)
+        return orig(input, min, max, **k)
+
+
+@fault("nonzero_transposed", trips=["reductions.nonzero_shape"])
+def _(patch):
+    """nonzero returns (ndim, nnz) instead of (nnz, ndim)."""
+    @patch.replace(torch, "nonzero")
+    def nonzero(orig, input, *, as_tuple=False, **k):
+        if as_tuple:
+            return orig(input, as_tuple=True, **k)
+        return orig(input, **k).T
+
+
+@fault("where_broadcast_swaps", trips=["reductions.where_broadcasts"])
+def _(patch):
+    """where picks `other` where cond holds when cond has fewer dims than the values."""
+    @patch.replace(torch, "where")
+    def where(orig, cond, *a, **k):
+        if len(a) == 2 and cond.dim() < max(a[0].dim(), a[1].dim()):
+            return orig(cond, a[1], a[0], **k)
+        return orig(cond, *a, **k)
+
+
+@fault("item_takes_first", trips=["reductions.item_one_element"])
+def _(patch):
+    """item() of a multi-element tensor returns its first element instead of raising."""
+    patch.method(torch.Tensor, "item", lambda orig: lambda self: orig(self.reshape(-1)[0]) if self.numel() > 1 else orig(self))
+
+
+@fault("tolist_flat", trips=["reductions.tolist"])
+def _(patch):
+    """tolist() of a tensor with 2+ dims returns a flat list."""
+    patch.method(torch.Tensor, "tolist", lambda orig: lambda self: orig(self.reshape(-1)) if self.dim() > 1 else orig(self))
+
+
+@fault("add_underscore_returns_copy", trips=["reductions.inplace_underscore"])
+def _(patch):
+    """add_ updates self but returns a new tensor."""
+    patch.method(torch.Tensor, "add_", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("add_out_ignored", trips=["reductions.add_out"])
+def _(patch):
+    """add(out=) returns a new tensor and leaves out untouched."""
+    @patch.replace(torch, "add")
+    def add(orig, a, b, *args, out=None, **k):
+        return orig(a, b, *args, **k)

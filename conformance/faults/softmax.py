@@ -1,0 +1,53 @@
+"""Faults in softmax (catalogue area `softmax`)."""
+import torch
+import torch.nn.functional as F
+
+from conformance.faults import DRIFT, fault
+
+
+@fault("softmax_wrong_dim", trips=["softmax.range_and_sum"])
+def _(patch):
+    """softmax normalises over the neighbouring dimension when there is one."""
+    @patch.replace(F, "softmax")
+    def softmax(orig, x, dim=None, *a, **k):
+        if x.dim() > 1 and dim is not None:
+            dim = (dim + 1) % x.dim()
+        return orig(x, dim, *a, **k)
+
+
+@fault("softmax_drift", trips=["softmax.range_and_sum", "softmax.log_softmax_exp"])
+def _(patch):
+    """softmax is off by 0.1% relative."""
+    patch.method(F, "softmax", lambda orig: lambda *a, **k: orig(*a, **k) * DRIFT)
+
+
+@fault("softmax_not_shift_invariant", trips=["softmax.shift_invariant"])
+def _(patch):
+    """softmax depends on the level of its input, not just the differences."""
+    @patch.replace(F, "softmax")
+    def softmax(orig, x, dim=None, *a, **k):
+        return orig(x * (1 + 0.05 * torch.tanh(x.mean(dim, keepdim=True))), dim, *a, **k)
+
+
+@fault("softmax_ignores_dtype", trips=["softmax.dtype_casts_first"])
+def _(patch):
+    """softmax(dtype=) computes in the input dtype and casts afterwards."""
+    @patch.replace(F, "softmax")
+    def softmax(orig, x, dim=None, _stacklevel=3, dtype=None):
+        out = orig(x, dim)
+        return out.to(dtype) if dtype is not None else out
+
+
+@fault("softmax_module_last_dim", trips=["softmax.module_matches_functional"])
+def _(patch):
+    """nn.Softmax ignores its dim and uses the last dimension."""
+    patch.method(torch.nn.Softmax, "forward", lambda orig: lambda self, x: F.softmax(x, -1 if x.dim() else 0))
+
+
+@fault("softmax_wrong_dtype_off_cpu", trips=["softmax.range_and_sum"], devices=("meta", "cuda"))
+def _(patch):
+    """softmax returns float64 for inputs that are not on the CPU (caught by the cross-device check)."""
+    @patch.replace(F, "softmax")
+    def softmax(orig, x, *a, **k):
+        out = orig(x, *a, **k)
+        return out.double() if x.device.type != "cpu" else out

@@ -1,0 +1,25 @@
+"""The pytest harness of torch-conformance: everything between pytest and a behaviour test.
+
+Note [The harness]
+Each module here is one small pytest plugin with one job; conftest.py loads them in the order
+of PLUGINS. None of them knows any behaviour: they read markers, parameters and declarations.
+
+    devices        --device: parse, check the machine has them, default devices
+    seeding        Hypothesis profiles, --max-examples, one seed per run shared by xdist workers
+    parametrize    device x dtype (x operation) parameters from markers and declarations
+    identity       behaviour, device, dtype and mode of every item, fixed at collection
+    selection      --behaviour, --shuffle-seed
+    deviations     --known-deviations: expected failures of the user's build
+    faults         --inject-fault: run against torch with one catalogued fault
+    isolation      a test that leaks global torch state fails, and the state is restored
+    gpu            per-worker GPU memory share, poisoned CUDA contexts
+    observations   the record_observation fixture
+
+A behaviour test needs none of this in its own code: see Note [Writing a behaviour test] in
+conformance/harness/parametrize.py, and conformance/harness/declaration.py for operations that
+every execution mode and device consumes.
+"""
+
+PLUGINS = [f"conformance.harness.{name}" for name in (
+    "devices", "seeding", "parametrize", "identity", "selection", "deviations", "faults",
+    "isolation", "gpu", "observations")]

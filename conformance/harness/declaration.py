@@ -1,0 +1,131 @@
+"""Operations declared once, consumed by every execution mode and device.
+
+Note [Declaring an operation]
+A behaviour whose subject is an operation over generated inputs declares that operation once,
+next to its test, in the spirit of PyTorch's OpInfo (but one per behaviour, and public):
+
+    SOFTMAX = Operation(
+        "softmax.range_and_sum", dtypes="floating",
+        samples=tensor_and_dim(),                      # a strategy of Samples (or dtype -> one)
+        call=lambda x, dim: F.softmax(x, dim),         # the subject, looked up at call time
+    )
+
+    @SOFTMAX.property                                  # behaviour and dtypes markers, @given
+    def test_softmax_is_a_distribution_along_dim(device, dtype, sample):
+        out = SOFTMAX(sample, dtype=dtype, device=device)
+        ...
+
+A `Sample` (strategies/samples.py) holds the drawn arguments: TensorSpecs, `Arg`s and plain
+values, built on each device from the same draw. The eager
+property test, the cross-device agreement (conformance/test_cross_device.py) and any later
+mode run the same declaration on the same samples; none of them is edited to add a behaviour,
+and an area module is never edited to add a mode or a device kind.
+
+`call` is a lambda or function that names torch where it runs (`F.softmax`, not a captured
+`F.softmax` object), so a fault injected after import is seen. Documented ways a device may
+differ (TF32 convolutions on CUDA) are `Divergence` data; tolerances come from
+conformance/tolerances.py. `shape_depends_on_values` marks operations (nonzero) whose result
+shape meta tensors cannot know.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from strategies.samples import Sample
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """A documented way results on one device type may differ from the CPU's."""
+
+    device_type: str
+    tolerance: str                                  # a name in conformance.tolerances.TABLE
+    reason: str                                     # the documented sentence, quoted
+    applies: Callable[[], bool] = lambda: True      # a backend setting that turns it on
+
+
+@dataclass(frozen=True, eq=False)
+class Operation:
+    behaviour: str
+    dtypes: str                                     # a dtype group (strategies.DTYPE_GROUPS)
+    samples: Any                                    # a strategy of Samples, or dtype -> one
+    call: Callable[..., Any]
+    divergences: tuple[Divergence, ...] = ()
+    shape_depends_on_values: bool = False
+
+    def __post_init__(self):
+        from strategies.dtypes import DTYPE_GROUPS
+
+        if self.dtypes not in DTYPE_GROUPS:
+            raise ValueError(f"{self.behaviour}: unknown dtype group {self.dtypes!r}; "
+                             f"known: {', '.join(DTYPE_GROUPS)}")
+        _register(self)
+
+    def __repr__(self) -> str:  # what a falsifying example and a test id show
+        return f"Operation({self.behaviour!r})"
+
+    def samples_for(self, dtype: torch.dtype) -> st.SearchStrategy:
+        return self.samples if isinstance(self.samples, st.SearchStrategy) else self.samples(dtype)
+
+    def __call__(self, sample: Sample, *, dtype: torch.dtype, device):
+        args, kwargs = sample.build(dtype=dtype, device=device)
+        return self.call(*args, **kwargs)
+
+    def tolerance(self, device, dtype: torch.dtype) -> dict:
+        """assert_close keywords for comparing results on `device` with the CPU's."""
+        from conformance.tolerances import tolerance
+
+        kind = torch.device(device).type
+        for divergence in self.divergences:
+            if divergence.device_type == kind and divergence.applies():
+                return tolerance(divergence.tolerance, dtype)
+        return {}
+
+    def property(self, test: Callable) -> Callable:
+        """Turn `test(device, dtype, sample[, data])` into the eager property test of this
+        operation: behaviour and dtypes markers, and a Sample drawn for the item's dtype."""
+        wants_data = "data" in inspect.signature(test).parameters
+        operation = self
+
+        def run(device, dtype, data):
+            sample = data.draw(operation.samples_for(dtype), label="sample")
+            return test(device, dtype, sample, **({"data": data} if wants_data else {}))
+
+        run.__name__, run.__qualname__, run.__doc__ = test.__name__, test.__qualname__, test.__doc__
+        run.__module__ = test.__module__
+        run.pytestmark = list(getattr(test, "pytestmark", []))  # markers written below @OP.property
+        run = given(data=st.data())(run)
+        run.place_as = test  # pytest reports the item at the test's own file and line
+        return pytest.mark.dtypes(self.dtypes)(pytest.mark.behaviour(self.behaviour)(run))
+
+
+_REGISTRY: dict[str, Operation] = {}
+_MODULES: dict[str, str] = {}
+
+
+def _register(operation: Operation) -> None:
+    module = sys._getframe(3).f_globals.get("__name__", "?")  # who wrote Operation(...)
+    earlier = _MODULES.get(operation.behaviour)
+    if earlier is not None and earlier != module:
+        raise ValueError(f"{operation.behaviour}: declared in {earlier} and again in {module}")
+    _REGISTRY[operation.behaviour] = operation
+    _MODULES[operation.behaviour] = module
+
+
+def operations() -> list[Operation]:
+    """Every declared operation, in catalogue-id order (the area modules are imported)."""
+    here = Path(__file__).resolve().parent.parent
+    for path in sorted(here.glob("test_*.py")):
+        importlib.import_module(f"conformance.{path.stem}")
+    return [_REGISTRY[b] for b in sorted(_REGISTRY)]

@@ -1,0 +1,81 @@
+"""Hypothesis profiles, --max-examples, and one seed for the whole run.
+
+The profile comes from --hypothesis-profile, else `ci` when the CI variable is set, else
+`default` (see conformance/harness/profiles.py). A randomized run draws one seed on the
+controller and hands it to every xdist worker, so a failure replays with --hypothesis-seed.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+from hypothesis import settings
+
+from conformance.harness import profiles
+from reports.schema import RUN
+
+
+def pytest_addoption(parser):
+    parser.getgroup("torch-conformance").addoption(
+        "--max-examples", default=None, metavar="N",
+        help="Hypothesis examples per test item, overriding the profile's count")
+
+
+def _ci_requested() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    profiles.register()
+    name = config.getoption("hypothesis_profile", None)
+    if name:
+        if name not in profiles.PROFILES:
+            raise pytest.UsageError(f"--hypothesis-profile {name!r}: unknown profile; "
+                                    f"known: {', '.join(profiles.PROFILES)}")
+    else:
+        name = "ci" if _ci_requested() else "default"
+        settings.load_profile(name)
+    config.stash.setdefault(RUN, {})["profile"] = name
+    raw = config.getoption("max_examples")
+    if raw is not None:
+        try:
+            count = int(raw)
+        except ValueError:
+            count = -1
+        if count < 1:
+            raise pytest.UsageError(f"--max-examples {raw!r}: expected a positive whole number")
+        config.stash[RUN]["max_examples"] = count
+    # Two xdist workers on two cores: torch's intra-op threads would fight each other.
+    if hasattr(config, "workerinput") and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(1)
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown when xdist is absent or disabled
+def pytest_configure_node(node):
+    """xdist controller: every worker runs with the controller's seed."""
+    node.workerinput["conformance_seed"] = node.config.stash[RUN].get("seed")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    config = session.config
+    # Applied here, after Hypothesis' own plugin has loaded --hypothesis-profile.
+    count = config.stash[RUN].get("max_examples")
+    if count is not None:
+        settings.register_profile("cli", parent=settings.default, max_examples=count)
+        settings.load_profile("cli")
+    from hypothesis import core
+
+    seed = config.getoption("hypothesis_seed", None)
+    if hasattr(config, "workerinput"):
+        seed = config.workerinput.get("conformance_seed")
+    elif seed is None and not settings.default.derandomize:
+        # One seed for the whole run, so every failure replays with --hypothesis-seed.
+        seed = random.randrange(2**32)
+    if seed is not None and not settings.default.derandomize:
+        core.global_force_seed = int(seed) if str(seed).isdigit() else seed
+    config.stash[RUN]["seed"] = seed

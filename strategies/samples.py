@@ -1,0 +1,74 @@
+"""Samples: the drawn arguments of one call of an operation, tensors still unbuilt.
+
+A Sample holds TensorSpecs (built on the item's device, in the item's dtype), `Arg`s (a spec
+with a dtype of its own, or one that requires grad) and plain values (dims, sizes, options).
+The same Sample built on two devices gives the same values in the same layouts, so the
+eager property test, the cross-device agreement and any other execution mode compare like
+with like; a falsifying example prints as the Sample itself.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import torch
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from strategies.tensors import TensorSpec, specs
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A tensor argument that does not follow the item's dtype, or that requires grad."""
+
+    spec: TensorSpec
+    dtype: torch.dtype | None = None
+    requires_grad: bool = False
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One drawn input of an operation: positional and keyword arguments, specs unbuilt."""
+
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    def build(self, *, dtype: torch.dtype, device) -> tuple[list, dict]:
+        make = functools.partial(_build, dtype=dtype, device=device)
+        return [make(a) for a in self.args], {k: make(v) for k, v in self.kwargs.items()}
+
+
+def _build(value, *, dtype, device):
+    if isinstance(value, TensorSpec):
+        return value.build(dtype=dtype, device=device)
+    if isinstance(value, Arg):
+        return value.spec.build(dtype=value.dtype or dtype, device=device, requires_grad=value.requires_grad)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (TensorSpec, Arg)) for v in value):
+        return type(value)(_build(v, dtype=dtype, device=device) for v in value)
+    return value
+
+
+def dims(ndim: int) -> st.SearchStrategy[int]:
+    """A dim of a tensor of `ndim` dims: -ndim <= dim < ndim (a 0-d tensor accepts 0 and -1)."""
+    return st.integers(-max(ndim, 1), max(ndim, 1) - 1)
+
+
+@st.composite
+def tensor_and_dim(draw, **spec_kwargs) -> Sample:
+    """Sample(x, dim): one tensor and a dim over its whole documented range."""
+    x = draw(specs(**spec_kwargs), label="x")
+    return Sample((x, draw(dims(x.ndim), label="dim")))
+
+
+@st.composite
+def broadcast_operands(draw, count: int = 2, *, signature: str | None = None, max_dims: int = 3,
+                       max_side: int = 4) -> Sample:
+    """`count` tensors whose shapes broadcast together (or match a gufunc `signature`)."""
+    if signature:
+        shapes = draw(hnp.mutually_broadcastable_shapes(signature=signature, max_dims=max_dims,
+                                                        max_side=max_side), label="shapes")
+    else:
+        shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=count, max_dims=max_dims,
+                                                        max_side=max_side), label="shapes")
+    return Sample(tuple(draw(specs(shape=s), label=f"arg{i}") for i, s in enumerate(shapes.input_shapes)))
