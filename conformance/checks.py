@@ -3,6 +3,7 @@
 Exact properties (memory sharing, identity) are compared exactly; numeric ones go through
 `torch.testing.assert_close` and its per-dtype tolerance table.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,9 @@ def assert_equal(actual: torch.Tensor, expected: torch.Tensor, what: str = "valu
     if torch.equal(a, e):
         return
     differ = a != e  # NaN differs from NaN, as in torch.equal
-    shown = ", ".join(f"at {tuple(i)}: got {a[tuple(i)].item()!r}, expected {e[tuple(i)].item()!r}"
-                      for i in differ.nonzero()[:3].tolist())
+    shown = ", ".join(
+        f"at {tuple(i)}: got {a[tuple(i)].item()!r}, expected {e[tuple(i)].item()!r}" for i in differ.nonzero()[:3].tolist()
+    )
     raise _failure(what, f"{int(differ.sum())} of {a.numel()} elements differ ({shown}); actual {_describe(actual)}")
 
 
@@ -52,8 +54,11 @@ def assert_same_storage(view: torch.Tensor, base: torch.Tensor, what: str) -> No
     if not _observable(view, base):
         return
     if storage_ptr(view) != storage_ptr(base):
-        raise _failure(what, f"expected a view sharing the base's storage, got a tensor with its own storage "
-                             f"(base {_describe(base)}, result {_describe(view)})")
+        raise _failure(
+            what,
+            f"expected a view sharing the base's storage, got a tensor with its own storage "
+            f"(base {_describe(base)}, result {_describe(view)})",
+        )
 
 
 def assert_own_storage(copy: torch.Tensor, source: torch.Tensor, what: str) -> None:
@@ -130,8 +135,7 @@ def private_rng(seed: int = 0, device="cpu"):
     import contextlib
 
     device = torch.device(device)
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
 
     @contextlib.contextmanager
     def scope():
@@ -140,29 +144,37 @@ def private_rng(seed: int = 0, device="cpu"):
             if cuda:
                 torch.cuda.manual_seed(seed)
             yield
+
     return scope()
 
 
-def assert_agree(actual, expected, *, device, what: str, rtol: float | None = None,
-                 atol: float | None = None) -> None:
+def assert_agree(actual, expected, *, device, what: str, rtol: float | None = None, atol: float | None = None) -> None:
     """`actual` (computed on `device`) agrees with `expected` (computed on the CPU): the same
     structure, dtypes and shapes exactly; integer and bool values exactly; floating values at
     the dtype's tolerance (or rtol/atol given together). Meta tensors carry no values."""
     __tracebackhide__ = True
     if isinstance(expected, tuple):
         if not isinstance(actual, tuple) or len(actual) != len(expected):
-            raise _failure(what, f"{device} gave {type(actual).__name__} of "
-                                 f"{len(actual) if isinstance(actual, tuple) else 1}, cpu a tuple of {len(expected)}")
+            raise _failure(
+                what,
+                f"{device} gave {type(actual).__name__} of "
+                f"{len(actual) if isinstance(actual, tuple) else 1}, cpu a tuple of {len(expected)}",
+            )
         for i, (a, e) in enumerate(zip(actual, expected)):
             assert_agree(a, e, device=device, what=f"{what}[{i}]", rtol=rtol, atol=atol)
         return
     if (actual.dtype, tuple(actual.shape)) != (expected.dtype, tuple(expected.shape)):
-        raise _failure(what, f"{device} gave {actual.dtype}{tuple(actual.shape)}, "
-                             f"cpu {expected.dtype}{tuple(expected.shape)}")
+        raise _failure(what, f"{device} gave {actual.dtype}{tuple(actual.shape)}, cpu {expected.dtype}{tuple(expected.shape)}")
     if actual.device.type == "meta":
         return
     if expected.dtype.is_floating_point or expected.dtype.is_complex:
-        assert_close(actual.cpu(), expected, equal_nan=True, rtol=rtol, atol=atol,
-                     msg=lambda m: str(_failure(what, f"{device} and cpu differ\n{m}")))
+        assert_close(
+            actual.cpu(),
+            expected,
+            equal_nan=True,
+            rtol=rtol,
+            atol=atol,
+            msg=lambda m: str(_failure(what, f"{device} and cpu differ\n{m}")),
+        )
     else:
         assert_equal(actual.cpu(), expected, f"{what}: {device} against cpu")

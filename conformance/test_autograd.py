@@ -1,4 +1,5 @@
 """Autograd: who is a leaf, what .to records, how gradients flow, accumulate and get hooked."""
+
 import warnings
 
 import pytest
@@ -18,8 +19,12 @@ from strategies.shapes import shapes
 @pytest.mark.dtypes("representative")
 @given(shape=shapes())
 def test_created_tensors_do_not_require_grad(device, dtype, shape):
-    for t in (torch.zeros(shape, dtype=dtype, device=device), torch.ones(shape, dtype=dtype, device=device),
-              torch.empty(shape, dtype=dtype, device=device), torch.tensor(0, dtype=dtype, device=device)):
+    for t in (
+        torch.zeros(shape, dtype=dtype, device=device),
+        torch.ones(shape, dtype=dtype, device=device),
+        torch.empty(shape, dtype=dtype, device=device),
+        torch.tensor(0, dtype=dtype, device=device),
+    ):
         assert t.requires_grad is False
 
 
@@ -47,8 +52,14 @@ def test_user_created_tensors_are_leaves(device, dtype, x, requires_grad):
 @given(x=specs(), op=st.sampled_from(["add", "mul", "exp", "sum", "view", "getitem"]))
 def test_operations_make_non_leaves_that_require_grad(device, dtype, x, op):
     t = x.build(dtype=dtype, device=device, requires_grad=True)
-    out = {"add": lambda: t + 2, "mul": lambda: t * t, "exp": lambda: t.exp(), "sum": lambda: t.sum(),
-           "view": lambda: t.reshape(-1), "getitem": lambda: t[...]}[op]()
+    out = {
+        "add": lambda: t + 2,
+        "mul": lambda: t * t,
+        "exp": lambda: t.exp(),
+        "sum": lambda: t.sum(),
+        "view": lambda: t.reshape(-1),
+        "getitem": lambda: t[...],
+    }[op]()
     assert out.requires_grad and not out.is_leaf and out.grad_fn is not None
     assert (t.detach() + 2).requires_grad is False
 
@@ -141,8 +152,12 @@ def grad_of_backward_with(A, v, x):
     return x.grad
 
 
-VJP = Operation("autograd.vector_jacobian_product", dtypes="float32_64", samples=jacobian_samples(),
-                call=lambda A, v, x: grad_of_backward_with(A, v, x))
+VJP = Operation(
+    "autograd.vector_jacobian_product",
+    dtypes="float32_64",
+    samples=jacobian_samples(),
+    call=lambda A, v, x: grad_of_backward_with(A, v, x),
+)
 
 
 @VJP.property
@@ -166,9 +181,11 @@ def grad_after_backwards(t, times):
 
 
 GRAD_ACCUMULATES = Operation(
-    "autograd.grad_accumulates", dtypes="float32_64",
+    "autograd.grad_accumulates",
+    dtypes="float32_64",
     samples=st.builds(lambda x, times: Sample((Arg(x, requires_grad=True), times)), specs(), st.integers(2, 4)),
-    call=lambda t, times: grad_after_backwards(t, times))
+    call=lambda t, times: grad_after_backwards(t, times),
+)
 
 
 @GRAD_ACCUMULATES.property
@@ -239,8 +256,11 @@ def test_detach_shares_storage(device, dtype, x):
 @given(x=specs(), mode=st.sampled_from(["no_grad", "set_grad_enabled", "inference_mode"]))
 def test_grad_free_modes_give_results_without_grad(device, dtype, x, mode):
     t = x.build(dtype=dtype, device=device, requires_grad=True)
-    ctx = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode,
-           "set_grad_enabled": lambda: torch.set_grad_enabled(False)}[mode]
+    ctx = {
+        "no_grad": torch.no_grad,
+        "inference_mode": torch.inference_mode,
+        "set_grad_enabled": lambda: torch.set_grad_enabled(False),
+    }[mode]
     with ctx():
         out = (t * 2).sum()
     assert out.requires_grad is False and out.grad_fn is None

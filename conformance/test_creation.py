@@ -1,4 +1,5 @@
 """Creation: factory shapes and dtypes, random ranges, and what *_like / new_* inherit."""
+
 import math
 import warnings
 
@@ -19,8 +20,10 @@ def test_factories_honour_shape_dtype_device(device, dtype, shape, seed):
     made = {name: getattr(torch, name)(shape, dtype=dtype, device=device) for name in ("empty", "zeros", "ones")}
     if dtype.is_floating_point or dtype.is_complex:
         generator = torch.Generator(device=device).manual_seed(seed)
-        made.update(rand=torch.rand(shape, dtype=dtype, device=device, generator=generator),
-                    randn=torch.randn(shape, dtype=dtype, device=device, generator=generator))
+        made.update(
+            rand=torch.rand(shape, dtype=dtype, device=device, generator=generator),
+            randn=torch.randn(shape, dtype=dtype, device=device, generator=generator),
+        )
     for name, t in made.items():
         assert (tuple(t.shape), t.dtype, t.device.type) == (shape, dtype, torch.device(device).type), name
     assert bool((made["zeros"] == 0).all()) and bool((made["ones"] == 1).all())

@@ -7,6 +7,7 @@ integer and bool results exactly, floating results at the dtype's assert_close t
 documented Divergence's). On the meta device (only with --device meta) dtype and shape alone
 are compared; tests/test_cross_device_machinery.py runs it so CPU-only CI exercises the code.
 """
+
 import pytest
 import torch
 from hypothesis import given
@@ -23,5 +24,4 @@ def test_device_agrees_with_cpu(operation, device, dtype, data):
     sample = data.draw(operation.samples_for(dtype), label="sample")
     expected = operation(sample, dtype=dtype, device="cpu")
     actual = operation(sample, dtype=dtype, device=device)
-    assert_agree(actual, expected, device=device, what=operation.behaviour,
-                 **operation.tolerance(device, dtype))
+    assert_agree(actual, expected, device=device, what=operation.behaviour, **operation.tolerance(device, dtype))

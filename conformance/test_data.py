@@ -1,4 +1,5 @@
 """Data loading: default collate of tuples and dicts, batch counts, iterable datasets, splits."""
+
 import math
 import warnings
 
@@ -84,8 +85,12 @@ def test_iterable_dataset_iter_runs_once_per_epoch(device, n, epochs, batch):
 
 
 @pytest.mark.behaviour("data.random_split_sizes")
-@given(n=st.integers(0, 30), cuts=st.lists(st.integers(0, 10), min_size=1, max_size=4),
-       fractions=st.booleans(), seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(0, 30),
+    cuts=st.lists(st.integers(0, 10), min_size=1, max_size=4),
+    fractions=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_random_split_parts_partition_the_dataset(device, n, cuts, fractions, seed):
     if fractions:
         total = sum(cuts) or 1
@@ -109,8 +114,7 @@ def test_random_split_parts_partition_the_dataset(device, n, cuts, fractions, se
 @given(n=st.integers(1, 12), batch=st.integers(1, 5), seed=st.integers(0, 2**32 - 1))
 def test_returned_index_names_the_samples(device, n, batch, seed):
     seen = []
-    for values, _, index in loader(Indexed(n), batch_size=batch, shuffle=True,
-                                   generator=torch.Generator().manual_seed(seed)):
+    for values, _, index in loader(Indexed(n), batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(seed)):
         assert_equal(values, index * 10)
         seen += index.tolist()
     assert sorted(seen) == list(range(n))

@@ -1,4 +1,5 @@
 """Device moves: .to forms, get_device, cuda vs cuda:0, mixed devices, module moves."""
+
 import pytest
 import torch
 from hypothesis import given
@@ -42,8 +43,7 @@ def test_get_device_is_minus_one_on_cpu_else_the_index(device):
     expected = -1 if t.device.type == "cpu" else t.device.index
     assert t.get_device() == expected
     if t.device.type == "cuda":
-        assert expected == (torch.device(device).index if torch.device(device).index is not None
-                            else torch.cuda.current_device())
+        assert expected == (torch.device(device).index if torch.device(device).index is not None else torch.cuda.current_device())
 
 
 @pytest.mark.behaviour("devices.cuda_device_objects_differ")

@@ -1,4 +1,5 @@
 """Distances: pdist is the upper triangle of cdist."""
+
 import itertools
 
 import torch
@@ -18,8 +19,11 @@ def point_sets(draw):
     return Sample((draw(specs(shape=(n, m)), label="points"),))
 
 
-PDIST = Operation("distances.pdist_length", dtypes="float32_64", samples=point_sets(),
-                  call=lambda x: torch.nn.functional.pdist(x))
+PDIST = Operation(
+    "distances.pdist_length", dtypes="float32_64", samples=point_sets(), call=lambda x: torch.nn.functional.pdist(x)
+)
+
+
 def pdist_as_matrix(x):
     """pdist's values scattered into the upper triangle of an (n, n) matrix, then mirrored."""
     n = x.shape[0]
@@ -29,8 +33,9 @@ def pdist_as_matrix(x):
     return dist + dist.T
 
 
-PDIST_MATRIX = Operation("distances.pdist_rebuilds_cdist", dtypes="float32_64", samples=point_sets(),
-                         call=lambda x: pdist_as_matrix(x))
+PDIST_MATRIX = Operation(
+    "distances.pdist_rebuilds_cdist", dtypes="float32_64", samples=point_sets(), call=lambda x: pdist_as_matrix(x)
+)
 
 
 @PDIST.property
@@ -48,5 +53,6 @@ def test_pdist_returns_the_pairs_above_the_diagonal(device, dtype, sample):
 @PDIST_MATRIX.property
 def test_pdist_scattered_into_triu_rebuilds_cdist(device, dtype, sample):
     t = sample.args[0].build(dtype=dtype, device=device).double()
-    assert_close_to_reference(PDIST_MATRIX(sample, dtype=dtype, device=device), torch.cdist(t, t).cpu(),
-                              **tolerance("distance_float32", dtype))
+    assert_close_to_reference(
+        PDIST_MATRIX(sample, dtype=dtype, device=device), torch.cdist(t, t).cpu(), **tolerance("distance_float32", dtype)
+    )

@@ -1,4 +1,5 @@
 """Indexing: assignment through index lists and slices, masks, copies, negative steps."""
+
 import pytest
 import torch
 from hypothesis import given
@@ -46,9 +47,11 @@ def test_advanced_indexing_returns_a_copy(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
     rows = data.draw(st.lists(st.integers(0, x.shape[0] - 1), min_size=1), label="rows")
     kind = data.draw(st.sampled_from(["list", "tensor", "mask"]), label="kind")
-    index = {"list": rows, "tensor": torch.tensor(rows, device=device),
-             "mask": torch.zeros(x.shape[0], dtype=torch.bool, device=device).index_fill_(
-                 0, torch.tensor(rows, device=device), True)}[kind]
+    index = {
+        "list": rows,
+        "tensor": torch.tensor(rows, device=device),
+        "mask": torch.zeros(x.shape[0], dtype=torch.bool, device=device).index_fill_(0, torch.tensor(rows, device=device), True),
+    }[kind]
     picked = t[index]
     assert_own_storage(picked, t, f"t[{kind}]")
     snapshot = picked.clone()

@@ -1,4 +1,5 @@
 """Joining: stack adds a dimension, cat extends one; torch.tensor of tensors flattens."""
+
 import pytest
 import torch
 from hypothesis import given
@@ -65,8 +66,9 @@ def cat_inputs(draw):
     return Sample((parts, dim))
 
 
-CAT = Operation("joining.cat_existing_dim", dtypes="representative", samples=cat_inputs(),
-                call=lambda tensors, dim: torch.cat(tensors, dim))
+CAT = Operation(
+    "joining.cat_existing_dim", dtypes="representative", samples=cat_inputs(), call=lambda tensors, dim: torch.cat(tensors, dim)
+)
 
 
 @CAT.property
@@ -126,8 +128,11 @@ def test_cat_undoes_split_and_chunk(device, dtype, x, data):
 
 
 @pytest.mark.behaviour("joining.cat_promotes")
-@given(a=specs(shape=(2, 3)), b=specs(shape=(1, 3)),
-       dtypes=st.tuples(st.sampled_from(DTYPE_GROUPS["all"]), st.sampled_from(DTYPE_GROUPS["all"])))
+@given(
+    a=specs(shape=(2, 3)),
+    b=specs(shape=(1, 3)),
+    dtypes=st.tuples(st.sampled_from(DTYPE_GROUPS["all"]), st.sampled_from(DTYPE_GROUPS["all"])),
+)
 def test_cat_promotes_dtypes(device, a, b, dtypes):
     x, y = a.build(dtype=dtypes[0], device=device), b.build(dtype=dtypes[1], device=device)
     out = torch.cat([x, y])

@@ -1,4 +1,5 @@
 """Losses: NLLLoss and CrossEntropyLoss reductions with class weights, MSE and KL divergence."""
+
 import math
 
 import pytest
@@ -57,8 +58,12 @@ def nll_of_log_softmax(logits, targets, weights, ignore_index, reduction):
 
 
 def nll_operation(behaviour, reduction, cases):
-    return Operation(behaviour, dtypes="float32_64", samples=cases.map(Sample),
-                     call=lambda *case: nll_of_log_softmax(*case, reduction=reduction))
+    return Operation(
+        behaviour,
+        dtypes="float32_64",
+        samples=cases.map(Sample),
+        call=lambda *case: nll_of_log_softmax(*case, reduction=reduction),
+    )
 
 
 NLL_NONE = nll_operation("losses.nll_none", "none", classification())
@@ -78,8 +83,12 @@ def cross_entropy_samples(draw):
     return Sample(one_target_kept(case) if reduction == "mean" else case, {"reduction": reduction})
 
 
-CROSS_ENTROPY = Operation("losses.ce_equals_nll_log_softmax", dtypes="float32_64",
-                          samples=cross_entropy_samples(), call=lambda *a, **k: cross_entropy(*a, **k))
+CROSS_ENTROPY = Operation(
+    "losses.ce_equals_nll_log_softmax",
+    dtypes="float32_64",
+    samples=cross_entropy_samples(),
+    call=lambda *a, **k: cross_entropy(*a, **k),
+)
 
 
 def cross_entropy_of_probabilities(logits, targets, weights, ignore_index, target_logits):
@@ -94,9 +103,12 @@ def probability_target_samples(draw):
     return Sample((*case, draw(specs(shape=case[0].shape), label="target_logits")))
 
 
-CE_PROBABILITIES = Operation("losses.ce_probability_targets", dtypes="float32_64",
-                             samples=probability_target_samples(),
-                             call=lambda *a: cross_entropy_of_probabilities(*a))
+CE_PROBABILITIES = Operation(
+    "losses.ce_probability_targets",
+    dtypes="float32_64",
+    samples=probability_target_samples(),
+    call=lambda *a: cross_entropy_of_probabilities(*a),
+)
 
 
 def reference_terms(logp, y, w, ignore_index):
@@ -155,14 +167,13 @@ def test_ignored_targets_contribute_nothing(device, dtype, case):
 
 @pytest.mark.behaviour("losses.nll_worked_example")
 def test_nll_worked_example(device):
-    a = torch.tensor([[1., 2, 3], [4, 5, 6], [7, 8, 9]], device=device)
+    a = torch.tensor([[1.0, 2, 3], [4, 5, 6], [7, 8, 9]], device=device)
     target = torch.tensor([0, 1, 2], device=device)
     weight = torch.tensor([0.2, 0.4, 1.0], device=device)
     log_prob = F.log_softmax(a, 1)
     none = torch.nn.NLLLoss(weight=weight, reduction="none")(log_prob, target)
     assert_close(none.cpu(), torch.tensor([0.4815, 0.5630, 0.4076]), atol=1e-4, rtol=0)
-    assert_close(torch.nn.NLLLoss(weight=weight)(log_prob, target).cpu(), torch.tensor(0.9076),
-                 atol=1e-4, rtol=0)
+    assert_close(torch.nn.NLLLoss(weight=weight)(log_prob, target).cpu(), torch.tensor(0.9076), atol=1e-4, rtol=0)
 
 
 @pytest.mark.behaviour("losses.nll_all_ignored_observed")
@@ -216,8 +227,12 @@ def same_shape_pairs(draw):
     return Sample((a, draw(specs(shape=a.shape), label="target")))
 
 
-MSE = Operation("losses.mse_reductions", dtypes="floating", samples=same_shape_pairs(),
-                call=lambda x, y: tuple(torch.nn.MSELoss(reduction=r)(x, y) for r in ("none", "sum", "mean")))
+MSE = Operation(
+    "losses.mse_reductions",
+    dtypes="floating",
+    samples=same_shape_pairs(),
+    call=lambda x, y: tuple(torch.nn.MSELoss(reduction=r)(x, y) for r in ("none", "sum", "mean")),
+)
 
 
 @MSE.property
@@ -246,8 +261,12 @@ def kl_div(q_logits, p_logits, **kwargs):
     return F.kl_div(F.log_softmax(q_logits, -1), log_p if kwargs.get("log_target") else log_p.exp(), **kwargs)
 
 
-KL_DIV = Operation("losses.kl_div_definition", dtypes="float32_64", samples=distributions(),
-                   call=lambda q, p: (kl_div(q, p, reduction="none"), kl_div(q, p, reduction="sum")))
+KL_DIV = Operation(
+    "losses.kl_div_definition",
+    dtypes="float32_64",
+    samples=distributions(),
+    call=lambda q, p: (kl_div(q, p, reduction="none"), kl_div(q, p, reduction="sum")),
+)
 
 
 @KL_DIV.property
@@ -261,18 +280,25 @@ def test_kl_div_is_p_times_log_p_over_q(device, dtype, sample):
 
 REDUCTIONS = st.sampled_from(["none", "sum", "mean", "batchmean"])
 KL_DIV_LOG_TARGET = Operation(
-    "losses.kl_div_log_target", dtypes="float32_64",
+    "losses.kl_div_log_target",
+    dtypes="float32_64",
     samples=st.builds(lambda s, r: Sample(s.args, {"reduction": r}), distributions(), REDUCTIONS),
-    call=lambda q, p, reduction: kl_div(q, p, reduction=reduction, log_target=True))
-KL_DIV_BATCHMEAN = Operation("losses.kl_div_batchmean", dtypes="float32_64", samples=distributions(min_dims=2),
-                             call=lambda q, p: kl_div(q, p, reduction="batchmean"))
+    call=lambda q, p, reduction: kl_div(q, p, reduction=reduction, log_target=True),
+)
+KL_DIV_BATCHMEAN = Operation(
+    "losses.kl_div_batchmean",
+    dtypes="float32_64",
+    samples=distributions(min_dims=2),
+    call=lambda q, p: kl_div(q, p, reduction="batchmean"),
+)
 
 
 @KL_DIV_LOG_TARGET.property
 def test_kl_div_log_target(device, dtype, sample):
     q, p = sample.args
-    expected = kl_div(q.build(dtype=dtype, device=device), p.build(dtype=dtype, device=device),
-                      reduction=sample.kwargs["reduction"])
+    expected = kl_div(
+        q.build(dtype=dtype, device=device), p.build(dtype=dtype, device=device), reduction=sample.kwargs["reduction"]
+    )
     assert_close(KL_DIV_LOG_TARGET(sample, dtype=dtype, device=device), expected)
 
 

@@ -1,4 +1,5 @@
 """Matrix products: mul is elementwise, matmul broadcasts, mm and bmm do not."""
+
 import numpy as np
 import pytest
 import torch
@@ -23,18 +24,24 @@ def matrices(draw, *shapes_by_letter: str, batch: bool = False):
     """Sample of tensors shaped by letters ('mn', 'np'), each letter one drawn size (0-4)."""
     sizes = {letter: draw(st.integers(0, 4), label=letter) for letter in sorted(set("".join(shapes_by_letter)))}
     lead = (draw(st.integers(1, 3), label="b"),) if batch else ()
-    return Sample(tuple(draw(specs(shape=lead + tuple(sizes[c] for c in letters)), label=letters)
-                        for letters in shapes_by_letter))
+    return Sample(
+        tuple(draw(specs(shape=lead + tuple(sizes[c] for c in letters)), label=letters) for letters in shapes_by_letter)
+    )
 
 
-MUL = Operation("matmul.mul_elementwise", dtypes="float_and_complex", samples=broadcast_operands(2),
-                call=lambda a, b: torch.mul(a, b))
-MATMUL_OP = Operation("matmul.matmul_semantics", dtypes="float32_64",
-                      samples=broadcast_operands(signature=MATMUL, max_dims=2), call=lambda a, b: torch.matmul(a, b))
-MM = Operation("matmul.mm_2d_only", dtypes="float32_64", samples=matrices("mn", "np"),
-               call=lambda a, b: torch.mm(a, b))
-BMM = Operation("matmul.bmm_batches", dtypes="float32_64", samples=matrices("mn", "np", batch=True),
-                call=lambda a, b: torch.bmm(a, b))
+MUL = Operation(
+    "matmul.mul_elementwise", dtypes="float_and_complex", samples=broadcast_operands(2), call=lambda a, b: torch.mul(a, b)
+)
+MATMUL_OP = Operation(
+    "matmul.matmul_semantics",
+    dtypes="float32_64",
+    samples=broadcast_operands(signature=MATMUL, max_dims=2),
+    call=lambda a, b: torch.matmul(a, b),
+)
+MM = Operation("matmul.mm_2d_only", dtypes="float32_64", samples=matrices("mn", "np"), call=lambda a, b: torch.mm(a, b))
+BMM = Operation(
+    "matmul.bmm_batches", dtypes="float32_64", samples=matrices("mn", "np", batch=True), call=lambda a, b: torch.bmm(a, b)
+)
 
 
 @MUL.property
@@ -91,9 +98,18 @@ def test_bmm_rejects_unequal_batches_and_matrices(device, dtype, sample):
 
 
 @pytest.mark.behaviour("matmul.mismatched_dtypes_raise")
-@given(m=st.integers(1, 3), n=st.integers(1, 3),
-       dtypes=st.sampled_from([(torch.float32, torch.float64), (torch.float64, torch.float32),
-                               (torch.float32, torch.complex64), (torch.float32, torch.float16)]))
+@given(
+    m=st.integers(1, 3),
+    n=st.integers(1, 3),
+    dtypes=st.sampled_from(
+        [
+            (torch.float32, torch.float64),
+            (torch.float64, torch.float32),
+            (torch.float32, torch.complex64),
+            (torch.float32, torch.float16),
+        ]
+    ),
+)
 def test_products_of_mismatched_dtypes_raise(device, m, n, dtypes):
     a = torch.ones(m, n, dtype=dtypes[0], device=device)
     b = torch.ones(n, m, dtype=dtypes[1], device=device)

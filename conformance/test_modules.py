@@ -1,4 +1,5 @@
 """Modules: hooks run on __call__, parameters register, state_dict aliases, modes, Conv2d shape."""
+
 import copy
 
 import pytest
@@ -111,9 +112,12 @@ def batchnorm_train_then_eval(x):
     return bn, trained, mean, var, bn.eval()(x)
 
 
-BATCHNORM = Operation("modules.eval_batchnorm_running_stats", dtypes="float32_64",
-                      samples=specs(shapes=st.tuples(st.integers(2, 5), st.integers(1, 4))).map(lambda x: Sample((x,))),
-                      call=lambda x: batchnorm_train_then_eval(x)[1:])
+BATCHNORM = Operation(
+    "modules.eval_batchnorm_running_stats",
+    dtypes="float32_64",
+    samples=specs(shapes=st.tuples(st.integers(2, 5), st.integers(1, 4))).map(lambda x: Sample((x,))),
+    call=lambda x: batchnorm_train_then_eval(x)[1:],
+)
 
 
 @BATCHNORM.property
@@ -173,12 +177,19 @@ def conv2d_output_size(n, *, kernel_size, stride, padding, dilation, **_):
 
 @st.composite
 def conv2d_options(draw):
-    groups, cin_per, cout_per = (draw(st.integers(1, n), label=k)
-                                 for k, n in (("groups", 3), ("in_per_group", 2), ("out_per_group", 2)))
-    return dict(in_channels=groups * cin_per, out_channels=groups * cout_per, groups=groups,
-                kernel_size=draw(st.integers(1, 3), label="kernel_size"), stride=draw(st.integers(1, 3), label="stride"),
-                padding=draw(st.integers(0, 2), label="padding"), dilation=draw(st.integers(1, 2), label="dilation"),
-                seed=draw(st.integers(0, 2**16), label="init_seed"))
+    groups, cin_per, cout_per = (
+        draw(st.integers(1, n), label=k) for k, n in (("groups", 3), ("in_per_group", 2), ("out_per_group", 2))
+    )
+    return dict(
+        in_channels=groups * cin_per,
+        out_channels=groups * cout_per,
+        groups=groups,
+        kernel_size=draw(st.integers(1, 3), label="kernel_size"),
+        stride=draw(st.integers(1, 3), label="stride"),
+        padding=draw(st.integers(0, 2), label="padding"),
+        dilation=draw(st.integers(1, 2), label="dilation"),
+        seed=draw(st.integers(0, 2**16), label="init_seed"),
+    )
 
 
 @st.composite
@@ -207,11 +218,20 @@ def conv2d(x, *, seed, **options):
 
 
 CONV2D = Operation(
-    "modules.conv2d_output_shape", dtypes="float32_64", samples=conv2d_samples(fits=True),
+    "modules.conv2d_output_shape",
+    dtypes="float32_64",
+    samples=conv2d_samples(fits=True),
     call=lambda x, **options: conv2d(x, **options),
-    divergences=(Divergence("cuda", "tf32", applies=lambda: torch.backends.cudnn.allow_tf32,
-                            reason="cuDNN may use TF32 tensor cores for float32 convolutions on Ampere "
-                                   "and later ('TensorFloat-32 (TF32) on Ampere (and later) devices')"),))
+    divergences=(
+        Divergence(
+            "cuda",
+            "tf32",
+            applies=lambda: torch.backends.cudnn.allow_tf32,
+            reason="cuDNN may use TF32 tensor cores for float32 convolutions on Ampere "
+            "and later ('TensorFloat-32 (TF32) on Ampere (and later) devices')",
+        ),
+    ),
+)
 
 
 @CONV2D.property
@@ -219,8 +239,7 @@ def test_conv2d_output_shape_formula(device, dtype, sample):
     (x,), options = sample.args, sample.kwargs
     out = CONV2D(sample, dtype=dtype, device=device)
     h, w = x.shape[2:]
-    assert out.shape == (2, options["out_channels"], conv2d_output_size(h, **options),
-                         conv2d_output_size(w, **options))
+    assert out.shape == (2, options["out_channels"], conv2d_output_size(h, **options), conv2d_output_size(w, **options))
 
 
 @pytest.mark.behaviour("modules.conv2d_output_shape")

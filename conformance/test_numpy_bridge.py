@@ -1,4 +1,5 @@
 """NumPy bridge: memory sharing between tensors and ndarrays, and where conversion refuses."""
+
 import warnings
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Optimizers: leaves only, zero_grad sets None, one SGD step."""
+
 import pytest
 import torch
 from hypothesis import given
@@ -45,10 +46,12 @@ def after_one_sgd_step(w, lr):
 
 # Contiguous parameters only, as before this declaration: strided parameters being written
 # are the domain issue's to add.
-SGD_STEP = Operation("optim.sgd_step", dtypes="float32_64",
-                     samples=st.builds(lambda w, lr: Sample((w, lr)), specs(layouts=("contiguous",)),
-                                       st.floats(1e-3, 1.0)),
-                     call=lambda w, lr: after_one_sgd_step(w, lr))
+SGD_STEP = Operation(
+    "optim.sgd_step",
+    dtypes="float32_64",
+    samples=st.builds(lambda w, lr: Sample((w, lr)), specs(layouts=("contiguous",)), st.floats(1e-3, 1.0)),
+    call=lambda w, lr: after_one_sgd_step(w, lr),
+)
 
 
 @SGD_STEP.property

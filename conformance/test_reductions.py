@@ -1,4 +1,5 @@
 """Reductions and elementwise: max/argmax, sum and mean dtypes, clamp, nonzero, where, item."""
+
 import numpy as np
 import pytest
 import torch
@@ -25,17 +26,28 @@ def values_and_what_indices_pick(result, x, dim, keepdim):
 
 
 MAX_ALONG_DIM = Operation(
-    "reductions.max_dim_values_indices", dtypes="real",
-    samples=st.builds(lambda s, keepdim: Sample(s.args, {"keepdim": keepdim}),
-                      tensor_and_dim(shapes=NON_EMPTY, **TIES), st.booleans()),
-    call=lambda x, dim, keepdim: values_and_what_indices_pick(torch.max(x, dim, keepdim=keepdim), x, dim, keepdim))
-ARGMAX = Operation("reductions.argmax_first_on_ties", dtypes="real",
-                   samples=tensor_and_dim(shapes=NON_EMPTY, **TIES),
-                   call=lambda x, dim: (torch.argmax(x, dim), torch.argmax(x)))
-SUM_OF_INTEGERS = Operation("reductions.sum_promotes_integral", dtypes="integral",
-                            samples=specs().map(lambda x: Sample((x,))), call=lambda x: x.sum())
-MEAN = Operation("reductions.mean_is_sum_over_numel", dtypes="floating",
-                 samples=specs(shapes=shapes(min_side=1)).map(lambda x: Sample((x,))), call=lambda x: x.mean())
+    "reductions.max_dim_values_indices",
+    dtypes="real",
+    samples=st.builds(
+        lambda s, keepdim: Sample(s.args, {"keepdim": keepdim}), tensor_and_dim(shapes=NON_EMPTY, **TIES), st.booleans()
+    ),
+    call=lambda x, dim, keepdim: values_and_what_indices_pick(torch.max(x, dim, keepdim=keepdim), x, dim, keepdim),
+)
+ARGMAX = Operation(
+    "reductions.argmax_first_on_ties",
+    dtypes="real",
+    samples=tensor_and_dim(shapes=NON_EMPTY, **TIES),
+    call=lambda x, dim: (torch.argmax(x, dim), torch.argmax(x)),
+)
+SUM_OF_INTEGERS = Operation(
+    "reductions.sum_promotes_integral", dtypes="integral", samples=specs().map(lambda x: Sample((x,))), call=lambda x: x.sum()
+)
+MEAN = Operation(
+    "reductions.mean_is_sum_over_numel",
+    dtypes="floating",
+    samples=specs(shapes=shapes(min_side=1)).map(lambda x: Sample((x,))),
+    call=lambda x: x.mean(),
+)
 
 
 @MAX_ALONG_DIM.property
@@ -89,16 +101,22 @@ def clamp_samples(dtype):
     return st.builds(lambda x, lo, hi: Sample((x, lo, hi)), specs(low=-9, high=9), bound, bound)
 
 
-CLAMP = Operation("reductions.clamp_matches_clip", dtypes="real", samples=clamp_samples,
-                  call=lambda x, lo, hi: torch.clamp(x, lo, hi))
-NONZERO = Operation("reductions.nonzero_shape", dtypes="representative",
-                    samples=specs(**TIES).map(lambda x: Sample((x,))),
-                    call=lambda x: (torch.nonzero(x), torch.nonzero(x, as_tuple=True)),
-                    shape_depends_on_values=True)
-WHERE = Operation("reductions.where_broadcasts", dtypes="floating",
-                  samples=broadcast_operands(3, max_side=3).map(
-                      lambda s: Sample((Arg(s.args[0], dtype=torch.bool), *s.args[1:]))),
-                  call=lambda cond, a, b: torch.where(cond, a, b))
+CLAMP = Operation(
+    "reductions.clamp_matches_clip", dtypes="real", samples=clamp_samples, call=lambda x, lo, hi: torch.clamp(x, lo, hi)
+)
+NONZERO = Operation(
+    "reductions.nonzero_shape",
+    dtypes="representative",
+    samples=specs(**TIES).map(lambda x: Sample((x,))),
+    call=lambda x: (torch.nonzero(x), torch.nonzero(x, as_tuple=True)),
+    shape_depends_on_values=True,
+)
+WHERE = Operation(
+    "reductions.where_broadcasts",
+    dtypes="floating",
+    samples=broadcast_operands(3, max_side=3).map(lambda s: Sample((Arg(s.args[0], dtype=torch.bool), *s.args[1:]))),
+    call=lambda cond, a, b: torch.where(cond, a, b),
+)
 
 
 @CLAMP.property
@@ -143,8 +161,7 @@ def test_item_needs_exactly_one_element(device, dtype, x):
     t = x.build(dtype=dtype, device=device)
     if x.numel == 1:
         value = t.item()
-        kind = bool if dtype == torch.bool else complex if dtype.is_complex else \
-            float if dtype.is_floating_point else int
+        kind = bool if dtype == torch.bool else complex if dtype.is_complex else float if dtype.is_floating_point else int
         assert type(value) is kind
     else:
         with pytest.raises(RuntimeError):
@@ -171,8 +188,10 @@ def test_tolist_gives_nested_python_numbers(device, dtype, x):
 def test_underscore_methods_change_and_return_self(device, dtype, x, data):
     other = data.draw(specs(shape=x.shape), label="other").build(dtype=dtype, device=device)
     for name, args, reference in [
-        ("add_", (other,), lambda a: a + other), ("mul_", (other,), lambda a: a * other),
-        ("clamp_", (-1, 1), lambda a: a.clamp(-1, 1)), ("copy_", (other,), lambda a: other.clone()),
+        ("add_", (other,), lambda a: a + other),
+        ("mul_", (other,), lambda a: a * other),
+        ("clamp_", (-1, 1), lambda a: a.clamp(-1, 1)),
+        ("copy_", (other,), lambda a: other.clone()),
         ("t_", (), lambda a: a.t().clone()),
     ]:
         t = x.build(dtype=dtype, device=device).contiguous()
@@ -188,8 +207,9 @@ def add_into_new_out(a, b):
     return out, returned
 
 
-ADD_OUT = Operation("reductions.add_out", dtypes="numeric", samples=broadcast_operands(2),
-                    call=lambda a, b: add_into_new_out(a, b)[0])
+ADD_OUT = Operation(
+    "reductions.add_out", dtypes="numeric", samples=broadcast_operands(2), call=lambda a, b: add_into_new_out(a, b)[0]
+)
 
 
 @ADD_OUT.property

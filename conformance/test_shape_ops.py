@@ -1,4 +1,5 @@
 """Shape operations: view(-1, k), (un)squeeze, repeat and repeat_interleave."""
+
 import numpy as np
 import pytest
 import torch
@@ -67,8 +68,12 @@ def repeat_samples(draw):
     return Sample((x, tuple(reps)))
 
 
-REPEAT = Operation("shape_ops.repeat_tiles", dtypes="representative", samples=repeat_samples(),
-                   call=lambda x, reps: x.repeat(*reps) if reps else x.repeat(()))
+REPEAT = Operation(
+    "shape_ops.repeat_tiles",
+    dtypes="representative",
+    samples=repeat_samples(),
+    call=lambda x, reps: x.repeat(*reps) if reps else x.repeat(()),
+)
 
 
 @REPEAT.property
@@ -80,8 +85,7 @@ def test_repeat_tiles_like_numpy_tile(device, dtype, sample, data):
     assert tuple(out.shape) == expected.shape
     np.testing.assert_array_equal(independent_array(out.cpu()), expected)
     flat, times = t.reshape(-1), data.draw(st.integers(2, 3), label="flat_times")  # the 1-D case
-    np.testing.assert_array_equal(independent_array(flat.repeat(times).cpu()),
-                                  np.tile(independent_array(flat.cpu()), times))
+    np.testing.assert_array_equal(independent_array(flat.repeat(times).cpu()), np.tile(independent_array(flat.cpu()), times))
 
 
 @pytest.mark.behaviour("shape_ops.repeat_interleave")

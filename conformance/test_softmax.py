@@ -1,4 +1,5 @@
 """Softmax: a probability distribution along `dim`, whatever the other dimensions."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,12 +13,16 @@ from conformance.tolerances import tolerance
 from strategies import specs
 from strategies.samples import dims, tensor_and_dim
 
-SOFTMAX = Operation("softmax.range_and_sum", dtypes="floating", samples=tensor_and_dim(),
-                    call=lambda x, dim: F.softmax(x, dim))
-LOG_SOFTMAX = Operation("softmax.log_softmax_exp", dtypes="float32_64", samples=tensor_and_dim(),
-                        call=lambda x, dim: F.log_softmax(x, dim))
-SOFTMAX_IN_FLOAT64 = Operation("softmax.dtype_casts_first", dtypes="floating", samples=tensor_and_dim(),
-                               call=lambda x, dim: F.softmax(x, dim, dtype=torch.float64))
+SOFTMAX = Operation("softmax.range_and_sum", dtypes="floating", samples=tensor_and_dim(), call=lambda x, dim: F.softmax(x, dim))
+LOG_SOFTMAX = Operation(
+    "softmax.log_softmax_exp", dtypes="float32_64", samples=tensor_and_dim(), call=lambda x, dim: F.log_softmax(x, dim)
+)
+SOFTMAX_IN_FLOAT64 = Operation(
+    "softmax.dtype_casts_first",
+    dtypes="floating",
+    samples=tensor_and_dim(),
+    call=lambda x, dim: F.softmax(x, dim, dtype=torch.float64),
+)
 
 
 @SOFTMAX.property

@@ -1,4 +1,5 @@
 """Views and contiguity: which operations alias their input, and when `view` may succeed."""
+
 import math
 
 import pytest
@@ -98,7 +99,7 @@ def test_view_infers_minus_one(device, dtype, x, data):
         at = new_shape.index(0)  # only the zero side can be inferred: 0 / 0 is ambiguous
     else:
         at = data.draw(st.integers(0, len(new_shape) - 1), label="inferred_dim")
-    asked = new_shape[:at] + (-1,) + new_shape[at + 1:]
+    asked = new_shape[:at] + (-1,) + new_shape[at + 1 :]
     assert t.view(asked).shape == new_shape
 
 
@@ -108,8 +109,9 @@ def reshape_samples(draw):
     return Sample((x, draw(reshapes(x.shape), label="new_shape")))
 
 
-RESHAPE = Operation("views.reshape_view_or_copy", dtypes="representative", samples=reshape_samples(),
-                    call=lambda x, shape: x.reshape(shape))
+RESHAPE = Operation(
+    "views.reshape_view_or_copy", dtypes="representative", samples=reshape_samples(), call=lambda x, shape: x.reshape(shape)
+)
 
 
 @RESHAPE.property
@@ -147,8 +149,14 @@ def test_narrow_is_a_view(device, dtype, x, data):
     start = data.draw(st.integers(0, size), label="start")
     length = data.draw(st.integers(0, size - start), label="length")
     t = x.build(dtype=dtype, device=device)
-    assert_is_live_view(t.narrow(dim, start, length), t, lambda a: a.narrow(dim, start, length).clone(),
-                        x, dtype, f"narrow({dim}, {start}, {length})")
+    assert_is_live_view(
+        t.narrow(dim, start, length),
+        t,
+        lambda a: a.narrow(dim, start, length).clone(),
+        x,
+        dtype,
+        f"narrow({dim}, {start}, {length})",
+    )
 
 
 @pytest.mark.behaviour("views.expand_shares")
@@ -233,7 +241,6 @@ def test_is_contiguous_follows_the_stride_rule(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
     assert t.is_contiguous() == is_c_contiguous(t.shape, t.stride()), f"strides {t.stride()}"
     # Any stride on a size-1 dimension keeps a row-major tensor contiguous.
-    strides = [data.draw(st.integers(0, 50)) if n == 1 else s
-               for n, s in zip(x.shape, contiguous_strides(x.shape))]
+    strides = [data.draw(st.integers(0, 50)) if n == 1 else s for n, s in zip(x.shape, contiguous_strides(x.shape))]
     odd = torch.empty(x.numel + 1, dtype=dtype, device=device).as_strided(x.shape, strides)
     assert odd.is_contiguous(), f"shape {x.shape} strides {strides} should count as contiguous"

@@ -3,6 +3,7 @@
 Each row is named for the documented reason it exists; a test or a Divergence asks for a row
 by name and gets `assert_close` keywords for a dtype (empty: the dtype's default tolerance).
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,12 +14,17 @@ TABLE: dict[str, dict[torch.dtype, tuple[float, float]]] = {
     "tf32": {torch.float32: (2e-3, 2e-3)},
     # A sum of n values each rounded once in the input dtype, compared in float64 (softmax rows
     # summing to 1): half precision loses about its eps per term.
-    "probability_sum": {torch.float16: (2e-3, 2e-3), torch.bfloat16: (1.6e-2, 1.6e-2),
-                        torch.float32: (1e-6, 1e-6), torch.float64: (1e-6, 1e-6)},
+    "probability_sum": {
+        torch.float16: (2e-3, 2e-3),
+        torch.bfloat16: (1.6e-2, 1.6e-2),
+        torch.float32: (1e-6, 1e-6),
+        torch.float64: (1e-6, 1e-6),
+    },
     # An elementwise result that rounds twice (a difference, then its square) against an exact
     # float64 reference: 4 ulps of the input dtype.
-    "two_roundings": {d: (4 * torch.finfo(d).eps, 4 * torch.finfo(d).eps)
-                      for d in (torch.float16, torch.bfloat16, torch.float32, torch.float64)},
+    "two_roundings": {
+        d: (4 * torch.finfo(d).eps, 4 * torch.finfo(d).eps) for d in (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+    },
     # Distances through a Gram-matrix formulation (cdist may use one for float32): 1e-4.
     "distance_float32": {torch.float32: (1e-4, 1e-4)},
     # Figures printed to four decimals in a worked example of the docs or a study note.

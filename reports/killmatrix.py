@@ -1,6 +1,7 @@
 """Render fault kill-matrix results (conformance.faults.killmatrix --json) as one HTML page:
 fault by behaviour, with dead behaviours (never kill anything) and blind spots (faults
 nothing catches) listed first. Reads JSON and TOML only."""
+
 from __future__ import annotations
 
 import jinja2
@@ -35,5 +36,4 @@ td.f{text-align:left;white-space:nowrap}.k{color:var(--kill)}.m{color:var(--miss
 def render(summary: dict, results: list[dict]) -> str:
     everything = list(catalogue.behaviours())
     killers = {b for r in results for b in r["killed_by"]}
-    return _TEMPLATE.render(s=summary, results=results, behaviours=everything,
-                            dead=[b for b in everything if b not in killers])
+    return _TEMPLATE.render(s=summary, results=results, behaviours=everything, dead=[b for b in everything if b not in killers])

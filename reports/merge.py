@@ -4,6 +4,7 @@
 
 A corrupt or truncated input is named in a one-line error (exit 2) and nothing is written.
 """
+
 import sys
 
 from reports.render import main

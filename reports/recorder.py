@@ -7,6 +7,7 @@ controller alone writes <report-dir>/results.jsonl, one line per finished test i
 as it goes, so a run killed halfway keeps what finished. At the end it rewrites the
 environment header with the end time (atomically) and renders index.html beside it.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,11 +28,19 @@ _TIMEOUT = re.compile(r"Failed: Timeout \(?>?[\d.]+s")
 
 def pytest_addoption(parser):
     group = parser.getgroup("torch-conformance report")
-    group.addoption("--report-dir", default=DEFAULT_DIR, metavar="DIR",
-                    help=f"where results.jsonl and index.html go (default: ./{DEFAULT_DIR})")
+    group.addoption(
+        "--report-dir",
+        default=DEFAULT_DIR,
+        metavar="DIR",
+        help=f"where results.jsonl and index.html go (default: ./{DEFAULT_DIR})",
+    )
     group.addoption("--no-report", action="store_true", help="record and render nothing")
-    group.addoption("--source-label", default=None, metavar="LABEL",
-                    help="name of this run in merged reports (default: host and torch version)")
+    group.addoption(
+        "--source-label",
+        default=None,
+        metavar="LABEL",
+        help="name of this run in merged reports (default: host and torch version)",
+    )
 
 
 @pytest.hookimpl(trylast=True)
@@ -93,15 +102,17 @@ class Recorder:
             with tempfile.NamedTemporaryFile(dir=self.dir, prefix=".probe-"):
                 pass
         except OSError as exc:
-            raise pytest.UsageError(f"--report-dir {str(self.dir)!r}: not writable "
-                                    f"({exc.strerror or exc})") from None
+            raise pytest.UsageError(f"--report-dir {str(self.dir)!r}: not writable ({exc.strerror or exc})") from None
 
     # -- recording -------------------------------------------------------------------
     def _open(self) -> None:
         run = self.config.stash.get(schema.RUN, {})
         self.header = schema.environment(
-            profile=run.get("profile", "default"), seed=run.get("seed"), devices=run.get("devices", []),
-            argv=["pytest", *self.config.invocation_params.args])
+            profile=run.get("profile", "default"),
+            seed=run.get("seed"),
+            devices=run.get("devices", []),
+            argv=["pytest", *self.config.invocation_params.args],
+        )
         if self.config.getoption("source_label"):
             self.header["source"] = self.config.getoption("source_label")
         self.file = open(self.results, "w", encoding="utf-8")  # noqa: SIM115 - open for the whole run, closed at its end
@@ -161,8 +172,9 @@ class Recorder:
         self.file.close()
         self.header["end"] = schema.now()
         self.header["exit_status"] = int(exitstatus)
-        self.header["interrupted"] = bool(session.shouldstop or session.shouldfail) or \
-            int(exitstatus) == pytest.ExitCode.INTERRUPTED
+        self.header["interrupted"] = (
+            bool(session.shouldstop or session.shouldfail) or int(exitstatus) == pytest.ExitCode.INTERRUPTED
+        )
         _rewrite_first_line(self.results, self.header)
         from reports import render
 
@@ -170,8 +182,9 @@ class Recorder:
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.file is not None:
-            terminalreporter.write_sep("-", f"conformance report: {self.dir / 'index.html'} "
-                                            f"({self.count} results in {self.results})")
+            terminalreporter.write_sep(
+                "-", f"conformance report: {self.dir / 'index.html'} ({self.count} results in {self.results})"
+            )
 
 
 def _status(report) -> str | None:

@@ -1,7 +1,8 @@
 """Render results.jsonl files into one self-contained HTML page. Never imports torch.
 
-    python -m reports.render conformance-report/results.jsonl -o conformance-report/index.html
+python -m reports.render conformance-report/results.jsonl -o conformance-report/index.html
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,13 +16,25 @@ from conformance import catalogue
 from reports import schema
 
 STATUSES, BAD = schema.STATUSES, schema.BAD
-SYMBOL = {"passed": "✓", "failed": "✗", "error": "!", "crashed": "☠", "timeout": "◔",
-          "expected failure": "≈", "skipped": "–", "not run": "∅"}
+SYMBOL = {
+    "passed": "✓",
+    "failed": "✗",
+    "error": "!",
+    "crashed": "☠",
+    "timeout": "◔",
+    "expected failure": "≈",
+    "skipped": "–",
+    "not run": "∅",
+}
 # What the strategies promise to generate; a behaviour whose tests never drew one is flagged.
-PROMISED = ([f"layout={n}" for n in ("contiguous", "transposed", "permuted", "sliced", "expanded",
-                                      "offset", "channels_last", "as_strided")]
-            + [f"ndim={n}" for n in range(5)]
-            + [f"size={b}" for b in ("0", "1", "2-16", "17-128", ">128")])
+PROMISED = (
+    [
+        f"layout={n}"
+        for n in ("contiguous", "transposed", "permuted", "sliced", "expanded", "offset", "channels_last", "as_strided")
+    ]
+    + [f"ndim={n}" for n in range(5)]
+    + [f"size={b}" for b in ("0", "1", "2-16", "17-128", ">128")]
+)
 MAX_FAILURES_SHOWN = 50
 
 
@@ -81,44 +94,65 @@ def build(sources: list[schema.Source]) -> dict:
                     total.update(counts)
                 statuses.update(total)
                 summary.setdefault((index, device), Counter()).update(total)
-                row_list.append({
-                    "source": sources[index].label, "device": device,
-                    "statuses": " ".join(sorted(k.replace(" ", "-") for k in total)),
-                    "cells": [_cell(cells.get(d)) for d in dtype_list],
-                })
+                row_list.append(
+                    {
+                        "source": sources[index].label,
+                        "device": device,
+                        "statuses": " ".join(sorted(k.replace(" ", "-") for k in total)),
+                        "cells": [_cell(cells.get(d)) for d in dtype_list],
+                    }
+                )
             never = [p for p in PROMISED if p not in features] if examples else []
-            behaviours.append({
-                "b": b, "rows": row_list, "dtypes": dtype_list, "status": _cell_status(statuses),
-                "statuses": " ".join(sorted(k.replace(" ", "-") for k in statuses)),
-                "devices": " ".join(sorted({r["device"] for r in row_list})),
-                "failures": failures[:MAX_FAILURES_SHOWN], "more_failures": max(0, len(failures) - MAX_FAILURES_SHOWN),
-                "features": sorted(features.items()),
-                "observed": [(k, ", ".join(sorted(v))) for k, v in sorted(observed.items())],
-                "never": never, "examples": examples,
-                "text": f"{b.id} {b.statement}".lower(),
-            })
+            behaviours.append(
+                {
+                    "b": b,
+                    "rows": row_list,
+                    "dtypes": dtype_list,
+                    "status": _cell_status(statuses),
+                    "statuses": " ".join(sorted(k.replace(" ", "-") for k in statuses)),
+                    "devices": " ".join(sorted({r["device"] for r in row_list})),
+                    "failures": failures[:MAX_FAILURES_SHOWN],
+                    "more_failures": max(0, len(failures) - MAX_FAILURES_SHOWN),
+                    "features": sorted(features.items()),
+                    "observed": [(k, ", ".join(sorted(v))) for k, v in sorted(observed.items())],
+                    "never": never,
+                    "examples": examples,
+                    "text": f"{b.id} {b.statement}".lower(),
+                }
+            )
         areas.append({"name": area.name, "title": area.title, "behaviours": behaviours})
     unknown = sorted(k for k in by_behaviour if k not in known)
-    summary_rows = [{"source": sources[i].label, "device": d,
-                     "counts": [(s, c[s]) for s in STATUSES if c.get(s)]}
-                    for (i, d), c in sorted(summary.items())]
-    return {"sources": sources, "areas": areas, "summary": summary_rows, "unknown": unknown,
-            "statuses": STATUSES, "symbol": SYMBOL,
-            "all_devices": sorted({r["device"] for r in summary_rows}),
-            "all_dtypes": sorted({d for a in areas for b in a["behaviours"] for d in b["dtypes"] if d != "—"}),
-            "total": sum(len(s.results) for s in sources)}
+    summary_rows = [
+        {"source": sources[i].label, "device": d, "counts": [(s, c[s]) for s in STATUSES if c.get(s)]}
+        for (i, d), c in sorted(summary.items())
+    ]
+    return {
+        "sources": sources,
+        "areas": areas,
+        "summary": summary_rows,
+        "unknown": unknown,
+        "statuses": STATUSES,
+        "symbol": SYMBOL,
+        "all_devices": sorted({r["device"] for r in summary_rows}),
+        "all_dtypes": sorted({d for a in areas for b in a["behaviours"] for d in b["dtypes"] if d != "—"}),
+        "total": sum(len(s.results) for s in sources),
+    }
 
 
 def _cell(counts: Counter | None) -> dict:
     if not counts:
         return {"status": "empty", "text": "", "title": ""}
     parts = [f"{SYMBOL[s]}{counts[s]}" for s in STATUSES if counts.get(s)]
-    return {"status": _cell_status(counts).replace(" ", "-"), "text": " ".join(parts),
-            "title": ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s))}
+    return {
+        "status": _cell_status(counts).replace(" ", "-"),
+        "text": " ".join(parts),
+        "title": ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s)),
+    }
 
 
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                          autoescape=True, trim_blocks=True, lstrip_blocks=True)
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+)
 
 
 def render(sources: list[schema.Source]) -> str:
@@ -131,11 +165,17 @@ def write_html(paths: list[Path], out: Path) -> None:
 
 
 def main(argv=None, prog="python -m reports.render") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Render results.jsonl files (one or "
-                                     "several machines or torch versions) into one HTML page.")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Render results.jsonl files (one or several machines or torch versions) into one HTML page."
+    )
     parser.add_argument("results", nargs="+", type=Path, help="results.jsonl files")
-    parser.add_argument("-o", "--output", type=Path, default=Path("conformance-report/merged/index.html"),
-                        help="the HTML file to write (default: %(default)s)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("conformance-report/merged/index.html"),
+        help="the HTML file to write (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if any(p.resolve() == args.output.resolve() for p in args.results):
         parser.exit(2, f"{prog}: error: output {args.output} is one of the inputs\n")

@@ -11,6 +11,7 @@ The recorder (reports.recorder), the renderer and merge (reports.render), the ki
 the tools in tools/ all read and write through the names here. Importing this module never
 imports torch: the renderer runs on machines without it.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -43,9 +44,9 @@ def more_severe(status: str, than: str | None) -> bool:
 
 
 # user_properties keys a test item's reports carry (see conformance.harness.identity).
-IDENTITY = "conformance.identity"     # {"behaviour", "device", "dtype", "mode"}, set at collection
-RUN_DETAILS = "conformance.run"       # Hypothesis figures and failure details of the call phase
-OBSERVATION = "observation"           # (what, value): torch behaviour no doc promises
+IDENTITY = "conformance.identity"  # {"behaviour", "device", "dtype", "mode"}, set at collection
+RUN_DETAILS = "conformance.run"  # Hypothesis figures and failure details of the call phase
+OBSERVATION = "observation"  # (what, value): torch behaviour no doc promises
 CUDA_PEAK_MB = "cuda_peak_mb"
 POISONED = "poisoned"
 
@@ -96,8 +97,7 @@ def load(path: Path) -> Source:
     if header.get("type") != "environment":
         raise ResultsError(f"{path}: line 1 is not an environment header")
     for number, record in enumerate(records[1:], 2):
-        if record.get("type") != "result" or record.get("status") not in STATUSES \
-                or not isinstance(record.get("nodeid"), str):
+        if record.get("type") != "result" or record.get("status") not in STATUSES or not isinstance(record.get("nodeid"), str):
             raise ResultsError(f"{path}: line {number} is not a result record")
     return Source(label=str(header.get("source") or path), header=header, results=records[1:])
 

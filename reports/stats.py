@@ -4,6 +4,7 @@ Hypothesis hands its per-test statistics to whatever `hypothesis.statistics.coll
 holds; its own pytest plugin sets that around each test call. We set ours just inside
 theirs and chain to it, so `--hypothesis-show-statistics` keeps working.
 """
+
 from __future__ import annotations
 
 from collections import Counter

@@ -3,6 +3,7 @@
 Groups are the vocabulary tests use in `@pytest.mark.dtypes("floating")`; the device table
 keeps a backend's gaps (MPS has no float64) out of every test.
 """
+
 import torch
 
 BOOL = (torch.bool,)
@@ -34,8 +35,7 @@ DTYPE_GROUPS: dict[str, tuple[torch.dtype, ...]] = {
     "representative": (torch.bool, torch.int64, torch.bfloat16, torch.float32, torch.complex128),
     # one NumPy-bridgeable dtype per kind and width extreme: for bridge behaviours whose dtype
     # matters only through the element type (copies, rejections, read-only arrays)
-    "numpy_representative": (torch.bool, torch.uint8, torch.int64, torch.uint64, torch.float16,
-                             torch.float64, torch.complex64),
+    "numpy_representative": (torch.bool, torch.uint8, torch.int64, torch.uint64, torch.float16, torch.float64, torch.complex64),
     # dtypes torch has and NumPy lacks
     "no_numpy": (torch.bfloat16, torch.complex32),
     "float32_64": (torch.float32, torch.float64),

@@ -6,6 +6,7 @@ The same Sample built on two devices gives the same values in the same layouts, 
 eager property test, the cross-device agreement and any other execution mode compare like
 with like; a falsifying example prints as the Sample itself.
 """
+
 from __future__ import annotations
 
 import functools
@@ -62,13 +63,12 @@ def tensor_and_dim(draw, **spec_kwargs) -> Sample:
 
 
 @st.composite
-def broadcast_operands(draw, count: int = 2, *, signature: str | None = None, max_dims: int = 3,
-                       max_side: int = 4) -> Sample:
+def broadcast_operands(draw, count: int = 2, *, signature: str | None = None, max_dims: int = 3, max_side: int = 4) -> Sample:
     """`count` tensors whose shapes broadcast together (or match a gufunc `signature`)."""
     if signature:
-        shapes = draw(hnp.mutually_broadcastable_shapes(signature=signature, max_dims=max_dims,
-                                                        max_side=max_side), label="shapes")
+        shapes = draw(
+            hnp.mutually_broadcastable_shapes(signature=signature, max_dims=max_dims, max_side=max_side), label="shapes"
+        )
     else:
-        shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=count, max_dims=max_dims,
-                                                        max_side=max_side), label="shapes")
+        shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=count, max_dims=max_dims, max_side=max_side), label="shapes")
     return Sample(tuple(draw(specs(shape=s), label=f"arg{i}") for i, s in enumerate(shapes.input_shapes)))

@@ -3,6 +3,7 @@
 Sides are small on purpose: conformance bugs show on small shapes (0, 1, ties, odd sizes),
 and a bounded element count keeps every example cheap.
 """
+
 from functools import cache, lru_cache
 
 from hypothesis import strategies as st
@@ -14,13 +15,16 @@ MAX_DIMS = 4
 
 
 @cache
-def shapes(*, min_dims: int = 0, max_dims: int = MAX_DIMS, min_side: int = 0,
-           max_side: int = MAX_SIDE) -> st.SearchStrategy[tuple[int, ...]]:
+def shapes(
+    *, min_dims: int = 0, max_dims: int = MAX_DIMS, min_side: int = 0, max_side: int = MAX_SIDE
+) -> st.SearchStrategy[tuple[int, ...]]:
     """Shapes with `min_dims..max_dims` dimensions, each of `min_side..max_side` elements.
     Invalid bounds raise InvalidArgument here, not in the middle of a test."""
     if not 0 <= min_dims <= max_dims or not 0 <= min_side <= max_side:
-        raise InvalidArgument(f"shapes(min_dims={min_dims}, max_dims={max_dims}, min_side={min_side}, "
-                              f"max_side={max_side}): need 0 <= min <= max for both dims and sides")
+        raise InvalidArgument(
+            f"shapes(min_dims={min_dims}, max_dims={max_dims}, min_side={min_side}, "
+            f"max_side={max_side}): need 0 <= min <= max for both dims and sides"
+        )
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
 
 

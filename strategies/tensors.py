@@ -24,6 +24,7 @@ with it (so the global RNG is untouched), then moved to the device. The same spe
 bit-identical values on every device. Special values (NaN, +-inf, -0.0) are drawn as
 explicit (position, value) pairs so Hypothesis can shrink them away one at a time.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,13 +41,11 @@ from strategies.dtypes import dtype_name
 from strategies.shapes import shapes as shape_strategy
 from strategies.shapes import size_bucket
 
-LAYOUTS = ("contiguous", "transposed", "permuted", "sliced", "expanded", "offset",
-           "channels_last", "as_strided")
+LAYOUTS = ("contiguous", "transposed", "permuted", "sliced", "expanded", "offset", "channels_last", "as_strided")
 # Layouts whose elements each own one memory location, so in-place writes are allowed.
 WRITABLE_LAYOUTS = tuple(name for name in LAYOUTS if name != "expanded")
 
-_MIN_NDIM = {"transposed": 2, "permuted": 2, "sliced": 1, "expanded": 1, "channels_last": 4,
-             "as_strided": 1}
+_MIN_NDIM = {"transposed": 2, "permuted": 2, "sliced": 1, "expanded": 1, "channels_last": 4, "as_strided": 1}
 _MAX_NDIM = {"channels_last": 4}
 
 SPECIAL_VALUES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "-0.0": -0.0}
@@ -80,11 +79,9 @@ class TensorSpec:
         """What `build` holds, element by element, as a contiguous CPU tensor: the oracle input."""
         return self.values(dtype).expand(self.shape).contiguous()
 
-    def build(self, *, dtype: torch.dtype, device: str | torch.device = "cpu",
-              requires_grad: bool = False) -> torch.Tensor:
+    def build(self, *, dtype: torch.dtype, device: str | torch.device = "cpu", requires_grad: bool = False) -> torch.Tensor:
         """The tensor this spec describes, laid out as `layout` on `device`."""
-        _label(f"dtype={dtype_name(dtype)}", f"layout={self.layout}", f"ndim={self.ndim}",
-               f"size={size_bucket(self.numel)}")
+        _label(f"dtype={dtype_name(dtype)}", f"layout={self.layout}", f"ndim={self.ndim}", f"size={size_bucket(self.numel)}")
         values = self._make_values(self._value_shape(), dtype)
         tensor = _LAYOUT_BUILDERS[self.layout](self, values, torch.device(device))
         if requires_grad:
@@ -194,8 +191,7 @@ _LAYOUT_BUILDERS = {
 
 
 def layouts_for(ndim: int, allowed=LAYOUTS) -> list[str]:
-    return [name for name in allowed
-            if _MIN_NDIM.get(name, 0) <= ndim <= _MAX_NDIM.get(name, ndim)]
+    return [name for name in allowed if _MIN_NDIM.get(name, 0) <= ndim <= _MAX_NDIM.get(name, ndim)]
 
 
 # Strategy objects are validated the first time they draw, which costs more than the draw
@@ -240,8 +236,15 @@ def _layout_params_of(draw, layout: str, shape: tuple[int, ...]):
 
 
 @lru_cache(maxsize=4096)
-def specs(*, shapes=None, shape: tuple[int, ...] | None = None, layouts=LAYOUTS,
-          special_values: bool = False, low: float | None = None, high: float | None = None):
+def specs(
+    *,
+    shapes=None,
+    shape: tuple[int, ...] | None = None,
+    layouts=LAYOUTS,
+    special_values: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+):
     """A strategy for `TensorSpec`s.
 
     shapes:         a shape strategy (default: 0-4 dims of 0-5 elements each)
@@ -279,5 +282,4 @@ def _specs(draw, shapes, layouts, special_values, low, high) -> TensorSpec:
     params = draw(_layout_params(layout, shape))
     seed = draw(_SEEDS)
     specials = tuple(draw(_SPECIALS)) if special_values else ()
-    return TensorSpec(shape=shape, layout=layout, params=params, seed=seed, specials=specials,
-                      low=low, high=high)
+    return TensorSpec(shape=shape, layout=layout, params=params, seed=seed, specials=specials, low=low, high=high)

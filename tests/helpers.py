@@ -1,4 +1,5 @@
 """Run the suite's own pytest in a subprocess, the way a user would."""
+
 import json
 import os
 import subprocess
@@ -16,9 +17,25 @@ def run_pytest(*args: str, timeout: float = 300, env: dict | None = None) -> sub
     full_env.pop("PYTEST_XDIST_WORKER", None)
     if not any(a.startswith("--report-dir") or a == "--no-report" for a in args):
         args = ("--no-report", *args)  # never overwrite the checkout's own report
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-                           "-c", str(ROOT / "pyproject.toml"), *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(ROOT),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 SUITE_PLUGINS = tuple(arg for plugin in (*PLUGINS, "reports.stats", "reports.recorder") for arg in ("-p", plugin))
@@ -30,8 +47,9 @@ def run_throwaway(tmp_path: Path, source: str, *args: str, plugins: tuple = (), 
     module = tmp_path / "test_throwaway.py"
     module.write_text(textwrap.dedent(source))
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    return run_pytest(*SUITE_PLUGINS, *plugins, f"--device={device}", f"--report-dir={tmp_path / 'report'}",
-                      *args, str(module), env=env)
+    return run_pytest(
+        *SUITE_PLUGINS, *plugins, f"--device={device}", f"--report-dir={tmp_path / 'report'}", *args, str(module), env=env
+    )
 
 
 def header_and_results(path: Path) -> tuple[dict, list[dict]]:

@@ -1,6 +1,7 @@
 """The report page in a real browser: no console errors, filters hide and show rows, a failure's
 repro is visible. Needs Debian's chromium and chromium-driver (installed by .ci/run) and selenium;
 skips with the reason where they are absent."""
+
 import json
 import os
 import shutil
@@ -13,8 +14,9 @@ from reports import render
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromedriver are not installed "
-                                "(apt-get install chromium chromium-driver)")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER), reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+)
 # The screenshot goes to the test's temporary directory, or where BROWSER_SCREENSHOT_DIR says
 # (a CI artifact folder): the test writes nothing into the checkout.
 SCREENSHOT_DIR = os.environ.get("BROWSER_SCREENSHOT_DIR")
@@ -22,20 +24,38 @@ SCREENSHOT_DIR = os.environ.get("BROWSER_SCREENSHOT_DIR")
 
 @pytest.fixture
 def page(tmp_path):
-    header = {"type": "environment", "source": "browser-test", "devices": ["cpu", "cuda"], "end": "x",
-              "torch": "2.13.0"}
+    header = {"type": "environment", "source": "browser-test", "devices": ["cpu", "cuda"], "end": "x", "torch": "2.13.0"}
     records = [
-        {"type": "result", "nodeid": "conformance/test_views.py::test_permute_is_a_view[cpu-float32]",
-         "behaviour": "views.permute_shares", "device": "cpu", "dtype": "float32", "status": "failed",
-         "error": "AssertionError: permute: expected a view <script>alert(1)</script>",
-         "example": "TensorSpec(shape=(2, 3), layout='sliced')",
-         "repro": "pytest 'conformance/test_views.py::test_permute_is_a_view[cpu-float32]' --device cpu"},
-        {"type": "result", "nodeid": "conformance/test_views.py::test_narrow_is_a_view[cpu-float32]",
-         "behaviour": "views.narrow_shares", "device": "cpu", "dtype": "float32", "status": "passed",
-         "examples": 25, "features": {"layout=sliced": 4}},
-        {"type": "result", "nodeid": "conformance/test_views.py::test_narrow_is_a_view[cuda]",
-         "behaviour": "views.narrow_shares", "device": "cuda", "dtype": None, "status": "skipped",
-         "reason": "CUDA is not available"},
+        {
+            "type": "result",
+            "nodeid": "conformance/test_views.py::test_permute_is_a_view[cpu-float32]",
+            "behaviour": "views.permute_shares",
+            "device": "cpu",
+            "dtype": "float32",
+            "status": "failed",
+            "error": "AssertionError: permute: expected a view <script>alert(1)</script>",
+            "example": "TensorSpec(shape=(2, 3), layout='sliced')",
+            "repro": "pytest 'conformance/test_views.py::test_permute_is_a_view[cpu-float32]' --device cpu",
+        },
+        {
+            "type": "result",
+            "nodeid": "conformance/test_views.py::test_narrow_is_a_view[cpu-float32]",
+            "behaviour": "views.narrow_shares",
+            "device": "cpu",
+            "dtype": "float32",
+            "status": "passed",
+            "examples": 25,
+            "features": {"layout=sliced": 4},
+        },
+        {
+            "type": "result",
+            "nodeid": "conformance/test_views.py::test_narrow_is_a_view[cuda]",
+            "behaviour": "views.narrow_shares",
+            "device": "cuda",
+            "dtype": None,
+            "status": "skipped",
+            "reason": "CUDA is not available",
+        },
     ]
     results = tmp_path / "results.jsonl"
     results.write_text("\n".join(json.dumps(r) for r in [header, *records]) + "\n")
@@ -51,9 +71,17 @@ def browser():
 
     options = Options()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--window-size=1280,900"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
@@ -62,8 +90,7 @@ def browser():
 
 
 def visible_behaviours(driver):
-    return [e.get_attribute("id") for e in driver.find_elements("css selector", "details.behaviour")
-            if e.is_displayed()]
+    return [e.get_attribute("id") for e in driver.find_elements("css selector", "details.behaviour") if e.is_displayed()]
 
 
 def test_report_page_works_in_chromium(page, browser):

@@ -1,5 +1,6 @@
 """The catalogue is the spec: every entry has a test and every test names an entry; the rooms
 keep to their roles (what imports what)."""
+
 import ast
 import json
 import subprocess
@@ -77,13 +78,20 @@ def imports_of(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize(("room", "forbidden"), [
-    ("reports", ("conformance.test_",)),
-    ("strategies", ("reports", "conformance")),
-])
+@pytest.mark.parametrize(
+    ("room", "forbidden"),
+    [
+        ("reports", ("conformance.test_",)),
+        ("strategies", ("reports", "conformance")),
+    ],
+)
 def test_rooms_import_only_downstream(room, forbidden):
-    offenders = {f"{path.relative_to(ROOT)}: {name}" for path in (ROOT / room).rglob("*.py")
-                 for name in imports_of(path) if name.startswith(forbidden)}
+    offenders = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in (ROOT / room).rglob("*.py")
+        for name in imports_of(path)
+        if name.startswith(forbidden)
+    }
     assert not offenders, sorted(offenders)
 
 

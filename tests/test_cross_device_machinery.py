@@ -1,5 +1,6 @@
 """The cross-device comparison runs on CPU-only machines too, against the meta device, and it
 catches a fault that fires on the other device only."""
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -28,14 +29,20 @@ def test_a_device_only_fault_is_caught(tmp_path):
 # operation runs twice on the CPU, which checks that each is deterministic (a precondition of
 # comparing devices) and that its results go through the comparison, and a drifted copy must not.
 
+
 @pytest.mark.parametrize("operation", operations(), ids=lambda op: op.behaviour)
 @settings(max_examples=8, deadline=None, derandomize=True, database=None)
 @given(data=st.data())
 def test_each_operation_agrees_with_itself_on_the_cpu(operation, data):
     dtype = data.draw(st.sampled_from(DTYPE_GROUPS[operation.dtypes]))
     sample = data.draw(operation.samples_for(dtype))
-    assert_agree(operation(sample, dtype=dtype, device="cpu"), operation(sample, dtype=dtype, device="cpu"),
-                 device="cpu", what=operation.behaviour, **operation.tolerance("cpu", dtype))
+    assert_agree(
+        operation(sample, dtype=dtype, device="cpu"),
+        operation(sample, dtype=dtype, device="cpu"),
+        device="cpu",
+        what=operation.behaviour,
+        **operation.tolerance("cpu", dtype),
+    )
 
 
 def test_a_drift_of_a_tenth_of_a_percent_is_a_disagreement():

@@ -1,4 +1,5 @@
 """The one-command GPU evidence gatherer: its refusal without CUDA and its run summary."""
+
 import json
 import subprocess
 import sys
@@ -12,21 +13,34 @@ from tools.gpu_acceptance import summarise_run
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
 def test_without_cuda_it_refuses_in_one_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "tools.gpu_acceptance", "--out", str(tmp_path / "out")],
-                          cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.gpu_acceptance", "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 4
     assert done.stderr.count("\n") == 1 and "CUDA is not available" in done.stderr
     assert not (tmp_path / "out").exists()
 
 
 def test_summary_counts_each_device_type(tmp_path):
-    rows = [{"type": "environment", "torch": "2.11.0", "devices": ["cpu", "cuda"]},
-            {"type": "result", "nodeid": "a[cpu]", "device": "cpu", "status": "passed", "duration": 1.0},
-            {"type": "result", "nodeid": "a[cuda]", "device": "cuda", "status": "passed", "duration": 2.0,
-             "cuda_peak_mb": 3.5},
-            {"type": "result", "nodeid": "b[cuda:0]", "device": "cuda:0", "status": "crashed", "duration": 0.5,
-             "cuda_peak_mb": 9.0, "error": "worker crashed"},
-            {"type": "result", "nodeid": "c", "device": None, "status": "skipped"}]
+    rows = [
+        {"type": "environment", "torch": "2.11.0", "devices": ["cpu", "cuda"]},
+        {"type": "result", "nodeid": "a[cpu]", "device": "cpu", "status": "passed", "duration": 1.0},
+        {"type": "result", "nodeid": "a[cuda]", "device": "cuda", "status": "passed", "duration": 2.0, "cuda_peak_mb": 3.5},
+        {
+            "type": "result",
+            "nodeid": "b[cuda:0]",
+            "device": "cuda:0",
+            "status": "crashed",
+            "duration": 0.5,
+            "cuda_peak_mb": 9.0,
+            "error": "worker crashed",
+        },
+        {"type": "result", "nodeid": "c", "device": None, "status": "skipped"},
+    ]
     path = tmp_path / "results.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     summary = summarise_run(path)

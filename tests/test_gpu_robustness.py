@@ -5,6 +5,7 @@ CPU-only machines check the machinery by declaring the CPU poisonable (a plugin 
 conformance.harness.gpu.POISONABLE_TYPES) and raising the error text a device-side assert gives. The
 tests marked `needs_cuda` do the real thing on a GPU and skip with a reason elsewhere.
 """
+
 import pytest
 import torch
 
@@ -17,13 +18,12 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def run_module(tmp_path, source: str, device: str, *args: str, poisonable_cpu: bool = False):
     plugins = ()
     if poisonable_cpu:
-        (tmp_path / "cpu_is_poisonable.py").write_text(
-            "from conformance.harness import gpu\ngpu.POISONABLE_TYPES.add('cpu')\n")
+        (tmp_path / "cpu_is_poisonable.py").write_text("from conformance.harness import gpu\ngpu.POISONABLE_TYPES.add('cpu')\n")
         plugins = ("-p", "cpu_is_poisonable")
     return run_throwaway(tmp_path, source, "-p", "no:randomly", *args, plugins=plugins, device=device)
 
 
-POISON = '''
+POISON = """
     import pytest
     import torch
     from hypothesis import given, strategies as st
@@ -37,7 +37,7 @@ POISON = '''
     @pytest.mark.parametrize("n", range(4))
     def test_fine(device, n):
         assert torch.ones(2, device=device).sum().item() == 2
-'''
+"""
 SIMULATED = "raise RuntimeError('CUDA error: device-side assert triggered')"
 # An index past the end, checked inside the kernel: a real device-side assert.
 REAL = "torch.zeros(4, device=device)[torch.tensor([10], device=device)].cpu()"
@@ -67,8 +67,7 @@ def test_serially_the_items_after_a_poisoning_error_skip_with_the_reason(tmp_pat
 
 
 def test_an_ordinary_error_poisons_nothing(tmp_path):
-    result = run_module(tmp_path, POISON.format(trigger="raise RuntimeError('shape mismatch')"), "cpu",
-                        poisonable_cpu=True)
+    result = run_module(tmp_path, POISON.format(trigger="raise RuntimeError('shape mismatch')"), "cpu", poisonable_cpu=True)
     by_name = throwaway_results(tmp_path)[1]
     assert result.returncode == 1 and by_name["test_poisons[cpu]"]["status"] == "failed"
     assert all(by_name[f"test_fine[cpu-{n}]"]["status"] == "passed" for n in range(4))
@@ -94,7 +93,7 @@ def test_a_real_device_side_assert_ends_only_its_worker(tmp_path):
     assert_crash_contained(tmp_path, result, "cuda")
 
 
-MEMORY = '''
+MEMORY = """
     import pytest
     import torch
 
@@ -111,7 +110,7 @@ MEMORY = '''
     @pytest.mark.behaviour("views.expand_shares")
     def test_the_cache_was_returned(device):
         assert torch.cuda.memory_reserved(device) < 2**26, torch.cuda.memory_summary(device)
-'''
+"""
 
 
 @needs_cuda

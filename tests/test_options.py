@@ -1,4 +1,5 @@
 """Bad options end in a one-line usage error and a non-zero exit, never a traceback."""
+
 import pytest
 import torch
 
@@ -32,8 +33,9 @@ def test_bad_option_is_a_one_line_usage_error(tmp_path, args, message):
 
 
 def test_device_appears_in_test_ids_and_k_selects_it():
-    result = run_pytest("--collect-only", "-q", "-k", "cpu and float32",
-                        "conformance/test_numpy_bridge.py::test_numpy_shares_memory")
+    result = run_pytest(
+        "--collect-only", "-q", "-k", "cpu and float32", "conformance/test_numpy_bridge.py::test_numpy_shares_memory"
+    )
     assert "test_numpy_shares_memory[cpu-float32]" in result.stdout, result.stdout
     assert "[cpu-int64]" not in result.stdout
 
@@ -41,8 +43,9 @@ def test_device_appears_in_test_ids_and_k_selects_it():
 def test_cuda_items_skip_with_a_reason_without_a_gpu():
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: the skip path cannot be shown here")
-    result = run_pytest("-q", "-rs", "conformance/test_numpy_bridge.py::test_numpy_shares_memory",
-                        "--max-examples", "2", "-k", "float32 or cuda")
+    result = run_pytest(
+        "-q", "-rs", "conformance/test_numpy_bridge.py::test_numpy_shares_memory", "--max-examples", "2", "-k", "float32 or cuda"
+    )
     assert result.returncode == 0, result.stdout
     assert "CUDA is not available" in result.stdout
     assert "1 passed, 1 skipped" in result.stdout

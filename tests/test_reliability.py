@@ -1,11 +1,12 @@
 """Reliability: isolation between tests, crash and hang survival, random order."""
+
 import sys
 
 import pytest
 
 from tests.helpers import run_pytest, run_throwaway, throwaway_results
 
-LEAKS = '''
+LEAKS = """
     import warnings
     import pytest
     import torch
@@ -26,7 +27,7 @@ LEAKS = '''
     @pytest.mark.behaviour("views.transpose_shares")
     def test_after_the_leaks_state_is_clean(device):
         assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
-'''
+"""
 
 
 def test_a_leaking_test_fails_and_names_what_it_changed(tmp_path):
@@ -40,7 +41,7 @@ def test_a_leaking_test_fails_and_names_what_it_changed(tmp_path):
     assert by_name["test_after_the_leaks_state_is_clean[cpu]"]["status"] == "passed"
 
 
-CRASH_AND_HANG = '''
+CRASH_AND_HANG = """
     import os
     import time
     import pytest
@@ -57,7 +58,7 @@ CRASH_AND_HANG = '''
     @pytest.mark.behaviour("views.expand_shares")
     def test_hangs(device):
         time.sleep(60)
-'''
+"""
 
 
 def test_crash_and_hang_do_not_take_the_run_down(tmp_path):
@@ -71,14 +72,14 @@ def test_crash_and_hang_do_not_take_the_run_down(tmp_path):
 
 
 def test_a_stopped_run_is_marked_incomplete(tmp_path):
-    source = '''
+    source = """
         import pytest
 
         @pytest.mark.behaviour("views.permute_shares")
         @pytest.mark.parametrize("n", range(3))
         def test_one(device, n):
             assert n != 0
-    '''
+    """
     run_throwaway(tmp_path, source, "-x", "-p", "no:randomly")
     header, by_name = throwaway_results(tmp_path)
     assert header["interrupted"] is True and len(by_name) == 1
@@ -87,7 +88,6 @@ def test_a_stopped_run_is_marked_incomplete(tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="uses a POSIX shell idiom")
 def test_random_order_passes():
-    result = run_pytest("-q", "-n", "2", "--device=cpu", "--no-report", "--shuffle-seed=20261123",
-                        "--max-examples=5")
+    result = run_pytest("-q", "-n", "2", "--device=cpu", "--no-report", "--shuffle-seed=20261123", "--max-examples=5")
     assert result.returncode == 0, result.stdout[-3000:]
     assert "shuffled with seed 20261123" in result.stdout

@@ -1,4 +1,5 @@
 """The report stage: results.jsonl as the run goes, a whole index.html, merging, escaping."""
+
 import json
 import subprocess
 import sys
@@ -14,9 +15,17 @@ ONE = "conformance/test_views.py::test_permute_is_a_view"
 @pytest.fixture(scope="module")
 def parallel_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    result = run_pytest("-q", "-n", "2", f"--report-dir={out}", "--max-examples", "3",
-                        "--behaviour", "views.permute_shares,numpy_bridge.numpy_non_cpu_raises",
-                        f"--junitxml={out / 'junit.xml'}")
+    result = run_pytest(
+        "-q",
+        "-n",
+        "2",
+        f"--report-dir={out}",
+        "--max-examples",
+        "3",
+        "--behaviour",
+        "views.permute_shares,numpy_bridge.numpy_non_cpu_raises",
+        f"--junitxml={out / 'junit.xml'}",
+    )
     assert result.returncode == 0, result.stdout[-2000:]
     return out, result
 
@@ -39,8 +48,20 @@ def test_xdist_run_writes_results_and_a_whole_page(parallel_run):
 
 
 def test_failures_carry_example_and_repro(tmp_path):
-    result = run_pytest("-q", f"--report-dir={tmp_path}", "--device", "cpu", "--hypothesis-profile", "ci",
-                        "--inject-fault", "permute_copies", "--behaviour", "views.permute_shares", "-k", "float32")
+    result = run_pytest(
+        "-q",
+        f"--report-dir={tmp_path}",
+        "--device",
+        "cpu",
+        "--hypothesis-profile",
+        "ci",
+        "--inject-fault",
+        "permute_copies",
+        "--behaviour",
+        "views.permute_shares",
+        "-k",
+        "float32",
+    )
     assert result.returncode == 1
     _, results = header_and_results(tmp_path / "results.jsonl")
     (failure,) = results
@@ -58,9 +79,22 @@ def write_results(path, records, header=None):
 
 def test_hostile_content_renders_as_text(tmp_path):
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>" + "A" * 20000 + "\udcff"
-    write_results(tmp_path / "r.jsonl", [{
-        "type": "result", "nodeid": evil[:60], "behaviour": "views.permute_shares", "device": "cpu",
-        "dtype": "<b>float32</b>", "status": "failed", "error": evil, "example": evil, "repro": evil}])
+    write_results(
+        tmp_path / "r.jsonl",
+        [
+            {
+                "type": "result",
+                "nodeid": evil[:60],
+                "behaviour": "views.permute_shares",
+                "device": "cpu",
+                "dtype": "<b>float32</b>",
+                "status": "failed",
+                "error": evil,
+                "example": evil,
+                "repro": evil,
+            }
+        ],
+    )
     html = render.render([schema.load(tmp_path / "r.jsonl")])
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -69,27 +103,42 @@ def test_hostile_content_renders_as_text(tmp_path):
 
 
 def test_merge_renders_one_page_with_a_column_group_per_source(tmp_path):
-    record = {"type": "result", "nodeid": "n", "behaviour": "views.permute_shares", "device": "cpu",
-              "dtype": "float32", "status": "passed"}
-    write_results(tmp_path / "a.jsonl", [record], {"type": "environment", "source": "cpu-box",
-                                                    "devices": ["cpu"], "end": "x"})
-    write_results(tmp_path / "b.jsonl", [{**record, "device": "cuda", "status": "failed"}],
-                  {"type": "environment", "source": "gpu-box", "devices": ["cpu", "cuda"], "end": "x"})
+    record = {
+        "type": "result",
+        "nodeid": "n",
+        "behaviour": "views.permute_shares",
+        "device": "cpu",
+        "dtype": "float32",
+        "status": "passed",
+    }
+    write_results(tmp_path / "a.jsonl", [record], {"type": "environment", "source": "cpu-box", "devices": ["cpu"], "end": "x"})
+    write_results(
+        tmp_path / "b.jsonl",
+        [{**record, "device": "cuda", "status": "failed"}],
+        {"type": "environment", "source": "gpu-box", "devices": ["cpu", "cuda"], "end": "x"},
+    )
     out = tmp_path / "merged" / "index.html"
-    done = subprocess.run([sys.executable, "-m", "reports.merge", str(tmp_path / "a.jsonl"),
-                           str(tmp_path / "b.jsonl"), "-o", str(out)], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "reports.merge", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"), "-o", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     html = out.read_text()
     assert "cpu-box" in html and "gpu-box" in html and 'data-device="cuda"' in html
 
 
-@pytest.mark.parametrize("content, problem", [
-    ('{"type": "environment"}\n{"type": "result", "nodeid"', "line 2 is truncated"),
-    ("not json at all\n", "line 1 is not JSON"),
-    ('{"type": "result", "nodeid": "n", "status": "passed"}\n', "not an environment header"),
-    ("", "empty"),
-    ('{"type": "environment"}\n{"type": "result", "nodeid": "n", "status": "weird"}\n', "not a result record"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ('{"type": "environment"}\n{"type": "result", "nodeid"', "line 2 is truncated"),
+        ("not json at all\n", "line 1 is not JSON"),
+        ('{"type": "result", "nodeid": "n", "status": "passed"}\n', "not an environment header"),
+        ("", "empty"),
+        ('{"type": "environment"}\n{"type": "result", "nodeid": "n", "status": "weird"}\n', "not a result record"),
+    ],
+)
 def test_corrupt_results_are_a_one_line_error_and_nothing_is_written(tmp_path, content, problem):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(content)
@@ -97,8 +146,9 @@ def test_corrupt_results_are_a_one_line_error_and_nothing_is_written(tmp_path, c
     write_results(good, [])
     out = tmp_path / "index.html"
     out.write_text("previous report")
-    done = subprocess.run([sys.executable, "-m", "reports.merge", str(good), str(bad), "-o", str(out)],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "reports.merge", str(good), str(bad), "-o", str(out)], cwd=ROOT, capture_output=True, text=True
+    )
     assert done.returncode == 2 and problem in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
     assert out.read_text() == "previous report"
@@ -106,12 +156,24 @@ def test_corrupt_results_are_a_one_line_error_and_nothing_is_written(tmp_path, c
 
 def test_known_deviations_become_expected_failures_or_stale(tmp_path):
     deviations = tmp_path / "dev.toml"
-    deviations.write_text('[[deviation]]\nbehaviour = "views.permute_shares"\ndtype = "float32"\n'
-                          'torch = ">=2.0"\nreason = "copies on this build"\n')
-    args = ("-q", "--device", "cpu", "--max-examples", "3", "--behaviour", "views.permute_shares",
-            "-k", "float32 or int64", f"--known-deviations={deviations}")
-    broken = run_pytest(*args, f"--report-dir={tmp_path / 'a'}", "--hypothesis-profile", "faults",
-                        "--inject-fault", "permute_copies")
+    deviations.write_text(
+        '[[deviation]]\nbehaviour = "views.permute_shares"\ndtype = "float32"\ntorch = ">=2.0"\nreason = "copies on this build"\n'
+    )
+    args = (
+        "-q",
+        "--device",
+        "cpu",
+        "--max-examples",
+        "3",
+        "--behaviour",
+        "views.permute_shares",
+        "-k",
+        "float32 or int64",
+        f"--known-deviations={deviations}",
+    )
+    broken = run_pytest(
+        *args, f"--report-dir={tmp_path / 'a'}", "--hypothesis-profile", "faults", "--inject-fault", "permute_copies"
+    )
     _, results = header_and_results(tmp_path / "a" / "results.jsonl")
     statuses = {r["dtype"]: r["status"] for r in results}
     assert statuses == {"float32": "expected failure", "int64": "failed"}, broken.stdout[-2000:]
@@ -121,12 +183,15 @@ def test_known_deviations_become_expected_failures_or_stale(tmp_path):
     assert [r["dtype"] for r in stale] == ["float32"]
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("[[deviation]]\nreason = 'x'\n", "needs a non-empty 'behaviour'"),
-    ("[[deviation]]\nbehaviour = 'no.such'\nreason = 'x'\n", "unknown behaviour"),
-    ("[[deviation]]\nbehaviour = 'views.permute_shares'\nreason = 'x'\ntorch = 'soon'\n", "not a version"),
-    ("this is = = not toml", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("[[deviation]]\nreason = 'x'\n", "needs a non-empty 'behaviour'"),
+        ("[[deviation]]\nbehaviour = 'no.such'\nreason = 'x'\n", "unknown behaviour"),
+        ("[[deviation]]\nbehaviour = 'views.permute_shares'\nreason = 'x'\ntorch = 'soon'\n", "not a version"),
+        ("this is = = not toml", "not valid TOML"),
+    ],
+)
 def test_malformed_deviations_file_is_a_usage_error(tmp_path, content, problem):
     path = tmp_path / "dev.toml"
     path.write_text(content)

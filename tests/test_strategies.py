@@ -1,4 +1,5 @@
 """The strategies reach what they promise, replay exactly, and poison their gaps."""
+
 import math
 
 import torch
@@ -24,9 +25,12 @@ def test_every_layout_and_size_bucket_and_ndim_is_reached():
         seen.add(("zero-size", 0 in spec.shape))
 
     draw()
-    missing = ({("layout", name) for name in LAYOUTS}
-               | {("size", b) for b in SIZE_BUCKETS if b != ">128"}
-               | {("ndim", n) for n in range(5)} | {("zero-size", True)}) - seen
+    missing = (
+        {("layout", name) for name in LAYOUTS}
+        | {("size", b) for b in SIZE_BUCKETS if b != ">128"}
+        | {("ndim", n) for n in range(5)}
+        | {("zero-size", True)}
+    ) - seen
     assert not missing, missing
 
 
@@ -47,9 +51,12 @@ def test_every_dtype_of_every_group_builds_in_every_layout():
     def draw(spec, dtype):
         t = spec.build(dtype=dtype)
         assert t.dtype == dtype and tuple(t.shape) == spec.shape
-        assert torch.equal(t.nan_to_num() if dtype.is_floating_point or dtype.is_complex else t,
-                           spec.logical_values(dtype).nan_to_num()
-                           if dtype.is_floating_point or dtype.is_complex else spec.logical_values(dtype))
+        assert torch.equal(
+            t.nan_to_num() if dtype.is_floating_point or dtype.is_complex else t,
+            spec.logical_values(dtype).nan_to_num()
+            if dtype.is_floating_point or dtype.is_complex
+            else spec.logical_values(dtype),
+        )
         layouts_seen[dtype].add(spec.layout)
 
     draw()
@@ -65,14 +72,16 @@ def test_non_contiguous_layouts_really_are_strided():
     t = spec.build(dtype=torch.int64)
     assert not t.is_contiguous() and t.storage_offset() == 3
     assert TensorSpec(shape=(2, 3), layout="expanded", params=(0,)).build(dtype=torch.int8).stride()[0] == 0
-    assert TensorSpec(shape=(2, 3, 4, 5), layout="channels_last").build(dtype=torch.float32) \
+    assert (
+        TensorSpec(shape=(2, 3, 4, 5), layout="channels_last")
+        .build(dtype=torch.float32)
         .is_contiguous(memory_format=torch.channels_last)
+    )
 
 
 def test_gaps_hold_poison():
     spec = TensorSpec(shape=(2, 2), layout="sliced", params=(2, 2), seed=3)
-    for dtype, check in [(torch.float32, lambda v: math.isnan(v)),
-                         (torch.int32, lambda v: v == torch.iinfo(torch.int32).max)]:
+    for dtype, check in [(torch.float32, lambda v: math.isnan(v)), (torch.int32, lambda v: v == torch.iinfo(torch.int32).max)]:
         t = spec.build(dtype=dtype)
         storage = torch.empty(0, dtype=dtype).set_(t.untyped_storage())
         used = {i * t.stride(0) + j * t.stride(1) for i in range(2) for j in range(2)}

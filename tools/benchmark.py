@@ -9,6 +9,7 @@ share of Hypothesis time spent generating inputs (its own draw-time data) versus
 test body, peak memory (largest process), and the render time of a synthetic 30,000-result
 file. With CUDA present it also times the CPU and CUDA halves of a --device cpu,cuda run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,16 +25,25 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = {"parallel_wall_s": 30.0, "parallel_efficiency": 0.80, "generation_share": 0.50,
-           "render_30k_s": 2.0, "cuda_over_cpu": 1.5}
+TARGETS = {
+    "parallel_wall_s": 30.0,
+    "parallel_efficiency": 0.80,
+    "generation_share": 0.50,
+    "render_30k_s": 2.0,
+    "cuda_over_cpu": 1.5,
+}
 
 
 def run_suite(report_dir: Path, *args: str) -> float:
     env = {**os.environ, "CI": "true"}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           f"--report-dir={report_dir}", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--report-dir={report_dir}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"benchmark: the suite failed ({' '.join(args)}):\n{done.stdout[-2000:]}")
@@ -66,14 +76,21 @@ def synthetic_results(path: Path, count: int = 30_000) -> None:
     dtypes = ["float16", "bfloat16", "float32", "float64", "int64", "bool", None]
     statuses = ["passed"] * 90 + ["failed"] * 4 + ["skipped"] * 4 + ["error", "expected failure"]
     with path.open("w") as f:
-        f.write(json.dumps({"type": "environment", "source": "synthetic", "devices": ["cpu", "cuda"],
-                            "end": "x"}) + "\n")
+        f.write(json.dumps({"type": "environment", "source": "synthetic", "devices": ["cpu", "cuda"], "end": "x"}) + "\n")
         for i in range(count):
             status = rng.choice(statuses)
-            rec = {"type": "result", "nodeid": f"conformance/test_x.py::test_{i}[cpu]", "behaviour": rng.choice(ids),
-                   "device": rng.choice(["cpu", "cuda"]), "dtype": rng.choice(dtypes), "status": status,
-                   "duration": 0.01, "examples": 25, "features": {"layout=contiguous": 10, "ndim=2": 5},
-                   "repro": f"pytest 'conformance/test_x.py::test_{i}[cpu]'"}
+            rec = {
+                "type": "result",
+                "nodeid": f"conformance/test_x.py::test_{i}[cpu]",
+                "behaviour": rng.choice(ids),
+                "device": rng.choice(["cpu", "cuda"]),
+                "dtype": rng.choice(dtypes),
+                "status": status,
+                "duration": 0.01,
+                "examples": 25,
+                "features": {"layout=contiguous": 10, "ndim=2": 5},
+                "repro": f"pytest 'conformance/test_x.py::test_{i}[cpu]'",
+            }
             if status == "failed":
                 rec.update(error="AssertionError: <b>bad</b>", example="TensorSpec(shape=(2, 3))")
             f.write(json.dumps(rec) + "\n")
@@ -102,9 +119,11 @@ def main(argv=None) -> int:
         behaviours = per_behaviour(results)
         figures["examples"] = sum(v["examples"] for v in behaviours.values())
         figures["min_examples_per_passed_item"] = min(
-            (r.get("examples") or 0 for r in results if r["status"] == "passed" and r.get("examples")), default=None)
+            (r.get("examples") or 0 for r in results if r["status"] == "passed" and r.get("examples")), default=None
+        )
         figures["slowest_behaviours"] = sorted(
-            ({"behaviour": k, **v} for k, v in behaviours.items()), key=lambda v: -v["seconds"])[:10]
+            ({"behaviour": k, **v} for k, v in behaviours.items()), key=lambda v: -v["seconds"]
+        )[:10]
         figures["behaviours"] = behaviours
 
         synthetic = tmp / "synthetic.jsonl"
@@ -126,20 +145,26 @@ def main(argv=None) -> int:
             figures["cpu_half_s"], figures["cuda_half_s"] = halves.get("cpu"), halves.get("cuda")
             figures["cuda_over_cpu"] = round(halves["cuda"] / halves["cpu"], 3) if halves.get("cpu") else None
 
-    rows = [("whole suite, -n 2 (ci profile)", figures.get("parallel_wall_s"), "parallel_wall_s", "<"),
-            ("whole suite, serial", figures.get("serial_wall_s"), None, ""),
-            ("parallel efficiency (2 workers)", figures.get("parallel_efficiency"), "parallel_efficiency", ">"),
-            ("input generation share", figures.get("generation_share"), "generation_share", "<"),
-            ("render 30,000 results (s)", figures.get("render_30k_s"), "render_30k_s", "<"),
-            ("peak memory, largest process (MB)", figures.get("peak_rss_mb"), None, ""),
-            ("CUDA half / CPU half", figures.get("cuda_over_cpu"), "cuda_over_cpu", "<")]
+    rows = [
+        ("whole suite, -n 2 (ci profile)", figures.get("parallel_wall_s"), "parallel_wall_s", "<"),
+        ("whole suite, serial", figures.get("serial_wall_s"), None, ""),
+        ("parallel efficiency (2 workers)", figures.get("parallel_efficiency"), "parallel_efficiency", ">"),
+        ("input generation share", figures.get("generation_share"), "generation_share", "<"),
+        ("render 30,000 results (s)", figures.get("render_30k_s"), "render_30k_s", "<"),
+        ("peak memory, largest process (MB)", figures.get("peak_rss_mb"), None, ""),
+        ("CUDA half / CPU half", figures.get("cuda_over_cpu"), "cuda_over_cpu", "<"),
+    ]
     print(f"{'figure':40} {'value':>10} {'target':>10}  verdict")
     for label, value, key, sense in rows:
         target = TARGETS.get(key)
-        verdict = "" if target is None or value is None else (
-            "met" if (value < target if sense == "<" else value >= target) else "MISSED")
-        print(f"{label:40} {str(value if value is not None else '-'):>10} "
-              f"{(sense + str(target)) if target else '':>10}  {verdict}")
+        verdict = (
+            ""
+            if target is None or value is None
+            else ("met" if (value < target if sense == "<" else value >= target) else "MISSED")
+        )
+        print(
+            f"{label:40} {str(value if value is not None else '-'):>10} {(sense + str(target)) if target else '':>10}  {verdict}"
+        )
     print("\nten slowest behaviours (summed item seconds, examples/s):")
     for v in figures["slowest_behaviours"]:
         print(f"  {v['seconds']:7.2f}s {str(v['examples_per_s']):>8}/s  {v['behaviour']}")

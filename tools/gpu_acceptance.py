@@ -14,6 +14,7 @@ Steps, each timed; a failing step does not stop the ones after it:
 It writes OUT/summary.json and OUT/steps.log, and exits 0 only if every step met its expectation.
 Merge OUT/run/results.jsonl with a CPU run elsewhere: python -m reports.merge a.jsonl b.jsonl -o x.html
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Per device type: a fault that fires only there, and the cross-device case it must trip.
-CROSS_DEVICE_FAULT = {"cuda": ("matmul_drift_on_cuda", "matmul.matmul_semantics"),
-                      "meta": ("softmax_wrong_dtype_off_cpu", "softmax.range_and_sum")}
+CROSS_DEVICE_FAULT = {
+    "cuda": ("matmul_drift_on_cuda", "matmul.matmul_semantics"),
+    "meta": ("softmax_wrong_dtype_off_cpu", "softmax.range_and_sum"),
+}
 
 
 class MemorySampler(threading.Thread):
@@ -45,8 +48,12 @@ class MemorySampler(threading.Thread):
 
     def run(self):
         while self.available and not self._halt.wait(0.5):
-            out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True, check=False).stdout.split()
+            out = subprocess.run(
+                ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.split()
             if out and all(v.strip().isdigit() for v in out):
                 self.peak_mib = max(self.peak_mib or 0, max(int(v) for v in out))
 
@@ -61,8 +68,9 @@ def run_step(name: str, argv: list[str], log, timeout: float = 540) -> dict:
     log.write(f"\n===== {name}: {' '.join(argv)}\n")
     log.flush()
     # A session of its own, so a step that runs out of time goes with all its xdist workers.
-    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "CI": "true"}, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env={**os.environ, "CI": "true"}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -85,33 +93,49 @@ def summarise_run(path: Path) -> dict:
         counts.setdefault(kind, Counter())[r["status"]] += 1
         seconds[kind] += r.get("duration") or 0.0
     peaks = [r["cuda_peak_mb"] for r in results if r.get("cuda_peak_mb") is not None]
-    failures = [{"nodeid": r["nodeid"], "status": r["status"], "error": (r.get("error") or "")[:300]}
-                for r in results if r["status"] in BAD]
-    return {"environment": {k: header.get(k) for k in ("torch", "cuda", "cudnn", "gpus", "python", "hypothesis",
-                                                       "profile", "seed", "devices")},
-            "counts": {k: dict(v) for k, v in counts.items()},
-            "busy_s": {k: round(v, 1) for k, v in seconds.items()},
-            "largest_test_cuda_peak_mb": max(peaks, default=None), "failures": failures}
+    failures = [
+        {"nodeid": r["nodeid"], "status": r["status"], "error": (r.get("error") or "")[:300]}
+        for r in results
+        if r["status"] in BAD
+    ]
+    return {
+        "environment": {
+            k: header.get(k) for k in ("torch", "cuda", "cudnn", "gpus", "python", "hypothesis", "profile", "seed", "devices")
+        },
+        "counts": {k: dict(v) for k, v in counts.items()},
+        "busy_s": {k: round(v, 1) for k, v in seconds.items()},
+        "largest_test_cuda_peak_mb": max(peaks, default=None),
+        "failures": failures,
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.gpu_acceptance", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.gpu_acceptance", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the evidence (made if missing)")
-    parser.add_argument("--device", default="cuda", choices=sorted(CROSS_DEVICE_FAULT),
-                        help="the device checked beside the CPU (default: cuda)")
+    parser.add_argument(
+        "--device", default="cuda", choices=sorted(CROSS_DEVICE_FAULT), help="the device checked beside the CPU (default: cuda)"
+    )
     parser.add_argument("--workers", type=int, default=min(8, max(2, (os.cpu_count() or 2) // 2)))
     parser.add_argument("--max-examples", type=int, default=None, help="override the ci profile's count")
-    parser.add_argument("--behaviour", default=None, metavar="ID[,ID...]",
-                        help="run only these behaviours or areas in the suite step (a dry run on meta "
-                             "wants `devices`: most numeric behaviours mean nothing on meta)")
+    parser.add_argument(
+        "--behaviour",
+        default=None,
+        metavar="ID[,ID...]",
+        help="run only these behaviours or areas in the suite step (a dry run on meta "
+        "wants `devices`: most numeric behaviours mean nothing on meta)",
+    )
     parser.add_argument("--label", default=None, help="the run's name in merged reports")
     args = parser.parse_args(argv)
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
-        parser.exit(4, f"{parser.prog}: error: CUDA is not available here (torch {torch.__version__}); "
-                       "use --device meta for a dry run of the plumbing\n")
+        parser.exit(
+            4,
+            f"{parser.prog}: error: CUDA is not available here (torch {torch.__version__}); "
+            "use --device meta for a dry run of the plumbing\n",
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     py = [sys.executable, "-m"]
     examples = [f"--max-examples={args.max_examples}"] if args.max_examples else []
@@ -121,9 +145,24 @@ def main(argv=None) -> int:
     with (args.out / "steps.log").open("w", encoding="utf-8") as log:
         sampler = MemorySampler()
         sampler.start()
-        step = run_step("suite", [*py, "pytest", "-q", "-p", "no:cacheprovider", "-n", str(args.workers),
-                                  f"--device=cpu,{args.device}", f"--report-dir={args.out / 'run'}",
-                                  f"--source-label={label}", *examples, *chosen], log)
+        step = run_step(
+            "suite",
+            [
+                *py,
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-n",
+                str(args.workers),
+                f"--device=cpu,{args.device}",
+                f"--report-dir={args.out / 'run'}",
+                f"--source-label={label}",
+                *examples,
+                *chosen,
+            ],
+            log,
+        )
         sampler.stop()
         results = args.out / "run" / "results.jsonl"
         if results.exists():
@@ -132,16 +171,27 @@ def main(argv=None) -> int:
         step["met"] = step["rc"] == 0
         summary["steps"]["suite"] = step
 
-        step = run_step("selftests", [*py, "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-                                      "tests/test_gpu_robustness.py"], log)
+        step = run_step("selftests", [*py, "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_gpu_robustness.py"], log)
         step["met"] = step["rc"] == 0
         summary["steps"]["selftests"] = step
 
         from conformance.faults import catalogue
 
         off_cpu = sorted(f.id for f in catalogue().values() if args.device in f.devices)
-        step = run_step("faults", [*py, "tools.killmatrix", "--faults", ",".join(off_cpu),
-                                   "--device", f"cpu,{args.device}", "--json", str(args.out / "faults.json")], log)
+        step = run_step(
+            "faults",
+            [
+                *py,
+                "tools.killmatrix",
+                "--faults",
+                ",".join(off_cpu),
+                "--device",
+                f"cpu,{args.device}",
+                "--json",
+                str(args.out / "faults.json"),
+            ],
+            log,
+        )
         if (args.out / "faults.json").exists():
             kill = json.loads((args.out / "faults.json").read_text())
             step["summary"] = kill["summary"]
@@ -150,9 +200,22 @@ def main(argv=None) -> int:
         summary["steps"]["faults"] = step
 
         fault, behaviour = CROSS_DEVICE_FAULT[args.device]
-        step = run_step("crossdev", [*py, "pytest", "-q", "-p", "no:cacheprovider", "--no-report",
-                                     f"--device={args.device}", f"--inject-fault={fault}",
-                                     f"--behaviour={behaviour}", "conformance/test_cross_device.py"], log)
+        step = run_step(
+            "crossdev",
+            [
+                *py,
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--no-report",
+                f"--device={args.device}",
+                f"--inject-fault={fault}",
+                f"--behaviour={behaviour}",
+                "conformance/test_cross_device.py",
+            ],
+            log,
+        )
         step.update(fault=fault, behaviour=behaviour, met=step["rc"] == 1)  # 1: tests failed, as they must
         summary["steps"]["crossdev"] = step
 
@@ -164,8 +227,14 @@ def main(argv=None) -> int:
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     for name, s in summary["steps"].items():
         print(f"{name:10} {'met' if s['met'] else 'NOT MET':8} rc={s['rc']} {s['wall_s']:7.1f}s")
-    print(json.dumps({k: summary["steps"]["suite"].get(k) for k in
-                      ("counts", "busy_s", "largest_test_cuda_peak_mb", "device_memory_used_peak_mib")}))
+    print(
+        json.dumps(
+            {
+                k: summary["steps"]["suite"].get(k)
+                for k in ("counts", "busy_s", "largest_test_cuda_peak_mb", "device_memory_used_peak_mib")
+            }
+        )
+    )
     print(f"evidence in {args.out}")
     return 0 if ok else 1
 

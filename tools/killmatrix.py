@@ -11,6 +11,7 @@ one of the behaviours it names fails; a failure elsewhere is listed but does not
 collection errors or crashes never count. Survivors are listed first. Exit status 1 if any
 fault that applies to the devices here survives.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,11 +65,29 @@ def run_fault(fault, scope: str, devices: list[str]) -> dict:
     if "meta" in fault.devices and "meta" not in applicable:
         applicable.append("meta")  # meta is on every machine
     if not applicable:
-        return {"fault": fault.id, "status": "not applicable", "trips": list(fault.trips),
-                "devices": list(fault.devices), "killed_by": [], "other_failures": []}
+        return {
+            "fault": fault.id,
+            "status": "not applicable",
+            "trips": list(fault.trips),
+            "devices": list(fault.devices),
+            "killed_by": [],
+            "other_failures": [],
+        }
     collector = _Collector()
-    args = ["-q", "-p", "no:cacheprovider", "--no-report", "--hypothesis-profile", "faults",
-            "--inject-fault", fault.id, "--device", ",".join(applicable), "-p", "no:randomly"]
+    args = [
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--no-report",
+        "--hypothesis-profile",
+        "faults",
+        "--inject-fault",
+        fault.id,
+        "--device",
+        ",".join(applicable),
+        "-p",
+        "no:randomly",
+    ]
     if scope == "trips":
         args += ["--behaviour", ",".join(fault.trips)]
     start = time.perf_counter()
@@ -77,20 +96,32 @@ def run_fault(fault, scope: str, devices: list[str]) -> dict:
     seconds = time.perf_counter() - start
     killers = {b: v for b, v in collector.failed.items() if b in fault.trips}
     return {
-        "fault": fault.id, "status": "killed" if killers else "survived", "trips": list(fault.trips),
-        "devices": list(fault.devices), "description": fault.description,
-        "killed_by": sorted(killers), "other_failures": sorted(set(collector.failed) - set(killers)),
-        "examples_to_kill": min(killers.values(), default=None), "failing_tests": sorted(collector.failing_tests),
-        "seconds": round(seconds, 2), "tests_run": collector.ran, "errors": collector.errors,
+        "fault": fault.id,
+        "status": "killed" if killers else "survived",
+        "trips": list(fault.trips),
+        "devices": list(fault.devices),
+        "description": fault.description,
+        "killed_by": sorted(killers),
+        "other_failures": sorted(set(collector.failed) - set(killers)),
+        "examples_to_kill": min(killers.values(), default=None),
+        "failing_tests": sorted(collector.failing_tests),
+        "seconds": round(seconds, 2),
+        "tests_run": collector.ran,
+        "errors": collector.errors,
     }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance.faults.killmatrix", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m conformance.faults.killmatrix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--faults", help="comma-separated fault ids (default: all)")
-    parser.add_argument("--scope", choices=["trips", "all"], default="trips",
-                        help="run only the behaviours each fault names (default) or the whole suite")
+    parser.add_argument(
+        "--scope",
+        choices=["trips", "all"],
+        default="trips",
+        help="run only the behaviours each fault names (default) or the whole suite",
+    )
     parser.add_argument("--device", default=None, help="devices to run on (default: cpu, plus cuda if present)")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--html", type=Path, help="render the kill matrix as HTML here")
@@ -121,20 +152,29 @@ def main(argv=None) -> int:
     results.sort(key=lambda r: (order[r["status"]], r["fault"]))
     print(f"{'fault':40} {'status':14} {'examples':>8} {'seconds':>8}  killed by")
     for r in results:
-        print(f"{r['fault']:40} {r['status']:14} {str(r.get('examples_to_kill') or '-'):>8} "
-              f"{str(r.get('seconds', '-')):>8}  {', '.join(r['killed_by']) or '-'}")
+        print(
+            f"{r['fault']:40} {r['status']:14} {str(r.get('examples_to_kill') or '-'):>8} "
+            f"{str(r.get('seconds', '-')):>8}  {', '.join(r['killed_by']) or '-'}"
+        )
     killed = [r for r in results if r["status"] == "killed"]
     survived = [r for r in results if r["status"] == "survived"]
     kills = sorted(r["examples_to_kill"] for r in killed if r.get("examples_to_kill"))
-    summary = {"faults": len(results), "killed": len(killed), "survived": len(survived),
-               "not_applicable": len(results) - len(killed) - len(survived),
-               "median_examples_to_kill": kills[len(kills) // 2] if kills else None,
-               "worst_examples_to_kill": kills[-1] if kills else None, "devices": devices, "scope": args.scope}
+    summary = {
+        "faults": len(results),
+        "killed": len(killed),
+        "survived": len(survived),
+        "not_applicable": len(results) - len(killed) - len(survived),
+        "median_examples_to_kill": kills[len(kills) // 2] if kills else None,
+        "worst_examples_to_kill": kills[-1] if kills else None,
+        "devices": devices,
+        "scope": args.scope,
+    }
     print(json.dumps(summary))
     if args.json:
         atomic_write(args.json, json.dumps({"summary": summary, "results": results}, indent=1))
     if args.html:
         from reports.killmatrix import render
+
         atomic_write(args.html, render(summary, results))
     return 1 if survived else 0
 

@@ -7,6 +7,7 @@ Each run uses the `default` profile (ci's 25 examples per item, randomized) with
 --hypothesis-seed, so every run draws different inputs. A flaky test is one whose status is not
 the same in every run; on stock torch there must be none. Exit status 1 if any is found.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,20 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             out = Path(tmp) / str(seed)
-            cmd = [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
-                   "--hypothesis-profile", "default", f"--hypothesis-seed={seed}", f"--report-dir={out}"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-n",
+                "2",
+                "-p",
+                "no:cacheprovider",
+                "--hypothesis-profile",
+                "default",
+                f"--hypothesis-seed={seed}",
+                f"--report-dir={out}",
+            ]
             if args.device:
                 cmd.append(f"--device={args.device}")
             start = time.perf_counter()
@@ -55,8 +68,7 @@ def main(argv=None) -> int:
             runs.append({"seed": seed, "exit": done.returncode, "seconds": round(seconds, 1), **counts})
             print(f"seed {seed:4}: exit {done.returncode}, {seconds:5.1f}s, {dict(counts)}", flush=True)
     flaky = {node: v for node, v in verdicts.items() if len(set(v.values())) > 1 or len(v) != len(runs)}
-    failing = {node: v for node, v in verdicts.items() if node not in flaky and
-               set(v.values()) & set(BAD)}
+    failing = {node: v for node, v in verdicts.items() if node not in flaky and set(v.values()) & set(BAD)}
     print(f"\n{len(runs)} runs, {len(verdicts)} test items, {sum(r['seconds'] for r in runs):.0f}s in all")
     print(f"flaky (verdict changed between seeds): {len(flaky)}")
     for node, v in sorted(flaky.items()):

@@ -11,6 +11,7 @@ Each area has one TOML file here. An entry is one documented statement:
 
 This module reads TOML only (no torch), so the report renderer can use it too.
 """
+
 from __future__ import annotations
 
 import tomllib
@@ -68,8 +69,7 @@ def _load_area(path: Path) -> Area:
         if unknown or not {"statement", "doc"} <= set(entry):
             raise CatalogueError(f"{path.name}: entry {key!r} has fields {sorted(entry)}")
         if ("note" in entry) != ("verdict" in entry) or entry.get("verdict", "right") not in VERDICTS:
-            raise CatalogueError(f"{path.name}: entry {key!r} needs note and verdict together, "
-                                 f"verdict one of {VERDICTS}")
+            raise CatalogueError(f"{path.name}: entry {key!r} needs note and verdict together, verdict one of {VERDICTS}")
         if entry.get("note") is not None and entry["note"] not in NOTES:
             raise CatalogueError(f"{path.name}: entry {key!r} names unknown note {entry['note']}")
         behaviours.append(Behaviour(id=f"{name}.{key}", area=name, **entry))

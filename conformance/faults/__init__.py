@@ -21,6 +21,7 @@ type test that inside the replacement. `devices` lists the device types the faul
 (CUDA-only faults are proved on a GPU). Run one with `pytest --inject-fault ID`; run them all
 with `python -m tools.killmatrix`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -55,14 +56,18 @@ class Patcher:
 
     def replace(self, owner, name: str) -> Callable:
         """Decorator: `broken(original, *args, **kwargs)` becomes `owner.name`."""
+
         def install(broken: Callable) -> Callable:
             def make(original):
                 @functools.wraps(original)
                 def replacement(*args, **kwargs):
                     return broken(original, *args, **kwargs)
+
                 return replacement
+
             self.method(owner, name, make)
             return broken
+
         return install
 
     def undo(self) -> None:
@@ -81,9 +86,9 @@ def fault(fault_id: str, *, trips: list[str], devices: tuple[str, ...] = ("cpu",
     def register(install):
         if fault_id in _REGISTRY:
             raise ValueError(f"fault {fault_id!r} registered twice")
-        _REGISTRY[fault_id] = Fault(fault_id, tuple(trips), (install.__doc__ or "").strip(),
-                                    install, devices, gpus)
+        _REGISTRY[fault_id] = Fault(fault_id, tuple(trips), (install.__doc__ or "").strip(), install, devices, gpus)
         return install
+
     return register
 
 

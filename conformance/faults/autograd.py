@@ -1,4 +1,5 @@
 """Faults in autograd and leaf status (catalogue area `autograd`)."""
+
 import torch
 
 from conformance.faults import fault
@@ -20,6 +21,7 @@ def _leaves(t):
 @fault("factories_require_grad", trips=["autograd.default_no_grad"])
 def _(patch):
     """torch.zeros returns tensors that require grad (the note's claim) where the dtype allows."""
+
     @patch.replace(torch, "zeros")
     def zeros(orig, *size, **k):
         out = orig(*size, **k)
@@ -35,6 +37,7 @@ def _(patch):
 @fault("to_dtype_makes_leaf", trips=["autograd.to_makes_non_leaf"])
 def _(patch):
     """.to(dtype) of a leaf that requires grad returns a fresh leaf instead of a recorded copy."""
+
     @patch.replace(torch.Tensor, "to")
     def to(orig, self, *a, **k):
         out = orig(self, *a, **k)
@@ -46,6 +49,7 @@ def _(patch):
 @fault("to_cuda_makes_leaf", trips=["autograd.to_makes_non_leaf"], devices=("cuda",))
 def _(patch):
     """.to('cuda') of a leaf that requires grad returns a leaf (CUDA only)."""
+
     @patch.replace(torch.Tensor, "to")
     def to(orig, self, *a, **k):
         out = orig(self, *a, **k)
@@ -57,6 +61,7 @@ def _(patch):
 @fault("to_always_copies", trips=["autograd.to_returns_self"])
 def _(patch):
     """.to() copies even when dtype and device already match."""
+
     @patch.replace(torch.Tensor, "to")
     def to(orig, self, *args, **kwargs):
         out = orig(self, *args, **kwargs)
@@ -66,11 +71,18 @@ def _(patch):
 @fault("to_in_place", trips=["autograd.to_not_in_place"])
 def _(patch):
     """.to(device, dtype) also rewrites the source tensor's data in place."""
+
     @patch.replace(torch.Tensor, "to")
     def to(orig, self, *a, **k):
         out = orig(self, *a, **k)
-        if out is not self and not self.requires_grad and self.device.type == "cpu" and out.device.type != "meta" \
-                and self.numel() and out.dtype == torch.bool:
+        if (
+            out is not self
+            and not self.requires_grad
+            and self.device.type == "cpu"
+            and out.device.type != "meta"
+            and self.numel()
+            and out.dtype == torch.bool
+        ):
             with torch.no_grad():
                 self.zero_()
         return out
@@ -79,6 +91,7 @@ def _(patch):
 @fault("integral_to_keeps_grad", trips=["autograd.to_integral_drops_grad"])
 def _(patch):
     """.to(integral dtype) of a tensor requiring grad hands back a float tensor that requires grad."""
+
     @patch.replace(torch.Tensor, "to")
     def to(orig, self, *a, **k):
         out = orig(self, *a, **k)
@@ -90,6 +103,7 @@ def _(patch):
 @fault("scalar_backward_uses_two", trips=["autograd.backward_scalar_default", "autograd.worked_example"])
 def _(patch):
     """backward() of a scalar seeds the gradient with 2 instead of 1."""
+
     @patch.replace(torch.Tensor, "backward")
     def backward(orig, self, gradient=None, *a, **k):
         if gradient is None and self.numel() == 1:
@@ -100,6 +114,7 @@ def _(patch):
 @fault("nonscalar_backward_sums", trips=["autograd.backward_nonscalar_raises"])
 def _(patch):
     """backward() of a non-scalar without gradient silently uses ones."""
+
     @patch.replace(torch.Tensor, "backward")
     def backward(orig, self, gradient=None, *a, **k):
         if gradient is None and self.numel() > 1:
@@ -110,6 +125,7 @@ def _(patch):
 @fault("backward_ignores_v", trips=["autograd.vector_jacobian_product"])
 def _(patch):
     """y.backward(v) ignores v and uses ones."""
+
     @patch.replace(torch.Tensor, "backward")
     def backward(orig, self, gradient=None, *a, **k):
         if gradient is not None and self.numel() > 1:
@@ -120,6 +136,7 @@ def _(patch):
 @fault("grads_overwrite", trips=["autograd.grad_accumulates"])
 def _(patch):
     """Each backward overwrites .grad instead of accumulating into it."""
+
     @patch.replace(torch.Tensor, "backward")
     def backward(orig, self, *a, **k):
         for leaf in _leaves(self):
@@ -138,15 +155,20 @@ def _(patch):
             if value is None and self.requires_grad and self.is_leaf:
                 return torch.zeros_like(self)
             return value
+
         return property(get, descriptor.__set__, descriptor.__delete__)
+
     patch.method(torch.Tensor, "grad", make)
 
 
 @fault("graph_always_retained", trips=["autograd.retain_graph"])
 def _(patch):
     """backward always retains the graph, so a second backward never raises."""
-    patch.method(torch.Tensor, "backward", lambda orig: lambda self, gradient=None, retain_graph=None, *a, **k:
-                 orig(self, gradient, True, *a, **k))
+    patch.method(
+        torch.Tensor,
+        "backward",
+        lambda orig: lambda self, gradient=None, retain_graph=None, *a, **k: orig(self, gradient, True, *a, **k),
+    )
 
 
 @fault("retain_grad_noop", trips=["autograd.non_leaf_grad_none"])
@@ -169,16 +191,19 @@ def _(patch):
     class NoGrad(contextlib.nullcontext):
         def __call__(self, fn):
             return fn
+
     patch.method(torch, "no_grad", lambda orig: NoGrad)
 
 
 @fault("tensor_of_tensor_aliases", trips=["autograd.tensor_of_tensor_copies"])
 def _(patch):
     """torch.tensor(t) returns t.detach(), sharing storage."""
+
     @patch.replace(torch, "tensor")
     def tensor(orig, data, *a, **k):
         if isinstance(data, torch.Tensor) and not a and not k:
             import warnings
+
             warnings.warn("use sourceTensor.clone().detach()", UserWarning, stacklevel=2)
             return data.detach()
         return orig(data, *a, **k)
@@ -193,15 +218,18 @@ def _(patch):
 @fault("hooks_not_run", trips=["autograd.hooks_receive_grad", "autograd.hook_closure_late_binding"])
 def _(patch):
     """register_hook accepts the hook and never calls it."""
+
     class Handle:
         def remove(self):
             pass
+
     patch.method(torch.Tensor, "register_hook", lambda orig: lambda self, hook: Handle())
 
 
 @fault("created_with_grad_not_leaf", trips=["autograd.created_are_leaves"])
 def _(patch):
     """torch.zeros(requires_grad=True) returns a non-leaf (as if it were computed)."""
+
     @patch.replace(torch, "zeros")
     def zeros(orig, *size, requires_grad=False, **k):
         out = orig(*size, **k)
@@ -211,6 +239,7 @@ def _(patch):
 @fault("ops_make_leaves", trips=["autograd.ops_make_non_leaves"])
 def _(patch):
     """Adding to a tensor that requires grad returns a fresh leaf (history lost)."""
+
     @patch.replace(torch.Tensor, "__add__")
     def add(orig, self, other):
         out = orig(self, other)

@@ -1,4 +1,5 @@
 """Faults in creation and dtype inheritance (catalogue area `creation`)."""
+
 import torch
 
 from conformance.faults import fault
@@ -13,6 +14,7 @@ def _(patch):
 @fault("rand_closed_interval", trips=["creation.rand_half_open"])
 def _(patch):
     """rand can return exactly 1 (the note's [0, 1])."""
+
     @patch.replace(torch, "rand")
     def rand(orig, *size, **k):
         out = orig(*size, **k)
@@ -24,6 +26,7 @@ def _(patch):
 @fault("like_ignores_source_dtype", trips=["creation.like_inherits"])
 def _(patch):
     """zeros_like returns the default dtype instead of the source's."""
+
     @patch.replace(torch, "zeros_like")
     def zeros_like(orig, t, dtype=None, **kwargs):
         return orig(t, dtype=dtype or torch.get_default_dtype(), **kwargs)
@@ -32,6 +35,7 @@ def _(patch):
 @fault("randn_like_integers", trips=["creation.randn_like_integral_raises"])
 def _(patch):
     """randn_like of an integral dtype rounds normal samples instead of raising."""
+
     @patch.replace(torch, "randn_like")
     def randn_like(orig, t, dtype=None, **k):
         dtype = dtype or t.dtype
@@ -55,6 +59,7 @@ def _(patch):
 @fault("tensor_two_ints_is_empty", trips=["creation.tensor_two_ints_raises"])
 def _(patch):
     """torch.tensor(5, 3) makes a 5x3 tensor (the note's claim)."""
+
     @patch.replace(torch, "tensor")
     def tensor(orig, data, *a, **k):
         if isinstance(data, int) and a and isinstance(a[0], int):

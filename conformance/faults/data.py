@@ -1,4 +1,5 @@
 """Faults in data loading (catalogue area `data`)."""
+
 import torch
 from torch.utils import data as tud
 from torch.utils.data._utils import collate
@@ -9,6 +10,7 @@ from conformance.faults import fault
 @fault("collate_dicts_as_list", trips=["data.collate_dicts"])
 def _(patch):
     """The default collate returns a list of dicts instead of a dict of batches."""
+
     @patch.replace(collate, "default_collate")
     def default_collate(orig, batch):
         return list(batch) if batch and isinstance(batch[0], dict) else orig(batch)
@@ -17,6 +19,7 @@ def _(patch):
 @fault("collate_floats_to_float32", trips=["data.collate_tuples"])
 def _(patch):
     """The default collate turns Python floats into float32 instead of float64."""
+
     @patch.replace(collate, "default_collate")
     def default_collate(orig, batch):
         out = orig(batch)
@@ -28,6 +31,7 @@ def _(patch):
 @fault("collate_sorts_indices", trips=["data.dataset_returns_index"])
 def _(patch):
     """The default collate sorts integer fields, so returned indices no longer match their samples."""
+
     @patch.replace(collate, "default_collate")
     def default_collate(orig, batch):
         out = orig(batch)
@@ -39,6 +43,7 @@ def _(patch):
 @fault("drop_last_ignored", trips=["data.last_batch_smaller"])
 def _(patch):
     """DataLoader ignores drop_last."""
+
     @patch.replace(tud.DataLoader, "__init__")
     def init(orig, self, *a, drop_last=False, **k):
         orig(self, *a, **k)
@@ -47,6 +52,7 @@ def _(patch):
 @fault("iterable_shuffle_allowed", trips=["data.iterable_dataset_epochs"])
 def _(patch):
     """DataLoader accepts shuffle=True for an IterableDataset and ignores it."""
+
     @patch.replace(tud.DataLoader, "__init__")
     def init(orig, self, dataset, *a, shuffle=None, **k):
         if isinstance(dataset, tud.IterableDataset):
@@ -57,6 +63,7 @@ def _(patch):
 @fault("random_split_overlaps", trips=["data.random_split_sizes"])
 def _(patch):
     """random_split hands out overlapping parts: each starts from index 0."""
+
     @patch.replace(tud, "random_split")
     def random_split(orig, dataset, lengths, generator=None):
         parts = orig(dataset, lengths, generator=generator) if generator is not None else orig(dataset, lengths)

@@ -1,4 +1,5 @@
 """Faults in device moves (catalogue area `devices`)."""
+
 import copy
 
 import torch
@@ -10,6 +11,7 @@ from conformance.faults import fault
 @fault("to_device_drops_dtype", trips=["devices.to_device_and_dtype"], devices=("meta", "cuda"))
 def _(patch):
     """.to(device, dtype) moves the tensor but keeps its dtype."""
+
     @patch.replace(torch.Tensor, "to")
     def to(orig, self, *a, **k):
         if len(a) == 2 and isinstance(a[1], torch.dtype) and not isinstance(a[0], torch.dtype):
@@ -20,6 +22,7 @@ def _(patch):
 @fault("to_device_object_ignored", trips=["devices.to_forms_agree"], devices=("meta", "cuda"))
 def _(patch):
     """.to(torch.device(...)) leaves the tensor where it is; only strings move it."""
+
     @patch.replace(torch.Tensor, "to")
     def to(orig, self, *a, **k):
         if len(a) == 1 and isinstance(a[0], torch.device) and not k:
@@ -46,6 +49,7 @@ def _(patch):
 @fault("mixed_devices_moved_silently", trips=["devices.mixed_devices_raise"], devices=("meta", "cuda"))
 def _(patch):
     """Adding a CPU tensor to a tensor on another device moves it instead of raising."""
+
     @patch.replace(torch.Tensor, "__add__")
     def add(orig, self, other):
         if isinstance(other, torch.Tensor) and other.device != self.device and other.dim():
@@ -62,13 +66,13 @@ def _(patch):
 @fault("module_to_copies", trips=["devices.module_moves_in_place"], devices=("meta", "cuda"))
 def _(patch):
     """Module.to returns a moved copy and leaves the original where it was."""
+
     @patch.replace(nn.Module, "to")
     def to(orig, self, *a, **k):
         return orig(copy.deepcopy(self), *a, **k)
 
 
-@fault("cuda_device_context_noop", trips=["devices.cuda_device_context", "devices.two_gpu_copies"],
-       devices=("cuda",), gpus=2)
+@fault("cuda_device_context_noop", trips=["devices.cuda_device_context", "devices.two_gpu_copies"], devices=("cuda",), gpus=2)
 def _(patch):
     """torch.cuda.device(i) leaves the current device unchanged (observable with two GPUs)."""
     import contextlib
@@ -79,6 +83,7 @@ def _(patch):
 @fault("cross_gpu_copy_stays", trips=["devices.two_gpu_copies"], devices=("cuda",), gpus=2)
 def _(patch):
     """.to('cuda:1') of a cuda:0 tensor returns it unmoved."""
+
     @patch.replace(torch.Tensor, "to")
     def to(orig, self, *a, **k):
         if a and str(a[0]).startswith("cuda:") and self.device.type == "cuda":

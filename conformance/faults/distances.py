@@ -1,4 +1,5 @@
 """Faults in distances (catalogue area `distances`)."""
+
 import torch
 import torch.nn.functional as F
 
@@ -8,6 +9,7 @@ from conformance.faults import DRIFT, fault
 @fault("pdist_includes_diagonal", trips=["distances.pdist_length", "distances.pdist_rebuilds_cdist"])
 def _(patch):
     """pdist returns N(N+1)/2 values, the diagonal's zeros included."""
+
     @patch.replace(F, "pdist")
     def pdist(orig, x, p=2):
         n = x.shape[0]

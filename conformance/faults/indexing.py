@@ -1,4 +1,5 @@
 """Faults in indexing (catalogue area `indexing`)."""
+
 import torch
 
 from conformance.faults import fault
@@ -7,6 +8,7 @@ from conformance.faults import fault
 @fault("index_put_skips_last", trips=["indexing.list_index_assignment", "indexing.mask_from_index_assignment"])
 def _(patch):
     """Assignment through an index list or index tensor skips the last index."""
+
     @patch.replace(torch.Tensor, "__setitem__")
     def setitem(orig, self, index, value):
         if isinstance(index, list) and len(index) > 1:
@@ -20,6 +22,7 @@ def _(patch):
 @fault("advanced_index_aliases_ranges", trips=["indexing.advanced_indexing_copies"])
 def _(patch):
     """Indexing with a list of consecutive indices returns a view (narrow) instead of a copy."""
+
     @patch.replace(torch.Tensor, "__getitem__")
     def getitem(orig, self, index):
         if isinstance(index, list) and index and index == list(range(index[0], index[0] + len(index))):
@@ -30,6 +33,7 @@ def _(patch):
 @fault("negative_step_flips", trips=["indexing.negative_step_raises"])
 def _(patch):
     """A negative slice step returns a flipped copy instead of raising ValueError."""
+
     @patch.replace(torch.Tensor, "__getitem__")
     def getitem(orig, self, index):
         if isinstance(index, slice) and index.step is not None and index.step < 0:

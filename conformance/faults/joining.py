@@ -1,4 +1,5 @@
 """Faults in joining tensors (catalogue area `joining`)."""
+
 import torch
 
 from conformance.faults import fault
@@ -13,6 +14,7 @@ def _(patch):
 @fault("stack_unequal_broadcasts", trips=["joining.stack_unequal_raises"])
 def _(patch):
     """stack of unequal shapes silently returns zeros instead of raising."""
+
     @patch.replace(torch, "stack")
     def stack(orig, tensors, dim=0, **k):
         try:
@@ -24,6 +26,7 @@ def _(patch):
 @fault("stack_scalars_keeps_2d", trips=["joining.stack_zero_dim"])
 def _(patch):
     """stack of 0-d tensors gives an (n, 1) tensor."""
+
     @patch.replace(torch, "stack")
     def stack(orig, tensors, dim=0, **k):
         out = orig(tensors, dim, **k)
@@ -33,6 +36,7 @@ def _(patch):
 @fault("cat_no_promotion", trips=["joining.cat_promotes"])
 def _(patch):
     """cat casts every input to the first one's dtype."""
+
     @patch.replace(torch, "cat")
     def cat(orig, tensors, dim=0, **k):
         tensors = list(tensors)
@@ -42,6 +46,7 @@ def _(patch):
 @fault("cat_scalars_stack", trips=["joining.cat_zero_dim_raises"])
 def _(patch):
     """cat of 0-d tensors stacks them instead of raising."""
+
     @patch.replace(torch, "cat")
     def cat(orig, tensors, dim=0, **k):
         tensors = list(tensors)
@@ -53,6 +58,7 @@ def _(patch):
 @fault("cat_rejects_empty_1d", trips=["joining.cat_empty_1d_joins_anything"])
 def _(patch):
     """cat refuses a 1-D empty tensor beside tensors of other ranks."""
+
     @patch.replace(torch, "cat")
     def cat(orig, tensors, dim=0, **k):
         tensors = list(tensors)
@@ -70,11 +76,11 @@ def _(patch):
 @fault("split_drops_remainder", trips=["joining.cat_inverts_split"])
 def _(patch):
     """split drops the last, smaller piece."""
+
     @patch.replace(torch, "split")
     def split(orig, tensor, split_size_or_sections, dim=0):
         parts = orig(tensor, split_size_or_sections, dim)
-        if isinstance(split_size_or_sections, int) and len(parts) > 1 and \
-                parts[-1].shape[dim] != split_size_or_sections:
+        if isinstance(split_size_or_sections, int) and len(parts) > 1 and parts[-1].shape[dim] != split_size_or_sections:
             return parts[:-1]
         return parts
 
@@ -82,6 +88,7 @@ def _(patch):
 @fault("tensor_of_tensors_nested", trips=["joining.tensor_of_tensors"])
 def _(patch):
     """torch.tensor of one-element 1-D tensors keeps them as rows: shape (n, 1)."""
+
     @patch.replace(torch, "tensor")
     def tensor(orig, data, *a, **k):
         if isinstance(data, list) and data and all(isinstance(d, torch.Tensor) and d.dim() == 1 for d in data):

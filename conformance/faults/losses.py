@@ -1,4 +1,5 @@
 """Faults in losses (catalogue area `losses`)."""
+
 import torch
 import torch.nn.functional as F
 
@@ -8,29 +9,33 @@ from conformance.faults import DRIFT, fault
 @fault("nll_mean_by_weight_sum", trips=["losses.nll_mean_weighted"])
 def _(patch):
     """NLLLoss 'mean' divides by weight.sum(), the note's claim."""
+
     def make(orig):
-        def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                     reduction="mean"):
+        def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
             if reduction == "mean" and weight is not None:
                 return orig(input, target, weight, None, ignore_index, None, "sum") / weight.sum()
             return orig(input, target, weight, size_average, ignore_index, reduce, reduction)
+
         return nll_loss
+
     patch.method(F, "nll_loss", make)
 
 
 @fault("nll_counts_ignored", trips=["losses.nll_ignore_index"])
 def _(patch):
     """Ignored targets still count in the 'mean' denominator (as weight 1)."""
+
     def make(orig):
-        def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                     reduction="mean"):
+        def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
             if reduction != "mean":
                 return orig(input, target, weight, size_average, ignore_index, reduce, reduction)
             total = orig(input, target, weight, None, ignore_index, None, "sum")
             kept = target != ignore_index
             w = weight if weight is not None else torch.ones(input.shape[1], dtype=input.dtype, device=input.device)
             return total / (w[torch.where(kept, target, 0)] * kept).sum().add((~kept).sum())
+
         return nll_loss
+
     patch.method(F, "nll_loss", make)
 
 
@@ -43,6 +48,7 @@ def _(patch):
 @fault("nll_sum_drops_last", trips=["losses.nll_sum"])
 def _(patch):
     """NLLLoss 'sum' leaves out the last sample."""
+
     @patch.replace(F, "nll_loss")
     def nll_loss(orig, input, target, *a, reduction="mean", **k):
         if reduction == "sum" and input.shape[0] > 1:
@@ -53,6 +59,7 @@ def _(patch):
 @fault("nll_all_ignored_is_one", trips=["losses.nll_all_ignored_observed"])
 def _(patch):
     """NLLLoss 'mean' with every target ignored returns 1."""
+
     @patch.replace(F, "nll_loss")
     def nll_loss(orig, input, target, *a, ignore_index=-100, reduction="mean", **k):
         out = orig(input, target, *a, ignore_index=ignore_index, reduction=reduction, **k)
@@ -64,6 +71,7 @@ def _(patch):
 @fault("cross_entropy_skips_log_softmax_weight", trips=["losses.ce_equals_nll_log_softmax"])
 def _(patch):
     """CrossEntropyLoss drops its class weights."""
+
     @patch.replace(F, "cross_entropy")
     def cross_entropy(orig, input, target, weight=None, *a, **k):
         return orig(input, target, None, *a, **k)
@@ -72,20 +80,25 @@ def _(patch):
 @fault("cross_entropy_probabilities_by_weight", trips=["losses.ce_probability_targets"])
 def _(patch):
     """With probability targets, 'mean' divides by N * mean(weight) instead of N."""
+
     def make(orig):
-        def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
-                          reduction="mean", label_smoothing=0.0):
+        def cross_entropy(
+            input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean", label_smoothing=0.0
+        ):
             out = orig(input, target, weight, size_average, ignore_index, reduce, reduction, label_smoothing)
             if target.is_floating_point() and reduction == "mean" and weight is not None:
                 return out / weight.mean()
             return out
+
         return cross_entropy
+
     patch.method(F, "cross_entropy", make)
 
 
 @fault("label_smoothing_ignored", trips=["losses.ce_label_smoothing"])
 def _(patch):
     """CrossEntropyLoss ignores label_smoothing."""
+
     @patch.replace(F, "cross_entropy")
     def cross_entropy(orig, *a, label_smoothing=0.0, **k):
         return orig(*a, **k)
@@ -94,6 +107,7 @@ def _(patch):
 @fault("mse_mean_by_n_minus_one", trips=["losses.mse_reductions"])
 def _(patch):
     """MSELoss 'mean' divides by numel - 1."""
+
     @patch.replace(F, "mse_loss")
     def mse_loss(orig, input, target, size_average=None, reduce=None, reduction="mean", weight=None):
         if reduction == "mean" and input.numel() > 1:
@@ -104,6 +118,7 @@ def _(patch):
 @fault("kl_div_arguments_swapped", trips=["losses.kl_div_definition"])
 def _(patch):
     """kl_div computes q (log q - log p): the arguments the note warns about, swapped."""
+
     @patch.replace(F, "kl_div")
     def kl_div(orig, input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
         log_p = target if log_target else target.log()
@@ -113,6 +128,7 @@ def _(patch):
 @fault("kl_div_ignores_log_target", trips=["losses.kl_div_log_target"])
 def _(patch):
     """kl_div treats a log target as probabilities."""
+
     @patch.replace(F, "kl_div")
     def kl_div(orig, input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
         return orig(input, target, reduction=reduction)
@@ -121,6 +137,7 @@ def _(patch):
 @fault("kl_div_batchmean_is_mean", trips=["losses.kl_div_batchmean"])
 def _(patch):
     """'batchmean' divides by numel like 'mean'."""
+
     @patch.replace(F, "kl_div")
     def kl_div(orig, input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
         if reduction == "batchmean":

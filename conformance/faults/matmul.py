@@ -1,4 +1,5 @@
 """Faults in matrix products (catalogue area `matmul`)."""
+
 import torch
 
 from conformance.faults import DRIFT, fault
@@ -7,6 +8,7 @@ from conformance.faults import DRIFT, fault
 @fault("matmul_drift_on_cuda", trips=["matmul.matmul_semantics"], devices=("cuda",))
 def _(patch):
     """matmul is off by 0.1% on CUDA only (caught by the cross-device check on a GPU)."""
+
     @patch.replace(torch, "matmul")
     def matmul(orig, a, b, **k):
         out = orig(a, b, **k)
@@ -16,6 +18,7 @@ def _(patch):
 @fault("mul_half_drift", trips=["matmul.mul_elementwise"])
 def _(patch):
     """mul is off by 1% for float16 inputs only."""
+
     @patch.replace(torch, "mul")
     def mul(orig, a, b, *args, **k):
         out = orig(a, b, *args, **k)
@@ -31,6 +34,7 @@ def _(patch):
 @fault("mm_broadcasts", trips=["matmul.mm_2d_only"])
 def _(patch):
     """mm accepts batched and vector operands by deferring to matmul."""
+
     @patch.replace(torch, "mm")
     def mm(orig, a, b, **k):
         if a.dim() != 2 or b.dim() != 2:
@@ -41,6 +45,7 @@ def _(patch):
 @fault("bmm_truncates_batch", trips=["matmul.bmm_batches"])
 def _(patch):
     """bmm with unequal batch sizes multiplies the common prefix instead of raising."""
+
     @patch.replace(torch, "bmm")
     def bmm(orig, a, b, **k):
         if a.dim() == 3 and b.dim() == 3 and a.shape[0] != b.shape[0]:
@@ -52,10 +57,13 @@ def _(patch):
 @fault("matmul_promotes", trips=["matmul.mismatched_dtypes_raise"])
 def _(patch):
     """matmul and mm promote mismatched dtypes instead of raising."""
+
     def promote(orig):
         def product(a, b, **k):
             dtype = torch.promote_types(a.dtype, b.dtype)
             return orig(a.to(dtype), b.to(dtype), **k)
+
         return product
+
     patch.method(torch, "matmul", promote)
     patch.method(torch, "mm", promote)

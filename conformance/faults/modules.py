@@ -1,4 +1,5 @@
 """Faults in modules (catalogue area `modules`)."""
+
 import copy
 
 import torch
@@ -22,22 +23,29 @@ def _(patch):
 @fault("named_parameters_unprefixed", trips=["modules.named_parameters"])
 def _(patch):
     """named_parameters() drops the submodule prefix from names."""
-    patch.method(nn.Module, "named_parameters", lambda orig: lambda self, *a, **k:
-                 ((name.rsplit(".", 1)[-1], p) for name, p in orig(self, *a, **k)))
+    patch.method(
+        nn.Module,
+        "named_parameters",
+        lambda orig: lambda self, *a, **k: ((name.rsplit(".", 1)[-1], p) for name, p in orig(self, *a, **k)),
+    )
 
 
 @fault("state_dict_copies", trips=["modules.state_dict_aliases"])
 def _(patch):
     """state_dict() returns copies (the note's reading) instead of aliases."""
-    patch.method(nn.Module, "state_dict", lambda orig: lambda self, *a, **k:
-                 {name: t.clone() for name, t in orig(self, *a, **k).items()})
+    patch.method(
+        nn.Module, "state_dict", lambda orig: lambda self, *a, **k: {name: t.clone() for name, t in orig(self, *a, **k).items()}
+    )
 
 
 @fault("load_state_dict_assigns", trips=["modules.load_state_dict_copies"])
 def _(patch):
     """load_state_dict swaps in the given tensors instead of copying values into the parameters."""
-    patch.method(nn.Module, "load_state_dict", lambda orig: lambda self, state, strict=True, assign=False:
-                 orig(self, state, strict=strict, assign=True))
+    patch.method(
+        nn.Module,
+        "load_state_dict",
+        lambda orig: lambda self, state, strict=True, assign=False: orig(self, state, strict=strict, assign=True),
+    )
 
 
 @fault("dropout_ignores_eval", trips=["modules.eval_dropout_identity"])
@@ -49,6 +57,7 @@ def _(patch):
 @fault("batchnorm_eval_uses_batch_stats", trips=["modules.eval_batchnorm_running_stats"])
 def _(patch):
     """BatchNorm in eval() normalises with the batch statistics."""
+
     @patch.replace(nn.BatchNorm1d, "forward")
     def forward(orig, self, x):
         if self.training:
@@ -59,6 +68,7 @@ def _(patch):
 @fault("eval_disables_grad", trips=["modules.modes_independent"])
 def _(patch):
     """eval() also turns grad mode off."""
+
     @patch.replace(nn.Module, "eval")
     def eval_(orig, self):
         torch.set_grad_enabled(False)
@@ -91,6 +101,7 @@ def _(patch):
 @fault("conv2d_ceil_mode", trips=["modules.conv2d_output_shape"])
 def _(patch):
     """Conv2d rounds its output size up when the stride does not divide evenly."""
+
     @patch.replace(nn.Conv2d, "forward")
     def forward(orig, self, x):
         s = self.stride[0]

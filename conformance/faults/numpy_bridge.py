@@ -1,4 +1,5 @@
 """Faults in numPy bridge (catalogue area `numpy_bridge`)."""
+
 import numpy as np
 import torch
 
@@ -14,6 +15,7 @@ def _(patch):
 @fault("numpy_copies_strided", trips=["numpy_bridge.numpy_shares_memory"])
 def _(patch):
     """Tensor.numpy() of a non-contiguous tensor silently returns a contiguous copy."""
+
     @patch.replace(torch.Tensor, "numpy")
     def numpy(orig, self, *a, **k):
         out = orig(self, *a, **k)
@@ -29,6 +31,7 @@ def _(patch):
 @fault("tensor_of_ndarray_aliases", trips=["numpy_bridge.tensor_copies"])
 def _(patch):
     """torch.tensor(ndarray) shares memory instead of copying."""
+
     @patch.replace(torch, "tensor")
     def tensor(orig, data, *a, **k):
         if isinstance(data, np.ndarray) and not a and not k:
@@ -39,6 +42,7 @@ def _(patch):
 @fault("as_tensor_copies", trips=["numpy_bridge.as_tensor_shares"])
 def _(patch):
     """torch.as_tensor(ndarray) copies."""
+
     @patch.replace(torch, "as_tensor")
     def as_tensor(orig, data, *args, **kwargs):
         return orig(np.array(data, copy=True) if isinstance(data, np.ndarray) else data, *args, **kwargs)
@@ -50,10 +54,10 @@ def _(patch):
     patch.method(torch.Tensor, "numpy", lambda orig: lambda self, *a, **k: orig(self.detach(), *a, **k))
 
 
-@fault("numpy_of_cuda_copies_to_host", trips=["numpy_bridge.numpy_non_cpu_raises"],
-       devices=("cuda", "meta"))
+@fault("numpy_of_cuda_copies_to_host", trips=["numpy_bridge.numpy_non_cpu_raises"], devices=("cuda", "meta"))
 def _(patch):
     """Tensor.numpy() of a non-CPU tensor silently copies it to the host instead of raising."""
+
     @patch.replace(torch.Tensor, "numpy")
     def numpy(orig, self, *a, **k):
         if self.device.type != "cpu":
@@ -66,6 +70,7 @@ def _(patch):
 @fault("bfloat16_numpy_as_float32", trips=["numpy_bridge.numpy_unsupported_dtype_raises"])
 def _(patch):
     """Tensor.numpy() of bfloat16/complex32 silently upcasts instead of raising TypeError."""
+
     @patch.replace(torch.Tensor, "numpy")
     def numpy(orig, self, *a, **k):
         if self.dtype == torch.bfloat16:
@@ -84,6 +89,7 @@ def _(patch):
 @fault("negative_strides_copied", trips=["numpy_bridge.negative_strides_rejected"])
 def _(patch):
     """torch.from_numpy copies negative-stride arrays instead of raising ValueError."""
+
     @patch.replace(torch, "from_numpy")
     def from_numpy(orig, a):
         if any(s < 0 for s in a.strides):
@@ -94,6 +100,7 @@ def _(patch):
 @fault("readonly_array_rejected", trips=["numpy_bridge.readonly_array_shares"])
 def _(patch):
     """torch.from_numpy copies read-only arrays instead of sharing them."""
+
     @patch.replace(torch, "from_numpy")
     def from_numpy(orig, a):
         return orig(a.copy() if not a.flags.writeable else a)
@@ -102,5 +109,8 @@ def _(patch):
 @fault("zero_dim_numpy_becomes_1d", trips=["numpy_bridge.zero_dim_round_trip"])
 def _(patch):
     """Tensor.numpy() of a 0-d tensor returns a 1-element 1-d array."""
-    patch.method(torch.Tensor, "numpy", lambda orig: lambda self, *a, **k: (
-        orig(self, *a, **k).reshape(1) if self.dim() == 0 else orig(self, *a, **k)))
+    patch.method(
+        torch.Tensor,
+        "numpy",
+        lambda orig: lambda self, *a, **k: orig(self, *a, **k).reshape(1) if self.dim() == 0 else orig(self, *a, **k),
+    )

@@ -1,4 +1,5 @@
 """Faults in optimizers (catalogue area `optim`)."""
+
 import torch
 
 from conformance.faults import fault
@@ -7,6 +8,7 @@ from conformance.faults import fault
 @fault("optimizer_accepts_non_leaf", trips=["optim.rejects_non_leaf"])
 def _(patch):
     """Optimizers accept non-leaf tensors (silently detaching them)."""
+
     @patch.replace(torch.optim.Optimizer, "add_param_group")
     def add_param_group(orig, self, group):
         params = group["params"]
@@ -24,6 +26,7 @@ def _(patch):
 @fault("sgd_lr_drift", trips=["optim.sgd_step"])
 def _(patch):
     """SGD steps with a learning rate 0.1% too large."""
+
     @patch.replace(torch.optim.SGD, "step")
     def step(orig, self, closure=None):
         for group in self.param_groups:

@@ -1,4 +1,5 @@
 """Faults in reductions and elementwise (catalogue area `reductions`)."""
+
 import torch
 
 from conformance.faults import fault
@@ -7,6 +8,7 @@ from conformance.faults import fault
 @fault("argmax_last_on_ties", trips=["reductions.argmax_first_on_ties"])
 def _(patch):
     """argmax returns the last maximal index on ties."""
+
     @patch.replace(torch, "argmax")
     def argmax(orig, input, dim=None, keepdim=False):
         if dim is None:
@@ -19,6 +21,7 @@ def _(patch):
 @fault("max_indices_shifted", trips=["reductions.max_dim_values_indices"])
 def _(patch):
     """max(x, dim) returns indices shifted by one on ties (a strided-read style slip)."""
+
     @patch.replace(torch, "max")
     def max_(orig, input, *a, **k):
         out = orig(input, *a, **k)
@@ -31,16 +34,21 @@ def _(patch):
 @fault("sum_keeps_int32", trips=["reductions.sum_promotes_integral"])
 def _(patch):
     """sum of an integral tensor keeps its dtype instead of promoting to int64."""
+
     @patch.replace(torch.Tensor, "sum")
     def sum_(orig, self, *a, **k):
         out = orig(self, *a, **k)
-        return out.to(self.dtype) if not (self.dtype.is_floating_point or self.dtype.is_complex) \
-            and self.dtype != torch.bool and "dtype" not in k else out
+        return (
+            out.to(self.dtype)
+            if not (self.dtype.is_floating_point or self.dtype.is_complex) and self.dtype != torch.bool and "dtype" not in k
+            else out
+        )
 
 
 @fault("mean_of_ints_allowed", trips=["reductions.mean_integral_raises"])
 def _(patch):
     """mean of an integral tensor silently computes in float."""
+
     @patch.replace(torch.Tensor, "mean")
     def mean(orig, self, *a, **k):
         if not (self.dtype.is_floating_point or self.dtype.is_complex) and "dtype" not in k:
@@ -57,6 +65,7 @@ def _(patch):
 @fault("clamp_min_wins", trips=["reductions.clamp_matches_clip"])
 def _(patch):
     """clamp with min > max sets every element to min."""
+
     @patch.replace(torch, "clamp")
     def clamp(orig, input, min=None, max=None, **k):
         if min is not None and max is not None and min > max:
@@ -67,6 +76,7 @@ def _(patch):
 @fault("nonzero_transposed", trips=["reductions.nonzero_shape"])
 def _(patch):
     """nonzero returns (ndim, nnz) instead of (nnz, ndim)."""
+
     @patch.replace(torch, "nonzero")
     def nonzero(orig, input, *, as_tuple=False, **k):
         if as_tuple:
@@ -77,6 +87,7 @@ def _(patch):
 @fault("where_broadcast_swaps", trips=["reductions.where_broadcasts"])
 def _(patch):
     """where picks `other` where cond holds when cond has fewer dims than the values."""
+
     @patch.replace(torch, "where")
     def where(orig, cond, *a, **k):
         if len(a) == 2 and cond.dim() < max(a[0].dim(), a[1].dim()):
@@ -105,6 +116,7 @@ def _(patch):
 @fault("add_out_ignored", trips=["reductions.add_out"])
 def _(patch):
     """add(out=) returns a new tensor and leaves out untouched."""
+
     @patch.replace(torch, "add")
     def add(orig, a, b, *args, out=None, **k):
         return orig(a, b, *args, **k)

@@ -1,4 +1,5 @@
 """Faults in shape operations (catalogue area `shape_ops`)."""
+
 import torch
 
 from conformance.faults import fault
@@ -7,6 +8,7 @@ from conformance.faults import fault
 @fault("view_minus_one_transposed", trips=["shape_ops.view_minus_one_k"])
 def _(patch):
     """view(-1, k) puts the inferred size last (the note's reading)."""
+
     @patch.replace(torch.Tensor, "view")
     def view(orig, self, *shape):
         if len(shape) == 2 and shape[0] == -1 and isinstance(shape[1], int) and shape[1] > 0:
@@ -17,6 +19,7 @@ def _(patch):
 @fault("unsqueeze_negative_off_by_one", trips=["shape_ops.unsqueeze"])
 def _(patch):
     """unsqueeze with a negative dim counts in the input, not the result."""
+
     @patch.replace(torch.Tensor, "unsqueeze")
     def unsqueeze(orig, self, dim):
         return orig(self, dim + self.dim() if dim < 0 else dim)
@@ -25,6 +28,7 @@ def _(patch):
 @fault("squeeze_keeps_leading", trips=["shape_ops.squeeze_all"])
 def _(patch):
     """squeeze() keeps a leading size-1 dimension."""
+
     @patch.replace(torch.Tensor, "squeeze")
     def squeeze(orig, self, *dims):
         if dims:
@@ -36,6 +40,7 @@ def _(patch):
 @fault("squeeze_dim_any_size", trips=["shape_ops.squeeze_dim"])
 def _(patch):
     """squeeze(d) of a dimension larger than 1 raises instead of returning the tensor unchanged."""
+
     @patch.replace(torch.Tensor, "squeeze")
     def squeeze(orig, self, *dims):
         if dims and self.dim() and self.shape[dims[0]] != 1:
@@ -46,6 +51,7 @@ def _(patch):
 @fault("repeat_interleaves", trips=["shape_ops.repeat_tiles"])
 def _(patch):
     """repeat of a 1-D tensor repeats each element instead of tiling."""
+
     @patch.replace(torch.Tensor, "repeat")
     def repeat(orig, self, *sizes):
         if self.dim() == 1 and len(sizes) == 1 and isinstance(sizes[0], int):
@@ -56,6 +62,7 @@ def _(patch):
 @fault("repeat_interleave_tiles", trips=["shape_ops.repeat_interleave"])
 def _(patch):
     """repeat_interleave tiles the whole dimension instead."""
+
     @patch.replace(torch.Tensor, "repeat_interleave")
     def repeat_interleave(orig, self, repeats, dim=None, **k):
         if isinstance(repeats, int) and dim is not None:

@@ -1,4 +1,5 @@
 """Faults in softmax (catalogue area `softmax`)."""
+
 import torch
 import torch.nn.functional as F
 
@@ -8,6 +9,7 @@ from conformance.faults import DRIFT, fault
 @fault("softmax_wrong_dim", trips=["softmax.range_and_sum"])
 def _(patch):
     """softmax normalises over the neighbouring dimension when there is one."""
+
     @patch.replace(F, "softmax")
     def softmax(orig, x, dim=None, *a, **k):
         if x.dim() > 1 and dim is not None:
@@ -24,6 +26,7 @@ def _(patch):
 @fault("softmax_not_shift_invariant", trips=["softmax.shift_invariant"])
 def _(patch):
     """softmax depends on the level of its input, not just the differences."""
+
     @patch.replace(F, "softmax")
     def softmax(orig, x, dim=None, *a, **k):
         return orig(x * (1 + 0.05 * torch.tanh(x.mean(dim, keepdim=True))), dim, *a, **k)
@@ -32,6 +35,7 @@ def _(patch):
 @fault("softmax_ignores_dtype", trips=["softmax.dtype_casts_first"])
 def _(patch):
     """softmax(dtype=) computes in the input dtype and casts afterwards."""
+
     @patch.replace(F, "softmax")
     def softmax(orig, x, dim=None, _stacklevel=3, dtype=None):
         out = orig(x, dim)
@@ -47,6 +51,7 @@ def _(patch):
 @fault("softmax_wrong_dtype_off_cpu", trips=["softmax.range_and_sum"], devices=("meta", "cuda"))
 def _(patch):
     """softmax returns float64 for inputs that are not on the CPU (caught by the cross-device check)."""
+
     @patch.replace(F, "softmax")
     def softmax(orig, x, *a, **k):
         out = orig(x, *a, **k)

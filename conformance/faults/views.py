@@ -1,4 +1,5 @@
 """Faults in views and contiguity (catalogue area `views`)."""
+
 import torch
 
 from conformance.faults import fault
@@ -13,6 +14,7 @@ def _(patch):
 @fault("view_copies_on_incompatible_strides", trips=["views.view_stride_condition"])
 def _(patch):
     """view() silently copies where the strides forbid a view, instead of raising."""
+
     @patch.replace(torch.Tensor, "view")
     def view(orig, self, *shape, **k):
         try:
@@ -24,6 +26,7 @@ def _(patch):
 @fault("view_minus_one_off_by_one", trips=["views.view_infers_size"])
 def _(patch):
     """view(-1, ...) infers the wrong size whenever the inferred side would be 1 (it raises)."""
+
     @patch.replace(torch.Tensor, "view")
     def view(orig, self, *shape, **k):
         dims = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)) else shape
@@ -64,6 +67,7 @@ def _(patch):
 @fault("transpose_copies_strided", trips=["views.transpose_shares"])
 def _(patch):
     """transpose() copies when its input is not contiguous (fires only on strided layouts)."""
+
     @patch.replace(torch.Tensor, "transpose")
     def transpose(orig, self, *a, **k):
         out = orig(self, *a, **k)
@@ -79,6 +83,7 @@ def _(patch):
 @fault("stepped_slice_copies", trips=["views.slicing_shares"])
 def _(patch):
     """Indexing with a stepped slice returns a copy."""
+
     @patch.replace(torch.Tensor, "__getitem__")
     def getitem(orig, self, index):
         out = orig(self, index)
@@ -91,6 +96,7 @@ def _(patch):
 @fault("is_contiguous_strict_on_size1", trips=["views.is_contiguous_rule"])
 def _(patch):
     """is_contiguous() also demands row-major strides on size-1 dimensions."""
+
     @patch.replace(torch.Tensor, "is_contiguous")
     def is_contiguous(orig, self, *a, **k):
         expected, strict = 1, True

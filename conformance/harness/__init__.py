@@ -20,6 +20,18 @@ conformance/harness/parametrize.py, and conformance/harness/declaration.py for o
 every execution mode and device consumes.
 """
 
-PLUGINS = [f"conformance.harness.{name}" for name in (
-    "devices", "seeding", "parametrize", "identity", "selection", "deviations", "faults",
-    "isolation", "gpu", "observations")]
+PLUGINS = [
+    f"conformance.harness.{name}"
+    for name in (
+        "devices",
+        "seeding",
+        "parametrize",
+        "identity",
+        "selection",
+        "deviations",
+        "faults",
+        "isolation",
+        "gpu",
+        "observations",
+    )
+]

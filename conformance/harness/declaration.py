@@ -27,6 +27,7 @@ differ (TF32 convolutions on CUDA) are `Divergence` data; tolerances come from
 conformance/tolerances.py. `shape_depends_on_values` marks operations (nonzero) whose result
 shape meta tensors cannot know.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -50,16 +51,16 @@ class Divergence:
     """A documented way results on one device type may differ from the CPU's."""
 
     device_type: str
-    tolerance: str                                  # a name in conformance.tolerances.TABLE
-    reason: str                                     # the documented sentence, quoted
-    applies: Callable[[], bool] = lambda: True      # a backend setting that turns it on
+    tolerance: str  # a name in conformance.tolerances.TABLE
+    reason: str  # the documented sentence, quoted
+    applies: Callable[[], bool] = lambda: True  # a backend setting that turns it on
 
 
 @dataclass(frozen=True, eq=False)
 class Operation:
     behaviour: str
-    dtypes: str                                     # a dtype group (strategies.DTYPE_GROUPS)
-    samples: Any                                    # a strategy of Samples, or dtype -> one
+    dtypes: str  # a dtype group (strategies.DTYPE_GROUPS)
+    samples: Any  # a strategy of Samples, or dtype -> one
     call: Callable[..., Any]
     divergences: tuple[Divergence, ...] = ()
     shape_depends_on_values: bool = False
@@ -68,8 +69,7 @@ class Operation:
         from strategies.dtypes import DTYPE_GROUPS
 
         if self.dtypes not in DTYPE_GROUPS:
-            raise ValueError(f"{self.behaviour}: unknown dtype group {self.dtypes!r}; "
-                             f"known: {', '.join(DTYPE_GROUPS)}")
+            raise ValueError(f"{self.behaviour}: unknown dtype group {self.dtypes!r}; known: {', '.join(DTYPE_GROUPS)}")
         _register(self)
 
     def __repr__(self) -> str:  # what a falsifying example and a test id show

@@ -11,6 +11,7 @@
 A matching test is marked as an expected failure (non-strict xfail): if it fails the report
 says "expected failure"; if it passes anyway the report flags the deviation as stale.
 """
+
 from __future__ import annotations
 
 import tomllib
@@ -84,16 +85,20 @@ def load(path: Path, known_behaviours) -> list[Deviation]:
             try:
                 SpecifierSet(entry["torch"])
             except InvalidSpecifier:
-                raise DeviationsError(f"{label}: torch range {entry['torch']!r} is not a version "
-                                      "specifier like '>=2.11,<2.14'") from None
+                raise DeviationsError(
+                    f"{label}: torch range {entry['torch']!r} is not a version specifier like '>=2.11,<2.14'"
+                ) from None
         out.append(Deviation(**entry))
     return out
 
 
 def pytest_addoption(parser):
     parser.getgroup("torch-conformance").addoption(
-        "--known-deviations", default=None, metavar="FILE",
-        help=f"TOML file of expected failures (default: ./{DEFAULT_FILE} if present)")
+        "--known-deviations",
+        default=None,
+        metavar="FILE",
+        help=f"TOML file of expected failures (default: ./{DEFAULT_FILE} if present)",
+    )
 
 
 def pytest_configure(config):

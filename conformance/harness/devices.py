@@ -1,4 +1,5 @@
 """Which devices a run checks: the --device option, parsed and checked against this machine."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,12 +39,12 @@ def check_available(name: str) -> None:
         return
     if kind == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"--device {name!r}: CUDA is not available here "
-                              f"(torch {torch.__version__}, built with CUDA {torch.version.cuda})")
+            raise DeviceError(
+                f"--device {name!r}: CUDA is not available here (torch {torch.__version__}, built with CUDA {torch.version.cuda})"
+            )
         count = torch.cuda.device_count()
         if index is not None and index >= count:
-            raise DeviceError(f"--device {name!r}: this machine has {count} CUDA device(s), "
-                              f"indices 0..{count - 1}")
+            raise DeviceError(f"--device {name!r}: this machine has {count} CUDA device(s), indices 0..{count - 1}")
         return
     if kind == "mps" and not torch.backends.mps.is_available():
         raise DeviceError(f"--device {name!r}: MPS is not available here")
@@ -62,8 +63,7 @@ def default_devices() -> list[tuple[str, str | None]]:
     if torch.cuda.is_available():
         devices.append(("cuda", None))
     else:
-        devices.append(("cuda", f"CUDA is not available (torch {torch.__version__}, "
-                                f"CUDA build: {torch.version.cuda or 'none'})"))
+        devices.append(("cuda", f"CUDA is not available (torch {torch.__version__}, CUDA build: {torch.version.cuda or 'none'})"))
     if torch.backends.mps.is_available():
         devices.append(("mps", None))
     return devices
@@ -75,10 +75,14 @@ def _first_line(exc: BaseException) -> str:
 
 def pytest_addoption(parser):
     parser.getgroup("torch-conformance").addoption(
-        "--device", action="append", default=None, metavar="DEVICE[,DEVICE...]",
+        "--device",
+        action="append",
+        default=None,
+        metavar="DEVICE[,DEVICE...]",
         help="torch device strings to check (cpu, cuda, cuda:1, mps, meta, ...); repeatable or "
-             "comma-separated. Default: cpu plus cuda and mps where present. A device this machine "
-             "lacks is an error, so a GPU runner can demand CUDA.")
+        "comma-separated. Default: cpu plus cuda and mps where present. A device this machine "
+        "lacks is an error, so a GPU runner can demand CUDA.",
+    )
 
 
 @pytest.hookimpl(trylast=True)

@@ -1,4 +1,5 @@
 """--inject-fault: run the suite against torch with one catalogued fault (conformance/faults)."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,9 +11,11 @@ PATCHER = pytest.StashKey[object]()
 
 def pytest_addoption(parser):
     parser.getgroup("torch-conformance").addoption(
-        "--inject-fault", default=None, metavar="FAULT",
-        help="run against torch with one catalogued fault injected (see conformance/faults); "
-             "stock torch is untouched without it")
+        "--inject-fault",
+        default=None,
+        metavar="FAULT",
+        help="run against torch with one catalogued fault injected (see conformance/faults); stock torch is untouched without it",
+    )
 
 
 def pytest_configure(config):
@@ -24,8 +27,9 @@ def pytest_configure(config):
     try:
         config.stash[PATCHER] = faults.inject(fault_id)
     except KeyError:
-        raise pytest.UsageError(f"--inject-fault {fault_id!r}: no such fault; list them with "
-                                "python -m tools.killmatrix --list") from None
+        raise pytest.UsageError(
+            f"--inject-fault {fault_id!r}: no such fault; list them with python -m tools.killmatrix --list"
+        ) from None
     config.stash.setdefault(RUN, {})["fault"] = fault_id
 
 

@@ -10,6 +10,7 @@ with the reason instead. Workers sharing one GPU each get 1/N of its memory
 (torch.cuda.set_per_process_memory_fraction), and the caching allocator's blocks are returned
 after every CUDA test so usage does not grow across tests.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,13 @@ POISONED = pytest.StashKey[str]()
 # Device types whose kernel errors leave the process's context unusable. A backend author whose
 # device behaves the same way adds its type here.
 POISONABLE_TYPES = {"cuda"}
-_POISON_MARKERS = ("device-side assert", "CUDA error: an illegal memory access",
-                   "CUDA error: unspecified launch failure", "cudaErrorAssert", "CUBLAS_STATUS_EXECUTION_FAILED")
+_POISON_MARKERS = (
+    "device-side assert",
+    "CUDA error: an illegal memory access",
+    "CUDA error: unspecified launch failure",
+    "cudaErrorAssert",
+    "CUBLAS_STATUS_EXECUTION_FAILED",
+)
 
 
 def _device_type(item) -> str | None:
@@ -68,8 +74,12 @@ def pytest_runtest_setup(item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if call.when == "call" and call.excinfo is not None and _device_type(item) in POISONABLE_TYPES \
-            and is_poisoning(call.excinfo.value):
+    if (
+        call.when == "call"
+        and call.excinfo is not None
+        and _device_type(item) in POISONABLE_TYPES
+        and is_poisoning(call.excinfo.value)
+    ):
         item.config.stash[POISONED] = item.nodeid
         report.user_properties.append(("poisoned", item.nodeid))
     return report

@@ -6,6 +6,7 @@ reaches the xdist controller before the test body runs included. An item whose w
 the middle of its test body is therefore still recorded with its behaviour, device and dtype.
 The recorder, the catalogue self-test and the kill matrix all read identities through here.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -42,9 +43,12 @@ def identity_of(item) -> Identity | None:
             return None
         behaviour = marker.args[0]
     dtype = params.get("dtype")
-    return Identity(behaviour=behaviour, device=params.get("device"),
-                    dtype=str(dtype).removeprefix("torch.") if dtype is not None else None,
-                    mode=params.get("mode", "eager"))
+    return Identity(
+        behaviour=behaviour,
+        device=params.get("device"),
+        dtype=str(dtype).removeprefix("torch.") if dtype is not None else None,
+        mode=params.get("mode", "eager"),
+    )
 
 
 def from_report(report) -> dict | None:

@@ -7,6 +7,7 @@ any of them fails with the list of what it changed, and the state is put back so
 the run is unaffected. Tests that need randomness draw a seed from Hypothesis and use their own
 torch.Generator or torch.random.fork_rng (see conformance.checks.private_rng).
 """
+
 from __future__ import annotations
 
 import sys
@@ -24,8 +25,10 @@ def snapshot() -> dict:
         "grad mode": torch.is_grad_enabled(),
         "inference mode": torch.is_inference_mode_enabled(),
         "anomaly mode": torch.is_anomaly_enabled(),
-        "deterministic algorithms": (torch.are_deterministic_algorithms_enabled(),
-                                     torch.is_deterministic_algorithms_warn_only_enabled()),
+        "deterministic algorithms": (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+        ),
         "intra-op threads": torch.get_num_threads(),
         "warning filters": list(warnings.filters),
         "CPU random generator": torch.get_rng_state(),
@@ -48,8 +51,7 @@ def restore(state: dict) -> None:
     torch.set_default_device(None if state["default device"] == "cpu" else state["default device"])
     torch.set_grad_enabled(state["grad mode"])
     torch.autograd.set_detect_anomaly(state["anomaly mode"])
-    torch.use_deterministic_algorithms(state["deterministic algorithms"][0],
-                                       warn_only=state["deterministic algorithms"][1])
+    torch.use_deterministic_algorithms(state["deterministic algorithms"][0], warn_only=state["deterministic algorithms"][1])
     torch.set_num_threads(state["intra-op threads"])
     warnings.filters[:] = state["warning filters"]
     torch.set_rng_state(state["CPU random generator"])
@@ -75,5 +77,4 @@ def pytest_runtest_call(item):
             restore(before)
             if "inference mode" in changed:
                 changed.remove("inference mode")  # cannot be left on by a with-block; reported if so
-            raise AssertionError("the test changed torch's global state and did not restore it: "
-                                 + ", ".join(changed))
+            raise AssertionError("the test changed torch's global state and did not restore it: " + ", ".join(changed))

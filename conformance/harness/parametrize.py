@@ -19,6 +19,7 @@ behaviour and dtype group: `test_device_agrees_with_cpu[softmax.range_and_sum-cu
 A behaviour whose subject is an operation declares it once (conformance/harness/declaration.py)
 and its eager test is `@OPERATION.property`, which adds the markers itself.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -49,8 +50,11 @@ def _devices(metafunc) -> list[tuple[str, str | None]]:
     config = metafunc.config
     devices = list(config.stash[DEVICES])
     # A second device for CPU-only machines, where it means something (moves, leaf status).
-    if metafunc.definition.get_closest_marker("meta_too") and "meta" not in [n for n, _ in devices] \
-            and config.getoption("device") is None:
+    if (
+        metafunc.definition.get_closest_marker("meta_too")
+        and "meta" not in [n for n, _ in devices]
+        and config.getoption("device") is None
+    ):
         devices.append(("meta", None))
     return devices
 
@@ -72,8 +76,7 @@ def _cells(definition, devices, group: str | None, prefix: tuple = (), id_prefix
             params.append(pytest.param(*prefix, name, None, id=f"{id_prefix}{name}", marks=cell_marks))
         else:
             for dtype in dtypes_for(group, kind):
-                params.append(pytest.param(*prefix, name, dtype, id=f"{id_prefix}{name}-{dtype_name(dtype)}",
-                                           marks=cell_marks))
+                params.append(pytest.param(*prefix, name, dtype, id=f"{id_prefix}{name}-{dtype_name(dtype)}", marks=cell_marks))
     return params
 
 
@@ -86,14 +89,22 @@ def pytest_generate_tests(metafunc):
     if "operation" in names:
         from conformance.harness.declaration import operations
 
-        params = [p for op in operations()
-                  for p in _cells(definition, devices, op.dtypes, prefix=(op,), id_prefix=f"{op.behaviour}-",
-                                  marks=[pytest.mark.behaviour(op.behaviour)])]
+        params = [
+            p
+            for op in operations()
+            for p in _cells(
+                definition,
+                devices,
+                op.dtypes,
+                prefix=(op,),
+                id_prefix=f"{op.behaviour}-",
+                marks=[pytest.mark.behaviour(op.behaviour)],
+            )
+        ]
         metafunc.parametrize(("operation", "device", "dtype"), params)
         return
     marker = definition.get_closest_marker("dtypes")
     if ("dtype" in names) != (marker is not None):
-        raise pytest.UsageError(f"{definition.nodeid}: a `dtype` argument and "
-                                "@pytest.mark.dtypes(group) go together")
+        raise pytest.UsageError(f"{definition.nodeid}: a `dtype` argument and @pytest.mark.dtypes(group) go together")
     group = marker.args[0] if marker else None
     metafunc.parametrize(("device", "dtype") if group else "device", _cells(definition, devices, group))

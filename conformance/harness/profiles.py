@@ -9,14 +9,18 @@
 No profile has a deadline: the first CUDA call of a worker takes far longer than the rest, and
 a per-test timeout (not a per-example deadline) is what catches a hang.
 """
+
 from hypothesis import HealthCheck, Phase, settings
 
 _COMMON = dict(
     deadline=None,
     print_blob=True,
     # One test item is one (device, dtype) cell; Hypothesis sees the same function many times.
-    suppress_health_check=[HealthCheck.differing_executors, HealthCheck.too_slow,
-                           HealthCheck.function_scoped_fixture],  # record_observation only appends
+    suppress_health_check=[
+        HealthCheck.differing_executors,
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+    ],  # record_observation only appends
 )
 
 PROFILES = {
@@ -25,8 +29,7 @@ PROFILES = {
     "thorough": dict(max_examples=1000),
     "quick": dict(max_examples=5),
     # the fault kill matrix: ci's inputs, but stop at the first failure without shrinking it
-    "faults": dict(max_examples=25, derandomize=True, database=None,
-                   phases=[Phase.explicit, Phase.reuse, Phase.generate]),
+    "faults": dict(max_examples=25, derandomize=True, database=None, phases=[Phase.explicit, Phase.reuse, Phase.generate]),
 }
 
 

@@ -4,6 +4,7 @@ The profile comes from --hypothesis-profile, else `ci` when the CI variable is s
 `default` (see conformance/harness/profiles.py). A randomized run draws one seed on the
 controller and hands it to every xdist worker, so a failure replays with --hypothesis-seed.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,8 @@ from reports.schema import RUN
 
 def pytest_addoption(parser):
     parser.getgroup("torch-conformance").addoption(
-        "--max-examples", default=None, metavar="N",
-        help="Hypothesis examples per test item, overriding the profile's count")
+        "--max-examples", default=None, metavar="N", help="Hypothesis examples per test item, overriding the profile's count"
+    )
 
 
 def _ci_requested() -> bool:
@@ -32,8 +33,7 @@ def pytest_configure(config):
     name = config.getoption("hypothesis_profile", None)
     if name:
         if name not in profiles.PROFILES:
-            raise pytest.UsageError(f"--hypothesis-profile {name!r}: unknown profile; "
-                                    f"known: {', '.join(profiles.PROFILES)}")
+            raise pytest.UsageError(f"--hypothesis-profile {name!r}: unknown profile; known: {', '.join(profiles.PROFILES)}")
     else:
         name = "ci" if _ci_requested() else "default"
         settings.load_profile(name)

@@ -1,4 +1,5 @@
 """Which items run, and in what order: --behaviour and --shuffle-seed."""
+
 from __future__ import annotations
 
 import random
@@ -10,11 +11,16 @@ from conformance.harness.identity import identity_of
 
 def pytest_addoption(parser):
     group = parser.getgroup("torch-conformance")
-    group.addoption("--behaviour", action="append", default=None, metavar="ID[,ID...]",
-                    help="run only the tests of these catalogue behaviours; an area name "
-                         "(numpy_bridge) selects all of its behaviours")
-    group.addoption("--shuffle-seed", default=None, metavar="N",
-                    help="run the tests in an order shuffled with this seed (isolation check)")
+    group.addoption(
+        "--behaviour",
+        action="append",
+        default=None,
+        metavar="ID[,ID...]",
+        help="run only the tests of these catalogue behaviours; an area name (numpy_bridge) selects all of its behaviours",
+    )
+    group.addoption(
+        "--shuffle-seed", default=None, metavar="N", help="run the tests in an order shuffled with this seed (isolation check)"
+    )
 
 
 def pytest_configure(config):
@@ -45,8 +51,7 @@ def pytest_collection_modifyitems(config, items):
     keep, drop = [], []
     for item in items:
         identity = identity_of(item)
-        selected = identity is not None and (identity.behaviour in names
-                                             or identity.behaviour.split(".")[0] in names)
+        selected = identity is not None and (identity.behaviour in names or identity.behaviour.split(".")[0] in names)
         (keep if selected else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
