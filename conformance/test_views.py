@@ -28,8 +28,9 @@ def view_is_possible(shape, strides, new_shape) -> bool:
     size[i+1] (each run is one evenly strided block of memory). A new dimension may not
     straddle two runs, so each run's end must fall on a boundary between new dimensions:
 
-        shape (2, 3, 4) strides (12, 1, 3)    runs: [2] [3, 4]?  stride 1 != 3*4 -> [2] [3] [4]
-        ends at element counts 2, 6, 24  ->  (6, 4) is fine, (2, 12) and (24,) are not.
+        shape (2, 12)   strides (12, 1)      one run [2, 12]: any shape of 24 elements views
+        shape (2, 3, 4) strides (12, 1, 3)   stride 12 != 1*3 and 1 != 3*4 -> runs [2] [3] [4]
+        ends at element counts 2, 6, 24  ->  (2, 3, 2, 2) is fine; (6, 4), (2, 12), (24,) are not.
     """
     if math.prod(shape) == 0:
         return True
