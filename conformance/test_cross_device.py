@@ -17,6 +17,7 @@ from conformance.checks import assert_agree
 
 
 @pytest.mark.off_cpu
+@pytest.mark.execution_mode("cross-device")
 @given(data=st.data())
 def test_device_agrees_with_cpu(operation, device, dtype, data):
     if torch.device(device).type == "meta" and operation.shape_depends_on_values:

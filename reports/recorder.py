@@ -113,6 +113,7 @@ class Recorder:
             devices=run.get("devices", []),
             argv=["pytest", *self.config.invocation_params.args],
         )
+        self.header.update({k: run[k] for k in ("backends", "fault", "max_examples") if run.get(k)})
         if self.config.getoption("source_label"):
             self.header["source"] = self.config.getoption("source_label")
         self.file = open(self.results, "w", encoding="utf-8")  # noqa: SIM115 - open for the whole run, closed at its end
@@ -221,8 +222,13 @@ def _first_error_line(report) -> str:
 
 def _repro(entry: dict, header: dict) -> str:
     args = [f"pytest '{entry['nodeid']}'"]
+    args += [f"--backend {b['module']}" for b in header.get("backends") or ()]
     if entry.get("device"):
         args.append(f"--device {entry['device']}")
+    if header.get("fault"):
+        args.append(f"--inject-fault {header['fault']}")
+    if header.get("max_examples"):
+        args.append(f"--max-examples {header['max_examples']}")
     args.append(f"--hypothesis-profile {header['profile']}")
     if header.get("seed") is not None and header["profile"] not in ("ci", "faults"):
         args.append(f"--hypothesis-seed {header['seed']}")

@@ -55,14 +55,14 @@ class _Collector:
             self.errors += 1
 
 
-def run_fault(fault, scope: str, devices: list[str]) -> dict:
-    applicable = [d for d in devices if d.split(":")[0] in fault.devices]
+def run_fault(fault, scope: str, devices: list[str], backends: list[str] = ()) -> dict:
+    applicable = [d for d in devices if fault.fires_on(d.split(":")[0])]
     if fault.gpus:
         import torch
 
         if torch.cuda.device_count() < fault.gpus:
             applicable = []
-    if "meta" in fault.devices and "meta" not in applicable:
+    if fault.fires_on("meta") and "meta" not in applicable:
         applicable.append("meta")  # meta is on every machine
     if not applicable:
         return {
@@ -83,6 +83,7 @@ def run_fault(fault, scope: str, devices: list[str]) -> dict:
         "faults",
         "--inject-fault",
         fault.id,
+        *(f"--backend={b}" for b in backends),
         "--device",
         ",".join(applicable),
         "-p",
@@ -123,6 +124,13 @@ def main(argv=None) -> int:
         help="run only the behaviours each fault names (default) or the whole suite",
     )
     parser.add_argument("--device", default=None, help="devices to run on (default: cpu, plus cuda if present)")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="an out-of-tree backend to load in every run (as pytest --backend), repeatable",
+    )
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--html", type=Path, help="render the kill matrix as HTML here")
     parser.add_argument("--list", action="store_true", help="list the faults and exit")
@@ -145,7 +153,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = []
     for fault in chosen:
-        results.append(run_fault(fault, args.scope, devices))
+        results.append(run_fault(fault, args.scope, devices, args.backend))
         r = results[-1]
         print(f"  {r['status']:14} {r['fault']}", file=sys.stderr, flush=True)
     order = {"survived": 0, "killed": 1, "not applicable": 2}

@@ -17,7 +17,9 @@ only the broken replacement:
 `@patch.replace(owner, name)` installs the function below it as `owner.name`, called with the
 original first, until the fault is removed; `patch.method(owner, name, make)` installs
 `make(original)` for the one-line cases. Faults that only fire for one dtype, layout or device
-type test that inside the replacement. `devices` lists the device types the fault can fire on
+type test that inside the replacement. `devices` lists the device types the fault can fire on:
+"cpu", "cuda", "meta", or "off_cpu" (every device but the CPU, meta and out-of-tree backends
+included) or "accelerator" (every device but the CPU that holds values: not meta)
 (CUDA-only faults are proved on a GPU). Run one with `pytest --inject-fault ID`; run them all
 with `python -m tools.killmatrix`.
 """
@@ -41,6 +43,13 @@ class Fault:
     install: Callable[[Patcher], None]
     devices: tuple[str, ...] = ("cpu",)
     gpus: int = 0  # CUDA devices the fault needs to be observable
+
+    def fires_on(self, device_type: str) -> bool:
+        if device_type in self.devices:
+            return True
+        if device_type == "cpu":
+            return False
+        return "off_cpu" in self.devices or ("accelerator" in self.devices and device_type != "meta")
 
 
 @dataclass

@@ -8,7 +8,7 @@ from torch import nn
 from conformance.faults import fault
 
 
-@fault("to_device_drops_dtype", trips=["devices.to_device_and_dtype"], devices=("meta", "cuda"))
+@fault("to_device_drops_dtype", trips=["devices.to_device_and_dtype"], devices=("off_cpu",))
 def _(patch):
     """.to(device, dtype) moves the tensor but keeps its dtype."""
 
@@ -19,7 +19,7 @@ def _(patch):
         return orig(self, *a, **k)
 
 
-@fault("to_device_object_ignored", trips=["devices.to_forms_agree"], devices=("meta", "cuda"))
+@fault("to_device_object_ignored", trips=["devices.to_forms_agree"], devices=("off_cpu",))
 def _(patch):
     """.to(torch.device(...)) leaves the tensor where it is; only strings move it."""
 
@@ -46,7 +46,7 @@ def _(patch):
         return device("cuda:0") if spec == "cuda" and not a else device(spec, *a)
 
 
-@fault("mixed_devices_moved_silently", trips=["devices.mixed_devices_raise"], devices=("meta", "cuda"))
+@fault("mixed_devices_moved_silently", trips=["devices.mixed_devices_raise"], devices=("off_cpu",))
 def _(patch):
     """Adding a CPU tensor to a tensor on another device moves it instead of raising."""
 
@@ -63,7 +63,7 @@ def _(patch):
     patch.method(torch.Tensor, "get_device", lambda orig: lambda self: -1 if self.device.type == "cuda" else orig(self))
 
 
-@fault("module_to_copies", trips=["devices.module_moves_in_place"], devices=("meta", "cuda"))
+@fault("module_to_copies", trips=["devices.module_moves_in_place"], devices=("off_cpu",))
 def _(patch):
     """Module.to returns a moved copy and leaves the original where it was."""
 

@@ -54,7 +54,7 @@ def _(patch):
     patch.method(torch.Tensor, "numpy", lambda orig: lambda self, *a, **k: orig(self.detach(), *a, **k))
 
 
-@fault("numpy_of_cuda_copies_to_host", trips=["numpy_bridge.numpy_non_cpu_raises"], devices=("cuda", "meta"))
+@fault("numpy_of_cuda_copies_to_host", trips=["numpy_bridge.numpy_non_cpu_raises"], devices=("off_cpu",))
 def _(patch):
     """Tensor.numpy() of a non-CPU tensor silently copies it to the host instead of raising."""
 

@@ -4,6 +4,7 @@
     behaviour = "losses.nll_all_ignored"   # required: a catalogue id
     device = "cuda"                         # optional: a device type or string (default: any)
     dtype = "float16"                       # optional (default: any)
+    mode = "cross-device"                   # optional: an execution mode (default: any)
     torch = ">=2.11,<2.14"                  # optional: PEP 440 range of torch versions
     reason = "returns 0 instead of NaN"     # required
     link = "https://github.com/pytorch/pytorch/issues/..."   # optional
@@ -27,7 +28,7 @@ from conformance.harness.identity import identity_of
 DEFAULT_FILE = "known_deviations.toml"
 DEVIATIONS = pytest.StashKey[list]()
 
-FIELDS = {"behaviour", "device", "dtype", "torch", "reason", "link"}
+FIELDS = {"behaviour", "device", "dtype", "mode", "torch", "reason", "link"}
 
 
 class DeviationsError(ValueError):
@@ -40,11 +41,12 @@ class Deviation:
     reason: str
     device: str | None = None
     dtype: str | None = None
+    mode: str | None = None
     torch: str | None = None
     link: str | None = None
 
-    def matches(self, behaviour: str, device: str | None, dtype: str | None, torch_version: str) -> bool:
-        if behaviour != self.behaviour:
+    def matches(self, behaviour: str, device: str | None, dtype: str | None, torch_version: str, mode: str = "eager") -> bool:
+        if behaviour != self.behaviour or (self.mode and mode != self.mode):
             return False
         if self.device and device and self.device not in (device, device.split(":")[0]):
             return False
@@ -95,21 +97,25 @@ def load(path: Path, known_behaviours) -> list[Deviation]:
 def pytest_addoption(parser):
     parser.getgroup("torch-conformance").addoption(
         "--known-deviations",
+        action="append",
         default=None,
         metavar="FILE",
-        help=f"TOML file of expected failures (default: ./{DEFAULT_FILE} if present)",
+        help=f"TOML file of expected failures, repeatable (one per device or torch version, say); "
+        f"default: ./{DEFAULT_FILE} if present",
     )
 
 
 def pytest_configure(config):
-    path = config.getoption("known_deviations")
+    paths = [Path(p) for p in config.getoption("known_deviations") or ()]
     default = Path(config.rootpath, DEFAULT_FILE)
-    if not path and not default.exists():
+    if not paths and default.exists():
+        paths = [default]
+    if not paths:
         return
     from conformance import catalogue
 
     try:
-        config.stash[DEVIATIONS] = load(Path(path) if path else default, catalogue.behaviours())
+        config.stash[DEVIATIONS] = [d for path in paths for d in load(path, catalogue.behaviours())]
     except DeviationsError as exc:
         raise pytest.UsageError(f"--known-deviations: {exc}") from None
 
@@ -125,7 +131,7 @@ def pytest_collection_modifyitems(config, items):
         if identity is None:
             continue
         for dev in found:
-            if dev.matches(identity.behaviour, identity.device, identity.dtype, torch.__version__):
+            if dev.matches(identity.behaviour, identity.device, identity.dtype, torch.__version__, identity.mode):
                 reason = f"known deviation: {dev.reason}" + (f" ({dev.link})" if dev.link else "")
                 item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
                 break

@@ -75,6 +75,15 @@ def _first_line(exc: BaseException) -> str:
 
 def pytest_addoption(parser):
     parser.getgroup("torch-conformance").addoption(
+        "--backend",
+        action="append",
+        default=None,
+        metavar="MODULE",
+        help="import MODULE before devices are resolved: an out-of-tree backend that registers its "
+        "device (PrivateUse1 and the like); repeatable. Its device is then checked by default "
+        "and can be named with --device.",
+    )
+    parser.getgroup("torch-conformance").addoption(
         "--device",
         action="append",
         default=None,
@@ -83,6 +92,75 @@ def pytest_addoption(parser):
         "comma-separated. Default: cpu plus cuda and mps where present. A device this machine "
         "lacks is an error, so a GPU runner can demand CUDA.",
     )
+
+
+def load_backend(module_name: str) -> dict:
+    """Import a backend module; return what the environment header records of it. Raises
+    DeviceError (a one-line usage error) when it cannot be imported or registers no device."""
+    import importlib
+
+    import torch
+
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # a backend fails to load in its own ways (build errors too)
+        raise DeviceError(f"--backend {module_name!r}: cannot import it ({type(exc).__name__}: {_first_line(exc)})") from None
+    # The module names its device type, or it renamed the PrivateUse1 backend (the usual way).
+    renamed = torch._C._get_privateuse1_backend_name()
+    device = getattr(module, "DEVICE_TYPE", None) or (renamed if renamed != "privateuseone" else None)
+    if device is None:
+        raise DeviceError(
+            f"--backend {module_name!r}: imported, but it registered no device (it renamed no "
+            "PrivateUse1 backend and names no DEVICE_TYPE)"
+        )
+    if getattr(module, "EXIT_BEFORE_FINALIZATION", False):
+        _EXIT_EARLY.append(module_name)
+    return {"module": module_name, "version": str(getattr(module, "__version__", "unknown")), "device": device}
+
+
+# Backends whose autograd device thread can abort the process while Python finalizes (the thread
+# re-acquires the GIL after finalization: pytorch issues 38228 and 38230) ask to end the process
+# once pytest has finished, with pytest's exit status, before finalization starts.
+_EXIT_EARLY: list[str] = []
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if not _EXIT_EARLY:
+        return
+    import atexit
+    import os
+    import sys
+
+    status = config.stash.get(_EXIT_STATUS, None)
+    if status is None:
+        return
+
+    def exit_now():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    atexit.register(exit_now)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    backends = []
+    for value in config.getoption("backend") or ():
+        for name in (n.strip() for n in value.split(",")):
+            if name:
+                try:
+                    backends.append(load_backend(name))
+                except DeviceError as exc:
+                    raise pytest.UsageError(str(exc)) from None
+    config.stash.setdefault(RUN, {})["backends"] = backends
 
 
 @pytest.hookimpl(trylast=True)
@@ -94,7 +172,8 @@ def pytest_sessionstart(session):
     option = config.getoption("device")
     try:
         if option is None:
-            config.stash[DEVICES] = default_devices()
+            extra = [b["device"] for b in config.stash[RUN]["backends"]]
+            config.stash[DEVICES] = default_devices() + [(name, None) for name in dict.fromkeys(extra)]
         else:
             names = parse(option)
             if not hasattr(config, "workerinput"):

@@ -43,11 +43,12 @@ def identity_of(item) -> Identity | None:
             return None
         behaviour = marker.args[0]
     dtype = params.get("dtype")
+    mode = item.get_closest_marker("execution_mode")
     return Identity(
         behaviour=behaviour,
         device=params.get("device"),
         dtype=str(dtype).removeprefix("torch.") if dtype is not None else None,
-        mode=params.get("mode", "eager"),
+        mode=params.get("mode") or (mode.args[0] if mode else "eager"),
     )
 
 
