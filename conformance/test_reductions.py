@@ -110,6 +110,8 @@ NONZERO = Operation(
     samples=specs(**TIES).map(lambda x: Sample((x,))),
     call=lambda x: (torch.nonzero(x), torch.nonzero(x, as_tuple=True)),
     shape_depends_on_values=True,
+    not_compiled="its output shape depends on values: Dynamo breaks the graph there by default "
+    "(capture_dynamic_output_shape_ops), leaving nothing compiled",
 )
 WHERE = Operation(
     "reductions.where_broadcasts",

@@ -71,6 +71,8 @@ def build(sources: list[schema.Source]) -> dict:
             examples = 0
             for index, r in by_behaviour.get(b.id, ()):
                 device = r.get("device") or "?"
+                if r.get("mode") not in (None, "eager"):  # each execution mode is a column group of its own
+                    device = f"{device} [{r['mode']}]"
                 dtype = r.get("dtype") or "—"
                 dtypes.add(dtype)
                 rows.setdefault((index, device), defaultdict(Counter))[dtype][r["status"]] += 1

@@ -84,6 +84,7 @@ def run_fault(fault, scope: str, devices: list[str], backends: list[str] = ()) -
         "--inject-fault",
         fault.id,
         *(f"--backend={b}" for b in backends),
+        *([f"--compile={','.join(fault.modes)}"] if fault.modes else []),
         "--device",
         ",".join(applicable),
         "-p",

@@ -43,6 +43,7 @@ class Fault:
     install: Callable[[Patcher], None]
     devices: tuple[str, ...] = ("cpu",)
     gpus: int = 0  # CUDA devices the fault needs to be observable
+    modes: tuple[str, ...] = ()  # torch.compile backends it needs (--compile), if it fires in compiled code only
 
     def fires_on(self, device_type: str) -> bool:
         if device_type in self.devices:
@@ -91,11 +92,11 @@ class Patcher:
 _REGISTRY: dict[str, Fault] = {}
 
 
-def fault(fault_id: str, *, trips: list[str], devices: tuple[str, ...] = ("cpu",), gpus: int = 0):
+def fault(fault_id: str, *, trips: list[str], devices: tuple[str, ...] = ("cpu",), gpus: int = 0, modes: tuple[str, ...] = ()):
     def register(install):
         if fault_id in _REGISTRY:
             raise ValueError(f"fault {fault_id!r} registered twice")
-        _REGISTRY[fault_id] = Fault(fault_id, tuple(trips), (install.__doc__ or "").strip(), install, devices, gpus)
+        _REGISTRY[fault_id] = Fault(fault_id, tuple(trips), (install.__doc__ or "").strip(), install, devices, gpus, modes)
         return install
 
     return register

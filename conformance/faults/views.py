@@ -104,3 +104,18 @@ def _(patch):
             strict &= s == expected
             expected *= max(n, 1)
         return orig(self, *a, **k) and (self.numel() == 0 or strict)
+
+
+@fault("compiled_outputs_are_copies", trips=["views.reshape_view_or_copy"], modes=("aot_eager",))
+def _(patch):
+    """Compiled code returns copies where eager code returns views (a compiler that drops aliasing)."""
+    from torch.utils._pytree import tree_map
+
+    @patch.replace(torch, "compile")
+    def compile(orig, model=None, **kwargs):
+        compiled = orig(model, **kwargs)
+
+        def copying(*args, **kw):
+            return tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, compiled(*args, **kw))
+
+        return copying

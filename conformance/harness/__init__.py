@@ -11,6 +11,7 @@ of PLUGINS. None of them knows any behaviour: they read markers, parameters and 
     selection      --behaviour, --shuffle-seed
     deviations     --known-deviations: expected failures of the user's build
     faults         --inject-fault: run against torch with one catalogued fault
+    compiled       --compile: an execution mode per torch.compile backend
     isolation      a test that leaks global torch state fails, and the state is restored
     gpu            per-worker GPU memory share, poisoned CUDA contexts
     observations   the record_observation fixture
@@ -33,5 +34,6 @@ PLUGINS = [
         "isolation",
         "gpu",
         "observations",
+        "compiled",
     )
 ]

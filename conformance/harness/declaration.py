@@ -25,7 +25,8 @@ and an area module is never edited to add a mode or a device kind.
 `F.softmax` object), so a fault injected after import is seen. Documented ways a device may
 differ (TF32 convolutions on CUDA) are `Divergence` data; tolerances come from
 conformance/tolerances.py. `shape_depends_on_values` marks operations (nonzero) whose result
-shape meta tensors cannot know.
+shape meta tensors cannot know; `not_compiled` says why an operation is not run under
+torch.compile (conformance/harness/compiled.py), where it is not.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Operation:
     call: Callable[..., Any]
     divergences: tuple[Divergence, ...] = ()
     shape_depends_on_values: bool = False
+    not_compiled: str = ""  # why compiled execution does not apply, where it does not
 
     def __post_init__(self):
         from strategies.dtypes import DTYPE_GROUPS

@@ -87,21 +87,30 @@ def pytest_generate_tests(metafunc):
     definition = metafunc.definition
     devices = _devices(metafunc)
     if "operation" in names:
+        from conformance.harness.compiled import compile_modes
         from conformance.harness.declaration import operations
 
+        modes = compile_modes(metafunc.config) if "mode" in names else [None]
+        if not modes:  # a compiled-mode module named on the command line without --compile
+            reason = "compiled execution was not asked for: add --compile=BACKEND"
+            skipped = pytest.param(None, None, None, None, id="no-compile", marks=pytest.mark.skip(reason=reason))
+            metafunc.parametrize(("operation", "mode", "device", "dtype"), [skipped])
+            return
         params = [
             p
             for op in operations()
+            for mode in modes
             for p in _cells(
                 definition,
                 devices,
                 op.dtypes,
-                prefix=(op,),
-                id_prefix=f"{op.behaviour}-",
+                prefix=(op,) if mode is None else (op, mode),
+                id_prefix=f"{op.behaviour}-" if mode is None else f"{op.behaviour}-{mode}-",
                 marks=[pytest.mark.behaviour(op.behaviour)],
             )
         ]
-        metafunc.parametrize(("operation", "device", "dtype"), params)
+        argnames = ("operation", "device", "dtype") if modes == [None] else ("operation", "mode", "device", "dtype")
+        metafunc.parametrize(argnames, params)
         return
     marker = definition.get_closest_marker("dtypes")
     if ("dtype" in names) != (marker is not None):
