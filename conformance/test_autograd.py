@@ -209,18 +209,37 @@ def test_grad_is_none_before_backward(device, dtype, x):
         t.grad.zero_()
 
 
+# Graphs by whether their backward needs saved tensors: exp(t) * t saves both factors, sin saves its
+# input; t + 2, -t and sum save nothing (their gradients do not depend on the values; a product
+# with a Python number does save it).
+SAVING = {"exp(t) * t": lambda t: (t.exp() * t).sum(), "sin(t)": lambda t: t.sin().sum()}
+SAVING_NOTHING = {"(t + 2).sum()": lambda t: (t + 2).sum(), "t.sum()": lambda t: t.sum(), "(-t).sum()": lambda t: (-t).sum()}
+
+
 @pytest.mark.behaviour("autograd.retain_graph")
 @pytest.mark.dtypes("float32")
-@given(x=specs())
-def test_second_backward_needs_retain_graph(device, dtype, x):
+@given(x=specs(), graph=st.sampled_from(sorted(SAVING)))
+def test_second_backward_through_saved_tensors_needs_retain_graph(device, dtype, x, graph):
     t = x.build(dtype=dtype, device=device, requires_grad=True)
-    out = (t.exp() * t).sum()
+    out = SAVING[graph](t)
     out.backward()
     with pytest.raises(RuntimeError, match="second time|already been freed"):
         out.backward()
-    kept = (t.exp() * t).sum()
+    kept = SAVING[graph](t)
     kept.backward(retain_graph=True)
     kept.backward()
+
+
+@pytest.mark.behaviour("autograd.retain_graph")
+@pytest.mark.dtypes("float32")
+@given(x=specs(), graph=st.sampled_from(sorted(SAVING_NOTHING)))
+def test_a_graph_that_saved_nothing_can_be_traversed_again(device, dtype, x, graph):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    out = SAVING_NOTHING[graph](t)
+    out.backward()
+    once = t.grad.clone()
+    out.backward()  # nothing was saved, so nothing was freed
+    assert_equal(t.grad, once * 2, "the gradient after two backward passes")
 
 
 @pytest.mark.behaviour("autograd.non_leaf_grad_none")

@@ -19,6 +19,9 @@ def test_optimizer_rejects_non_leaves(device, shape):
     with pytest.raises(ValueError, match="non-leaf"):
         torch.optim.SGD([moved], lr=0.1)
     torch.optim.SGD([torch.zeros(shape).to(device).requires_grad_()], lr=0.1)  # move, then requires_grad
+    retained = torch.zeros(shape, requires_grad=True).to(device, torch.float64)
+    retained.retain_grad()  # a non-leaf that keeps its .grad can be optimized
+    assert len(torch.optim.SGD([retained], lr=0.1).param_groups[0]["params"]) == 1
 
 
 @pytest.mark.behaviour("optim.zero_grad_sets_none")

@@ -1,5 +1,8 @@
 """Softmax: a probability distribution along `dim`, whatever the other dimensions."""
 
+import dataclasses
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,13 +10,32 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
-from conformance.checks import assert_equal
+from conformance.checks import assert_equal, contiguous_strides
 from conformance.harness.declaration import Operation
 from conformance.tolerances import tolerance
 from strategies import specs
-from strategies.samples import dims, tensor_and_dim
+from strategies.samples import Sample, dims, tensor_and_dim
 
-SOFTMAX = Operation("softmax.range_and_sum", dtypes="floating", samples=tensor_and_dim(), call=lambda x, dim: F.softmax(x, dim))
+
+@st.composite
+def softmax_samples(draw):
+    """Sample(x, dim) over softmax's domain: finite values of every magnitude up to 3e4 (where a
+    naive exp overflows), -inf entries and whole rows of -inf, and NaN and +inf entries."""
+    magnitude = draw(st.sampled_from([9.0, 1e3, 3e4]), label="magnitude")
+    x = draw(specs(low=-magnitude, high=magnitude, special_values=True), label="x")
+    dim = draw(dims(x.ndim), label="dim")
+    if x.numel and x.layout != "expanded" and draw(st.booleans(), label="a_row_of_minus_inf"):
+        shape = x.shape or (1,)
+        d = dim % len(shape)
+        at = [draw(st.integers(0, n - 1), label="row") for n in shape]
+        strides = contiguous_strides(shape)
+        base = sum(i * st_ for k, (i, st_) in enumerate(zip(at, strides)) if k != d)
+        row = tuple((base + i * strides[d], "-inf") for i in range(shape[d]))
+        x = dataclasses.replace(x, specials=x.specials + row)
+    return Sample((x, dim))
+
+
+SOFTMAX = Operation("softmax.range_and_sum", dtypes="floating", samples=softmax_samples(), call=lambda x, dim: F.softmax(x, dim))
 LOG_SOFTMAX = Operation(
     "softmax.log_softmax_exp", dtypes="float32_64", samples=tensor_and_dim(), call=lambda x, dim: F.log_softmax(x, dim)
 )
@@ -26,26 +48,27 @@ SOFTMAX_IN_FLOAT64 = Operation(
 
 
 @SOFTMAX.property
-def test_softmax_is_a_distribution_along_dim(device, dtype, sample):
-    out = SOFTMAX(sample, dtype=dtype, device=device)
+def test_softmax_is_a_distribution_along_dim(device, dtype, sample, record_observation):
     x, dim = sample.args
+    out = SOFTMAX(sample, dtype=dtype, device=device)
     assert out.shape == x.shape and out.dtype == dtype
-    assert bool(((out >= 0) & (out <= 1)).all()), "softmax left [0, 1]"
-    if x.ndim == 0 or x.shape[dim] > 0:
-        sums = out.double().sum(dim) if x.ndim else out.double()
-        assert_close(sums, torch.ones_like(sums), **tolerance("probability_sum", dtype))
-
-
-@pytest.mark.behaviour("softmax.shift_invariant")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs(), data=st.data())
-def test_softmax_ignores_a_constant_along_dim(device, dtype, x, data):
-    dim = data.draw(dims(x.ndim), label="dim")
-    t = x.build(dtype=dtype, device=device)
-    shift_shape = tuple(1 if d == dim % max(x.ndim, 1) else s for d, s in enumerate(x.shape))
-    shift = specs(shape=shift_shape, low=-20, high=20)
-    c = data.draw(shift, label="shift").build(dtype=dtype, device=device)
-    assert_close(F.softmax(t + c, dim), F.softmax(t, dim))
+    if not x.numel:
+        return
+    # One row per index of the other dimensions: the values along `dim`.
+    t = x.build(dtype=dtype, device="cpu").double().reshape(x.shape or (1,))
+    rows = t.movedim(dim % max(x.ndim, 1), -1).reshape(-1, t.shape[dim % max(x.ndim, 1)])
+    probs = out.cpu().double().reshape(t.shape).movedim(dim % max(x.ndim, 1), -1).reshape(rows.shape)
+    # The formula exp(x_i) / sum_j exp(x_j) defines a distribution for every row of finite values,
+    # -inf entries (probability 0) included, as long as one entry is finite.
+    defined = (rows.isfinite() | (rows == -math.inf)).all(-1) & rows.isfinite().any(-1)
+    p = probs[defined]
+    assert bool(((p >= 0) & (p <= 1)).all()), f"softmax left [0, 1] on finite rows: {p[~((p >= 0) & (p <= 1))][:5]}"
+    assert bool((p[rows[defined] == -math.inf] == 0).all()), "a -inf entry got a probability other than 0"
+    if p.numel():
+        assert_close(p.sum(-1), torch.ones(p.shape[0], dtype=torch.float64), **tolerance("probability_sum", dtype))
+    for name, row_kind in (("all -inf", (rows == -math.inf).all(-1)), ("NaN", rows.isnan().any(-1))):
+        if row_kind.any():  # no documented result: shown in the report, not asserted
+            record_observation(f"softmax of a row with {name}", str(sorted({str(v) for v in probs[row_kind].flatten().tolist()})))
 
 
 # LOG_SOFTMAX is float32/float64 only: in half precision exp() magnifies the rounding of a log

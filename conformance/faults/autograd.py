@@ -171,6 +171,22 @@ def _(patch):
     )
 
 
+@fault("second_backward_always_raises", trips=["autograd.retain_graph"])
+def _(patch):
+    """A second backward raises even through a graph that saved no tensors (the rule overapplied)."""
+    import weakref
+
+    traversed = weakref.WeakSet()
+
+    @patch.replace(torch.Tensor, "backward")
+    def backward(orig, self, gradient=None, retain_graph=None, *a, **k):
+        if self.grad_fn is not None and self in traversed and not retain_graph:
+            raise RuntimeError("Trying to backward through the graph a second time")
+        if not retain_graph:
+            traversed.add(self)
+        return orig(self, gradient, retain_graph, *a, **k)
+
+
 @fault("retain_grad_noop", trips=["autograd.non_leaf_grad_none"])
 def _(patch):
     """retain_grad() does nothing."""

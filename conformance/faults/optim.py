@@ -17,6 +17,18 @@ def _(patch):
         return orig(self, group)
 
 
+@fault("optimizer_rejects_retained_non_leaf", trips=["optim.rejects_non_leaf"])
+def _(patch):
+    """Optimizers reject every non-leaf, also one on which retain_grad() was called."""
+
+    @patch.replace(torch.optim.Optimizer, "add_param_group")
+    def add_param_group(orig, self, group):
+        params = group["params"]
+        if any(not p.is_leaf for p in ([params] if isinstance(params, torch.Tensor) else list(params))):
+            raise ValueError("can't optimize a non-leaf Tensor")
+        return orig(self, group)
+
+
 @fault("zero_grad_zeroes", trips=["optim.zero_grad_sets_none"])
 def _(patch):
     """zero_grad() fills gradients with zeros by default (the note's reading)."""

@@ -120,3 +120,16 @@ def _(patch):
     @patch.replace(torch, "add")
     def add(orig, a, b, *args, out=None, **k):
         return orig(a, b, *args, **k)
+
+
+@fault("max_last_index_on_ties", trips=["reductions.max_dim_values_indices"])
+def _(patch):
+    """max(x, dim) returns the index of the last maximal value on ties (the docs promise the first)."""
+
+    @patch.replace(torch, "max")
+    def max_(orig, input, *a, **k):
+        if a and isinstance(a[0], int) and input.dim():
+            dim = a[0] % input.dim()
+            out = orig(input.flip(dim), *a, **k)  # the first maximum of the flipped is the last one
+            return type(out)((out[0], input.shape[dim] - 1 - out[1]))
+        return orig(input, *a, **k)

@@ -56,3 +56,15 @@ def _(patch):
     def softmax(orig, x, *a, **k):
         out = orig(x, *a, **k)
         return out.double() if x.device.type != "cpu" else out
+
+
+@fault("softmax_naive_exp", trips=["softmax.range_and_sum"])
+def _(patch):
+    """softmax computed as exp(x) / exp(x).sum() without subtracting the maximum: overflows to NaN."""
+
+    @patch.replace(F, "softmax")
+    def softmax(orig, x, dim=None, *a, **k):
+        if dim is None or not x.is_floating_point():
+            return orig(x, dim, *a, **k)
+        e = x.exp()
+        return e / e.sum(dim, keepdim=True)

@@ -95,14 +95,23 @@ class Operation:
         return {}
 
     def property(self, test: Callable) -> Callable:
-        """Turn `test(device, dtype, sample[, data])` into the eager property test of this
-        operation: behaviour and dtypes markers, and a Sample drawn for the item's dtype."""
-        wants_data = "data" in inspect.signature(test).parameters
+        """Turn `test(device, dtype, sample[, data][, fixtures...])` into the eager property test
+        of this operation: behaviour and dtypes markers, and a Sample drawn for the item's dtype.
+        Other parameters of `test` are pytest fixtures (record_observation, say)."""
+        parameters = inspect.signature(test).parameters
+        wants_data = "data" in parameters
+        fixtures = [p for name, p in parameters.items() if name not in ("device", "dtype", "sample", "data")]
         operation = self
 
-        def run(device, dtype, data):
+        def run(device, dtype, data, **fixture_values):
             sample = data.draw(operation.samples_for(dtype), label="sample")
-            return test(device, dtype, sample, **({"data": data} if wants_data else {}))
+            return test(device, dtype, sample, **({"data": data} if wants_data else {}), **fixture_values)
+
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        run.__signature__ = inspect.Signature(
+            [inspect.Parameter(name, kind) for name in ("device", "dtype", "data")]
+            + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in fixtures]
+        )
 
         run.__name__, run.__qualname__, run.__doc__ = test.__name__, test.__qualname__, test.__doc__
         run.__module__ = test.__module__
