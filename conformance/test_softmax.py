@@ -71,6 +71,18 @@ def test_softmax_is_a_distribution_along_dim(device, dtype, sample, record_obser
             record_observation(f"softmax of a row with {name}", str(sorted({str(v) for v in probs[row_kind].flatten().tolist()})))
 
 
+@pytest.mark.behaviour("softmax.shift_invariant")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs(), data=st.data())
+def test_softmax_ignores_a_constant_along_dim(device, dtype, x, data):
+    dim = data.draw(dims(x.ndim), label="dim")
+    t = x.build(dtype=dtype, device=device)
+    shift_shape = tuple(1 if d == dim % max(x.ndim, 1) else s for d, s in enumerate(x.shape))
+    shift = specs(shape=shift_shape, low=-20, high=20)
+    c = data.draw(shift, label="shift").build(dtype=dtype, device=device)
+    assert_close(F.softmax(t + c, dim), F.softmax(t, dim))
+
+
 # LOG_SOFTMAX is float32/float64 only: in half precision exp() magnifies the rounding of a log
 # near -10 past the dtype's own tolerance, so the identity is only meaningful there.
 @LOG_SOFTMAX.property
