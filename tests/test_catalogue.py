@@ -100,3 +100,23 @@ def test_renderer_and_merge_never_import_torch():
     code = "import sys, reports.render, reports.merge, reports.killmatrix; assert 'torch' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_every_docstring_quote_is_in_the_installed_torch_docstring():
+    import importlib
+
+    missing = []
+    for b in catalogue.behaviours().values():
+        if not b.docstring:
+            continue
+        module, _, attribute = b.docstring.partition(".")
+        obj = importlib.import_module(module)
+        for part in attribute.split(".") if attribute else ():
+            obj = getattr(obj, part)
+        if _normalised(b.quote) not in _normalised(obj.__doc__ or ""):
+            missing.append(f"{b.id}: {b.quote!r} is not in {b.docstring}.__doc__")
+    assert not missing, "\n".join(missing)

@@ -205,3 +205,15 @@ def test_unwritable_report_dir_is_a_usage_error(tmp_path):
     blocker.write_text("x")
     result = run_pytest("-q", f"--report-dir={blocker / 'sub'}", "--behaviour", "views.permute_shares")
     assert result.returncode == 4 and "not writable" in result.stderr
+
+
+def test_the_page_shows_each_statement_with_its_quote_and_marks_observed_behaviour(tmp_path):
+    from conformance import catalogue
+
+    quoted = catalogue.behaviours()["reductions.max_dim_values_indices"]
+    observed = catalogue.behaviours()["losses.nll_all_ignored_observed"]
+    header = {"type": "environment", "source": "t", "devices": ["cpu"], "end": "x", "torch": "2.13.0"}
+    (tmp_path / "r.jsonl").write_text(json.dumps(header) + "\n")
+    html = render.render([schema.load(tmp_path / "r.jsonl")])
+    assert quoted.quote and "indices of the first maximal value are returned" in html
+    assert observed.kind == "observed" and "observed behaviour, not a documented promise" in html

@@ -7,7 +7,10 @@ Each area has one TOML file here. An entry is one documented statement:
     doc = "https://docs.pytorch.org/docs/stable/generated/torch.Tensor.numpy.html"
     note = 0                                  # optional: the study note the claim came from
     claim = "..."                             # that note's claim, in our words
-    verdict = "right"                         # right | partly right | corrected
+    verdict = "right"                         # right | partly right | corrected | outdated
+    quote = "..."                             # the documented sentence, a short verbatim fragment
+    docstring = "torch.Tensor.numpy"          # optional: the object whose __doc__ holds the quote
+    kind = "observed"                         # optional: no doc promises it (default: documented)
 
 This module reads TOML only (no torch), so the report renderer can use it too.
 """
@@ -20,7 +23,8 @@ from functools import cache
 from pathlib import Path
 
 HERE = Path(__file__).parent
-VERDICTS = ("right", "partly right", "corrected")
+VERDICTS = ("right", "partly right", "corrected", "outdated")
+KINDS = ("documented", "observed")
 
 # The study notes the claims come from, described so the report stands on its own.
 NOTES = {
@@ -41,6 +45,9 @@ class Behaviour:
     note: int | None = None
     claim: str | None = None
     verdict: str | None = None
+    quote: str | None = None  # the documented sentence it rests on: a short verbatim fragment of the doc
+    docstring: str | None = None  # the dotted name of the torch object whose __doc__ holds the quote
+    kind: str = "documented"  # or "observed": what torch does where no doc promises anything
 
     @property
     def origin(self) -> str:
@@ -65,11 +72,15 @@ def _load_area(path: Path) -> Area:
     name = path.stem
     behaviours = []
     for key, entry in data.get("behaviours", {}).items():
-        unknown = set(entry) - {"statement", "doc", "note", "claim", "verdict"}
+        unknown = set(entry) - {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind"}
         if unknown or not {"statement", "doc"} <= set(entry):
             raise CatalogueError(f"{path.name}: entry {key!r} has fields {sorted(entry)}")
         if ("note" in entry) != ("verdict" in entry) or entry.get("verdict", "right") not in VERDICTS:
             raise CatalogueError(f"{path.name}: entry {key!r} needs note and verdict together, verdict one of {VERDICTS}")
+        if entry.get("kind", "documented") not in KINDS:
+            raise CatalogueError(f"{path.name}: entry {key!r} has kind {entry['kind']!r}; one of {KINDS}")
+        if "docstring" in entry and "quote" not in entry:
+            raise CatalogueError(f"{path.name}: entry {key!r} names a docstring but quotes nothing from it")
         if entry.get("note") is not None and entry["note"] not in NOTES:
             raise CatalogueError(f"{path.name}: entry {key!r} names unknown note {entry['note']}")
         behaviours.append(Behaviour(id=f"{name}.{key}", area=name, **entry))
