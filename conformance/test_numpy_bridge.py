@@ -104,18 +104,22 @@ def test_as_tensor_shares(device, dtype, data):
 @pytest.mark.dtypes("float_and_complex")
 @pytest.mark.device_types("cpu")
 @given(x=specs(layouts=WRITABLE_LAYOUTS))
-def test_numpy_of_tensor_requiring_grad(device, dtype, x):
+def test_numpy_of_tensor_requiring_grad(device, dtype, x, record_observation):
     if dtype == torch.bfloat16:
         dtype = torch.float32  # bfloat16 has no NumPy dtype; this behaviour is about grad
     t = x.build(dtype=dtype, device=device, requires_grad=True)
     with pytest.raises(RuntimeError, match="requires grad"):
         t.numpy()
+    # Under no_grad / inference_mode no doc says what happens: what torch does is recorded.
     for mode in (torch.no_grad, torch.inference_mode):
-        with mode():
-            a = t.numpy()
-        if t.numel():
-            a[...] = changed_np(a)
-            np.testing.assert_array_equal(independent_array(t.detach()), a)
+        try:
+            with mode():
+                a = t.numpy()
+        except RuntimeError as exc:
+            record_observation(f"numpy() under {mode.__name__}", f"raises: {str(exc)[:80]}")
+            continue
+        shares = bool(t.numel()) and a.__array_interface__["data"][0] == t.data_ptr()
+        record_observation(f"numpy() under {mode.__name__}", "succeeds, sharing memory" if shares else "succeeds")
 
 
 @pytest.mark.behaviour("numpy_bridge.numpy_non_cpu_raises")
