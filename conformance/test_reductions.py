@@ -32,8 +32,21 @@ ARGMAX = Operation(
     samples=tensor_and_dim(shapes=NON_EMPTY, **TIES),
     call=lambda x, dim: (torch.argmax(x, dim), torch.argmax(x)),
 )
+
+
+def integral_sum_samples(dtype):
+    """Any tensor, or one whose values lie in the upper half of a dtype narrower than int64, so
+    that its sum overflows the input dtype: where promotion matters."""
+    anything = specs()
+    if dtype == torch.int64:
+        return anything.map(lambda x: Sample((x,)))
+    top = torch.iinfo(dtype).max
+    overflowing = specs(shapes=shapes(min_dims=1, min_side=2), low=top // 2, high=top)
+    return st.one_of(anything, overflowing).map(lambda x: Sample((x,)))
+
+
 SUM_OF_INTEGERS = Operation(
-    "reductions.sum_promotes_integral", dtypes="integral", samples=specs().map(lambda x: Sample((x,))), call=lambda x: x.sum()
+    "reductions.sum_promotes_integral", dtypes="integral", samples=integral_sum_samples, call=lambda x: x.sum()
 )
 MEAN = Operation(
     "reductions.mean_is_sum_over_numel",
