@@ -121,12 +121,15 @@ def function_of(x):
 
 @pytest.mark.behaviour("autograd.backward_scalar_default")
 @pytest.mark.dtypes("float32_64")
-@given(x=specs())
-def test_scalar_backward_defaults_to_one(device, dtype, x):
+@given(x=specs(), rank=st.integers(0, 3))
+def test_scalar_backward_defaults_to_one(device, dtype, x, rank):
+    # "non-scalar (i.e. its data has more than one element)": every one-element output, of any
+    # rank, is a scalar here, and its implicit gradient is one.
+    one_element = (1,) * rank
     a = x.build(dtype=dtype, device=device, requires_grad=True)
     b = x.build(dtype=dtype, device=device, requires_grad=True)
-    function_of(a).backward()
-    function_of(b).backward(torch.tensor(1.0, dtype=dtype, device=device))
+    function_of(a).reshape(one_element).backward()
+    function_of(b).reshape(one_element).backward(torch.ones(one_element, dtype=dtype, device=device))
     assert_close(a.grad, b.grad)
 
 
@@ -250,8 +253,7 @@ def test_non_leaf_grad_needs_retain_grad(device, dtype, x):
     hidden, kept = t * 2, t * 3
     kept.retain_grad()
     (hidden.sum() + kept.sum()).backward()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # accessing a non-leaf's .grad warns
+    with pytest.warns(UserWarning, match="not a leaf Tensor"):  # the warning the statement promises
         assert hidden.grad is None
     assert_close(kept.grad, torch.ones_like(kept))
 

@@ -131,6 +131,10 @@ def test_nll_none_is_minus_weighted_pick(device, dtype, sample):
     terms, _ = reference_terms(logp, y, w, ignore)
     assert out.shape == y.shape
     assert_close_to_reference(out, terms)
+    # The formula picks -weight[y] * input[n, y] whatever the input holds: log-probabilities are
+    # what the loss is meant for, not a condition of the formula (the study notes feed raw scores).
+    raw = F.nll_loss(logits, y, weight=w, ignore_index=ignore, reduction="none")
+    assert_close_to_reference(raw, reference_terms(logits, y, w, ignore)[0])
 
 
 @NLL_SUM.property

@@ -83,8 +83,11 @@ def test_tensor_of_ndarray_copies(device, dtype, data):
     before = a.copy()
     t = torch.tensor(a)
     np.testing.assert_array_equal(independent_array(t), a)
-    a[...] = changed_np(a)
+    a[...] = changed_np(a)  # a write to the array does not reach the tensor ...
     np.testing.assert_array_equal(independent_array(t), before)
+    array_now = a.copy()
+    t.copy_(torch.from_numpy(np.array(changed_np(array_now), order="C")))  # ... nor one to the tensor the array
+    np.testing.assert_array_equal(a, array_now)
 
 
 @pytest.mark.behaviour("numpy_bridge.as_tensor_shares")

@@ -187,6 +187,33 @@ def _(patch):
         return orig(self, gradient, retain_graph, *a, **k)
 
 
+@fault("one_element_backward_needs_gradient", trips=["autograd.backward_scalar_default"])
+def _(patch):
+    """backward() without a gradient accepts only 0-d outputs, not other one-element ones."""
+
+    @patch.replace(torch.Tensor, "backward")
+    def backward(orig, self, gradient=None, *a, **k):
+        if gradient is None and self.dim() > 0:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        return orig(self, gradient, *a, **k)
+
+
+@fault("non_leaf_grad_silent", trips=["autograd.non_leaf_grad_none"])
+def _(patch):
+    """Reading .grad of a non-leaf returns None without the warning the docs describe."""
+    import warnings
+
+    def make(original):
+        def read(self):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return original.__get__(self)
+
+        return property(read, original.__set__, original.__delete__)
+
+    patch.method(torch.Tensor, "grad", make)
+
+
 @fault("retain_grad_noop", trips=["autograd.non_leaf_grad_none"])
 def _(patch):
     """retain_grad() does nothing."""

@@ -143,3 +143,16 @@ def _(patch):
         if reduction == "batchmean":
             return orig(input, target, reduction="sum", log_target=log_target) / input.numel()
         return orig(input, target, reduction=reduction, log_target=log_target)
+
+
+@fault("nll_normalises_its_input", trips=["losses.nll_none"])
+def _(patch):
+    """NLLLoss applies log_softmax to inputs that are not log-probabilities (it assumes it must)."""
+
+    @patch.replace(F, "nll_loss")
+    def nll_loss(orig, input, target, *a, **k):
+        if input.dim() >= 2 and input.is_floating_point():
+            sums = input.exp().sum(1)
+            if not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
+                input = F.log_softmax(input, 1)
+        return orig(input, target, *a, **k)
