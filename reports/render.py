@@ -6,6 +6,7 @@ python -m reports.render conformance-report/results.jsonl -o conformance-report/
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -155,6 +156,16 @@ def _cell(counts: Counter | None) -> dict:
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
 )
+
+
+def plain_rst(text: str) -> str:
+    """A docstring quote as a reader sees it on the docs page: roles (:attr:`x`, :func:`~a.b`) and
+    double backticks reduced to their text. The catalogue keeps the verbatim form."""
+    text = re.sub(r":[\w:]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
+_ENV.filters["plain_rst"] = plain_rst
 
 
 def render(sources: list[schema.Source]) -> str:

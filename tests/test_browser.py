@@ -103,6 +103,15 @@ def test_report_page_works_in_chromium(page, browser):
     assert "views.permute_shares" in visible_behaviours(browser)
     assert "views.narrow_shares" in visible_behaviours(browser)
 
+    # Each statement shows the documented sentence it rests on; observed behaviour is marked apart.
+    quote = browser.find_element("css selector", "details[id='views.permute_shares'] blockquote.quote")
+    assert quote.is_displayed() and "Returns a view of the original tensor" in quote.text
+    behaviour = browser.find_element("css selector", "details[id='views.permute_shares']")
+    browser.execute_script("arguments[0].scrollIntoView()", behaviour)
+    assert behaviour.screenshot(str(Path(SCREENSHOT_DIR or page.parent) / "browser-quote.png"))
+    observed = browser.find_element("css selector", "details[id='losses.nll_all_ignored_observed'] .observed-kind")
+    assert "observed behaviour, not a documented promise" in observed.get_attribute("textContent")
+
     repro = browser.find_element("css selector", "details[id='views.permute_shares'] pre.repro")
     assert repro.is_displayed() and "test_permute_is_a_view[cpu-float32]" in repro.text
     assert "<script>alert(1)</script>" in browser.find_element("css selector", "div.failure pre").text
