@@ -91,3 +91,15 @@ def test_tensor_of_two_ints_raises(device, a, b):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert torch.empty(a, b, device=device).shape == (a, b)
+
+
+@pytest.mark.behaviour("creation.no_double64")
+@pytest.mark.dtypes("floating")
+@given(x=specs())
+def test_there_is_no_double64_only_float64(device, dtype, x):
+    assert not hasattr(torch, "double64"), "torch.double64 exists"
+    assert torch.double is torch.float64
+    t = x.build(dtype=dtype, device=device)
+    with private_rng(0, device):
+        like = torch.randn_like(t, dtype=torch.float64)
+    assert like.dtype == torch.float64 and like.shape == t.shape and like.device == t.device

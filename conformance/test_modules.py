@@ -13,6 +13,7 @@ from conformance.checks import assert_equal, assert_same_storage, private_rng
 from conformance.harness.declaration import Divergence, Operation
 from strategies import specs
 from strategies.samples import Sample
+from strategies.tensors import WRITABLE_LAYOUTS as WRITABLE
 
 
 def small_model(device, width=3):
@@ -250,3 +251,64 @@ def test_conv2d_output_shape_formula(device, dtype, sample):
 def test_conv2d_input_smaller_than_the_kernel_raises(device, dtype, sample):
     with pytest.raises(RuntimeError):
         CONV2D(sample, dtype=dtype, device=device)
+
+
+def nested_model(depth: int, width: int) -> nn.Module:
+    """Sequentials nested `depth` deep, `width` layers wide at each level."""
+    if depth == 0:
+        return nn.Linear(2, 2)
+    return nn.Sequential(*(nested_model(depth - 1, width) for _ in range(width)))
+
+
+@pytest.mark.behaviour("modules.apply_visits_every_module")
+@given(depth=st.integers(0, 3), width=st.integers(1, 3))
+def test_apply_visits_every_submodule_and_self(device, depth, width):
+    with private_rng():
+        model = nested_model(depth, width).to(device)
+    visited = []
+    assert model.apply(visited.append) is model
+    assert sorted(map(id, visited)) == sorted(map(id, model.modules())), "apply missed or repeated a module"
+
+
+@pytest.mark.behaviour("modules.init_constant_fills")
+@pytest.mark.dtypes("floating")
+@given(x=specs(layouts=WRITABLE), val=st.sampled_from([0.0, 1.0, -2.5, 0.1]), as_parameter=st.booleans())
+def test_init_constant_fills_in_place(device, dtype, x, val, as_parameter):
+    t = x.build(dtype=dtype, device=device)
+    if as_parameter:
+        t = nn.Parameter(t)
+    returned = nn.init.constant_(t, val)
+    assert returned is t
+    assert_equal(t.detach().cpu(), torch.full(x.shape, val, dtype=dtype), "the filled tensor")
+    assert t.grad_fn is None and (t.is_leaf or not as_parameter)
+
+
+@pytest.mark.behaviour("modules.flatten_keeps_batch")
+@pytest.mark.dtypes("representative")
+# Two dims at least: the documented input shape (*, S_start, ..., S_end, *) starts at dim 1.
+@given(x=specs(shapes=st.lists(st.integers(0, 4), min_size=2, max_size=4).map(tuple)))
+def test_flatten_keeps_the_batch_dimension(device, dtype, x):
+    out = nn.Flatten()(x.build(dtype=dtype, device=device))
+    rest = 1
+    for side in x.shape[1:]:
+        rest *= side
+    assert tuple(out.shape) == (x.shape[0], rest)
+    assert_equal(out.cpu(), x.logical_values(dtype).reshape(x.shape[0], rest), "the flattened values")
+
+
+class WithBuffers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(3)
+        self.register_buffer("kept", torch.zeros(2))
+        self.register_buffer("scratch", torch.zeros(2), persistent=False)
+
+
+@pytest.mark.behaviour("modules.state_dict_persistent_buffers")
+@pytest.mark.meta_too
+def test_state_dict_has_parameters_and_persistent_buffers(device):
+    with private_rng():
+        model = WithBuffers().to(device)
+    keys = set(model.state_dict())
+    assert {"norm.weight", "norm.bias", "norm.running_mean", "norm.running_var", "norm.num_batches_tracked", "kept"} <= keys
+    assert "scratch" not in keys, "a buffer registered with persistent=False is in state_dict"

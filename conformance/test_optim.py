@@ -62,3 +62,17 @@ def test_one_sgd_step_is_w_minus_lr_grad(device, dtype, sample):
     w, lr = sample.args
     w0 = w.build(dtype=dtype, device=device)
     assert_close(SGD_STEP(sample, dtype=dtype, device=device), w0 - lr * 3 * w0.cos())
+
+
+@pytest.mark.behaviour("optim.param_group_lr_takes_effect")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs(layouts=("contiguous",)), first=st.floats(1e-3, 1.0), second=st.floats(1e-3, 1.0))
+def test_a_changed_learning_rate_applies_to_the_next_step(device, dtype, x, first, second):
+    w = x.build(dtype=dtype, device=device).requires_grad_()
+    opt = torch.optim.SGD([w], lr=first)
+    for group in opt.param_groups:
+        group["lr"] = second
+    w0 = w.detach().clone()
+    (w.sin() * 3).sum().backward()
+    opt.step()
+    assert_close(w.detach(), w0 - second * 3 * w0.cos())

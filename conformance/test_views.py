@@ -248,3 +248,16 @@ def test_is_contiguous_follows_the_stride_rule(device, dtype, x, data):
     strides = [data.draw(st.integers(0, 50)) if n == 1 else s for n, s in zip(x.shape, contiguous_strides(x.shape))]
     odd = torch.empty(x.numel + 1, dtype=dtype, device=device).as_strided(x.shape, strides)
     assert odd.is_contiguous(), f"shape {x.shape} strides {strides} should count as contiguous"
+
+
+@pytest.mark.behaviour("views.no_torch_view")
+@pytest.mark.dtypes("representative")
+@given(x=specs(), data=st.data())
+def test_there_is_no_torch_view_only_the_method(device, dtype, x, data):
+    assert not hasattr(torch, "view"), "torch.view exists"
+    t = x.build(dtype=dtype, device=device)
+    before = (tuple(t.shape), t.stride())
+    new_shape = data.draw(reshapes(x.shape), label="new_shape")
+    if view_is_possible(t.shape, t.stride(), new_shape):
+        assert tuple(t.view(new_shape).shape) == tuple(new_shape)
+    assert (tuple(t.shape), t.stride()) == before, "view changed the tensor it was called on"

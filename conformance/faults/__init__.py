@@ -64,6 +64,14 @@ class Patcher:
         self._undo.append((owner, name, original, name in vars(owner)))
         setattr(owner, name, make(getattr(owner, name)))
 
+    def attribute(self, owner, name: str, value) -> None:
+        """Set `owner.name` to `value` (adding it if torch has no such name) until undone."""
+        self.method(owner, name, lambda original: value) if hasattr(owner, name) else self._add(owner, name, value)
+
+    def _add(self, owner, name: str, value) -> None:
+        self._undo.append((owner, name, None, False))
+        setattr(owner, name, value)
+
     def replace(self, owner, name: str) -> Callable:
         """Decorator: `broken(original, *args, **kwargs)` becomes `owner.name`."""
 

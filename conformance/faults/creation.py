@@ -65,3 +65,9 @@ def _(patch):
         if isinstance(data, int) and a and isinstance(a[0], int):
             return torch.zeros(data, *a, **k)
         return orig(data, *a, **k)
+
+
+@fault("double64_alias", trips=["creation.no_double64"])
+def _(patch):
+    """torch.double64 exists (as the note wrote it)."""
+    patch.attribute(torch, "double64", torch.float64)

@@ -108,3 +108,45 @@ def _(patch):
         if s > 1:
             x = torch.nn.functional.pad(x, (0, s - 1, 0, s - 1))
         return orig(self, x)
+
+
+@fault("apply_children_only", trips=["modules.apply_visits_every_module"])
+def _(patch):
+    """Module.apply calls fn on the direct children only, not recursively."""
+
+    @patch.replace(nn.Module, "apply")
+    def apply(orig, self, fn):
+        for child in self.children():
+            fn(child)
+        fn(self)
+        return self
+
+
+@fault("init_constant_copies", trips=["modules.init_constant_fills"])
+def _(patch):
+    """nn.init.constant_ returns a filled copy and leaves the tensor as it was."""
+
+    @patch.replace(nn.init, "constant_")
+    def constant_(orig, tensor, val):
+        return torch.full_like(tensor.detach(), val)
+
+
+@fault("flatten_from_dim_zero", trips=["modules.flatten_keeps_batch"])
+def _(patch):
+    """nn.Flatten() flattens everything, the batch dimension included."""
+
+    @patch.replace(nn.Flatten, "forward")
+    def forward(orig, self, input):
+        return input.flatten()
+
+
+@fault("state_dict_keeps_non_persistent", trips=["modules.state_dict_persistent_buffers"])
+def _(patch):
+    """state_dict also holds buffers registered with persistent=False."""
+
+    @patch.replace(nn.Module, "state_dict")
+    def state_dict(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        for name, buffer in self.named_buffers():
+            out.setdefault(name, buffer)
+        return out

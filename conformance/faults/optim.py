@@ -48,3 +48,24 @@ def _(patch):
         finally:
             for group in self.param_groups:
                 group["lr"] /= 1.001
+
+
+@fault("sgd_ignores_changed_lr", trips=["optim.param_group_lr_takes_effect"])
+def _(patch):
+    """SGD keeps the learning rate it was built with when param_group['lr'] changes."""
+
+    @patch.replace(torch.optim.SGD, "__init__")
+    def __init__(orig, self, params, lr=1e-3, *a, **k):
+        orig(self, params, lr, *a, **k)
+        self._built_lr = lr
+
+    @patch.replace(torch.optim.SGD, "step")
+    def step(orig, self, *a, **k):
+        changed = [group["lr"] for group in self.param_groups]
+        for group in self.param_groups:
+            group["lr"] = self._built_lr
+        try:
+            return orig(self, *a, **k)
+        finally:
+            for group, lr in zip(self.param_groups, changed):
+                group["lr"] = lr

@@ -119,3 +119,13 @@ def _(patch):
             return tree_map(lambda t: t.clone() if isinstance(t, torch.Tensor) else t, compiled(*args, **kw))
 
         return copying
+
+
+@fault("torch_view_function", trips=["views.no_torch_view"])
+def _(patch):
+    """torch grows a view function that reshapes in place (the note's reading)."""
+
+    def view(tensor, *shape):
+        return tensor.set_(tensor.untyped_storage(), tensor.storage_offset(), tensor.view(*shape).shape)
+
+    patch.attribute(torch, "view", view)
