@@ -343,3 +343,44 @@ def test_hooks_in_a_loop_see_the_last_name(device, layers):
     model(torch.ones(1, 2, device=device)).sum().backward()
     last = list(dict(model.named_parameters()))[-1]
     assert len(logged) == 2 * layers and set(logged) == {last}
+
+
+class Scale(torch.autograd.Function):
+    """y = k x, with a hand-written backward: dy/dx = k."""
+
+    @staticmethod
+    def forward(ctx, x, k):
+        ctx.save_for_backward(x)
+        ctx.k = k
+        return x * k
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        assert x.shape == grad.shape
+        return grad * ctx.k, None
+
+
+@pytest.mark.behaviour("autograd.custom_function")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs(), k=st.sampled_from([-2.0, 0.5, 3.0]))
+def test_a_custom_function_runs_its_own_backward(device, dtype, x, k):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    out = Scale.apply(t, k)
+    assert type(out.grad_fn).__name__ == "ScaleBackward", type(out.grad_fn).__name__
+    assert_close(out.detach(), t.detach() * k)
+    out.sum().backward()
+    assert_close(t.grad, torch.full_like(t.detach(), k))
+
+
+@pytest.mark.behaviour("autograd.inplace_on_leaf_raises")
+@pytest.mark.dtypes("float32")
+@given(x=specs(layouts=("contiguous",)), lr=st.floats(0.01, 1.0))
+def test_in_place_on_a_leaf_needs_no_grad(device, dtype, x, lr):
+    w = x.build(dtype=dtype, device=device, requires_grad=True)
+    (w * 2).sum().backward()
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        w.sub_(lr * w.grad)
+    with torch.no_grad():
+        w.sub_(lr * w.grad)
+    assert w.is_leaf and w.requires_grad and w.grad is not None

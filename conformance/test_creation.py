@@ -103,3 +103,29 @@ def test_there_is_no_double64_only_float64(device, dtype, x):
     with private_rng(0, device):
         like = torch.randn_like(t, dtype=torch.float64)
     assert like.dtype == torch.float64 and like.shape == t.shape and like.device == t.device
+
+
+SCALARS = {
+    "bool": st.booleans(),
+    "int": st.integers(-(2**40), 2**40),
+    "float": st.floats(-1e6, 1e6, allow_nan=False),
+    "complex": st.complex_numbers(max_magnitude=1e6, allow_nan=False, allow_infinity=False),
+}
+
+
+@pytest.mark.behaviour("creation.tensor_infers_dtype")
+@given(kinds=st.lists(st.sampled_from(sorted(SCALARS)), min_size=1, max_size=6), data=st.data(), nested=st.booleans())
+def test_tensor_infers_its_dtype_from_python_data(device, kinds, data, nested):
+    values = [data.draw(SCALARS[kind], label=kind) for kind in kinds]
+    out = torch.tensor([[v] for v in values] if nested else values, device=device)
+    present = {type(v) for v in values}
+    default_complex = {torch.float32: torch.complex64, torch.float64: torch.complex128}[torch.get_default_dtype()]
+    if complex in present:
+        expected = default_complex
+    elif float in present:
+        expected = torch.get_default_dtype()
+    elif int in present:
+        expected = torch.int64
+    else:
+        expected = torch.bool
+    assert out.dtype == expected, f"{kinds}: got {out.dtype}, expected {expected}"

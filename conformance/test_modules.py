@@ -312,3 +312,16 @@ def test_state_dict_has_parameters_and_persistent_buffers(device):
     keys = set(model.state_dict())
     assert {"norm.weight", "norm.bias", "norm.running_mean", "norm.running_var", "norm.num_batches_tracked", "kept"} <= keys
     assert "scratch" not in keys, "a buffer registered with persistent=False is in state_dict"
+
+
+@pytest.mark.behaviour("modules.dataparallel_keeps_module")
+@pytest.mark.device_types("cpu")  # without GPUs DataParallel only wraps; the GPU case needs two devices
+def test_dataparallel_keeps_the_model_under_module(device):
+    with private_rng():
+        model = nested_model(1, 2)
+    model.note = "an attribute of the wrapped model"
+    wrapped = nn.DataParallel(model)
+    assert wrapped.module is model
+    assert wrapped.module.note == model.note
+    with pytest.raises(AttributeError):
+        wrapped.note  # noqa: B018 - reaching it on the wrapper is the documented mistake

@@ -287,3 +287,26 @@ def _(patch):
     def add(orig, self, other):
         out = orig(self, other)
         return out.detach().requires_grad_() if out.requires_grad else out
+
+
+@fault("custom_function_output_detached", trips=["autograd.custom_function"])
+def _(patch):
+    """Function.apply returns its forward's result cut from the graph: the custom backward never runs."""
+    original = torch.autograd.Function.__dict__["apply"]
+    patch.attribute(
+        torch.autograd.Function,
+        "apply",
+        classmethod(lambda cls, *a, **k: original.__func__(cls, *a, **k).detach().requires_grad_()),
+    )
+
+
+@fault("inplace_on_leaf_allowed", trips=["autograd.inplace_on_leaf_raises"])
+def _(patch):
+    """sub_ on a leaf that requires grad silently runs under no_grad instead of raising."""
+
+    @patch.replace(torch.Tensor, "sub_")
+    def sub_(orig, self, *a, **k):
+        if self.is_leaf and self.requires_grad and torch.is_grad_enabled():
+            with torch.no_grad():
+                return orig(self, *a, **k)
+        return orig(self, *a, **k)

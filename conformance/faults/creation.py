@@ -71,3 +71,13 @@ def _(patch):
 def _(patch):
     """torch.double64 exists (as the note wrote it)."""
     patch.attribute(torch, "double64", torch.float64)
+
+
+@fault("tensor_of_ints_is_int32", trips=["creation.tensor_infers_dtype"])
+def _(patch):
+    """torch.tensor of Python ints gives int32 (as on some platforms' NumPy)."""
+
+    @patch.replace(torch, "tensor")
+    def tensor(orig, data, *a, **k):
+        out = orig(data, *a, **k)
+        return out.to(torch.int32) if out.dtype == torch.int64 and "dtype" not in k else out

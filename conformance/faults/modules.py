@@ -150,3 +150,12 @@ def _(patch):
         for name, buffer in self.named_buffers():
             out.setdefault(name, buffer)
         return out
+
+
+@fault("dataparallel_copies_module", trips=["modules.dataparallel_keeps_module"])
+def _(patch):
+    """nn.DataParallel keeps a deep copy of the model, not the model itself."""
+
+    @patch.replace(nn.DataParallel, "__init__")
+    def __init__(orig, self, module, *a, **k):
+        orig(self, copy.deepcopy(module), *a, **k)
