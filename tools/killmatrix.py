@@ -185,7 +185,12 @@ def main(argv=None) -> int:
         from reports.killmatrix import render
 
         atomic_write(args.html, render(summary, results))
-    return 1 if survived else 0
+    code = 1 if survived else 0
+    if args.backend:  # a backend's autograd thread can abort the process while it finalizes
+        from conformance.harness.devices import exit_before_finalization
+
+        exit_before_finalization(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -132,15 +132,22 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
-    if not _EXIT_EARLY:
-        return
-    import atexit
-    import os
     import sys
 
     status = config.stash.get(_EXIT_STATUS, None)
-    if status is None:
-        return
+    # Only where pytest is the program (or an xdist worker): a program that runs pytest in-process
+    # (the kill matrix) has an exit status of its own, and ends early itself (exit_before_finalization).
+    pytest_is_the_program = hasattr(config, "workerinput") or "pytest" in sys.argv[0].replace("\\", "/").split("/")[-2:]
+    if _EXIT_EARLY and status is not None and pytest_is_the_program:
+        exit_before_finalization(status)
+
+
+def exit_before_finalization(status: int) -> None:
+    """End the process with `status` once the interpreter starts to shut down, before the
+    finalization in which a backend's autograd thread can abort it (see _EXIT_EARLY)."""
+    import atexit
+    import os
+    import sys
 
     def exit_now():
         sys.stdout.flush()
