@@ -194,3 +194,41 @@ def test_zero_dim_round_trip(device, dtype, x):
     assert a.shape == () and isinstance(a, np.ndarray)
     back = torch.from_numpy(np.array(t.item(), dtype=numpy_dtype(dtype)))
     assert back.shape == () and back.dtype == dtype and back.item() == t.item()
+
+
+@pytest.mark.behaviour("numpy_bridge.from_numpy_rejects_others")
+@pytest.mark.device_types("cpu")
+@given(values=st.lists(st.integers(-100, 100), min_size=1, max_size=6))
+def test_from_numpy_rejects_what_it_does_not_list(device, values):
+    with pytest.raises(TypeError):
+        torch.from_numpy(values)  # a list, not an ndarray
+    with pytest.raises(TypeError):
+        torch.from_numpy(np.array(values, dtype=object))
+    swapped = np.array(values, dtype=np.dtype(np.int32).newbyteorder())  # the byte order this machine does not use
+    with pytest.raises(ValueError):
+        torch.from_numpy(swapped)
+
+
+@pytest.mark.behaviour("numpy_bridge.numpy_force")
+@pytest.mark.dtypes("complex")
+@pytest.mark.device_types("cpu")
+@given(x=specs(layouts=WRITABLE_LAYOUTS))
+def test_numpy_force_converts_what_numpy_refuses(device, dtype, x):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    a = t.numpy(force=True)
+    np.testing.assert_array_equal(a, independent_array(t.detach()))
+    if t.numel():
+        assert a.__array_interface__["data"][0] == t.data_ptr(), "numpy(force=True) of a plain CPU tensor copied it"
+    c = t.detach().conj()
+    np.testing.assert_array_equal(c.numpy(force=True), np.conj(independent_array(t.detach())))
+
+
+@pytest.mark.behaviour("numpy_bridge.numpy_conj_refused")
+@pytest.mark.dtypes("complex")
+@pytest.mark.device_types("cpu")
+@given(x=specs())
+def test_numpy_of_a_conjugated_view_raises(device, dtype, x):
+    c = x.build(dtype=dtype, device=device).conj()
+    assert c.is_conj()
+    with pytest.raises(RuntimeError, match="conjugate bit"):
+        c.numpy()

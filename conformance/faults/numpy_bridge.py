@@ -114,3 +114,37 @@ def _(patch):
         "numpy",
         lambda orig: lambda self, *a, **k: orig(self, *a, **k).reshape(1) if self.dim() == 0 else orig(self, *a, **k),
     )
+
+
+@fault("from_numpy_converts_anything", trips=["numpy_bridge.from_numpy_rejects_others"])
+def _(patch):
+    """torch.from_numpy converts lists, object arrays and foreign byte orders through torch.tensor."""
+
+    @patch.replace(torch, "from_numpy")
+    def from_numpy(orig, data):
+        if not isinstance(data, np.ndarray) or data.dtype == object or not data.dtype.isnative:
+            return torch.tensor(np.asarray(data, dtype=np.float64))
+        return orig(data)
+
+
+@fault("numpy_force_ignores_conj", trips=["numpy_bridge.numpy_force"])
+def _(patch):
+    """numpy(force=True) hands out the memory of a conjugated view without conjugating it."""
+
+    @patch.replace(torch.Tensor, "numpy")
+    def numpy(orig, self, *, force=False):
+        if force:
+            base = self.detach().cpu()
+            return orig(base.conj() if base.is_conj() else base)  # .conj() drops the bit: the raw memory
+        return orig(self)
+
+
+@fault("numpy_of_conj_unconjugated", trips=["numpy_bridge.numpy_conj_refused"])
+def _(patch):
+    """numpy() of a conjugated view returns the underlying, unconjugated values."""
+
+    @patch.replace(torch.Tensor, "numpy")
+    def numpy(orig, self, *a, **k):
+        if self.is_conj():
+            return orig(self.conj(), *a, **k)
+        return orig(self, *a, **k)
