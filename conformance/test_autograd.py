@@ -384,3 +384,14 @@ def test_in_place_on_a_leaf_needs_no_grad(device, dtype, x, lr):
     with torch.no_grad():
         w.sub_(lr * w.grad)
     assert w.is_leaf and w.requires_grad and w.grad is not None
+
+
+@pytest.mark.behaviour("autograd.clone_detach_either_order")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs())
+def test_clone_and_detach_commute(device, dtype, x):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    for copy in (t.clone().detach(), t.detach().clone()):
+        assert copy.is_leaf and copy.grad_fn is None and not copy.requires_grad
+        assert_equal(copy, t.detach(), "the copy's values")
+        assert_own_storage(copy, t, "the copy")

@@ -310,3 +310,12 @@ def _(patch):
             with torch.no_grad():
                 return orig(self, *a, **k)
         return orig(self, *a, **k)
+
+
+@fault("clone_of_detached_shares", trips=["autograd.clone_detach_either_order"])
+def _(patch):
+    """clone() of a tensor that does not require grad returns a view of it instead of a copy."""
+
+    @patch.replace(torch.Tensor, "clone")
+    def clone(orig, self, *a, **k):
+        return self.view_as(self) if not self.requires_grad else orig(self, *a, **k)
