@@ -1,4 +1,4 @@
-"""Render fault kill-matrix results (conformance.faults.killmatrix --json) as one HTML page:
+"""Render fault kill-matrix results (tools.killmatrix --json) as one HTML page:
 fault by behaviour, with dead behaviours (never kill anything) and blind spots (faults
 nothing catches) listed first. Reads JSON and TOML only."""
 

@@ -1,9 +1,9 @@
 """Run the suite once per catalogued fault and report which behaviours kill it.
 
-    python -m conformance.faults.killmatrix                  # every fault, its own behaviours
-    python -m conformance.faults.killmatrix --scope all      # every fault against the whole suite
-    python -m conformance.faults.killmatrix --faults a,b --json kill.json --html kill.html
-    python -m conformance.faults.killmatrix --list
+    python -m tools.killmatrix                  # every fault, its own behaviours
+    python -m tools.killmatrix --scope all      # every fault against the whole suite
+    python -m tools.killmatrix --faults a,b --json kill.json --html kill.html
+    python -m tools.killmatrix --list
 
 Each fault runs in this process through pytest.main with --inject-fault and the `faults`
 Hypothesis profile (ci's derandomized inputs, no shrinking). A fault is killed when a test of
@@ -115,7 +115,7 @@ def run_fault(fault, scope: str, devices: list[str], backends: list[str] = ()) -
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m conformance.faults.killmatrix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tools.killmatrix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--faults", help="comma-separated fault ids (default: all)")
     parser.add_argument(
