@@ -18,6 +18,9 @@ import sys
 
 import pytest
 
+from reports.schema import CUDA_PEAK_MB
+from reports.schema import POISONED as POISONED_KEY
+
 POISONED = pytest.StashKey[str]()
 # Device types whose kernel errors leave the process's context unusable. A backend author whose
 # device behaves the same way adds its type here.
@@ -81,7 +84,7 @@ def pytest_runtest_makereport(item, call):
         and is_poisoning(call.excinfo.value)
     ):
         item.config.stash[POISONED] = item.nodeid
-        report.user_properties.append(("poisoned", item.nodeid))
+        report.user_properties.append((POISONED_KEY, item.nodeid))
     return report
 
 
@@ -112,6 +115,6 @@ def pytest_runtest_call(item):
 
 
 def _release(item, torch, free: bool) -> None:
-    item.user_properties.append(("cuda_peak_mb", round(torch.cuda.max_memory_allocated() / 2**20, 2)))
+    item.user_properties.append((CUDA_PEAK_MB, round(torch.cuda.max_memory_allocated() / 2**20, 2)))
     if free:
         torch.cuda.empty_cache()
