@@ -118,3 +118,12 @@ def test_returned_index_names_the_samples(device, n, batch, seed):
         assert_equal(values, index * 10)
         seen += index.tolist()
     assert sorted(seen) == list(range(n))
+
+
+@pytest.mark.behaviour("data.iterable_dataset_needs_iter")
+@given(extra=st.sampled_from(["__len__", "__getitem__", "nothing"]))
+def test_an_iterable_dataset_without_iter_cannot_be_made(device, extra):
+    members = {} if extra == "nothing" else {extra: lambda self, *a: 0}
+    Incomplete = type("Incomplete", (IterableDataset,), members)
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()

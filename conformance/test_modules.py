@@ -325,3 +325,12 @@ def test_dataparallel_keeps_the_model_under_module(device):
     assert wrapped.module.note == model.note
     with pytest.raises(AttributeError):
         wrapped.note  # noqa: B018 - reaching it on the wrapper is the documented mistake
+
+
+@pytest.mark.behaviour("modules.parameter_not_a_variable_subclass")
+@given(x=specs())
+def test_parameter_subclasses_tensor_not_variable(device, x):
+    p = nn.Parameter(x.build(dtype=torch.float32, device=device))
+    assert nn.Parameter.__mro__[1] is torch.Tensor
+    assert not issubclass(nn.Parameter, torch.autograd.Variable)
+    assert isinstance(p, torch.autograd.Variable) and isinstance(torch.zeros(1), torch.autograd.Variable)

@@ -234,3 +234,14 @@ def test_add_out_writes_into_out(device, dtype, sample):
     out, returned = add_into_new_out(x, y)
     assert returned is out
     assert_close(ADD_OUT(sample, dtype=dtype, device=device), x + y)
+
+
+@pytest.mark.behaviour("reductions.axis_alias")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs(shapes=shapes(min_dims=1, min_side=1)), data=st.data())
+def test_axis_is_another_name_for_dim(device, dtype, x, data):
+    t = x.build(dtype=dtype, device=device)
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1), label="axis")
+    assert_equal(torch.sum(t, axis=axis), torch.sum(t, dim=axis), "sum(axis=)")
+    assert_equal(torch.mean(t, axis=axis), torch.mean(t, dim=axis), "mean(axis=)")
+    assert_equal(torch.argmax(t, axis=axis), torch.argmax(t, dim=axis), "argmax(axis=)")

@@ -97,3 +97,15 @@ def test_repeat_interleave_repeats_in_place(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
     out = t.repeat_interleave(r, dim)
     np.testing.assert_array_equal(independent_array(out.cpu()), np.repeat(independent_array(t.cpu()), r, axis=dim))
+
+
+@pytest.mark.behaviour("shape_ops.t_takes_no_argument")
+@pytest.mark.dtypes("representative")
+@given(x=specs(shapes=shapes(max_dims=2), layouts=("contiguous", "transposed", "sliced", "offset")), arg=st.integers(-2, 1))
+def test_t_underscore_transposes_in_place_and_takes_no_argument(device, dtype, x, arg):
+    t = x.build(dtype=dtype, device=device)
+    expected = x.logical_values(dtype).t() if x.ndim == 2 else x.logical_values(dtype)
+    assert t.t_() is t
+    assert_equal(t.cpu(), expected, "t_() of the tensor")
+    with pytest.raises(TypeError):
+        t.t_(arg)

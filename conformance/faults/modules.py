@@ -159,3 +159,10 @@ def _(patch):
     @patch.replace(nn.DataParallel, "__init__")
     def __init__(orig, self, module, *a, **k):
         orig(self, copy.deepcopy(module), *a, **k)
+
+
+@fault("parameter_is_a_variable_subclass", trips=["modules.parameter_not_a_variable_subclass"])
+def _(patch):
+    """issubclass(nn.Parameter, Variable) holds again (as in torch before 0.4)."""
+    meta = type(torch.autograd.Variable)
+    patch.attribute(meta, "__subclasscheck__", lambda cls, other: issubclass(other, torch.Tensor))

@@ -133,3 +133,14 @@ def _(patch):
             out = orig(input.flip(dim), *a, **k)  # the first maximum of the flipped is the last one
             return type(out)((out[0], input.shape[dim] - 1 - out[1]))
         return orig(input, *a, **k)
+
+
+@fault("sum_rejects_axis", trips=["reductions.axis_alias"])
+def _(patch):
+    """torch.sum no longer takes NumPy's axis= keyword."""
+
+    @patch.replace(torch, "sum")
+    def sum_(orig, *a, **k):
+        if "axis" in k:
+            raise TypeError("sum() got an unexpected keyword argument 'axis'")
+        return orig(*a, **k)
