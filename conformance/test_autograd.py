@@ -395,3 +395,15 @@ def test_clone_and_detach_commute(device, dtype, x):
         assert copy.is_leaf and copy.grad_fn is None and not copy.requires_grad
         assert_equal(copy, t.detach(), "the copy's values")
         assert_own_storage(copy, t, "the copy")
+
+
+@pytest.mark.behaviour("autograd.grad_fn_names")
+@pytest.mark.dtypes("float32_64")
+@given(x=specs(shapes=shapes(min_dims=1)))
+def test_grad_fn_names_the_operation(device, dtype, x):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    y = t + 2
+    z = y * y * 2
+    for result, name in ((y, "AddBackward0"), (z, "MulBackward0"), (z.mean(), "MeanBackward0"),
+                         (z.sum(), "SumBackward0"), (z.sum(0), "SumBackward1")):  # fmt: skip
+        assert type(result.grad_fn).__name__ == name, f"{type(result.grad_fn).__name__}, expected {name}"

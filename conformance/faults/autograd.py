@@ -319,3 +319,14 @@ def _(patch):
     @patch.replace(torch.Tensor, "clone")
     def clone(orig, self, *a, **k):
         return self.view_as(self) if not self.requires_grad else orig(self, *a, **k)
+
+
+@fault("mean_through_division", trips=["autograd.grad_fn_names"])
+def _(patch):
+    """Tensor.mean is computed as sum / numel, so its grad_fn is a division node."""
+
+    @patch.replace(torch.Tensor, "mean")
+    def mean(orig, self, *a, **k):
+        if a or k:
+            return orig(self, *a, **k)
+        return self.sum() / max(self.numel(), 1)
