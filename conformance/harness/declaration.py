@@ -16,10 +16,11 @@ next to its test, in the spirit of PyTorch's OpInfo (but one per behaviour, and 
         ...
 
 A `Sample` (strategies/samples.py) holds the drawn arguments: TensorSpecs, `Arg`s and plain
-values, built on each device from the same draw. The eager
-property test, the cross-device agreement (conformance/test_cross_device.py) and any later
-mode run the same declaration on the same samples; none of them is edited to add a behaviour,
-and an area module is never edited to add a mode or a device kind.
+values, built on each device from the same draw. The eager property test, the cross-device
+agreement (conformance/test_cross_device.py) and the compiled mode (conformance/test_compiled.py)
+run the same declaration on the same samples; none of them is edited to add a behaviour, and an
+area module is not edited to add a mode or a device kind (beyond a declaration saying, once, why
+a mode does not apply to it).
 
 `call` is a lambda or function that names torch where it runs (`F.softmax`, not a captured
 `F.softmax` object), so a fault injected after import is seen. Documented ways a device may
