@@ -24,6 +24,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from reports.schema import atomic_write
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {
     "parallel_wall_s": 30.0,
@@ -169,7 +171,7 @@ def main(argv=None) -> int:
     for v in figures["slowest_behaviours"]:
         print(f"  {v['seconds']:7.2f}s {str(v['examples_per_s']):>8}/s  {v['behaviour']}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(figures, indent=1))
+    atomic_write(args.json, json.dumps(figures, indent=1))
     print(f"\nfigures written to {args.json}")
     return 0
 

@@ -29,6 +29,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from reports.schema import atomic_write
+
 ROOT = Path(__file__).resolve().parent.parent
 # Per device type: a fault that fires only there, and the cross-device case it must trip.
 CROSS_DEVICE_FAULT = {
@@ -224,7 +226,7 @@ def main(argv=None) -> int:
         summary["device_over_cpu_busy"] = round(busy[args.device] / busy["cpu"], 3)
     ok = all(s["met"] for s in summary["steps"].values())
     summary["all_met"] = ok
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    atomic_write(args.out / "summary.json", json.dumps(summary, indent=1))
     for name, s in summary["steps"].items():
         print(f"{name:10} {'met' if s['met'] else 'NOT MET':8} rc={s['rc']} {s['wall_s']:7.1f}s")
     print(

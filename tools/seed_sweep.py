@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from reports.schema import BAD, load
+from reports.schema import BAD, atomic_write, load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     for node in sorted(failing):
         print(f"  {node}")
     if args.json:
-        args.json.write_text(json.dumps({"runs": runs, "flaky": flaky, "failing": sorted(failing)}, indent=1))
+        atomic_write(args.json, json.dumps({"runs": runs, "flaky": flaky, "failing": sorted(failing)}, indent=1))
     return 1 if flaky or failing else 0
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,16 +122,15 @@ class Operation:
 
 
 _REGISTRY: dict[str, Operation] = {}
-_MODULES: dict[str, str] = {}
 
 
 def _register(operation: Operation) -> None:
-    module = sys._getframe(3).f_globals.get("__name__", "?")  # who wrote Operation(...)
-    earlier = _MODULES.get(operation.behaviour)
-    if earlier is not None and earlier != module:
-        raise ValueError(f"{operation.behaviour}: declared in {earlier} and again in {module}")
+    """One declaration per behaviour. A module imported twice re-declares the same behaviours
+    from the same module (the call's own module), which replaces them; another module may not."""
+    earlier = _REGISTRY.get(operation.behaviour)
+    if earlier is not None and earlier.call.__module__ != operation.call.__module__:
+        raise ValueError(f"{operation.behaviour}: declared in {earlier.call.__module__} and again in {operation.call.__module__}")
     _REGISTRY[operation.behaviour] = operation
-    _MODULES[operation.behaviour] = module
 
 
 def operations() -> list[Operation]:
