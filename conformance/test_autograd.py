@@ -2,6 +2,7 @@
 
 import warnings
 
+import numpy
 import pytest
 import torch
 from hypothesis import given
@@ -169,12 +170,34 @@ def test_backward_with_v_gives_j_transpose_v(device, dtype, sample):
     assert_close(VJP(sample, dtype=dtype, device=device), x.detach().cos() * (A.T @ v))
 
 
+def worked_example_gradient(x):
+    y = x + 2
+    out = (y * y * 3).mean()
+    out.backward()
+    return x.grad
+
+
+WORKED_EXAMPLE = Operation(
+    "autograd.worked_example",
+    dtypes="float32_64",
+    samples=st.builds(lambda x: Sample((Arg(x, requires_grad=True),)), specs(shapes=shapes(min_side=1))),
+    call=lambda x: worked_example_gradient(x),
+)
+
+
 @pytest.mark.behaviour("autograd.worked_example")
 def test_the_notes_worked_gradient(device):
+    # The notes' own numbers: x = ones(2, 2) gives a gradient of 4.5 everywhere.
     x = torch.ones(2, 2, device=device, requires_grad=True)
-    out = (3 * (x + 2) * (x + 2)).mean()
-    out.backward()
-    assert_close(x.grad.cpu(), torch.full((2, 2), 4.5))
+    assert_close(worked_example_gradient(x).cpu(), torch.full((2, 2), 4.5))
+
+
+@WORKED_EXAMPLE.property
+def test_worked_gradient_is_six_times_x_plus_two_over_n(device, dtype, sample):
+    # d/dx_i of mean(3 (x + 2)^2) over n elements is 6 (x_i + 2) / n: 3/2 (x_i + 2) for the notes' 2x2.
+    (x,), _ = sample.build(dtype=dtype, device=device)
+    expected = numpy.asarray(6 * (x.detach().cpu().double().numpy() + 2) / x.numel())
+    assert_close(WORKED_EXAMPLE(sample, dtype=dtype, device=device).cpu(), torch.from_numpy(expected).to(dtype))
 
 
 def grad_after_backwards(t, times):

@@ -165,11 +165,20 @@ def test_sequential_of_modules_values_shares_layers(device, width):
     assert_equal(s1[0].weight, s2[0].weight)
 
 
+class Assigned(nn.Module):
+    def __init__(self, names):
+        super().__init__()
+        for name in names:
+            setattr(self, name, nn.Identity())
+
+
 @pytest.mark.behaviour("modules.modules_is_dict")
-def test_modules_is_a_plain_dict(device):
-    model = small_model(device)
+@given(names=st.lists(st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(lambda n: not hasattr(nn.Module, n)), unique=True, max_size=6))
+def test_assigned_submodules_are_registered_in_order_in_a_plain_dict(device, names):
+    model = Assigned(names).to(device)
+    assert [name for name, _ in model.named_children()] == names
+    assert list(model.children()) == [getattr(model, name) for name in names]
     assert type(model._modules) is dict
-    assert list(model._modules) == ["0", "1", "2"]
 
 
 def conv2d_output_size(n, *, kernel_size, stride, padding, dilation, **_):

@@ -330,3 +330,26 @@ def _(patch):
         if a or k:
             return orig(self, *a, **k)
         return self.sum() / max(self.numel(), 1)
+
+
+@fault("mean_grad_for_four_elements", trips=["autograd.worked_example"])
+def _(patch):
+    """The gradient of a full mean is 1/4 whatever the number of elements: right for the notes' 2x2 only."""
+
+    class QuarterMean(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.shape = x.shape
+            return orig_mean(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.expand(ctx.shape) / 4
+
+    orig_mean = torch.Tensor.mean
+
+    @patch.replace(torch.Tensor, "mean")
+    def mean(orig, self, *a, **k):
+        if a or k or not self.requires_grad:
+            return orig(self, *a, **k)
+        return QuarterMean.apply(self)
