@@ -172,8 +172,11 @@ class Assigned(nn.Module):
             setattr(self, name, nn.Identity())
 
 
+ATTRIBUTE_NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(lambda n: not hasattr(nn.Module, n))
+
+
 @pytest.mark.behaviour("modules.modules_is_dict")
-@given(names=st.lists(st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(lambda n: not hasattr(nn.Module, n)), unique=True, max_size=6))
+@given(names=st.lists(ATTRIBUTE_NAMES, unique=True, max_size=6))
 def test_assigned_submodules_are_registered_in_order_in_a_plain_dict(device, names):
     model = Assigned(names).to(device)
     assert [name for name, _ in model.named_children()] == names
