@@ -1,5 +1,6 @@
 """Autograd: who is a leaf, what .to records, how gradients flow, accumulate and get hooked."""
 
+import math
 import warnings
 
 import numpy
@@ -320,6 +321,11 @@ def test_torch_tensor_of_a_tensor_is_a_detached_clone(device, dtype, x):
     assert copied.is_leaf and not copied.requires_grad
     assert_own_storage(copied, t, "torch.tensor(t)")
     assert_equal(copied, t.detach().clone())
+    with pytest.warns(UserWarning, match="clone"):
+        fresh_leaf = torch.tensor(t, requires_grad=True)
+    assert fresh_leaf.is_leaf and fresh_leaf.requires_grad and fresh_leaf.grad_fn is None
+    assert_own_storage(fresh_leaf, t, "torch.tensor(t, requires_grad=True)")
+    assert_equal(fresh_leaf.detach(), t.detach())
     cloned = t.clone()
     assert cloned.requires_grad and cloned.grad_fn is not None
 
@@ -430,3 +436,45 @@ def test_grad_fn_names_the_operation(device, dtype, x):
     for result, name in ((y, "AddBackward0"), (z, "MulBackward0"), (z.mean(), "MeanBackward0"),
                          (z.sum(), "SumBackward0"), (z.sum(0), "SumBackward1")):  # fmt: skip
         assert type(result.grad_fn).__name__ == name, f"{type(result.grad_fn).__name__}, expected {name}"
+
+
+@pytest.mark.behaviour("autograd.item_leaves_graph")
+@pytest.mark.dtypes("float32_64")
+@given(w=specs(shapes=shapes(min_dims=1, min_side=1)), b=st.floats(-1e3, 1e3))
+def test_a_number_taken_with_item_is_not_tracked(device, dtype, w, b):
+    # The notes' update: predict = feature @ weight + bias.item(); loss.backward()
+    weight = w.build(dtype=dtype, device=device, requires_grad=True)
+    bias = torch.tensor(b, dtype=dtype, device=device, requires_grad=True)
+    number = bias.item()
+    assert type(number) is float
+    (weight * 3 + number).sum().backward()
+    assert bias.grad is None, "bias.item() took part in the graph"
+    assert_close(weight.grad, torch.full_like(weight, 3))
+
+
+@st.composite
+def mismatched_gradient_shapes(draw):
+    """(output shape with more than one element, a gradient shape that differs from it)."""
+    output = draw(shapes(min_dims=1, min_side=1).filter(lambda s: math.prod(s) > 1), label="output")
+    gradient = draw(
+        st.one_of(
+            shapes(max_dims=4),
+            st.permutations(output).map(tuple),  # same number of elements, other shape
+            st.just((math.prod(output),)),  # flattened
+            st.just((1, *output)),  # one more leading dimension
+        ).filter(lambda s: s != output),
+        label="gradient",
+    )
+    return output, gradient
+
+
+@pytest.mark.behaviour("autograd.backward_gradient_shape_checked")
+@pytest.mark.dtypes("float32_64")
+@given(shapes_=mismatched_gradient_shapes(), seed=st.integers(0, 2**16))
+def test_backward_refuses_a_gradient_of_another_shape(device, dtype, shapes_, seed):
+    output_shape, gradient_shape = shapes_
+    x = torch.ones(output_shape, dtype=dtype, device=device, requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match="shape"):
+        y.backward(torch.ones(gradient_shape, dtype=dtype, device=device))
+    assert x.grad is None

@@ -353,3 +353,35 @@ def _(patch):
         if a or k or not self.requires_grad:
             return orig(self, *a, **k)
         return QuarterMean.apply(self)
+
+
+@fault("item_keeps_the_graph", trips=["autograd.item_leaves_graph"])
+def _(patch):
+    """item() of a tensor that requires grad returns it as a 0-d tensor, so it stays in the graph."""
+
+    @patch.replace(torch.Tensor, "item")
+    def item(orig, self):
+        return self.reshape(()) if self.requires_grad else orig(self)
+
+
+@fault("backward_reshapes_gradient", trips=["autograd.backward_gradient_shape_checked"])
+def _(patch):
+    """backward(gradient) quietly reshapes or replaces a gradient of the wrong shape."""
+
+    @patch.replace(torch.Tensor, "backward")
+    def backward(orig, self, gradient=None, *a, **k):
+        if gradient is not None and gradient.shape != self.shape:
+            gradient = gradient.reshape(self.shape) if gradient.numel() == self.numel() else torch.ones_like(self)
+        return orig(self, gradient, *a, **k)
+
+
+@fault("tensor_of_tensor_keeps_graph", trips=["autograd.tensor_of_tensor_copies"])
+def _(patch):
+    """torch.tensor(t, requires_grad=True) returns t.clone(): a non-leaf recorded in t's graph."""
+
+    @patch.replace(torch, "tensor")
+    def tensor(orig, data, *a, requires_grad=False, **k):
+        if requires_grad and isinstance(data, torch.Tensor) and data.requires_grad:
+            orig(data, *a, **k)  # keeps the UserWarning
+            return data.clone()
+        return orig(data, *a, requires_grad=requires_grad, **k)
