@@ -1,32 +1,45 @@
 """Creation: factory shapes and dtypes, random ranges, and what *_like / new_* inherit."""
 
 import math
+import re
+import sys
 import warnings
 
+import numpy
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from conformance.checks import private_rng
 from strategies import DTYPE_GROUPS, specs
 from strategies.shapes import shapes
+
+# The documented ways of giving a size: "a variable number of arguments or a collection like a list or tuple"
+SIZE_FORMS = {
+    "separate ints": lambda shape: tuple(shape) or ((),),  # no arguments at all is no size: a 0-d shape goes as ()
+    "a tuple": lambda shape: (tuple(shape),),
+    "a list": lambda shape: (list(shape),),
+    "a torch.Size": lambda shape: (torch.Size(shape),),
+}
 
 
 @pytest.mark.behaviour("creation.factory_shapes_dtypes")
 @pytest.mark.dtypes("all")
 @given(shape=shapes(), seed=st.integers(0, 2**32 - 1))
 def test_factories_honour_shape_dtype_device(device, dtype, shape, seed):
-    made = {name: getattr(torch, name)(shape, dtype=dtype, device=device) for name in ("empty", "zeros", "ones")}
-    if dtype.is_floating_point or dtype.is_complex:
-        generator = torch.Generator(device=device).manual_seed(seed)
-        made.update(
-            rand=torch.rand(shape, dtype=dtype, device=device, generator=generator),
-            randn=torch.randn(shape, dtype=dtype, device=device, generator=generator),
-        )
-    for name, t in made.items():
-        assert (tuple(t.shape), t.dtype, t.device.type) == (shape, dtype, torch.device(device).type), name
-    assert bool((made["zeros"] == 0).all()) and bool((made["ones"] == 1).all())
+    for form, size in SIZE_FORMS.items():  # every form, every example: they are cheap
+        made = {name: getattr(torch, name)(*size(shape), dtype=dtype, device=device) for name in ("empty", "zeros", "ones")}
+        if dtype.is_floating_point or dtype.is_complex:  # rand and randn sample floating and complex dtypes only
+            generator = torch.Generator(device=device).manual_seed(seed)
+            made.update(
+                rand=torch.rand(*size(shape), dtype=dtype, device=device, generator=generator),
+                randn=torch.randn(*size(shape), dtype=dtype, device=device, generator=generator),
+            )
+        for name, t in made.items():
+            assert (tuple(t.shape), t.dtype, t.device.type) == (shape, dtype, torch.device(device).type), f"{name}, {form}"
+        assert bool((made["zeros"] == 0).all()) and bool((made["ones"] == 1).all()), form
 
 
 @pytest.mark.behaviour("creation.rand_half_open")
@@ -129,3 +142,58 @@ def test_tensor_infers_its_dtype_from_python_data(device, kinds, data, nested):
     else:
         expected = torch.bool
     assert out.dtype == expected, f"{kinds}: got {out.dtype}, expected {expected}"
+
+
+@pytest.mark.behaviour("creation.tensor_class_vs_function")
+@pytest.mark.device_types("cpu")  # torch.Tensor(...) is the legacy constructor of CPU tensors
+@given(
+    kinds=st.lists(st.sampled_from(["bool", "int", "float"]), min_size=1, max_size=6),
+    data=st.data(),
+    size=shapes(min_dims=1, max_dims=3),
+)
+def test_torch_Tensor_makes_default_dtype_tensors_and_reads_ints_as_sizes(device, kinds, data, size):
+    values = [data.draw(SCALARS[kind], label=kind) for kind in kinds]
+    legacy = torch.Tensor(values)
+    assert legacy.dtype == torch.get_default_dtype(), f"torch.Tensor({kinds}) gave {legacy.dtype}"
+    assert legacy.tolist() == [float(v) for v in numpy.asarray(values, dtype=numpy.float32)]
+    inferred = {"bool": torch.bool, "int": torch.int64, "float": torch.get_default_dtype()}
+    expected = max((inferred[k] for k in kinds), key=[torch.bool, torch.int64, torch.get_default_dtype()].index)
+    assert torch.tensor(values).dtype == expected
+    assert torch.Tensor(*size).shape == size and torch.Tensor(*size).dtype == torch.get_default_dtype()
+
+
+@pytest.mark.behaviour("creation.tensor_class_shares_float32_ndarray")
+@pytest.mark.device_types("cpu")
+@given(a=arrays(numpy.float32, shapes(min_dims=1, min_side=1), elements=st.floats(-1e6, 1e6, width=32)))
+def test_torch_Tensor_of_a_float32_ndarray_shares_it(device, a):
+    t = torch.Tensor(a)
+    assert t.data_ptr() == a.__array_interface__["data"][0], "torch.Tensor(float32 ndarray) copied"
+    assert not numpy.shares_memory(torch.tensor(a).numpy(), a), "torch.tensor(ndarray) shares"
+
+
+def bytes_per_element(dtype: torch.dtype) -> int:
+    """From the dtype's name, as the dtype table lists it: float32 is 32 bits, complex64 64, bool one byte."""
+    name = str(dtype).removeprefix("torch.")
+    return 1 if name == "bool" else int(re.search(r"\d+", name).group()) // 8
+
+
+@pytest.mark.behaviour("creation.nbytes_is_numel_times_element_size")
+@pytest.mark.dtypes("all")
+@given(x=specs())
+def test_nbytes_is_numel_times_element_size(device, dtype, x):
+    t = x.build(dtype=dtype, device=device)
+    assert t.element_size() == bytes_per_element(dtype)
+    assert t.nbytes == t.numel() * t.element_size()
+
+
+@pytest.mark.behaviour("creation.getsizeof_counts_the_whole_storage")
+@pytest.mark.dtypes("representative")
+@given(x=specs())
+def test_getsizeof_of_a_storage_is_its_bytes_plus_the_wrapper(device, dtype, x):
+    t = x.build(dtype=dtype, device=device)
+    wrapper = sys.getsizeof(torch.empty(0, dtype=dtype, device=device).untyped_storage())
+    storage = t.untyped_storage()
+    assert sys.getsizeof(storage) == wrapper + storage.nbytes()
+    # a view's storage is its base's: at least as large as what the view can reach, usually larger
+    reach = t.storage_offset() + sum((n - 1) * s for n, s in zip(t.shape, t.stride())) + 1 if t.numel() else 0
+    assert storage.nbytes() >= reach * t.element_size()

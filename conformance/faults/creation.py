@@ -1,5 +1,8 @@
 """Faults in creation and dtype inheritance (catalogue area `creation`)."""
 
+import math
+
+import numpy
 import torch
 
 from conformance.faults import fault
@@ -81,3 +84,45 @@ def _(patch):
     def tensor(orig, data, *a, **k):
         out = orig(data, *a, **k)
         return out.to(torch.int32) if out.dtype == torch.int64 and "dtype" not in k else out
+
+
+@fault("factory_list_size_flattened", trips=["creation.factory_shapes_dtypes"])
+def _(patch):
+    """torch.zeros given its size as one list makes a flat tensor of that many elements."""
+
+    @patch.replace(torch, "zeros")
+    def zeros(orig, *size, **k):
+        if len(size) == 1 and isinstance(size[0], list) and len(size[0]) > 1:
+            return orig(math.prod(size[0]), **k)
+        return orig(*size, **k)
+
+
+@fault("tensor_function_is_the_class", trips=["creation.tensor_class_vs_function"])
+def _(patch):
+    """torch.tensor of Python data always gives the default floating dtype, as torch.Tensor does."""
+
+    @patch.replace(torch, "tensor")
+    def tensor(orig, data, *a, **k):
+        out = orig(data, *a, **k)
+        return out.to(torch.get_default_dtype()) if isinstance(data, list) and "dtype" not in k else out
+
+
+@fault("tensor_function_shares_ndarray", trips=["creation.tensor_class_shares_float32_ndarray"])
+def _(patch):
+    """torch.tensor of an ndarray shares its memory (as torch.as_tensor does)."""
+
+    @patch.replace(torch, "tensor")
+    def tensor(orig, data, *a, **k):
+        return torch.as_tensor(data) if isinstance(data, numpy.ndarray) and not (a or k) else orig(data, *a, **k)
+
+
+@fault("nbytes_assumes_four_byte_elements", trips=["creation.nbytes_is_numel_times_element_size"])
+def _(patch):
+    """Tensor.nbytes counts four bytes per element whatever the dtype."""
+    patch.attribute(torch.Tensor, "nbytes", property(lambda self: self.numel() * 4))
+
+
+@fault("storage_sizeof_is_the_wrapper_only", trips=["creation.getsizeof_counts_the_whole_storage"])
+def _(patch):
+    """sys.getsizeof of a storage counts only the Python object, not its bytes."""
+    patch.attribute(torch.UntypedStorage, "__sizeof__", lambda self: object.__sizeof__(self))
