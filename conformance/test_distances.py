@@ -1,11 +1,15 @@
-"""Distances: pdist is the upper triangle of cdist."""
+"""Distances: pdist is the upper triangle of cdist; 1 / (1 + distance) is a similarity."""
 
 import itertools
 
+import numpy
+import pytest
 import torch
+from hypothesis import given
 from hypothesis import strategies as st
+from torch.testing import assert_close
 
-from conformance.checks import assert_close_to_reference
+from conformance.checks import assert_close_to_reference, assert_equal
 from conformance.harness.declaration import Operation
 from conformance.tolerances import tolerance
 from strategies import specs
@@ -56,3 +60,18 @@ def test_pdist_scattered_into_triu_rebuilds_cdist(device, dtype, sample):
     assert_close_to_reference(
         PDIST_MATRIX(sample, dtype=dtype, device=device), torch.cdist(t, t).cpu(), **tolerance("distance_float32", dtype)
     )
+
+
+@pytest.mark.behaviour("distances.similarity_from_distance")
+@pytest.mark.dtypes("float32_64")
+@given(sample=point_sets())
+def test_one_over_one_plus_distance_is_a_similarity(device, dtype, sample):
+    (x,), _ = sample.build(dtype=dtype, device=device)
+    dist = torch.cdist(x, x)
+    similarity = dist.add(1).pow(-1)  # the notes' form
+    points = x.cpu().double().numpy()
+    expected = 1 / (1 + numpy.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)))
+    assert_close(similarity.cpu(), torch.from_numpy(expected).to(dtype), **tolerance("distance_float32", dtype))
+    assert bool(((similarity > 0) & (similarity <= 1)).all())
+    assert_close(similarity.diagonal().cpu(), torch.ones(x.shape[0], dtype=dtype))
+    assert_equal(dist.clone().add_(1).pow_(-1), similarity, "the in-place form")

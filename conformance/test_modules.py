@@ -1,6 +1,7 @@
 """Modules: hooks run on __call__, parameters register, state_dict aliases, modes, Conv2d shape."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -347,3 +348,117 @@ def test_parameter_subclasses_tensor_not_variable(device, x):
     assert nn.Parameter.__mro__[1] is torch.Tensor
     assert not issubclass(nn.Parameter, torch.autograd.Variable)
     assert isinstance(p, torch.autograd.Variable) and isinstance(torch.zeros(1), torch.autograd.Variable)
+
+
+@st.composite
+def kaiming_cases(draw):
+    """(weight shape, fan_in, fan_out, options): a Linear (out, in) or Conv2d (out, in, k, k) weight of at
+    least 4096 elements, so that the sample variance is tight enough to tell the fan modes apart."""
+    k = draw(st.sampled_from([1, 3]), label="kernel")
+    low = 64 if k == 1 else 22
+    out_features, in_features = (draw(st.integers(low, 2 * low), label=n) for n in ("out", "in"))
+    shape = (out_features, in_features) if k == 1 else (out_features, in_features, k, k)
+    options = dict(
+        a=draw(st.floats(0, 1), label="a"),
+        mode=draw(st.sampled_from(["fan_in", "fan_out"]), label="mode"),
+        nonlinearity=draw(st.sampled_from(["leaky_relu", "relu"]), label="nonlinearity"),
+    )
+    return shape, in_features * k * k, out_features * k * k, options
+
+
+@pytest.mark.behaviour("modules.kaiming_normal_std")
+@pytest.mark.dtypes("float32_64")
+@given(case=kaiming_cases(), seed=st.integers(0, 2**32 - 1))
+def test_kaiming_normal_draws_with_the_documented_std(device, dtype, case, seed):
+    shape, fan_in, fan_out, options = case
+    weight = torch.empty(shape, dtype=dtype, device=device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    assert nn.init.kaiming_normal_(weight, **options, generator=generator) is weight
+    # gain = sqrt(2 / (1 + a^2)) for leaky_relu (a is its negative slope), sqrt(2) for relu; std = gain / sqrt(fan)
+    a = options["a"] if options["nonlinearity"] == "leaky_relu" else 0.0
+    std = math.sqrt(2 / (1 + a * a)) / math.sqrt(fan_in if options["mode"] == "fan_in" else fan_out)
+    values = weight.double().cpu().numpy().ravel() / std
+    n = values.size
+    # n * (sample variance about the known mean 0) / std^2 is chi-square with n degrees of freedom: mean n,
+    # variance 2n. Six standard deviations on each bound make a false failure about 2e-9 per example (normal
+    # approximation, n >= 4096); the mean gets six standard errors likewise.
+    assert abs((values**2).mean() - 1) <= 6 * math.sqrt(2 / n), f"variance ratio {(values**2).mean():.4f}"
+    assert abs(values.mean()) <= 6 / math.sqrt(n), f"mean {values.mean() * std:.4g}"
+
+
+@st.composite
+def conv2d_call_forms(draw):
+    """The notes' signature, Conv2d(in, out, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True),
+    called with positional arguments, keywords or defaults."""
+    groups = draw(st.integers(1, 3), label="groups")
+    values = dict(
+        in_channels=groups * draw(st.integers(1, 2), label="in_per_group"),
+        out_channels=groups * draw(st.integers(1, 2), label="out_per_group"),
+        kernel_size=draw(st.integers(1, 4), label="kernel_size"),
+        stride=draw(st.integers(1, 3), label="stride"),
+        padding=draw(st.integers(0, 2), label="padding"),
+        dilation=draw(st.integers(1, 2), label="dilation"),
+        groups=groups,
+        bias=draw(st.booleans(), label="bias"),
+    )
+    names = list(values)
+    positional = draw(st.integers(3, len(names)), label="positional")  # the first three have no default
+    optional = names[positional:]
+    defaulted = draw(st.sets(st.sampled_from(optional)) if optional else st.just(set()), label="defaulted")
+    defaults = dict(stride=1, padding=0, dilation=1, groups=1, bias=True)
+    expected = {n: (defaults[n] if n in defaulted else v) for n, v in values.items()}
+    args = [values[n] for n in names[:positional]]
+    kwargs = {n: values[n] for n in names[positional:] if n not in defaulted}
+    return args, kwargs, expected
+
+
+@pytest.mark.behaviour("modules.conv2d_signature")
+@pytest.mark.dtypes("float32_64")
+@given(form=conv2d_call_forms(), padding_mode=st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
+def test_conv2d_takes_the_notes_signature_and_the_newer_arguments(device, dtype, form, padding_mode):
+    args, kwargs, expected = form
+    with private_rng():
+        conv = nn.Conv2d(*args, **kwargs)
+    pair = lambda v: (v, v)
+    assert (conv.in_channels, conv.out_channels, conv.groups) == (
+        expected["in_channels"],
+        expected["out_channels"],
+        expected["groups"],
+    )
+    assert (conv.kernel_size, conv.stride, conv.padding, conv.dilation) == tuple(
+        pair(expected[n]) for n in ("kernel_size", "stride", "padding", "dilation")
+    )
+    assert (conv.bias is not None) == expected["bias"] and conv.padding_mode == "zeros"
+    # Newer than the notes: padding_mode, device and dtype, and padding="valid" / "same" (stride 1 only).
+    with private_rng():
+        made_here = nn.Conv2d(*args, **kwargs, padding_mode=padding_mode, device=device, dtype=dtype)
+    assert made_here.padding_mode == padding_mode
+    assert (made_here.weight.device.type, made_here.weight.dtype) == (torch.device(device).type, dtype)
+    k, d = expected["kernel_size"], expected["dilation"]
+    side = d * (k - 1) + 1 + 2  # large enough for every kernel, with room to pad
+    x = torch.ones(2, expected["in_channels"], side, side + 1, dtype=dtype, device=device)
+    with private_rng():
+        same = nn.Conv2d(
+            expected["in_channels"],
+            expected["out_channels"],
+            k,
+            padding="same",
+            dilation=d,
+            groups=expected["groups"],
+            device=device,
+            dtype=dtype,
+        )
+        valid = nn.Conv2d(
+            expected["in_channels"],
+            expected["out_channels"],
+            k,
+            padding="valid",
+            dilation=d,
+            groups=expected["groups"],
+            device=device,
+            dtype=dtype,
+        )
+    assert same(x).shape[-2:] == x.shape[-2:], "padding='same' changed the spatial size"
+    assert valid(x).shape[-2:] == (side - d * (k - 1), side + 1 - d * (k - 1)), "padding='valid' padded"
+    with pytest.raises(ValueError):
+        nn.Conv2d(expected["in_channels"], expected["out_channels"], k, stride=2, padding="same")

@@ -21,3 +21,12 @@ def _(patch):
 def _(patch):
     """pdist is off by 0.1% relative."""
     patch.method(F, "pdist", lambda orig: lambda *a, **k: orig(*a, **k) * DRIFT)
+
+
+@fault("pow_drops_the_sign_of_the_exponent", trips=["distances.similarity_from_distance"])
+def _(patch):
+    """Tensor.pow with a negative scalar exponent raises to its absolute value."""
+
+    @patch.replace(torch.Tensor, "pow")
+    def pow(orig, self, exponent):
+        return orig(self, abs(exponent) if isinstance(exponent, (int, float)) else exponent)

@@ -166,3 +166,32 @@ def _(patch):
     """issubclass(nn.Parameter, Variable) holds again (as in torch before 0.4)."""
     meta = type(torch.autograd.Variable)
     patch.attribute(meta, "__subclasscheck__", lambda cls, other: issubclass(other, torch.Tensor))
+
+
+@fault("kaiming_normal_always_fan_in", trips=["modules.kaiming_normal_std"])
+def _(patch):
+    """kaiming_normal_ ignores mode='fan_out' and scales by fan_in."""
+
+    @patch.replace(nn.init, "kaiming_normal_")
+    def kaiming_normal_(orig, tensor, a=0, mode="fan_in", *rest, **k):
+        return orig(tensor, a, "fan_in", *rest, **k)
+
+
+@fault("kaiming_normal_ignores_slope", trips=["modules.kaiming_normal_std"])
+def _(patch):
+    """kaiming_normal_ uses relu's gain sqrt(2) whatever the leaky_relu slope a."""
+
+    @patch.replace(nn.init, "kaiming_normal_")
+    def kaiming_normal_(orig, tensor, a=0, *rest, **k):
+        return orig(tensor, 0, *rest, **k)
+
+
+@fault("conv2d_same_pads_half_the_kernel", trips=["modules.conv2d_signature"])
+def _(patch):
+    """Conv2d(padding='same') pads kernel_size // 2 on every side, which is too much for even kernels."""
+
+    @patch.replace(nn.Conv2d, "__init__")
+    def init(orig, self, in_channels, out_channels, kernel_size, *a, padding=0, dilation=1, **k):
+        if padding == "same":
+            padding = dilation * (kernel_size // 2)
+        orig(self, in_channels, out_channels, kernel_size, *a, padding=padding, dilation=dilation, **k)
