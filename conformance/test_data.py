@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils import data as tud
 from torch.utils.data import DataLoader, Dataset, IterableDataset
@@ -127,3 +127,37 @@ def test_an_iterable_dataset_without_iter_cannot_be_made(device, extra):
     Incomplete = type("Incomplete", (IterableDataset,), members)
     with pytest.raises(TypeError, match="abstract"):
         Incomplete()
+
+
+class Rows(Dataset):
+    """Row i of a tensor: a non-leaf that requires grad when the tensor does."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+
+@pytest.mark.behaviour("data.workers_refuse_grad_samples")
+@settings(max_examples=3)  # each example starts worker processes; the property does not depend on the values
+# Batched only: unbatched (batch_size=None), the worker's queue fails to pickle the sample and the
+# loader waits for it forever (observed in torch 2.13), which no test should wait out.
+@given(n=st.integers(1, 6), batch=st.integers(1, 3))
+def test_worker_processes_refuse_samples_that_require_grad(device, n, batch):
+    x = torch.arange(float(n)).requires_grad_()
+    assert all(b.requires_grad for b in loader(Rows(x), batch_size=batch))
+    batches = iter(loader(Rows(x), batch_size=batch, num_workers=1))
+    try:
+        with pytest.raises(RuntimeError):
+            next(batches)
+    finally:
+        batches._shutdown_workers()
+    detached = iter(loader(Rows(x.detach()), batch_size=batch, num_workers=1))
+    try:
+        assert torch.cat(list(detached)).tolist() == list(range(n))
+    finally:
+        detached._shutdown_workers()

@@ -76,3 +76,14 @@ def _(patch):
 def _(patch):
     """IterableDataset gets a concrete, empty __iter__: a subclass without one can be made and yields nothing."""
     patch.attribute(tud.IterableDataset, "__iter__", lambda self: iter(()))
+
+
+@fault("stack_out_detaches_inputs", trips=["data.workers_refuse_grad_samples"])
+def _(patch):
+    """torch.stack(..., out=) detaches inputs that require grad instead of refusing them."""
+
+    @patch.replace(torch, "stack")
+    def stack(orig, tensors, *a, out=None, **k):
+        if out is not None:
+            tensors = [t.detach() for t in tensors]
+        return orig(tensors, *a, out=out, **k)
