@@ -197,3 +197,22 @@ def test_getsizeof_of_a_storage_is_its_bytes_plus_the_wrapper(device, dtype, x):
     # a view's storage is its base's: at least as large as what the view can reach, usually larger
     reach = t.storage_offset() + sum((n - 1) * s for n, s in zip(t.shape, t.stride())) + 1 if t.numel() else 0
     assert storage.nbytes() >= reach * t.element_size()
+
+
+@pytest.mark.behaviour("creation.like_on_another_device")
+@pytest.mark.meta_too
+@pytest.mark.dtypes("float_and_complex")
+@given(x=specs())
+def test_like_with_device_creates_there(device, dtype, x):
+    source = x.build(dtype=dtype, device="cpu")
+    made = {
+        "zeros_like": torch.zeros_like(source, device=device),
+        "ones_like": torch.ones_like(source, device=device),
+        "full_like": torch.full_like(source, 2, device=device),
+        "empty_like": torch.empty_like(source, device=device),
+    }
+    for name, t in made.items():
+        assert (t.shape, t.dtype, t.device.type) == (source.shape, dtype, torch.device(device).type), name
+    if torch.device(device).type != "meta":
+        for name, value in (("zeros_like", 0), ("ones_like", 1), ("full_like", 2)):
+            assert bool((made[name] == value).all()), name

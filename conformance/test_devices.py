@@ -96,6 +96,9 @@ def test_module_moves_in_place_and_tensor_cpu_copies(device, width):
     assert {p.device.type for p in model.parameters()} == {torch.device(device).type}
     if torch.device(device).type not in ("cpu", "meta"):
         assert model.cpu() is model and {p.device.type for p in model.parameters()} == {"cpu"}
+        if torch.device(device).type == "cuda":  # the notes' own spelling of the move
+            assert model.cuda() is model and {p.device.type for p in model.parameters()} == {"cuda"}
+            model.cpu()
         t = torch.ones(width, device=device)
         assert t.cpu() is not t and t.device.type != "cpu"
     t = torch.ones(width)
@@ -112,3 +115,19 @@ def test_copies_and_mixing_between_two_gpus(device):
         a + b
     with torch.cuda.device(1):
         assert torch.zeros(1, device="cuda").device == torch.device("cuda:1")
+
+
+@pytest.mark.behaviour("devices.cuda_empty_cache")
+@pytest.mark.device_types("cuda")
+def test_empty_cache_releases_unoccupied_memory_and_keeps_live_tensors(device):
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()  # start from a cache with no unoccupied blocks
+    live = torch.arange(1024, dtype=torch.float32, device=device)
+    freed = torch.empty(64 * 2**20, dtype=torch.uint8, device=device)  # 64 MiB: a segment of its own
+    del freed
+    torch.cuda.synchronize()
+    allocated, reserved = torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
+    torch.cuda.empty_cache()
+    assert torch.cuda.memory_allocated() == allocated, "empty_cache freed memory a live tensor occupies"
+    assert torch.cuda.memory_reserved() <= reserved - 64 * 2**20, "empty_cache kept the unoccupied 64 MiB"
+    assert live.sum().item() == sum(range(1024))

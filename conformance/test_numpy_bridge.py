@@ -232,3 +232,16 @@ def test_numpy_of_a_conjugated_view_raises(device, dtype, x):
     assert c.is_conj()
     with pytest.raises(RuntimeError, match="conjugate bit"):
         c.numpy()
+
+
+@pytest.mark.behaviour("numpy_bridge.numpy_sparse_refused")
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta:UserWarning")
+@pytest.mark.dtypes("float32_64")
+@pytest.mark.device_types("cpu")
+@given(x=specs(shapes=shapes(min_dims=2, max_dims=2)), layout=st.sampled_from(["coo", "csr", "csc"]), force=st.booleans())
+def test_numpy_of_a_sparse_tensor_raises(device, dtype, x, layout, force):
+    dense = x.build(dtype=dtype, device=device)
+    sparse = {"coo": dense.to_sparse, "csr": dense.to_sparse_csr, "csc": dense.to_sparse_csc}[layout]()
+    with pytest.raises(TypeError, match="to_dense"):
+        sparse.numpy(force=force)
+    assert_equal(torch.from_numpy(sparse.to_dense().numpy()), dense.cpu(), "the densified tensor's array")

@@ -126,3 +126,12 @@ def _(patch):
 def _(patch):
     """sys.getsizeof of a storage counts only the Python object, not its bytes."""
     patch.attribute(torch.UntypedStorage, "__sizeof__", lambda self: object.__sizeof__(self))
+
+
+@fault("like_ignores_device", trips=["creation.like_on_another_device"], devices=("off_cpu",))
+def _(patch):
+    """ones_like(x, device=d) creates the tensor on x's device."""
+
+    @patch.replace(torch, "ones_like")
+    def ones_like(orig, source, *a, device=None, **k):
+        return orig(source, *a, **k)

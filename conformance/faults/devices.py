@@ -89,3 +89,19 @@ def _(patch):
         if a and str(a[0]).startswith("cuda:") and self.device.type == "cuda":
             return self
         return orig(self, *a, **k)
+
+
+@fault("empty_cache_does_nothing", trips=["devices.cuda_empty_cache"], devices=("cuda",))
+def _(patch):
+    """torch.cuda.empty_cache keeps every cached block."""
+    patch.attribute(torch.cuda, "empty_cache", lambda: None)
+
+
+@fault("module_cuda_copies", trips=["devices.module_moves_in_place"], devices=("cuda",))
+def _(patch):
+    """Module.cuda() returns a moved copy and leaves the module where it was."""
+    import copy
+
+    @patch.replace(torch.nn.Module, "cuda")
+    def cuda(orig, self, *a, **k):
+        return orig(copy.deepcopy(self), *a, **k)
