@@ -55,3 +55,28 @@ def test_behaviour_option_selects_by_catalogue_id():
     result = run_pytest("--collect-only", "-q", "--behaviour", "views.permute_shares")
     ids = [line for line in result.stdout.splitlines() if "::" in line]
     assert ids and all("test_permute_is_a_view" in line for line in ids), result.stdout
+
+
+def _examples_per_item(*args):
+    done = run_pytest(
+        "conformance/test_creation.py::test_factories_honour_shape_dtype_device",
+        "-p",
+        "no:randomly",
+        "--hypothesis-verbosity=verbose",
+        "-s",
+        *args,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    per_item: dict[str, list[str]] = {}
+    for case in done.stdout.split("Test case: ")[1:]:
+        dtype = next(line for line in case.splitlines() if "dtype=" in line).strip()
+        per_item.setdefault(dtype, []).append(next(line for line in case.splitlines() if "shape=" in line).strip())
+    return per_item
+
+
+@pytest.mark.parametrize("profile_args", [("--hypothesis-profile=ci",), ("--hypothesis-profile=default", "--hypothesis-seed=7")])
+def test_each_item_draws_its_own_examples_and_replays_them(profile_args):
+    first, again = _examples_per_item(*profile_args), _examples_per_item(*profile_args)
+    assert first == again, "the same items with the same profile and seed drew other examples"
+    sequences = [tuple(shapes) for shapes in first.values()]
+    assert len(sequences) >= 10 and len(set(sequences)) == len(sequences), "dtype items repeated one sequence"

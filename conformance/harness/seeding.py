@@ -3,10 +3,17 @@
 The profile comes from --hypothesis-profile, else `ci` when the CI variable is set, else
 `default` (see conformance/harness/profiles.py). A randomized run draws one seed on the
 controller and hands it to every xdist worker, so a failure replays with --hypothesis-seed.
+
+Every test item draws its own examples. Left alone, Hypothesis would give the items of one test
+function (one per device and dtype) one and the same sequence: derandomized profiles seed it from
+the function, a forced seed is the same for all. So each item's seed is derived from its node id,
+and from the run's seed in a randomized run: the items spread over the domain, and the node id
+with the same profile (and --hypothesis-seed) replays any one of them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 
@@ -79,3 +86,29 @@ def pytest_sessionstart(session):
     if seed is not None and not settings.default.derandomize:
         core.global_force_seed = int(seed) if str(seed).isdigit() else seed
     config.stash[RUN]["seed"] = seed
+
+
+def item_seed(run_seed, nodeid: str) -> int:
+    """The Hypothesis seed of one test item in a randomized run: the run's seed and the item's id."""
+    return int.from_bytes(hashlib.sha256(f"{run_seed}/{nodeid}".encode()).digest()[:8], "big")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    test = getattr(item, "obj", None)
+    handle = getattr(test, "hypothesis", None)
+    if handle is None:
+        yield
+        return
+    # Derandomized profiles seed from the function's digest, which includes this per-item key
+    # (Hypothesis' own plugin sets it only for @pytest.mark.parametrize, not for generated parameters).
+    handle.inner_test._hypothesis_internal_add_digest = item.nodeid.encode()
+    seed = item.config.stash[RUN].get("seed")
+    forced = seed is not None and not settings.default.derandomize
+    if forced and getattr(test, "_hypothesis_internal_use_seed", None) is None:
+        test._hypothesis_internal_use_seed = item_seed(seed, item.nodeid)
+    try:
+        yield
+    finally:
+        if forced:
+            test._hypothesis_internal_use_seed = None
