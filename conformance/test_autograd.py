@@ -15,6 +15,7 @@ from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
 from strategies.samples import Arg, Sample
 from strategies.shapes import shapes
+from strategies.tensors import WRITABLE_LAYOUTS
 
 
 @pytest.mark.behaviour("autograd.default_no_grad")
@@ -332,7 +333,7 @@ def test_torch_tensor_of_a_tensor_is_a_detached_clone(device, dtype, x):
 
 @pytest.mark.behaviour("autograd.manual_update")
 @pytest.mark.dtypes("float32_64")
-@given(x=specs(layouts=("contiguous",)), lr=st.floats(0.01, 1.0))
+@given(x=specs(layouts=WRITABLE_LAYOUTS), lr=st.floats(0.01, 1.0))  # the parameter updated may be strided
 def test_in_place_updates_keep_the_leaf(device, dtype, x, lr):
     w = x.build(dtype=dtype, device=device, requires_grad=True)
     function_of(w).backward()
@@ -404,7 +405,7 @@ def test_a_custom_function_runs_its_own_backward(device, dtype, x, k):
 
 @pytest.mark.behaviour("autograd.inplace_on_leaf_raises")
 @pytest.mark.dtypes("float32")
-@given(x=specs(layouts=("contiguous",)), lr=st.floats(0.01, 1.0))
+@given(x=specs(layouts=WRITABLE_LAYOUTS), lr=st.floats(0.01, 1.0))  # the parameter updated may be strided
 def test_in_place_on_a_leaf_needs_no_grad(device, dtype, x, lr):
     w = x.build(dtype=dtype, device=device, requires_grad=True)
     (w * 2).sum().backward()

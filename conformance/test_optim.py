@@ -9,6 +9,7 @@ from torch.testing import assert_close
 from conformance.harness.declaration import Operation
 from strategies import specs
 from strategies.samples import Sample
+from strategies.tensors import WRITABLE_LAYOUTS
 
 
 @pytest.mark.behaviour("optim.rejects_non_leaf")
@@ -52,7 +53,7 @@ def after_one_sgd_step(w, lr):
 SGD_STEP = Operation(
     "optim.sgd_step",
     dtypes="float32_64",
-    samples=st.builds(lambda w, lr: Sample((w, lr)), specs(layouts=("contiguous",)), st.floats(1e-3, 1.0)),
+    samples=st.builds(lambda w, lr: Sample((w, lr)), specs(layouts=WRITABLE_LAYOUTS), st.floats(1e-3, 1.0)),
     call=lambda w, lr: after_one_sgd_step(w, lr),
 )
 
@@ -66,7 +67,7 @@ def test_one_sgd_step_is_w_minus_lr_grad(device, dtype, sample):
 
 @pytest.mark.behaviour("optim.param_group_lr_takes_effect")
 @pytest.mark.dtypes("float32_64")
-@given(x=specs(layouts=("contiguous",)), first=st.floats(1e-3, 1.0), second=st.floats(1e-3, 1.0))
+@given(x=specs(layouts=WRITABLE_LAYOUTS), first=st.floats(1e-3, 1.0), second=st.floats(1e-3, 1.0))
 def test_a_changed_learning_rate_applies_to_the_next_step(device, dtype, x, first, second):
     w = x.build(dtype=dtype, device=device).requires_grad_()
     opt = torch.optim.SGD([w], lr=first)

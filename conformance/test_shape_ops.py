@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from conformance.checks import assert_equal, independent_array
 from conformance.harness.declaration import Operation
 from strategies import specs
-from strategies.samples import Sample
+from strategies.samples import Sample, dims
 from strategies.shapes import shapes
 
 
@@ -92,7 +92,7 @@ def test_repeat_tiles_like_numpy_tile(device, dtype, sample, data):
 @pytest.mark.dtypes("representative")
 @given(x=specs(shapes=shapes(min_dims=1, max_dims=3, max_side=3)), data=st.data())
 def test_repeat_interleave_repeats_in_place(device, dtype, x, data):
-    dim = data.draw(st.integers(0, x.ndim - 1), label="dim")
+    dim = data.draw(dims(x.ndim), label="dim")
     r = data.draw(st.integers(0, 3), label="repeats")
     t = x.build(dtype=dtype, device=device)
     out = t.repeat_interleave(r, dim)

@@ -144,3 +144,15 @@ def _(patch):
         if "axis" in k:
             raise TypeError("sum() got an unexpected keyword argument 'axis'")
         return orig(*a, **k)
+
+
+@fault("mul_in_place_ignores_a_strided_self", trips=["reductions.inplace_underscore"])
+def _(patch):
+    """mul_ on a non-contiguous self multiplies a contiguous copy and leaves self unchanged."""
+
+    @patch.replace(torch.Tensor, "mul_")
+    def mul_(orig, self, other):
+        if not self.is_contiguous():
+            orig(self.contiguous(), other)
+            return self
+        return orig(self, other)

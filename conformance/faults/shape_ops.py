@@ -79,3 +79,21 @@ def _(patch):
     @patch.replace(torch.Tensor, "t_")
     def t_(orig, self, *ignored):
         return orig(self)
+
+
+@fault("unsqueeze_wraps_against_the_input_rank", trips=["shape_ops.unsqueeze"])
+def _(patch):
+    """unsqueeze wraps a negative dim against the input's rank instead of rank + 1 (inserting one place early)."""
+
+    @patch.replace(torch.Tensor, "unsqueeze")
+    def unsqueeze(orig, self, dim):
+        return orig(self, dim + self.dim() if dim < 0 and dim + self.dim() >= 0 else dim)
+
+
+@fault("repeat_interleave_wraps_negative_dims_wrong", trips=["shape_ops.repeat_interleave"])
+def _(patch):
+    """repeat_interleave with a negative dim repeats along the first dimension."""
+
+    @patch.replace(torch.Tensor, "repeat_interleave")
+    def repeat_interleave(orig, self, repeats, dim=None, **k):
+        return orig(self, repeats, 0 if dim is not None and dim < 0 else dim, **k)

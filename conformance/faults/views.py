@@ -129,3 +129,24 @@ def _(patch):
         return tensor.set_(tensor.untyped_storage(), tensor.storage_offset(), tensor.view(*shape).shape)
 
     patch.attribute(torch, "view", view)
+
+
+@fault("permute_ignores_negative_dims", trips=["views.permute_shares"])
+def _(patch):
+    """permute reads a negative dim as counting from the front (abs) instead of wrapping it."""
+
+    @patch.replace(torch.Tensor, "permute")
+    def permute(orig, self, *dims):
+        dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        fixed = [abs(d) if d < 0 and abs(d) < self.dim() and abs(d) not in dims else d for d in dims]
+        return orig(self, *fixed)
+
+
+@fault("narrow_window_one_late", trips=["views.narrow_shares"])
+def _(patch):
+    """narrow starts its window one element late wherever there is room: still a view, on every layout
+    and device alike, so only an oracle that does not call narrow itself can see it."""
+
+    @patch.replace(torch.Tensor, "narrow")
+    def narrow(orig, self, dim, start, length):
+        return orig(self, dim, start + 1 if start + length < self.shape[dim] else start, length)
