@@ -2,15 +2,20 @@
 
 Every report of an item carries its identity (behaviour, device, dtype, mode: fixed at
 collection by conformance/harness/identity.py); workers (and serial runs) add what only they
-know to the call report: Hypothesis examples, generated features, falsifying example. The
-controller alone writes <report-dir>/results.jsonl, one line per finished test item, flushed
-as it goes, so a run killed halfway keeps what finished. At the end it rewrites the
-environment header with the end time (atomically) and renders index.html beside it.
+know to the call report: Hypothesis examples, generated features, falsifying example.
+
+Each run writes its own file, <report-dir>/runs/<start time>-<pid>.jsonl, on the controller
+alone: one line per finished test item, flushed as it goes, so a run killed halfway (even by
+SIGKILL) keeps what finished, readable, and two runs in one report directory never write to one
+file. At the end the run rewrites its header with the end time, then publishes the complete
+file as <report-dir>/results.jsonl and renders index.html from it, each written whole to a
+temporary file and moved into place: the published files are always one whole run's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -90,7 +95,8 @@ class Recorder:
     def __init__(self, config, directory: Path):
         self.config = config
         self.dir = directory
-        self.results = directory / "results.jsonl"
+        self.results = directory / "results.jsonl"  # the last finished run's, published whole
+        self.run_file: Path | None = None  # this run's own file, written as it goes
         self.pending: dict[str, dict] = {}
         self.file = None
         self.header = None
@@ -116,7 +122,12 @@ class Recorder:
         self.header.update({k: run[k] for k in ("backends", "fault", "max_examples") if run.get(k)})
         if self.config.getoption("source_label"):
             self.header["source"] = self.config.getoption("source_label")
-        self.file = open(self.results, "w", encoding="utf-8")  # noqa: SIM115 - open for the whole run, closed at its end
+        runs = self.dir / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        stamp = self.header["start"].replace("-", "").replace(":", "").split(".")[0].split("+")[0]
+        self.run_file = runs / f"{stamp}-{os.getpid()}.jsonl"
+        # "x": a name already taken is never written over (a pid reused within the same second)
+        self.file = open(self.run_file, "x", encoding="utf-8")  # noqa: SIM115 - open for the whole run, closed at its end
         self._write(self.header)
 
     def _write(self, record: dict) -> None:
@@ -176,15 +187,18 @@ class Recorder:
         self.header["interrupted"] = (
             bool(session.shouldstop or session.shouldfail) or int(exitstatus) == pytest.ExitCode.INTERRUPTED
         )
-        _rewrite_first_line(self.results, self.header)
+        _rewrite_first_line(self.run_file, self.header)
+        schema.atomic_write(self.results, self.run_file.read_text(encoding="utf-8"))
         from reports import render
 
-        render.write_html([self.results], self.dir / "index.html")
+        render.write_html([self.run_file], self.dir / "index.html")
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.file is not None:
             terminalreporter.write_sep(
-                "-", f"conformance report: {self.dir / 'index.html'} ({self.count} results in {self.results})"
+                "-",
+                f"conformance report: {self.dir / 'index.html'} ({self.count} results in {self.results};"
+                f" this run's own file: {self.run_file})",
             )
 
 

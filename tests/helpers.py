@@ -62,3 +62,24 @@ def throwaway_results(tmp_path: Path) -> tuple[dict, dict[str, dict]]:
     """The header and the results by test name (the part after ::) of a run_throwaway report."""
     header, results = header_and_results(tmp_path / "report" / "results.jsonl")
     return header, {r["nodeid"].split("::")[-1]: r for r in results}
+
+
+def start_throwaway(tmp_path: Path, name: str, source: str, report: Path, *args: str) -> subprocess.Popen:
+    """run_throwaway's command, started in the background from module `name`, reporting to `report`."""
+    module = tmp_path / f"test_{name}.py"
+    module.write_text(textwrap.dedent(source))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(ROOT),
+        "-c",
+        str(ROOT / "pyproject.toml"),
+    ]
+    command += [*SUITE_PLUGINS, "--device=cpu", f"--report-dir={report}", "-p", "no:randomly", *args, str(module)]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,10 +1,14 @@
 """Reliability: isolation between tests, crash and hang survival, random order."""
 
+import os
+import signal
 import sys
+import time
 
 import pytest
 
-from tests.helpers import run_pytest, run_throwaway, throwaway_results
+from reports.schema import load
+from tests.helpers import run_pytest, run_throwaway, start_throwaway, throwaway_results
 
 LEAKS = """
     import warnings
@@ -91,3 +95,74 @@ def test_random_order_passes():
     result = run_pytest("-q", "-n", "2", "--device=cpu", "--no-report", "--shuffle-seed=20261123", "--max-examples=5")
     assert result.returncode == 0, result.stdout[-3000:]
     assert "shuffled with seed 20261123" in result.stdout
+
+
+SLOW = """
+    import time
+    import pytest
+
+    @pytest.mark.behaviour("views.permute_shares")
+    @pytest.mark.parametrize("n", range(4))
+    def test_slow(device, n):
+        time.sleep(0.5)
+"""
+QUICK = """
+    import pytest
+
+    @pytest.mark.behaviour("views.narrow_shares")
+    @pytest.mark.parametrize("n", range(3))
+    def test_quick(device, n):
+        pass
+"""
+
+
+def test_two_runs_in_one_report_directory_never_share_a_file(tmp_path):
+    report = tmp_path / "report"
+    slow = start_throwaway(tmp_path, "slow", SLOW, report)
+    time.sleep(1.0)  # the slow run is under way when the quick one starts and ends
+    quick = start_throwaway(tmp_path, "quick", QUICK, report)
+    assert quick.wait(120) == 0, quick.stdout.read()[-2000:]
+    assert slow.wait(120) == 0, slow.stdout.read()[-2000:]
+    runs = sorted((report / "runs").glob("*.jsonl"))
+    assert len(runs) == 2
+    names = [{r["nodeid"].split("::")[-1].split("[")[0] for r in load(path).results} for path in runs]
+    assert sorted(map(sorted, names)) == [["test_quick"], ["test_slow"]], "one run's file holds the other's results"
+    published = (report / "results.jsonl").read_text()
+    assert published in [path.read_text() for path in runs], "results.jsonl is not one whole run's file"
+    assert load(report / "results.jsonl").header["end"] and (report / "index.html").exists()
+
+
+KILLED = """
+    import time
+    import pytest
+
+    @pytest.mark.behaviour("views.permute_shares")
+    @pytest.mark.parametrize("n", range(2))
+    def test_first(device, n):
+        pass
+
+    @pytest.mark.behaviour("views.narrow_shares")
+    def test_never_ends(device):
+        time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_a_killed_run_keeps_what_it_recorded_and_the_next_run_starts_clean(tmp_path):
+    report = tmp_path / "report"
+    assert start_throwaway(tmp_path, "quick", QUICK, report).wait(120) == 0
+    before = (report / "results.jsonl").read_text()
+    victim = start_throwaway(tmp_path, "killed", KILLED, report)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        own = [p for p in (report / "runs").glob("*.jsonl") if "test_first" in p.read_text()]
+        if own and own[0].read_text().count("\n") >= 3:  # the header and both finished items
+            break
+        time.sleep(0.2)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(30)
+    recorded = load(own[0])
+    assert recorded.incomplete and [r["status"] for r in recorded.results] == ["passed", "passed"]
+    assert (report / "results.jsonl").read_text() == before, "a killed run touched the published results"
+    assert start_throwaway(tmp_path, "quick", QUICK, report).wait(120) == 0
+    assert len(list((report / "runs").glob("*.jsonl"))) == 3 and load(report / "results.jsonl").header["end"]

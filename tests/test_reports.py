@@ -132,7 +132,7 @@ def test_merge_renders_one_page_with_a_column_group_per_source(tmp_path):
 @pytest.mark.parametrize(
     "content, problem",
     [
-        ('{"type": "environment"}\n{"type": "result", "nodeid"', "line 2 is truncated"),
+        ('{"type": "environment", "end": "2026-01-01T00:00:00+00:00"}\n{"type": "result", "nodeid"', "line 2 is truncated"),
         ("not json at all\n", "line 1 is not JSON"),
         ('{"type": "result", "nodeid": "n", "status": "passed"}\n', "not an environment header"),
         ("", "empty"),
@@ -217,3 +217,13 @@ def test_the_page_shows_each_statement_with_its_quote_and_marks_observed_behavio
     html = render.render([schema.load(tmp_path / "r.jsonl")])
     assert quoted.quote and "indices of the first maximal value are returned" in html
     assert observed.kind == "observed" and "observed behaviour, not a documented promise" in html
+
+
+def test_a_run_killed_while_writing_keeps_its_finished_lines_readable(tmp_path):
+    from reports import schema
+
+    killed = tmp_path / "killed.jsonl"
+    whole = '{"type": "result", "nodeid": "t[cpu]", "status": "passed", "behaviour": "softmax.range_and_sum"}\n'
+    killed.write_text('{"type": "environment", "end": null}\n' + whole + '{"type": "result", "nodeid": "u[')
+    source = schema.load(killed)
+    assert [r["nodeid"] for r in source.results] == ["t[cpu]"] and source.incomplete
