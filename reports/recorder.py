@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -120,6 +121,7 @@ class Recorder:
             argv=["pytest", *self.config.invocation_params.args],
         )
         self.header.update({k: run[k] for k in ("backends", "fault", "max_examples") if run.get(k)})
+        self.header["replay"] = replay_arguments(self.config)
         if self.config.getoption("source_label"):
             self.header["source"] = self.config.getoption("source_label")
         runs = self.dir / "runs"
@@ -234,19 +236,71 @@ def _first_error_line(report) -> str:
     return (lines[0] if lines else text.strip().splitlines()[-1] if text.strip() else "")[:_MAX_TEXT]
 
 
+# Options that choose which items run, or how their output looks, but not what an item does:
+# the repro line names one item and leaves these out. Every other option on the command line
+# (devices, backends, plugins, faults, profiles, example counts, execution modes, and any option
+# added later) is carried over as given.
+_NOT_REPLAYED = frozenset(
+    {
+        "keyword", "markexpr", "numprocesses", "maxprocesses", "dist", "tx", "rsyncdir", "looponfail",
+        "report_dir", "no_report", "exitfirst", "maxfail", "verbose", "capture", "tbstyle", "showlocals",
+        "reportchars", "lf", "failedfirst", "last_failed_no_failures", "cacheclear", "cacheshow", "durations",
+        "durations_min", "xmlpath", "color", "code_highlight", "collectonly", "splits", "group",
+        "splitting_algorithm", "store_durations", "durations_path", "clean_durations", "hypothesis_verbosity",
+        "hypothesis_show_statistics", "usepdb", "trace", "pastebin", "deselect", "ignore", "ignore_glob",
+        "behaviour", "area",
+    }
+)  # fmt: skip
+
+
+def replay_arguments(config) -> list[str]:
+    """The command line's options that change what an item does, as given (parsed with pytest's
+    own option table): devices, backends, -p plugins, --inject-fault, profiles, seeds, counts..."""
+    parser = getattr(config._parser, "optparser", None)
+    if parser is None:
+        return []
+    actions = {s: a for a in parser._actions for s in a.option_strings}
+    tokens, kept = list(config.invocation_params.args), []
+    i = 0
+    while i < len(tokens):
+        token, i = str(tokens[i]), i + 1
+        if not token.startswith("-") or token == "-":
+            continue  # a test path or node id: the repro line names its own
+        name, value = token.split("=", 1) if token.startswith("--") and "=" in token else (token, None)
+        action = actions.get(name)
+        if action is None and not name.startswith("--") and len(name) > 2:  # -pNAME, -n2, -xvs
+            action, value = actions.get(name[:2]), name[2:]
+            name = name[:2]
+            if action is not None and action.nargs == 0:
+                continue  # a cluster of flags such as -xvs: none of them changes an item
+        if action is None:
+            kept.append(token)  # unknown to the table (a plugin's): carried over as given
+            continue
+        takes_value = action.nargs != 0
+        if takes_value and value is None and i < len(tokens):
+            value, i = str(tokens[i]), i + 1
+        if action.dest in _NOT_REPLAYED:
+            continue
+        # --name=value: pytest would read a separate value that looks like a path as a test path
+        kept.extend(([f"{name}={value}"] if name.startswith("--") else [name, value]) if takes_value else [name])
+    return kept
+
+
 def _repro(entry: dict, header: dict) -> str:
-    args = [f"pytest '{entry['nodeid']}'"]
-    args += [f"--backend {b['module']}" for b in header.get("backends") or ()]
+    replay = header.get("replay")
+    if replay is None:  # a results file from before the replay arguments were recorded
+        replay = [f"--backend={b['module']}" for b in header.get("backends") or ()]
+        replay += [f"--inject-fault={header['fault']}"] if header.get("fault") else []
+        replay += [f"--max-examples={header['max_examples']}"] if header.get("max_examples") else []
+    args = [a for a in replay if not a.startswith("--device=")]  # the item's own device, not the run's list
     if entry.get("device"):
-        args.append(f"--device {entry['device']}")
-    if header.get("fault"):
-        args.append(f"--inject-fault {header['fault']}")
-    if header.get("max_examples"):
-        args.append(f"--max-examples {header['max_examples']}")
-    args.append(f"--hypothesis-profile {header['profile']}")
-    if header.get("seed") is not None and header["profile"] not in ("ci", "faults"):
-        args.append(f"--hypothesis-seed {header['seed']}")
-    return " ".join(args)
+        args.append(f"--device={entry['device']}")
+    if not any(a.startswith("--hypothesis-profile=") for a in args):
+        args.append(f"--hypothesis-profile={header['profile']}")
+    seeded = any(a.startswith("--hypothesis-seed=") for a in args)
+    if header.get("seed") is not None and header["profile"] not in ("ci", "faults") and not seeded:
+        args.append(f"--hypothesis-seed={header['seed']}")
+    return " ".join(["pytest", shlex.quote(entry["nodeid"]), *map(shlex.quote, args)])
 
 
 def _rewrite_first_line(path: Path, header: dict) -> None:

@@ -1,6 +1,7 @@
 """The report stage: results.jsonl as the run goes, a whole index.html, merging, escaping."""
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -227,3 +228,33 @@ def test_a_run_killed_while_writing_keeps_its_finished_lines_readable(tmp_path):
     killed.write_text('{"type": "environment", "end": null}\n' + whole + '{"type": "result", "nodeid": "u[')
     source = schema.load(killed)
     assert [r["nodeid"] for r in source.results] == ["t[cpu]"] and source.incomplete
+
+
+def test_the_repro_line_of_a_failing_item_replays_it_in_a_fresh_process(tmp_path):
+    done = run_pytest(
+        "conformance/test_softmax.py",
+        "-k",
+        "distribution",
+        "-p",
+        "no:randomly",
+        "--inject-fault=softmax_naive_exp",
+        "--max-examples=9",
+        "--hypothesis-profile=default",
+        "-n",
+        "2",
+        f"--report-dir={tmp_path / 'first'}",
+    )
+    assert done.returncode == 1, done.stdout[-2000:]
+    _, results = header_and_results(tmp_path / "first" / "results.jsonl")
+    failed = next(r for r in results if r["status"] == "failed")
+    for needed in ("-p no:randomly", "--inject-fault=softmax_naive_exp", "--max-examples=9", "--hypothesis-seed="):
+        assert needed in failed["repro"], failed["repro"]
+    assert " -k " not in failed["repro"] and " -n " not in failed["repro"] and "--report-dir" not in failed["repro"]
+    command = shlex.split(failed["repro"])
+    assert command[0] == "pytest"
+    again = run_pytest(*command[1:], f"--report-dir={tmp_path / 'again'}")
+    assert again.returncode == 1, again.stdout[-2000:]
+    _, replayed = header_and_results(tmp_path / "again" / "results.jsonl")
+    assert [(r["nodeid"], r["status"], r["error"], r["example"]) for r in replayed] == [
+        (failed["nodeid"], "failed", failed["error"], failed["example"])
+    ]
