@@ -235,7 +235,7 @@ def test_numpy_of_a_conjugated_view_raises(device, dtype, x):
 
 
 @pytest.mark.behaviour("numpy_bridge.numpy_sparse_refused")
-@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta:UserWarning")
+@pytest.mark.filterwarnings("ignore:Sparse CS. tensor support is in beta:UserWarning")
 @pytest.mark.dtypes("float32_64")
 @pytest.mark.device_types("cpu")
 @given(x=specs(shapes=shapes(min_dims=2, max_dims=2)), layout=st.sampled_from(["coo", "csr", "csc"]), force=st.booleans())
