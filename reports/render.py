@@ -63,8 +63,10 @@ def build(sources: list[schema.Source]) -> dict:
             summary[(index, device)] = Counter()
 
     areas = []
+    area_counts: dict[str, dict[tuple[int, str], Counter]] = {}
     for area in catalogue.areas():
         behaviours = []
+        columns = area_counts.setdefault(area.name, defaultdict(Counter))
         for b in area.behaviours:
             rows, dtypes, failures = {}, set(), []
             features = Counter()
@@ -97,6 +99,7 @@ def build(sources: list[schema.Source]) -> dict:
                     total.update(counts)
                 statuses.update(total)
                 summary.setdefault((index, device), Counter()).update(total)
+                columns[(index, device)].update(total)
                 row_list.append(
                     {
                         "source": sources[index].label,
@@ -125,6 +128,7 @@ def build(sources: list[schema.Source]) -> dict:
             )
         areas.append({"name": area.name, "title": area.title, "behaviours": behaviours})
     unknown = sorted(k for k in by_behaviour if k not in known)
+    glance = _at_a_glance(sources, areas, area_counts)
     summary_rows = [
         {"source": sources[i].label, "device": d, "counts": [(s, c[s]) for s in STATUSES if c.get(s)]}
         for (i, d), c in sorted(summary.items())
@@ -139,6 +143,51 @@ def build(sources: list[schema.Source]) -> dict:
         "all_devices": sorted({r["device"] for r in summary_rows}),
         "all_dtypes": sorted({d for a in areas for b in a["behaviours"] for d in b["dtypes"] if d != "—"}),
         "total": sum(len(s.results) for s in sources),
+        **glance,
+    }
+
+
+def _at_a_glance(sources, areas, area_counts) -> dict:
+    """The first screen: one verdict, an areas x (run, device) matrix, and the behaviours that
+    failed or deviate, in that order."""
+    columns = sorted({key for per_area in area_counts.values() for key in per_area})
+    matrix = []
+    for area in areas:
+        cells = []
+        for key in columns:
+            counts = area_counts[area["name"]].get(key, Counter())
+            groups = {
+                "pass": counts["passed"],
+                "fail": sum(counts[s] for s in BAD),
+                "deviation": counts["expected failure"],
+                "skip": counts["skipped"] + counts["not run"],
+            }
+            worst = "fail" if groups["fail"] else "deviation" if groups["deviation"] else "pass" if groups["pass"] else "skip"
+            marks = {"pass": "✓", "fail": "✗", "deviation": "≈", "skip": "–"}
+            text = " ".join(f"{n}{marks[g]}" for g, n in groups.items() if n) or "·"
+            cells.append({"worst": worst if any(groups.values()) else "none", "text": text, **groups})
+        matrix.append({"name": area["name"], "title": area["title"], "cells": cells})
+    failing = [b for a in areas for b in a["behaviours"] if b["failures"] and any(f["status"] in BAD for f in b["failures"])]
+    deviating = [b for a in areas for b in a["behaviours"] if "expected-failure" in b["statuses"].split() and b not in failing]
+    ran = sum(len(s.results) for s in sources)
+    incomplete = any(s.incomplete for s in sources)
+    if not ran:
+        verdict = ("unknown", "No results: nothing ran.")
+    elif failing:
+        verdict = ("fail", f"Does not conform: {len(failing)} behaviour{'s' if len(failing) != 1 else ''} failed.")
+    elif incomplete:
+        verdict = ("unknown", "No failure so far, but a run is incomplete: some items never ran.")
+    else:
+        verdict = (
+            "pass",
+            "Conforms: every behaviour that ran held" + (f" ({len(deviating)} known deviations)." if deviating else "."),
+        )
+    return {
+        "verdict": verdict,
+        "matrix_columns": [f"{sources[i].label} · {device}" if len(sources) > 1 else device for i, device in columns],
+        "matrix": matrix,
+        "failing": failing,
+        "deviating": deviating,
     }
 
 

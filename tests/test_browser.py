@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from reports import render
+from tests.helpers import run_pytest
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -133,5 +134,48 @@ def test_report_page_works_in_chromium(page, browser):
     browser.get(page.as_uri() + "#device=cuda")  # state lives in the URL
     assert Select(browser.find_element("name", "device")).first_selected_option.text == "cuda"
     shot = Path(SCREENSHOT_DIR or page.parent) / "browser-test.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(shot))
+
+
+@pytest.fixture(scope="module")
+def faulty_report(tmp_path_factory):
+    """A real run with a fault injected: naive softmax, which overflows to NaN."""
+    out = tmp_path_factory.mktemp("faulty")
+    run_pytest(
+        "--behaviour=softmax",
+        "--inject-fault=softmax_naive_exp",
+        "--hypothesis-profile=faults",
+        "-p",
+        "no:randomly",
+        f"--report-dir={out}",
+    )
+    return out / "index.html"
+
+
+def test_the_first_screen_answers_does_this_build_conform(faulty_report, browser):
+    html = faulty_report.read_text()
+    # without JavaScript: the verdict and the matrix are in the page as served, before any script
+    assert html.index('id="verdict"') < html.index("<script>") and "Does not conform" in html
+    browser.get(faulty_report.as_uri())
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    verdict = browser.find_element("id", "verdict")
+    matrix = browser.find_element("id", "glance-matrix")
+    height = browser.execute_script("return window.innerHeight")
+    assert verdict.is_displayed() and verdict.text.startswith("Does not conform:")
+    assert matrix.is_displayed() and matrix.location["y"] < height, "the area matrix is below the first screen"
+    softmax_row = next(r for r in matrix.find_elements("css selector", "tr") if "Softmax" in r.text)
+    assert "✗" in softmax_row.text and "g-fail" in softmax_row.find_element("css selector", "td").get_attribute("class")
+    failure = next(f for f in browser.find_elements("css selector", ".glance-failure") if "softmax.range_and_sum" in f.text)
+    # statement, documented quote, falsifying input and repro: all shown without expanding anything
+    for selector, text in (
+        ("p", "softmax.range_and_sum"),
+        ("blockquote.quote", "sum to 1"),
+        ("pre.example", "Failing test case"),
+        ("pre.repro", "--inject-fault=softmax_naive_exp"),
+    ):
+        element = failure.find_element("css selector", selector)
+        assert element.is_displayed() and text in element.text, selector
+    shot = Path(SCREENSHOT_DIR or faulty_report.parent) / "browser-at-a-glance.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(shot))
