@@ -30,6 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from reports.schema import atomic_write
+from tools.progress import Progress
 
 ROOT = Path(__file__).resolve().parent.parent
 # Per device type: a fault that fires only there, and the cross-device case it must trip.
@@ -65,7 +66,12 @@ class MemorySampler(threading.Thread):
             self.join(timeout=5)
 
 
+STEPS = ("suite", "selftests", "faults", "crossdev")
+PROGRESS = Progress(len(STEPS))
+
+
 def run_step(name: str, argv: list[str], log, timeout: float = 540) -> dict:
+    PROGRESS.starting(name)
     start = time.perf_counter()
     log.write(f"\n===== {name}: {' '.join(argv)}\n")
     log.flush()
@@ -79,7 +85,9 @@ def run_step(name: str, argv: list[str], log, timeout: float = 540) -> dict:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         rc = "timeout"
-    return {"rc": rc, "wall_s": round(time.perf_counter() - start, 1)}
+    wall = round(time.perf_counter() - start, 1)
+    PROGRESS.finished(f"{name} rc={rc} {wall}s")
+    return {"rc": rc, "wall_s": wall}
 
 
 def summarise_run(path: Path) -> dict:

@@ -28,6 +28,7 @@ import pytest
 from conformance.faults import catalogue
 from conformance.harness.identity import from_report
 from reports.schema import RUN_DETAILS, atomic_write
+from tools.progress import Progress
 
 
 class _Collector:
@@ -153,10 +154,12 @@ def main(argv=None) -> int:
     devices = args.device.split(",") if args.device else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = []
+    progress = Progress(len(chosen))
     for fault in chosen:
+        progress.starting(fault.id)
         results.append(run_fault(fault, args.scope, devices, args.backend))
         r = results[-1]
-        print(f"  {r['status']:14} {r['fault']}", file=sys.stderr, flush=True)
+        progress.finished(f"{r['status']:14} {r['fault']}")
     order = {"survived": 0, "killed": 1, "not applicable": 2}
     results.sort(key=lambda r: (order[r["status"]], r["fault"]))
     print(f"{'fault':40} {'status':14} {'examples':>8} {'seconds':>8}  killed by")
