@@ -24,7 +24,7 @@ def same_shape_specs(draw, *, min_count=1, max_count=4, shape=None):
 @given(parts=same_shape_specs(), data=st.data())
 def test_stack_joins_along_a_new_dim(device, dtype, parts, data):
     ndim = parts[0].ndim
-    dim = data.draw(st.integers(-(ndim + 1), ndim), label="dim")
+    dim = data.draw(dims(ndim, inserting=True), label="dim")
     tensors = [p.build(dtype=dtype, device=device) for p in parts]
     out = torch.stack(tensors, dim)
     expected_shape = list(parts[0].shape)
@@ -120,7 +120,7 @@ def test_cat_skips_a_1d_empty_tensor(device, dtype, x, data):
 @given(x=specs(shapes=shapes(min_dims=1)), data=st.data())
 def test_cat_undoes_split_and_chunk(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
-    dim = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim")
+    dim = data.draw(dims(x.ndim), label="dim")
     size = data.draw(st.integers(1, 6), label="split_size")
     chunks = data.draw(st.integers(1, 6), label="chunks")
     assert_equal(torch.cat(torch.split(t, size, dim), dim), t)

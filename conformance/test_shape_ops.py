@@ -27,7 +27,7 @@ def test_view_minus_one_k(device, dtype, rows, k, data):
 @pytest.mark.dtypes("float32")
 @given(x=specs(), data=st.data())
 def test_unsqueeze_inserts_a_size_one_dim(device, dtype, x, data):
-    d = data.draw(st.integers(-(x.ndim + 1), x.ndim), label="dim")
+    d = data.draw(dims(x.ndim, inserting=True), label="dim")
     t = x.build(dtype=dtype, device=device)
     out = t.unsqueeze(d)
     expected = list(x.shape)

@@ -18,7 +18,7 @@ from conformance.checks import (
 )
 from conformance.harness.declaration import Operation
 from strategies import specs
-from strategies.samples import Sample
+from strategies.samples import Sample, dims
 from strategies.shapes import reshapes, shapes
 from strategies.tensors import WRITABLE_LAYOUTS
 
@@ -154,7 +154,7 @@ def test_contiguous_returns_self_or_copy(device, dtype, x):
 @pytest.mark.dtypes("representative")
 @given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())
 def test_narrow_is_a_view(device, dtype, x, data):
-    dim = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim")
+    dim = data.draw(dims(x.ndim), label="dim")
     size = x.shape[dim]
     start = data.draw(st.integers(0, size), label="start")
     length = data.draw(st.integers(0, size - start), label="length")
@@ -188,8 +188,8 @@ def test_expand_is_a_view(device, dtype, x, data):
 @pytest.mark.dtypes("representative")
 @given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())
 def test_transpose_is_a_view(device, dtype, x, data):
-    d0 = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim0")
-    d1 = data.draw(st.integers(-x.ndim, x.ndim - 1), label="dim1")
+    d0 = data.draw(dims(x.ndim), label="dim0")
+    d1 = data.draw(dims(x.ndim), label="dim1")
     t = x.build(dtype=dtype, device=device)
     tr = t.transpose(d0, d1)
     strides = list(t.stride())

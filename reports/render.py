@@ -109,6 +109,8 @@ def build(sources: list[schema.Source]) -> dict:
                     }
                 )
             never = [p for p in PROMISED if p not in features] if examples else []
+            # the behaviour's declared input classes, each with whether this report's runs reached it
+            domain = [(c, bool(features.get(c))) for c in b.domain] if examples else []
             behaviours.append(
                 {
                     "b": b,
@@ -122,6 +124,7 @@ def build(sources: list[schema.Source]) -> dict:
                     "features": sorted(features.items()),
                     "observed": [(k, ", ".join(sorted(v))) for k, v in sorted(observed.items())],
                     "never": never,
+                    "domain": domain,
                     "examples": examples,
                     "text": f"{b.id} {b.statement}".lower(),
                 }

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import torch
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
-from strategies.tensors import TensorSpec, specs
+from strategies.tensors import TensorSpec, label, specs
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,19 @@ def _build(value, *, dtype, device):
     return value
 
 
-def dims(ndim: int) -> st.SearchStrategy[int]:
-    """A dim of a tensor of `ndim` dims: -ndim <= dim < ndim (a 0-d tensor accepts 0 and -1)."""
-    return st.integers(-max(ndim, 1), max(ndim, 1) - 1)
+def dims(ndim: int, *, inserting: bool = False) -> st.SearchStrategy[int]:
+    """A dim of a tensor of `ndim` dims over its whole documented range: -ndim <= dim < ndim (a
+    0-d tensor accepts 0 and -1), or -(ndim + 1) <= dim <= ndim for an operation that inserts a
+    dimension (unsqueeze, stack). Reports the domain class it drew: "dim<0" or "dim>=0"."""
+    if not isinstance(ndim, int) or ndim < 0:
+        raise InvalidArgument(f"dims(ndim={ndim!r}): expected a non-negative int")
+    span = ndim + 1 if inserting else max(ndim, 1)
+    return st.integers(-span, span - 1).map(_noted_dim)
+
+
+def _noted_dim(dim: int) -> int:
+    label("dim<0" if dim < 0 else "dim>=0")
+    return dim
 
 
 @st.composite

@@ -81,7 +81,7 @@ class TensorSpec:
 
     def build(self, *, dtype: torch.dtype, device: str | torch.device = "cpu", requires_grad: bool = False) -> torch.Tensor:
         """The tensor this spec describes, laid out as `layout` on `device`."""
-        _label(f"dtype={dtype_name(dtype)}", f"layout={self.layout}", f"ndim={self.ndim}", f"size={size_bucket(self.numel)}")
+        label(f"dtype={dtype_name(dtype)}", f"layout={self.layout}", f"ndim={self.ndim}", f"size={size_bucket(self.numel)}")
         values = self._make_values(self._value_shape(), dtype)
         tensor = _LAYOUT_BUILDERS[self.layout](self, values, torch.device(device))
         if requires_grad:
@@ -103,11 +103,11 @@ class TensorSpec:
             flat = values.view(-1)
             for position, name in self.specials:
                 flat[position % flat.numel()] = SPECIAL_VALUES[name]
-                _label(f"special={name}")
+                label(f"special={name}")
         return values
 
 
-def _label(*labels: str) -> None:
+def label(*labels: str) -> None:
     """Tell Hypothesis (and so the report) what was generated. Outside a test, as when a
     user rebuilds a falsifying spec in a REPL, there is nothing to tell."""
     if currently_in_test_context():

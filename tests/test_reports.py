@@ -258,3 +258,19 @@ def test_the_repro_line_of_a_failing_item_replays_it_in_a_fresh_process(tmp_path
     assert [(r["nodeid"], r["status"], r["error"], r["example"]) for r in replayed] == [
         (failed["nodeid"], "failed", failed["error"], failed["example"])
     ]
+
+
+def test_the_report_flags_a_declared_input_class_that_was_never_reached(tmp_path):
+    record = {
+        "type": "result",
+        "nodeid": "conformance/test_views.py::test_narrow_is_a_view[cpu-float32]",
+        "behaviour": "views.narrow_shares",
+        "device": "cpu",
+        "dtype": "float32",
+        "status": "passed",
+        "examples": 25,
+        "features": {"dim>=0": 25},
+    }
+    write_results(tmp_path / "r.jsonl", [record])
+    html = render.render([schema.load(tmp_path / "r.jsonl")])
+    assert "dim&gt;=0 ✓" in html and "dim&lt;0 never reached" in html

@@ -2,11 +2,14 @@
 
 import math
 
+import pytest
 import torch
-from hypothesis import given, seed, settings
+from hypothesis import find, given, seed, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from strategies import DTYPE_GROUPS, LAYOUTS, TensorSpec, dtypes_for, specs
+from strategies.samples import dims
 from strategies.shapes import SIZE_BUCKETS, reshapes, shapes, size_bucket
 from strategies.tensors import poison
 
@@ -151,3 +154,18 @@ def test_strategies_reject_bad_arguments_at_once():
         specs(low=3, high=1)
     with pytest.raises(InvalidArgument, match="min <= max"):
         shapes(min_dims=3, max_dims=1)
+
+
+@given(ndim=st.integers(0, 5), data=st.data())
+def test_dims_cover_the_documented_range_and_nothing_else(ndim, data):
+    plain = data.draw(dims(ndim))
+    assert -max(ndim, 1) <= plain < max(ndim, 1)
+    inserted = data.draw(dims(ndim, inserting=True))
+    assert -(ndim + 1) <= inserted <= ndim
+
+
+def test_dims_reach_both_ends_and_refuse_a_bad_rank():
+    assert {find(dims(3), lambda d: d == -3), find(dims(3), lambda d: d == 2)} == {-3, 2}
+    assert {find(dims(3, inserting=True), lambda d: d == -4), find(dims(3, inserting=True), lambda d: d == 3)} == {-4, 3}
+    with pytest.raises(InvalidArgument, match="ndim"):
+        dims(-1).example()

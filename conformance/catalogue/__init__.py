@@ -11,6 +11,8 @@ Each area has one TOML file here. An entry is one documented statement:
     quote = "..."                             # the documented sentence, a short verbatim fragment
     docstring = "torch.Tensor.numpy"          # optional: the object whose __doc__ holds the quote
     kind = "observed"                         # optional: no doc promises it (default: documented)
+    domain = ["dim<0", "dim>=0"]              # optional: input classes a ci run must reach (labels
+                                              # the strategies report; see README, "Domains")
 
 This module reads TOML only (no torch), so the report renderer can use it too.
 """
@@ -48,6 +50,7 @@ class Behaviour:
     quote: str | None = None  # the documented sentence it rests on: a short verbatim fragment of the doc
     docstring: str | None = None  # the dotted name of the torch object whose __doc__ holds the quote
     kind: str = "documented"  # or "observed": what torch does where no doc promises anything
+    domain: tuple[str, ...] = ()  # the input classes (strategy labels) a ci-profile run must reach
 
     @property
     def origin(self) -> str:
@@ -72,7 +75,7 @@ def _load_area(path: Path) -> Area:
     name = path.stem
     behaviours = []
     for key, entry in data.get("behaviours", {}).items():
-        unknown = set(entry) - {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind"}
+        unknown = set(entry) - {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind", "domain"}
         if unknown or not {"statement", "doc"} <= set(entry):
             raise CatalogueError(f"{path.name}: entry {key!r} has fields {sorted(entry)}")
         if ("note" in entry) != ("verdict" in entry) or entry.get("verdict", "right") not in VERDICTS:
@@ -83,7 +86,10 @@ def _load_area(path: Path) -> Area:
             raise CatalogueError(f"{path.name}: entry {key!r} names a docstring but quotes nothing from it")
         if entry.get("note") is not None and entry["note"] not in NOTES:
             raise CatalogueError(f"{path.name}: entry {key!r} names unknown note {entry['note']}")
-        behaviours.append(Behaviour(id=f"{name}.{key}", area=name, **entry))
+        domain = entry.pop("domain", [])
+        if not isinstance(domain, list) or not all(isinstance(c, str) and c for c in domain):
+            raise CatalogueError(f"{path.name}: entry {key!r} has domain {domain!r}; expected a list of class labels")
+        behaviours.append(Behaviour(id=f"{name}.{key}", area=name, domain=tuple(domain), **entry))
     return Area(name=name, title=data["title"], behaviours=tuple(behaviours))
 
 
