@@ -21,8 +21,12 @@ def test_assignment_through_index_lists_and_slices(device, dtype, x, data):
         start = data.draw(st.integers(-n, n), label="start")
         index, rows = slice(start, None), list(range(n))[start:]
     else:
-        rows = sorted(data.draw(st.sets(st.integers(0, n - 1)), label="rows"))
-        index = rows
+        # Unsorted and negative indices (-n <= i < n), as a list or a tensor. Repeats are left out:
+        # "If accumulate is False, the behavior is undefined if indices contain duplicate elements."
+        index = data.draw(st.lists(st.integers(-n, n - 1), unique_by=lambda i: i % n), label="rows")
+        rows = [i % n for i in index]
+        if data.draw(st.booleans(), label="as_tensor"):
+            index = torch.tensor(index, dtype=torch.long, device=device)
     t = x.build(dtype=dtype, device=device)
     before = t.clone()
     t[index] = source[index]
@@ -33,11 +37,13 @@ def test_assignment_through_index_lists_and_slices(device, dtype, x, data):
 @pytest.mark.behaviour("indexing.mask_from_index_assignment")
 @given(n=st.integers(1, 12), data=st.data())
 def test_index_assignment_builds_a_mask(device, n, data):
-    idx = data.draw(st.lists(st.integers(0, n - 1), max_size=n), label="idx")
+    # repeated, unsorted and negative positions, or none at all (a mask with no True); repeats are
+    # fine here, since every write stores the same 1
+    idx = data.draw(st.lists(st.integers(-n, n - 1), max_size=2 * n), label="idx")
     mask = torch.zeros(n, device=device)
     mask[torch.tensor(idx, dtype=torch.long, device=device)] = 1
     mask = mask.bool()
-    assert mask.tolist() == [i in idx for i in range(n)]
+    assert mask.tolist() == [i in {j % n for j in idx} for i in range(n)]
 
 
 @pytest.mark.behaviour("indexing.advanced_indexing_copies")
@@ -45,12 +51,15 @@ def test_index_assignment_builds_a_mask(device, n, data):
 @given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1, min_side=1)), data=st.data())
 def test_advanced_indexing_returns_a_copy(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
-    rows = data.draw(st.lists(st.integers(0, x.shape[0] - 1), min_size=1), label="rows")
+    n = x.shape[0]
+    rows = data.draw(st.lists(st.integers(-n, n - 1), min_size=1), label="rows")  # repeats and negatives read fine
     kind = data.draw(st.sampled_from(["list", "tensor", "mask"]), label="kind")
     index = {
         "list": rows,
         "tensor": torch.tensor(rows, device=device),
-        "mask": torch.zeros(x.shape[0], dtype=torch.bool, device=device).index_fill_(0, torch.tensor(rows, device=device), True),
+        "mask": torch.zeros(n, dtype=torch.bool, device=device).index_fill_(
+            0, torch.tensor([r % n for r in rows], device=device), True
+        ),
     }[kind]
     picked = t[index]
     assert_own_storage(picked, t, f"t[{kind}]")

@@ -39,3 +39,20 @@ def _(patch):
         if isinstance(index, slice) and index.step is not None and index.step < 0:
             return orig(self.flip(0), slice(None, None, -index.step))
         return orig(self, index)
+
+
+@fault("index_assignment_drops_negative_indices", trips=["indexing.list_index_assignment", "indexing.mask_from_index_assignment"])
+def _(patch):
+    """Assignment through an index list or tensor skips the negative indices instead of counting from the end."""
+
+    @patch.replace(torch.Tensor, "__setitem__")
+    def setitem(orig, self, index, value):
+        if isinstance(index, list) and index and all(isinstance(i, int) for i in index):
+            keep = [k for k, i in enumerate(index) if i >= 0]
+            index = [index[k] for k in keep]
+            value = value[keep] if isinstance(value, torch.Tensor) and value.dim() else value
+        elif isinstance(index, torch.Tensor) and index.dtype == torch.long and index.dim() == 1:
+            keep = index >= 0
+            value = value[keep] if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == index.shape[0] else value
+            index = index[keep]
+        return orig(self, index, value)
