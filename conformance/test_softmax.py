@@ -15,6 +15,7 @@ from conformance.harness.declaration import Operation
 from conformance.tolerances import tolerance
 from strategies import specs
 from strategies.samples import Sample, dims, tensor_and_dim
+from strategies.tensors import label
 
 
 @st.composite
@@ -32,10 +33,23 @@ def softmax_samples(draw):
         base = sum(i * st_ for k, (i, st_) in enumerate(zip(at, strides)) if k != d)
         row = tuple((base + i * strides[d], "-inf") for i in range(shape[d]))
         x = dataclasses.replace(x, specials=x.specials + row)
-    return Sample((x, dim))
+    form = draw(st.sampled_from(sorted(SOFTMAX_FORMS)), label="form")
+    label(f"form={form}")
+    return Sample((x, dim), {"form": form})
 
 
-SOFTMAX = Operation("softmax.range_and_sum", dtypes="floating", samples=softmax_samples(), call=lambda x, dim: F.softmax(x, dim))
+# The documented spellings of one softmax: function, keyword, torch namespace, method, module.
+SOFTMAX_FORMS = {
+    "F.softmax(x, dim)": lambda x, dim: F.softmax(x, dim),
+    "F.softmax(x, dim=dim)": lambda x, dim: F.softmax(x, dim=dim),
+    "torch.softmax(x, dim)": lambda x, dim: torch.softmax(x, dim),
+    "x.softmax(dim)": lambda x, dim: x.softmax(dim),
+    "x.softmax(dim=dim)": lambda x, dim: x.softmax(dim=dim),
+    "nn.Softmax(dim=dim)(x)": lambda x, dim: torch.nn.Softmax(dim=dim)(x),
+}
+SOFTMAX = Operation(
+    "softmax.range_and_sum", dtypes="floating", samples=softmax_samples(), call=lambda x, dim, form: SOFTMAX_FORMS[form](x, dim)
+)
 LOG_SOFTMAX = Operation(
     "softmax.log_softmax_exp", dtypes="float32_64", samples=tensor_and_dim(), call=lambda x, dim: F.log_softmax(x, dim)
 )
@@ -50,10 +64,22 @@ SOFTMAX_IN_FLOAT64 = Operation(
 @SOFTMAX.property
 def test_softmax_is_a_distribution_along_dim(device, dtype, sample, record_observation):
     x, dim = sample.args
-    out = SOFTMAX(sample, dtype=dtype, device=device)
-    assert out.shape == x.shape and out.dtype == dtype
+    drawn = SOFTMAX(sample, dtype=dtype, device=device)
+    # the drawn spelling is what the other execution modes compare; here every spelling is checked
+    built = x.build(dtype=dtype, device=device)
+    outputs = {sample.kwargs["form"]: drawn, **{name: form(built, dim) for name, form in SOFTMAX_FORMS.items()}}
+    for form, out in outputs.items():
+        probs, rows = assert_a_distribution_along(out, x, dim, dtype, form)
+    for name, row_kind in (("all -inf", (rows == -math.inf).all(-1)), ("NaN", rows.isnan().any(-1))):
+        if row_kind.any():  # no documented result: shown in the report, not asserted
+            record_observation(f"softmax of a row with {name}", str(sorted({str(v) for v in probs[row_kind].flatten().tolist()})))
+
+
+def assert_a_distribution_along(out, x, dim, dtype, form):
+    """The documented property of `out` = softmax(x, dim); returns (probs, rows) along `dim`."""
+    assert out.shape == x.shape and out.dtype == dtype, form
     if not x.numel:
-        return
+        return torch.empty(0, 0), torch.empty(0, 0)
     # One row per index of the other dimensions: the values along `dim`.
     t = x.build(dtype=dtype, device="cpu").double().reshape(x.shape or (1,))
     rows = t.movedim(dim % max(x.ndim, 1), -1).reshape(-1, t.shape[dim % max(x.ndim, 1)])
@@ -62,13 +88,11 @@ def test_softmax_is_a_distribution_along_dim(device, dtype, sample, record_obser
     # -inf entries (probability 0) included, as long as one entry is finite.
     defined = (rows.isfinite() | (rows == -math.inf)).all(-1) & rows.isfinite().any(-1)
     p = probs[defined]
-    assert bool(((p >= 0) & (p <= 1)).all()), f"softmax left [0, 1] on finite rows: {p[~((p >= 0) & (p <= 1))][:5]}"
-    assert bool((p[rows[defined] == -math.inf] == 0).all()), "a -inf entry got a probability other than 0"
+    assert bool(((p >= 0) & (p <= 1)).all()), f"{form} left [0, 1] on finite rows: {p[~((p >= 0) & (p <= 1))][:5]}"
+    assert bool((p[rows[defined] == -math.inf] == 0).all()), f"{form} gave a -inf entry a probability other than 0"
     if p.numel():
-        assert_close(p.sum(-1), torch.ones(p.shape[0], dtype=torch.float64), **tolerance("probability_sum", dtype))
-    for name, row_kind in (("all -inf", (rows == -math.inf).all(-1)), ("NaN", rows.isnan().any(-1))):
-        if row_kind.any():  # no documented result: shown in the report, not asserted
-            record_observation(f"softmax of a row with {name}", str(sorted({str(v) for v in probs[row_kind].flatten().tolist()})))
+        assert_close(p.sum(-1), torch.ones(p.shape[0], dtype=torch.float64), **tolerance("probability_sum", dtype), msg=form)
+    return probs, rows
 
 
 @pytest.mark.behaviour("softmax.shift_invariant")

@@ -68,3 +68,14 @@ def _(patch):
             return orig(x, dim, *a, **k)
         e = x.exp()
         return e / e.sum(dim, keepdim=True)
+
+
+@fault("softmax_method_ignores_dim_keyword", trips=["softmax.range_and_sum"])
+def _(patch):
+    """Tensor.softmax(dim=d) normalises over the last dimension: only the keyword method form is wrong."""
+
+    @patch.replace(torch.Tensor, "softmax")
+    def softmax(orig, self, *args, **kwargs):
+        if "dim" in kwargs and not args:
+            kwargs["dim"] = -1
+        return orig(self, *args, **kwargs)
