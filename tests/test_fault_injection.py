@@ -32,6 +32,7 @@ SAMPLE = [
     "state_dict_copies",
     "zero_grad_zeroes",
     "collate_dicts_as_list",
+    "promotion_ignores_zero_dim_priority",
 ]
 
 
