@@ -479,3 +479,20 @@ def test_backward_refuses_a_gradient_of_another_shape(device, dtype, shapes_, se
     with pytest.raises(RuntimeError, match="shape"):
         y.backward(torch.ones(gradient_shape, dtype=dtype, device=device))
     assert x.grad is None
+
+
+@pytest.mark.behaviour("autograd.accumulated_loss_keeps_history")
+@pytest.mark.dtypes("float32_64")
+@given(w=specs(shapes=shapes(min_dims=1, max_dims=2, min_side=1)), steps=st.integers(1, 5), data=st.data())
+def test_summing_losses_keeps_every_step_s_history_and_float_does_not(device, dtype, w, steps, data):
+    weight = w.build(dtype=dtype, device=device, requires_grad=True)
+    inputs = [data.draw(specs(shape=w.shape), label=f"x{i}").build(dtype=dtype, device=device) for i in range(steps)]
+    total, total_float = 0, 0
+    for x in inputs:  # the FAQ's loop: total_loss += loss
+        loss = (weight * x).sum()
+        total += loss
+        total_float += float(loss)
+    assert isinstance(total, torch.Tensor) and total.requires_grad and total.grad_fn is not None
+    assert type(total_float) is float
+    total.backward()  # the history reaches back through every step
+    assert_close(weight.grad, sum(inputs))  # sums of up to five terms in another order: the dtype defaults

@@ -385,3 +385,12 @@ def _(patch):
             orig(data, *a, **k)  # keeps the UserWarning
             return data.clone()
         return orig(data, *a, requires_grad=requires_grad, **k)
+
+
+@fault("adding_to_a_number_drops_history", trips=["autograd.accumulated_loss_keeps_history"])
+def _(patch):
+    """number + tensor (total_loss += loss from 0) returns a detached tensor: the history is dropped."""
+
+    @patch.replace(torch.Tensor, "__radd__")
+    def radd(orig, self, other):
+        return orig(self, other).detach() if isinstance(other, (int, float)) else orig(self, other)
