@@ -146,8 +146,25 @@ def build(sources: list[schema.Source]) -> dict:
         "all_devices": sorted({r["device"] for r in summary_rows}),
         "all_dtypes": sorted({d for a in areas for b in a["behaviours"] for d in b["dtypes"] if d != "—"}),
         "total": sum(len(s.results) for s in sources),
+        "api_coverage": api_coverage(),
         **glance,
     }
+
+
+def census() -> list[tuple[int, str, int]]:
+    """(rank, api, code bases using it) of the census's top 100 (reports/api_census.tsv)."""
+    lines = (Path(__file__).parent / "api_census.tsv").read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines if line and not line.startswith("#")][1:]
+    return [(int(rank), api, int(repos)) for rank, api, repos in rows]
+
+
+def api_coverage() -> list[dict]:
+    """For each census API: the behaviours whose catalogue entry names it."""
+    checking: dict[str, list[str]] = defaultdict(list)
+    for b in catalogue.behaviours().values():
+        for api in b.apis:
+            checking[api].append(b.id)
+    return [{"rank": r, "api": api, "repos": n, "behaviours": checking.get(api, [])} for r, api, n in census()]
 
 
 def _at_a_glance(sources, areas, area_counts) -> dict:

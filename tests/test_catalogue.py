@@ -120,3 +120,37 @@ def test_every_docstring_quote_is_in_the_installed_torch_docstring():
         if _normalised(b.quote) not in _normalised(obj.__doc__ or ""):
             missing.append(f"{b.id}: {b.quote!r} is not in {b.docstring}.__doc__")
     assert not missing, "\n".join(missing)
+
+
+def _resolve_api(name: str):
+    head, _, rest = name.partition(".")
+    import torch
+
+    roots = {"Tensor": torch.Tensor, "F": torch.nn.functional, "nn": torch.nn, "torch": torch}
+    obj = roots[head]
+    for part in rest.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def test_every_api_a_behaviour_names_exists_on_the_installed_torch():
+    missing = []
+    for b in catalogue.behaviours().values():
+        for name in b.apis:
+            try:
+                _resolve_api(name)
+            except (KeyError, AttributeError):
+                missing.append(f"{b.id}: {name}")
+    assert not missing, missing
+
+
+def test_the_census_names_resolve_too():
+    from reports.render import census
+
+    unknown = []
+    for _, name, _ in census():
+        try:
+            _resolve_api(name)
+        except (KeyError, AttributeError):
+            unknown.append(name)
+    assert not unknown, unknown

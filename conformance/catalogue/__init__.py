@@ -11,6 +11,8 @@ Each area has one TOML file here. An entry is one documented statement:
     quote = "..."                             # the documented sentence, a short verbatim fragment
     docstring = "torch.Tensor.numpy"          # optional: the object whose __doc__ holds the quote
     kind = "observed"                         # optional: no doc promises it (default: documented)
+    apis = ["Tensor.numpy"]                   # the APIs it checks, in the census's spelling (Tensor.x,
+                                              # torch.x, F.x, nn.X); each must exist on the installed torch
     domain = ["dim<0", "dim>=0"]              # optional: input classes a ci run must reach (labels
                                               # the strategies report; see README, "Domains")
 
@@ -51,6 +53,7 @@ class Behaviour:
     docstring: str | None = None  # the dotted name of the torch object whose __doc__ holds the quote
     kind: str = "documented"  # or "observed": what torch does where no doc promises anything
     domain: tuple[str, ...] = ()  # the input classes (strategy labels) a ci-profile run must reach
+    apis: tuple[str, ...] = ()  # the APIs the behaviour checks, spelled as in the API census
 
     @property
     def origin(self) -> str:
@@ -75,7 +78,7 @@ def _load_area(path: Path) -> Area:
     name = path.stem
     behaviours = []
     for key, entry in data.get("behaviours", {}).items():
-        unknown = set(entry) - {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind", "domain"}
+        unknown = set(entry) - {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind", "domain", "apis"}
         if unknown or not {"statement", "doc"} <= set(entry):
             raise CatalogueError(f"{path.name}: entry {key!r} has fields {sorted(entry)}")
         if ("note" in entry) != ("verdict" in entry) or entry.get("verdict", "right") not in VERDICTS:
@@ -89,7 +92,10 @@ def _load_area(path: Path) -> Area:
         domain = entry.pop("domain", [])
         if not isinstance(domain, list) or not all(isinstance(c, str) and c for c in domain):
             raise CatalogueError(f"{path.name}: entry {key!r} has domain {domain!r}; expected a list of class labels")
-        behaviours.append(Behaviour(id=f"{name}.{key}", area=name, domain=tuple(domain), **entry))
+        apis = entry.pop("apis", [])
+        if not isinstance(apis, list) or not apis or not all(isinstance(a, str) and a for a in apis):
+            raise CatalogueError(f"{path.name}: entry {key!r} needs apis, a non-empty list of API names")
+        behaviours.append(Behaviour(id=f"{name}.{key}", area=name, domain=tuple(domain), apis=tuple(apis), **entry))
     return Area(name=name, title=data["title"], behaviours=tuple(behaviours))
 
 
