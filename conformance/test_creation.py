@@ -216,3 +216,33 @@ def test_like_with_device_creates_there(device, dtype, x):
     if torch.device(device).type != "meta":
         for name, value in (("zeros_like", 0), ("ones_like", 1), ("full_like", 2)):
             assert bool((made[name] == value).all()), name
+
+
+@pytest.mark.behaviour("creation.arange_length_and_values")
+@pytest.mark.dtypes("real")
+# Integer start, end and step: the docstring warns that non-integer steps meet rounding against end,
+# so the length of a float-step arange is not a promise.
+@given(start=st.integers(-20, 20), span=st.integers(-20, 20), step=st.integers(-5, 5).filter(bool))
+def test_arange_has_ceil_length_and_steps_from_start(device, dtype, start, span, step):
+    end = start + span
+    length = max(0, math.ceil((end - start) / step))
+    values = [start + i * step for i in range(length)]
+    info = torch.iinfo(dtype) if not dtype.is_floating_point else torch.finfo(dtype)
+    if not all(info.min <= v <= info.max for v in (start, end, *values)):
+        return  # the dtype cannot hold the range (uint8 and negatives): no documented result
+    if (end - start) * step < 0:
+        with pytest.raises(RuntimeError):  # the sign of step must lead from start towards end
+            torch.arange(start, end, step, dtype=dtype, device=device)
+        return
+    t = torch.arange(start, end, step, dtype=dtype, device=device)
+    assert t.shape == (length,) and t.dtype == dtype
+    assert t.tolist() == values
+
+
+@pytest.mark.behaviour("creation.full_infers_dtype")
+@given(shape=shapes(), value=st.one_of(st.booleans(), st.integers(-(2**40), 2**40), st.floats(-1e6, 1e6)))
+def test_full_fills_and_infers_its_dtype_from_the_value(device, shape, value):
+    t = torch.full(shape, value, device=device)
+    expected = {bool: torch.bool, int: torch.int64, float: torch.get_default_dtype()}[type(value)]
+    assert t.dtype == expected and tuple(t.shape) == shape
+    assert bool((t == torch.tensor(value, dtype=expected)).all())

@@ -3,6 +3,7 @@
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -10,10 +11,11 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.testing import assert_close
 
-from conformance.checks import assert_equal, assert_same_storage, private_rng
+from conformance.checks import assert_equal, assert_same_storage, independent_array, private_rng
 from conformance.harness.declaration import Divergence, Operation
 from strategies import specs
 from strategies.samples import Sample
+from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS as WRITABLE
 
 
@@ -464,3 +466,33 @@ def test_conv2d_takes_the_notes_signature_and_the_newer_arguments(device, dtype,
     assert valid(x).shape[-2:] == (side - d * (k - 1), side + 1 - d * (k - 1)), "padding='valid' padded"
     with pytest.raises(ValueError):
         nn.Conv2d(expected["in_channels"], expected["out_channels"], k, stride=2, padding="same")
+
+
+@st.composite
+def linear_cases(draw):
+    """(input spec of shape (*, in), in_features, out_features, bias): any number of leading dims."""
+    in_features, out_features = draw(st.integers(1, 6), label="in"), draw(st.integers(1, 6), label="out")
+    leading = draw(shapes(max_dims=3, max_side=3), label="leading")
+    x = draw(specs(shape=(*leading, in_features)), label="x")
+    return x, in_features, out_features, draw(st.booleans(), label="bias")
+
+
+@pytest.mark.behaviour("modules.linear_affine")
+@pytest.mark.dtypes("float32_64")
+@given(case=linear_cases(), seed=st.integers(0, 2**16))
+def test_linear_is_x_times_a_transposed_plus_b(device, dtype, case, seed):
+    x_spec, in_features, out_features, bias = case
+    with private_rng(seed):
+        layer = nn.Linear(in_features, out_features, bias=bias).to(device=device, dtype=dtype)
+    assert layer.weight.shape == (out_features, in_features)
+    assert (layer.bias is None) == (not bias) and (not bias or layer.bias.shape == (out_features,))
+    y = layer(x_spec.build(dtype=dtype, device=device))
+    assert y.shape == (*x_spec.shape[:-1], out_features) and y.dtype == dtype
+    # y = x A^T + b in float64 from the same values, with the rounding bound of an n-term dot product
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    a = independent_array(layer.weight.detach().cpu()).astype(np.float64)
+    b = independent_array(layer.bias.detach().cpu()).astype(np.float64) if bias else 0.0
+    expected = x @ a.T + b
+    bound = (in_features + 1) * torch.finfo(dtype).eps * (np.abs(x) @ np.abs(a).T + np.abs(b)) + torch.finfo(dtype).tiny
+    error = np.abs(independent_array(y.detach().cpu()).astype(np.float64) - expected)
+    assert (error <= bound).all(), f"largest error {error.max()} over the bound"

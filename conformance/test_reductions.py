@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from torch.testing import assert_close
 
 from conformance.checks import assert_close_to_reference, assert_equal, independent_array
@@ -250,3 +252,40 @@ def test_axis_is_another_name_for_dim(device, dtype, x, data):
     assert_equal(torch.sum(t, axis=axis), torch.sum(t, dim=axis), "sum(axis=)")
     assert_equal(torch.mean(t, axis=axis), torch.mean(t, dim=axis), "mean(axis=)")
     assert_equal(torch.argmax(t, axis=axis), torch.argmax(t, dim=axis), "argmax(axis=)")
+
+
+@pytest.mark.behaviour("reductions.one_hot")
+@given(shape=shapes(max_dims=3, max_side=4), data=st.data())
+def test_one_hot_puts_a_single_one_at_each_class(device, shape, data):
+    given_classes = data.draw(st.sampled_from([-1, 1, 3, 6]), label="num_classes")  # -1: inferred as max + 1
+    top = (given_classes if given_classes > 0 else 6) - 1
+    values = data.draw(hnp.arrays(np.int64, shape, elements=st.integers(0, top)), label="classes")
+    if given_classes == -1 and values.size == 0:
+        return  # "one greater than the largest class value": an empty input has none
+    out = F.one_hot(torch.from_numpy(values).to(device), num_classes=given_classes)
+    classes = given_classes if given_classes > 0 else int(values.max()) + 1
+    assert out.shape == (*shape, classes) and out.dtype == torch.int64
+    expected = (np.arange(classes) == values[..., None]).astype(np.int64)
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+
+
+@pytest.mark.behaviour("reductions.masked_fill")
+@pytest.mark.dtypes("representative")
+@given(self_shape=shapes(max_dims=3, max_side=3), data=st.data())
+def test_masked_fill_writes_value_where_the_mask_is_true(device, dtype, self_shape, data):
+    # the mask broadcasts to self's shape (never the other way round): some trailing dims of
+    # self's shape, any of them replaced by 1
+    kept = data.draw(st.integers(0, len(self_shape)), label="mask_ndim")
+    trailing = self_shape[len(self_shape) - kept :]
+    mask_shape = tuple(1 if data.draw(st.booleans(), label=f"broadcast_{i}") else n for i, n in enumerate(trailing))
+    x = data.draw(specs(shape=self_shape, layouts=WRITABLE_LAYOUTS), label="x")
+    mask = data.draw(hnp.arrays(np.bool_, mask_shape), label="mask")
+    value = {torch.bool: True, torch.int64: -7}.get(dtype, 0.5)
+    t = x.build(dtype=dtype, device=device)
+    m = torch.from_numpy(mask).to(device)
+    expected = np.where(mask, np.array(value, dtype=independent_array(t.cpu()).dtype), independent_array(x.logical_values(dtype)))
+    out = t.masked_fill(m, value)
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+    np.testing.assert_array_equal(independent_array(t.cpu()), independent_array(x.logical_values(dtype)))  # not in place
+    assert t.masked_fill_(m, value) is t
+    np.testing.assert_array_equal(independent_array(t.cpu()), expected)

@@ -1,5 +1,7 @@
 """Shape operations: view(-1, k), (un)squeeze, repeat and repeat_interleave."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -109,3 +111,19 @@ def test_t_underscore_transposes_in_place_and_takes_no_argument(device, dtype, x
     assert_equal(t.cpu(), expected, "t_() of the tensor")
     with pytest.raises(TypeError):
         t.t_(arg)
+
+
+@pytest.mark.behaviour("shape_ops.flatten_range")
+@pytest.mark.dtypes("representative")
+@given(x=specs(), data=st.data())
+def test_flatten_merges_start_to_end_in_row_major_order(device, dtype, x, data):
+    ndim = max(x.ndim, 1)
+    start = data.draw(dims(x.ndim), label="start_dim")
+    end = data.draw(dims(x.ndim).filter(lambda e: e % ndim >= start % ndim), label="end_dim")
+    t = x.build(dtype=dtype, device=device)
+    s, e = start % ndim, end % ndim
+    shape = list(x.shape) or [1]
+    expected_shape = tuple(shape[:s] + [math.prod(shape[s : e + 1])] + shape[e + 1 :]) if x.ndim else (1,)
+    out = t.flatten(start, end)
+    assert tuple(out.shape) == expected_shape
+    np.testing.assert_array_equal(independent_array(out.cpu()).ravel(), independent_array(x.logical_values(dtype)).ravel())

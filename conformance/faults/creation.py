@@ -135,3 +135,24 @@ def _(patch):
     @patch.replace(torch, "ones_like")
     def ones_like(orig, source, *a, device=None, **k):
         return orig(source, *a, **k)
+
+
+@fault("arange_includes_end", trips=["creation.arange_length_and_values"])
+def _(patch):
+    """arange(start, end, step) includes end when the steps land on it: [start, end] instead of [start, end)."""
+
+    @patch.replace(torch, "arange")
+    def arange(orig, *a, **k):
+        if len(a) == 3 and all(isinstance(v, int) for v in a) and a[2] and (a[1] - a[0]) % a[2] == 0:
+            return orig(a[0], a[1] + a[2], a[2], **k)
+        return orig(*a, **k)
+
+
+@fault("full_always_floating", trips=["creation.full_infers_dtype"])
+def _(patch):
+    """torch.full ignores the fill value's type and makes a tensor of the default floating dtype."""
+
+    @patch.replace(torch, "full")
+    def full(orig, size, fill_value, **k):
+        k.setdefault("dtype", torch.get_default_dtype())
+        return orig(size, fill_value, **k)

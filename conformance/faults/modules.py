@@ -195,3 +195,9 @@ def _(patch):
         if padding == "same":
             padding = dilation * (kernel_size // 2)
         orig(self, in_channels, out_channels, kernel_size, *a, padding=padding, dilation=dilation, **k)
+
+
+@fault("linear_drops_bias", trips=["modules.linear_affine"])
+def _(patch):
+    """nn.Linear computes x A^T and forgets the bias."""
+    patch.method(nn.Linear, "forward", lambda orig: lambda self, x: x @ self.weight.T)

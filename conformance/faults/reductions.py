@@ -156,3 +156,21 @@ def _(patch):
             orig(self.contiguous(), other)
             return self
         return orig(self, other)
+
+
+@fault("one_hot_one_class_too_many", trips=["reductions.one_hot"])
+def _(patch):
+    """F.one_hot(x, -1) infers two more classes than the largest value instead of one."""
+    import torch.nn.functional as F
+
+    @patch.replace(F, "one_hot")
+    def one_hot(orig, tensor, num_classes=-1):
+        if num_classes == -1 and tensor.numel():
+            num_classes = int(tensor.max()) + 2
+        return orig(tensor, num_classes)
+
+
+@fault("masked_fill_inverts_mask", trips=["reductions.masked_fill"])
+def _(patch):
+    """masked_fill writes the value where the mask is False."""
+    patch.method(torch.Tensor, "masked_fill", lambda orig: lambda self, mask, value: orig(self, ~mask, value))

@@ -97,3 +97,12 @@ def _(patch):
     @patch.replace(torch.Tensor, "repeat_interleave")
     def repeat_interleave(orig, self, repeats, dim=None, **k):
         return orig(self, repeats, 0 if dim is not None and dim < 0 else dim, **k)
+
+
+@fault("flatten_ignores_end_dim", trips=["shape_ops.flatten_range"])
+def _(patch):
+    """Tensor.flatten(start, end) flattens from start to the last dimension whatever end says."""
+
+    @patch.replace(torch.Tensor, "flatten")
+    def flatten(orig, self, start_dim=0, end_dim=-1):
+        return orig(self, start_dim, -1)
