@@ -34,5 +34,8 @@ PROFILES = {
 
 
 def register() -> None:
+    # Hypothesis' own defaults as the parent, not whatever is loaded: where the CI variable is set,
+    # Hypothesis loads its built-in `ci` profile (derandomized), which would leak into `default`.
+    base = settings.get_profile("default")
     for name, values in PROFILES.items():
-        settings.register_profile(name, **{**_COMMON, **values})
+        settings.register_profile(name, parent=base, **{**_COMMON, **values})
