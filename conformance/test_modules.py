@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
@@ -496,3 +497,95 @@ def test_linear_is_x_times_a_transposed_plus_b(device, dtype, case, seed):
     bound = (in_features + 1) * torch.finfo(dtype).eps * (np.abs(x) @ np.abs(a).T + np.abs(b)) + torch.finfo(dtype).tiny
     error = np.abs(independent_array(y.detach().cpu()).astype(np.float64) - expected)
     assert (error <= bound).all(), f"largest error {error.max()} over the bound"
+
+
+@st.composite
+def layer_norm_cases(draw):
+    """(x spec, normalized_shape, eps, elementwise_affine, bias): normalized over the last 1-3 dims."""
+    normalized = draw(shapes(min_dims=1, max_dims=3, min_side=1, max_side=4), label="normalized_shape")
+    leading = draw(shapes(max_dims=2, max_side=3), label="leading")
+    x = draw(specs(shape=(*leading, *normalized)), label="x")
+    eps = draw(st.sampled_from([1e-5, 1e-3, 0.5]), label="eps")
+    affine = draw(st.booleans(), label="elementwise_affine")
+    return x, normalized, eps, affine, draw(st.booleans(), label="bias") if affine else False
+
+
+@pytest.mark.behaviour("modules.layer_norm_formula")
+@pytest.mark.dtypes("float32_64")
+@given(case=layer_norm_cases(), seed=st.integers(0, 2**16))
+def test_layer_norm_is_the_documented_formula(device, dtype, case, seed):
+    x_spec, normalized, eps, affine, bias = case
+    layer = nn.LayerNorm(normalized, eps=eps, elementwise_affine=affine, bias=bias, device=device, dtype=dtype)
+    if affine:  # documented initial values are 1 and 0; draw others so that gamma and beta matter
+        with torch.no_grad(), private_rng(seed, device):
+            layer.weight.uniform_(-2, 2)
+            if bias:
+                layer.bias.uniform_(-2, 2)
+    y = layer(x_spec.build(dtype=dtype, device=device))
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    axes = tuple(range(x.ndim - len(normalized), x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)  # the biased estimator, as documented
+    expected = (x - mean) / np.sqrt(var + eps)
+    if affine:
+        expected = expected * independent_array(layer.weight.detach().cpu()).astype(np.float64)
+        if bias:
+            expected = expected + independent_array(layer.bias.detach().cpu()).astype(np.float64)
+    tol = 1e-4 if dtype == torch.float32 else 1e-10  # a normalised value in O(1) through a handful of roundings
+    np.testing.assert_allclose(independent_array(y.detach().cpu()).astype(np.float64), expected, rtol=tol, atol=tol)
+
+
+def _phi(v: float) -> float:
+    return 0.5 * (1 + math.erf(v / math.sqrt(2)))
+
+
+ACTIVATIONS = {
+    # name -> (the call forms, the documented formula)
+    "relu": ((F.relu, torch.relu, nn.ReLU()), lambda v: max(0.0, v)),
+    "gelu": ((F.gelu, nn.GELU()), lambda v: v * _phi(v)),
+    "gelu_tanh": (
+        (lambda t: F.gelu(t, approximate="tanh"), nn.GELU(approximate="tanh")),
+        lambda v: 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))),
+    ),
+}
+
+
+@pytest.mark.behaviour("modules.activation_formulas")
+@pytest.mark.dtypes("floating")
+@given(x=specs(low=-30, high=30), name=st.sampled_from(sorted(ACTIVATIONS)))
+def test_relu_and_gelu_follow_their_formulas(device, dtype, x, name):
+    forms, formula = ACTIVATIONS[name]
+    t = x.build(dtype=dtype, device=device)
+    values = independent_array(x.logical_values(dtype)).astype(np.float64)
+    expected = np.vectorize(formula, otypes=[np.float64])(values) if values.size else values
+    for form in forms:
+        out = form(t)
+        assert out.shape == t.shape and out.dtype == dtype
+        got = independent_array(out.cpu()).astype(np.float64)
+        # the dtype's own rounding of an O(|x|) result, a few ulps
+        eps = torch.finfo(dtype).eps
+        np.testing.assert_allclose(got, expected, rtol=8 * eps, atol=8 * eps * 30, err_msg=f"{name} via {form}")
+
+
+@pytest.mark.behaviour("modules.clip_grad_norm")
+@pytest.mark.dtypes("float32_64")
+@given(
+    # gradients are modified in place: every layout that can be written
+    grads=st.lists(specs(shapes=shapes(min_dims=1, max_dims=2, min_side=1), layouts=WRITABLE), min_size=1, max_size=3),
+    max_norm=st.floats(0.01, 50),
+    norm_type=st.sampled_from([1.0, 2.0, 3.0, math.inf]),
+)
+def test_clip_grad_norm_scales_by_the_documented_coefficient(device, dtype, grads, max_norm, norm_type):
+    params = [nn.Parameter(torch.zeros(g.shape, dtype=dtype, device=device)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.build(dtype=dtype, device=device)
+    values = [independent_array(g.logical_values(dtype)).astype(np.float64).ravel() for g in grads]
+    # the norm of the per-gradient norms, "as if ... concatenated into a single vector"
+    flat = np.concatenate(values)
+    total = np.abs(flat).max() if norm_type == math.inf else (np.abs(flat) ** norm_type).sum() ** (1 / norm_type)
+    returned = nn.utils.clip_grad_norm_(params, max_norm, norm_type=norm_type)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(float(returned), total, **tol)
+    coefficient = min(max_norm / (total + 1e-6), 1.0)  # grad * min(max_norm / (total_norm + 1e-6), 1)
+    for p, v in zip(params, values):
+        np.testing.assert_allclose(independent_array(p.grad.cpu()).astype(np.float64).ravel(), v * coefficient, **tol)

@@ -201,3 +201,45 @@ def _(patch):
 def _(patch):
     """nn.Linear computes x A^T and forgets the bias."""
     patch.method(nn.Linear, "forward", lambda orig: lambda self, x: x @ self.weight.T)
+
+
+@fault("layer_norm_unbiased_variance", trips=["modules.layer_norm_formula"])
+def _(patch):
+    """LayerNorm divides by sqrt of the unbiased (n - 1) variance."""
+
+    def forward(self, x):
+        dims = tuple(range(-len(self.normalized_shape), 0))
+        mean = x.mean(dims, keepdim=True)
+        var = x.var(dims, keepdim=True, correction=1)
+        y = (x - mean) / torch.sqrt(var + self.eps)
+        if self.weight is not None:
+            y = y * self.weight
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+    patch.method(nn.LayerNorm, "forward", lambda orig: forward)
+
+
+@fault("gelu_always_tanh", trips=["modules.activation_formulas"])
+def _(patch):
+    """F.gelu uses the tanh approximation even when approximate='none'."""
+    import torch.nn.functional as F
+
+    @patch.replace(F, "gelu")
+    def gelu(orig, x, approximate="none"):
+        return orig(x, approximate="tanh")
+
+
+@fault("clip_grad_norm_amplifies", trips=["modules.clip_grad_norm"])
+def _(patch):
+    """clip_grad_norm_ scales by max_norm / total_norm without clamping to 1, so small gradients grow."""
+
+    @patch.replace(nn.utils, "clip_grad_norm_")
+    def clip(orig, parameters, max_norm, norm_type=2.0, **k):
+        parameters = list(parameters)
+        total = orig(parameters, float("inf"), norm_type, **k)
+        with torch.no_grad():
+            for p in parameters:
+                p.grad.mul_(max_norm / (total + 1e-6))
+        return total
