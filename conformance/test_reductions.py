@@ -289,3 +289,26 @@ def test_masked_fill_writes_value_where_the_mask_is_true(device, dtype, self_sha
     np.testing.assert_array_equal(independent_array(t.cpu()), independent_array(x.logical_values(dtype)))  # not in place
     assert t.masked_fill_(m, value) is t
     np.testing.assert_array_equal(independent_array(t.cpu()), expected)
+
+
+ELEMENTWISE = {
+    # Tensor method -> NumPy's function: the documented formula y_i = f(x_i), with IEEE special cases
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "sin": np.sin,
+    "cos": np.cos,
+    "abs": np.abs,
+}
+
+
+@pytest.mark.behaviour("reductions.elementwise_math")
+@pytest.mark.dtypes("float32_64")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings for log(0), sqrt(-1)
+@given(x=specs(special_values=True, low=-50, high=50), name=st.sampled_from(sorted(ELEMENTWISE)), form=st.booleans())
+def test_elementwise_math_follows_the_formula_elementwise(device, dtype, x, name, form):
+    t = x.build(dtype=dtype, device=device)
+    out = getattr(torch, name)(t) if form else getattr(t, name)()
+    assert out.shape == t.shape and out.dtype == dtype
+    expected = ELEMENTWISE[name](independent_array(x.logical_values(dtype)))
+    np.testing.assert_allclose(independent_array(out.cpu()), expected, rtol=4 * torch.finfo(dtype).eps, atol=0, equal_nan=True)

@@ -33,6 +33,7 @@ SAMPLE = [
     "zero_grad_zeroes",
     "collate_dicts_as_list",
     "promotion_ignores_zero_dim_priority",
+    "load_copies_every_tensor",
 ]
 
 

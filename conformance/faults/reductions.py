@@ -174,3 +174,12 @@ def _(patch):
 def _(patch):
     """masked_fill writes the value where the mask is False."""
     patch.method(torch.Tensor, "masked_fill", lambda orig: lambda self, mask, value: orig(self, ~mask, value))
+
+
+@fault("log_of_zero_is_finite", trips=["reductions.elementwise_math"])
+def _(patch):
+    """log clamps its input to the smallest normal number, so log(0) is finite instead of -inf."""
+
+    @patch.replace(torch, "log")
+    def log(orig, x, *a, **k):
+        return orig(x.clamp(min=torch.finfo(x.dtype).tiny) if x.is_floating_point() else x, *a, **k)

@@ -71,6 +71,19 @@ class _DeviceModule:
 
     manual_seed = manual_seed_all
 
+    class device:
+        """torch.testdev.device(d): the current-device context torch enters when it moves a storage
+        (torch.load among others); with one device there is nothing to switch."""
+
+        def __init__(self, device):
+            self.device = device
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            return False
+
 
 if torch._C._get_privateuse1_backend_name() != NAME:
     torch.utils.rename_privateuse1_backend(NAME)

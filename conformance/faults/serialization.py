@@ -1,0 +1,17 @@
+"""Faults in saving and loading (catalogue area `serialization`)."""
+
+import torch
+
+from conformance.faults import fault
+
+
+@fault("load_copies_every_tensor", trips=["serialization.save_load_preserves_views"])
+def _(patch):
+    """torch.load gives every tensor a storage of its own, so loaded views no longer share."""
+
+    @patch.replace(torch, "load")
+    def load(orig, *a, **k):
+        loaded = orig(*a, **k)
+        if isinstance(loaded, dict):
+            return {key: v.clone() if isinstance(v, torch.Tensor) else v for key, v in loaded.items()}
+        return loaded
