@@ -15,6 +15,7 @@ from hypothesis.extra.numpy import arrays
 from conformance.checks import private_rng
 from strategies import DTYPE_GROUPS, specs
 from strategies.shapes import shapes
+from strategies.tensors import WRITABLE_LAYOUTS
 
 # The documented ways of giving a size: "a variable number of arguments or a collection like a list or tuple"
 SIZE_FORMS = {
@@ -246,3 +247,34 @@ def test_full_fills_and_infers_its_dtype_from_the_value(device, shape, value):
     expected = {bool: torch.bool, int: torch.int64, float: torch.get_default_dtype()}[type(value)]
     assert t.dtype == expected and tuple(t.shape) == shape
     assert bool((t == torch.tensor(value, dtype=expected)).all())
+
+
+CONVERSIONS = {"float": torch.float32, "double": torch.float64, "half": torch.float16, "long": torch.int64, "int": torch.int32}
+
+
+@pytest.mark.behaviour("creation.conversion_methods")
+# complex to real keeps the real part and says so: a documented warning, not a failure
+@pytest.mark.filterwarnings("ignore:Casting complex values to real discards the imaginary part:UserWarning")
+@pytest.mark.dtypes("all")
+@given(x=specs(), method=st.sampled_from(sorted(CONVERSIONS)), other=st.sampled_from(DTYPE_GROUPS["all"]))
+def test_conversion_methods_equal_to_with_their_dtype(device, dtype, x, method, other):
+    t = x.build(dtype=dtype, device=device)
+    target = CONVERSIONS[method]
+    # ``self.float()`` is equivalent to ``self.to(torch.float32)``, and so on for each method
+    converted = getattr(t, method)()
+    assert converted.dtype == target and converted.shape == t.shape
+    assert (converted is t) == (dtype == target), "a conversion to the same dtype returns self, otherwise a new tensor"
+    torch.testing.assert_close(converted, t.to(target), rtol=0, atol=0, equal_nan=True)
+    like = torch.empty(0, dtype=other, device=device)
+    assert t.type_as(like).dtype == other and t.type(other).dtype == other  # cast to the given tensor's type
+    assert t.type(dtype) is t and isinstance(t.type(), str)  # "no copy is performed"; no dtype: the type's name
+
+
+@pytest.mark.behaviour("creation.fill_and_init_fill")
+@pytest.mark.dtypes("floating")
+@given(x=specs(layouts=WRITABLE_LAYOUTS), value=st.floats(-6e4, 6e4))  # float16's finite range holds them all
+def test_fill_and_zeros_init_write_every_element_in_place(device, dtype, x, value):
+    t = x.build(dtype=dtype, device=device)
+    assert t.fill_(value) is t
+    assert bool((t.cpu() == torch.tensor(value, dtype=dtype)).all())
+    assert torch.nn.init.zeros_(t) is t and bool((t == 0).all())

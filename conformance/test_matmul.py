@@ -6,7 +6,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.checks import assert_close_to_reference
+from conformance.checks import assert_close_to_reference, independent_array
 from conformance.harness.declaration import Operation
 from strategies import specs
 from strategies.samples import Sample, broadcast_operands
@@ -118,3 +118,36 @@ def test_products_of_mismatched_dtypes_raise(device, m, n, dtypes):
             product(a, b)
     with pytest.raises(RuntimeError):
         torch.bmm(a.unsqueeze(0), b.unsqueeze(0))
+
+
+EINSUM = {
+    # equation -> the same contraction by index arithmetic in NumPy (no einsum there either)
+    "ij,jk->ik": lambda a, b: a @ b,
+    "ij->ji": lambda a: a.T,
+    "ii->i": lambda a: np.diagonal(a).copy(),
+    "ij->": lambda a: a.sum(),
+    "ij,ij->ij": lambda a, b: a * b,
+    "bij,bjk->bik": lambda a, b: a @ b,
+    "i,j->ij": lambda a, b: np.outer(a, b),
+}
+
+
+@st.composite
+def einsum_cases(draw):
+    equation = draw(st.sampled_from(sorted(EINSUM)), label="equation")
+    sizes = {c: draw(st.integers(1, 4), label=c) for c in "bijk"}
+    if equation == "ii->i":
+        sizes["j"] = sizes["i"]
+    inputs = equation.split("->")[0].split(",")
+    shapes_ = [tuple(sizes[c] for c in term) for term in inputs]
+    return equation, [draw(specs(shape=s), label=f"operand_{n}") for n, s in enumerate(shapes_)]
+
+
+@pytest.mark.behaviour("matmul.einsum_contractions")
+@pytest.mark.dtypes("float32_64")
+@given(case=einsum_cases())
+def test_einsum_sums_products_as_the_equation_says(device, dtype, case):
+    equation, operands = case
+    out = torch.einsum(equation, *(o.build(dtype=dtype, device=device) for o in operands))
+    expected = EINSUM[equation](*(independent_array(o.logical_values(dtype)).astype(np.float64) for o in operands))
+    np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=1e-5, atol=1e-4)

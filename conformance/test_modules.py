@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from torch import nn
 from torch.testing import assert_close
 
@@ -589,3 +590,48 @@ def test_clip_grad_norm_scales_by_the_documented_coefficient(device, dtype, grad
     coefficient = min(max_norm / (total + 1e-6), 1.0)  # grad * min(max_norm / (total_norm + 1e-6), 1)
     for p, v in zip(params, values):
         np.testing.assert_allclose(independent_array(p.grad.cpu()).astype(np.float64).ravel(), v * coefficient, **tol)
+
+
+@pytest.mark.behaviour("modules.embedding_lookup")
+@pytest.mark.dtypes("float32_64")
+@given(num=st.integers(1, 8), dim=st.integers(1, 5), data=st.data(), seed=st.integers(0, 2**16))
+def test_embedding_returns_the_weight_rows_and_padding_gets_no_gradient(device, dtype, num, dim, data, seed):
+    padding = data.draw(st.one_of(st.none(), st.integers(-num, num - 1)), label="padding_idx")
+    with private_rng(seed):
+        table = nn.Embedding(num, dim, padding_idx=padding, device=device, dtype=dtype)
+    shape = data.draw(shapes(max_dims=3, max_side=4), label="index_shape")
+    idx = data.draw(hnp.arrays(np.int64, shape, elements=st.integers(0, num - 1)), label="indices")
+    out = table(torch.from_numpy(idx).to(device))
+    weight = independent_array(table.weight.detach().cpu())
+    assert out.shape == (*shape, dim)
+    np.testing.assert_array_equal(independent_array(out.detach().cpu()), weight[idx])
+    if padding is not None:
+        row = padding % num
+        assert not bool(table.weight[row].any()), "the padding_idx row is not initialised to zeros"
+        out.sum().backward()
+        assert not bool(table.weight.grad[row].any()), "the padding_idx entry received a gradient"
+
+
+@pytest.mark.behaviour("modules.module_list_registers")
+@given(count=st.integers(0, 5), extra=st.integers(0, 3))
+def test_module_list_indexes_like_a_list_and_registers_its_modules(device, count, extra):
+    with private_rng():
+        layers = [nn.Linear(2, 2) for _ in range(count)]
+        holder = nn.Module()
+        holder.layers = nn.ModuleList(layers)
+        for _ in range(extra):
+            holder.layers.append(nn.Linear(2, 2))
+    assert len(holder.layers) == count + extra
+    assert all(holder.layers[i] is layers[i] for i in range(count)) and list(holder.layers)[:count] == layers
+    assert sum(1 for _ in holder.parameters()) == 2 * (count + extra), "a module in the list is not registered"
+    names = [name for name, _ in holder.named_parameters()]
+    assert names[:2] == (["layers.0.weight", "layers.0.bias"] if count + extra else [])
+    holder.to(device)
+    assert all(p.device.type == torch.device(device).type for p in holder.parameters())
+
+
+@pytest.mark.behaviour("modules.identity_passes_through")
+@given(x=specs(), args=st.lists(st.integers(), max_size=3))
+def test_identity_returns_its_input_whatever_it_was_built_with(device, x, args):
+    t = x.build(dtype=torch.float32, device=device)
+    assert nn.Identity(*args, unused=1)(t) is t

@@ -156,3 +156,21 @@ def _(patch):
     def full(orig, size, fill_value, **k):
         k.setdefault("dtype", torch.get_default_dtype())
         return orig(size, fill_value, **k)
+
+
+@fault("float_method_gives_half", trips=["creation.conversion_methods"])
+def _(patch):
+    """Tensor.float() converts to float16."""
+    patch.method(torch.Tensor, "float", lambda orig: lambda self, *a, **k: self.to(torch.float16))
+
+
+@fault("fill_misses_strided_self", trips=["creation.fill_and_init_fill"])
+def _(patch):
+    """fill_ on a non-contiguous self fills a contiguous copy and leaves self as it was."""
+
+    @patch.replace(torch.Tensor, "fill_")
+    def fill_(orig, self, value):
+        if not self.is_contiguous():
+            orig(self.contiguous(), value)
+            return self
+        return orig(self, value)

@@ -77,3 +77,15 @@ def _(patch):
 
     patch.method(torch, "matmul", promote)
     patch.method(torch, "mm", promote)
+
+
+@fault("einsum_ignores_output_order", trips=["matmul.einsum_contractions"])
+def _(patch):
+    """einsum drops a transposition asked for only by the output's index order (ij->ji gives ij)."""
+
+    @patch.replace(torch, "einsum")
+    def einsum(orig, equation, *operands):
+        inputs, _, output = equation.partition("->")
+        if "," not in inputs and sorted(output) == sorted(inputs) and output != inputs:
+            equation = f"{inputs}->{inputs}"
+        return orig(equation, *operands)

@@ -243,3 +243,28 @@ def _(patch):
             for p in parameters:
                 p.grad.mul_(max_norm / (total + 1e-6))
         return total
+
+
+@fault("embedding_ignores_padding_idx", trips=["modules.embedding_lookup"])
+def _(patch):
+    """nn.Embedding drops padding_idx: the padding row is random and gets gradients."""
+
+    @patch.replace(nn.Embedding, "__init__")
+    def init(orig, self, num_embeddings, embedding_dim, padding_idx=None, *a, **k):
+        orig(self, num_embeddings, embedding_dim, None, *a, **k)
+
+
+@fault("module_list_append_unregistered", trips=["modules.module_list_registers"])
+def _(patch):
+    """ModuleList.append keeps the module in a plain list: it is neither indexed nor registered."""
+
+    @patch.replace(nn.ModuleList, "append")
+    def append(orig, self, module):
+        self.__dict__.setdefault("_unregistered", []).append(module)
+        return self
+
+
+@fault("identity_copies", trips=["modules.identity_passes_through"])
+def _(patch):
+    """nn.Identity returns a copy of its input."""
+    patch.method(nn.Identity, "forward", lambda orig: lambda self, x: x.clone())
