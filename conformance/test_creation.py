@@ -278,3 +278,32 @@ def test_fill_and_zeros_init_write_every_element_in_place(device, dtype, x, valu
     assert t.fill_(value) is t
     assert bool((t.cpu() == torch.tensor(value, dtype=dtype)).all())
     assert torch.nn.init.zeros_(t) is t and bool((t == 0).all())
+
+
+@pytest.mark.behaviour("creation.manual_seed_replays_randint")
+@pytest.mark.device_types("cpu", "cuda")  # the devices manual_seed documents ("on all devices")
+@given(seed=st.integers(0, 2**63 - 1), low=st.integers(-50, 50), span=st.integers(1, 50), size=shapes(max_dims=2))
+def test_manual_seed_replays_randint_within_low_and_high(device, seed, low, span, size):
+    index = torch.device(device).index or 0
+    with torch.random.fork_rng(devices=[index] if torch.device(device).type == "cuda" else []):
+        torch.manual_seed(seed)
+        first = torch.randint(low, low + span, size, device=device)
+        torch.manual_seed(seed)
+        again = torch.randint(low, low + span, size, device=device)
+    assert torch.equal(first, again), "the same seed gave other numbers"
+    assert first.dtype == torch.int64 and tuple(first.shape) == size
+    assert bool((first >= low).all()) and bool((first < low + span).all()), "randint left [low, high)"
+
+
+@pytest.mark.behaviour("creation.finfo_limits")
+@pytest.mark.dtypes("floating")
+@given(data=st.data())
+def test_finfo_eps_max_and_tiny_are_the_dtype_s_limits(device, dtype, data):
+    info = torch.finfo(dtype)
+    one = torch.tensor(1.0, dtype=dtype, device=device)
+    assert bool(one + info.eps != one) and bool(one + info.eps / 4 == one)  # eps: the gap after 1.0
+    top = torch.tensor(info.max, dtype=dtype, device=device)
+    assert bool(top.isfinite()) and bool((top * 2).isinf()) and info.min == -info.max
+    tiny = torch.tensor(info.tiny, dtype=dtype, device=device)
+    assert bool(tiny > 0) and info.tiny == info.smallest_normal
+    assert info.bits == torch.empty((), dtype=dtype).element_size() * 8

@@ -131,3 +131,14 @@ def test_empty_cache_releases_unoccupied_memory_and_keeps_live_tensors(device):
     assert torch.cuda.memory_allocated() == allocated, "empty_cache freed memory a live tensor occupies"
     assert torch.cuda.memory_reserved() <= reserved - 64 * 2**20, "empty_cache kept the unoccupied 64 MiB"
     assert live.sum().item() == sum(range(1024))
+
+
+@pytest.mark.behaviour("devices.cuda_is_available_truthful")
+def test_cuda_is_available_says_whether_a_cuda_tensor_can_be_made(device):
+    available = torch.cuda.is_available()
+    assert type(available) is bool
+    if available:
+        assert torch.cuda.device_count() >= 1 and torch.zeros(1, device="cuda").device.type == "cuda"
+    else:
+        with pytest.raises((RuntimeError, AssertionError)):  # AssertionError: "Torch not compiled with CUDA enabled"
+            torch.zeros(1, device="cuda")

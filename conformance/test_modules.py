@@ -635,3 +635,70 @@ def test_module_list_indexes_like_a_list_and_registers_its_modules(device, count
 def test_identity_returns_its_input_whatever_it_was_built_with(device, x, args):
     t = x.build(dtype=torch.float32, device=device)
     assert nn.Identity(*args, unused=1)(t) is t
+
+
+@st.composite
+def attention_cases(draw):
+    """query (*, L, E), key (*, S, E), value (*, S, Ev) and the options of the documented reference."""
+    batch = draw(shapes(max_dims=2, max_side=2), label="batch")
+    L, S, E, Ev = (draw(st.integers(1, 4), label=n) for n in ("L", "S", "E", "Ev"))
+    q, k, v = (
+        draw(specs(shape=(*batch, *s), low=-3, high=3), label=n) for n, s in (("q", (L, E)), ("k", (S, E)), ("v", (S, Ev)))
+    )
+    mask_kind = draw(st.sampled_from(["none", "causal", "bool", "float"]), label="mask")
+    mask = None
+    if mask_kind == "bool":  # keep one allowed key per query: an all-False row has no documented value
+        mask = draw(hnp.arrays(np.bool_, (L, S)), label="bool_mask")
+        mask[:, 0] = True
+    elif mask_kind == "float":
+        mask = draw(hnp.arrays(np.float64, (L, S), elements=st.floats(-3, 3)), label="float_mask")
+    scale = draw(st.one_of(st.none(), st.floats(0.1, 2)), label="scale")
+    return q, k, v, mask_kind, mask, scale
+
+
+def attention_reference(q, k, v, mask_kind, mask, scale):
+    """The docstring's reference implementation, in NumPy float64."""
+    L, S = q.shape[-2], k.shape[-2]
+    factor = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    bias = np.zeros((L, S))
+    if mask_kind == "causal":
+        bias[~np.tril(np.ones((L, S), dtype=bool))] = -np.inf
+    elif mask_kind == "bool":
+        bias[~mask] = -np.inf
+    elif mask_kind == "float":
+        bias = bias + mask
+    weight = q @ np.swapaxes(k, -2, -1) * factor + bias
+    weight = np.exp(weight - weight.max(-1, keepdims=True))
+    return (weight / weight.sum(-1, keepdims=True)) @ v
+
+
+@pytest.mark.behaviour("modules.scaled_dot_product_attention")
+@pytest.mark.dtypes("float32_64")
+@given(case=attention_cases())
+def test_attention_matches_the_documented_reference(device, dtype, case):
+    q, k, v, mask_kind, mask, scale = case
+    arrays = [independent_array(s.logical_values(dtype)).astype(np.float64) for s in (q, k, v)]
+    kwargs = {"is_causal": mask_kind == "causal", "scale": scale}
+    if mask is not None:
+        kwargs["attn_mask"] = torch.from_numpy(mask if mask_kind == "bool" else mask.astype(np.float64)).to(
+            device, dtype if mask_kind == "float" else torch.bool
+        )
+    out = F.scaled_dot_product_attention(*(s.build(dtype=dtype, device=device) for s in (q, k, v)), **kwargs)
+    expected = attention_reference(*arrays, mask_kind, mask, scale)
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.behaviour("modules.init_normal_moments")
+@pytest.mark.dtypes("float32_64")
+@given(mean=st.floats(-5, 5), std=st.floats(0.01, 5), seed=st.integers(0, 2**32 - 1))
+def test_init_normal_draws_with_the_given_mean_and_std(device, dtype, mean, std, seed):
+    t = torch.empty(64, 128, dtype=dtype, device=device)  # 8192 samples
+    generator = torch.Generator(device=device).manual_seed(seed)
+    assert nn.init.normal_(t, mean, std, generator=generator) is t
+    values = (t.double().cpu().numpy().ravel() - mean) / std
+    n = values.size
+    # As for kaiming_normal_: six standard errors on the mean and on the variance ratio, a false
+    # failure about 2e-9 per example.
+    assert abs(values.mean()) <= 6 / math.sqrt(n), f"mean off by {values.mean() * std:.4g}"
+    assert abs((values**2).mean() - 1) <= 6 * math.sqrt(2 / n) + 6 / n, f"variance ratio {(values**2).mean():.4f}"

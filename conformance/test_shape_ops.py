@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -127,3 +128,42 @@ def test_flatten_merges_start_to_end_in_row_major_order(device, dtype, x, data):
     out = t.flatten(start, end)
     assert tuple(out.shape) == expected_shape
     np.testing.assert_array_equal(independent_array(out.cpu()).ravel(), independent_array(x.logical_values(dtype)).ravel())
+
+
+@pytest.mark.behaviour("shape_ops.dim_is_ndim")
+@given(x=specs())
+def test_dim_is_the_number_of_dimensions(device, x):
+    t = x.build(dtype=torch.float32, device=device)
+    assert t.dim() == t.ndim == len(x.shape)
+
+
+@st.composite
+def pad_cases(draw):
+    """(x spec, pad tuple): padding the last len(pad) / 2 dims, last dimension first; negative crops."""
+    x = draw(specs(shapes=shapes(min_dims=1, max_dims=3, min_side=2, max_side=4)), label="x")
+    padded = draw(st.integers(1, x.ndim), label="padded_dims")
+    pad = []
+    for d in range(padded):  # (left, right) of the last dim, then of the one before, ...
+        side = x.shape[-1 - d]
+        left, right = (
+            draw(st.integers(-(side // 2), 2), label=f"left_{d}"),
+            draw(st.integers(-(side // 2), 2), label=f"right_{d}"),
+        )
+        pad += [left, right]
+    return x, tuple(pad)
+
+
+@pytest.mark.behaviour("shape_ops.pad_constant")
+@pytest.mark.dtypes("float32_64")
+@given(case=pad_cases(), value=st.floats(-5, 5))
+def test_constant_pad_adds_value_or_crops_from_the_last_dimension_forward(device, dtype, case, value):
+    x, pad = case
+    out = F.pad(x.build(dtype=dtype, device=device), pad, mode="constant", value=value)
+    a = independent_array(x.logical_values(dtype))
+    widths = [(0, 0)] * a.ndim
+    for d in range(len(pad) // 2):
+        widths[a.ndim - 1 - d] = (pad[2 * d], pad[2 * d + 1])
+    # numpy.pad takes no negative widths: crop first, then pad
+    crop = tuple(slice(max(0, -lo), a.shape[i] - max(0, -hi)) for i, (lo, hi) in enumerate(widths))
+    expected = np.pad(a[crop], [(max(0, lo), max(0, hi)) for lo, hi in widths], constant_values=value)
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected.astype(a.dtype))

@@ -174,3 +174,28 @@ def _(patch):
             orig(self.contiguous(), value)
             return self
         return orig(self, value)
+
+
+@fault("randint_includes_high", trips=["creation.manual_seed_replays_randint"])
+def _(patch):
+    """torch.randint(low, high, size) draws from [low, high], high included."""
+
+    @patch.replace(torch, "randint")
+    def randint(orig, low, high, size, **k):
+        return orig(low, high + 1, size, **k)
+
+
+@fault("finfo_eps_halved", trips=["creation.finfo_limits"])
+def _(patch):
+    """torch.finfo reports half the true machine epsilon."""
+    real = torch.finfo
+
+    class Halved:
+        def __init__(self, dtype=None):
+            self._info = real(dtype) if dtype is not None else real()
+            self.eps = self._info.eps / 2
+
+        def __getattr__(self, name):
+            return getattr(self._info, name)
+
+    patch.attribute(torch, "finfo", Halved)

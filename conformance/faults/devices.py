@@ -105,3 +105,9 @@ def _(patch):
     @patch.replace(torch.nn.Module, "cuda")
     def cuda(orig, self, *a, **k):
         return orig(copy.deepcopy(self), *a, **k)
+
+
+@fault("cuda_always_available", trips=["devices.cuda_is_available_truthful"])
+def _(patch):
+    """torch.cuda.is_available() says True on a machine without CUDA."""
+    patch.attribute(torch.cuda, "is_available", lambda: True)

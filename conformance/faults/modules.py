@@ -268,3 +268,22 @@ def _(patch):
 def _(patch):
     """nn.Identity returns a copy of its input."""
     patch.method(nn.Identity, "forward", lambda orig: lambda self, x: x.clone())
+
+
+@fault("attention_ignores_scale", trips=["modules.scaled_dot_product_attention"])
+def _(patch):
+    """scaled_dot_product_attention leaves the scores unscaled (scale 1) whatever E or scale= say."""
+    import torch.nn.functional as F
+
+    @patch.replace(F, "scaled_dot_product_attention")
+    def sdpa(orig, q, k, v, *a, scale=None, **kw):
+        return orig(q, k, v, *a, scale=1.0, **kw)
+
+
+@fault("init_normal_uses_variance_as_std", trips=["modules.init_normal_moments"])
+def _(patch):
+    """nn.init.normal_(t, mean, std) draws with standard deviation std squared."""
+
+    @patch.replace(nn.init, "normal_")
+    def normal_(orig, tensor, mean=0.0, std=1.0, *a, **k):
+        return orig(tensor, mean, std * std, *a, **k)

@@ -106,3 +106,20 @@ def _(patch):
     @patch.replace(torch.Tensor, "flatten")
     def flatten(orig, self, start_dim=0, end_dim=-1):
         return orig(self, start_dim, -1)
+
+
+@fault("dim_skips_size_one", trips=["shape_ops.dim_is_ndim"])
+def _(patch):
+    """Tensor.dim() counts only the dimensions of size other than 1."""
+    patch.method(torch.Tensor, "dim", lambda orig: lambda self: sum(1 for n in self.shape if n != 1))
+
+
+@fault("pad_first_dimension_first", trips=["shape_ops.pad_constant"])
+def _(patch):
+    """F.pad reads its pairs from the first padded dimension to the last, not from the last one forward."""
+    import torch.nn.functional as F
+
+    @patch.replace(F, "pad")
+    def pad(orig, x, pad, *a, **k):
+        pairs = [pad[i : i + 2] for i in range(0, len(pad), 2)]
+        return orig(x, tuple(v for p in reversed(pairs) for v in p), *a, **k)
