@@ -167,3 +167,27 @@ def test_constant_pad_adds_value_or_crops_from_the_last_dimension_forward(device
     crop = tuple(slice(max(0, -lo), a.shape[i] - max(0, -hi)) for i, (lo, hi) in enumerate(widths))
     expected = np.pad(a[crop], [(max(0, lo), max(0, hi)) for lo, hi in widths], constant_values=value)
     np.testing.assert_array_equal(independent_array(out.cpu()), expected.astype(a.dtype))
+
+
+@pytest.mark.behaviour("shape_ops.interpolate_linear_corners")
+@pytest.mark.dtypes("float32_64")
+@given(
+    x=specs(shapes=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(2, 6))),
+    out_size=st.integers(2, 12),
+    factor=st.integers(1, 3),
+)
+def test_interpolate_linear_aligned_corners_and_nearest_by_integer_factors(device, dtype, x, out_size, factor):
+    t = x.build(dtype=dtype, device=device)
+    a = independent_array(x.logical_values(dtype)).astype(np.float64)
+    n = a.shape[-1]
+    # align_corners=True: output j sits at input position j (n - 1) / (out - 1), "preserving the
+    # values at the corner pixels"; in between, linear interpolation of the two neighbours
+    out = F.interpolate(t, size=out_size, mode="linear", align_corners=True)
+    positions = np.arange(out_size) * (n - 1) / (out_size - 1)
+    expected = np.stack([np.stack([np.interp(positions, np.arange(n), row) for row in batch]) for batch in a])
+    np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=1e-5, atol=1e-5)
+    # nearest with an integer scale factor k repeats every element k times
+    near = F.interpolate(t, scale_factor=factor, mode="nearest")
+    np.testing.assert_array_equal(
+        independent_array(near.cpu()), np.repeat(independent_array(x.logical_values(dtype)), factor, axis=-1)
+    )

@@ -123,3 +123,13 @@ def _(patch):
     def pad(orig, x, pad, *a, **k):
         pairs = [pad[i : i + 2] for i in range(0, len(pad), 2)]
         return orig(x, tuple(v for p in reversed(pairs) for v in p), *a, **k)
+
+
+@fault("interpolate_ignores_align_corners", trips=["shape_ops.interpolate_linear_corners"])
+def _(patch):
+    """F.interpolate treats align_corners=True as False (half-pixel centres)."""
+    import torch.nn.functional as F
+
+    @patch.replace(F, "interpolate")
+    def interpolate(orig, x, *a, align_corners=None, **k):
+        return orig(x, *a, align_corners=False if align_corners else align_corners, **k)
