@@ -2,7 +2,9 @@
 and autograd's check of tensors modified after they were saved."""
 
 import functools
+import math
 import operator
+import warnings
 
 import numpy as np
 import pytest
@@ -241,3 +243,30 @@ def test_backward_raises_when_a_saved_tensor_was_modified_in_place(device, dtype
     assert target._version > before, "an in-place operation did not bump the version counter"
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()
+
+
+@pytest.mark.behaviour("rules.out_argument")
+@pytest.mark.dtypes("float32_64")
+@given(pair=shape_pairs(), data=st.data())
+def test_out_is_written_resized_cast_or_refused_as_documented(device, dtype, pair, data):
+    result_shape = broadcast_shape(*pair)
+    if result_shape is None:
+        return
+    a, b = (data.draw(specs(shape=s), label=n).build(dtype=dtype, device=device) for n, s in zip("ab", pair))
+    out = torch.empty(result_shape, dtype=dtype, device=device)
+    assert torch.add(a, b, out=out) is out  # written and returned
+    np.testing.assert_array_equal(independent_array(out.cpu()), independent_array((a + b).cpu()))
+    empty = torch.empty(0, dtype=dtype, device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty out is resized silently
+        torch.add(a, b, out=empty)
+    assert tuple(empty.shape) == result_shape
+    if math.prod(result_shape) and result_shape != (1,):
+        wrong = torch.empty(1, dtype=dtype, device=device)  # non-empty, wrong shape: resized with a warning
+        with pytest.warns(UserWarning, match="resized"):
+            torch.add(a, b, out=wrong)
+        assert tuple(wrong.shape) == result_shape
+    with pytest.raises(RuntimeError, match="can't be cast"):  # an integral out cannot accept a floating result
+        torch.add(a, b, out=torch.empty(result_shape, dtype=torch.int64, device=device))
+    with pytest.raises(RuntimeError, match="automatic differentiation"):
+        torch.add(a.detach().requires_grad_(), b, out=torch.empty(result_shape, dtype=dtype, device=device))

@@ -48,3 +48,12 @@ def _(patch):
     """In-place add_, mul_ and zero_ write through .data: no version bump, so backward uses stale saved values."""
     for name in ("add_", "mul_", "zero_"):
         patch.method(torch.Tensor, name, lambda orig: lambda self, *a, **k: (orig(self.data, *a, **k), self)[1])
+
+
+@fault("add_out_ignores_out", trips=["rules.out_argument"])
+def _(patch):
+    """torch.add(..., out=t) returns a new tensor and leaves t as it was."""
+
+    @patch.replace(torch, "add")
+    def add(orig, a, b, *rest, out=None, **k):
+        return orig(a, b, *rest, **k)
