@@ -151,3 +151,24 @@ def test_einsum_sums_products_as_the_equation_says(device, dtype, case):
     out = torch.einsum(equation, *(o.build(dtype=dtype, device=device) for o in operands))
     expected = EINSUM[equation](*(independent_array(o.logical_values(dtype)).astype(np.float64) for o in operands))
     np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=1e-5, atol=1e-4)
+
+
+AUTOCAST_DEFAULT = {"cpu": torch.bfloat16, "cuda": torch.float16}  # each device type's default autocast dtype
+
+
+@pytest.mark.behaviour("matmul.autocast_lower_precision")
+@pytest.mark.device_types("cpu", "cuda")
+@given(n=st.integers(1, 4), m=st.integers(1, 4), k=st.integers(1, 4), explicit=st.booleans(), data=st.data())
+def test_autocast_runs_matrix_products_in_the_autocast_dtype(device, n, m, k, explicit, data):
+    kind = torch.device(device).type
+    a = data.draw(specs(shape=(n, k)), label="a").build(dtype=torch.float32, device=device)
+    b = data.draw(specs(shape=(k, m)), label="b").build(dtype=torch.float32, device=device)
+    dtype = data.draw(st.sampled_from([torch.bfloat16, torch.float16]), label="dtype") if explicit else AUTOCAST_DEFAULT[kind]
+    with torch.autocast(device_type=kind, **({"dtype": dtype} if explicit else {})):
+        inside = {"mm": torch.mm(a, b), "matmul": a @ b, "linear": torch.nn.functional.linear(a, b.T)}
+        assert torch.is_autocast_enabled(kind)
+    for name, out in inside.items():
+        assert out.dtype == dtype, f"{name} under autocast gave {out.dtype}, not {dtype}"
+    assert (a @ b).dtype == torch.float32 and not torch.is_autocast_enabled(kind), "autocast outlived its region"
+    with torch.autocast(device_type=kind, enabled=False):
+        assert (a @ b).dtype == torch.float32, "enabled=False still cast"

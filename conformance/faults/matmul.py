@@ -89,3 +89,12 @@ def _(patch):
         if "," not in inputs and sorted(output) == sorted(inputs) and output != inputs:
             equation = f"{inputs}->{inputs}"
         return orig(equation, *operands)
+
+
+@fault("autocast_leaves_matmul_in_float32", trips=["matmul.autocast_lower_precision"])
+def _(patch):
+    """torch.mm ignores autocast and returns float32."""
+
+    @patch.replace(torch, "mm")
+    def mm(orig, a, b, *rest, **k):
+        return orig(a, b, *rest, **k).float() if torch.is_autocast_enabled(a.device.type) else orig(a, b, *rest, **k)
