@@ -1,5 +1,7 @@
 """Reductions and elementwise: max/argmax, sum and mean dtypes, clamp, nonzero, where, item."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -312,3 +314,30 @@ def test_elementwise_math_follows_the_formula_elementwise(device, dtype, x, name
     assert out.shape == t.shape and out.dtype == dtype
     expected = ELEMENTWISE[name](independent_array(x.logical_values(dtype)))
     np.testing.assert_allclose(independent_array(out.cpu()), expected, rtol=4 * torch.finfo(dtype).eps, atol=0, equal_nan=True)
+
+
+@pytest.mark.behaviour("reductions.edges_and_nan")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings on the NaN and inf it is given
+@pytest.mark.dtypes("float32_64")
+@given(x=specs(special_values=True), y_seed=st.integers(0, 2**16), data=st.data())
+def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, y_seed, data):
+    empty = torch.empty(0, dtype=dtype, device=device)
+    assert empty.sum().item() == 0 and empty.prod().item() == 1  # the identities of + and *
+    assert empty.mean().isnan().item()  # 0 / 0
+    with pytest.raises(RuntimeError):  # max has no identity: a full max of nothing is refused
+        empty.max()
+    ints = torch.tensor([100, 100, 100], dtype=torch.int8, device=device)
+    assert ints.sum().dtype == ints.cumsum(0).dtype == ints.prod().dtype == torch.int64  # integers promote to int64
+    assert ints.sum().item() == 300 and ints.cumsum(0).tolist() == [100, 200, 300]
+    assert ints.sum(dtype=torch.float64).dtype == torch.float64  # dtype= casts before reducing
+    t = x.build(dtype=dtype, device=device)
+    other = data.draw(specs(shape=x.shape, special_values=True), label="other").build(dtype=dtype, device=device)
+    a, b = independent_array(t.cpu()), independent_array(other.cpu())
+    # maximum propagates NaN ("that element is returned"); fmax takes the non-NaN element
+    np.testing.assert_array_equal(independent_array(torch.maximum(t, other).cpu()), np.maximum(a, b))
+    np.testing.assert_array_equal(independent_array(torch.fmax(t, other).cpu()), np.fmax(a, b))
+    if t.numel():
+        assert bool(t.max().isnan()) == bool(np.isnan(a).any()), "max of a tensor with NaN is NaN"
+        expected = np.nanmean(a) if not np.isnan(a).all() else np.nan
+        got = torch.nanmean(t).item()
+        assert (math.isnan(got) and math.isnan(expected)) or math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-4)

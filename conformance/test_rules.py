@@ -270,3 +270,40 @@ def test_out_is_written_resized_cast_or_refused_as_documented(device, dtype, pai
         torch.add(a, b, out=torch.empty(result_shape, dtype=torch.int64, device=device))
     with pytest.raises(RuntimeError, match="automatic differentiation"):
         torch.add(a.detach().requires_grad_(), b, out=torch.empty(result_shape, dtype=dtype, device=device))
+
+
+# ---- division and rounding -----------------------------------------------------------------------
+
+ROUNDING = {
+    # torch call -> NumPy's function with the documented meaning
+    "div": (lambda a, b: torch.div(a, b), lambda a, b: np.true_divide(a, b)),
+    "div floor": (lambda a, b: torch.div(a, b, rounding_mode="floor"), lambda a, b: np.floor_divide(a, b)),
+    "div trunc": (lambda a, b: torch.div(a, b, rounding_mode="trunc"), lambda a, b: np.trunc(np.true_divide(a, b))),
+    "remainder": (torch.remainder, np.remainder),  # the sign of the divisor
+    "fmod": (torch.fmod, np.fmod),  # the sign of the dividend
+}
+
+
+@pytest.mark.behaviour("rules.division_and_rounding")
+@pytest.mark.dtypes("float32_64")
+@given(
+    values=st.lists(st.tuples(st.integers(-50, 50), st.integers(-9, 9).filter(bool)), min_size=1, max_size=12),
+    integral=st.booleans(),
+)
+def test_division_modes_and_remainders_follow_their_documented_signs(device, dtype, values, integral):
+    kind = torch.int64 if integral else dtype
+    a = torch.tensor([v for v, _ in values], dtype=kind, device=device)
+    b = torch.tensor([d for _, d in values], dtype=kind, device=device)
+    a_np, b_np = (np.array([p[i] for p in values], dtype=np.int64 if integral else np.float64) for i in (0, 1))
+    for name, (ours, reference) in ROUNDING.items():
+        out = ours(a, b)
+        expected_dtype = torch.get_default_dtype() if name == "div" and integral else kind  # true division promotes
+        assert out.dtype == expected_dtype, f"{name}: {out.dtype}"
+        np.testing.assert_allclose(
+            independent_array(out.cpu()).astype(np.float64), reference(a_np, b_np), rtol=1e-6, err_msg=name
+        )
+    halves = torch.tensor([v + 0.5 for v, _ in values], dtype=dtype, device=device)
+    np.testing.assert_array_equal(independent_array(torch.round(halves).cpu()), np.round(np.array([v + 0.5 for v, _ in values])))
+    if integral and device == "cpu":  # integer division by zero on the CPU raises ("ZeroDivisionError")
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            torch.div(a, torch.zeros_like(b), rounding_mode="floor")

@@ -183,3 +183,9 @@ def _(patch):
     @patch.replace(torch, "log")
     def log(orig, x, *a, **k):
         return orig(x.clamp(min=torch.finfo(x.dtype).tiny) if x.is_floating_point() else x, *a, **k)
+
+
+@fault("maximum_skips_nan", trips=["reductions.edges_and_nan"])
+def _(patch):
+    """torch.maximum behaves like fmax: a NaN loses to the other element."""
+    patch.attribute(torch, "maximum", torch.fmax)

@@ -57,3 +57,9 @@ def _(patch):
     @patch.replace(torch, "add")
     def add(orig, a, b, *rest, out=None, **k):
         return orig(a, b, *rest, **k)
+
+
+@fault("remainder_takes_dividend_sign", trips=["rules.division_and_rounding"])
+def _(patch):
+    """torch.remainder behaves like fmod: the result takes the sign of the dividend."""
+    patch.attribute(torch, "remainder", torch.fmod)
