@@ -307,3 +307,42 @@ def test_finfo_eps_max_and_tiny_are_the_dtype_s_limits(device, dtype, data):
     tiny = torch.tensor(info.tiny, dtype=dtype, device=device)
     assert bool(tiny > 0) and info.tiny == info.smallest_normal
     assert info.bits == torch.empty((), dtype=dtype).element_size() * 8
+
+
+COMPLEX_OF = {torch.float16: torch.complex32, torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+
+@pytest.mark.behaviour("creation.default_dtype_governs_inference")
+# complex32, the complex counterpart of float16, is experimental and torch says so
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental:UserWarning")
+@given(default=st.sampled_from([torch.float16, torch.float32, torch.float64]), value=st.floats(-100, 100), n=st.integers(-5, 5))
+def test_set_default_dtype_decides_float_and_complex_inference(device, default, value, n):
+    before = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(default)
+        assert torch.get_default_dtype() == default
+        assert torch.tensor(value, device=device).dtype == default  # Python floats
+        assert torch.zeros(2, device=device).dtype == default  # factories without dtype=
+        assert torch.tensor(complex(value, 1), device=device).dtype == COMPLEX_OF[default]
+        assert (torch.tensor([n], device=device) * 1.5).dtype == default  # integer tensor with a Python float
+        assert torch.tensor([n], device=device).dtype == torch.int64  # ints are not affected
+    finally:
+        torch.set_default_dtype(before)
+    with pytest.raises(TypeError):  # only floating point dtypes may be the default
+        torch.set_default_dtype(torch.int64)
+
+
+@pytest.mark.behaviour("creation.generators_and_fork_rng")
+@given(seed=st.integers(0, 2**63 - 1), other=st.integers(0, 2**63 - 1), n=st.integers(1, 16))
+def test_generators_replay_independently_and_fork_rng_restores_the_global_state(device, seed, other, n):
+    a = torch.Generator(device=device).manual_seed(seed)
+    b = torch.Generator(device=device).manual_seed(seed)
+    first = torch.rand(n, generator=a, device=device)
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(other)  # the global CPU generator, forked: restored on leaving
+        torch.rand(n)
+    assert torch.equal(torch.rand(n, generator=b, device=device), first), "generators with one seed diverged"
+    state = torch.random.get_rng_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.rand(n)
+    assert torch.equal(torch.random.get_rng_state(), state), "fork_rng did not restore the CPU generator"

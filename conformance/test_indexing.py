@@ -1,11 +1,12 @@
 """Indexing: assignment through index lists and slices, masks, copies, negative steps."""
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.checks import assert_equal, assert_own_storage
+from conformance.checks import assert_equal, assert_own_storage, independent_array
 from strategies import specs
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS
@@ -74,3 +75,21 @@ def test_negative_slice_step_raises(device, x, step):
     t = x.build(dtype=torch.float32, device=device)
     with pytest.raises(ValueError):
         t[::step]
+
+
+@pytest.mark.behaviour("indexing.accumulate_duplicates")
+@pytest.mark.dtypes("float32_64")
+@given(n=st.integers(1, 6), data=st.data())
+def test_accumulating_writes_add_every_repeated_index(device, dtype, n, data):
+    idx = data.draw(st.lists(st.integers(-n, n - 1), max_size=3 * n), label="indices")  # repeats on purpose
+    values = data.draw(st.lists(st.integers(-9, 9), min_size=len(idx), max_size=len(idx)), label="values")
+    expected = np.zeros(n)
+    np.add.at(expected, np.array(idx, dtype=np.int64), np.array(values, dtype=np.float64))  # unbuffered: every repeat counts
+    index = torch.tensor(idx, dtype=torch.long, device=device)
+    source = torch.tensor(values, dtype=dtype, device=device)
+    put = torch.zeros(n, dtype=dtype, device=device)
+    assert put.index_put_((index,), source, accumulate=True) is put
+    np.testing.assert_array_equal(independent_array(put.cpu()), expected)
+    added = torch.zeros(n, dtype=dtype, device=device)
+    assert added.index_add_(0, index % n, source) is added  # index_add_ takes indices in [0, n)
+    np.testing.assert_array_equal(independent_array(added.cpu()), expected)

@@ -199,3 +199,23 @@ def _(patch):
             return getattr(self._info, name)
 
     patch.attribute(torch, "finfo", Halved)
+
+
+@fault("default_dtype_ignored_by_factories", trips=["creation.default_dtype_governs_inference"])
+def _(patch):
+    """torch.zeros without dtype= always makes float32, whatever the default dtype."""
+
+    @patch.replace(torch, "zeros")
+    def zeros(orig, *size, **k):
+        k.setdefault("dtype", torch.float32)
+        return orig(*size, **k)
+
+
+@fault("fork_rng_keeps_changes", trips=["creation.generators_and_fork_rng"])
+def _(patch):
+    """torch.random.fork_rng does not restore the generator's state."""
+    import contextlib
+
+    @patch.replace(torch.random, "fork_rng")
+    def fork_rng(orig, *a, **k):
+        return contextlib.nullcontext()

@@ -56,3 +56,14 @@ def _(patch):
             value = value[keep] if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == index.shape[0] else value
             index = index[keep]
         return orig(self, index, value)
+
+
+@fault("accumulate_counts_each_index_once", trips=["indexing.accumulate_duplicates"])
+def _(patch):
+    """index_put_(accumulate=True) adds only the last value of each repeated index."""
+
+    @patch.replace(torch.Tensor, "index_put_")
+    def index_put_(orig, self, indices, values, accumulate=False):
+        if accumulate:  # a read-modify-write: a repeated index keeps only its last sum
+            return orig(self, indices, self[indices] + values, accumulate=False)
+        return orig(self, indices, values, accumulate)

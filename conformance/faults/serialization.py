@@ -15,3 +15,12 @@ def _(patch):
         if isinstance(loaded, dict):
             return {key: v.clone() if isinstance(v, torch.Tensor) else v for key, v in loaded.items()}
         return loaded
+
+
+@fault("load_allows_any_object", trips=["serialization.map_location_and_weights_only"])
+def _(patch):
+    """torch.load unpickles anything, as if weights_only were False."""
+
+    @patch.replace(torch, "load")
+    def load(orig, *a, weights_only=True, **k):
+        return orig(*a, weights_only=False, **k)
