@@ -180,9 +180,11 @@ def _(patch):
 def _(patch):
     """log clamps its input to the smallest normal number, so log(0) is finite instead of -inf."""
 
-    @patch.replace(torch, "log")
-    def log(orig, x, *a, **k):
-        return orig(x.clamp(min=torch.finfo(x.dtype).tiny) if x.is_floating_point() else x, *a, **k)
+    def clamped(orig):
+        return lambda x, *a, **k: orig(x.clamp(min=torch.finfo(x.dtype).tiny) if x.is_floating_point() else x, *a, **k)
+
+    patch.method(torch, "log", clamped)
+    patch.method(torch.Tensor, "log", clamped)
 
 
 @fault("maximum_skips_nan", trips=["reductions.edges_and_nan"])
