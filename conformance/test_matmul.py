@@ -172,3 +172,12 @@ def test_autocast_runs_matrix_products_in_the_autocast_dtype(device, n, m, k, ex
     assert (a @ b).dtype == torch.float32 and not torch.is_autocast_enabled(kind), "autocast outlived its region"
     with torch.autocast(device_type=kind, enabled=False):
         assert (a @ b).dtype == torch.float32, "enabled=False still cast"
+    low = a.to(dtype)
+    with torch.autocast(device_type=kind, **({"dtype": dtype} if explicit else {})):
+        with torch.autocast(device_type=kind, enabled=False):  # nested: the inner region turns it off
+            assert (a @ b).dtype == torch.float32, "a disabled region nested in an enabled one still cast"
+        assert (a @ b).dtype == dtype, "leaving the nested region did not restore autocast"
+        # mse_loss is on both devices' lists of ops that autocast to float32
+        assert torch.nn.functional.mse_loss(low, low).dtype == torch.float32, "mse_loss did not run in float32"
+        if kind == "cpu":  # stack is on the CPU list of ops that promote to the widest input type
+            assert torch.stack([low, a]).dtype == torch.float32, "stack did not promote to the widest input"
