@@ -542,10 +542,11 @@ def _phi(v: float) -> float:
 
 ACTIVATIONS = {
     # name -> (the call forms, the documented formula)
-    "relu": ((F.relu, torch.relu, nn.ReLU()), lambda v: max(0.0, v)),
-    "gelu": ((F.gelu, nn.GELU()), lambda v: v * _phi(v)),
+    # call forms are lambdas, so that torch is looked up when they run (as declarations do)
+    "relu": ((lambda t: F.relu(t), lambda t: torch.relu(t), lambda t: nn.ReLU()(t)), lambda v: max(0.0, v)),
+    "gelu": ((lambda t: F.gelu(t), lambda t: nn.GELU()(t)), lambda v: v * _phi(v)),
     "gelu_tanh": (
-        (lambda t: F.gelu(t, approximate="tanh"), nn.GELU(approximate="tanh")),
+        (lambda t: F.gelu(t, approximate="tanh"), lambda t: nn.GELU(approximate="tanh")(t)),
         lambda v: 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))),
     ),
 }

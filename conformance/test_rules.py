@@ -275,12 +275,12 @@ def test_out_is_written_resized_cast_or_refused_as_documented(device, dtype, pai
 # ---- division and rounding -----------------------------------------------------------------------
 
 ROUNDING = {
-    # torch call -> NumPy's function with the documented meaning
+    # torch call (looked up when it runs, as declarations do) -> NumPy's function with the documented meaning
     "div": (lambda a, b: torch.div(a, b), lambda a, b: np.true_divide(a, b)),
     "div floor": (lambda a, b: torch.div(a, b, rounding_mode="floor"), lambda a, b: np.floor_divide(a, b)),
     "div trunc": (lambda a, b: torch.div(a, b, rounding_mode="trunc"), lambda a, b: np.trunc(np.true_divide(a, b))),
-    "remainder": (torch.remainder, np.remainder),  # the sign of the divisor
-    "fmod": (torch.fmod, np.fmod),  # the sign of the dividend
+    "remainder": (lambda a, b: torch.remainder(a, b), np.remainder),  # the sign of the divisor
+    "fmod": (lambda a, b: torch.fmod(a, b), np.fmod),  # the sign of the dividend
 }
 
 
