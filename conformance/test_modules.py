@@ -443,31 +443,16 @@ def test_conv2d_takes_the_notes_signature_and_the_newer_arguments(device, dtype,
     k, d = expected["kernel_size"], expected["dilation"]
     side = d * (k - 1) + 1 + 2  # large enough for every kernel, with room to pad
     x = torch.ones(2, expected["in_channels"], side, side + 1, dtype=dtype, device=device)
+    channels = (expected["in_channels"], expected["out_channels"], k)
     with private_rng():
-        same = nn.Conv2d(
-            expected["in_channels"],
-            expected["out_channels"],
-            k,
-            padding="same",
-            dilation=d,
-            groups=expected["groups"],
-            device=device,
-            dtype=dtype,
-        )
-        valid = nn.Conv2d(
-            expected["in_channels"],
-            expected["out_channels"],
-            k,
-            padding="valid",
-            dilation=d,
-            groups=expected["groups"],
-            device=device,
-            dtype=dtype,
+        same, valid = (
+            nn.Conv2d(*channels, padding=p, dilation=d, groups=expected["groups"], device=device, dtype=dtype)
+            for p in ("same", "valid")
         )
     assert same(x).shape[-2:] == x.shape[-2:], "padding='same' changed the spatial size"
     assert valid(x).shape[-2:] == (side - d * (k - 1), side + 1 - d * (k - 1)), "padding='valid' padded"
     with pytest.raises(ValueError):
-        nn.Conv2d(expected["in_channels"], expected["out_channels"], k, stride=2, padding="same")
+        nn.Conv2d(*channels, stride=2, padding="same")
 
 
 @st.composite

@@ -10,6 +10,8 @@ from pathlib import Path
 from conformance.harness import PLUGINS
 
 ROOT = Path(__file__).resolve().parent.parent
+# pytest as a user runs it in this checkout, with no cache written into it
+PYTEST = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"))
 
 
 def run_pytest(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -18,18 +20,7 @@ def run_pytest(*args: str, timeout: float = 300, env: dict | None = None) -> sub
     if not any(a.startswith("--report-dir") or a == "--no-report" for a in args):
         args = ("--no-report", *args)  # never overwrite the checkout's own report
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--rootdir",
-            str(ROOT),
-            "-c",
-            str(ROOT / "pyproject.toml"),
-            *args,
-        ],
+        [*PYTEST, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -70,16 +61,5 @@ def start_throwaway(tmp_path: Path, name: str, source: str, report: Path, *args:
     module.write_text(textwrap.dedent(source))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     env.pop("PYTEST_XDIST_WORKER", None)
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "--rootdir",
-        str(ROOT),
-        "-c",
-        str(ROOT / "pyproject.toml"),
-    ]
-    command += [*SUITE_PLUGINS, "--device=cpu", f"--report-dir={report}", "-p", "no:randomly", *args, str(module)]
+    command = [*PYTEST, *SUITE_PLUGINS, "--device=cpu", f"--report-dir={report}", "-p", "no:randomly", *args, str(module)]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
