@@ -342,3 +342,20 @@ def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, y_seed, data
         expected = np.nanmean(a) if not np.isnan(a).all() else np.nan
         got = torch.nanmean(t).item()
         assert (math.isnan(got) and math.isnan(expected)) or math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-4)
+
+
+@pytest.mark.behaviour("reductions.dim_tuples_keepdim")
+@pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # NumPy on zero-size axes; torch gives NaN too
+@pytest.mark.dtypes("float32_64")
+@given(x=specs(shapes=shapes(min_dims=1, max_dims=4)), data=st.data(), keepdim=st.booleans())
+def test_sum_and_mean_over_dim_tuples_with_keepdim(device, dtype, x, data, keepdim):
+    chosen = data.draw(st.lists(dims(x.ndim), min_size=1, max_size=x.ndim, unique_by=lambda d: d % x.ndim), label="dims")
+    t = x.build(dtype=dtype, device=device)
+    a = independent_array(x.logical_values(dtype)).astype(np.float64)
+    axes = tuple(d % x.ndim for d in chosen)
+    for name, reference in (("sum", np.sum), ("mean", np.mean)):
+        out = getattr(t, name)(dim=tuple(chosen), keepdim=keepdim)
+        with np.errstate(invalid="ignore", divide="ignore"):  # the mean of nothing is NaN, as in torch
+            expected = reference(a, axis=axes, keepdims=keepdim)
+        assert out.shape == expected.shape, f"{name} over {chosen}: {tuple(out.shape)} vs {expected.shape}"
+        np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=1e-5, atol=1e-4, err_msg=name)

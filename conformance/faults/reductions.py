@@ -191,3 +191,14 @@ def _(patch):
 def _(patch):
     """torch.maximum behaves like fmax: a NaN loses to the other element."""
     patch.attribute(torch, "maximum", torch.fmax)
+
+
+@fault("sum_over_dims_keeps_only_the_first", trips=["reductions.dim_tuples_keepdim"])
+def _(patch):
+    """Tensor.sum(dim=(a, b, ...)) reduces the first listed dimension only."""
+
+    @patch.replace(torch.Tensor, "sum")
+    def sum_(orig, self, *a, dim=None, **k):
+        if isinstance(dim, tuple) and len(dim) > 1:
+            dim = dim[0]
+        return orig(self, *a, dim=dim, **k) if dim is not None else orig(self, *a, **k)
