@@ -117,7 +117,8 @@ def test_mean_is_sum_over_numel(device, dtype, sample):
 def clamp_samples(dtype):
     # uint8 holds no negative bound: its bounds are drawn from its own range.
     bound = st.integers(0 if dtype == torch.uint8 else -9, 9)
-    return st.builds(lambda x, lo, hi: Sample((x, lo, hi)), specs(low=-9, high=9), bound, bound)
+    # the dtype's extremes too: clamping them is where a saturating or wrapping bug shows
+    return st.builds(lambda x, lo, hi: Sample((x, lo, hi)), specs(low=-9, high=9, extremes=True), bound, bound)
 
 
 CLAMP = Operation(
@@ -191,11 +192,12 @@ def test_item_needs_exactly_one_element(device, dtype, x):
 
 @pytest.mark.behaviour("reductions.tolist")
 @pytest.mark.dtypes("real")
-@given(x=specs())
+@given(x=specs(extremes=True))
 def test_tolist_gives_nested_python_numbers(device, dtype, x):
     t = x.build(dtype=dtype, device=device)
     out = t.tolist()
-    expected = independent_array(t.cpu())
+    # the oracle goes through NumPy, not through tolist (bfloat16 via float32, which holds it exactly)
+    expected = (t.cpu().float() if dtype == torch.bfloat16 else t.cpu()).numpy()
     if x.ndim == 0:
         assert not isinstance(out, list) and out == expected.item()
     else:
@@ -280,7 +282,7 @@ def test_masked_fill_writes_value_where_the_mask_is_true(device, dtype, self_sha
     kept = data.draw(st.integers(0, len(self_shape)), label="mask_ndim")
     trailing = self_shape[len(self_shape) - kept :]
     mask_shape = tuple(1 if data.draw(st.booleans(), label=f"broadcast_{i}") else n for i, n in enumerate(trailing))
-    x = data.draw(specs(shape=self_shape, layouts=WRITABLE_LAYOUTS), label="x")
+    x = data.draw(specs(shape=self_shape, layouts=WRITABLE_LAYOUTS, extremes=True), label="x")
     mask = data.draw(hnp.arrays(np.bool_, mask_shape), label="mask")
     value = {torch.bool: True, torch.int64: -7}.get(dtype, 0.5)
     t = x.build(dtype=dtype, device=device)
@@ -320,8 +322,8 @@ def test_elementwise_math_follows_the_formula_elementwise(device, dtype, x, name
 @pytest.mark.behaviour("reductions.edges_and_nan")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings on the NaN and inf it is given
 @pytest.mark.dtypes("float32_64")
-@given(x=specs(special_values=True), y_seed=st.integers(0, 2**16), data=st.data())
-def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, y_seed, data):
+@given(x=specs(special_values=True, extremes=True), data=st.data())
+def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, data):
     empty = torch.empty(0, dtype=dtype, device=device)
     assert empty.sum().item() == 0 and empty.prod().item() == 1  # the identities of + and *
     assert empty.mean().isnan().item()  # 0 / 0
@@ -332,16 +334,20 @@ def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, y_seed, data
     assert ints.sum().item() == 300 and ints.cumsum(0).tolist() == [100, 200, 300]
     assert ints.sum(dtype=torch.float64).dtype == torch.float64  # dtype= casts before reducing
     t = x.build(dtype=dtype, device=device)
-    other = data.draw(specs(shape=x.shape, special_values=True), label="other").build(dtype=dtype, device=device)
+    other = data.draw(specs(shape=x.shape, special_values=True, extremes=True), label="other").build(dtype=dtype, device=device)
     a, b = independent_array(t.cpu()), independent_array(other.cpu())
     # maximum propagates NaN ("that element is returned"); fmax takes the non-NaN element
     np.testing.assert_array_equal(independent_array(torch.maximum(t, other).cpu()), np.maximum(a, b))
     np.testing.assert_array_equal(independent_array(torch.fmax(t, other).cpu()), np.fmax(a, b))
     if t.numel():
         assert bool(t.max().isnan()) == bool(np.isnan(a).any()), "max of a tensor with NaN is NaN"
-        expected = np.nanmean(a) if not np.isnan(a).all() else np.nan
-        got = torch.nanmean(t).item()
-        assert (math.isnan(got) and math.isnan(expected)) or math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-4)
+        finite = a[~np.isnan(a)]
+        # near the dtype's limits the float sum depends on the order of its terms (max + 1 - max):
+        # nanmean is compared only where no term is within 1e10 of overflowing
+        if np.all(np.abs(finite) < torch.finfo(dtype).max / 1e10):
+            expected = np.nanmean(a) if finite.size else np.nan
+            got = torch.nanmean(t).item()
+            assert (math.isnan(got) and math.isnan(expected)) or math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-4)
 
 
 @pytest.mark.behaviour("reductions.dim_tuples_keepdim")

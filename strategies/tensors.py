@@ -49,6 +49,20 @@ _MIN_NDIM = {"transposed": 2, "permuted": 2, "sliced": 1, "expanded": 1, "channe
 _MAX_NDIM = {"channels_last": 4}
 
 SPECIAL_VALUES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "-0.0": -0.0}
+# The dtype's own finite extremes: for floating dtypes the largest and lowest finite values, the
+# smallest normal and a subnormal; for integral ones the largest and the smallest.
+EXTREMES = ("max", "lowest", "tiny", "subnormal")
+
+
+def extreme_value(name: str, dtype: torch.dtype) -> float | int | None:
+    """The value an extreme stands for in `dtype` (None where the dtype has no such value)."""
+    if dtype == torch.bool or dtype.is_complex:
+        return None
+    if dtype.is_floating_point:
+        info = torch.finfo(dtype)
+        return {"max": info.max, "lowest": info.min, "tiny": info.tiny, "subnormal": info.tiny / 4}[name]
+    info = torch.iinfo(dtype)
+    return {"max": info.max, "lowest": info.min}.get(name)
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,7 @@ class TensorSpec:
     params: tuple = ()
     seed: int = 0
     specials: tuple[tuple[int, str], ...] = ()
+    extremes: tuple[tuple[int, str], ...] = ()
     low: float | None = None
     high: float | None = None
 
@@ -104,6 +119,13 @@ class TensorSpec:
             for position, name in self.specials:
                 flat[position % flat.numel()] = SPECIAL_VALUES[name]
                 label(f"special={name}")
+        if self.extremes and values.numel():
+            flat = values.view(-1)
+            for position, name in self.extremes:
+                value = extreme_value(name, dtype)
+                if value is not None:
+                    flat[position % flat.numel()] = value
+                    label(f"extreme={name}")
         return values
 
 
@@ -198,6 +220,7 @@ def layouts_for(ndim: int, allowed=LAYOUTS) -> list[str]:
 # itself: every strategy a spec draw needs is built once per distinct argument and reused.
 _SEEDS = st.integers(0, 2**32 - 1)
 _SPECIALS = st.lists(st.tuples(st.integers(0, 2**16), st.sampled_from(tuple(SPECIAL_VALUES))), max_size=3)
+_EXTREMES = st.lists(st.tuples(st.integers(0, 2**16), st.sampled_from(EXTREMES)), max_size=3)
 
 
 @cache
@@ -242,6 +265,7 @@ def specs(
     shape: tuple[int, ...] | None = None,
     layouts=LAYOUTS,
     special_values: bool = False,
+    extremes: bool = False,
     low: float | None = None,
     high: float | None = None,
 ):
@@ -252,6 +276,8 @@ def specs(
     layouts:        the layout classes allowed; one that cannot apply to the drawn shape
                     (channels_last needs 4 dims) falls back to those that can
     special_values: also place NaN, +-inf and -0.0 at drawn positions (floating dtypes)
+    extremes:       also place the dtype's finite extremes at drawn positions: max, lowest, the
+                    smallest normal and a subnormal (floating), max and min (integral)
     low, high:      the value range passed to `make_tensor`
     """
     layouts = (layouts,) if isinstance(layouts, str) else tuple(layouts)
@@ -269,17 +295,20 @@ def specs(
         shapes = st.just(tuple(shape))
     if low is not None and high is not None and low > high:
         raise InvalidArgument(f"specs(low={low!r}, high={high!r}): low must not exceed high")
-    return _specs(shapes if shapes is not None else _DEFAULT_SHAPES, tuple(layouts), special_values, low, high)
+    return _specs(shapes if shapes is not None else _DEFAULT_SHAPES, tuple(layouts), special_values, extremes, low, high)
 
 
 _DEFAULT_SHAPES = shape_strategy()
 
 
 @st.composite
-def _specs(draw, shapes, layouts, special_values, low, high) -> TensorSpec:
+def _specs(draw, shapes, layouts, special_values, extremes, low, high) -> TensorSpec:
     shape = tuple(draw(shapes))
     layout = draw(_choice(tuple(layouts_for(len(shape), layouts)) or ("contiguous",)))
     params = draw(_layout_params(layout, shape))
     seed = draw(_SEEDS)
     specials = tuple(draw(_SPECIALS)) if special_values else ()
-    return TensorSpec(shape=shape, layout=layout, params=params, seed=seed, specials=specials, low=low, high=high)
+    extreme = tuple(draw(_EXTREMES)) if extremes else ()
+    return TensorSpec(
+        shape=shape, layout=layout, params=params, seed=seed, specials=specials, extremes=extreme, low=low, high=high
+    )

@@ -169,3 +169,21 @@ def test_dims_reach_both_ends_and_refuse_a_bad_rank():
     assert {find(dims(3, inserting=True), lambda d: d == -4), find(dims(3, inserting=True), lambda d: d == 3)} == {-4, 3}
     with pytest.raises(InvalidArgument, match="ndim"):
         dims(-1).example()
+
+
+@pytest.mark.parametrize(
+    "dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.int8, torch.uint8, torch.int64]
+)
+def test_extremes_place_the_dtype_s_own_limits(dtype):
+    from strategies.tensors import EXTREMES, extreme_value
+
+    names = [n for n in EXTREMES if extreme_value(n, dtype) is not None]
+    spec = TensorSpec(shape=(len(names),), extremes=tuple(enumerate(names)))
+    values = spec.values(dtype).tolist()
+    if dtype.is_floating_point:
+        info = torch.finfo(dtype)
+        assert values == [info.max, info.min, info.tiny, info.tiny / 4]
+        assert 0 < values[3] < info.tiny, "the subnormal is not below the smallest normal"
+    else:
+        info = torch.iinfo(dtype)
+        assert values == [info.max, info.min]

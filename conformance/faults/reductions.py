@@ -202,3 +202,14 @@ def _(patch):
         if isinstance(dim, tuple) and len(dim) > 1:
             dim = dim[0]
         return orig(self, *a, dim=dim, **k) if dim is not None else orig(self, *a, **k)
+
+
+@fault("tolist_through_float32", trips=["reductions.tolist"])
+def _(patch):
+    """tolist converts through float32: int64 extremes and float64 values beyond float32 change."""
+
+    @patch.replace(torch.Tensor, "tolist")
+    def tolist(orig, self):
+        if self.dtype in (torch.int64, torch.int32, torch.float64):
+            return orig(self.float().to(self.dtype))
+        return orig(self)
