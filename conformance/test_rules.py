@@ -25,6 +25,10 @@ BINARY = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator
 SCALAR_OF_CATEGORY = {0: True, 1: 1, 2: 1.0, 3: 1 + 0j}  # the Python number of each category
 
 
+def promoted_dtypes(device) -> list[torch.dtype]:
+    return [d for d in PROMOTED if supported_on(torch.device(device).type, d)]
+
+
 # ---- an oracle for result dtypes, written from the tensor attributes page -------------------
 
 
@@ -101,7 +105,7 @@ def build_operand(kind, dtype, shape, device):
 @pytest.mark.behaviour("rules.type_promotion")
 @given(data=st.data())
 def test_binary_arithmetic_promotes_as_documented(device, data, record_observation):
-    supported = [d for d in PROMOTED if supported_on(torch.device(device).type, d)]
+    supported = promoted_dtypes(device)
     # one draw from all ordered pairs: two independent draws would repeat one dtype far too often
     dtypes = data.draw(st.sampled_from([(a, b) for a in supported for b in supported]), label="dtypes")
     shape = data.draw(shapes(min_dims=1, max_dims=2, min_side=1, max_side=3), label="shape")
@@ -141,7 +145,7 @@ def check_promotion(operands, op, shape, device, record_observation):
 @pytest.mark.behaviour("rules.inplace_casting")
 @given(data=st.data(), op=st.sampled_from(["+", "*"]))
 def test_in_place_results_never_cast_to_a_lower_category(device, data, op):
-    supported = [d for d in PROMOTED if supported_on(torch.device(device).type, d)]
+    supported = promoted_dtypes(device)
     out_dtype, other_dtype = (data.draw(st.sampled_from(supported), label=k) for k in ("self", "other"))
     shape = data.draw(shapes(min_dims=1, max_dims=2, min_side=1, max_side=3), label="shape")
     t = torch.ones(shape, dtype=out_dtype, device=device)

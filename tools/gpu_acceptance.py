@@ -67,11 +67,10 @@ class MemorySampler(threading.Thread):
 
 
 STEPS = ("suite", "selftests", "faults", "crossdev")
-PROGRESS = Progress(len(STEPS))
 
 
-def run_step(name: str, argv: list[str], log, timeout: float = 540) -> dict:
-    PROGRESS.starting(name)
+def run_step(name: str, argv: list[str], log, progress: Progress, timeout: float = 540) -> dict:
+    progress.starting(name)
     start = time.perf_counter()
     log.write(f"\n===== {name}: {' '.join(argv)}\n")
     log.flush()
@@ -86,7 +85,7 @@ def run_step(name: str, argv: list[str], log, timeout: float = 540) -> dict:
         proc.wait()
         rc = "timeout"
     wall = round(time.perf_counter() - start, 1)
-    PROGRESS.finished(f"{name} rc={rc} {wall}s")
+    progress.finished(f"{name} rc={rc} {wall}s")
     return {"rc": rc, "wall_s": wall}
 
 
@@ -152,6 +151,7 @@ def main(argv=None) -> int:
     chosen = [f"--behaviour={args.behaviour}"] if args.behaviour else []
     label = args.label or f"{args.device} torch {torch.__version__}"
     summary: dict = {"device": args.device, "workers": args.workers, "steps": {}}
+    progress = Progress(len(STEPS))
     with (args.out / "steps.log").open("w", encoding="utf-8") as log:
         sampler = MemorySampler()
         sampler.start()
@@ -172,6 +172,7 @@ def main(argv=None) -> int:
                 *chosen,
             ],
             log,
+            progress,
         )
         sampler.stop()
         results = args.out / "run" / "results.jsonl"
@@ -181,7 +182,9 @@ def main(argv=None) -> int:
         step["met"] = step["rc"] == 0
         summary["steps"]["suite"] = step
 
-        step = run_step("selftests", [*py, "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_gpu_robustness.py"], log)
+        step = run_step(
+            "selftests", [*py, "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_gpu_robustness.py"], log, progress
+        )
         step["met"] = step["rc"] == 0
         summary["steps"]["selftests"] = step
 
@@ -201,6 +204,7 @@ def main(argv=None) -> int:
                 str(args.out / "faults.json"),
             ],
             log,
+            progress,
         )
         if (args.out / "faults.json").exists():
             kill = json.loads((args.out / "faults.json").read_text())
@@ -225,6 +229,7 @@ def main(argv=None) -> int:
                 "conformance/test_cross_device.py",
             ],
             log,
+            progress,
         )
         step.update(fault=fault, behaviour=behaviour, met=step["rc"] == 1)  # 1: tests failed, as they must
         summary["steps"]["crossdev"] = step

@@ -88,6 +88,17 @@ class Patcher:
 
         return install
 
+    def strided_writes_lost(self, owner, name: str) -> None:
+        """`owner.name`, an in-place method, works on a contiguous copy of a non-contiguous self and
+        returns self unchanged: the bug of a kernel that ignores the layout of the tensor it writes."""
+
+        @self.replace(owner, name)
+        def lost(original, target, *args, **kwargs):
+            if not target.is_contiguous():
+                original(target.contiguous(), *args, **kwargs)
+                return target
+            return original(target, *args, **kwargs)
+
     def undo(self) -> None:
         while self._undo:
             owner, name, original, owned = self._undo.pop()

@@ -167,13 +167,7 @@ def _(patch):
 @fault("fill_misses_strided_self", trips=["creation.fill_and_init_fill"])
 def _(patch):
     """fill_ on a non-contiguous self fills a contiguous copy and leaves self as it was."""
-
-    @patch.replace(torch.Tensor, "fill_")
-    def fill_(orig, self, value):
-        if not self.is_contiguous():
-            orig(self.contiguous(), value)
-            return self
-        return orig(self, value)
+    patch.strided_writes_lost(torch.Tensor, "fill_")
 
 
 @fault("randint_includes_high", trips=["creation.manual_seed_replays_randint"])
