@@ -97,6 +97,8 @@ KIND_PAIRS = [(a, b) for a in KINDS for b in KINDS if (a, b) != ("scalar", "scal
 
 
 def build_operand(kind, dtype, shape, device):
+    # Ones, not drawn values: "Unlike numpy, we do not inspect values when determining the minimum
+    # dtypes of an operand", so the result dtype depends on kinds and dtypes alone.
     if kind == "scalar":
         return SCALAR_OF_CATEGORY[category(dtype)]
     return torch.ones(shape if kind == "dimensioned" else (), dtype=dtype, device=device)
