@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch.testing import assert_close
 
+from conformance import snippets
+
 
 def storage_ptr(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
@@ -100,6 +102,9 @@ def numpy_dtype(dtype: torch.dtype) -> np.dtype:
     return np.dtype(str(dtype).removeprefix("torch."))
 
 
+@snippets.helper(
+    lambda record, t: f"np.array({t}.tolist(), dtype=np.{numpy_dtype(record.args[0].dtype).name}).reshape({t}.shape)"
+)
 def independent_array(t: torch.Tensor) -> np.ndarray:
     """A NumPy copy of a CPU tensor's values made without Tensor.numpy() (via Python lists),
     so bridge tests do not use the bridge to build their oracle."""
@@ -140,6 +145,7 @@ def private_rng(seed: int = 0, device="cpu"):
     @contextlib.contextmanager
     def scope():
         with torch.random.fork_rng(devices=cuda):
+            snippets.seed_point(seed)
             torch.default_generator.manual_seed(seed)
             if cuda:
                 torch.cuda.manual_seed(seed)

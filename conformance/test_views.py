@@ -20,7 +20,7 @@ from conformance.harness.declaration import Operation
 from strategies import specs
 from strategies.samples import Sample, dims
 from strategies.shapes import reshapes, shapes
-from strategies.tensors import WRITABLE_LAYOUTS
+from strategies.tensors import WRITABLE_LAYOUTS, label
 
 
 def view_is_possible(shape, strides, new_shape) -> bool:
@@ -98,6 +98,8 @@ def test_view_shares_storage(device, dtype, x, data):
 
 @pytest.mark.behaviour("views.view_infers_size")
 @pytest.mark.dtypes("representative")
+# Contiguous only: whether view() succeeds on other layouts depends on "the new view size must be
+# compatible with its original size and stride" (views.view_incompatible_raises covers that side).
 @given(x=specs(layouts=("contiguous",)), data=st.data())
 def test_view_infers_minus_one(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
@@ -156,13 +158,25 @@ def test_contiguous_returns_self_or_copy(device, dtype, x):
 def test_narrow_is_a_view(device, dtype, x, data):
     dim = data.draw(dims(x.ndim), label="dim")
     size = x.shape[dim]
-    start = data.draw(st.integers(0, size), label="start")
-    length = data.draw(st.integers(0, size - start), label="length")
+    # start "can be negative, which means indexing from the end of dim"; it may be a 0-dim
+    # integral tensor; narrow is a function and a method
+    start = data.draw(st.integers(-size, size), label="start")
+    begin = start + size if start < 0 else start
+    length = data.draw(st.integers(0, size - begin), label="length")
+    as_tensor = data.draw(st.booleans(), label="start_as_tensor")
+    method = data.draw(st.booleans(), label="method_form")
+    label(
+        "start<0" if start < 0 else "start>=0",
+        f"start={'tensor' if as_tensor else 'int'}",
+        f"form={'method' if method else 'function'}",
+    )
     t = x.build(dtype=dtype, device=device)
+    given_start = torch.tensor(start) if as_tensor else start
+    narrowed = t.narrow(dim, given_start, length) if method else torch.narrow(t, dim, given_start, length)
     assert_is_live_view(
-        t.narrow(dim, start, length),
+        narrowed,
         t,
-        lambda a: np.take(a, range(start, start + length), axis=dim),
+        lambda a: np.take(a, range(begin, begin + length), axis=dim),  # from the front
         x,
         dtype,
         f"narrow({dim}, {start}, {length})",

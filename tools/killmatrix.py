@@ -28,6 +28,7 @@ import pytest
 from conformance.faults import catalogue
 from conformance.harness.identity import from_report
 from reports.schema import RUN_DETAILS, atomic_write
+from tools import standalone
 from tools.progress import Progress
 
 
@@ -37,17 +38,24 @@ class _Collector:
         self.failing_tests: set[str] = set()
         self.errors = 0
         self.ran = 0
+        self.scripts: dict[str, dict] = {}  # node id -> standalone repro details of a failing item
 
     def pytest_runtest_logreport(self, report):
         if report.when == "call":
             self.ran += 1
             if report.failed:
                 identity = from_report(report) or {}
-                details = dict(report.user_properties).get(RUN_DETAILS, {})
+                details = {}
+                for key, value in report.user_properties:
+                    details.update(value if key == RUN_DETAILS else {})
                 behaviour = identity.get("behaviour") or report.nodeid
                 examples = details.get("examples_to_failure") or details.get("examples") or 0
                 self.failed[behaviour] = min(examples, self.failed.get(behaviour, examples))
                 self.failing_tests.add(report.nodeid)
+                self.scripts[report.nodeid] = {
+                    "behaviour": behaviour,
+                    **{k: details[k] for k in ("snippet", "snippet_missing", "snippet_fails_with") if k in details},
+                }
         elif report.failed:
             self.errors += 1
 
@@ -56,7 +64,7 @@ class _Collector:
             self.errors += 1
 
 
-def run_fault(fault, scope: str, devices: list[str], backends: list[str] = ()) -> dict:
+def run_fault(fault, scope: str, devices: list[str], backends: list[str] = (), check_scripts: bool = False) -> dict:
     applicable = [d for d in devices if fault.fires_on(d.split(":")[0])]
     if fault.gpus:
         import torch
@@ -98,7 +106,14 @@ def run_fault(fault, scope: str, devices: list[str], backends: list[str] = ()) -
         pytest.main(args, plugins=[collector])
     seconds = time.perf_counter() - start
     killers = {b: v for b, v in collector.failed.items() if b in fault.trips}
+    scripts = {k: v for k, v in collector.scripts.items() if v["behaviour"] in fault.trips}
+    if check_scripts:
+        written = {k: v["snippet"] for k, v in scripts.items() if v.get("snippet")}
+        faulted = standalone.run(written, fault=fault.id, backends=backends) if written else {}
+        for nodeid, details in scripts.items():
+            details["under_fault"] = faulted.get(nodeid, {}).get("raised", "not run") if nodeid in written else None
     return {
+        "scripts": scripts,
         "fault": fault.id,
         "status": "killed" if killers else "survived",
         "trips": list(fault.trips),
@@ -112,6 +127,33 @@ def run_fault(fault, scope: str, devices: list[str], backends: list[str] = ()) -
         "tests_run": collector.ran,
         "errors": collector.errors,
     }
+
+
+def _check_on_stock(results: list[dict], backends) -> dict:
+    """Run every written script on stock torch; count those that reproduce: fail under their
+    fault as the test did, pass on stock torch."""
+    written = {
+        f"{r['fault']}::{nodeid}": details["snippet"]
+        for r in results
+        for nodeid, details in r.get("scripts", {}).items()
+        if details.get("snippet")
+    }
+    stock = standalone.run(written, backends=backends, timeout=3600) if written else {}
+    counts = {"failing_items": 0, "written": 0, "reproduce": 0, "fail_on_stock": 0, "pass_under_fault": 0, "missing": {}}
+    for r in results:
+        for nodeid, details in r.get("scripts", {}).items():
+            counts["failing_items"] += 1
+            if not details.get("snippet"):
+                reason = details.get("snippet_missing", "no script recorded")
+                counts["missing"][reason] = counts["missing"].get(reason, 0) + 1
+                continue
+            counts["written"] += 1
+            details["on_stock"] = stock.get(f"{r['fault']}::{nodeid}", {}).get("raised", "not run")
+            same = details.get("under_fault") == details.get("snippet_fails_with")
+            counts["reproduce"] += same and details["on_stock"] is None
+            counts["fail_on_stock"] += details["on_stock"] is not None
+            counts["pass_under_fault"] += not same
+    return counts
 
 
 def main(argv=None) -> int:
@@ -136,6 +178,11 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--html", type=Path, help="render the kill matrix as HTML here")
     parser.add_argument("--list", action="store_true", help="list the faults and exit")
+    parser.add_argument(
+        "--check-scripts",
+        action="store_true",
+        help="run each failing item's standalone repro with the fault injected and on stock torch, each in a fresh process",
+    )
     args = parser.parse_args(argv)
     faults = catalogue()
     if args.list:
@@ -157,7 +204,7 @@ def main(argv=None) -> int:
     progress = Progress(len(chosen))
     for fault in chosen:
         progress.starting(fault.id)
-        results.append(run_fault(fault, args.scope, devices, args.backend))
+        results.append(run_fault(fault, args.scope, devices, args.backend, args.check_scripts))
         r = results[-1]
         progress.finished(f"{r['status']:14} {r['fault']}")
     order = {"survived": 0, "killed": 1, "not applicable": 2}
@@ -181,6 +228,8 @@ def main(argv=None) -> int:
         "devices": devices,
         "scope": args.scope,
     }
+    if args.check_scripts:
+        summary["scripts"] = _check_on_stock(results, args.backend)
     print(json.dumps(summary))
     if args.json:
         atomic_write(args.json, json.dumps({"summary": summary, "results": results}, indent=1))

@@ -62,7 +62,7 @@ class Patcher:
     def method(self, owner, name: str, make: Callable) -> None:
         original = owner.__dict__[name] if name in vars(owner) else getattr(owner, name)
         self._undo.append((owner, name, original, name in vars(owner)))
-        setattr(owner, name, make(getattr(owner, name)))
+        setattr(owner, name, _reported(owner, name, make(getattr(owner, name)), getattr(owner, name)))
 
     def attribute(self, owner, name: str, value) -> None:
         """Set `owner.name` to `value` (adding it if torch has no such name) until undone."""
@@ -106,6 +106,21 @@ class Patcher:
                 setattr(owner, name, original)
             else:
                 delattr(owner, name)
+
+
+def _reported(owner, name: str, replacement, original):
+    """A standalone repro's trace sees the replacement as the public function it replaces (Note
+    [Standalone repros] in conformance/snippets.py): a real bug would be inside that function."""
+    import types
+
+    from conformance.snippets import public_call
+
+    public = owner.__name__ if isinstance(owner, types.ModuleType) else f"{owner.__module__}.{owner.__qualname__}"
+    public = {"torch._tensor.Tensor": "torch.Tensor", "torch._C.TensorBase": "torch.Tensor"}.get(public, public)
+    if isinstance(replacement, property) and replacement.fget is not None:
+        getter = public_call(f"{public}.{name}.__get__", replacement.fget, getattr(original, "__get__", None))
+        return property(getter, replacement.fset, replacement.fdel, replacement.__doc__)
+    return public_call(f"{public}.{name}", replacement, original)
 
 
 _REGISTRY: dict[str, Fault] = {}

@@ -52,6 +52,20 @@ def _(patch):
     patch.method(torch.Tensor, "contiguous", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
 
 
+@fault("narrow_clamps_negative_start", trips=["views.narrow_shares"])
+def _(patch):
+    """narrow() reads a negative start as 0 instead of counting from the end of dim."""
+
+    def make(orig):
+        def narrow(self, dim, start, length):
+            return orig(self, dim, max(int(start), 0), length)
+
+        return narrow
+
+    patch.method(torch.Tensor, "narrow", make)
+    patch.method(torch, "narrow", make)
+
+
 @fault("narrow_copies", trips=["views.narrow_shares"])
 def _(patch):
     """narrow() returns a copy."""

@@ -1,0 +1,93 @@
+"""A standalone, torch-only script for every failing behaviour item (Note [Standalone repros] in
+conformance/snippets.py): printed with the failure, recorded for the report.
+
+Only the final run of a failing Hypothesis example is traced (Hypothesis marks it `is_final`), so
+passing examples cost nothing; a failing test without Hypothesis is run once more under the trace.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conformance.harness.identity import identity_of
+from reports.schema import RUN, RUN_DETAILS
+
+SCRIPT = pytest.StashKey[dict]()
+# what a failing check raises: errors, and pytest.fail's (pytest.raises that saw nothing raised);
+# not skips or expected failures
+_FAILURES = (Exception, pytest.fail.Exception)
+SECTION = "standalone repro (torch only)"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    identity = identity_of(item)
+    hypothesis = getattr(getattr(item, "obj", None), "hypothesis", None)
+    if identity is None:
+        return (yield)
+    from conformance.snippets import Trace
+
+    if hypothesis is not None:
+        inner = hypothesis.inner_test
+
+        def traced(*args, **kwargs):
+            from hypothesis.control import current_build_context
+
+            if not current_build_context().is_final:
+                return inner(*args, **kwargs)
+            trace = Trace()
+            try:
+                with trace:
+                    return inner(*args, **kwargs)
+            except _FAILURES as exc:
+                _write(item, identity, trace, exc)
+                raise
+
+        hypothesis.inner_test = traced
+        try:
+            return (yield)
+        finally:
+            hypothesis.inner_test = inner
+    try:
+        return (yield)
+    except _FAILURES:
+        trace = Trace()
+        try:
+            with trace:
+                item.runtest()
+        except _FAILURES as exc:
+            _write(item, identity, trace, exc)
+        raise
+
+
+def _write(item, identity, trace, exc) -> None:
+    from conformance import catalogue
+    from conformance.snippets import Unwritable, render
+
+    behaviour = catalogue.behaviours().get(identity.behaviour)
+    header = [f"Standalone repro: {identity.behaviour} on {identity.device or 'cpu'}"]
+    header += [f"torch {torch.__version__}; raises where torch does not do what the docs say, runs to its end where it does", ""]
+    if behaviour is not None:
+        header += [behaviour.statement, f'Documented: "{behaviour.quote}"' if behaviour.quote else "", behaviour.doc]
+    header = [line for line in header if line is not None]
+    backends = [b["module"] for b in item.config.stash.get(RUN, {}).get("backends", [])]
+    try:
+        script = render(trace, exc, header=header, device=identity.device, backends=backends)
+        # a script spells pytest.raises with try/except, which raises AssertionError
+        fails_with = "AssertionError" if isinstance(exc, pytest.fail.Exception) else type(exc).__name__
+        item.stash[SCRIPT] = {"snippet": script, "snippet_fails_with": fails_with}
+    except Unwritable as why:
+        item.stash[SCRIPT] = {"snippet_missing": str(why)}
+    except Exception as bug:  # the writer's own failure must not hide the test's
+        item.stash[SCRIPT] = {"snippet_missing": f"the script writer failed ({type(bug).__name__}: {bug})"}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and report.failed and SCRIPT in item.stash:
+        written = item.stash[SCRIPT]
+        report.sections.append((SECTION, written.get("snippet") or f"(none: {written['snippet_missing']})"))
+        report.user_properties.append((RUN_DETAILS, written))
+    return report

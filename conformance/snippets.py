@@ -1,0 +1,864 @@
+"""Standalone repros: the torch calls of a failing example, written out as a torch-only script.
+
+Note [Standalone repros]
+A failing item's Hypothesis example names our strategies and helpers; a PyTorch bug report needs
+a script that runs with nothing but torch (and NumPy where the behaviour concerns NumPy). So the
+final, failing run of an example (and only that run: passing examples pay nothing) executes under
+a `Trace`, a TorchFunctionMode that records each outermost torch call the test makes: the
+function's public name, its arguments and its result. A tensor first seen as an argument without
+having been made by a recorded call (what the strategies built, a module's parameters) is
+snapshotted there and then: its whole storage as a literal, rebuilt with `as_strided`, so strides,
+storage offset and shared storage survive.
+
+The failing check decides what the script asserts:
+- a failed assertion helper (torch.testing.assert_close, np.testing.assert_*, the helpers of
+  conformance/checks.py) is written out from the arguments it was called with;
+- any other failure is written out from the test's own failing statement, its free names bound to
+  the values they held (tensors by the recorded calls that made them, the rest as literals), and
+  `pytest.raises` spelled with try/except.
+Only the calls that the final check depends on are kept: a backward walk from the tensors it
+reads, keeping each call that made one of them, wrote into their storage, ran backward, or drew
+from the random generator after a seed the test set. Calls made in no_grad or inference mode are
+written inside the same context.
+
+A fault (conformance/faults) replaces a public torch function with a Python wrapper, which no
+TorchFunctionMode sees; the fault's Patcher therefore reports its wrappers to the trace as the
+public function they replace (`public_call`), so the script calls what the test called.
+
+Where an example cannot be written out faithfully (a generator object as an argument, a non-leaf
+tensor the trace never saw made), `render` says why instead of guessing.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import inspect
+import math
+import re
+import sys
+import textwrap
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.overrides import TorchFunctionMode, resolve_name
+
+_HERE = Path(__file__).resolve().parent
+MAX_LITERAL = 4096  # storage elements written out as a literal; a larger input gets no script
+
+_ACTIVE: list[Trace] = []
+
+
+class Unwritable(Exception):
+    """The failing example holds something a torch-only script cannot rebuild."""
+
+
+@dataclass
+class Record:
+    name: str  # public dotted name: torch.add, torch.Tensor.view, torch.Tensor.grad.__get__
+    args: tuple
+    kwargs: dict
+    result: object = None
+    grad: bool = True
+    inference: bool = False
+    rng: bool = False  # the call drew from the CPU generator
+    code: str | None = None  # a fixed rendering ("{0}" = first argument), for helper calls
+    seed: int | None = None  # a seed point: torch.manual_seed(seed)
+    where: tuple | None = None  # (code, line) of the test statement that made the call
+
+
+@dataclass
+class Snapshot:
+    """An input as it was when the trace first saw it."""
+
+    tensor: torch.Tensor
+    storage: int  # index into Trace.storages
+    parameter: bool
+
+
+@dataclass
+class Trace(TorchFunctionMode):
+    records: list[Record] = field(default_factory=list)
+    snapshots: dict[int, Snapshot] = field(default_factory=dict)  # id(tensor) -> its snapshot
+    storages: list[torch.Tensor] = field(default_factory=list)  # CPU copies of input storages
+    storage_keys: dict[tuple, int] = field(default_factory=dict)
+    keep: list = field(default_factory=list)  # every object recorded: ids stay unique
+    arrays: dict[int, tuple] = field(default_factory=dict)  # id -> (array, its values when last seen)
+    depth: int = 0
+    paused: int = 0
+    problem: str | None = None
+
+    def __post_init__(self):
+        super().__init__()
+
+    def __enter__(self):
+        _ACTIVE.append(self)
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        _ACTIVE.remove(self)
+        return super().__exit__(*exc)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        # torch's Python functions dispatch to a mode by their module-global name, which a fault
+        # may have replaced: the replacement already ran, so the call here is the original's
+        func = getattr(func, "__fault_original__", func)
+        name = resolve_name(func)
+        if self.depth or self.paused or name is None or _from_strategies():
+            return func(*args, **kwargs)
+        return self.call(name, func, args, kwargs)
+
+    def call(self, name: str, func, args, kwargs, code: str | None = None):
+        self.sync_arrays()
+        self._see(args, kwargs)
+        with torch._C.DisableTorchFunction():
+            state = torch.random.get_rng_state()
+        record = Record(
+            name, args, dict(kwargs), grad=torch.is_grad_enabled(), inference=torch.is_inference_mode_enabled(), code=code
+        )
+        record.where = _test_statement()
+        self.depth += 1
+        try:
+            record.result = func(*args, **kwargs)
+        finally:
+            self.depth -= 1
+            with torch._C.DisableTorchFunction():
+                record.rng = not torch.equal(state, torch.random.get_rng_state())
+            self.records.append(record)
+            self.keep.append(record)
+            if isinstance(record.result, np.ndarray):
+                self.arrays[id(record.result)] = (record.result, record.result.copy())
+        return record.result
+
+    def sync_arrays(self) -> None:
+        """NumPy writes are not torch calls: an array the trace knows that changed since it was
+        last seen is written out as an assignment of its new values, where the change was noticed."""
+        for array, seen in list(self.arrays.values()):
+            if array.shape != seen.shape or not np.array_equal(array, seen, equal_nan=array.dtype.kind in "fc"):
+                now = array.copy()
+                self.records.append(Record("<array write>", (array, now), {}, code=lambda r, a, v: f"{a}[...] = {v}"))
+                self.arrays[id(array)] = (array, now)
+                self.keep.append(now)
+
+    @contextlib.contextmanager
+    def pause(self):
+        self.paused += 1
+        try:
+            yield
+        finally:
+            self.paused -= 1
+
+    def _see(self, *values) -> None:
+        for value in values:
+            if isinstance(value, torch.Tensor):
+                if id(value) not in self.snapshots and not self._made(value):
+                    self._snapshot(value)
+            elif isinstance(value, np.ndarray) and id(value) not in self.arrays:
+                # an array the test made: its values now, as a literal
+                first = value.copy()
+                self.records.append(Record("<array>", (first,), {}, result=value, code=lambda r, v: v))
+                self.arrays[id(value)] = (value, first)
+                self.keep.extend((value, first))
+            elif isinstance(value, (list, tuple)):
+                self._see(*value)
+            elif isinstance(value, dict):
+                self._see(*value.values())
+
+    def _made(self, t: torch.Tensor) -> bool:
+        return any(_contains(r.result, t) for r in self.records)
+
+    def _snapshot(self, t: torch.Tensor) -> None:
+        with self.pause(), torch._C.DisableTorchFunction():
+            if t.layout != torch.strided or t.is_quantized or t.is_nested:
+                self.problem = self.problem or f"an input of layout {t.layout} (only strided tensors are written out)"
+                return
+            storage = t.untyped_storage()
+            key = (t.device, storage.data_ptr(), storage.nbytes(), t.dtype) if storage.nbytes() else (id(t),)
+            if key not in self.storage_keys:
+                count = storage.nbytes() // t.element_size()
+                if t.device.type == "meta":
+                    whole = torch.empty(count, dtype=t.dtype, device="meta")
+                else:
+                    whole = torch.empty(0, dtype=t.dtype, device=t.device).set_(storage, 0, (count,), (1,))
+                    whole = whole.detach().cpu().clone()
+                self.storage_keys[key] = len(self.storages)
+                self.storages.append(whole)
+            self.snapshots[id(t)] = Snapshot(t, self.storage_keys[key], isinstance(t, torch.nn.Parameter))
+            self.keep.append(t)
+
+
+_TORCH_DIR = Path(torch.__file__).resolve().parent
+_STRATEGIES_DIR = _HERE.parent / "strategies"
+
+
+def _from_strategies() -> bool:
+    """Whether the nearest caller outside torch is strategies/: building what Hypothesis drew
+    (its values appear in scripts as literals, not as the calls that made them)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if not path.startswith(str(_TORCH_DIR)):
+            return path.startswith(str(_STRATEGIES_DIR))
+        frame = frame.f_back
+    return False
+
+
+def _test_statement() -> tuple | None:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if _is_test_frame(frame):
+            return frame.f_code, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def _contains(value, t) -> bool:
+    if value is t:
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_contains(v, t) for v in value)
+    return False
+
+
+def active() -> Trace | None:
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+def public_call(name: str, function, original=None):
+    """`function` (a fault's replacement of the public torch function `name`, `original`) as the
+    trace sees it: one call of `name`, the replacement's own torch calls hidden inside it."""
+    if not isinstance(function, types.FunctionType):
+        return function
+
+    def reported(*args, **kwargs):
+        trace = active()
+        if trace is None or trace.depth or trace.paused:
+            return function(*args, **kwargs)
+        return trace.call(name, function, args, kwargs)
+
+    for attribute in ("__name__", "__qualname__", "__doc__", "__module__", "__wrapped__"):
+        if hasattr(function, attribute):
+            setattr(reported, attribute, getattr(function, attribute))
+    if original is not None:
+        reported.__fault_original__ = original
+    return reported
+
+
+def helper(code):
+    """Decorator: calls of a suite helper appear in scripts as `code`: a format string ("{0}" the
+    first argument) or a function of the record and the written arguments."""
+
+    def decorate(function):
+        def reported(*args, **kwargs):
+            trace = active()
+            if trace is None or trace.depth or trace.paused:
+                return function(*args, **kwargs)
+            return trace.call(function.__qualname__, function, args, kwargs, code=code)
+
+        reported.__name__, reported.__qualname__, reported.__doc__ = function.__name__, function.__qualname__, function.__doc__
+        reported.__wrapped__ = function
+        return reported
+
+    return decorate
+
+
+def seed_point(seed: int) -> None:
+    """The test seeded torch's generator: a script that draws random numbers seeds it the same."""
+    trace = active()
+    if trace is not None and not trace.depth:
+        trace.records.append(Record("torch.manual_seed", (seed,), {}, seed=seed))
+
+
+def paused():
+    trace = active()
+    return trace.pause() if trace is not None else contextlib.nullcontext()
+
+
+# -- rendering ---------------------------------------------------------------------------------
+_BINARY = {
+    "add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%", "pow": "**",
+    "matmul": "@", "and": "&", "or": "|", "xor": "^", "lshift": "<<", "rshift": ">>",
+    "eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
+}  # fmt: skip
+_UNARY = {"neg": "-", "pos": "+", "invert": "~"}
+_ALWAYS_KEPT = {"torch.Tensor.backward", "torch.autograd.backward", "torch.Tensor.retain_grad", "torch.Tensor.register_hook"}
+
+
+def _mutates(record: Record) -> bool:
+    last = record.name.rsplit(".", 1)[-1]
+    return (
+        (last.endswith("_") and not last.endswith("__"))
+        or last in ("__setitem__", "__set__")
+        or (last.startswith("__i") and last[3:-2] in _BINARY)
+        or "out" in record.kwargs
+    )
+
+
+class _Writer:
+    def __init__(self, trace: Trace, frame_names: dict[int, str]):
+        self.trace = trace
+        self.names: dict[int, str] = {}  # id(object) -> variable
+        self.taken: set[str] = {"torch", "np", "math"}
+        self.frame_names = frame_names
+        self.uses_numpy = False
+        self.pending: list[str] = []  # statements a value needs before the line that uses it
+
+    def fresh(self, preferred: str | None, stem: str) -> str:
+        if preferred and preferred.isidentifier() and preferred not in self.taken and not preferred.startswith("_"):
+            self.taken.add(preferred)
+            return preferred
+        n = 1
+        while f"{stem}{n}" in self.taken:
+            n += 1
+        self.taken.add(f"{stem}{n}")
+        return f"{stem}{n}"
+
+    def value(self, v) -> str:
+        if id(v) in self.names:
+            return self.names[id(v)]
+        if isinstance(v, torch.Tensor):
+            raise Unwritable(f"a tensor the trace did not see made ({v.dtype}{tuple(v.shape)})")
+        if v is None or isinstance(v, (bool, str)):
+            return repr(v)
+        if isinstance(v, int):
+            return repr(int(v))
+        if isinstance(v, float):
+            return _float(v)
+        if isinstance(v, complex):
+            return f"complex({_float(v.real)}, {_float(v.imag)})"
+        if isinstance(v, (torch.dtype, torch.memory_format, torch.layout)):
+            return repr(v)
+        if isinstance(v, torch.device):
+            return f"torch.device({str(v)!r})"
+        if isinstance(v, torch.Size):
+            return f"torch.Size({[int(s) for s in v]!r})"
+        if v is Ellipsis:
+            return "..."
+        if isinstance(v, slice):
+            return f"slice({self.value(v.start)}, {self.value(v.stop)}, {self.value(v.step)})"
+        if isinstance(v, tuple):
+            inner = ", ".join(self.value(x) for x in v)
+            return f"({inner},)" if len(v) == 1 else f"({inner})"
+        if isinstance(v, list):
+            return "[" + ", ".join(self.value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{self.value(k)}: {self.value(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, np.ndarray):
+            self.uses_numpy = True
+            if v.dtype.kind not in "biufc":
+                raise Unwritable(f"a NumPy array of dtype {v.dtype}")
+            return f"np.array({self.value(v.tolist())}, dtype=np.{v.dtype.name}).reshape({tuple(v.shape)!r})"
+        if isinstance(v, np.generic):
+            self.uses_numpy = True
+            return f"np.{v.dtype.name}({self.value(v.item())})"
+        if isinstance(v, range):
+            return repr(v)
+        if isinstance(v, torch.nn.Module):
+            return self.module(v)
+        raise Unwritable(f"an argument of type {type(v).__name__}")
+
+    def module(self, m: torch.nn.Module) -> str:
+        """A leaf module of torch.nn rebuilt from its constructor arguments (its extra_repr, where
+        that reads as them), its mode, and its parameters and buffers as literals."""
+        kind = type(m)
+        if kind.__module__.split(".")[:2] != ["torch", "nn"] or getattr(torch.nn, kind.__name__, None) is not kind:
+            raise Unwritable(f"a module of type {kind.__name__} (not one of torch.nn's)")
+        if any(True for _ in m.children()):
+            raise Unwritable(f"a {kind.__name__} with submodules")
+        call = f"torch.nn.{kind.__name__}({m.extra_repr()})"
+        try:
+            with torch._C.DisableTorchFunction():
+                rebuilt = eval(call, {"torch": torch})
+        except Exception:
+            raise Unwritable(f"a {kind.__name__} whose arguments its repr does not give") from None
+        state = m.state_dict()
+        if {k: (v.shape, v.dtype) for k, v in rebuilt.state_dict().items()} != {k: (v.shape, v.dtype) for k, v in state.items()}:
+            raise Unwritable(f"a {kind.__name__} that its repr does not rebuild")
+        name = self.fresh(self.frame_names.get(id(m)), "module")
+        lines = [f"{name} = {call}" + ("" if m.training else ".eval()")]
+        if state:
+            entries = ", ".join(
+                f"{k!r}: {_storage_literal(v.detach().reshape(-1).cpu(), torch.device('cpu'), self)}.view({tuple(v.shape)!r})"
+                for k, v in state.items()
+            )
+            lines.append(f"{name}.load_state_dict({{{entries}}})")
+        device = next((t.device for t in state.values()), torch.device("cpu"))
+        if device.type != "cpu":
+            lines.append(f"{name}.to({str(device)!r})")
+        self.pending.extend(lines)
+        self.names[id(m)] = name
+        return name
+
+    def call(self, record: Record) -> str:
+        if record.seed is not None:
+            return f"torch.manual_seed({record.seed})"
+        args = [self.value(a) for a in record.args]
+        kwargs = [f"{k}={self.value(v)}" for k, v in record.kwargs.items()]
+        if record.code is not None:
+            text = record.code(record, *args) if callable(record.code) else record.code.format(*args, *kwargs)
+            self.uses_numpy |= "np." in text
+            return text
+        owner, _, last = record.name.rpartition(".")
+        if last in ("__get__", "__set__") and owner.startswith("torch.Tensor."):
+            attribute = owner.removeprefix("torch.Tensor.")
+            return f"{args[0]}.{attribute}" if last == "__get__" else f"{args[0]}.{attribute} = {args[1]}"
+        on_tensor = owner == "torch.Tensor" and record.args and isinstance(record.args[0], torch.Tensor) and not kwargs
+        if on_tensor and last == "__getitem__":
+            return f"{args[0]}[{args[1]}]"
+        if on_tensor and last == "__setitem__":
+            return f"{args[0]}[{args[1]}] = {args[2]}"
+        if on_tensor and last.startswith("__") and last[2:-2] in _BINARY and len(args) == 2:
+            return f"{args[0]} {_BINARY[last[2:-2]]} {args[1]}"
+        if on_tensor and last.startswith("__r") and last[3:-2] in _BINARY and len(args) == 2:
+            return f"{args[1]} {_BINARY[last[3:-2]]} {args[0]}"
+        if on_tensor and last.startswith("__i") and last[3:-2] in _BINARY and len(args) == 2:
+            return f"{args[0]} {_BINARY[last[3:-2]]}= {args[1]}"
+        if on_tensor and last.startswith("__") and last[2:-2] in _UNARY and len(args) == 1:
+            return f"{_UNARY[last[2:-2]]}{args[0]}"
+        if owner == "torch.Tensor" and record.args and isinstance(record.args[0], torch.Tensor) and not last.startswith("__"):
+            return f"{args[0]}.{last}({', '.join(args[1:] + kwargs)})"
+        _resolve(record.name)
+        return f"{record.name}({', '.join(args + kwargs)})"
+
+
+def _float(v: float) -> str:
+    if math.isnan(v):
+        return "math.nan"
+    if math.isinf(v):
+        return "math.inf" if v > 0 else "-math.inf"
+    return repr(v)
+
+
+def _resolve(dotted: str):
+    parts = dotted.split(".")
+    if parts[0] != "torch":
+        raise Unwritable(f"{dotted} is not a public torch name")
+    obj = torch
+    for part in parts[1:]:
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise Unwritable(f"{dotted} is not reachable from `import torch`") from None
+    return obj
+
+
+# -- the failing check -------------------------------------------------------------------------
+_TORCH_CLOSE = ("torch/testing/_comparison.py", "assert_close")
+_NUMPY_CHECKS = ("assert_array_equal", "assert_allclose", "assert_equal", "assert_array_almost_equal", "assert_almost_equal")
+
+
+def _frames(tb):
+    while tb is not None:
+        yield tb.tb_frame, tb.tb_lineno
+        tb = tb.tb_next
+
+
+def _is_test_frame(frame) -> bool:
+    path = Path(frame.f_code.co_filename)
+    return path.parent == _HERE and path.name.startswith("test_")
+
+
+def _check_call(frame, writer: _Writer) -> tuple[str, list] | None:
+    """The failing assertion helper's call, from the arguments it holds; None if not one."""
+    code, f = frame.f_code, frame.f_locals
+    path = code.co_filename.replace("\\", "/")
+    if path.endswith(_TORCH_CLOSE[0]) and code.co_name == _TORCH_CLOSE[1]:
+        options = {
+            k: f[k]
+            for k in ("rtol", "atol", "equal_nan", "check_device", "check_dtype", "check_layout", "check_stride")
+            if k in f and f[k] != inspect.signature(torch.testing.assert_close).parameters[k].default
+        }
+        values = [f["actual"], f["expected"]]
+        text = ", ".join(
+            [writer.value(f["actual"]), writer.value(f["expected"])] + [f"{k}={writer.value(v)}" for k, v in options.items()]
+        )
+        return f"torch.testing.assert_close({text})", values
+    if "numpy/testing" in path and code.co_name in _NUMPY_CHECKS:
+        writer.uses_numpy = True
+        first, second = list(code.co_varnames[:2])
+        options = {k: f[k] for k in ("rtol", "atol", "equal_nan", "strict", "decimal") if k in f and k in code.co_varnames}
+        text = ", ".join(
+            [writer.value(f[first]), writer.value(f[second])] + [f"{k}={writer.value(v)}" for k, v in options.items()]
+        )
+        return f"np.testing.{code.co_name}({text})", [f[first], f[second]]
+    if Path(path).resolve() == _HERE / "checks.py":
+        if code.co_name == "assert_equal":
+            a, e = f["actual"], f["expected"]
+            return (
+                f"torch.testing.assert_close({writer.value(a)}.cpu(), {writer.value(e)}.cpu(), rtol=0, atol=0)  # exactly equal",
+                [a, e],
+            )
+        if code.co_name in ("assert_same_storage", "assert_own_storage"):
+            a, b = (f["view"], f["base"]) if code.co_name == "assert_same_storage" else (f["copy"], f["source"])
+            op = "==" if code.co_name == "assert_same_storage" else "!="
+            return (
+                f"assert {writer.value(a)}.untyped_storage().data_ptr() {op} {writer.value(b)}.untyped_storage().data_ptr()",
+                [a, b],
+            )
+    return None
+
+
+class _Statement:
+    """The test's failing statement, its free names bound to what they held."""
+
+    def __init__(self, frame, line: int, exc: BaseException):
+        try:
+            lines, first = inspect.getsourcelines(frame.f_code)
+        except OSError:
+            raise Unwritable("the test's source is not available") from None
+        source = textwrap.dedent("".join(lines))
+        tree = ast.parse(source)
+        target = line - first + 1
+        best = None
+        for node in ast.walk(tree):  # the innermost statement that holds the line
+            if not isinstance(node, ast.stmt) or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            holds = node.lineno <= target <= (node.end_lineno or node.lineno)
+            inside = best is None or (node.lineno >= best.lineno and (node.end_lineno or 0) <= (best.end_lineno or 0))
+            if holds and inside:
+                best = node
+        if best is None:
+            raise Unwritable("the failing line is not a statement of the test")
+        self.span = (best.lineno + first - 1, (best.end_lineno or best.lineno) + first - 1)
+        self.node = _RaisesToTry().visit(best) if _is_raises(best) else best
+        if not isinstance(self.node, (ast.Assert, ast.Try, ast.Expr, ast.Assign)):
+            raise Unwritable(f"the failing statement is a {type(best).__name__}")
+        self.frame = frame
+
+    def free_names(self) -> list[str]:
+        bound, loaded = set(), []
+        for node in ast.walk(self.node):
+            if isinstance(node, ast.Name):
+                if isinstance(node.ctx, ast.Store):
+                    bound.add(node.id)
+                elif node.id not in loaded:
+                    loaded.append(node.id)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                bound.add(node.name)
+        return [n for n in loaded if n not in bound]
+
+    def text(self) -> str:
+        return ast.unparse(ast.fix_missing_locations(self.node))
+
+
+class _SpecFacts(ast.NodeTransformer):
+    """`x.shape`, `x.ndim` and `x.numel` of a drawn TensorSpec `x` are plain values: written as such."""
+
+    def __init__(self, names: dict):
+        self.names = names
+
+    def visit_Attribute(self, node):
+        from strategies.tensors import TensorSpec
+
+        spec = self.names.get(node.value.id) if isinstance(node.value, ast.Name) else None
+        if isinstance(spec, TensorSpec) and node.attr in ("shape", "ndim", "numel"):
+            return ast.copy_location(ast.Constant(getattr(self.names[node.value.id], node.attr)), node)
+        return self.generic_visit(node)
+
+
+def _is_raises(node) -> bool:
+    if not isinstance(node, ast.With) or len(node.items) != 1:
+        return False
+    call = node.items[0].context_expr
+    return isinstance(call, ast.Call) and ast.unparse(call.func) in ("pytest.raises", "raises")
+
+
+class _RaisesToTry(ast.NodeTransformer):
+    """`with pytest.raises(E, match=m): body` as try/except/else, which needs no pytest."""
+
+    def visit_With(self, node):
+        call = node.items[0].context_expr
+        error = call.args[0]
+        match = next((k.value for k in call.keywords if k.arg == "match"), None)
+        handler_body = [ast.Pass()]
+        if match is not None:
+            handler_body = [
+                ast.Assert(
+                    test=ast.parse("re.search(M, str(error))", mode="eval").body,
+                    msg=ast.Constant("the error message does not match"),
+                )
+            ]
+            handler_body[0].test.args[0] = match
+        expected = ast.unparse(error)
+        return ast.Try(
+            body=node.body,
+            handlers=[ast.ExceptHandler(type=error, name="error", body=handler_body)],
+            orelse=[
+                ast.Raise(exc=ast.Call(ast.Name("AssertionError", ast.Load()), [ast.Constant(f"DID NOT RAISE {expected}")], []))
+            ],
+            finalbody=[],
+        )
+
+
+# -- the script --------------------------------------------------------------------------------
+def render(trace: Trace, exc: BaseException, *, header: list[str], device: str | None, backends: list[str]) -> str:
+    """The standalone script of `trace`'s failing example, or raise Unwritable saying why not."""
+    if trace.problem:
+        raise Unwritable(trace.problem)
+    trace.sync_arrays()
+    if isinstance(exc, BaseExceptionGroup):
+        raise Unwritable("the example failed in several distinct ways")
+    frames = list(_frames(exc.__traceback__))
+    tests = [(f, line) for f, line in frames if _is_test_frame(f)]
+    if not tests:
+        raise Unwritable("the failure did not come from a test body")
+    frame, line = tests[-1]
+    frame_names = {}
+    for f, _ in tests:
+        for name, value in f.f_locals.items():
+            if isinstance(value, (torch.Tensor, np.ndarray, torch.nn.Module)):
+                frame_names.setdefault(id(value), name)
+    writer = _Writer(trace, frame_names)
+
+    roots, bindings, imports = [], [], set()
+    after = frames[[f for f, _ in frames].index(frame) + 1 :]
+    for f, _ in reversed(after):
+        found = _check_call(f, _Probe())
+        if found is not None:
+            check_frame = f
+            break
+    else:
+        check_frame = None
+    if check_frame is not None:
+        roots = _check_call(check_frame, _Probe())[1]
+    else:
+        statement = _Statement(frame, line, exc)
+        statement.node = _SpecFacts(frame.f_locals).visit(statement.node)
+        for name in statement.free_names():
+            if name in frame.f_locals:
+                roots.append(frame.f_locals[name])
+                bindings.append(name)
+            elif name in frame.f_globals:
+                imports.add(_global(name, frame.f_globals[name]))
+            elif name != "re" and not hasattr(builtins, name):  # re: pytest.raises written out
+                raise Unwritable(f"the failing statement names {name!r}, which the test frame does not hold")
+
+    if check_frame is None:  # the statement is written out whole: the calls it makes are in it
+        first, last = statement.span
+        trace.records = [r for r in trace.records if not (r.where and r.where[0] is frame.f_code and first <= r.where[1] <= last)]
+    kept = _slice(trace, roots)
+    if check_frame is not None and not any(r.seed is None and not r.name.startswith("<") for r in kept):
+        raise Unwritable("the values it checks were not computed by torch calls the trace saw")
+    body = _inputs(trace, kept, roots, writer)
+    body += _calls(kept, writer)
+    final = []
+    if check_frame is not None:
+        final.append(_check_call(check_frame, writer)[0])
+    else:
+        for name in bindings:
+            value = frame.f_locals[name]
+            known = writer.names.get(id(value))
+            if known != name:
+                final.append(f"{name} = {writer.value(value)}")
+        final.append(statement.text())
+    body += writer.pending + final
+    text = "\n".join(body)
+    head = [f"import {m}" for m in ("math", "re") if re.search(rf"\b{m}\.", text)]
+    head = head + [""] * bool(head) + ["import torch"]
+    if writer.uses_numpy or any("np" in i for i in imports) or "np." in text:
+        head.insert(len(head) - 1, "import numpy as np")
+    head += sorted(i for i in imports if i)
+    head += [f"import {module}  # the out-of-tree backend that registers {device!r}" for module in backends]
+    comments = [line for h in header for line in (textwrap.wrap(h, 96) or [""])]
+    script = "\n".join(["# " + c if c else "#" for c in comments] + head + [""] + body) + "\n"
+    compile(script, "<standalone repro>", "exec")
+    return script
+
+
+class _Probe(_Writer):
+    """A writer that renders nothing: finds the check and its arguments."""
+
+    def __init__(self):
+        pass
+
+    def value(self, v) -> str:
+        return ""
+
+
+def _global(name: str, value) -> str:
+    """An import line that binds `name` to `value` in a torch-only script."""
+    if isinstance(value, types.ModuleType):
+        module = value.__name__
+        if module.split(".")[0] not in ("torch", "numpy", "math"):
+            raise Unwritable(f"the failing statement uses the module {module}")
+        if module == "numpy":
+            return "" if name == "np" else f"import numpy as {name}"
+        if "." in module:
+            parent, _, last = module.rpartition(".")
+            return f"from {parent} import {last}" + (f" as {name}" if name != last else "")
+        return f"import {module}" + (f" as {name}" if name != module else "")
+    module = getattr(value, "__module__", "") or ""
+    qualname = getattr(value, "__qualname__", "")
+    if module.split(".")[0] in ("torch", "numpy", "math") and qualname and "." not in qualname:
+        public = {"torch.testing._comparison": "torch.testing"}.get(module, module)
+        try:
+            same = getattr(__import__(public, fromlist=[qualname]), qualname) is value
+        except (ImportError, AttributeError):
+            same = False
+        if same:
+            return f"from {public} import {qualname}" + (f" as {name}" if name != qualname else "")
+    if isinstance(value, (int, float, str, bool)):
+        return f"{name} = {value!r}"
+    raise Unwritable(f"the failing statement calls {name}, a helper of the suite")
+
+
+def _tensors(value, into: list) -> list:
+    if isinstance(value, torch.Tensor):
+        into.append(value)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _tensors(v, into)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _tensors(v, into)
+    return into
+
+
+def _storage(t: torch.Tensor):
+    try:
+        s = t.untyped_storage()
+        return (t.device, s.data_ptr()) if s.nbytes() else None
+    except (RuntimeError, NotImplementedError):
+        return None
+
+
+def _slice(trace: Trace, roots: list) -> list[Record]:
+    """The records the final check depends on (Note [Standalone repros]). A call that takes or
+    returns both a tensor and an array (numpy(), from_numpy) ties them: where one is needed, a
+    write through the other matters too; the walk repeats until no new tie is found."""
+    needed_ids: set[int] = set()
+    for _ in range(4):
+        before = len(needed_ids)
+        kept = _walk(trace, roots, needed_ids)
+        if len(needed_ids) == before:
+            break
+    # a seed point matters only where a kept call after it draws random numbers
+    return [r for i, r in enumerate(kept) if r.seed is None or any(k.rng for k in kept[i + 1 :])]
+
+
+def _walk(trace: Trace, roots: list, needed_ids: set[int]) -> list[Record]:
+    needed_storage = set()
+
+    def need(values):
+        for v in _objects(values, []):
+            needed_ids.add(id(v))
+            if isinstance(v, torch.Tensor) and (s := _storage(v)) is not None:
+                needed_storage.add(s)
+
+    need(roots)
+    kept = []
+    seeded_after = any(r.seed is not None for r in trace.records)
+    for record in reversed(trace.records):
+        made = _objects(record.result, [])
+        used = _objects((record.args, record.kwargs), [])
+        makes = any(id(o) in needed_ids for o in made)
+        targets = _objects((record.args[:1], record.kwargs.get("out")), [])
+        writes = (_mutates(record) or record.name == "<array write>") and any(
+            id(o) in needed_ids or (isinstance(o, torch.Tensor) and _storage(o) in needed_storage) for o in targets
+        )
+        if makes or writes or record.name in _ALWAYS_KEPT or (record.rng and seeded_after) or record.seed is not None:
+            kept.append(record)
+            need((record.args, record.kwargs))
+            need(record.result)
+        both = made + used
+        tie = any(isinstance(o, torch.Tensor) for o in both) and any(isinstance(o, np.ndarray) for o in both)
+        if tie and record.name != "<array write>" and any(id(o) in needed_ids for o in both):
+            need(both)
+    kept.reverse()
+    return kept
+
+
+def _objects(value, into: list) -> list:
+    """The tensors and arrays in `value` (what a script refers to by name)."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        into.append(value)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _objects(v, into)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _objects(v, into)
+    return into
+
+
+def _inputs(trace: Trace, kept: list[Record], roots: list, writer: _Writer) -> list[str]:
+    used = _tensors([(r.args, r.kwargs) for r in kept] + [roots], [])
+    made = {id(t) for r in kept for t in _tensors(r.result, []) if not any(t is a for a in _tensors(r.args, []))}
+    lines, bases = [], {}
+    for t in used:
+        if id(t) in made or id(t) in writer.names:
+            continue
+        snap = trace.snapshots.get(id(t))
+        if snap is None:
+            raise Unwritable(f"a {t.dtype}{tuple(t.shape)} tensor the trace did not see before its use")
+        if t.grad_fn is not None and not snap.parameter:
+            raise Unwritable("a non-leaf input that was made outside the traced calls")
+        whole = trace.storages[snap.storage]
+        if snap.storage not in bases:
+            if whole.numel() > MAX_LITERAL:
+                raise Unwritable(f"an input whose storage holds {whole.numel()} elements (more than {MAX_LITERAL})")
+            base = writer.fresh(None, "storage")
+            bases[snap.storage] = base
+            lines.append(f"{base} = {_storage_literal(whole, t.device, writer)}")
+        name = writer.fresh(writer.frame_names.get(id(t)), "x")
+        view = f"{bases[snap.storage]}.as_strided({tuple(t.shape)!r}, {tuple(t.stride())!r}, {t.storage_offset()})"
+        if _is_whole(t, whole):
+            view = f"{bases[snap.storage]}.view({tuple(t.shape)!r})" if t.ndim != 1 else bases[snap.storage]
+        if snap.parameter:
+            view = f"torch.nn.Parameter({view}" + (", requires_grad=False)" if not t.requires_grad else ")")
+        elif t.requires_grad:
+            view += ".requires_grad_()"
+        lines.append(f"{name} = {view}")
+        writer.names[id(t)] = name
+    return lines
+
+
+def _is_whole(t: torch.Tensor, whole: torch.Tensor) -> bool:
+    return t.is_contiguous() and t.storage_offset() == 0 and t.numel() == whole.numel() and t.numel() > 0
+
+
+def _storage_literal(whole: torch.Tensor, device: torch.device, writer: _Writer) -> str:
+    where = "" if device.type == "cpu" else f", device={str(device)!r}"
+    if device.type == "meta":
+        return f"torch.empty({whole.numel()}, dtype={whole.dtype}, device='meta')"
+    values = whole.tolist()
+    return f"torch.tensor({writer.value(values)}, dtype={whole.dtype}{where})"
+
+
+def _calls(kept: list[Record], writer: _Writer) -> list[str]:
+    lines, context = [], None
+    for record in kept:
+        text = writer.call(record)
+        lines.extend(("    " if context else "") + line for line in writer.pending)
+        writer.pending.clear()
+        result = record.result
+        statement = (
+            record.seed is not None
+            or record.name == "<array write>"
+            or record.name.rsplit(".", 1)[-1] in ("__set__", "__setitem__")
+            or (record.name.rsplit(".", 1)[-1].startswith("__i") and _mutates(record))
+        )
+        returns_self = isinstance(result, torch.Tensor) and any(result is a for a in record.args)
+        named = isinstance(result, torch.Tensor) or bool(_tensors(result, [])) or isinstance(result, (np.ndarray, list))
+        if not statement and named and not returns_self:
+            name = writer.fresh(writer.frame_names.get(id(result)), "t")
+            text = f"{name} = {text}"
+            writer.names[id(result)] = name
+            if isinstance(result, (list, tuple)):
+                for i, r in enumerate(result):
+                    if isinstance(r, torch.Tensor) and id(r) not in writer.names:
+                        writer.names[id(r)] = f"{name}[{i}]"
+        wanted = ("inference" if record.inference else None) or ("no_grad" if not record.grad else None)
+        if wanted != context:
+            context = wanted
+            if wanted:
+                lines.append(f"with torch.{'inference_mode' if wanted == 'inference' else 'no_grad'}():")
+        lines.append(("    " if context else "") + text)
+    return lines

@@ -1,0 +1,76 @@
+"""Standalone repros (Note [Standalone repros] in conformance/snippets.py): every failing item of a
+fault-injected run gets a torch-only script that, in a fresh process, fails the way the test did
+with the fault injected and runs to its end on stock torch.
+
+The sample below takes one fault of each kind of check the catalogue holds; the whole catalogue
+is measured with `python -m tools.killmatrix --check-scripts` (figures in the README).
+"""
+
+import ast
+
+import pytest
+
+from reports import schema
+from tests.helpers import run_pytest
+from tools import standalone
+
+SAMPLE = {
+    "softmax_wrong_dim": "numbers against a formula, torch.testing.assert_close",
+    "numpy_returns_copy": "NumPy writes through an array the test got from torch",
+    "grads_overwrite": "autograd: backward twice, .grad read back",
+    "detach_copies": "storage identity",
+    "narrow_clamps_negative_start": "a view's values through NumPy, a negative start, a 0-d tensor start",
+    "mul_in_place_ignores_a_strided_self": "an in-place write into a strided tensor",
+    "nonscalar_backward_sums": "an error that should be raised (pytest.raises)",
+    "dropout_ignores_eval": "a module's forward",
+}
+TORCH_ONLY = {"torch", "numpy", "math", "re"}  # torch, NumPy and the standard library
+
+
+def _failing_items(tmp_path, fault: str) -> list[dict]:
+    from conformance.faults import catalogue
+
+    trips = ",".join(catalogue()[fault].trips)
+    done = run_pytest(
+        "conformance", f"--inject-fault={fault}", f"--behaviour={trips}", "--hypothesis-profile=faults",
+        f"--report-dir={tmp_path}", "-p", "no:randomly", "-n", "0", "-q",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "standalone repro (torch only)" in done.stdout  # the failure message prints it
+    return [r for r in schema.load(tmp_path / "results.jsonl").results if r["status"] == "failed"]
+
+
+@pytest.mark.parametrize("fault", sorted(SAMPLE))
+def test_each_failing_item_gets_a_script_that_fails_under_the_fault_and_passes_on_stock_torch(tmp_path, fault):
+    failing = _failing_items(tmp_path, fault)
+    assert failing
+    missing = {r["nodeid"]: r.get("snippet_missing") for r in failing if not r.get("snippet")}
+    assert not missing, f"no script for {missing}"
+    scripts = {r["nodeid"]: r["snippet"] for r in failing}
+    for nodeid, script in scripts.items():
+        imported = {
+            name.split(".")[0]
+            for node in ast.walk(ast.parse(script))
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for name in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module])
+        }
+        assert imported <= TORCH_ONLY, f"{nodeid}: imports {imported - TORCH_ONLY}"
+    under_fault = standalone.run(scripts, fault=fault)
+    on_stock = standalone.run(scripts)
+    for r in failing:
+        assert under_fault[r["nodeid"]]["raised"] == r["snippet_fails_with"], (
+            r["nodeid"],
+            under_fault[r["nodeid"]],
+            r["snippet"],
+        )
+        assert on_stock[r["nodeid"]]["raised"] is None, (r["nodeid"], on_stock[r["nodeid"]], r["snippet"])
+
+
+def test_the_runner_refuses_an_unknown_fault_in_one_line():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.standalone", "-", "--fault", "no_such_fault"], input="{}", capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "no such fault: no_such_fault" in done.stderr and "Traceback" not in done.stderr
