@@ -176,6 +176,21 @@ def test_the_first_screen_answers_does_this_build_conform(faulty_report, browser
     ):
         element = failure.find_element("css selector", selector)
         assert element.is_displayed() and text in element.text, selector
-    shot = Path(SCREENSHOT_DIR or faulty_report.parent) / "browser-at-a-glance.png"
-    shot.parent.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(shot))
+    shots = Path(SCREENSHOT_DIR or faulty_report.parent)
+    shots.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(shots / "browser-at-a-glance.png"))
+    # the standalone repro: torch only, shown unexpanded, with a working copy button
+    script = failure.find_element("css selector", "pre.snippet")
+    assert script.is_displayed() and "import torch" in script.text and "torch.nn.functional.softmax(" in script.text
+    assert "conformance" not in script.text.split("import torch", 1)[1], "the script uses the suite"
+    button = failure.find_element("css selector", "button.copy")
+    assert button.is_displayed()
+    browser.execute_script("arguments[0].scrollIntoView()", button)
+    button.click()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 5).until(lambda _: button.text != "copy")  # the clipboard answers asynchronously
+    assert button.text in ("copied", "selected: copy with Ctrl+C"), button.text
+    shots = Path(SCREENSHOT_DIR or faulty_report.parent)
+    shots.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(shots / "browser-standalone-repro.png"))

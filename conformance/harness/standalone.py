@@ -7,6 +7,8 @@ passing examples cost nothing; a failing test without Hypothesis is run once mor
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -31,6 +33,7 @@ def pytest_runtest_call(item):
     if hypothesis is not None:
         inner = hypothesis.inner_test
 
+        @functools.wraps(inner)  # Hypothesis names the test after the function it calls
         def traced(*args, **kwargs):
             from hypothesis.control import current_build_context
 
@@ -67,7 +70,10 @@ def _write(item, identity, trace, exc) -> None:
 
     behaviour = catalogue.behaviours().get(identity.behaviour)
     header = [f"Standalone repro: {identity.behaviour} on {identity.device or 'cpu'}"]
-    header += [f"torch {torch.__version__}; raises where torch does not do what the docs say, runs to its end where it does", ""]
+    header += [
+        f"torch {torch.__version__}. It raises where torch breaks the documented behaviour, runs through where it keeps it.",
+        "",
+    ]
     if behaviour is not None:
         header += [behaviour.statement, f'Documented: "{behaviour.quote}"' if behaviour.quote else "", behaviour.doc]
     header = [line for line in header if line is not None]
