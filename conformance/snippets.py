@@ -48,7 +48,8 @@ import torch
 from torch.overrides import TorchFunctionMode, resolve_name
 
 _HERE = Path(__file__).resolve().parent
-MAX_LITERAL = 4096  # storage elements written out as a literal; a larger input gets no script
+SMALL = 64  # storage elements always written out as a literal
+MAX_LITERAL = 4096  # the most written out as a literal where no seeded constructor call makes them
 
 _ACTIVE: list[Trace] = []
 
@@ -88,6 +89,7 @@ class Trace(TorchFunctionMode):
     storage_keys: dict[tuple, int] = field(default_factory=dict)
     keep: list = field(default_factory=list)  # every object recorded: ids stay unique
     arrays: dict[int, tuple] = field(default_factory=dict)  # id -> (array, its values when last seen)
+    generators: dict[int, tuple] = field(default_factory=dict)  # id -> (generator, its seed if unused)
     depth: int = 0
     paused: int = 0
     problem: str | None = None
@@ -158,6 +160,9 @@ class Trace(TorchFunctionMode):
             if isinstance(value, torch.Tensor):
                 if id(value) not in self.snapshots and not self._made(value):
                     self._snapshot(value)
+            elif isinstance(value, torch.Generator) and id(value) not in self.generators:
+                self.generators[id(value)] = (value, _fresh_seed(value))
+                self.keep.append(value)
             elif isinstance(value, np.ndarray) and id(value) not in self.arrays:
                 # an array the test made: its values now, as a literal
                 first = value.copy()
@@ -206,6 +211,14 @@ def _from_strategies() -> bool:
             return path.startswith(str(_STRATEGIES_DIR))
         frame = frame.f_back
     return False
+
+
+def _fresh_seed(generator: torch.Generator) -> int | None:
+    """The seed that gives `generator` its present state, if nothing has drawn from it since."""
+    with torch._C.DisableTorchFunction():
+        seed = generator.initial_seed()
+        fresh = torch.Generator(generator.device).manual_seed(seed)
+        return seed if torch.equal(fresh.get_state(), generator.get_state()) else None
 
 
 def _test_statement() -> tuple | None:
@@ -360,6 +373,15 @@ class _Writer:
             return repr(v)
         if isinstance(v, torch.nn.Module):
             return self.module(v)
+        if isinstance(v, torch.Generator):
+            _, seed = self.trace.generators.get(id(v), (None, None))
+            if seed is None:
+                raise Unwritable("a generator that had been drawn from before the trace saw it")
+            name = self.fresh(self.frame_names.get(id(v)), "generator")
+            where = "" if v.device.type == "cpu" else f"{str(v.device)!r}"
+            self.pending.append(f"{name} = torch.Generator({where}).manual_seed({seed})")
+            self.names[id(v)] = name
+            return name
         raise Unwritable(f"an argument of type {type(v).__name__}")
 
     def module(self, m: torch.nn.Module) -> str:
@@ -613,11 +635,11 @@ def render(trace: Trace, exc: BaseException, *, header: list[str], device: str |
     frame_names = {}
     for f, _ in tests:
         for name, value in f.f_locals.items():
-            if isinstance(value, (torch.Tensor, np.ndarray, torch.nn.Module)):
+            if isinstance(value, (torch.Tensor, np.ndarray, torch.nn.Module, torch.Generator)):
                 frame_names.setdefault(id(value), name)
     writer = _Writer(trace, frame_names)
 
-    roots, bindings, imports = [], [], set()
+    roots, bindings, imports, helpers = [], [], set(), {}
     after = frames[[f for f, _ in frames].index(frame) + 1 :]
     for f, _ in reversed(after):
         found = _check_call(f, _Probe())
@@ -636,13 +658,14 @@ def render(trace: Trace, exc: BaseException, *, header: list[str], device: str |
                 roots.append(frame.f_locals[name])
                 bindings.append(name)
             elif name in frame.f_globals:
-                imports.add(_global(name, frame.f_globals[name]))
+                imports.add(_global(name, frame.f_globals[name], helpers))
             elif name != "re" and not hasattr(builtins, name):  # re: pytest.raises written out
                 raise Unwritable(f"the failing statement names {name!r}, which the test frame does not hold")
 
     if check_frame is None:  # the statement is written out whole: the calls it makes are in it
         first, last = statement.span
         trace.records = [r for r in trace.records if not (r.where and r.where[0] is frame.f_code and first <= r.where[1] <= last)]
+    trace._see(roots)  # a tensor no traced call took: as it is now
     kept = _slice(trace, roots)
     if check_frame is not None and not any(r.seed is None and not r.name.startswith("<") for r in kept):
         raise Unwritable("the values it checks were not computed by torch calls the trace saw")
@@ -658,7 +681,7 @@ def render(trace: Trace, exc: BaseException, *, header: list[str], device: str |
             if known != name:
                 final.append(f"{name} = {writer.value(value)}")
         final.append(statement.text())
-    body += writer.pending + final
+    body += writer.pending + [line for source in helpers.values() for line in ["", *source.splitlines(), ""]] + final
     text = "\n".join(body)
     head = [f"import {m}" for m in ("math", "re") if re.search(rf"\b{m}\.", text)]
     head = head + [""] * bool(head) + ["import torch"]
@@ -682,7 +705,7 @@ class _Probe(_Writer):
         return ""
 
 
-def _global(name: str, value) -> str:
+def _global(name: str, value, helpers: dict | None = None) -> str:
     """An import line that binds `name` to `value` in a torch-only script."""
     if isinstance(value, types.ModuleType):
         module = value.__name__
@@ -706,7 +729,46 @@ def _global(name: str, value) -> str:
             return f"from {public} import {qualname}" + (f" as {name}" if name != qualname else "")
     if isinstance(value, (int, float, str, bool)):
         return f"{name} = {value!r}"
+    if helpers is not None and isinstance(value, types.FunctionType) and name == value.__name__:
+        _inline(value, helpers)
+        return ""
     raise Unwritable(f"the failing statement calls {name}, a helper of the suite")
+
+
+def _inline(function, helpers: dict[str, str]) -> None:
+    """Copy a small helper of the suite into the script, with the helpers it calls, where all it
+    needs besides them is torch, NumPy, math and builtins."""
+    if function.__name__ in helpers:
+        return
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+    except (OSError, TypeError):
+        raise Unwritable(f"the failing statement calls {function.__name__}, whose source is not available") from None
+    tree = ast.parse(source)
+    definition = tree.body[0]
+    if not isinstance(definition, ast.FunctionDef) or definition.decorator_list or function.__closure__:
+        raise Unwritable(f"the failing statement calls {function.__name__}, a helper of the suite")
+    helpers[function.__name__] = ""  # placeholder against recursion
+    bound = {a.arg for a in ast.walk(definition) if isinstance(a, ast.arg)}
+    bound |= {n.id for n in ast.walk(definition) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    for node in ast.walk(definition):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:
+            value = function.__globals__.get(node.id)
+            if node.id in function.__globals__ and isinstance(value, types.ModuleType):
+                if value.__name__ not in ("torch", "numpy", "math") or node.id not in ("torch", "np", "math"):
+                    raise Unwritable(f"the failing statement calls {function.__name__}, which uses {value.__name__}")
+            elif isinstance(value, types.FunctionType) and value.__module__.startswith(("conformance", "strategies")):
+                _inline(value, helpers)
+            elif node.id not in function.__globals__ and hasattr(builtins, node.id):
+                continue
+            else:
+                raise Unwritable(f"the failing statement calls {function.__name__}, which uses {node.id}")
+    definition.body = [b for b in definition.body if not _is_docstring(b)]
+    helpers[function.__name__] = ast.unparse(definition)
+
+
+def _is_docstring(node) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
 
 
 def _tensors(value, into: list) -> list:
@@ -802,11 +864,19 @@ def _inputs(trace: Trace, kept: list[Record], roots: list, writer: _Writer) -> l
             raise Unwritable("a non-leaf input that was made outside the traced calls")
         whole = trace.storages[snap.storage]
         if snap.storage not in bases:
-            if whole.numel() > MAX_LITERAL:
-                raise Unwritable(f"an input whose storage holds {whole.numel()} elements (more than {MAX_LITERAL})")
             base = writer.fresh(None, "storage")
             bases[snap.storage] = base
-            lines.append(f"{base} = {_storage_literal(whole, t.device, writer)}")
+            seeded = _seeded(t, whole) if whole.numel() > SMALL else None
+            if seeded is None and whole.numel() > MAX_LITERAL:
+                raise Unwritable(f"an input whose storage holds {whole.numel()} elements (more than {MAX_LITERAL})")
+            lines += (
+                [f"{base} = {_storage_literal(whole, t.device, writer)}"]
+                if seeded is None
+                else [
+                    f"torch.manual_seed({seeded[0]})",
+                    f"{base} = {seeded[1]}" + (f".to({str(t.device)!r})" if t.device.type != "cpu" else "") + ".view(-1)",
+                ]
+            )
         name = writer.fresh(writer.frame_names.get(id(t)), "x")
         view = f"{bases[snap.storage]}.as_strided({tuple(t.shape)!r}, {tuple(t.stride())!r}, {t.storage_offset()})"
         if _is_whole(t, whole):
@@ -818,6 +888,25 @@ def _inputs(trace: Trace, kept: list[Record], roots: list, writer: _Writer) -> l
         lines.append(f"{name} = {view}")
         writer.names[id(t)] = name
     return lines
+
+
+def _seeded(t: torch.Tensor, whole: torch.Tensor) -> tuple[int, str] | None:
+    """(seed, call): the make_tensor call that, after torch.manual_seed(seed), gives exactly the
+    values of `whole`, the storage of a contiguous generated input; None where there is none."""
+    from strategies.tensors import BUILT
+
+    ref, spec = BUILT.get(id(t), (None, None))
+    if ref is None or ref() is not t or whole.device.type == "meta":
+        return None
+    if spec.layout != "contiguous" or spec.specials or spec.extremes:  # values made then rearranged
+        return None
+    call = (
+        f"torch.testing.make_tensor({tuple(spec.shape)!r}, dtype={t.dtype}, device='cpu', low={spec.low!r}, high={spec.high!r})"
+    )
+    with torch._C.DisableTorchFunction(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        again = eval(call, {"torch": torch})
+    return (spec.seed, call) if again.reshape(-1).equal(whole) else None
 
 
 def _is_whole(t: torch.Tensor, whole: torch.Tensor) -> bool:
