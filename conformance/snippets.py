@@ -34,12 +34,14 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import functools
 import inspect
 import math
 import re
 import sys
 import textwrap
 import types
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +54,8 @@ SMALL = 64  # storage elements always written out as a literal
 MAX_LITERAL = 4096  # the most written out as a literal where no seeded constructor call makes them
 
 _ACTIVE: list[Trace] = []
+# torch's global-state setters, which no TorchFunctionMode sees
+_STATE_SETTERS = ("set_default_dtype", "set_default_device", "manual_seed", "use_deterministic_algorithms")
 
 
 class Unwritable(Exception):
@@ -70,6 +74,7 @@ class Record:
     code: str | None = None  # a fixed rendering ("{0}" = first argument), for helper calls
     seed: int | None = None  # a seed point: torch.manual_seed(seed)
     where: tuple | None = None  # (code, line) of the test statement that made the call
+    state: bool = False  # a setter of torch's global state: kept in every script
 
 
 @dataclass
@@ -99,11 +104,30 @@ class Trace(TorchFunctionMode):
 
     def __enter__(self):
         _ACTIVE.append(self)
+        self._setters = {name: getattr(torch, name) for name in _STATE_SETTERS if hasattr(torch, name)}
+        for name, setter in self._setters.items():
+            setattr(torch, name, self._recording(name, setter))
         return super().__enter__()
 
     def __exit__(self, *exc):
         _ACTIVE.remove(self)
+        for name, setter in self._setters.items():
+            setattr(torch, name, setter)
         return super().__exit__(*exc)
+
+    def _recording(self, name: str, setter):
+        """torch's global state setters are not torch functions: recorded here, kept in every script."""
+
+        def record(*args, **kwargs):
+            if not self.depth and not self.paused:
+                if name == "manual_seed" and not kwargs and len(args) == 1 and isinstance(args[0], int):
+                    self.records.append(Record("torch.manual_seed", args, {}, seed=args[0], where=_test_statement()))
+                else:
+                    self.records.append(Record(f"torch.{name}", args, kwargs, code=None, where=_test_statement()))
+                    self.records[-1].state = True
+            return setter(*args, **kwargs)
+
+        return record
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -129,23 +153,30 @@ class Trace(TorchFunctionMode):
             record.result = func(*args, **kwargs)
         finally:
             self.depth -= 1
-            with torch._C.DisableTorchFunction():
-                record.rng = not torch.equal(state, torch.random.get_rng_state())
-            self.records.append(record)
-            self.keep.append(record)
-            if isinstance(record.result, np.ndarray):
-                self.arrays[id(record.result)] = (record.result, record.result.copy())
+        # a call that raised made nothing (a script that replayed it would stop there)
+        with torch._C.DisableTorchFunction():
+            record.rng = not torch.equal(state, torch.random.get_rng_state())
+        self.records.append(record)
+        self.keep.append(record)
+        if isinstance(record.result, np.ndarray):
+            self.arrays[id(record.result)] = (record.result, record.result.copy(), record.result.flags.writeable)
         return record.result
 
     def sync_arrays(self) -> None:
         """NumPy writes are not torch calls: an array the trace knows that changed since it was
         last seen is written out as an assignment of its new values, where the change was noticed."""
-        for array, seen in list(self.arrays.values()):
+        for array, seen, writeable in list(self.arrays.values()):
             if array.shape != seen.shape or not np.array_equal(array, seen, equal_nan=array.dtype.kind in "fc"):
                 now = array.copy()
                 self.records.append(Record("<array write>", (array, now), {}, code=lambda r, a, v: f"{a}[...] = {v}"))
-                self.arrays[id(array)] = (array, now)
+                self.arrays[id(array)] = (array, now, writeable)
                 self.keep.append(now)
+            if array.flags.writeable != writeable:
+                flag = bool(array.flags.writeable)
+                self.records.append(
+                    Record("<array write>", (array,), {}, code=lambda r, a, flag=flag: f"{a}.setflags(write={flag})")
+                )
+                self.arrays[id(array)] = (array, self.arrays[id(array)][1], flag)
 
     @contextlib.contextmanager
     def pause(self):
@@ -166,8 +197,13 @@ class Trace(TorchFunctionMode):
             elif isinstance(value, np.ndarray) and id(value) not in self.arrays:
                 # an array the test made: its values now, as a literal
                 first = value.copy()
-                self.records.append(Record("<array>", (first,), {}, result=value, code=lambda r, v: v))
-                self.arrays[id(value)] = (value, first)
+                try:
+                    text = _array_literal(value, _Writer(self, {}))
+                except Unwritable as why:
+                    self.problem = self.problem or str(why)
+                    text = ""
+                self.records.append(Record("<array>", (), {}, result=value, code=lambda r, text=text: text))
+                self.arrays[id(value)] = (value, first, value.flags.writeable)
                 self.keep.extend((value, first))
             elif isinstance(value, (list, tuple)):
                 self._see(*value)
@@ -222,10 +258,17 @@ def _fresh_seed(generator: torch.Generator) -> int | None:
 
 
 def _test_statement() -> tuple | None:
+    """(code, line, callback) of the innermost test-module frame making the current call;
+    callback: torch itself called that code (a custom Function's forward, a hook, a dataset)."""
     frame = sys._getframe(2)
     while frame is not None:
         if _is_test_frame(frame):
-            return frame.f_code, frame.f_lineno
+            found, caller = (frame.f_code, frame.f_lineno), frame.f_back
+            while caller is not None and not _is_test_frame(caller):
+                if caller.f_code.co_filename.startswith(str(_TORCH_DIR)):
+                    return (*found, True)
+                caller = caller.f_back
+            return (*found, False)
         frame = frame.f_back
     return None
 
@@ -245,7 +288,7 @@ def active() -> Trace | None:
 def public_call(name: str, function, original=None):
     """`function` (a fault's replacement of the public torch function `name`, `original`) as the
     trace sees it: one call of `name`, the replacement's own torch calls hidden inside it."""
-    if not isinstance(function, types.FunctionType):
+    if not callable(function) or isinstance(function, type):
         return function
 
     def reported(*args, **kwargs):
@@ -304,6 +347,8 @@ _ALWAYS_KEPT = {"torch.Tensor.backward", "torch.autograd.backward", "torch.Tenso
 
 def _mutates(record: Record) -> bool:
     last = record.name.rsplit(".", 1)[-1]
+    if record.args and isinstance(record.args[0], torch.optim.Optimizer):
+        return last in ("step", "zero_grad")
     return (
         (last.endswith("_") and not last.endswith("__"))
         or last in ("__setitem__", "__set__")
@@ -320,6 +365,8 @@ class _Writer:
         self.frame_names = frame_names
         self.uses_numpy = False
         self.pending: list[str] = []  # statements a value needs before the line that uses it
+        self.assigned: set[str] = set()  # variables a written call assigns
+        self.all_names: dict[int, list[str]] = {}  # id(object) -> every test local bound to it
 
     def fresh(self, preferred: str | None, stem: str) -> str:
         if preferred and preferred.isidentifier() and preferred not in self.taken and not preferred.startswith("_"):
@@ -365,7 +412,7 @@ class _Writer:
             self.uses_numpy = True
             if v.dtype.kind not in "biufc":
                 raise Unwritable(f"a NumPy array of dtype {v.dtype}")
-            return f"np.array({self.value(v.tolist())}, dtype=np.{v.dtype.name}).reshape({tuple(v.shape)!r})"
+            return _array_literal(v, self)
         if isinstance(v, np.generic):
             self.uses_numpy = True
             return f"np.{v.dtype.name}({self.value(v.item())})"
@@ -373,6 +420,8 @@ class _Writer:
             return repr(v)
         if isinstance(v, torch.nn.Module):
             return self.module(v)
+        if isinstance(v, torch.optim.Optimizer):
+            return self.optimizer(v)
         if isinstance(v, torch.Generator):
             _, seed = self.trace.generators.get(id(v), (None, None))
             if seed is None:
@@ -416,6 +465,24 @@ class _Writer:
         self.names[id(m)] = name
         return name
 
+    def optimizer(self, o: torch.optim.Optimizer) -> str:
+        """One of torch.optim's optimizers, fresh (no state yet), rebuilt from its parameter groups."""
+        kind = type(o)
+        if getattr(torch.optim, kind.__name__, None) is not kind:
+            raise Unwritable(f"an optimizer of type {kind.__name__} (not one of torch.optim's)")
+        if any(o.state.values()):
+            raise Unwritable(f"a {kind.__name__} that had already stepped when the trace saw it")
+        groups = []
+        for group in o.param_groups:
+            options = {k: v for k, v in group.items() if k != "params" and v != o.defaults.get(k, object())}
+            entries = [f"'params': {self.value(list(group['params']))}"] + [f"{k!r}: {self.value(v)}" for k, v in options.items()]
+            groups.append("{" + ", ".join(entries) + "}")
+        defaults = ", ".join(f"{k}={self.value(v)}" for k, v in o.defaults.items() if k not in ("params",) and v is not None)
+        name = self.fresh(self.frame_names.get(id(o)), "optimizer")
+        self.pending.append(f"{name} = torch.optim.{kind.__name__}([{', '.join(groups)}], {defaults})")
+        self.names[id(o)] = name
+        return name
+
     def call(self, record: Record) -> str:
         if record.seed is not None:
             return f"torch.manual_seed({record.seed})"
@@ -444,8 +511,33 @@ class _Writer:
             return f"{_UNARY[last[2:-2]]}{args[0]}"
         if owner == "torch.Tensor" and record.args and isinstance(record.args[0], torch.Tensor) and not last.startswith("__"):
             return f"{args[0]}.{last}({', '.join(args[1:] + kwargs)})"
+        if record.args and isinstance(record.args[0], (torch.optim.Optimizer, torch.nn.Module)) and not last.startswith("__"):
+            return f"{args[0]}.{last}({', '.join(args[1:] + kwargs)})"
         _resolve(record.name)
         return f"{record.name}({', '.join(args + kwargs)})"
+
+
+def _array_literal(a: np.ndarray, writer: _Writer) -> str:
+    """An array with its values, and where it is not a plain C-contiguous writeable array, its
+    strides (negative ones included), offset into its base and writeability."""
+    plain = f"np.array({writer.value(a.tolist())}, dtype=np.{a.dtype.name}).reshape({tuple(a.shape)!r})"
+    if a.flags.c_contiguous and a.flags.writeable:
+        return plain
+    root = a
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if root is a or not root.flags.c_contiguous:
+        whole = np.ascontiguousarray(a) if root is a else None
+        if whole is None or not a.flags.c_contiguous:
+            return plain + ("" if a.flags.writeable else "  # (read-only in the test)")
+        root = whole
+    flat = root.reshape(-1)
+    offset = (a.__array_interface__["data"][0] - flat.__array_interface__["data"][0]) // a.itemsize
+    base = f"np.array({writer.value(flat.tolist())}, dtype=np.{a.dtype.name})"
+    return (
+        f"np.lib.stride_tricks.as_strided({base}[{offset}:], shape={tuple(a.shape)!r}, "
+        f"strides={tuple(a.strides)!r}, writeable={bool(a.flags.writeable)})"
+    )
 
 
 def _float(v: float) -> str:
@@ -529,12 +621,10 @@ class _Statement:
     """The test's failing statement, its free names bound to what they held."""
 
     def __init__(self, frame, line: int, exc: BaseException):
-        try:
-            lines, first = inspect.getsourcelines(frame.f_code)
-        except OSError:
-            raise Unwritable("the test's source is not available") from None
-        source = textwrap.dedent("".join(lines))
-        tree = ast.parse(source)
+        parsed = _parsed(frame.f_code)
+        if parsed is None:
+            raise Unwritable("the failing code's source is not a whole function")
+        tree, first = parsed
         target = line - first + 1
         best = None
         for node in ast.walk(tree):  # the innermost statement that holds the line
@@ -550,6 +640,10 @@ class _Statement:
         self.node = _RaisesToTry().visit(best) if _is_raises(best) else best
         if not isinstance(self.node, (ast.Assert, ast.Try, ast.Expr, ast.Assign)):
             raise Unwritable(f"the failing statement is a {type(best).__name__}")
+        # the conditions it ran under, so that a script for a CUDA check stays silent without CUDA
+        for branch in reversed(_enclosing_ifs(tree, best)):
+            test = branch[0].test if branch[1] else ast.UnaryOp(ast.Not(), branch[0].test)
+            self.node = ast.If(test=test, body=[self.node], orelse=[])
         self.frame = frame
 
     def free_names(self) -> list[str]:
@@ -568,6 +662,81 @@ class _Statement:
 
     def text(self) -> str:
         return ast.unparse(ast.fix_missing_locations(self.node))
+
+
+def _made_by(name: str, value, frame, records: list[Record], writer) -> str | None:
+    """The traced call whose result the test assigned to local `name` (a number or flag torch
+    returned, such as torch.cuda.is_available()), written as that call; None if there is none."""
+    if isinstance(value, torch.Tensor) or not isinstance(value, (bool, int, float, torch.dtype, torch.device, torch.Size)):
+        return None
+    lines = _assignments_of(frame.f_code).get(name, ())
+    for record in reversed(records):
+        here = bool(record.where) and record.where[0] is frame.f_code and record.where[1] in lines
+        if here and type(record.result) is type(value) and record.result == value and record.code is None and record.seed is None:
+            try:
+                return writer.call(record)
+            except Unwritable:
+                return None
+    return None
+
+
+@functools.cache
+def _parsed(code):
+    """(syntax tree, first line) of the function whose code this is; None for code whose source
+    is not a whole statement (a lambda inside a larger expression) or not available."""
+    try:
+        lines, first = inspect.getsourcelines(code)
+        return ast.parse(textwrap.dedent("".join(lines))), first
+    except (OSError, SyntaxError):
+        return None
+
+
+@functools.cache
+def _finally_lines(code) -> frozenset[int]:
+    parsed = _parsed(code)
+    if parsed is None:
+        return frozenset()
+    tree, first = parsed
+    found = set()
+    for node in ast.walk(tree):
+        for statement in getattr(node, "finalbody", []) if isinstance(node, ast.Try) else []:
+            found.update(range(statement.lineno + first - 1, (statement.end_lineno or statement.lineno) + first))
+    return frozenset(found)
+
+
+@functools.cache
+def _assignments_of(code) -> dict[str, set[int]]:
+    """Local name -> the lines of the statements that assign it, in `code`'s source."""
+    parsed = _parsed(code)
+    if parsed is None:
+        return {}
+    tree, first = parsed
+    found: dict[str, set[int]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                for name in (n.id for n in ast.walk(target) if isinstance(n, ast.Name)):
+                    found.setdefault(name, set()).update(range(node.lineno + first - 1, (node.end_lineno or node.lineno) + first))
+    return found
+
+
+def _enclosing_ifs(tree, target) -> list[tuple[ast.If, bool]]:
+    """The `if` statements around `target`, outermost first, each with whether `target` is in its body."""
+    path = []
+
+    def visit(node) -> bool:
+        if node is target:
+            return True
+        for field_name in ("body", "orelse", "handlers", "finalbody"):
+            for child in getattr(node, field_name, []) or []:
+                if visit(child):
+                    if isinstance(node, ast.If):
+                        path.append((node, field_name == "body"))
+                    return True
+        return False
+
+    visit(tree)
+    return list(reversed(path))
 
 
 class _SpecFacts(ast.NodeTransformer):
@@ -620,8 +789,11 @@ class _RaisesToTry(ast.NodeTransformer):
 
 
 # -- the script --------------------------------------------------------------------------------
-def render(trace: Trace, exc: BaseException, *, header: list[str], device: str | None, backends: list[str]) -> str:
-    """The standalone script of `trace`'s failing example, or raise Unwritable saying why not."""
+def render(
+    trace: Trace, exc: BaseException, *, header: list[str], device: str | None, backends: list[str], fails_with: str
+) -> str:
+    """The standalone script of `trace`'s failing example, or raise Unwritable saying why not.
+    The script is run here before it is returned: it must raise `fails_with` as the test did."""
     if trace.problem:
         raise Unwritable(trace.problem)
     trace.sync_arrays()
@@ -635,19 +807,54 @@ def render(trace: Trace, exc: BaseException, *, header: list[str], device: str |
     frame_names = {}
     for f, _ in tests:
         for name, value in f.f_locals.items():
-            if isinstance(value, (torch.Tensor, np.ndarray, torch.nn.Module, torch.Generator)):
+            if isinstance(value, (torch.Tensor, np.ndarray, torch.nn.Module, torch.Generator, torch.optim.Optimizer)):
                 frame_names.setdefault(id(value), name)
-    writer = _Writer(trace, frame_names)
+    all_names: dict[int, list[str]] = {}
+    for f, _ in tests:
+        for name, value in f.f_locals.items():
+            all_names.setdefault(id(value), []).append(name)
+    after = [f for f, _ in frames[[f for f, _ in frames].index(frame) + 1 :]]
+    check_frame = next((f for f in reversed(after) if _check_call(f, _Probe()) is not None), None)
+    # A public check (torch.testing, numpy.testing) called straight from the test is written as
+    # the test wrote it, so that values such as a missing .grad are read, not copied; the
+    # check's own arguments are the fallback.
+    attempts = [check_frame]
+    if check_frame is not None and after and check_frame is after[0] and "conformance" not in check_frame.f_code.co_filename:
+        attempts.insert(0, None)
+    problem = None
+    for attempt in attempts:
+        try:
+            writer = _Writer(trace, frame_names)
+            writer.all_names = all_names
+            script = _script(trace, frame, line, exc, attempt, writer, header, device, backends)
+            _verify(script, fails_with)
+            return script
+        except Unwritable as why:
+            problem = problem or why
+    raise problem
 
+
+def _verify(script: str, fails_with: str) -> None:
+    """Run the script here, where the test just failed: it must fail the same way."""
+    grad, dtype = torch.is_grad_enabled(), torch.get_default_dtype()
+    try:
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(compile(script, "<standalone repro>", "exec"), {"__name__": "__main__"})
+    except Exception as exc:  # the script's failure is the point
+        if type(exc).__name__ != fails_with:
+            raise Unwritable(f"the script raised {type(exc).__name__} where the test raised {fails_with}") from None
+        return
+    finally:
+        torch.set_grad_enabled(grad)
+        torch.set_default_dtype(dtype)
+    raise Unwritable("the script does not fail where the test did")
+
+
+def _script(trace, frame, line, exc, check_frame, writer, header, device, backends) -> str:
+    # calls made in a finally clause ran after the failure (clean-up): not part of the script
+    records = [r for r in trace.records if not (r.where and r.where[1] in _finally_lines(r.where[0]))]
     roots, bindings, imports, helpers = [], [], set(), {}
-    after = frames[[f for f, _ in frames].index(frame) + 1 :]
-    for f, _ in reversed(after):
-        found = _check_call(f, _Probe())
-        if found is not None:
-            check_frame = f
-            break
-    else:
-        check_frame = None
     if check_frame is not None:
         roots = _check_call(check_frame, _Probe())[1]
     else:
@@ -661,16 +868,21 @@ def render(trace: Trace, exc: BaseException, *, header: list[str], device: str |
                 imports.add(_global(name, frame.f_globals[name], helpers))
             elif name != "re" and not hasattr(builtins, name):  # re: pytest.raises written out
                 raise Unwritable(f"the failing statement names {name!r}, which the test frame does not hold")
-
-    if check_frame is None:  # the statement is written out whole: the calls it makes are in it
-        first, last = statement.span
-        trace.records = [r for r in trace.records if not (r.where and r.where[0] is frame.f_code and first <= r.where[1] <= last)]
+        first, last = statement.span  # the statement is written out whole: the calls it makes are in it
+        inside = [r for r in records if r.where and r.where[0] is frame.f_code and first <= r.where[1] <= last]
+        records = [r for r in records if not any(r is i for i in inside)]
+        made = {id(x.result) for x in records}
+        if not inside and not any(isinstance(r, torch.Tensor) or id(r) in made for r in roots):
+            raise Unwritable("the values it checks were not computed by torch calls the trace saw")
+    before = len(trace.records)
     trace._see(roots)  # a tensor no traced call took: as it is now
-    kept = _slice(trace, roots)
+    kept = _slice(trace, roots, records + trace.records[before:])
+    if any(r.where and r.where[2] for r in kept):
+        raise Unwritable("it depends on calls torch made back into the test (a custom Function, a hook, a dataset)")
     if check_frame is not None and not any(r.seed is None and not r.name.startswith("<") for r in kept):
         raise Unwritable("the values it checks were not computed by torch calls the trace saw")
     body = _inputs(trace, kept, roots, writer)
-    body += _calls(kept, writer)
+    body += _calls(kept, writer, frame.f_locals)
     final = []
     if check_frame is not None:
         final.append(_check_call(check_frame, writer)[0])
@@ -678,8 +890,8 @@ def render(trace: Trace, exc: BaseException, *, header: list[str], device: str |
         for name in bindings:
             value = frame.f_locals[name]
             known = writer.names.get(id(value))
-            if known != name:
-                final.append(f"{name} = {writer.value(value)}")
+            if known != name and name not in writer.assigned:
+                final.append(f"{name} = {_made_by(name, value, frame, records, writer) or writer.value(value)}")
         final.append(statement.text())
     body += writer.pending + [line for source in helpers.values() for line in ["", *source.splitlines(), ""]] + final
     text = "\n".join(body)
@@ -791,21 +1003,21 @@ def _storage(t: torch.Tensor):
         return None
 
 
-def _slice(trace: Trace, roots: list) -> list[Record]:
+def _slice(trace: Trace, roots: list, records: list[Record]) -> list[Record]:
     """The records the final check depends on (Note [Standalone repros]). A call that takes or
     returns both a tensor and an array (numpy(), from_numpy) ties them: where one is needed, a
     write through the other matters too; the walk repeats until no new tie is found."""
     needed_ids: set[int] = set()
     for _ in range(4):
         before = len(needed_ids)
-        kept = _walk(trace, roots, needed_ids)
+        kept = _walk(records, roots, needed_ids)
         if len(needed_ids) == before:
             break
     # a seed point matters only where a kept call after it draws random numbers
     return [r for i, r in enumerate(kept) if r.seed is None or any(k.rng for k in kept[i + 1 :])]
 
 
-def _walk(trace: Trace, roots: list, needed_ids: set[int]) -> list[Record]:
+def _walk(records: list[Record], roots: list, needed_ids: set[int]) -> list[Record]:
     needed_storage = set()
 
     def need(values):
@@ -816,8 +1028,8 @@ def _walk(trace: Trace, roots: list, needed_ids: set[int]) -> list[Record]:
 
     need(roots)
     kept = []
-    seeded_after = any(r.seed is not None for r in trace.records)
-    for record in reversed(trace.records):
+    seeded_after = any(r.seed is not None for r in records)
+    for record in reversed(records):
         made = _objects(record.result, [])
         used = _objects((record.args, record.kwargs), [])
         makes = any(id(o) in needed_ids for o in made)
@@ -825,7 +1037,8 @@ def _walk(trace: Trace, roots: list, needed_ids: set[int]) -> list[Record]:
         writes = (_mutates(record) or record.name == "<array write>") and any(
             id(o) in needed_ids or (isinstance(o, torch.Tensor) and _storage(o) in needed_storage) for o in targets
         )
-        if makes or writes or record.name in _ALWAYS_KEPT or (record.rng and seeded_after) or record.seed is not None:
+        always = record.name in _ALWAYS_KEPT or record.state or record.seed is not None
+        if makes or writes or always or (record.rng and seeded_after):
             kept.append(record)
             need((record.args, record.kwargs))
             need(record.result)
@@ -838,10 +1051,15 @@ def _walk(trace: Trace, roots: list, needed_ids: set[int]) -> list[Record]:
 
 
 def _objects(value, into: list) -> list:
-    """The tensors and arrays in `value` (what a script refers to by name)."""
+    """The tensors, arrays and lists in `value` (what a script refers to by name); an optimizer
+    stands for the parameters it updates."""
     if isinstance(value, (torch.Tensor, np.ndarray)):
         into.append(value)
+    elif isinstance(value, torch.optim.Optimizer):
+        _objects([p for group in value.param_groups for p in group["params"]], into)
     elif isinstance(value, (list, tuple)):
+        if isinstance(value, list):
+            into.append(value)
         for v in value:
             _objects(v, into)
     elif isinstance(value, dict):
@@ -921,7 +1139,74 @@ def _storage_literal(whole: torch.Tensor, device: torch.device, writer: _Writer)
     return f"torch.tensor({writer.value(values)}, dtype={whole.dtype}{where})"
 
 
-def _calls(kept: list[Record], writer: _Writer) -> list[str]:
+_GRAD_CONTEXTS = ("no_grad", "enable_grad", "inference_mode", "set_grad_enabled")
+
+
+def _source_context(where, names: dict, writer) -> str | None:
+    """The `with` statements the test wrote around the line that made a call, as a script writes
+    them: grad-mode contexts and torch.autocast as written (so a torch whose no_grad does nothing
+    still gets the script the test meant; a context held in a local, `ctx = torch.no_grad`, is
+    looked up in the test frame's `names`), contexts that do not change what torch computes
+    (pytest.raises, warnings, the suite's seeded generator) left out; any other is refused."""
+    if where is None:
+        return None
+    written = []
+    for node in _contexts_of(where[0]).get(where[1], ()):
+        call = node.items[0].context_expr if len(node.items) == 1 else None
+        name = ast.unparse(call.func) if isinstance(call, ast.Call) else ""
+        last = name.split(".")[-1]
+        if last in _TRANSPARENT_CONTEXTS:
+            continue
+        if not isinstance(call, ast.Call) or any(isinstance(k.arg, type(None)) for k in call.keywords):
+            raise Unwritable(f"a call made inside `with {ast.unparse(node.items[0].context_expr)}`")
+        if "." not in name and name in names:  # a context held in a local
+            local = names[name]
+            known = next((n for n in _GRAD_CONTEXTS if local is getattr(torch, n, None)), getattr(local, "__name__", ""))
+            if known not in _GRAD_CONTEXTS or call.args or call.keywords:
+                raise Unwritable(f"a call made inside `with {ast.unparse(call)}`")
+            written.append(f"torch.{known}()")
+            continue
+        if last not in (*_GRAD_CONTEXTS, "autocast") or not name.startswith("torch."):
+            raise Unwritable(f"a call made inside `with {ast.unparse(call)}`")
+        written.append(ast.unparse(_Literals(names, writer).visit(_copy(call))))
+    return ", ".join(written) or None
+
+
+_TRANSPARENT_CONTEXTS = ("raises", "warns", "catch_warnings", "private_rng", "fork_rng", "deprecated_call", "suppress")
+
+
+def _copy(node):
+    return ast.parse(ast.unparse(node), mode="eval").body
+
+
+class _Literals(ast.NodeTransformer):
+    """Names of the test's locals inside a context's arguments, replaced by their values."""
+
+    def __init__(self, names: dict, writer):
+        self.names, self.writer = names, writer
+
+    def visit_Name(self, node):
+        if node.id in self.names and node.id not in ("torch",):
+            return ast.parse(self.writer.value(self.names[node.id]), mode="eval").body
+        return node
+
+
+@functools.cache
+def _contexts_of(code) -> dict[int, tuple]:
+    """Line -> the `with` statements around it in `code`'s source, outermost first."""
+    parsed = _parsed(code)
+    if parsed is None:
+        return {}
+    tree, first = parsed
+    found: dict[int, list] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With):
+            for n in range(node.body[0].lineno, (node.end_lineno or node.lineno) + 1):
+                found.setdefault(n + first - 1, []).append(node)
+    return {line: tuple(sorted(nodes, key=lambda w: w.lineno)) for line, nodes in found.items()}
+
+
+def _calls(kept: list[Record], writer: _Writer, names: dict) -> list[str]:
     lines, context = [], None
     for record in kept:
         text = writer.call(record)
@@ -930,24 +1215,34 @@ def _calls(kept: list[Record], writer: _Writer) -> list[str]:
         result = record.result
         statement = (
             record.seed is not None
+            or record.state
             or record.name == "<array write>"
             or record.name.rsplit(".", 1)[-1] in ("__set__", "__setitem__")
             or (record.name.rsplit(".", 1)[-1].startswith("__i") and _mutates(record))
         )
         returns_self = isinstance(result, torch.Tensor) and any(result is a for a in record.args)
         named = isinstance(result, torch.Tensor) or bool(_tensors(result, [])) or isinstance(result, (np.ndarray, list))
-        if not statement and named and not returns_self:
-            name = writer.fresh(writer.frame_names.get(id(result)), "t")
+        if not statement and named and not (returns_self and _mutates(record)):
+            # A call that handed back its own argument (t.float() of a float tensor) gets a name of
+            # its own all the same: on another torch it may not be the same object.
+            preferred = writer.frame_names.get(id(result))
+            if returns_self:
+                preferred = next((n for n in writer.all_names.get(id(result), ()) if n not in writer.taken), None)
+            name = writer.fresh(preferred, "t")
             text = f"{name} = {text}"
-            writer.names[id(result)] = name
+            writer.assigned.add(name)
+            if not returns_self:
+                writer.names[id(result)] = name
             if isinstance(result, (list, tuple)):
                 for i, r in enumerate(result):
                     if isinstance(r, torch.Tensor) and id(r) not in writer.names:
                         writer.names[id(r)] = f"{name}[{i}]"
-        wanted = ("inference" if record.inference else None) or ("no_grad" if not record.grad else None)
+        wanted = _source_context(record.where, names, writer) or (
+            ("torch.inference_mode()" if record.inference else None) or ("torch.no_grad()" if not record.grad else None)
+        )
         if wanted != context:
             context = wanted
             if wanted:
-                lines.append(f"with torch.{'inference_mode' if wanted == 'inference' else 'no_grad'}():")
+                lines.append(f"with {wanted}:")
         lines.append(("    " if context else "") + text)
     return lines

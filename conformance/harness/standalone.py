@@ -78,10 +78,10 @@ def _write(item, identity, trace, exc) -> None:
         header += [behaviour.statement, f'Documented: "{behaviour.quote}"' if behaviour.quote else "", behaviour.doc]
     header = [line for line in header if line is not None]
     backends = [b["module"] for b in item.config.stash.get(RUN, {}).get("backends", [])]
+    # a script spells pytest.raises with try/except, which raises AssertionError
+    fails_with = "AssertionError" if isinstance(exc, pytest.fail.Exception) else type(exc).__name__
     try:
-        script = render(trace, exc, header=header, device=identity.device, backends=backends)
-        # a script spells pytest.raises with try/except, which raises AssertionError
-        fails_with = "AssertionError" if isinstance(exc, pytest.fail.Exception) else type(exc).__name__
+        script = render(trace, exc, header=header, device=identity.device, backends=backends, fails_with=fails_with)
         item.stash[SCRIPT] = {"snippet": script, "snippet_fails_with": fails_with}
     except Unwritable as why:
         item.stash[SCRIPT] = {"snippet_missing": str(why)}
