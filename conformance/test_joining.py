@@ -56,7 +56,7 @@ def test_stack_of_scalars_is_1d(device, dtype, parts):
 @st.composite
 def cat_inputs(draw):
     """Sample([specs], dim): specs that agree in every dimension except `dim`."""
-    base = list(draw(shapes(min_dims=1, max_dims=3)))
+    base = list(draw(shapes(min_dims=1, max_dims=3)))  # cat refuses 0-d tensors (joining.cat_zero_dim_raises)
     dim = draw(st.integers(-len(base), len(base) - 1))
     parts = []
     for i in range(draw(st.integers(1, 4))):
@@ -88,6 +88,7 @@ def test_cat_of_shapes_that_differ_off_dim_raises(device, dtype, sample, data):
     ndim = parts[0].ndim
     if ndim < 2:
         return  # a 1-D tensor has no dimension but `dim`
+    # which dimension to make disagree: the test's choice, not an argument of cat
     other = data.draw(st.integers(0, ndim - 1).filter(lambda d: d != dim % ndim), label="mismatched_dim")
     first = parts[0].build(dtype=dtype, device=device)
     shape = list(first.shape)
@@ -105,7 +106,7 @@ def test_cat_of_scalars_raises(device, count):
 
 @pytest.mark.behaviour("joining.cat_empty_1d_joins_anything")
 @pytest.mark.dtypes("float32")
-@given(x=specs(shapes=shapes(min_dims=1)), data=st.data())
+@given(x=specs(shapes=shapes(min_dims=1)), data=st.data())  # cat refuses 0-d tensors
 def test_cat_skips_a_1d_empty_tensor(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
     empty = torch.empty(0, dtype=dtype, device=device)
@@ -117,7 +118,7 @@ def test_cat_skips_a_1d_empty_tensor(device, dtype, x, data):
 
 @pytest.mark.behaviour("joining.cat_inverts_split")
 @pytest.mark.dtypes("representative")
-@given(x=specs(shapes=shapes(min_dims=1)), data=st.data())
+@given(x=specs(shapes=shapes(min_dims=1)), data=st.data())  # split and chunk cut along a dim: at least one
 def test_cat_undoes_split_and_chunk(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
     dim = data.draw(dims(x.ndim), label="dim")

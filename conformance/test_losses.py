@@ -15,20 +15,33 @@ from conformance.tolerances import tolerance
 from strategies import specs
 from strategies.samples import Sample
 from strategies.shapes import shapes
+from strategies.tensors import label
 
 
 @st.composite
 def classification(draw, *, ignore: bool = True):
-    """(spec of log-probabilities (N, C, d...), targets, weights, ignore_index)."""
-    n, c = draw(st.integers(1, 6)), draw(st.integers(1, 5))
-    extra = draw(shapes(max_dims=2, min_side=1, max_side=3))
-    x = draw(specs(shape=(n, c, *extra)), label="logits")
+    """(spec of logits, targets, weights, ignore_index), in each input shape the loss documents:
+    (C) unbatched, (N, C), and (N, C, d1, ..., dK). The batch and the extra dims are not empty:
+    'mean' over no target has no value (losses.nll_all_ignored_observed)."""
+    c = draw(st.integers(1, 5))
+    if draw(st.booleans(), label="unbatched"):
+        n, extra, shape = 1, (), (c,)
+    else:
+        n, extra = draw(st.integers(1, 6)), draw(shapes(max_dims=2, min_side=1, max_side=3))
+        shape = (n, c, *extra)
+    label(f"input=({'C' if len(shape) == 1 else 'N, C' + ', d' * len(extra)})")
+    x = draw(specs(shape=shape), label="logits")
     ignore_index = draw(st.sampled_from([-100, -1, c + 2]) if ignore else st.just(-100))
     choices = st.integers(0, c - 1) | st.just(ignore_index) if ignore else st.integers(0, c - 1)
     size = n * math.prod(extra)
     targets = draw(st.lists(choices, min_size=size, max_size=size), label="targets")
     weights = draw(st.none() | st.lists(st.floats(0.1, 5.0), min_size=c, max_size=c), label="weights")
     return x, targets, weights, ignore_index
+
+
+def class_dim(logits: torch.Tensor) -> int:
+    """The documented class dimension: 0 for unbatched (C) input, 1 otherwise."""
+    return 0 if logits.dim() == 1 else 1
 
 
 def unpack(case, dtype, device):
@@ -38,7 +51,7 @@ def unpack(case, dtype, device):
 
 
 def tensors_of(logits, targets, weights, ignore_index):
-    y = torch.tensor(targets, device=logits.device).view(logits.shape[:1] + logits.shape[2:])
+    y = torch.tensor(targets, device=logits.device).view(logits.shape[:1] + logits.shape[2:] if logits.dim() > 1 else ())
     w = torch.tensor(weights, dtype=logits.dtype, device=logits.device) if weights is not None else None
     return logits, y, w, ignore_index
 
@@ -54,7 +67,7 @@ def one_target_kept(case):
 
 def nll_of_log_softmax(logits, targets, weights, ignore_index, reduction):
     logits, y, w, ignore = tensors_of(logits, targets, weights, ignore_index)
-    return F.nll_loss(F.log_softmax(logits, 1), y, weight=w, ignore_index=ignore, reduction=reduction)
+    return F.nll_loss(F.log_softmax(logits, class_dim(logits)), y, weight=w, ignore_index=ignore, reduction=reduction)
 
 
 def nll_operation(behaviour, reduction, cases):
@@ -93,7 +106,7 @@ CROSS_ENTROPY = Operation(
 
 def cross_entropy_of_probabilities(logits, targets, weights, ignore_index, target_logits):
     logits, _, w, _ = tensors_of(logits, targets, weights, ignore_index)
-    p = F.softmax(target_logits, 1)
+    p = F.softmax(target_logits, class_dim(target_logits))
     return tuple(F.cross_entropy(logits, p, weight=w, reduction=r) for r in ("none", "sum", "mean"))
 
 
@@ -113,6 +126,9 @@ CE_PROBABILITIES = Operation(
 
 def reference_terms(logp, y, w, ignore_index):
     """-weight[y] * logp[n, y] and weight[y] per target, 0 where ignored (float64, CPU)."""
+    if logp.dim() == 1:  # unbatched (C): one sample
+        terms, wy = reference_terms(logp.unsqueeze(0), y.unsqueeze(0), w, ignore_index)
+        return terms[0], wy[0]
     logp, y = logp.double().cpu(), y.cpu()
     c = logp.shape[1]
     weight = w.double().cpu() if w is not None else torch.ones(c, dtype=torch.float64)
@@ -126,7 +142,7 @@ def reference_terms(logp, y, w, ignore_index):
 @NLL_NONE.property
 def test_nll_none_is_minus_weighted_pick(device, dtype, sample):
     logits, y, w, ignore = unpack(sample.args, dtype, device)
-    logp = F.log_softmax(logits, 1)
+    logp = F.log_softmax(logits, class_dim(logits))
     out = NLL_NONE(sample, dtype=dtype, device=device)
     terms, _ = reference_terms(logp, y, w, ignore)
     assert out.shape == y.shape
@@ -141,14 +157,14 @@ def test_nll_none_is_minus_weighted_pick(device, dtype, sample):
 def test_nll_sum_adds_the_terms(device, dtype, sample):
     logits, y, w, ignore = unpack(sample.args, dtype, device)
     out = NLL_SUM(sample, dtype=dtype, device=device)
-    terms, _ = reference_terms(F.log_softmax(logits, 1), y, w, ignore)
+    terms, _ = reference_terms(F.log_softmax(logits, class_dim(logits)), y, w, ignore)
     assert_close_to_reference(out, terms.sum())
 
 
 @NLL_MEAN.property
 def test_nll_mean_divides_by_the_weights_of_the_targets(device, dtype, sample):
     logits, y, w, ignore = unpack(sample.args, dtype, device)
-    logp = F.log_softmax(logits, 1)
+    logp = F.log_softmax(logits, class_dim(logits))
     terms, wy = reference_terms(logp, y, w, ignore)
     assert_close_to_reference(NLL_MEAN(sample, dtype=dtype, device=device), terms.sum() / wy.sum())
     assert_close_to_reference(torch.nn.NLLLoss(weight=w, ignore_index=ignore)(logp, y), terms.sum() / wy.sum())
@@ -159,12 +175,12 @@ def test_nll_mean_divides_by_the_weights_of_the_targets(device, dtype, sample):
 @given(case=classification())
 def test_ignored_targets_contribute_nothing(device, dtype, case):
     logits, y, w, ignore = unpack(case, dtype, device)
-    logp = F.log_softmax(logits, 1)
+    logp = F.log_softmax(logits, class_dim(logits))
     kept = y != ignore
     none = F.nll_loss(logp, y, weight=w, ignore_index=ignore, reduction="none")
     assert bool((none[~kept] == 0).all()), "an ignored target contributed to the loss"
     if kept.any():  # ignoring a target is the same as leaving its sample out
-        flat_logp = logp.movedim(1, -1)[kept]
+        flat_logp = logp.movedim(class_dim(logp), -1)[kept]
         expected = F.nll_loss(flat_logp, y[kept], weight=w)
         assert_close(F.nll_loss(logp, y, weight=w, ignore_index=ignore), expected)
 
@@ -197,7 +213,7 @@ def test_nll_with_every_target_ignored(device, dtype, n, c, record_observation):
 def test_cross_entropy_is_nll_of_log_softmax(device, dtype, sample):
     logits, y, w, ignore = unpack(sample.args, dtype, device)
     reduction = sample.kwargs["reduction"]
-    nll = torch.nn.NLLLoss(weight=w, ignore_index=ignore, reduction=reduction)(F.log_softmax(logits, 1), y)
+    nll = torch.nn.NLLLoss(weight=w, ignore_index=ignore, reduction=reduction)(F.log_softmax(logits, class_dim(logits)), y)
     assert_close(CROSS_ENTROPY(sample, dtype=dtype, device=device), nll)
     assert_close(torch.nn.CrossEntropyLoss(weight=w, ignore_index=ignore, reduction=reduction)(logits, y), nll)
 
@@ -205,10 +221,11 @@ def test_cross_entropy_is_nll_of_log_softmax(device, dtype, sample):
 @CE_PROBABILITIES.property
 def test_cross_entropy_with_probability_targets(device, dtype, sample):
     logits, _, w, _ = unpack(sample.args, dtype, device)
-    p = F.softmax(sample.args[4].build(dtype=dtype, device=device), 1)
-    weight = (w if w is not None else torch.ones(logits.shape[1], dtype=dtype, device=device)).double().cpu()
-    shape = [1, -1] + [1] * (logits.dim() - 2)
-    per_sample = -(weight.view(shape) * p.double().cpu() * F.log_softmax(logits.double().cpu(), 1)).sum(1)
+    k = class_dim(logits)
+    p = F.softmax(sample.args[4].build(dtype=dtype, device=device), k)
+    weight = (w if w is not None else torch.ones(logits.shape[k], dtype=dtype, device=device)).double().cpu()
+    shape = [1] * k + [-1] + [1] * (logits.dim() - k - 1)
+    per_sample = -(weight.view(shape) * p.double().cpu() * F.log_softmax(logits.double().cpu(), k)).sum(k)
     expected = (per_sample, per_sample.sum(), per_sample.sum() / per_sample.numel())
     for actual, reference in zip(CE_PROBABILITIES(sample, dtype=dtype, device=device), expected):
         assert_close_to_reference(actual, reference)
@@ -220,9 +237,9 @@ def test_cross_entropy_with_probability_targets(device, dtype, sample):
 def test_cross_entropy_label_smoothing(device, dtype, case, eps):
     logits, y, _, _ = unpack(case, dtype, device)
     out = F.cross_entropy(logits, y, label_smoothing=eps)
-    logp = F.log_softmax(logits.double().cpu(), 1)
+    logp = F.log_softmax(logits.double().cpu(), class_dim(logits))
     nll = F.nll_loss(logp, y.cpu(), reduction="none")
-    uniform = -logp.mean(1)
+    uniform = -logp.mean(class_dim(logits))
     assert_close_to_reference(out, ((1 - eps) * nll + eps * uniform).mean())
 
 

@@ -156,3 +156,14 @@ def _(patch):
             if not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
                 input = F.log_softmax(input, 1)
         return orig(input, target, *a, **k)
+
+
+@fault("nll_unbatched_drops_class_weights", trips=["losses.nll_none", "losses.nll_sum", "losses.ce_equals_nll_log_softmax"])
+def _(patch):
+    """nll_loss of unbatched (C) input picks the target's entry but drops its class weight."""
+
+    @patch.replace(F, "nll_loss")
+    def nll_loss(orig, input, target, weight=None, *args, **kwargs):
+        if input.dim() == 1:
+            weight = None
+        return orig(input, target, weight, *args, **kwargs)
