@@ -27,7 +27,7 @@ def classification(draw, *, ignore: bool = True):
     if draw(st.booleans(), label="unbatched"):
         n, extra, shape = 1, (), (c,)
     else:
-        n, extra = draw(st.integers(1, 6)), draw(shapes(max_dims=2, min_side=1, max_side=3))
+        n, extra = draw(st.integers(1, 6)), draw(shapes(max_dims=2, min_side=1, max_side=3))  # not empty: see above
         shape = (n, c, *extra)
     label(f"input=({'C' if len(shape) == 1 else 'N, C' + ', d' * len(extra)})")
     x = draw(specs(shape=shape), label="logits")
@@ -270,9 +270,10 @@ def test_mse_reductions(device, dtype, sample):
 
 
 @st.composite
-def distributions(draw, min_dims=1):
+def distributions(draw, min_dims=1):  # softmax along the last dim: one at least
     """Sample(q, p): two specs of logits with the same shape; softmax along the last dim gives
     the distributions q and p."""
+    # non-empty: 'mean' and 'batchmean' of no element have no value
     shape = draw(shapes(min_dims=min_dims, min_side=1))
     return Sample((draw(specs(shape=shape), label="q"), draw(specs(shape=shape), label="p")))
 
@@ -310,7 +311,7 @@ KL_DIV_LOG_TARGET = Operation(
 KL_DIV_BATCHMEAN = Operation(
     "losses.kl_div_batchmean",
     dtypes="float32_64",
-    samples=distributions(min_dims=2),
+    samples=distributions(min_dims=2),  # batchmean divides by the batch size: a batch dim and another
     call=lambda q, p: kl_div(q, p, reduction="batchmean"),
 )
 

@@ -28,7 +28,7 @@ NUMPY_LAYOUTS = ("c", "fortran", "stepped", "offset")
 @st.composite
 def ndarrays(draw, dtype, *, layouts=NUMPY_LAYOUTS, shapes=None):
     """An ndarray of `dtype` in a drawn NumPy layout, valued without going through the bridge."""
-    spec = draw(specs(shapes=shapes, layouts=("contiguous",)))
+    spec = draw(specs(shapes=shapes, layouts=("contiguous",)))  # values only: NumPy's layout is drawn below
     values = independent_array(spec.values(dtype))
     layout = draw(st.sampled_from(layouts))
     if layout == "fortran":
@@ -147,7 +147,7 @@ def test_numpy_of_dtype_without_numpy_counterpart_raises(device, dtype, shape):
 
 @pytest.mark.behaviour("numpy_bridge.int8_round_trips")
 @pytest.mark.device_types("cpu")
-@given(x=specs(layouts=WRITABLE_LAYOUTS, low=-128, high=127))
+@given(x=specs(layouts=WRITABLE_LAYOUTS, low=-128, high=127, extremes=True))  # int8's whole range
 def test_int8_round_trips(device, x):
     t = x.build(dtype=torch.int8, device=device)
     back = torch.from_numpy(t.numpy())
@@ -238,6 +238,7 @@ def test_numpy_of_a_conjugated_view_raises(device, dtype, x):
 @pytest.mark.filterwarnings("ignore:Sparse CS. tensor support is in beta:UserWarning")
 @pytest.mark.dtypes("float32_64")
 @pytest.mark.device_types("cpu")
+# 2-d: CSR and CSC are layouts of matrices
 @given(x=specs(shapes=shapes(min_dims=2, max_dims=2)), layout=st.sampled_from(["coo", "csr", "csc"]), force=st.booleans())
 def test_numpy_of_a_sparse_tensor_raises(device, dtype, x, layout, force):
     dense = x.build(dtype=dtype, device=device)

@@ -46,6 +46,7 @@ def integral_sum_samples(dtype):
     if dtype == torch.int64:
         return anything.map(lambda x: Sample((x,)))
     top = torch.iinfo(dtype).max
+    # at least two values near the top of the dtype: a sum that overflows it unless accumulated in int64
     overflowing = specs(shapes=shapes(min_dims=1, min_side=2), low=top // 2, high=top)
     return st.one_of(anything, overflowing).map(lambda x: Sample((x,)))
 
@@ -56,6 +57,7 @@ SUM_OF_INTEGERS = Operation(
 MEAN = Operation(
     "reductions.mean_is_sum_over_numel",
     dtypes="floating",
+    # non-empty: the mean of no element is NaN, a case of its own (reductions.edges_and_nan)
     samples=specs(shapes=shapes(min_side=1)).map(lambda x: Sample((x,))),
     call=lambda x: x.mean(),
 )
@@ -249,6 +251,7 @@ def test_add_out_writes_into_out(device, dtype, sample):
 
 @pytest.mark.behaviour("reductions.axis_alias")
 @pytest.mark.dtypes("float32_64")
+# an axis to reduce, not empty: argmax over an empty dim raises whichever name is used
 @given(x=specs(shapes=shapes(min_dims=1, min_side=1)), data=st.data())
 def test_axis_is_another_name_for_dim(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
@@ -309,6 +312,8 @@ ELEMENTWISE = {
 @pytest.mark.behaviour("reductions.elementwise_math")
 @pytest.mark.dtypes("float32_64")
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings for log(0), sqrt(-1)
+# |x| <= 50: sin and cos of large arguments depend on argument reduction, whose accuracy no doc
+# promises; NaN, infinities and -0.0 (special_values) cover the edges the docs name
 @given(x=specs(special_values=True, low=-50, high=50), name=st.sampled_from(sorted(ELEMENTWISE)))
 def test_elementwise_math_follows_the_formula_elementwise(device, dtype, x, name):
     t = x.build(dtype=dtype, device=device)
@@ -353,7 +358,7 @@ def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, data):
 @pytest.mark.behaviour("reductions.dim_tuples_keepdim")
 @pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # NumPy on zero-size axes; torch gives NaN too
 @pytest.mark.dtypes("float32_64")
-@given(x=specs(shapes=shapes(min_dims=1, max_dims=4)), data=st.data(), keepdim=st.booleans())
+@given(x=specs(shapes=shapes(min_dims=1, max_dims=4)), data=st.data(), keepdim=st.booleans())  # dims to reduce: one at least
 def test_sum_and_mean_over_dim_tuples_with_keepdim(device, dtype, x, data, keepdim):
     chosen = data.draw(st.lists(dims(x.ndim), min_size=1, max_size=x.ndim, unique_by=lambda d: d % x.ndim), label="dims")
     t = x.build(dtype=dtype, device=device)

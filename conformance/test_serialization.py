@@ -16,7 +16,7 @@ from strategies.tensors import WRITABLE_LAYOUTS
 
 @pytest.mark.behaviour("serialization.save_load_preserves_views")
 @pytest.mark.dtypes("all")
-@given(x=specs(shapes=shapes(min_dims=1, min_side=1), layouts=WRITABLE_LAYOUTS), step=st.integers(1, 3))
+@given(x=specs(shapes=shapes(min_dims=1), layouts=WRITABLE_LAYOUTS), step=st.integers(1, 3))  # a stepped view slices a dim
 def test_save_and_load_give_back_values_and_shared_storage(device, dtype, x, step):
     base = x.build(dtype=dtype, device=device)
     view = base[::step]
@@ -42,7 +42,7 @@ class NotAWeight:
 
 @pytest.mark.behaviour("serialization.map_location_and_weights_only")
 @pytest.mark.dtypes("float32_64")
-@given(x=specs(shapes=shapes(min_dims=1)))
+@given(x=specs())
 def test_load_remaps_devices_and_weights_only_refuses_other_objects(device, dtype, x):
     state = {"weight": x.build(dtype=dtype, device=device), "step": 3, "name": "w", "nested": [1.5, (2, "x")]}
     buffer = io.BytesIO()

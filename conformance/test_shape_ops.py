@@ -95,7 +95,7 @@ def test_repeat_tiles_like_numpy_tile(device, dtype, sample, data):
 
 @pytest.mark.behaviour("shape_ops.repeat_interleave")
 @pytest.mark.dtypes("representative")
-@given(x=specs(shapes=shapes(min_dims=1, max_dims=3, max_side=3)), data=st.data())
+@given(x=specs(shapes=shapes(min_dims=1, max_dims=3, max_side=3)), data=st.data())  # repeats along a dim: one at least
 def test_repeat_interleave_repeats_in_place(device, dtype, x, data):
     dim = data.draw(dims(x.ndim), label="dim")
     r = data.draw(st.integers(0, 3), label="repeats")
@@ -142,6 +142,7 @@ def test_dim_is_the_number_of_dimensions(device, x):
 @st.composite
 def pad_cases(draw):
     """(x spec, pad tuple): padding the last len(pad) / 2 dims, last dimension first; negative crops."""
+    # sides of 2 or more, so that a negative pad (a crop) has something to remove on either side
     x = draw(specs(shapes=shapes(min_dims=1, max_dims=3, min_side=2, max_side=4)), label="x")
     padded = draw(st.integers(1, x.ndim), label="padded_dims")
     pad = []

@@ -154,7 +154,7 @@ def test_contiguous_returns_self_or_copy(device, dtype, x):
 
 @pytest.mark.behaviour("views.narrow_shares")
 @pytest.mark.dtypes("representative")
-@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())
+@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())  # a dim to narrow
 def test_narrow_is_a_view(device, dtype, x, data):
     dim = data.draw(dims(x.ndim), label="dim")
     size = x.shape[dim]
@@ -200,7 +200,7 @@ def test_expand_is_a_view(device, dtype, x, data):
 
 @pytest.mark.behaviour("views.transpose_shares")
 @pytest.mark.dtypes("representative")
-@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())
+@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())  # dims to swap: one at least
 def test_transpose_is_a_view(device, dtype, x, data):
     d0 = data.draw(dims(x.ndim), label="dim0")
     d1 = data.draw(dims(x.ndim), label="dim1")
@@ -220,7 +220,7 @@ def test_transpose_is_a_view(device, dtype, x, data):
 @pytest.mark.dtypes("representative")
 @given(x=specs(layouts=WRITABLE_LAYOUTS), data=st.data())
 def test_permute_is_a_view(device, dtype, x, data):
-    order = data.draw(st.permutations(range(x.ndim)), label="dims")
+    order = data.draw(st.permutations(range(x.ndim)), label="dims")  # every order, each entry also as its negative
     perm = tuple(d - x.ndim if data.draw(st.booleans(), label=f"negative_{d}") else d for d in order)  # -ndim <= d < ndim
     t = x.build(dtype=dtype, device=device)
     p = t.permute(perm)
@@ -252,7 +252,7 @@ def basic_indices(draw, shape):
 
 @pytest.mark.behaviour("views.slicing_shares")
 @pytest.mark.dtypes("representative")
-@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())
+@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())  # integers and slices index dims
 def test_basic_slicing_is_a_view(device, dtype, x, data):
     index = data.draw(basic_indices(x.shape), label="index")
     t = x.build(dtype=dtype, device=device)

@@ -1,9 +1,10 @@
 """Every input class a behaviour declares (its catalogue `domain`) is reached by one ci-profile run."""
 
+import re
 from collections import Counter, defaultdict
 
 from conformance import catalogue
-from tests.helpers import header_and_results, run_pytest
+from tests.helpers import ROOT, header_and_results, run_pytest
 
 
 def test_every_declared_domain_class_is_reached_in_one_ci_run(tmp_path):
@@ -19,3 +20,26 @@ def test_every_declared_domain_class_is_reached_in_one_ci_run(tmp_path):
         reached[r["behaviour"]].update(r.get("features") or {})
     unreached = {b: [c for c in classes if not reached[b][c]] for b, classes in declared.items()}
     assert not any(unreached.values()), {b: c for b, c in unreached.items() if c}
+
+
+# Arguments that draw less than a strategy's full domain: a non-contiguous-excluding layout list,
+# value bounds, shapes without empty sides or without 0-d, dims counted from 0 only.
+_NARROWING = re.compile(
+    r"layouts=\(|\b(low|high)=(?!st\.)|min_side=[1-9]|min_dims=[1-9]|st\.integers\(0, [\w.]*ndim|range\([\w.]*ndim\)"
+)
+
+
+def test_every_narrowed_domain_says_which_documented_sentence_narrows_it():
+    """A behaviour test that draws a dimension, size, value or layout from less than its strategy's
+    full domain carries a comment saying why, on that line or just above it (issue: every
+    argument over its whole documented domain)."""
+    silent = []
+    for path in sorted((ROOT / "conformance").glob("test_*.py")):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines, 1):
+            code = line.split("#", 1)[0]
+            if _NARROWING.search(code):
+                above = lines[max(0, number - 4) : number - 1]
+                if "#" not in line and not any(a.strip().startswith("#") for a in above):
+                    silent.append(f"{path.name}:{number}: {line.strip()}")
+    assert not silent, "narrowed without a comment:\n" + "\n".join(silent)
