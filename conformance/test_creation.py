@@ -14,16 +14,9 @@ from hypothesis.extra.numpy import arrays
 
 from conformance.checks import private_rng
 from strategies import DTYPE_GROUPS, specs
+from strategies.samples import SIZE_FORMS
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS
-
-# The documented ways of giving a size: "a variable number of arguments or a collection like a list or tuple"
-SIZE_FORMS = {
-    "separate ints": lambda shape: tuple(shape) or ((),),  # no arguments at all is no size: a 0-d shape goes as ()
-    "a tuple": lambda shape: (tuple(shape),),
-    "a list": lambda shape: (list(shape),),
-    "a torch.Size": lambda shape: (torch.Size(shape),),
-}
 
 
 @pytest.mark.behaviour("creation.factory_shapes_dtypes")

@@ -11,6 +11,7 @@ from torch.utils import data as tud
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from conformance.checks import assert_equal
+from strategies.samples import option_grid
 
 pytestmark = pytest.mark.device_types("cpu")  # the loader's semantics do not depend on a device
 
@@ -63,9 +64,11 @@ def test_default_collate_of_dicts(device, n, batch):
 
 
 @pytest.mark.behaviour("data.last_batch_smaller")
-@given(n=st.integers(0, 20), batch=st.integers(1, 6), drop_last=st.booleans())
-def test_batch_count_and_last_batch(device, n, batch, drop_last):
-    sizes = [len(b[0]) for b in loader(Indexed(n), batch_size=batch, drop_last=drop_last)]
+# drop_last with shuffle: shuffling reorders the samples, never the batch sizes
+@given(n=st.integers(0, 20), batch=st.integers(1, 6), options=option_grid(drop_last=[False, True], shuffle=[False, True]))
+def test_batch_count_and_last_batch(device, n, batch, options):
+    drop_last = options["drop_last"]
+    sizes = [len(b[0]) for b in loader(Indexed(n), batch_size=batch, **options)]
     assert len(sizes) == (n // batch if drop_last else math.ceil(n / batch))
     assert all(s == batch for s in sizes[:-1])
     if sizes:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from conformance.checks import assert_equal, assert_own_storage, independent_array
 from strategies import specs
+from strategies.samples import index_lists
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS
 
@@ -25,7 +26,7 @@ def test_assignment_through_index_lists_and_slices(device, dtype, x, data):
     else:
         # Unsorted and negative indices (-n <= i < n), as a list or a tensor. Repeats are left out:
         # "If accumulate is False, the behavior is undefined if indices contain duplicate elements."
-        index = data.draw(st.lists(st.integers(-n, n - 1), unique_by=lambda i: i % n), label="rows")
+        index = data.draw(index_lists(n, unique=True), label="rows")
         rows = [i % n for i in index]
         if data.draw(st.booleans(), label="as_tensor"):
             index = torch.tensor(index, dtype=torch.long, device=device)
@@ -41,7 +42,7 @@ def test_assignment_through_index_lists_and_slices(device, dtype, x, data):
 def test_index_assignment_builds_a_mask(device, n, data):
     # repeated, unsorted and negative positions, or none at all (a mask with no True); repeats are
     # fine here, since every write stores the same 1
-    idx = data.draw(st.lists(st.integers(-n, n - 1), max_size=2 * n), label="idx")
+    idx = data.draw(index_lists(n, max_size=2 * n), label="idx")
     mask = torch.zeros(n, device=device)
     mask[torch.tensor(idx, dtype=torch.long, device=device)] = 1
     mask = mask.bool()
@@ -56,7 +57,7 @@ def test_index_assignment_builds_a_mask(device, n, data):
 def test_advanced_indexing_returns_a_copy(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
     n = x.shape[0]
-    rows = data.draw(st.lists(st.integers(-n, n - 1), min_size=1), label="rows")  # repeats and negatives read fine
+    rows = data.draw(index_lists(n, min_size=1), label="rows")  # repeats and negatives read fine
     kind = data.draw(st.sampled_from(["list", "tensor", "mask"]), label="kind")
     index = {
         "list": rows,

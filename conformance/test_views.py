@@ -18,7 +18,7 @@ from conformance.checks import (
 )
 from conformance.harness.declaration import Operation
 from strategies import specs
-from strategies.samples import Sample, dims
+from strategies.samples import Sample, call_forms, dims
 from strategies.shapes import reshapes, shapes
 from strategies.tensors import WRITABLE_LAYOUTS, label
 
@@ -152,6 +152,9 @@ def test_contiguous_returns_self_or_copy(device, dtype, x):
         assert_equal(c.cpu(), x.logical_values(dtype))
 
 
+NARROW_FORMS = {"method": lambda t, *a: t.narrow(*a), "function": lambda t, *a: torch.narrow(t, *a)}
+
+
 @pytest.mark.behaviour("views.narrow_shares")
 @pytest.mark.dtypes("representative")
 @given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())  # a dim to narrow
@@ -164,15 +167,10 @@ def test_narrow_is_a_view(device, dtype, x, data):
     begin = start + size if start < 0 else start
     length = data.draw(st.integers(0, size - begin), label="length")
     as_tensor = data.draw(st.booleans(), label="start_as_tensor")
-    method = data.draw(st.booleans(), label="method_form")
-    label(
-        "start<0" if start < 0 else "start>=0",
-        f"start={'tensor' if as_tensor else 'int'}",
-        f"form={'method' if method else 'function'}",
-    )
+    form = data.draw(call_forms(NARROW_FORMS), label="form")
+    label("start<0" if start < 0 else "start>=0", f"start={'tensor' if as_tensor else 'int'}")
     t = x.build(dtype=dtype, device=device)
-    given_start = torch.tensor(start) if as_tensor else start
-    narrowed = t.narrow(dim, given_start, length) if method else torch.narrow(t, dim, given_start, length)
+    narrowed = NARROW_FORMS[form](t, dim, torch.tensor(start) if as_tensor else start, length)
     assert_is_live_view(
         narrowed,
         t,

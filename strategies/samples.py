@@ -83,3 +83,69 @@ def broadcast_operands(draw, count: int = 2, *, signature: str | None = None, ma
     else:
         shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=count, max_dims=max_dims, max_side=max_side), label="shapes")
     return Sample(tuple(draw(specs(shape=s), label=f"arg{i}") for i, s in enumerate(shapes.input_shapes)))
+
+
+# The documented ways of giving a size: "a variable number of arguments or a collection like a
+# list or tuple" (torch.zeros and the other factories; view and reshape take the same forms).
+# Each maps a shape to the positional arguments that spell it.
+SIZE_FORMS = {
+    "separate ints": lambda shape: tuple(shape) or ((),),  # no arguments at all is no size: a 0-d shape goes as ()
+    "a tuple": lambda shape: (tuple(shape),),
+    "a list": lambda shape: (list(shape),),
+    "a torch.Size": lambda shape: (torch.Size(shape),),
+}
+
+
+def index_lists(n: int, *, unique: bool = False, min_size: int = 0, max_size: int | None = None) -> st.SearchStrategy[list]:
+    """Indices into a dim of `n` elements over their documented domain, -n <= i < n: unsorted,
+    negative, repeated (unless `unique`, which keeps one index per element, counting i and i - n
+    as the same), and empty unless `min_size` says otherwise. Reports the classes it drew:
+    "index<0", "index=repeated", "index=unsorted", "index=empty"."""
+    if not isinstance(n, int) or n < 0:
+        raise InvalidArgument(f"index_lists(n={n!r}): expected a non-negative int")
+    if min_size and not n:
+        raise InvalidArgument(f"index_lists(n=0, min_size={min_size}): a dim of no element has no index")
+    if unique and max_size is None:
+        max_size = n
+    elements = st.integers(-n, n - 1) if n else st.nothing()
+    drawn = st.lists(elements, min_size=min_size, max_size=max_size, unique_by=(lambda i: i % n) if unique else None)
+    return drawn.map(_noted_indices)
+
+
+def _noted_indices(index: list) -> list:
+    if not index:
+        label("index=empty")
+    if any(i < 0 for i in index):
+        label("index<0")
+    if len(set(index)) < len(index):
+        label("index=repeated")
+    if index != sorted(index):
+        label("index=unsorted")
+    return index
+
+
+def option_grid(**options) -> st.SearchStrategy[dict]:
+    """One value for each keyword option, every combination reachable: the documented values of
+    options that interact (a loss's reduction with its weights and ignore_index, a DataLoader's
+    batch_size with drop_last and shuffle). Each value is a list of the documented ones. Reports
+    "name=value" for each."""
+    if not options:
+        raise InvalidArgument("option_grid(): name at least one option")
+    for name, values in options.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise InvalidArgument(f"option_grid({name}=...): expected a non-empty list of its documented values")
+    return st.fixed_dictionaries({name: st.sampled_from(list(values)) for name, values in options.items()}).map(_noted_options)
+
+
+def _noted_options(chosen: dict) -> dict:
+    label(*(f"{name}={value!r}" for name, value in chosen.items()))
+    return chosen
+
+
+def call_forms(forms: dict) -> st.SearchStrategy[str]:
+    """The name of one of `forms` (the documented spellings of one call: function, method,
+    keyword arguments, module), each reachable; the test looks the form up at call time, so a
+    fault injected after import is seen. Reports "form=name"."""
+    if not isinstance(forms, dict) or not forms:
+        raise InvalidArgument("call_forms(): expected a non-empty dict of name -> call")
+    return st.sampled_from(sorted(forms)).map(lambda name: (label(f"form={name}"), name)[1])

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from strategies import DTYPE_GROUPS, LAYOUTS, TensorSpec, dtypes_for, specs
-from strategies.samples import dims
+from strategies.samples import call_forms, dims, index_lists, option_grid
 from strategies.shapes import SIZE_BUCKETS, reshapes, shapes, size_bucket
 from strategies.tensors import poison
 
@@ -187,3 +187,39 @@ def test_extremes_place_the_dtype_s_own_limits(dtype):
     else:
         info = torch.iinfo(dtype)
         assert values == [info.max, info.min]
+
+
+@given(n=st.integers(0, 6), unique=st.booleans(), data=st.data())
+def test_index_lists_stay_in_the_documented_range(n, unique, data):
+    index = data.draw(index_lists(n, unique=unique))
+    assert all(-n <= i < n for i in index)
+    if unique:
+        assert len({i % n for i in index}) == len(index)
+
+
+def test_index_lists_reach_every_class_and_refuse_bad_arguments():
+    assert find(index_lists(4), lambda ix: any(i < 0 for i in ix) and len(set(ix)) < len(ix) and ix != sorted(ix))
+    assert find(index_lists(4), lambda ix: ix == []) == []
+    assert all(i % 3 != j % 3 for ix in [find(index_lists(3, unique=True), lambda ix: len(ix) == 3)] for i, j in zip(ix, ix[1:]))
+    with pytest.raises(InvalidArgument, match="non-negative"):
+        index_lists(-1)
+    with pytest.raises(InvalidArgument, match="no index"):
+        index_lists(0, min_size=1)
+
+
+def test_option_grids_reach_every_combination_and_refuse_empty_options():
+    grid = option_grid(reduction=["none", "sum", "mean"], drop=[False, True])
+    for reduction in ("none", "sum", "mean"):
+        for drop in (False, True):
+            assert find(grid, lambda o, r=reduction, d=drop: o == {"reduction": r, "drop": d})
+    with pytest.raises(InvalidArgument, match="non-empty list"):
+        option_grid(reduction=[])
+    with pytest.raises(InvalidArgument, match="at least one"):
+        option_grid()
+
+
+def test_call_forms_reach_every_form_and_refuse_an_empty_table():
+    forms = {"method": None, "function": None, "keyword": None}
+    assert {find(call_forms(forms), lambda f, n=name: f == n) for name in forms} == set(forms)
+    with pytest.raises(InvalidArgument, match="non-empty dict"):
+        call_forms({})
