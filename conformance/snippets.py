@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import copy
 import functools
 import inspect
 import math
@@ -624,7 +625,7 @@ class _Statement:
         parsed = _parsed(frame.f_code)
         if parsed is None:
             raise Unwritable("the failing code's source is not a whole function")
-        tree, first = parsed
+        tree, first = copy.deepcopy(parsed[0]), parsed[1]  # the parse is cached: edit a copy
         target = line - first + 1
         best = None
         for node in ast.walk(tree):  # the innermost statement that holds the line
@@ -836,19 +837,29 @@ def render(
 
 def _verify(script: str, fails_with: str) -> None:
     """Run the script here, where the test just failed: it must fail the same way."""
-    grad, dtype = torch.is_grad_enabled(), torch.get_default_dtype()
+    raised = run_here(script)
+    if raised is None:
+        raise Unwritable("the script does not fail where the test did")
+    if raised != fails_with:
+        raise Unwritable(f"the script raised {raised} where the test raised {fails_with}")
+
+
+def run_here(script: str) -> str | None:
+    """Run a script in this process; the name of the exception it raised, or None. torch's global
+    state (grad mode, default dtype, the CPU generator) is put back afterwards."""
+    # saved and put back by hand: fork_rng calls torch functions a fault may have replaced
+    grad, dtype, generator = torch.is_grad_enabled(), torch.get_default_dtype(), torch.random.get_rng_state()
     try:
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             exec(compile(script, "<standalone repro>", "exec"), {"__name__": "__main__"})
     except Exception as exc:  # the script's failure is the point
-        if type(exc).__name__ != fails_with:
-            raise Unwritable(f"the script raised {type(exc).__name__} where the test raised {fails_with}") from None
-        return
+        return type(exc).__name__
     finally:
         torch.set_grad_enabled(grad)
         torch.set_default_dtype(dtype)
-    raise Unwritable("the script does not fail where the test did")
+        torch.random.set_rng_state(generator)
+    return None
 
 
 def _script(trace, frame, line, exc, check_frame, writer, header, device, backends) -> str:
@@ -899,7 +910,7 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
     head = head + [""] * bool(head) + ["import torch"]
     if writer.uses_numpy or any("np" in i for i in imports) or "np." in text:
         head.insert(len(head) - 1, "import numpy as np")
-    head += sorted(i for i in imports if i)
+    head += sorted(i for i in imports if i and i not in head)
     head += [f"import {module}  # the out-of-tree backend that registers {device!r}" for module in backends]
     comments = [line for h in header for line in (textwrap.wrap(h, 96) or [""])]
     script = "\n".join(["# " + c if c else "#" for c in comments] + head + [""] + body) + "\n"
@@ -942,7 +953,7 @@ def _global(name: str, value, helpers: dict | None = None) -> str:
     if isinstance(value, (int, float, str, bool)):
         return f"{name} = {value!r}"
     if helpers is not None and isinstance(value, types.FunctionType) and name == value.__name__:
-        _inline(value, helpers)
+        _inline(getattr(value, "__wrapped__", value), helpers)
         return ""
     raise Unwritable(f"the failing statement calls {name}, a helper of the suite")
 
@@ -970,7 +981,7 @@ def _inline(function, helpers: dict[str, str]) -> None:
                 if value.__name__ not in ("torch", "numpy", "math") or node.id not in ("torch", "np", "math"):
                     raise Unwritable(f"the failing statement calls {function.__name__}, which uses {value.__name__}")
             elif isinstance(value, types.FunctionType) and value.__module__.startswith(("conformance", "strategies")):
-                _inline(value, helpers)
+                _inline(getattr(value, "__wrapped__", value), helpers)
             elif node.id not in function.__globals__ and hasattr(builtins, node.id):
                 continue
             else:

@@ -31,18 +31,9 @@ def scripts_of(results: Path) -> dict[str, dict]:
 def outcome(script: str) -> dict:
     """How one script ends; torch's global state (default dtype, grad mode, generator) is put
     back afterwards, so that scripts run one after another do not see each other."""
-    import torch
+    from conformance.snippets import run_here
 
-    grad, dtype = torch.is_grad_enabled(), torch.get_default_dtype()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            exec(compile(script, "<standalone repro>", "exec"), {"__name__": "__main__"})
-    except Exception as exc:  # what the script raised is the result
-        return {"raised": type(exc).__name__, "message": str(exc).splitlines()[0][:200] if str(exc) else ""}
-    finally:
-        torch.set_grad_enabled(grad)
-        torch.set_default_dtype(dtype)
-    return {"raised": None}
+    return {"raised": run_here(script)}
 
 
 def run(scripts: dict[str, str], *, fault: str | None = None, backends=(), timeout: float = 600) -> dict[str, dict]:

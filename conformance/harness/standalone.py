@@ -82,11 +82,31 @@ def _write(item, identity, trace, exc) -> None:
     fails_with = "AssertionError" if isinstance(exc, pytest.fail.Exception) else type(exc).__name__
     try:
         script = render(trace, exc, header=header, device=identity.device, backends=backends, fails_with=fails_with)
+        on_stock = _on_stock_torch(item.config, script)
+        if on_stock is not None:
+            raise Unwritable(f"the script also fails on stock torch ({on_stock})")
         item.stash[SCRIPT] = {"snippet": script, "snippet_fails_with": fails_with}
     except Unwritable as why:
         item.stash[SCRIPT] = {"snippet_missing": str(why)}
     except Exception as bug:  # the writer's own failure must not hide the test's
         item.stash[SCRIPT] = {"snippet_missing": f"the script writer failed ({type(bug).__name__}: {bug})"}
+
+
+def _on_stock_torch(config, script: str) -> str | None:
+    """In a run with a catalogued fault injected, the script run with the fault taken out: what it
+    raised, or None. Without a fault there is no stock torch to compare with."""
+    from conformance import faults
+    from conformance.harness.faults import PATCHER
+    from conformance.snippets import run_here
+
+    patcher = config.stash.get(PATCHER, None)
+    if patcher is None:
+        return None
+    patcher.undo()
+    try:
+        return run_here(script)
+    finally:
+        config.stash[PATCHER] = faults.inject(config.stash[RUN]["fault"])
 
 
 @pytest.hookimpl(wrapper=True)
