@@ -39,7 +39,7 @@ def _(patch):
 @fault("cuda_means_cuda0", trips=["devices.cuda_device_objects_differ"])
 def _(patch):
     """torch.device('cuda') is normalised to cuda:0, so the two compare equal."""
-    import torch.utils._device  # noqa: F401 - it evaluates `torch.device | None` on import: load it while that is a class
+    import torch.utils._device
 
     device = torch.device
 
