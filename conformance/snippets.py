@@ -969,6 +969,8 @@ def _inline(function, helpers: dict[str, str]) -> None:
         raise Unwritable(f"the failing statement calls {function.__name__}, whose source is not available") from None
     tree = ast.parse(source)
     definition = tree.body[0]
+    if isinstance(definition, ast.FunctionDef):  # the suite's tracing decorator does not go into a script
+        definition.decorator_list = [d for d in definition.decorator_list if not ast.unparse(d).startswith("snippets.helper")]
     if not isinstance(definition, ast.FunctionDef) or definition.decorator_list or function.__closure__:
         raise Unwritable(f"the failing statement calls {function.__name__}, a helper of the suite")
     helpers[function.__name__] = ""  # placeholder against recursion
