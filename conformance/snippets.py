@@ -997,14 +997,8 @@ def _is_docstring(node) -> bool:
 
 
 def _tensors(value, into: list) -> list:
-    if isinstance(value, torch.Tensor):
-        into.append(value)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _tensors(v, into)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _tensors(v, into)
+    """The tensors in `value` (an optimizer's parameters among them)."""
+    into.extend(o for o in _objects(value, []) if isinstance(o, torch.Tensor))
     return into
 
 
