@@ -94,6 +94,7 @@ class Trace(TorchFunctionMode):
     storages: list[torch.Tensor] = field(default_factory=list)  # CPU copies of input storages
     storage_keys: dict[tuple, int] = field(default_factory=dict)
     keep: list = field(default_factory=list)  # every object recorded: ids stay unique
+    made: set[int] = field(default_factory=set)  # ids of the tensors recorded calls returned
     arrays: dict[int, tuple] = field(default_factory=dict)  # id -> (array, its values when last seen)
     generators: dict[int, tuple] = field(default_factory=dict)  # id -> (generator, its seed if unused)
     depth: int = 0
@@ -159,6 +160,7 @@ class Trace(TorchFunctionMode):
             record.rng = not torch.equal(state, torch.random.get_rng_state())
         self.records.append(record)
         self.keep.append(record)
+        self.made.update(id(t) for t in _tensors(record.result, []))
         if isinstance(record.result, np.ndarray):
             self.arrays[id(record.result)] = (record.result, record.result.copy(), record.result.flags.writeable)
         return record.result
@@ -212,7 +214,7 @@ class Trace(TorchFunctionMode):
                 self._see(*value.values())
 
     def _made(self, t: torch.Tensor) -> bool:
-        return any(_contains(r.result, t) for r in self.records)
+        return id(t) in self.made
 
     def _snapshot(self, t: torch.Tensor) -> None:
         with self.pause(), torch._C.DisableTorchFunction():
@@ -274,14 +276,6 @@ def _test_statement() -> tuple | None:
     return None
 
 
-def _contains(value, t) -> bool:
-    if value is t:
-        return True
-    if isinstance(value, (list, tuple)):
-        return any(_contains(v, t) for v in value)
-    return False
-
-
 def active() -> Trace | None:
     return _ACTIVE[-1] if _ACTIVE else None
 
@@ -329,11 +323,6 @@ def seed_point(seed: int) -> None:
     trace = active()
     if trace is not None and not trace.depth:
         trace.records.append(Record("torch.manual_seed", (seed,), {}, seed=seed))
-
-
-def paused():
-    trace = active()
-    return trace.pause() if trace is not None else contextlib.nullcontext()
 
 
 # -- rendering ---------------------------------------------------------------------------------
