@@ -13,7 +13,7 @@ from conformance.checks import assert_close_to_reference
 from conformance.harness.declaration import Operation
 from conformance.tolerances import tolerance
 from strategies import specs
-from strategies.samples import Sample
+from strategies.samples import Sample, option_grid
 from strategies.shapes import shapes
 from strategies.tensors import label
 
@@ -91,9 +91,9 @@ def cross_entropy(logits, targets, weights, ignore_index, reduction):
 
 @st.composite
 def cross_entropy_samples(draw):
-    case = draw(classification())
-    reduction = draw(st.sampled_from(["none", "sum", "mean"]), label="reduction")
-    return Sample(one_target_kept(case) if reduction == "mean" else case, {"reduction": reduction})
+    case = draw(classification())  # with and without class weights, ignore_index among the targets or not
+    options = draw(option_grid(reduction=["none", "sum", "mean"]), label="options")
+    return Sample(one_target_kept(case) if options["reduction"] == "mean" else case, options)
 
 
 CROSS_ENTROPY = Operation(
