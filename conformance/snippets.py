@@ -76,6 +76,7 @@ class Record:
     seed: int | None = None  # a seed point: torch.manual_seed(seed)
     where: tuple | None = None  # (code, line) of the test statement that made the call
     state: bool = False  # a setter of torch's global state: kept in every script
+    checking: bool = False  # made inside an assertion helper (assert_close's own work): never written
 
 
 @dataclass
@@ -150,6 +151,7 @@ class Trace(TorchFunctionMode):
             name, args, dict(kwargs), grad=torch.is_grad_enabled(), inference=torch.is_inference_mode_enabled(), code=code
         )
         record.where = _test_statement()
+        record.checking = _inside_a_check()
         self.depth += 1
         try:
             record.result = func(*args, **kwargs)
@@ -258,6 +260,16 @@ def _fresh_seed(generator: torch.Generator) -> int | None:
         seed = generator.initial_seed()
         fresh = torch.Generator(generator.device).manual_seed(seed)
         return seed if torch.equal(fresh.get_state(), generator.get_state()) else None
+
+
+def _inside_a_check() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        path = frame.f_code.co_filename.replace("\\", "/")
+        if path.endswith(_TORCH_CLOSE[0]) or "numpy/testing" in path:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _test_statement() -> tuple | None:
@@ -853,7 +865,7 @@ def run_here(script: str) -> str | None:
 
 def _script(trace, frame, line, exc, check_frame, writer, header, device, backends) -> str:
     # calls made in a finally clause ran after the failure (clean-up): not part of the script
-    records = [r for r in trace.records if not (r.where and r.where[1] in _finally_lines(r.where[0]))]
+    records = [r for r in trace.records if not r.checking and not (r.where and r.where[1] in _finally_lines(r.where[0]))]
     roots, bindings, imports, helpers = [], [], set(), {}
     if check_frame is not None:
         roots = _check_call(check_frame, _Probe())[1]
