@@ -43,6 +43,7 @@ import sys
 import textwrap
 import types
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +73,7 @@ class Record:
     grad: bool = True
     inference: bool = False
     rng: bool = False  # the call drew from the CPU generator
-    code: str | None = None  # a fixed rendering ("{0}" = first argument), for helper calls
+    code: Callable | str | None = None  # how a helper call or pseudo-call is written ("{0}": the first argument)
     seed: int | None = None  # a seed point: torch.manual_seed(seed)
     where: tuple | None = None  # (code, line) of the test statement that made the call
     state: bool = False  # a setter of torch's global state: kept in every script
@@ -126,8 +127,7 @@ class Trace(TorchFunctionMode):
                 if name == "manual_seed" and not kwargs and len(args) == 1 and isinstance(args[0], int):
                     self.records.append(Record("torch.manual_seed", args, {}, seed=args[0], where=_test_statement()))
                 else:
-                    self.records.append(Record(f"torch.{name}", args, kwargs, code=None, where=_test_statement()))
-                    self.records[-1].state = True
+                    self.records.append(Record(f"torch.{name}", args, kwargs, where=_test_statement(), state=True))
             return setter(*args, **kwargs)
 
         return record
@@ -454,6 +454,9 @@ class _Writer:
             raise Unwritable(f"a {kind.__name__} that its repr does not rebuild")
         name = self.fresh(self.frame_names.get(id(m)), "module")
         lines = [f"{name} = {call}" + ("" if m.training else ".eval()")]
+        floating = next((t.dtype for t in state.values() if t.is_floating_point()), None)
+        if floating is not None and floating != torch.get_default_dtype():
+            lines.append(f"{name}.to({floating})")  # before its values go in: load_state_dict keeps the module's dtype
         if state:
             entries = ", ".join(
                 f"{k!r}: {_storage_literal(v.detach().reshape(-1).cpu(), torch.device('cpu'), self)}.view({tuple(v.shape)!r})"
