@@ -74,3 +74,13 @@ def test_the_runner_refuses_an_unknown_fault_in_one_line():
         [sys.executable, "-m", "tools.standalone", "-", "--fault", "no_such_fault"], input="{}", capture_output=True, text=True
     )
     assert done.returncode == 2 and "no such fault: no_such_fault" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_runner_names_a_corrupt_results_file_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "results.jsonl"
+    bad.write_text("not json\n")
+    done = subprocess.run([sys.executable, "-m", "tools.standalone", str(bad)], capture_output=True, text=True)
+    assert done.returncode == 2 and "line 1 is not JSON" in done.stderr and "Traceback" not in done.stderr

@@ -65,12 +65,18 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", action="append", default=[], metavar="MODULE", help="import this backend first")
     args = parser.parse_args(argv)
     if args.source == "-":
-        scripts = json.loads(sys.stdin.read())
+        try:
+            scripts = json.loads(sys.stdin.read())
+        except json.JSONDecodeError as exc:
+            parser.exit(2, f"{parser.prog}: error: standard input is not a JSON object of node id -> script ({exc.msg})\n")
     else:
         path = Path(args.source)
         if not path.is_file():
             parser.exit(2, f"{parser.prog}: error: {args.source}: no such results file\n")
-        scripts = {k: v["snippet"] for k, v in scripts_of(path).items()}
+        try:
+            scripts = {k: v["snippet"] for k, v in scripts_of(path).items()}
+        except schema.ResultsError as exc:
+            parser.exit(2, f"{parser.prog}: error: {exc}\n")
     import importlib
 
     for module in args.backend:
