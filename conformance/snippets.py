@@ -369,6 +369,7 @@ class _Writer:
         self.pending: list[str] = []  # statements a value needs before the line that uses it
         self.assigned: set[str] = set()  # variables a written call assigns
         self.all_names: dict[int, list[str]] = {}  # id(object) -> every test local bound to it
+        self.specs: list = []  # the TensorSpecs the test frames hold
 
     def fresh(self, preferred: str | None, stem: str) -> str:
         if preferred and preferred.isidentifier() and preferred not in self.taken and not preferred.startswith("_"):
@@ -582,43 +583,44 @@ def _is_test_frame(frame) -> bool:
     return path.parent == _HERE and path.name.startswith("test_")
 
 
-def _check_call(frame, writer: _Writer) -> tuple[str, list] | None:
-    """The failing assertion helper's call, from the arguments it holds; None if not one."""
+def _check_of(frame) -> tuple[list, Callable[[_Writer], str]] | None:
+    """The failing assertion helper's call, from the arguments it holds: the values it checked,
+    and how a writer spells the call; None if `frame` is no such helper."""
     code, f = frame.f_code, frame.f_locals
     path = code.co_filename.replace("\\", "/")
+
+    def spelled(name, first, second, options):
+        def write(writer):
+            writer.uses_numpy |= name.startswith("np.")
+            parts = [writer.value(f[first]), writer.value(f[second])] + [f"{k}={writer.value(v)}" for k, v in options.items()]
+            return f"{name}({', '.join(parts)})"
+
+        return [f[first], f[second]], write
+
     if path.endswith(_TORCH_CLOSE[0]) and code.co_name == _TORCH_CLOSE[1]:
-        options = {
-            k: f[k]
-            for k in ("rtol", "atol", "equal_nan", "check_device", "check_dtype", "check_layout", "check_stride")
-            if k in f and f[k] != inspect.signature(torch.testing.assert_close).parameters[k].default
-        }
-        values = [f["actual"], f["expected"]]
-        text = ", ".join(
-            [writer.value(f["actual"]), writer.value(f["expected"])] + [f"{k}={writer.value(v)}" for k, v in options.items()]
+        defaults = inspect.signature(torch.testing.assert_close).parameters
+        keys = ("rtol", "atol", "equal_nan", "check_device", "check_dtype", "check_layout", "check_stride")
+        return spelled(
+            "torch.testing.assert_close", "actual", "expected", {k: f[k] for k in keys if k in f and f[k] != defaults[k].default}
         )
-        return f"torch.testing.assert_close({text})", values
     if "numpy/testing" in path and code.co_name in _NUMPY_CHECKS:
-        writer.uses_numpy = True
-        first, second = list(code.co_varnames[:2])
-        options = {k: f[k] for k in ("rtol", "atol", "equal_nan", "strict", "decimal") if k in f and k in code.co_varnames}
-        text = ", ".join(
-            [writer.value(f[first]), writer.value(f[second])] + [f"{k}={writer.value(v)}" for k, v in options.items()]
-        )
-        return f"np.testing.{code.co_name}({text})", [f[first], f[second]]
+        first, second = code.co_varnames[:2]
+        keys = ("rtol", "atol", "equal_nan", "strict", "decimal")
+        return spelled(f"np.testing.{code.co_name}", first, second, {k: f[k] for k in keys if k in f and k in code.co_varnames})
     if Path(path).resolve() == _HERE / "checks.py":
         if code.co_name == "assert_equal":
             a, e = f["actual"], f["expected"]
-            return (
-                f"torch.testing.assert_close({writer.value(a)}.cpu(), {writer.value(e)}.cpu(), rtol=0, atol=0)  # exactly equal",
-                [a, e],
-            )
+            return [
+                a,
+                e,
+            ], lambda w: f"torch.testing.assert_close({w.value(a)}.cpu(), {w.value(e)}.cpu(), rtol=0, atol=0)  # exactly equal"
         if code.co_name in ("assert_same_storage", "assert_own_storage"):
             a, b = (f["view"], f["base"]) if code.co_name == "assert_same_storage" else (f["copy"], f["source"])
             op = "==" if code.co_name == "assert_same_storage" else "!="
-            return (
-                f"assert {writer.value(a)}.untyped_storage().data_ptr() {op} {writer.value(b)}.untyped_storage().data_ptr()",
-                [a, b],
-            )
+            return [
+                a,
+                b,
+            ], lambda w: f"assert {w.value(a)}.untyped_storage().data_ptr() {op} {w.value(b)}.untyped_storage().data_ptr()"
     return None
 
 
@@ -819,7 +821,7 @@ def render(
         for name, value in f.f_locals.items():
             all_names.setdefault(id(value), []).append(name)
     after = [f for f, _ in frames[[f for f, _ in frames].index(frame) + 1 :]]
-    check_frame = next((f for f in reversed(after) if _check_call(f, _Probe()) is not None), None)
+    check_frame = next((f for f in reversed(after) if _check_of(f) is not None), None)
     # A public check (torch.testing, numpy.testing) called straight from the test is written as
     # the test wrote it, so that values such as a missing .grad are read, not copied; the
     # check's own arguments are the fallback.
@@ -831,6 +833,7 @@ def render(
         try:
             writer = _Writer(trace, frame_names)
             writer.all_names = all_names
+            writer.specs = _specs_in([f.f_locals for f, _ in tests], [])
             script = _script(trace, frame, line, exc, attempt, writer, header, device, backends)
             _verify(script, fails_with)
             return script
@@ -871,7 +874,7 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
     records = [r for r in trace.records if not r.checking and not (r.where and r.where[1] in _finally_lines(r.where[0]))]
     roots, bindings, imports, helpers = [], [], set(), {}
     if check_frame is not None:
-        roots = _check_call(check_frame, _Probe())[1]
+        roots = _check_of(check_frame)[0]
     else:
         statement = _Statement(frame, line, exc)
         statement.node = _SpecFacts(frame.f_locals).visit(statement.node)
@@ -900,7 +903,7 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
     body += _calls(kept, writer, frame.f_locals)
     final = []
     if check_frame is not None:
-        final.append(_check_call(check_frame, writer)[0])
+        final.append(_check_of(check_frame)[1](writer))
     else:
         for name in bindings:
             value = frame.f_locals[name]
@@ -920,16 +923,6 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
     script = "\n".join(["# " + c if c else "#" for c in comments] + head + [""] + body) + "\n"
     compile(script, "<standalone repro>", "exec")
     return script
-
-
-class _Probe(_Writer):
-    """A writer that renders nothing: finds the check and its arguments."""
-
-    def __init__(self):
-        pass
-
-    def value(self, v) -> str:
-        return ""
 
 
 def _global(name: str, value, helpers: dict | None = None) -> str:
@@ -1095,7 +1088,7 @@ def _inputs(trace: Trace, kept: list[Record], roots: list, writer: _Writer) -> l
         if snap.storage not in bases:
             base = writer.fresh(None, "storage")
             bases[snap.storage] = base
-            seeded = _seeded(t, whole) if whole.numel() > SMALL else None
+            seeded = _seeded(t, whole, writer.specs) if whole.numel() > SMALL else None
             if seeded is None and whole.numel() > MAX_LITERAL:
                 raise Unwritable(f"an input whose storage holds {whole.numel()} elements (more than {MAX_LITERAL})")
             lines += (
@@ -1119,23 +1112,43 @@ def _inputs(trace: Trace, kept: list[Record], roots: list, writer: _Writer) -> l
     return lines
 
 
-def _seeded(t: torch.Tensor, whole: torch.Tensor) -> tuple[int, str] | None:
+def _seeded(t: torch.Tensor, whole: torch.Tensor, specs: list) -> tuple[int, str] | None:
     """(seed, call): the make_tensor call that, after torch.manual_seed(seed), gives exactly the
-    values of `whole`, the storage of a contiguous generated input; None where there is none."""
-    from strategies.tensors import BUILT
+    values of `whole`, the storage of a contiguous generated input, found among the specs the test
+    drew (`specs`); None where none does."""
+    if whole.device.type == "meta":
+        return None
+    for spec in specs:
+        if spec.layout != "contiguous" or spec.specials or spec.extremes or spec.numel != whole.numel():
+            continue  # values made then rearranged, or another size
+        bounds = f"low={spec.low!r}, high={spec.high!r}"
+        call = f"torch.testing.make_tensor({tuple(spec.shape)!r}, dtype={t.dtype}, device='cpu', {bounds})"
+        with torch._C.DisableTorchFunction(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(spec.seed)
+            again = eval(call, {"torch": torch})
+        if again.reshape(-1).equal(whole):
+            return spec.seed, call
+    return None
 
-    ref, spec = BUILT.get(id(t), (None, None))
-    if ref is None or ref() is not t or whole.device.type == "meta":
-        return None
-    if spec.layout != "contiguous" or spec.specials or spec.extremes:  # values made then rearranged
-        return None
-    call = (
-        f"torch.testing.make_tensor({tuple(spec.shape)!r}, dtype={t.dtype}, device='cpu', low={spec.low!r}, high={spec.high!r})"
-    )
-    with torch._C.DisableTorchFunction(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec.seed)
-        again = eval(call, {"torch": torch})
-    return (spec.seed, call) if again.reshape(-1).equal(whole) else None
+
+def _specs_in(value, into: list) -> list:
+    """The TensorSpecs a test frame holds, directly or inside Samples, Args and containers."""
+    from strategies.samples import Arg, Sample
+    from strategies.tensors import TensorSpec
+
+    if isinstance(value, TensorSpec):
+        into.append(value)
+    elif isinstance(value, Arg):
+        into.append(value.spec)
+    elif isinstance(value, Sample):
+        _specs_in((value.args, value.kwargs), into)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _specs_in(v, into)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _specs_in(v, into)
+    return into
 
 
 def _is_whole(t: torch.Tensor, whole: torch.Tensor) -> bool:

@@ -28,7 +28,6 @@ explicit (position, value) pairs so Hypothesis can shrink them away one at a tim
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -41,11 +40,6 @@ from torch.testing import make_tensor
 from strategies.dtypes import dtype_name
 from strategies.shapes import shapes as shape_strategy
 from strategies.shapes import size_bucket
-
-# The spec each live built tensor came from: a standalone repro (conformance/snippets.py) writes a
-# large input as the seeded constructor call that made it rather than as a literal.
-# Keyed by id (a tensor's == is elementwise), each entry dropped when its tensor dies.
-BUILT: dict[int, tuple[weakref.ref, TensorSpec]] = {}
 
 LAYOUTS = ("contiguous", "transposed", "permuted", "sliced", "expanded", "offset", "channels_last", "as_strided")
 # Layouts whose elements each own one memory location, so in-place writes are allowed.
@@ -107,8 +101,6 @@ class TensorSpec:
         tensor = _LAYOUT_BUILDERS[self.layout](self, values, torch.device(device))
         if requires_grad:
             tensor.requires_grad_()
-        key = id(tensor)
-        BUILT[key] = (weakref.ref(tensor, lambda _: BUILT.pop(key, None)), self)
         return tensor
 
     def _value_shape(self) -> tuple[int, ...]:

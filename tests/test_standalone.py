@@ -84,3 +84,20 @@ def test_the_runner_names_a_corrupt_results_file_in_one_line(tmp_path):
     bad.write_text("not json\n")
     done = subprocess.run([sys.executable, "-m", "tools.standalone", str(bad)], capture_output=True, text=True)
     assert done.returncode == 2 and "line 1 is not JSON" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_large_generated_input_is_written_as_the_seeded_call_that_made_it():
+    import torch
+
+    from conformance.snippets import _seeded
+    from strategies.tensors import TensorSpec
+
+    drawn = TensorSpec(shape=(10, 10), seed=7)
+    t = drawn.build(dtype=torch.float32)
+    seed, call = _seeded(t, t.reshape(-1).clone(), [TensorSpec(shape=(3,)), drawn])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        assert eval(call, {"torch": torch}).equal(t)
+    # values the test rearranged (a layout that poisons gaps) are no seeded call's: a literal then
+    sliced = TensorSpec(shape=(10, 10), layout="sliced", params=(2, 2), seed=7)
+    assert _seeded(t, t.reshape(-1).clone(), [sliced]) is None
