@@ -1054,22 +1054,34 @@ def _walk(records: list[Record], roots: list, needed_ids: set[int]) -> list[Reco
     return kept
 
 
+def _gather(value, pick, into: list) -> list:
+    """What `pick` finds in `value` and in the values it says to look inside, in order:
+    pick(v) -> (found, to look inside)."""
+    found, inside = pick(value)
+    into.extend(found)
+    for child in inside:
+        _gather(child, pick, into)
+    return into
+
+
+def _contents(value) -> tuple:
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return tuple(value.values()) if isinstance(value, dict) else ()
+
+
 def _objects(value, into: list) -> list:
     """The tensors, arrays and lists in `value` (what a script refers to by name); an optimizer
     stands for the parameters it updates."""
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        into.append(value)
-    elif isinstance(value, torch.optim.Optimizer):
-        _objects([p for group in value.param_groups for p in group["params"]], into)
-    elif isinstance(value, (list, tuple)):
-        if isinstance(value, list):
-            into.append(value)
-        for v in value:
-            _objects(v, into)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _objects(v, into)
-    return into
+
+    def pick(v):
+        if isinstance(v, (torch.Tensor, np.ndarray)):
+            return [v], ()
+        if isinstance(v, torch.optim.Optimizer):
+            return [], [p for group in v.param_groups for p in group["params"]]
+        return ([v] if isinstance(v, list) else []), _contents(v)
+
+    return _gather(value, pick, into)
 
 
 def _inputs(trace: Trace, kept: list[Record], roots: list, writer: _Writer) -> list[str]:
@@ -1136,19 +1148,16 @@ def _specs_in(value, into: list) -> list:
     from strategies.samples import Arg, Sample
     from strategies.tensors import TensorSpec
 
-    if isinstance(value, TensorSpec):
-        into.append(value)
-    elif isinstance(value, Arg):
-        into.append(value.spec)
-    elif isinstance(value, Sample):
-        _specs_in((value.args, value.kwargs), into)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _specs_in(v, into)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _specs_in(v, into)
-    return into
+    def pick(v):
+        if isinstance(v, TensorSpec):
+            return [v], ()
+        if isinstance(v, Arg):
+            return [v.spec], ()
+        if isinstance(v, Sample):
+            return [], (v.args, v.kwargs)
+        return [], _contents(v)
+
+    return _gather(value, pick, into)
 
 
 def _is_whole(t: torch.Tensor, whole: torch.Tensor) -> bool:
