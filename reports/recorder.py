@@ -192,8 +192,15 @@ class Recorder:
         _rewrite_first_line(self.run_file, self.header)
         schema.atomic_write(self.results, self.run_file.read_text(encoding="utf-8"))
         from reports import render
+        from reports.strength import StrengthError
 
-        render.write_html([self.run_file], self.dir / "index.html")
+        # a strength file left in the report directory (tools.killmatrix --auto --json) is shown too
+        strength = self.dir / "strength.json"
+        try:
+            render.write_html([self.run_file], self.dir / "index.html", strength if strength.exists() else None)
+        except StrengthError as exc:
+            render.write_html([self.run_file], self.dir / "index.html")
+            self.strength_error = str(exc)
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.file is not None:
@@ -202,6 +209,8 @@ class Recorder:
                 f"conformance report: {self.dir / 'index.html'} ({self.count} results in {self.results};"
                 f" this run's own file: {self.run_file})",
             )
+        if getattr(self, "strength_error", None):
+            terminalreporter.write_line(f"strength not shown: {self.strength_error}")
 
 
 def _status(report) -> str | None:

@@ -46,8 +46,9 @@ def _cell_status(counts: Counter) -> str:
     return "not run"
 
 
-def build(sources: list[schema.Source]) -> dict:
-    """The page's model: areas -> behaviours -> (source, device) rows x dtype cells."""
+def build(sources: list[schema.Source], strength: dict | None = None) -> dict:
+    """The page's model: areas -> behaviours -> (source, device) rows x dtype cells; with a
+    strength file (reports/strength.py), each behaviour's figure against the automatic mutants."""
     labels = [s.label for s in sources]
     if len(set(labels)) != len(labels):  # the same host twice: number them
         for i, s in enumerate(sources):
@@ -126,6 +127,7 @@ def build(sources: list[schema.Source]) -> dict:
                     "never": never,
                     "domain": domain,
                     "examples": examples,
+                    "strength": _strength_of(strength, b.id),
                     "text": f"{b.id} {b.statement}".lower(),
                 }
             )
@@ -147,7 +149,26 @@ def build(sources: list[schema.Source]) -> dict:
         "all_dtypes": sorted({d for a in areas for b in a["behaviours"] for d in b["dtypes"] if d != "—"}),
         "total": sum(len(s.results) for s in sources),
         "api_coverage": api_coverage(),
+        "strength": (strength or {}).get("summary"),
         **glance,
+    }
+
+
+SURVIVORS_SHOWN = 12
+
+
+def _strength_of(strength: dict | None, behaviour_id: str) -> dict | None:
+    """A behaviour's strength row for the page: the figure, the counts, and its survivors first."""
+    row = (strength or {}).get("behaviours", {}).get(behaviour_id)
+    if row is None:
+        return None
+    listed = [(m, r) for m, r in sorted(row["mutants"].items()) if r["status"] in ("survived", "equivalent", "unreached")]
+    listed.sort(key=lambda pair: ("survived", "unreached", "equivalent").index(pair[1]["status"]))
+    return {
+        "figure": None if row["strength"] is None else f"{100 * row['strength']:.0f}%",
+        "counts": row["counts"],
+        "listed": listed[:SURVIVORS_SHOWN],
+        "more": max(0, len(listed) - SURVIVORS_SHOWN),
     }
 
 
@@ -237,13 +258,17 @@ def plain_rst(text: str) -> str:
 _ENV.filters["plain_rst"] = plain_rst
 
 
-def render(sources: list[schema.Source]) -> str:
-    return _ENV.get_template("index.html.j2").render(**build(sources))
+def render(sources: list[schema.Source], strength: dict | None = None) -> str:
+    return _ENV.get_template("index.html.j2").render(**build(sources, strength))
 
 
-def write_html(paths: list[Path], out: Path) -> None:
-    """Render `paths` into `out`, written whole to a temporary file and then moved into place."""
-    schema.atomic_write(out, render([schema.load(Path(p)) for p in paths]))
+def write_html(paths: list[Path], out: Path, strength_path: Path | None = None) -> None:
+    """Render `paths` into `out`, written whole to a temporary file and then moved into place.
+    `strength_path`: a strength file (python -m tools.killmatrix --auto --json FILE) to show."""
+    from reports.strength import load
+
+    strength = load(strength_path) if strength_path else None
+    schema.atomic_write(out, render([schema.load(Path(p)) for p in paths], strength))
 
 
 def main(argv=None, prog="python -m reports.render") -> int:
@@ -258,12 +283,17 @@ def main(argv=None, prog="python -m reports.render") -> int:
         default=Path("conformance-report/merged/index.html"),
         help="the HTML file to write (default: %(default)s)",
     )
+    parser.add_argument(
+        "--strength", type=Path, default=None, help="a strength file (python -m tools.killmatrix --auto --json FILE) to show"
+    )
     args = parser.parse_args(argv)
     if any(p.resolve() == args.output.resolve() for p in args.results):
         parser.exit(2, f"{prog}: error: output {args.output} is one of the inputs\n")
+    from reports.strength import StrengthError
+
     try:
-        write_html(args.results, args.output)
-    except schema.ResultsError as exc:
+        write_html(args.results, args.output, args.strength)
+    except (schema.ResultsError, StrengthError) as exc:
         parser.exit(2, f"{prog}: error: {exc}\n")
     except OSError as exc:
         parser.exit(2, f"{prog}: error: cannot write {args.output} ({exc.strerror or exc})\n")

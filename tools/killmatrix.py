@@ -4,12 +4,21 @@
     python -m tools.killmatrix --scope all      # every fault against the whole suite
     python -m tools.killmatrix --faults a,b --json kill.json --html kill.html
     python -m tools.killmatrix --list
+    python -m tools.killmatrix --auto --json strength.json        # the automatic API mutants
+    python -m tools.killmatrix --auto --shard 1/3 --json part-1.json
+    python -m tools.killmatrix --auto-merge part-*.json --json strength.json
 
 Each fault runs in this process through pytest.main with --inject-fault and the `faults`
 Hypothesis profile (ci's derandomized inputs, no shrinking). A fault is killed when a test of
 one of the behaviours it names fails; a failure elsewhere is listed but does not count, and
 collection errors or crashes never count. Survivors are listed first. Exit status 1 if any
 fault that applies to the devices here survives.
+
+`--auto` measures strength instead (Note [Automatic API mutants], conformance/mutants): every
+behaviour's tests against the generic mutants of every API it names, in one pytest run with
+`--auto-mutants` (workers with `-n`), reported per behaviour and per area as killed out of
+applicable. `--shard K/N` runs every N-th behaviour from the K-th, for spreading the run over
+machines; `--auto-merge` joins the shards' JSON files. Exit status 0 (a survivor is a figure).
 """
 
 from __future__ import annotations
@@ -183,7 +192,18 @@ def main(argv=None) -> int:
         action="store_true",
         help="run each failing item's standalone repro with the fault injected and on stock torch, each in a fresh process",
     )
+    parser.add_argument("--auto", action="store_true", help="measure strength against the automatic API mutants")
+    parser.add_argument("--shard", default=None, metavar="K/N", help="with --auto: every N-th behaviour, from the K-th")
+    parser.add_argument("--behaviour", default=None, help="with --auto: only these behaviours or areas (comma-separated)")
+    parser.add_argument("--operators", default=None, help="with --auto: only these operators (comma-separated)")
+    parser.add_argument("--no-classes", action="store_true", help="with --auto: leave out the one-input-class variants")
+    parser.add_argument("-n", "--workers", default="2", help="with --auto: pytest-xdist workers (default 2; 0 for none)")
+    parser.add_argument("--auto-merge", nargs="+", type=Path, metavar="JSON", help="merge --auto JSON files of shards")
     args = parser.parse_args(argv)
+    if args.auto or args.auto_merge:
+        from tools import automutants
+
+        return automutants.main(args, parser)
     faults = catalogue()
     if args.list:
         for f in faults.values():

@@ -15,6 +15,9 @@ Each area has one TOML file here. An entry is one documented statement:
                                               # torch.x, F.x, nn.X); each must exist on the installed torch
     domain = ["dim<0", "dim>=0"]              # optional: input classes a ci run must reach (labels
                                               # the strategies report; see README, "Domains")
+    equivalent = { "args.tensors_swapped" = "..." }  # optional: automatic API mutants (operator,
+                                              # operator[param], operator@class, or API:operator) that
+                                              # cannot change the documented behaviour, with the reason
 
 This module reads TOML only (no torch), so the report renderer can use it too.
 """
@@ -54,6 +57,7 @@ class Behaviour:
     kind: str = "documented"  # or "observed": what torch does where no doc promises anything
     domain: tuple[str, ...] = ()  # the input classes (strategy labels) a ci-profile run must reach
     apis: tuple[str, ...] = ()  # the APIs the behaviour checks, spelled as in the API census
+    equivalent: tuple[tuple[str, str], ...] = ()  # (mutant key, why it cannot change the behaviour)
 
     @property
     def origin(self) -> str:
@@ -78,7 +82,8 @@ def _load_area(path: Path) -> Area:
     name = path.stem
     behaviours = []
     for key, entry in data.get("behaviours", {}).items():
-        unknown = set(entry) - {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind", "domain", "apis"}
+        known_fields = {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind", "domain", "apis", "equivalent"}
+        unknown = set(entry) - known_fields
         if unknown or not {"statement", "doc"} <= set(entry):
             raise CatalogueError(f"{path.name}: entry {key!r} has fields {sorted(entry)}")
         if ("note" in entry) != ("verdict" in entry) or entry.get("verdict", "right") not in VERDICTS:
@@ -95,7 +100,19 @@ def _load_area(path: Path) -> Area:
         apis = entry.pop("apis", [])
         if not isinstance(apis, list) or not apis or not all(isinstance(a, str) and a for a in apis):
             raise CatalogueError(f"{path.name}: entry {key!r} needs apis, a non-empty list of API names")
-        behaviours.append(Behaviour(id=f"{name}.{key}", area=name, domain=tuple(domain), apis=tuple(apis), **entry))
+        equivalent = entry.pop("equivalent", {})
+        if not isinstance(equivalent, dict) or not all(isinstance(v, str) and v.strip() for v in equivalent.values()):
+            raise CatalogueError(f"{path.name}: entry {key!r} has equivalent {equivalent!r}; expected a table of mutant = reason")
+        behaviours.append(
+            Behaviour(
+                id=f"{name}.{key}",
+                area=name,
+                domain=tuple(domain),
+                apis=tuple(apis),
+                equivalent=tuple(sorted(equivalent.items())),
+                **entry,
+            )
+        )
     return Area(name=name, title=data["title"], behaviours=tuple(behaviours))
 
 

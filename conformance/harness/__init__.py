@@ -16,6 +16,7 @@ of PLUGINS. None of them knows any behaviour: they read markers, parameters and 
     gpu            per-worker GPU memory share, poisoned CUDA contexts
     observations   the record_observation fixture
     standalone     a torch-only script for every failing item, traced from its final example
+    mutants        --auto-mutants: each passing item run against the automatic API mutants
 
 A behaviour test needs none of this in its own code: see Note [Writing a behaviour test] in
 conformance/harness/parametrize.py, and conformance/harness/declaration.py for operations that
@@ -37,5 +38,6 @@ PLUGINS = [
         "observations",
         "compiled",
         "standalone",
+        "mutants",
     )
 ]
