@@ -139,13 +139,13 @@ def test_a_refresh_replaces_the_pages_and_sets_their_commit(manifest_copy, monke
     before = quotes.load_manifest(manifest)
     monkeypatch.setattr(refresh_pages, "urlopen", lambda url, timeout: _Response(f"page at {url}\n".encode()))
     commit = "0123456789abcdef0123456789abcdef01234567"
-    assert refresh_pages.main([commit, "--page", "notes/autograd", "--page", "optim", f"--manifest={manifest}"]) == 0
+    assert refresh_pages.main([commit, "--page", "notes/cuda", "--page", "optim", f"--manifest={manifest}"]) == 0
     after = quotes.load_manifest(manifest)
-    for name in ("notes/autograd", "optim"):
+    for name in ("notes/cuda", "optim"):  # one with an excerpt, one with a note
         assert after[name].commit == commit and after[name].excerpt is None and after[name].note is None
         assert after[name].file(manifest.parent).read_text() == f"page at {after[name].raw_url}\n"
-    assert {n: p for n, p in after.items() if n not in ("notes/autograd", "optim")} == {
-        n: p for n, p in before.items() if n not in ("notes/autograd", "optim")
+    assert {n: p for n, p in after.items() if n not in ("notes/cuda", "optim")} == {
+        n: p for n, p in before.items() if n not in ("notes/cuda", "optim")
     }
     assert manifest.read_text().startswith("# Snapshots of the documentation pages"), "comments kept"
     assert not [name for name in contents() if name.endswith(".part")]
