@@ -136,6 +136,9 @@ def test_a_failed_download_changes_nothing(manifest_copy, monkeypatch, capsys):
 
 def test_a_refresh_replaces_the_pages_and_sets_their_commit(manifest_copy, monkeypatch):
     manifest, contents = manifest_copy
+    table = '[pages."notes/cuda"]\n'
+    manifest.write_text(manifest.read_text().replace(table, table + 'excerpt = "its introduction"\n'))
+    assert quotes.load_manifest(manifest)["notes/cuda"].excerpt == "its introduction"
     before = quotes.load_manifest(manifest)
     monkeypatch.setattr(refresh_pages, "urlopen", lambda url, timeout: _Response(f"page at {url}\n".encode()))
     commit = "0123456789abcdef0123456789abcdef01234567"
