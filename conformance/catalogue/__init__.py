@@ -8,8 +8,11 @@ Each area has one TOML file here. An entry is one documented statement:
     note = 0                                  # optional: the study note the claim came from
     claim = "..."                             # that note's claim, in our words
     verdict = "right"                         # right | partly right | corrected | outdated
+                                              # corrected: the claim was never right; outdated: right
+                                              # for the torch the note was written against, not now
     quote = "..."                             # the documented sentence, a short verbatim fragment
     docstring = "torch.Tensor.numpy"          # optional: the object whose __doc__ holds the quote
+                                              # (without it, the page snapshot in pages/ does: quotes.py)
     kind = "observed"                         # optional: no doc promises it (default: documented)
     apis = ["Tensor.numpy"]                   # the APIs it checks, in the census's spelling (Tensor.x,
                                               # torch.x, F.x, nn.X); each must exist on the installed torch
