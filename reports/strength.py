@@ -50,7 +50,9 @@ def load_workers(paths: list[Path]) -> dict:
             into["stock_failures"] += record.get("stock_failures", [])
             into["no_mutants"].update(record.get("no_mutants", {}))
             for mutant_id, m in record.get("mutants", {}).items():
-                known = into["mutants"].setdefault(mutant_id, {**m, "tally": {"calls": 0, "in_class": 0, "fired": 0, "reasons": {}}})
+                known = into["mutants"].setdefault(
+                    mutant_id, {**m, "tally": {"calls": 0, "in_class": 0, "fired": 0, "reasons": {}}}
+                )
                 known["killed_by"] = known.get("killed_by") or m.get("killed_by")
                 for k in ("calls", "in_class", "fired"):
                     known["tally"][k] += m["tally"][k]
@@ -86,8 +88,15 @@ def verdicts(merged: dict) -> dict:
                     why += " (declared equivalent, but killed: the declaration is stale)"
             elif tally["fired"]:
                 reason = _equivalence(behaviour, m) if behaviour is not None else None
-                status, why = ("equivalent", reason) if reason else ("survived", f"fired on {tally['fired']} calls; every item passed")
-            elif m.get("class") and tally["in_class"] == 0 and whole is not None and (whole["tally"]["fired"] or whole.get("killed_by")):
+                status, why = (
+                    ("equivalent", reason) if reason else ("survived", f"fired on {tally['fired']} calls; every item passed")
+                )
+            elif (
+                m.get("class")
+                and tally["in_class"] == 0
+                and whole is not None
+                and (whole["tally"]["fired"] or whole.get("killed_by"))
+            ):
                 status, why = "unreached", f"the tests never drew a {m['class']} input where the operator applies"
             else:
                 top = max(reasons, key=reasons.get) if reasons else "the tests never made this call"

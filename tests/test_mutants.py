@@ -103,7 +103,9 @@ def test_in_place_operators_leave_self_wrong_and_the_version_unbumped():
     target = base.t()  # memory order differs from row-major order
     _break("inplace.memory_order", _call(torch.Tensor.copy_, target, torch.arange(6.0).reshape(3, 2), is_method=True))
     # every value written, in the wrong places
-    assert not torch.equal(target, torch.arange(6.0).reshape(3, 2)) and torch.equal(target.flatten().sort().values, torch.arange(6.0))
+    assert not torch.equal(target, torch.arange(6.0).reshape(3, 2)) and torch.equal(
+        target.flatten().sort().values, torch.arange(6.0)
+    )
     y = torch.zeros(3)
     version = y._version
     _break("inplace.version_not_bumped", _call(torch.Tensor.add_, y, 1, is_method=True))
@@ -123,7 +125,9 @@ def test_optimizer_hyperparameters_are_read_once_when_cached():
     p = torch.nn.Parameter(torch.zeros(1))
     sgd = torch.optim.SGD([p], lr=1.0)
     state, patcher, tally = {}, Patcher(), Tally()
-    (step,) = [m for m in mutants_for(["torch.optim.SGD"])[0] if m.operator.id == "state.hyperparameter_cached" and not m.input_class]
+    (step,) = [
+        m for m in mutants_for(["torch.optim.SGD"])[0] if m.operator.id == "state.hyperparameter_cached" and not m.input_class
+    ]
     import conformance.mutants as mutants
 
     try:
@@ -179,7 +183,12 @@ def _mutant(op: str, key: str, fired: int, killed: bool = False, cls: str = "", 
         "class": cls,
         "key": key,
         "killed_by": {"item": "t[cpu]", "error": "AssertionError: x"} if killed else None,
-        "tally": {"calls": 5, "in_class": in_class or fired, "fired": fired, "reasons": {} if fired else {"the result is not a tensor": 5}},
+        "tally": {
+            "calls": 5,
+            "in_class": in_class or fired,
+            "fired": fired,
+            "reasons": {} if fired else {"the result is not a tensor": 5},
+        },
     }
 
 

@@ -73,7 +73,10 @@ def main(args, parser) -> int:
                 parser.exit(2, f"{parser.prog}: error: {exc}\n")
             merged_behaviours.update(part["behaviours"])
             seconds += part["summary"].get("seconds", 0)
-        data = {"summary": {**strength.summarise(merged_behaviours), "seconds": round(seconds, 1)}, "behaviours": merged_behaviours}
+        data = {
+            "summary": {**strength.summarise(merged_behaviours), "seconds": round(seconds, 1)},
+            "behaviours": merged_behaviours,
+        }
     else:
         behaviours = _behaviours(args.behaviour, args.shard, parser)
         with tempfile.TemporaryDirectory(prefix="auto-mutants-") as tmp:

@@ -21,6 +21,9 @@ Each area has one TOML file here. An entry is one documented statement:
     equivalent = { "args.tensors_swapped" = "..." }  # optional: automatic API mutants (operator,
                                               # operator[param], operator@class, or API:operator) that
                                               # cannot change the documented behaviour, with the reason
+    clauses = [                               # what the statement says, clause by clause, each with
+      { says = "...", check = "assert_same_storage" },  # the check in the behaviour's test that enforces
+    ]                                         # it: a function it calls, or its assertion's message
 
 This module reads TOML only (no torch), so the report renderer can use it too.
 """
@@ -61,6 +64,7 @@ class Behaviour:
     domain: tuple[str, ...] = ()  # the input classes (strategy labels) a ci-profile run must reach
     apis: tuple[str, ...] = ()  # the APIs the behaviour checks, spelled as in the API census
     equivalent: tuple[tuple[str, str], ...] = ()  # (mutant key, why it cannot change the behaviour)
+    clauses: tuple[tuple[str, str], ...] = ()  # (what the statement says, the check in its test that enforces it)
 
     @property
     def origin(self) -> str:
@@ -76,6 +80,9 @@ class Area:
     behaviours: tuple[Behaviour, ...]
 
 
+FIELDS = {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind", "domain", "apis", "equivalent", "clauses"}
+
+
 class CatalogueError(ValueError):
     pass
 
@@ -85,8 +92,7 @@ def _load_area(path: Path) -> Area:
     name = path.stem
     behaviours = []
     for key, entry in data.get("behaviours", {}).items():
-        known_fields = {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind", "domain", "apis", "equivalent"}
-        unknown = set(entry) - known_fields
+        unknown = set(entry) - FIELDS
         if unknown or not {"statement", "doc"} <= set(entry):
             raise CatalogueError(f"{path.name}: entry {key!r} has fields {sorted(entry)}")
         if ("note" in entry) != ("verdict" in entry) or entry.get("verdict", "right") not in VERDICTS:
@@ -103,6 +109,12 @@ def _load_area(path: Path) -> Area:
         apis = entry.pop("apis", [])
         if not isinstance(apis, list) or not apis or not all(isinstance(a, str) and a for a in apis):
             raise CatalogueError(f"{path.name}: entry {key!r} needs apis, a non-empty list of API names")
+        clauses = entry.pop("clauses", [])
+        if not isinstance(clauses, list) or not all(
+            isinstance(c, dict) and set(c) == {"says", "check"} and all(isinstance(v, str) and v.strip() for v in c.values())
+            for c in clauses
+        ):
+            raise CatalogueError(f"{path.name}: entry {key!r} has clauses {clauses!r}; expected a list of {{says, check}} tables")
         equivalent = entry.pop("equivalent", {})
         if not isinstance(equivalent, dict) or not all(isinstance(v, str) and v.strip() for v in equivalent.values()):
             raise CatalogueError(f"{path.name}: entry {key!r} has equivalent {equivalent!r}; expected a table of mutant = reason")
@@ -113,6 +125,7 @@ def _load_area(path: Path) -> Area:
                 domain=tuple(domain),
                 apis=tuple(apis),
                 equivalent=tuple(sorted(equivalent.items())),
+                clauses=tuple((c["says"], c["check"]) for c in clauses),
                 **entry,
             )
         )

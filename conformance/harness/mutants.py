@@ -36,7 +36,7 @@ def pytest_addoption(parser):
         "--auto-operators",
         default=None,
         metavar="ID[,ID...]",
-        help="with --auto-mutants: only these operators (conformance/mutants/operators.py), e.g. result.constant,errors.not_raised",
+        help="with --auto-mutants: only these operators (conformance/mutants/operators.py), e.g. result.constant",
     )
     group.addoption(
         "--auto-classes",

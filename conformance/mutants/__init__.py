@@ -166,7 +166,8 @@ def _pure(entry: Entry) -> bool:
         entry.name in _STATEFUL
         or entry.name in ("forward", "__init__", "step")
         or entry.owner is torch.nn.Module
-        or isinstance(entry.owner, type) and issubclass(entry.owner, torch.nn.Module)
+        or isinstance(entry.owner, type)
+        and issubclass(entry.owner, torch.nn.Module)
     )
 
 

@@ -212,7 +212,9 @@ class Call:
             param = params.get(name, Parameter(name))
             value = self.value(where)
             is_int = isinstance(value, int) and not isinstance(value, bool)
-            ints = isinstance(value, list | tuple) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            ints = (
+                isinstance(value, list | tuple) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            )
             if param.is_dim and (is_int or ints):
                 found.append((where, value))
         return found

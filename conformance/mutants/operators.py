@@ -234,7 +234,9 @@ def _narrow(call, state, param):
     """A result wider than its input is computed in the input's narrow dtype, then widened."""
     r = _fresh_result(call)
     inputs = [t for t in call.tensors() if t.dtype != r.dtype]
-    narrower = [t.dtype for t in inputs if t.dtype.itemsize < r.dtype.itemsize or (r.is_floating_point() and not t.is_floating_point())]
+    narrower = [
+        t.dtype for t in inputs if t.dtype.itemsize < r.dtype.itemsize or (r.is_floating_point() and not t.is_floating_point())
+    ]
     if not narrower:
         raise NotApplicable("the result is no wider than its inputs")
     return _changed(call, r.to(narrower[0]).to(r.dtype))
