@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import inspect
 from functools import cache
 from pathlib import Path
 
