@@ -148,7 +148,10 @@ class Mutant:
         op, entry = self.operator, self.entry
         if op.kind in ("result", "errors") or op.id == "autograd.partly_detached":
             return "call" in entry.roles or op.kind == "errors"
-        return op.kind == "arguments" and entry.roles == ("call",) and _pure(entry)
+        if op.kind != "arguments" or not _pure(entry):
+            return False
+        # on an in-place API the original runs again on clones of self (never on another argument)
+        return entry.roles == ("call",) or set(entry.roles) == {"call", "inplace"} and op.id != "args.tensors_swapped"
 
 
 # Entry points whose calls change state (a module's buffers, a hook list, a global setting): the
@@ -180,6 +183,22 @@ def _parameters(entry: Entry) -> list[str]:
     return names
 
 
+# Argument operators that need a documented parameter of a kind: none is made for an API whose
+# documented signatures lack it (an API with no signature to read keeps them all).
+_NEEDS = {
+    "args.negative_dim_off_by_one": lambda p: p.is_dim,
+    "args.out_ignored": lambda p: p.name == "out",
+    "args.dtype_ignored": lambda p: p.name == "dtype",
+}
+
+
+def _takes(entry: Entry, op: Operator) -> bool:
+    overloads = signatures(entry.function)
+    if op.id not in _NEEDS or not overloads:
+        return True
+    return any(_NEEDS[op.id](p) for params in overloads for p in params)
+
+
 def _possible_classes(entry: Entry) -> list[str]:
     """The input classes an API's documented parameters allow: keyword classes need a parameter
     with a default, the negative-dim class a dim parameter; the tensor classes any tensor input."""
@@ -208,6 +227,8 @@ def mutants_for(apis) -> tuple[list[Mutant], dict[str, str]]:
                     continue
                 if op.per_parameter:
                     found.extend(Mutant(entry, op, param=p) for p in _parameters(entry))
+                    continue
+                if not _takes(entry, op):
                     continue
                 found.append(Mutant(entry, op))
                 if op.classes:
@@ -281,6 +302,9 @@ def install_recorder(patcher, mutants: list[Mutant], tallies: dict[str, Tally]) 
                     return original(*args, **kwargs)
                 call = _call_of(entry, original, args, kwargs)
                 stock_error = None
+                before = None  # self as it was, for measuring an in-place API on clones of it
+                if "inplace" in entry.roles and args and isinstance(args[0], torch.Tensor):
+                    before = args[0].detach().clone(memory_format=torch.preserve_format)
                 try:
                     call.run()
                 except Exception as exc:
@@ -295,7 +319,7 @@ def install_recorder(patcher, mutants: list[Mutant], tallies: dict[str, Tally]) 
                     tally.in_class += 1
                     key = (m.operator.id, m.param)
                     if key not in whole:
-                        whole[key] = _dry_fire(m, call, stock_error)
+                        whole[key] = _dry_fire(m, call, stock_error, before)
                     if whole[key] is True:
                         tally.fired += 1
                     else:
@@ -309,8 +333,10 @@ def install_recorder(patcher, mutants: list[Mutant], tallies: dict[str, Tally]) 
         patcher.method(entry.owner, entry.name, make)
 
 
-def _dry_fire(mutant: Mutant, call: Call, stock_error: Exception | None):
+def _dry_fire(mutant: Mutant, call: Call, stock_error: Exception | None, before: torch.Tensor | None = None):
     """True where the mutant would break this call, else the reason it would not."""
+    if before is not None and mutant.operator.kind == "arguments":
+        return _dry_fire_in_place(mutant, call, before)
     probe = Call(call.api, call.original, call.args, call.kwargs, call.is_method, call._result)
     generators = [(g, g.get_state()) for g in (*call.args, *call.kwargs.values()) if isinstance(g, torch.Generator)]
     try:
@@ -330,6 +356,40 @@ def _dry_fire(mutant: Mutant, call: Call, stock_error: Exception | None):
     if mutant.operator.kind == "arguments" and observably_same(broken, call._result, call):
         return "the changed argument changes nothing observable for this call"
     return True
+
+
+def _dry_fire_in_place(mutant: Mutant, call: Call, before: torch.Tensor):
+    """An argument operator on an in-place API, measured on two clones of self as it was: stock
+    torch writes one, the broken call the other; it fires where they or the results differ."""
+    rest = call.args[1:]
+    stock_self = before.clone(memory_format=torch.preserve_format)
+    broken_self = before.clone(memory_format=torch.preserve_format)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            stock = call.original(stock_self, *rest, **call.kwargs)
+    except Exception as exc:
+        stock, stock_error = None, exc
+    else:
+        stock_error = None
+    probe = Call(call.api, call.original, (broken_self, *rest), call.kwargs, call.is_method)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            broken = mutant.operator.mutate(probe, {}, mutant.param)
+    except NotApplicable as why:
+        return str(why)
+    except Exception as exc:
+        if stock_error is not None and type(exc) is type(stock_error):
+            return "the call raises on stock torch too"
+        return True
+    if stock_error is not None:
+        return True
+    if not same(stock_self, broken_self, values_only=True):
+        return True
+    if isinstance(stock, torch.Tensor) and isinstance(broken, torch.Tensor):
+        if (stock is stock_self) != (broken is broken_self) or not same(stock, broken, values_only=True):
+            return True
+        return "the changed argument changes nothing observable for this call"
+    return True if not observably_same(stock, broken, probe) else "the changed argument changes nothing observable for this call"
 
 
 def observably_same(a, b, call: Call) -> bool:
