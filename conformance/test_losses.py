@@ -30,7 +30,7 @@ def classification(draw, *, ignore: bool = True):
         n, extra = draw(st.integers(1, 6)), draw(shapes(max_dims=2, min_side=1, max_side=3))  # not empty: see above
         shape = (n, c, *extra)
     label(f"input=({'C' if len(shape) == 1 else 'N, C' + ', d' * len(extra)})")
-    x = draw(specs(shape=shape), label="logits")
+    x = draw(specs(shape=shape, magnitudes=True), label="logits")
     ignore_index = draw(st.sampled_from([-100, -1, c + 2]) if ignore else st.just(-100))
     choices = st.integers(0, c - 1) | st.just(ignore_index) if ignore else st.integers(0, c - 1)
     size = n * math.prod(extra)
@@ -245,8 +245,8 @@ def test_cross_entropy_label_smoothing(device, dtype, case, eps):
 
 @st.composite
 def same_shape_pairs(draw):
-    a = draw(specs(), label="input")
-    return Sample((a, draw(specs(shape=a.shape), label="target")))
+    a = draw(specs(magnitudes=True), label="input")
+    return Sample((a, draw(specs(shape=a.shape, magnitudes=True), label="target")))
 
 
 MSE = Operation(
@@ -275,7 +275,7 @@ def distributions(draw, min_dims=1):  # softmax along the last dim: one at least
     the distributions q and p."""
     # non-empty: 'mean' and 'batchmean' of no element have no value
     shape = draw(shapes(min_dims=min_dims, min_side=1))
-    return Sample((draw(specs(shape=shape), label="q"), draw(specs(shape=shape), label="p")))
+    return Sample((draw(specs(shape=shape, magnitudes=True), label="q"), draw(specs(shape=shape, magnitudes=True), label="p")))
 
 
 def kl_div(q_logits, p_logits, **kwargs):

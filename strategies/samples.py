@@ -74,15 +74,18 @@ def tensor_and_dim(draw, **spec_kwargs) -> Sample:
 
 
 @st.composite
-def broadcast_operands(draw, count: int = 2, *, signature: str | None = None, max_dims: int = 3, max_side: int = 4) -> Sample:
-    """`count` tensors whose shapes broadcast together (or match a gufunc `signature`)."""
+def broadcast_operands(
+    draw, count: int = 2, *, signature: str | None = None, max_dims: int = 3, max_side: int = 4, magnitudes: bool = False
+) -> Sample:
+    """`count` tensors whose shapes broadcast together (or match a gufunc `signature`); with
+    `magnitudes`, values of a drawn magnitude class (specs(magnitudes=True))."""
     if signature:
         shapes = draw(
             hnp.mutually_broadcastable_shapes(signature=signature, max_dims=max_dims, max_side=max_side), label="shapes"
         )
     else:
         shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=count, max_dims=max_dims, max_side=max_side), label="shapes")
-    return Sample(tuple(draw(specs(shape=s), label=f"arg{i}") for i, s in enumerate(shapes.input_shapes)))
+    return Sample(tuple(draw(specs(shape=s, magnitudes=magnitudes), label=f"arg{i}") for i, s in enumerate(shapes.input_shapes)))
 
 
 # The documented ways of giving a size: "a variable number of arguments or a collection like a

@@ -49,6 +49,30 @@ _MIN_NDIM = {"transposed": 2, "permuted": 2, "sliced": 1, "expanded": 1, "channe
 _MAX_NDIM = {"channels_last": 4}
 
 SPECIAL_VALUES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "-0.0": -0.0}
+# Value classes: the magnitude the values are scaled to (floating and complex dtypes), so that a
+# formula is tried where its terms differ (around 0, around 1, large) and not only in make_tensor's
+# default band of [-9, 9]. "large" stays far enough below the dtype's limit that the product of two
+# values is finite (float16 holds 65504: its large values stay within 72).
+MAGNITUDES = ("small", "unit", "large")
+_LARGE = {
+    torch.float16: 8.0,
+    torch.bfloat16: 1e3,
+    torch.float32: 1e4,
+    torch.float64: 1e6,
+    torch.complex64: 1e4,
+    torch.complex128: 1e6,
+}
+
+
+def magnitude_factor(name: str, dtype: torch.dtype) -> float:
+    """What the values of magnitude class `name` are multiplied by in `dtype`."""
+    if name == "small":
+        return 1e-3
+    if name == "large":
+        return _LARGE.get(dtype, 1e3)
+    return 1.0
+
+
 # The dtype's own finite extremes: for floating dtypes the largest and lowest finite values, the
 # smallest normal and a subnormal; for integral ones the largest and the smallest.
 EXTREMES = ("max", "lowest", "tiny", "subnormal")
@@ -77,6 +101,7 @@ class TensorSpec:
     extremes: tuple[tuple[int, str], ...] = ()
     low: float | None = None
     high: float | None = None
+    magnitude: str = ""  # a MAGNITUDES class where one was drawn ("": make_tensor's own range)
 
     @property
     def ndim(self) -> int:
@@ -114,6 +139,10 @@ class TensorSpec:
             # formatting a stack trace each time: the CPU generator is all make_tensor uses here.
             torch.default_generator.manual_seed(self.seed)
             values = make_tensor(shape, dtype=dtype, device="cpu", low=self.low, high=self.high)
+        if self.magnitude and (dtype.is_floating_point or dtype.is_complex):
+            label(f"magnitude={self.magnitude}")
+            if self.magnitude != "unit":
+                values = values * magnitude_factor(self.magnitude, dtype)
         if self.specials and (dtype.is_floating_point or dtype.is_complex) and values.numel():
             flat = values.view(-1)
             for position, name in self.specials:
@@ -268,6 +297,7 @@ def specs(
     extremes: bool = False,
     low: float | None = None,
     high: float | None = None,
+    magnitudes: bool = False,
 ):
     """A strategy for `TensorSpec`s.
 
@@ -279,6 +309,8 @@ def specs(
     extremes:       also place the dtype's finite extremes at drawn positions: max, lowest, the
                     smallest normal and a subnormal (floating), max and min (integral)
     low, high:      the value range passed to `make_tensor`
+    magnitudes:     also draw a value class (MAGNITUDES: around 0, around 1, large) and scale
+                    floating values to it; reported as magnitude=small|unit|large
     """
     layouts = (layouts,) if isinstance(layouts, str) else tuple(layouts)
     unknown = [name for name in layouts if name not in LAYOUTS]
@@ -295,20 +327,32 @@ def specs(
         shapes = st.just(tuple(shape))
     if low is not None and high is not None and low > high:
         raise InvalidArgument(f"specs(low={low!r}, high={high!r}): low must not exceed high")
-    return _specs(shapes if shapes is not None else _DEFAULT_SHAPES, tuple(layouts), special_values, extremes, low, high)
+    if magnitudes and (low is not None or high is not None):
+        raise InvalidArgument("specs(): magnitudes=True scales make_tensor's own range; give it without low=/high=")
+    shapes = shapes if shapes is not None else _DEFAULT_SHAPES
+    return _specs(shapes, tuple(layouts), special_values, extremes, low, high, magnitudes)
 
 
 _DEFAULT_SHAPES = shape_strategy()
 
 
 @st.composite
-def _specs(draw, shapes, layouts, special_values, extremes, low, high) -> TensorSpec:
+def _specs(draw, shapes, layouts, special_values, extremes, low, high, magnitudes=False) -> TensorSpec:
     shape = tuple(draw(shapes))
     layout = draw(_choice(tuple(layouts_for(len(shape), layouts)) or ("contiguous",)))
     params = draw(_layout_params(layout, shape))
     seed = draw(_SEEDS)
     specials = tuple(draw(_SPECIALS)) if special_values else ()
     extreme = tuple(draw(_EXTREMES)) if extremes else ()
+    magnitude = draw(_choice(MAGNITUDES)) if magnitudes else ""
     return TensorSpec(
-        shape=shape, layout=layout, params=params, seed=seed, specials=specials, extremes=extreme, low=low, high=high
+        shape=shape,
+        layout=layout,
+        params=params,
+        seed=seed,
+        specials=specials,
+        extremes=extreme,
+        low=low,
+        high=high,
+        magnitude=magnitude,
     )

@@ -43,3 +43,28 @@ def test_every_narrowed_domain_says_which_documented_sentence_narrows_it():
                 if "#" not in line and not any(a.strip().startswith("#") for a in above):
                     silent.append(f"{path.name}:{number}: {line.strip()}")
     assert not silent, "narrowed without a comment:\n" + "\n".join(silent)
+
+
+# Values that reach the formula: in these areas every behaviour whose result is a function of its
+# input values declares the magnitude classes (specs(magnitudes=True): around 0, around 1, large),
+# and the test above holds that one ci run reaches each. The others say why their values do not
+# matter. More areas join as their strategies draw magnitudes.
+VALUE_AREAS = {"losses", "matmul", "distances"}
+VALUES_DO_NOT_MATTER = {
+    "losses.nll_all_ignored_observed": "every target is ignored: the recorded value does not depend on the logits",
+    "losses.nll_worked_example": "the docs' fixed worked example",
+    "matmul.autocast_lower_precision": "a rule on the result dtype",
+    "matmul.mismatched_dtypes_raise": "a must-raise rule on dtypes",
+}
+
+
+def test_value_dependent_behaviours_reach_every_magnitude_class():
+    magnitudes = {f"magnitude={m}" for m in ("small", "unit", "large")}
+    missing = [
+        b.id
+        for b in catalogue.behaviours().values()
+        if b.area in VALUE_AREAS and b.id not in VALUES_DO_NOT_MATTER and not magnitudes <= set(b.domain)
+    ]
+    assert not missing, f"value-dependent behaviours that do not declare every magnitude class: {missing}"
+    stale = [b for b in VALUES_DO_NOT_MATTER if b not in catalogue.behaviours()]
+    assert not stale, stale

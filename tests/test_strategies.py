@@ -223,3 +223,18 @@ def test_call_forms_reach_every_form_and_refuse_an_empty_table():
     assert {find(call_forms(forms), lambda f, n=name: f == n) for name in forms} == set(forms)
     with pytest.raises(InvalidArgument, match="non-empty dict"):
         call_forms({})
+
+
+def test_magnitude_classes_scale_floating_values_and_leave_integers_alone():
+    from strategies.tensors import magnitude_factor
+
+    for name, bound in (("small", 9e-3 + 1e-9), ("unit", 9.0), ("large", 9 * magnitude_factor("large", torch.float32))):
+        spec = TensorSpec(shape=(50,), seed=1, magnitude=name)
+        values = spec.build(dtype=torch.float32)
+        assert values.abs().max() <= bound and values.abs().max() > bound / 20, name
+        assert torch.equal(spec.build(dtype=torch.int64), TensorSpec(shape=(50,), seed=1).build(dtype=torch.int64))
+    for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        large = TensorSpec(shape=(200,), magnitude="large").build(dtype=dtype)
+        assert torch.isfinite(large * large).all(), dtype
+    with pytest.raises(InvalidArgument, match="magnitudes"):
+        specs(magnitudes=True, low=0)
