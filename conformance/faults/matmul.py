@@ -98,3 +98,22 @@ def _(patch):
     @patch.replace(torch, "mm")
     def mm(orig, a, b, *rest, **k):
         return orig(a, b, *rest, **k).float() if torch.is_autocast_enabled(a.device.type) else orig(a, b, *rest, **k)
+
+
+@fault("compiled_drops_mutation_of_aliased_inputs", trips=["matmul.mul_elementwise"], modes=("aot_eager",))
+def _(patch):
+    """Compiled code called with inputs that share memory runs on copies of them, so what it writes
+    into them is lost (a compiler that assumes its inputs never alias)."""
+
+    @patch.replace(torch, "compile")
+    def compile(orig, model=None, **kwargs):
+        compiled = orig(model, **kwargs)
+
+        def unaliased(*args, **kw):
+            tensors = [a for a in args if isinstance(a, torch.Tensor)]
+            storages = [t.untyped_storage()._cdata for t in tensors]
+            if len(set(storages)) < len(storages):
+                args = tuple(a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args)
+            return compiled(*args, **kw)
+
+        return unaliased

@@ -164,3 +164,23 @@ def _(patch):
     @patch.replace(torch.Tensor, "narrow")
     def narrow(orig, self, dim, start, length):
         return orig(self, dim, start + 1 if start + length < self.shape[dim] else start, length)
+
+
+@fault("compiled_dynamic_outputs_column_major", trips=["views.reshape_view_or_copy"], modes=("aot_eager",))
+def _(patch):
+    """Code compiled with dynamic=True returns each output of two or more dims as a column-major
+    copy: the values are right, the strides (and a view's sharing) are not."""
+    from torch.utils._pytree import tree_map
+
+    def column_major(t):
+        if not isinstance(t, torch.Tensor) or t.dim() < 2:
+            return t
+        reverse = tuple(reversed(range(t.dim())))
+        return t.permute(reverse).contiguous().permute(reverse)
+
+    @patch.replace(torch, "compile")
+    def compile(orig, model=None, **kwargs):
+        compiled = orig(model, **kwargs)
+        if kwargs.get("dynamic") is not True:
+            return compiled
+        return lambda *args, **kw: tree_map(column_major, compiled(*args, **kw))

@@ -60,7 +60,7 @@ def pytest_configure(config):
 
 
 def pytest_ignore_collect(collection_path, config):
-    if collection_path.name == "test_compiled.py" and not config.getoption("compile"):
+    if collection_path.name in ("test_compiled.py", "test_compiled_inputs.py") and not config.getoption("compile"):
         return True
     return None
 

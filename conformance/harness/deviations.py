@@ -5,6 +5,7 @@
     device = "cuda"                         # optional: a device type or string (default: any)
     dtype = "float16"                       # optional (default: any)
     mode = "cross-device"                   # optional: an execution mode (default: any)
+    test = "backward"                       # optional: a fragment of the test id (one case of a mode)
     torch = ">=2.11,<2.14"                  # optional: PEP 440 range of torch versions
     reason = "returns 0 instead of NaN"     # required
     link = "https://github.com/pytorch/pytorch/issues/..."   # optional
@@ -28,7 +29,7 @@ from conformance.harness.identity import identity_of
 DEFAULT_FILE = "known_deviations.toml"
 DEVIATIONS = pytest.StashKey[list]()
 
-FIELDS = {"behaviour", "device", "dtype", "mode", "torch", "reason", "link"}
+FIELDS = {"behaviour", "device", "dtype", "mode", "test", "torch", "reason", "link"}
 
 
 class DeviationsError(ValueError):
@@ -44,9 +45,12 @@ class Deviation:
     mode: str | None = None
     torch: str | None = None
     link: str | None = None
+    test: str | None = None
 
-    def matches(self, behaviour: str, device: str | None, dtype: str | None, torch_version: str, mode: str = "eager") -> bool:
-        if behaviour != self.behaviour or (self.mode and mode != self.mode):
+    def matches(
+        self, behaviour: str, device: str | None, dtype: str | None, torch_version: str, mode: str = "eager", nodeid: str = ""
+    ) -> bool:
+        if behaviour != self.behaviour or (self.mode and mode != self.mode) or (self.test and self.test not in nodeid):
             return False
         if self.device and device and self.device not in (device, device.split(":")[0]):
             return False
@@ -131,7 +135,7 @@ def pytest_collection_modifyitems(config, items):
         if identity is None:
             continue
         for dev in found:
-            if dev.matches(identity.behaviour, identity.device, identity.dtype, torch.__version__, identity.mode):
+            if dev.matches(identity.behaviour, identity.device, identity.dtype, torch.__version__, identity.mode, item.nodeid):
                 reason = f"known deviation: {dev.reason}" + (f" ({dev.link})" if dev.link else "")
                 item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
                 break

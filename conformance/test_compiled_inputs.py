@@ -1,0 +1,220 @@
+"""Compiled against eager where compilers break: aliased inputs, mutation inside the compiled
+function, backward through it, and shapes that vary without recompiling.
+
+An execution mode, not an area (collected only with --compile, like test_compiled.py). A fresh,
+contiguous, non-aliasing tensor built once per call is where compilers rarely go wrong; open
+reports of torch.compile silently returning other values than eager code come from these inputs
+instead. For each declared Operation, backend and device, one drawn Sample is turned into the
+case below, built twice from the same draw, run eagerly and compiled, and compared as
+test_compiled.py compares (error type; values, dtype and shape; aliasing; every input after the
+call; requires_grad), plus the gradients for `backward`:
+
+    aliased     two tensor arguments of one dtype made to share memory: the same tensor twice,
+                a tensor and a view of it, or overlapping slices of one base; after the call the
+                function writes into the first (so into the second too), where it can
+    mutated     after the call the function writes into its first input in place, directly or
+                through a view it makes (`x[...]`): what the result and the input then hold
+    backward    floating leaf inputs require grad; the sum of the floating outputs is
+                backpropagated, and every input's gradient compared
+    dynamic     torch.compile(dynamic=True) run on two samples of different shapes in a row
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from hypothesis import given, reject, settings
+from hypothesis import strategies as st
+from torch.utils._pytree import tree_leaves
+
+from conformance.checks import assert_agree
+from conformance.test_compiled import counting_backend
+
+CASES = ("aliased", "mutated", "backward", "dynamic")
+
+
+@dataclass
+class Outcome:
+    error: type | None = None
+    result: object = None
+    inputs_after: tuple = ()
+    aliasing: tuple = ()
+    grads: tuple = ()
+
+
+def _storage(t: torch.Tensor):
+    return t.untyped_storage()._cdata if t.device.type != "meta" else None
+
+
+def _tensor_positions(args) -> list[int]:
+    return [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+
+
+def alias(args: list, how: str) -> bool:
+    """Make two tensor arguments of one dtype share memory, as `how` says; False where no two
+    such arguments exist. Of one shape: the same tensor twice, a tensor and a view of it, or
+    overlapping slices of one base one element apart; of two shapes: both laid over the start of
+    one buffer (the second's values written last)."""
+    at = _tensor_positions(args)
+    pairs = [(i, j) for n, i in enumerate(at) for j in at[n + 1 :] if args[i].dtype == args[j].dtype]
+    if not pairs:
+        return False
+    i, j = pairs[0]
+    x, y = args[i], args[j]
+    if x.shape != y.shape or how == "overlapping":
+        shift = 1 if x.shape == y.shape else 0
+        base = torch.empty(max(x.numel(), y.numel()) + shift, dtype=x.dtype, device=x.device)
+        args[i] = base[: x.numel()].view(x.shape)
+        args[i].copy_(x)
+        args[j] = base[shift : shift + y.numel()].view(y.shape)
+        args[j].copy_(y)
+    elif how == "same":
+        args[j] = x
+    else:
+        args[j] = x[...]
+    return True
+
+
+def _floating(t) -> bool:
+    return isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
+
+
+def observe(fn, args: list, kwargs: dict, *, backward: bool = False) -> Outcome:
+    inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    try:
+        result = fn(*args, **kwargs)
+        outputs = [t for t in tree_leaves(result) if isinstance(t, torch.Tensor)]
+        grads = ()
+        if backward:
+            terms = [o.real.sum() if o.is_complex() else o.sum() for o in outputs if _floating(o) and o.requires_grad]
+            if terms:
+                sum(terms).backward()
+            grads = tuple(None if t.grad is None else t.grad.detach().clone() for t in inputs if t.is_leaf)
+    except Exception as exc:  # the error type is part of the outcome
+        return Outcome(error=type(exc))
+    storages = [_storage(t) for t in inputs]
+    return Outcome(
+        result=result if isinstance(result, torch.Tensor) else tuple(outputs),
+        inputs_after=tuple(t.detach().clone() for t in inputs),
+        aliasing=tuple(tuple(i for i, s in enumerate(storages) if s is not None and s == _storage(o)) for o in outputs),
+        grads=grads,
+    )
+
+
+def _mutating(call, through_view: bool):
+    def mutated(*args, **kwargs):
+        out = call(*args, **kwargs)
+        target = next(a for a in args if isinstance(a, torch.Tensor))
+        if target.dtype != torch.bool and not target.requires_grad:
+            (target[...] if through_view else target).mul_(2)
+        return out
+
+    return mutated
+
+
+def _compare(what: str, compiled: Outcome, eager: Outcome, mode: str) -> None:
+    __tracebackhide__ = True
+    if eager.error or compiled.error:
+        assert eager.error and compiled.error and issubclass(compiled.error, eager.error), (
+            f"{what}: eager raised {eager.error and eager.error.__name__}, compiled {compiled.error and compiled.error.__name__}"
+        )
+        return
+    assert_agree(compiled.result, eager.result, device=mode, what=f"{what}: result")
+    assert_agree(compiled.inputs_after, eager.inputs_after, device=mode, what=f"{what}: inputs after the call")
+    assert compiled.aliasing == eager.aliasing, (
+        f"{what}: outputs share memory with inputs {compiled.aliasing}, eagerly {eager.aliasing}"
+    )
+    assert [g is None for g in compiled.grads] == [g is None for g in eager.grads], f"{what}: which inputs got a gradient differs"
+    assert_agree(
+        tuple(g for g in compiled.grads if g is not None),
+        tuple(g for g in eager.grads if g is not None),
+        device=mode,
+        what=f"{what}: gradients",
+    )
+
+
+def _build(sample, dtype, device, case: str, how: str):
+    args, kwargs = sample.build(dtype=dtype, device=device)
+    args = list(args)
+    if case == "aliased" and not alias(args, how):
+        return None
+    if case == "aliased" and not _writable(args[_tensor_positions(args)[0]]):
+        return None
+    if case == "mutated":
+        if not (args and isinstance(args[0], torch.Tensor) and args[0].dtype != torch.bool):
+            return None
+        if not _writable(args[0]):
+            args[0] = args[0].contiguous()  # an expanded input cannot be written in place
+
+    if case == "backward":
+        leaves = [t for t in tree_leaves((args, kwargs)) if _floating(t) and t.is_leaf]
+        if not leaves:
+            return None
+        for t in leaves:
+            t.requires_grad_()
+    return args, kwargs
+
+
+def _writable(t: torch.Tensor) -> bool:
+    return all(s != 0 or n <= 1 for n, s in zip(t.shape, t.stride()))
+
+
+_STARTED: set[str] = set()  # items whose first example has run
+_NOT_APPLICABLE = {
+    "aliased": "the operation takes no two tensors of one dtype",
+    "mutated": "the operation's first argument is no tensor that can be written",
+    "backward": "the operation takes no floating tensor to differentiate",
+    "dynamic": "no sample",
+}
+
+
+def one_dtype(operation, device) -> torch.dtype:
+    """The one dtype a case runs in: float32 where the operation's group has it, else its first.
+    Every example compiles afresh (twice for `dynamic`), so the cases run one dtype per operation
+    and backend; test_compiled.py covers every dtype of the group with plain inputs."""
+    from strategies.dtypes import dtypes_for
+
+    group = dtypes_for(operation.dtypes, torch.device(device).type)
+    return torch.float32 if torch.float32 in group else group[0]
+
+
+@pytest.mark.execution_mode("compiled")
+@pytest.mark.parametrize("case", CASES)
+@settings(settings.default, max_examples=max(1, settings.default.max_examples // 6))  # each example compiles afresh
+@given(data=st.data())
+def test_compiled_agrees_with_eager_where_compilers_break(operation, mode, device, dtype, case, data, request):
+    if operation.not_compiled:
+        pytest.skip(f"not applicable under torch.compile: {operation.not_compiled}")
+    if torch.device(device).type == "meta":
+        pytest.skip("meta tensors hold no values to compare")
+    if dtype != one_dtype(operation, device):
+        pytest.skip(f"the {case} case runs in {one_dtype(operation, device)} only: each example compiles afresh")
+    torch._dynamo.reset()
+    what = f"{operation.behaviour} under torch.compile(backend={mode!r}), {case} inputs"
+    samples = [data.draw(operation.samples_for(dtype), label="sample")]
+    how = data.draw(st.sampled_from(["same", "view", "overlapping"]), label="alias") if case == "aliased" else ""
+    through_view = case in ("mutated", "aliased") and data.draw(st.booleans(), label="through_view")
+    if case == "dynamic":
+        samples.append(data.draw(operation.samples_for(dtype), label="second_sample"))
+    call = _mutating(operation.call, through_view) if case in ("mutated", "aliased") else operation.call
+    compiled_fn = torch.compile(call, backend=counting_backend(mode), dynamic=True if case == "dynamic" else None)
+    compared = 0
+    for sample in samples:
+        built = _build(sample, dtype, device, case, how)
+        if built is None:
+            continue
+        eager = observe(call, *built, backward=case == "backward")
+        compiled = observe(compiled_fn, *_build(sample, dtype, device, case, how), backward=case == "backward")
+        _compare(what, compiled, eager, mode)
+        compared += 1
+    first = request.node.nodeid not in _STARTED
+    _STARTED.add(request.node.nodeid)
+    if not compared:
+        # The first example decides whether the case applies to the operation at all (its
+        # arguments' kinds are its declaration's); a later example that cannot be made into the
+        # case is rejected, not passed.
+        if first:
+            pytest.skip(f"not applicable: {_NOT_APPLICABLE[case]}")
+        reject()
