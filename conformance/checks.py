@@ -152,35 +152,3 @@ def private_rng(seed: int = 0, device="cpu"):
             yield
 
     return scope()
-
-
-def assert_agree(actual, expected, *, device, what: str, rtol: float | None = None, atol: float | None = None) -> None:
-    """`actual` (computed on `device`) agrees with `expected` (computed on the CPU): the same
-    structure, dtypes and shapes exactly; integer and bool values exactly; floating values at
-    the dtype's tolerance (or rtol/atol given together). Meta tensors carry no values."""
-    __tracebackhide__ = True
-    if isinstance(expected, tuple):
-        if not isinstance(actual, tuple) or len(actual) != len(expected):
-            raise _failure(
-                what,
-                f"{device} gave {type(actual).__name__} of "
-                f"{len(actual) if isinstance(actual, tuple) else 1}, cpu a tuple of {len(expected)}",
-            )
-        for i, (a, e) in enumerate(zip(actual, expected)):
-            assert_agree(a, e, device=device, what=f"{what}[{i}]", rtol=rtol, atol=atol)
-        return
-    if (actual.dtype, tuple(actual.shape)) != (expected.dtype, tuple(expected.shape)):
-        raise _failure(what, f"{device} gave {actual.dtype}{tuple(actual.shape)}, cpu {expected.dtype}{tuple(expected.shape)}")
-    if actual.device.type == "meta":
-        return
-    if expected.dtype.is_floating_point or expected.dtype.is_complex:
-        assert_close(
-            actual.cpu(),
-            expected,
-            equal_nan=True,
-            rtol=rtol,
-            atol=atol,
-            msg=lambda m: str(_failure(what, f"{device} and cpu differ\n{m}")),
-        )
-    else:
-        assert_equal(actual.cpu(), expected, f"{what}: {device} against cpu")

@@ -27,6 +27,14 @@ TABLE: dict[str, dict[torch.dtype, tuple[float, float]]] = {
     },
     # Distances through a Gram-matrix formulation (cdist may use one for float32): 1e-4.
     "distance_float32": {torch.float32: (1e-4, 1e-4)},
+    # Inductor fuses half-precision operations and computes them in float32 without rounding between
+    # them, unless torch._inductor.config.emulate_precision_casts is set: "When two low precision
+    # operators are fused together, Inductor will elide the downcast-upcast pairs (effectively a
+    # precision truncation) that would occur between these two operators." Eager rounds after every
+    # operation, so the two may differ by a few roundings of the half dtype: 8 of its eps.
+    "inductor_fused_low_precision": {
+        d: (8 * torch.finfo(d).eps, 8 * torch.finfo(d).eps) for d in (torch.float16, torch.bfloat16)
+    },
     # Figures printed to four decimals in a worked example of the docs or a study note.
     "four_decimals": {d: (0.0, 1e-4) for d in (torch.float32, torch.float64)},
 }

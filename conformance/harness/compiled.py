@@ -12,10 +12,15 @@ No silent fallback: Dynamo's recompile limit (8 by default, reached within a few
 of different shapes, after which it silently runs eager code) is raised for the run and hitting
 it fails the item; every example must compile at least one graph, and graph breaks are counted
 per item and shown in the report. Compile caches go to a directory of this run.
+
+A backend's documented numerics that differ from eager's on every operation are `Divergence`
+data here (`backend_divergences()`, with the documented reason quoted), read after an operation's
+own divergences; one that a single operation shows goes into its declaration.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 
@@ -24,6 +29,31 @@ import pytest
 from reports.schema import RUN
 
 MODES = pytest.StashKey[list]()
+
+
+def _inductor_elides_low_precision_casts() -> bool:
+    import torch._inductor.config
+
+    return not torch._inductor.config.emulate_precision_casts
+
+
+@functools.cache
+def backend_divergences() -> tuple:
+    """Divergences of whole backends (imported lazily: the plugin loads before torch is needed)."""
+    from conformance.harness.declaration import Divergence
+
+    return (
+        Divergence(
+            device_type=None,
+            mode="inductor",
+            tolerance="inductor_fused_low_precision",
+            reason="torch._inductor.config.emulate_precision_casts: 'PyTorch eager computes bf16/fp16 by upcasting "
+            "inputs to fp32 and downcasting after. When two low precision operators are fused together, Inductor "
+            "will elide the downcast-upcast pairs (effectively a precision truncation) that would occur between "
+            "these two operators.'",
+            applies=_inductor_elides_low_precision_casts,
+        ),
+    )
 
 
 def pytest_addoption(parser):

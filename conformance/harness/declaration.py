@@ -25,7 +25,9 @@ a mode does not apply to it).
 `call` is a lambda or function that names torch where it runs (`F.softmax`, not a captured
 `F.softmax` object), so a fault injected after import is seen. Documented ways a device may
 differ (TF32 convolutions on CUDA) are `Divergence` data; tolerances come from
-conformance/tolerances.py. `shape_depends_on_values` marks operations (nonzero) whose result
+conformance/tolerances.py; a divergence of a torch.compile backend names it (`mode="inductor"`).
+`compare_strides` says the behaviour documents its result's strides, so every mode compares
+them. `shape_depends_on_values` marks operations (nonzero) whose result
 shape meta tensors cannot know; `not_compiled` says why an operation is not run under
 torch.compile (conformance/harness/compiled.py), where it is not.
 """
@@ -49,12 +51,19 @@ from strategies.samples import Sample
 
 @dataclass(frozen=True)
 class Divergence:
-    """A documented way results on one device type may differ from the CPU's."""
+    """A documented way results may differ: on one device type from the CPU's (mode None, the
+    cross-device mode), or under one torch.compile backend from eager execution (mode the backend;
+    device_type None: on every device)."""
 
-    device_type: str
+    device_type: str | None
     tolerance: str  # a name in conformance.tolerances.TABLE
     reason: str  # the documented sentence, quoted
     applies: Callable[[], bool] = lambda: True  # a backend setting that turns it on
+    mode: str | None = None  # a torch.compile backend: compiled against eager
+
+    def matches(self, device, mode: str | None) -> bool:
+        kind = torch.device(device).type
+        return self.mode == mode and self.device_type in (None, kind) and self.applies()
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +75,7 @@ class Operation:
     divergences: tuple[Divergence, ...] = ()
     shape_depends_on_values: bool = False
     not_compiled: str = ""  # why compiled execution does not apply, where it does not
+    compare_strides: bool = False  # the behaviour documents its result's strides: every mode compares them
 
     def __post_init__(self):
         from strategies.dtypes import DTYPE_GROUPS
@@ -84,14 +94,17 @@ class Operation:
         args, kwargs = sample.build(dtype=dtype, device=device)
         return self.call(*args, **kwargs)
 
-    def tolerance(self, device, dtype: torch.dtype) -> dict:
-        """assert_close keywords for comparing results on `device` with the CPU's."""
+    def tolerance(self, device, dtype: torch.dtype, mode: str | None = None, also: tuple[Divergence, ...] = ()) -> dict:
+        """assert_close keywords for comparing results on `device` with the CPU's (mode None), or
+        compiled with backend `mode` against eager on `device`; `also`: divergences of a whole
+        backend (conformance/harness/compiled.py), after the declaration's own."""
         from conformance.tolerances import tolerance
 
-        kind = torch.device(device).type
-        for divergence in self.divergences:
-            if divergence.device_type == kind and divergence.applies():
-                return tolerance(divergence.tolerance, dtype)
+        for divergence in (*self.divergences, *also):
+            if divergence.matches(device, mode):
+                found = tolerance(divergence.tolerance, dtype)
+                if found:
+                    return found
         return {}
 
     def property(self, test: Callable) -> Callable:

@@ -18,6 +18,14 @@ the cross-device agreement) is parametrized over every declared Operation, each 
 behaviour and dtype group: `test_device_agrees_with_cpu[softmax.range_and_sum-cuda-float32]`.
 A behaviour whose subject is an operation declares it once (conformance/harness/declaration.py)
 and its eager test is `@OPERATION.property`, which adds the markers itself.
+
+Note [Meta is honest]
+Meta tensors have shapes, dtypes and strides but no values and no memory. An eager test runs on
+the meta device only where it is marked `@pytest.mark.meta_too` (it checks shapes, dtypes, device
+moves, leaf status or errors, and reads no value); everywhere else its meta item is skipped with
+a reason starting "meta tensors hold no values:", so `--device meta` never counts a value check
+it could not make as a pass or a failure. The cross-device mode runs on meta and compares what
+meta knows (conformance/harness/agreement.py); the compiled mode does not.
 """
 
 from __future__ import annotations
@@ -36,6 +44,10 @@ def _skip_reason(definition, kind: str, unavailable: str | None) -> str | None:
         return f"not applicable: the behaviour concerns {'/'.join(concerned.args)} tensors"
     if definition.get_closest_marker("off_cpu") and kind == "cpu":
         return "not applicable: the behaviour concerns tensors off the CPU"
+    if kind == "meta":
+        reason = _meta_skip_reason(definition)
+        if reason:
+            return reason
     if definition.get_closest_marker("needs_two_cuda"):
         import torch
 
@@ -44,6 +56,27 @@ def _skip_reason(definition, kind: str, unavailable: str | None) -> str | None:
         if torch.cuda.device_count() < 2:
             return f"needs two CUDA devices; this machine has {torch.cuda.device_count()}"
     return None
+
+
+META_NO_VALUES = "meta tensors hold no values: "
+
+
+def _meta_skip_reason(definition) -> str | None:
+    """Why a test does not run on the meta device, or None if it does (Note [Meta is honest])."""
+    mode = definition.get_closest_marker("execution_mode")
+    mode = mode.args[0] if mode else "eager"
+    if mode == "cross-device":  # compares only what meta knows: errors, dtypes, shapes, strides, autograd flags
+        return None
+    if mode == "compiled":
+        return META_NO_VALUES + (
+            "compiled and eager results could be compared in dtype and shape alone, which Dynamo "
+            "computes with the same meta kernels it traces through"
+        )
+    if definition.get_closest_marker("meta_too"):
+        return None
+    return META_NO_VALUES + (
+        "the test reads values (a test that checks only shapes, dtypes or errors is marked meta_too and runs there)"
+    )
 
 
 def _devices(metafunc) -> list[tuple[str, str | None]]:
