@@ -21,31 +21,17 @@ call; requires_grad), plus the gradients for `backward`:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 from torch.utils._pytree import tree_leaves
 
-from conformance.checks import assert_agree
+from conformance.harness.agreement import assert_outcomes_agree, observe
+from conformance.harness.compiled import backend_divergences
 from conformance.test_compiled import counting_backend
 
 CASES = ("aliased", "mutated", "backward", "dynamic")
-
-
-@dataclass
-class Outcome:
-    error: type | None = None
-    result: object = None
-    inputs_after: tuple = ()
-    aliasing: tuple = ()
-    grads: tuple = ()
-
-
-def _storage(t: torch.Tensor):
-    return t.untyped_storage()._cdata if t.device.type != "meta" else None
 
 
 def _tensor_positions(args) -> list[int]:
@@ -81,26 +67,19 @@ def _floating(t) -> bool:
     return isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())
 
 
-def observe(fn, args: list, kwargs: dict, *, backward: bool = False) -> Outcome:
-    inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
-    try:
+def with_backward(fn):
+    """`fn`, then backward from the sum of its floating outputs that require grad; returns its
+    result and every leaf input's gradient (None where it got none), for the comparison."""
+
+    def run(*args, **kwargs):
         result = fn(*args, **kwargs)
-        outputs = [t for t in tree_leaves(result) if isinstance(t, torch.Tensor)]
-        grads = ()
-        if backward:
-            terms = [o.real.sum() if o.is_complex() else o.sum() for o in outputs if _floating(o) and o.requires_grad]
-            if terms:
-                sum(terms).backward()
-            grads = tuple(None if t.grad is None else t.grad.detach().clone() for t in inputs if t.is_leaf)
-    except Exception as exc:  # the error type is part of the outcome
-        return Outcome(error=type(exc))
-    storages = [_storage(t) for t in inputs]
-    return Outcome(
-        result=result if isinstance(result, torch.Tensor) else tuple(outputs),
-        inputs_after=tuple(t.detach().clone() for t in inputs),
-        aliasing=tuple(tuple(i for i, s in enumerate(storages) if s is not None and s == _storage(o)) for o in outputs),
-        grads=grads,
-    )
+        outputs = [o for o in tree_leaves(result) if _floating(o) and o.requires_grad]
+        if outputs:
+            sum(o.real.sum() if o.is_complex() else o.sum() for o in outputs).backward()
+        leaves = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor) and t.is_leaf]
+        return result, tuple(None if t.grad is None else t.grad.detach().clone() for t in leaves)
+
+    return run
 
 
 def _mutating(call, through_view: bool):
@@ -112,27 +91,6 @@ def _mutating(call, through_view: bool):
         return out
 
     return mutated
-
-
-def _compare(what: str, compiled: Outcome, eager: Outcome, mode: str) -> None:
-    __tracebackhide__ = True
-    if eager.error or compiled.error:
-        assert eager.error and compiled.error and issubclass(compiled.error, eager.error), (
-            f"{what}: eager raised {eager.error and eager.error.__name__}, compiled {compiled.error and compiled.error.__name__}"
-        )
-        return
-    assert_agree(compiled.result, eager.result, device=mode, what=f"{what}: result")
-    assert_agree(compiled.inputs_after, eager.inputs_after, device=mode, what=f"{what}: inputs after the call")
-    assert compiled.aliasing == eager.aliasing, (
-        f"{what}: outputs share memory with inputs {compiled.aliasing}, eagerly {eager.aliasing}"
-    )
-    assert [g is None for g in compiled.grads] == [g is None for g in eager.grads], f"{what}: which inputs got a gradient differs"
-    assert_agree(
-        tuple(g for g in compiled.grads if g is not None),
-        tuple(g for g in eager.grads if g is not None),
-        device=mode,
-        what=f"{what}: gradients",
-    )
 
 
 def _build(sample, dtype, device, case: str, how: str):
@@ -205,9 +163,16 @@ def test_compiled_agrees_with_eager_where_compilers_break(operation, mode, devic
         built = _build(sample, dtype, device, case, how)
         if built is None:
             continue
-        eager = observe(call, *built, backward=case == "backward")
-        compiled = observe(compiled_fn, *_build(sample, dtype, device, case, how), backward=case == "backward")
-        _compare(what, compiled, eager, mode)
+        eager_fn, compiled_run = (with_backward(call), with_backward(compiled_fn)) if case == "backward" else (call, compiled_fn)
+        eager = observe(eager_fn, *built, label="eager")
+        compiled = observe(compiled_run, *_build(sample, dtype, device, case, how), label=mode)
+        assert_outcomes_agree(
+            compiled,
+            eager,
+            what=what,
+            strides=operation.compare_strides,
+            **operation.tolerance(device, dtype, mode=mode, also=backend_divergences()),
+        )
         compared += 1
     first = request.node.nodeid not in _STARTED
     _STARTED.add(request.node.nodeid)
