@@ -45,6 +45,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strategies.samples import Sample
+from strategies.tensors import CompactRepr
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ class Divergence:
     applies: Callable[[], bool] = lambda: True  # a backend setting that turns it on
 
 
-@dataclass(frozen=True, eq=False)
-class Operation:
+@dataclass(frozen=True, eq=False, repr=False)
+class Operation(CompactRepr):
     behaviour: str
     dtypes: str  # a dtype group (strategies.DTYPE_GROUPS)
     samples: Any  # a strategy of Samples, or dtype -> one
