@@ -171,7 +171,7 @@ class Recorder:
         if self.file is None:
             self._open()
         entry["type"] = "result"
-        entry["repro"] = _repro(entry, self.header)
+        entry["repro_line"] = _repro_line(entry, self.header)
         self._write(entry)
         self.count += 1
 
@@ -286,7 +286,7 @@ def replay_arguments(config) -> list[str]:
     return kept
 
 
-def _repro(entry: dict, header: dict) -> str:
+def _repro_line(entry: dict, header: dict) -> str:
     replay = header.get("replay")
     if replay is None:  # a results file from before the replay arguments were recorded
         replay = [f"--backend={b['module']}" for b in header.get("backends") or ()]

@@ -15,7 +15,7 @@ of PLUGINS. None of them knows any behaviour: they read markers, parameters and 
     isolation      a test that leaks global torch state fails, and the state is restored
     gpu            per-worker GPU memory share, poisoned CUDA contexts
     observations   the record_observation fixture
-    standalone     a torch-only script for every failing item, traced from its final example
+    repro          a torch-only script for every failing item, traced from its final example
 
 A behaviour test needs none of this in its own code: see Note [Writing a behaviour test] in
 conformance/harness/parametrize.py, and conformance/harness/declaration.py for operations that
@@ -36,6 +36,6 @@ PLUGINS = [
         "gpu",
         "observations",
         "compiled",
-        "standalone",
+        "repro",
     )
 ]
