@@ -16,6 +16,7 @@ of PLUGINS. None of them knows any behaviour: they read markers, parameters and 
     gpu            per-worker GPU memory share, poisoned CUDA contexts
     observations   the record_observation fixture
     repro          a torch-only script for every failing item, traced from its final example
+    screen         a failure's example, message, repro line and script first, on one screen
 
 A behaviour test needs none of this in its own code: see Note [Writing a behaviour test] in
 conformance/harness/parametrize.py, and conformance/harness/declaration.py for operations that
@@ -37,5 +38,6 @@ PLUGINS = [
         "observations",
         "compiled",
         "repro",
+        "screen",
     )
 ]
