@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.testing import assert_close
 
-from conformance import snippets
+from conformance.repro import calls
 
 
 def storage_ptr(t: torch.Tensor) -> int:
@@ -102,9 +102,7 @@ def numpy_dtype(dtype: torch.dtype) -> np.dtype:
     return np.dtype(str(dtype).removeprefix("torch."))
 
 
-@snippets.helper(
-    lambda record, t: f"np.array({t}.tolist(), dtype=np.{numpy_dtype(record.args[0].dtype).name}).reshape({t}.shape)"
-)
+@calls.helper(lambda record, t: f"np.array({t}.tolist(), dtype=np.{numpy_dtype(record.args[0].dtype).name}).reshape({t}.shape)")
 def independent_array(t: torch.Tensor) -> np.ndarray:
     """A NumPy copy of a CPU tensor's values made without Tensor.numpy() (via Python lists),
     so bridge tests do not use the bridge to build their oracle."""
@@ -145,7 +143,7 @@ def private_rng(seed: int = 0, device="cpu"):
     @contextlib.contextmanager
     def scope():
         with torch.random.fork_rng(devices=cuda):
-            snippets.seed_point(seed)
+            calls.seed_point(seed)
             torch.default_generator.manual_seed(seed)
             if cuda:
                 torch.cuda.manual_seed(seed)

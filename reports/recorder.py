@@ -171,7 +171,7 @@ class Recorder:
         if self.file is None:
             self._open()
         entry["type"] = "result"
-        entry["repro"] = _repro(entry, self.header)
+        entry["repro_line"] = _repro_line(entry, self.header)
         self._write(entry)
         self.count += 1
 
@@ -295,7 +295,14 @@ def replay_arguments(config) -> list[str]:
     return kept
 
 
-def _repro(entry: dict, header: dict) -> str:
+def repro_line(config, nodeid: str, device: str | None) -> str:
+    """The repro line of one item of this run, as its result record will carry it."""
+    run = config.stash.get(schema.RUN, {})
+    header = {"replay": replay_arguments(config), "profile": run.get("profile", "default"), "seed": run.get("seed")}
+    return _repro_line({"nodeid": nodeid, "device": device}, header)
+
+
+def _repro_line(entry: dict, header: dict) -> str:
     replay = header.get("replay")
     if replay is None:  # a results file from before the replay arguments were recorded
         replay = [f"--backend={b['module']}" for b in header.get("backends") or ()]

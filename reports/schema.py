@@ -5,7 +5,12 @@ then one result record per test item.
 
     {"type": "environment", "source": ..., "torch": ..., "profile": ..., "seed": ..., ...}
     {"type": "result", "nodeid": ..., "behaviour": ..., "device": ..., "dtype": ...,
-     "mode": ..., "status": ..., ...}
+     "mode": ..., "status": ..., "repro_line": "pytest ...", ...}
+
+A failing item also carries its standalone script (Note [Repros] in conformance/repro/__init__.py):
+`repro` (the script), `repro_fails_with` (what it raises) or `repro_missing` (why there is none).
+Files written before these names (`snippet`, `snippet_fails_with`, `snippet_missing`, and the
+repro line as `repro`) are read under the new names.
 
 The recorder (reports.recorder), the renderer and merge (reports.render), the kill matrix and
 the tools in tools/ all read and write through the names here. Importing this module never
@@ -94,7 +99,7 @@ def load(path: Path) -> Source:
             raise ResultsError(f"{path}: line {number} is {'truncated' if last else 'not JSON'}") from None
         if not isinstance(record, dict):
             raise ResultsError(f"{path}: line {number} is not a JSON object")
-        records.append(record)
+        records.append(_renamed(record))
     header = records[0]
     if header.get("type") != "environment":
         raise ResultsError(f"{path}: line 1 is not an environment header")
@@ -102,6 +107,22 @@ def load(path: Path) -> Source:
         if record.get("type") != "result" or record.get("status") not in STATUSES or not isinstance(record.get("nodeid"), str):
             raise ResultsError(f"{path}: line {number} is not a result record")
     return Source(label=str(header.get("source") or path), header=header, results=records[1:])
+
+
+# the names of older results files: old -> new
+_OLD_NAMES = {"snippet": "repro", "snippet_fails_with": "repro_fails_with", "snippet_missing": "repro_missing"}
+
+
+def _renamed(record: dict) -> dict:
+    """A result record under today's field names. A record written before the script was called
+    a repro has no `repro_line`: its `repro` is the repro line, and its `snippet` the script."""
+    if record.get("type") != "result" or "repro_line" in record or not ({"repro", *_OLD_NAMES} & record.keys()):
+        return record
+    renamed = {k: v for k, v in record.items() if k != "repro" and k not in _OLD_NAMES}
+    if "repro" in record:
+        renamed["repro_line"] = record["repro"]
+    renamed.update({new: record[old] for old, new in _OLD_NAMES.items() if old in record})
+    return renamed
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -17,24 +17,30 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
-from strategies.tensors import TensorSpec, label, specs
+from strategies.tensors import CompactRepr, TensorSpec, compact_repr, label, specs
 
 
-@dataclass(frozen=True)
-class Arg:
+@dataclass(frozen=True, repr=False)
+class Arg(CompactRepr):
     """A tensor argument that does not follow the item's dtype, or that requires grad."""
 
     spec: TensorSpec
     dtype: torch.dtype | None = None
     requires_grad: bool = False
 
+    def __repr__(self) -> str:  # Arg(spec=TensorSpec(shape=(3,), seed=1), dtype=torch.float64)
+        return compact_repr(self, always=("spec",))
 
-@dataclass(frozen=True)
-class Sample:
+
+@dataclass(frozen=True, repr=False)
+class Sample(CompactRepr):
     """One drawn input of an operation: positional and keyword arguments, specs unbuilt."""
 
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # as the call it stands for: Sample(TensorSpec(shape=(2,), seed=0), 1, keepdim=True)
+        return f"Sample({', '.join([*map(repr, self.args), *(f'{k}={v!r}' for k, v in self.kwargs.items())])})"
 
     def build(self, *, dtype: torch.dtype, device) -> tuple[list, dict]:
         make = functools.partial(_build, dtype=dtype, device=device)

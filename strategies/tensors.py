@@ -28,7 +28,7 @@ explicit (position, value) pairs so Hypothesis can shrink them away one at a tim
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache, lru_cache
 
 import torch
@@ -89,9 +89,29 @@ def extreme_value(name: str, dtype: torch.dtype) -> float | int | None:
     return {"max": info.max, "lowest": info.min}.get(name)
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    """Everything needed to rebuild one generated tensor on any device and dtype."""
+def compact_repr(obj, always: tuple[str, ...] = ()) -> str:
+    """A dataclass as its constructor call, with only the fields that differ from their defaults
+    (and those in `always`): what a falsifying example prints, still enough to rebuild it."""
+    shown = []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in always or value != f.default:
+            shown.append(f"{f.name}={value!r}")
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
+class CompactRepr:
+    """Mixin for the dataclasses a Hypothesis example prints: Hypothesis' printer lists every field
+    of a dataclass (and every line of a nested strategy) unless `_repr_pretty_` says otherwise."""
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(repr(self))
+
+
+@dataclass(frozen=True, repr=False)
+class TensorSpec(CompactRepr):
+    """Everything needed to rebuild one generated tensor on any device and dtype (its dtype is the
+    item's, or an Arg's)."""
 
     shape: tuple[int, ...]
     layout: str = "contiguous"
@@ -102,6 +122,9 @@ class TensorSpec:
     low: float | None = None
     high: float | None = None
     magnitude: str = ""  # a MAGNITUDES class where one was drawn ("": make_tensor's own range)
+
+    def __repr__(self) -> str:  # TensorSpec(shape=(2, 3), layout='sliced', params=(2, 1), seed=7)
+        return compact_repr(self, always=("shape", "seed"))
 
     @property
     def ndim(self) -> int:

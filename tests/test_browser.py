@@ -36,7 +36,7 @@ def page(tmp_path):
             "status": "failed",
             "error": "AssertionError: permute: expected a view <script>alert(1)</script>",
             "example": "TensorSpec(shape=(2, 3), layout='sliced')",
-            "repro": "pytest 'conformance/test_views.py::test_permute_is_a_view[cpu-float32]' --device cpu",
+            "repro_line": "pytest 'conformance/test_views.py::test_permute_is_a_view[cpu-float32]' --device cpu",
         },
         {
             "type": "result",
@@ -113,7 +113,7 @@ def test_report_page_works_in_chromium(page, browser):
     observed = browser.find_element("css selector", "details[id='losses.nll_all_ignored_observed'] .observed-kind")
     assert "observed behaviour, not a documented promise" in observed.get_attribute("textContent")
 
-    repro = browser.find_element("css selector", "details[id='views.permute_shares'] pre.repro")
+    repro = browser.find_element("css selector", "details[id='views.permute_shares'] pre.repro-line")
     assert repro.is_displayed() and "test_permute_is_a_view[cpu-float32]" in repro.text
     assert "<script>alert(1)</script>" in browser.find_element("css selector", "div.failure pre").text
 
@@ -172,7 +172,7 @@ def test_the_first_screen_answers_does_this_build_conform(faulty_report, browser
         ("p", "softmax.range_and_sum"),
         ("blockquote.quote", "sum to 1"),
         ("pre.example", "Failing test case"),
-        ("pre.repro", "--inject-fault=softmax_naive_exp"),
+        ("pre.repro-line", "--inject-fault=softmax_naive_exp"),
     ):
         element = failure.find_element("css selector", selector)
         assert element.is_displayed() and text in element.text, selector
@@ -180,7 +180,7 @@ def test_the_first_screen_answers_does_this_build_conform(faulty_report, browser
     shots.mkdir(parents=True, exist_ok=True)
     assert browser.save_screenshot(str(shots / "browser-at-a-glance.png"))
     # the standalone repro: torch only, shown unexpanded, with a working copy button
-    script = failure.find_element("css selector", "pre.snippet")
+    script = failure.find_element("css selector", "pre.repro")
     assert script.is_displayed() and "import torch" in script.text and "torch.nn.functional.softmax(" in script.text
     assert "conformance" not in script.text.split("import torch", 1)[1], "the script uses the suite"
     button = failure.find_element("css selector", "button.copy")

@@ -25,3 +25,28 @@ def test_a_fault_in_compiled_code_is_caught_by_the_compiled_mode_and_by_nothing_
     compiled = run_pytest("-q", "-W", "ignore::UserWarning", "--compile=aot_eager", *FAULT)
     assert compiled.returncode == 1, compiled.stdout[-3000:]
     assert "reshape_view_or_copy-aot_eager-cpu" in compiled.stdout and "share memory with inputs" in compiled.stdout
+
+
+def _failure(stdout: str) -> list[str]:
+    """The lines of the first failure's output: after its "___ test_... ___" rule, up to the next rule."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("_") and "test_compiled_agrees_with_eager" in line)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("___", "===", "---"))), len(lines))
+    return lines[start + 1 : end]
+
+
+def test_a_compiled_failure_fits_on_one_screen_with_example_message_repro_line_and_script_first():
+    """Note [One screen per failure]: under 80 lines by default (torch's compile logs silenced), the
+    falsifying example, the check's message, the repro line and the script first; -v gives more."""
+    one = ("--compile=aot_eager", *FAULT, "-k", "reshape_view_or_copy-aot_eager-cpu-float32", "-W", "ignore::UserWarning")
+    default = run_pytest(*one)
+    assert default.returncode == 1, default.stdout[-3000:]
+    failure = _failure(default.stdout)
+    assert len(failure) < 80, "\n".join(failure)
+    assert "torch.__trace" not in default.stdout and "Captured log" not in default.stdout
+    firsts = ("Failing test case", "AssertionError: views.reshape_view_or_copy", "repro line: pytest ", "standalone repro")
+    at = [next(i for i, line in enumerate(failure) if line.startswith(first)) for first in firsts]
+    assert at[0] == 0 and at == sorted(at), "\n".join(failure)
+    assert "--inject-fault=compiled_outputs_are_copies" in failure[at[2]] and "--compile=aot_eager" in failure[at[2]]
+    verbose = run_pytest("-v", *one)
+    assert len(_failure(verbose.stdout)) > len(failure) and "def test_compiled_agrees_with_eager(" in verbose.stdout

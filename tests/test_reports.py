@@ -68,7 +68,7 @@ def test_failures_carry_example_and_repro(tmp_path):
     (failure,) = results
     assert failure["status"] == "failed" and "storage" in failure["error"]
     assert "TensorSpec(" in failure["example"] and failure["blob"].startswith("@reproduce_failure(")
-    assert failure["repro"].startswith(f"pytest '{ONE}[cpu-float32]'")
+    assert failure["repro_line"].startswith(f"pytest '{ONE}[cpu-float32]'")
     assert failure["examples_to_failure"] >= 1
     assert "pytest &#39;" in (tmp_path / "index.html").read_text()
 
@@ -92,6 +92,7 @@ def test_hostile_content_renders_as_text(tmp_path):
                 "status": "failed",
                 "error": evil,
                 "example": evil,
+                "repro_line": evil,
                 "repro": evil,
             }
         ],
@@ -248,9 +249,10 @@ def test_the_repro_line_of_a_failing_item_replays_it_in_a_fresh_process(tmp_path
     _, results = header_and_results(tmp_path / "first" / "results.jsonl")
     failed = next(r for r in results if r["status"] == "failed")
     for needed in ("-p no:randomly", "--inject-fault=softmax_naive_exp", "--max-examples=9", "--hypothesis-seed="):
-        assert needed in failed["repro"], failed["repro"]
-    assert " -k " not in failed["repro"] and " -n " not in failed["repro"] and "--report-dir" not in failed["repro"]
-    command = shlex.split(failed["repro"])
+        assert needed in failed["repro_line"], failed["repro_line"]
+    line = failed["repro_line"]
+    assert " -k " not in line and " -n " not in line and "--report-dir" not in line
+    command = shlex.split(failed["repro_line"])
     assert command[0] == "pytest"
     again = run_pytest(*command[1:], f"--report-dir={tmp_path / 'again'}")
     assert again.returncode == 1, again.stdout[-2000:]
@@ -274,3 +276,17 @@ def test_the_report_flags_a_declared_input_class_that_was_never_reached(tmp_path
     write_results(tmp_path / "r.jsonl", [record])
     html = render.render([schema.load(tmp_path / "r.jsonl")])
     assert "dim&gt;=0 ✓" in html and "dim&lt;0 never reached" in html
+
+
+def test_results_written_before_the_script_was_called_a_repro_still_load(tmp_path):
+    """Older files called the script `snippet` and the repro line `repro`: read under today's names."""
+    old = {"type": "result", "nodeid": "t", "behaviour": "views.permute_shares", "status": "failed"}
+    old |= {"repro": "pytest t", "snippet": "import torch", "snippet_fails_with": "AssertionError"}
+    missing = {"type": "result", "nodeid": "u", "status": "failed", "repro": "pytest u", "snippet_missing": "why"}
+    new = {"type": "result", "nodeid": "v", "status": "failed", "repro_line": "pytest v", "repro": "import torch"}
+    lines = [{"type": "environment", "source": "old", "end": "x"}, old, missing, new]
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    first, second, third = schema.load(tmp_path / "r.jsonl").results
+    assert (first["repro_line"], first["repro"], first["repro_fails_with"]) == ("pytest t", "import torch", "AssertionError")
+    assert "snippet" not in first and (second["repro_line"], second["repro_missing"]) == ("pytest u", "why")
+    assert third == new

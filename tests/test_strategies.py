@@ -238,3 +238,22 @@ def test_magnitude_classes_scale_floating_values_and_leave_integers_alone():
         assert torch.isfinite(large * large).all(), dtype
     with pytest.raises(InvalidArgument, match="magnitudes"):
         specs(magnitudes=True, low=0)
+
+
+def test_falsifying_examples_print_specs_samples_and_operations_compactly():
+    """A spec prints as the constructor call that rebuilds it, defaults left out; a Sample as the
+    call it stands for; an Operation as its behaviour id (not its strategy), in Hypothesis too."""
+    from hypothesis.vendor.pretty import pretty
+
+    from conformance.harness.declaration import operations
+    from strategies.samples import Arg, Sample
+
+    spec = TensorSpec(shape=(2, 3), layout="sliced", params=(2, 1), seed=7, specials=((0, "nan"),))
+    assert repr(spec) == "TensorSpec(shape=(2, 3), layout='sliced', params=(2, 1), seed=7, specials=((0, 'nan'),))"
+    assert eval(repr(spec)) == spec  # enough to rebuild the input
+    assert repr(TensorSpec(shape=())) == "TensorSpec(shape=(), seed=0)"
+    sample = Sample((spec, Arg(TensorSpec(shape=(1,)), dtype=torch.float64)), {"dim": 1})
+    assert repr(sample) == f"Sample({spec!r}, Arg(spec=TensorSpec(shape=(1,), seed=0), dtype=torch.float64), dim=1)"
+    assert pretty(sample) == repr(sample)
+    operation = operations()[0]
+    assert pretty(operation) == repr(operation) == f"Operation({operation.behaviour!r})"

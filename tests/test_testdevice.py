@@ -73,7 +73,7 @@ def test_a_repro_line_replays_a_test_device_failure_in_a_fresh_shell(tmp_path):
     assert header["backends"][0]["module"] == "tests.testdevice" and header["backends"][0]["device"] == "testdev"
     failed = [r for r in results if r["status"] == "failed"]
     assert failed, json.dumps(results)[:2000]
-    repro = failed[0]["repro"]
+    repro = failed[0]["repro_line"]
     assert "--backend=tests.testdevice" in repro and "--inject-fault=matmul_drift_off_cpu" in repro
     replay = subprocess.run(
         ["bash", "-c", f"{repro} -p no:cacheprovider --no-report"], cwd=ROOT, capture_output=True, text=True, timeout=600

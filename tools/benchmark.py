@@ -91,7 +91,7 @@ def synthetic_results(path: Path, count: int = 30_000) -> None:
                 "duration": 0.01,
                 "examples": 25,
                 "features": {"layout=contiguous": 10, "ndim=2": 5},
-                "repro": f"pytest 'conformance/test_x.py::test_{i}[cpu]'",
+                "repro_line": f"pytest 'conformance/test_x.py::test_{i}[cpu]'",
             }
             if status == "failed":
                 rec.update(error="AssertionError: <b>bad</b>", example="TensorSpec(shape=(2, 3))")

@@ -37,7 +37,7 @@ import pytest
 from conformance.faults import catalogue
 from conformance.harness.identity import from_report
 from reports.schema import RUN_DETAILS, atomic_write
-from tools import standalone
+from tools import repro
 from tools.progress import Progress
 
 
@@ -63,7 +63,7 @@ class _Collector:
                 self.failing_tests.add(report.nodeid)
                 self.scripts[report.nodeid] = {
                     "behaviour": behaviour,
-                    **{k: details[k] for k in ("snippet", "snippet_missing", "snippet_fails_with") if k in details},
+                    **{k: details[k] for k in ("repro", "repro_missing", "repro_fails_with") if k in details},
                 }
         elif report.failed:
             self.errors += 1
@@ -117,8 +117,8 @@ def run_fault(fault, scope: str, devices: list[str], backends: list[str] = (), c
     killers = {b: v for b, v in collector.failed.items() if b in fault.trips}
     scripts = {k: v for k, v in collector.scripts.items() if v["behaviour"] in fault.trips}
     if check_scripts:
-        written = {k: v["snippet"] for k, v in scripts.items() if v.get("snippet")}
-        faulted = standalone.run(written, fault=fault.id, backends=backends) if written else {}
+        written = {k: v["repro"] for k, v in scripts.items() if v.get("repro")}
+        faulted = repro.run(written, fault=fault.id, backends=backends) if written else {}
         for nodeid, details in scripts.items():
             details["under_fault"] = faulted.get(nodeid, {}).get("raised", "not run") if nodeid in written else None
     return {
@@ -142,23 +142,23 @@ def _check_on_stock(results: list[dict], backends) -> dict:
     """Run every written script on stock torch; count those that reproduce: fail under their
     fault as the test did, pass on stock torch."""
     written = {
-        f"{r['fault']}::{nodeid}": details["snippet"]
+        f"{r['fault']}::{nodeid}": details["repro"]
         for r in results
         for nodeid, details in r.get("scripts", {}).items()
-        if details.get("snippet")
+        if details.get("repro")
     }
-    stock = standalone.run(written, backends=backends, timeout=3600) if written else {}
+    stock = repro.run(written, backends=backends, timeout=3600) if written else {}
     counts = {"failing_items": 0, "written": 0, "reproduce": 0, "fail_on_stock": 0, "pass_under_fault": 0, "missing": {}}
     for r in results:
         for nodeid, details in r.get("scripts", {}).items():
             counts["failing_items"] += 1
-            if not details.get("snippet"):
-                reason = details.get("snippet_missing", "no script recorded")
+            if not details.get("repro"):
+                reason = details.get("repro_missing", "no script recorded")
                 counts["missing"][reason] = counts["missing"].get(reason, 0) + 1
                 continue
             counts["written"] += 1
             details["on_stock"] = stock.get(f"{r['fault']}::{nodeid}", {}).get("raised", "not run")
-            same = details.get("under_fault") == details.get("snippet_fails_with")
+            same = details.get("under_fault") == details.get("repro_fails_with")
             counts["reproduce"] += same and details["on_stock"] is None
             counts["fail_on_stock"] += details["on_stock"] is not None
             counts["pass_under_fault"] += not same

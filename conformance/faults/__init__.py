@@ -110,10 +110,10 @@ class Patcher:
 
 def _reported(owner, name: str, replacement, original):
     """A standalone repro's trace sees the replacement as the public function it replaces (Note
-    [Standalone repros] in conformance/snippets.py): a real bug would be inside that function."""
+    [Repros] in conformance/repro/__init__.py): a real bug would be inside that function."""
     import types
 
-    from conformance.snippets import public_call
+    from conformance.repro.calls import public_call
 
     public = owner.__name__ if isinstance(owner, types.ModuleType) else f"{owner.__module__}.{owner.__qualname__}"
     public = {"torch._tensor.Tensor": "torch.Tensor", "torch._C.TensorBase": "torch.Tensor"}.get(public, public)

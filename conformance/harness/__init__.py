@@ -15,7 +15,8 @@ of PLUGINS. None of them knows any behaviour: they read markers, parameters and 
     isolation      a test that leaks global torch state fails, and the state is restored
     gpu            per-worker GPU memory share, poisoned CUDA contexts
     observations   the record_observation fixture
-    standalone     a torch-only script for every failing item, traced from its final example
+    repro          a torch-only script for every failing item, traced from its final example
+    screen         a failure's example, message, repro line and script first, on one screen
     mutants        --auto-mutants: each passing item run against the automatic API mutants
 
 A behaviour test needs none of this in its own code: see Note [Writing a behaviour test] in
@@ -37,7 +38,8 @@ PLUGINS = [
         "gpu",
         "observations",
         "compiled",
-        "standalone",
+        "repro",
+        "screen",
         "mutants",
     )
 ]

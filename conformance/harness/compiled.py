@@ -16,11 +16,17 @@ per item and shown in the report. Compile caches go to a directory of this run.
 A backend's documented numerics that differ from eager's on every operation are `Divergence`
 data here (`backend_divergences()`, with the documented reason quoted), read after an operation's
 own divergences; one that a single operation shows goes into its declaration.
+
+Quiet by default: torch's structured trace log (`torch.__trace`, always at DEBUG) and Dynamo's,
+AOTAutograd's and Inductor's own logs below ERROR would fill a failure's captured log with
+hundreds of lines (pytest captures non-propagating loggers too). `TORCH_TRACE` or `TORCH_LOGS`
+in the environment keeps torch's own settings.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import tempfile
 
@@ -67,7 +73,22 @@ def pytest_addoption(parser):
     )
 
 
+_COMPILER_LOGS = ("torch._dynamo", "torch._functorch", "torch._inductor", "torch.fx.experimental.symbolic_shapes")
+
+
+def quiet_torch_logs() -> None:
+    """Silence what torch logs while it compiles, unless the user asked for it."""
+    if not os.environ.get("TORCH_TRACE") and not os.environ.get("TORCH_COMPILE_DEBUG"):
+        from torch._logging._internal import trace_log
+
+        trace_log.setLevel(logging.CRITICAL + 1)  # torch tests this level, not logging.disable
+    if not os.environ.get("TORCH_LOGS"):
+        for name in _COMPILER_LOGS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def pytest_configure(config):
+    quiet_torch_logs()
     values = config.getoption("compile") or ()
     modes = list(dict.fromkeys(m.strip() for v in values for m in v.split(",") if m.strip()))
     config.stash[MODES] = modes

@@ -47,6 +47,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from strategies.samples import Sample
+from strategies.tensors import CompactRepr
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ class Divergence:
         return self.mode == mode and self.device_type in (None, kind) and self.applies()
 
 
-@dataclass(frozen=True, eq=False)
-class Operation:
+@dataclass(frozen=True, eq=False, repr=False)
+class Operation(CompactRepr):
     behaviour: str
     dtypes: str  # a dtype group (strategies.DTYPE_GROUPS)
     samples: Any  # a strategy of Samples, or dtype -> one

@@ -1,5 +1,5 @@
-"""A standalone, torch-only script for every failing behaviour item (Note [Standalone repros] in
-conformance/snippets.py): printed with the failure, recorded for the report.
+"""A standalone, torch-only script for every failing behaviour item (Note [Repros] in
+conformance/repro/__init__.py): printed with the failure, recorded for the report.
 
 Only the final run of a failing Hypothesis example is traced (Hypothesis marks it `is_final`), so
 passing examples cost nothing; a failing test without Hypothesis is run once more under the trace.
@@ -29,9 +29,9 @@ def pytest_runtest_call(item):
     if identity is None:
         return (yield)
     if identity.mode not in ("eager", "cross-device"):  # torch.compile under a TorchFunctionMode traces differently
-        item.stash[SCRIPT] = {"snippet_missing": f"a script is written for eager execution, not {identity.mode}"}
+        item.stash[SCRIPT] = {"repro_missing": f"a script is written for eager execution, not {identity.mode}"}
         return (yield)
-    from conformance.snippets import Trace
+    from conformance.repro.trace import Trace
 
     if hypothesis is not None:
         inner = hypothesis.inner_test
@@ -69,7 +69,8 @@ def pytest_runtest_call(item):
 
 def _write(item, identity, trace, exc) -> None:
     from conformance import catalogue
-    from conformance.snippets import Unwritable, render
+    from conformance.repro.spelling import Unwritable
+    from conformance.repro.writing import render
 
     behaviour = catalogue.behaviours().get(identity.behaviour)
     header = [f"Standalone repro: {identity.behaviour} on {identity.device or 'cpu'}"]
@@ -88,11 +89,11 @@ def _write(item, identity, trace, exc) -> None:
         on_stock = _on_stock_torch(item.config, script)
         if on_stock is not None:
             raise Unwritable(f"the script also fails on stock torch ({on_stock})")
-        item.stash[SCRIPT] = {"snippet": script, "snippet_fails_with": fails_with}
+        item.stash[SCRIPT] = {"repro": script, "repro_fails_with": fails_with}
     except Unwritable as why:
-        item.stash[SCRIPT] = {"snippet_missing": str(why)}
+        item.stash[SCRIPT] = {"repro_missing": str(why)}
     except Exception as bug:  # the writer's own failure must not hide the test's
-        item.stash[SCRIPT] = {"snippet_missing": f"the script writer failed ({type(bug).__name__}: {bug})"}
+        item.stash[SCRIPT] = {"repro_missing": f"the script writer failed ({type(bug).__name__}: {bug})"}
 
 
 def _on_stock_torch(config, script: str) -> str | None:
@@ -100,7 +101,7 @@ def _on_stock_torch(config, script: str) -> str | None:
     raised, or None. Without a fault there is no stock torch to compare with."""
     from conformance import faults
     from conformance.harness.faults import PATCHER
-    from conformance.snippets import run_here
+    from conformance.repro.run import run_here
 
     patcher = config.stash.get(PATCHER, None)
     if patcher is None:
@@ -117,6 +118,6 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if report.when == "call" and report.failed and SCRIPT in item.stash:
         written = item.stash[SCRIPT]
-        report.sections.append((SECTION, written.get("snippet") or f"(none: {written['snippet_missing']})"))
+        report.sections.append((SECTION, written.get("repro") or f"(none: {written['repro_missing']})"))
         report.user_properties.append((RUN_DETAILS, written))
     return report

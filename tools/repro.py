@@ -1,7 +1,7 @@
-"""Run standalone repro scripts (conformance/snippets.py) and say how each ended.
+"""Run standalone repro scripts (Note [Repros] in conformance/repro/__init__.py) and say how each ended.
 
-    python -m tools.standalone results.jsonl               # every script a results file holds, stock torch
-    python -m tools.standalone results.jsonl --fault ID    # the same with one catalogued fault injected
+    python -m tools.repro results.jsonl               # every script a results file holds, stock torch
+    python -m tools.repro results.jsonl --fault ID    # the same with one catalogued fault injected
 
 Each script runs in this process, in a namespace of its own, one after another; a script that
 leaks global torch state into the next is a bug in the script writer. Prints one JSON line per
@@ -20,18 +20,18 @@ from reports import schema
 
 
 def scripts_of(results: Path) -> dict[str, dict]:
-    """node id -> {"snippet", "fails_with"} for every failing item of a results file."""
+    """node id -> {"repro", "fails_with"} for every failing item of a results file."""
     out = {}
     for record in schema.load(results).results:
-        if record.get("snippet"):
-            out[record["nodeid"]] = {"snippet": record["snippet"], "fails_with": record.get("snippet_fails_with")}
+        if record.get("repro"):
+            out[record["nodeid"]] = {"repro": record["repro"], "fails_with": record.get("repro_fails_with")}
     return out
 
 
 def outcome(script: str) -> dict:
     """How one script ends; torch's global state (default dtype, grad mode, generator) is put
     back afterwards, so that scripts run one after another do not see each other."""
-    from conformance.snippets import run_here
+    from conformance.repro.run import run_here
 
     return {"raised": run_here(script)}
 
@@ -39,7 +39,7 @@ def outcome(script: str) -> dict:
 def run(scripts: dict[str, str], *, fault: str | None = None, backends=(), timeout: float = 600) -> dict[str, dict]:
     """Run `scripts` (node id -> text) in a fresh interpreter, `fault` injected there if given."""
     payload = json.dumps(scripts)
-    command = [sys.executable, "-m", "tools.standalone", "-", *(["--fault", fault] if fault else [])]
+    command = [sys.executable, "-m", "tools.repro", "-", *(["--fault", fault] if fault else [])]
     command += [f"--backend={b}" for b in backends]
     done = subprocess.run(
         command, input=payload, capture_output=True, text=True, timeout=timeout, cwd=Path(__file__).parent.parent
@@ -58,7 +58,7 @@ def run(scripts: dict[str, str], *, fault: str | None = None, backends=(), timeo
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.standalone", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tools.repro", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("source", help="a results.jsonl, or - for a JSON object of node id -> script on stdin")
     parser.add_argument("--fault", help="inject this catalogued fault first")
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         if not path.is_file():
             parser.exit(2, f"{parser.prog}: error: {args.source}: no such results file\n")
         try:
-            scripts = {k: v["snippet"] for k, v in scripts_of(path).items()}
+            scripts = {k: v["repro"] for k, v in scripts_of(path).items()}
         except schema.ResultsError as exc:
             parser.exit(2, f"{parser.prog}: error: {exc}\n")
     import importlib

@@ -1,4 +1,4 @@
-"""Standalone repros (Note [Standalone repros] in conformance/snippets.py): every failing item of a
+"""Standalone repros (Note [Repros] in conformance/repro/__init__.py): every failing item of a
 fault-injected run gets a torch-only script that, in a fresh process, fails the way the test did
 with the fault injected and runs to its end on stock torch.
 
@@ -12,7 +12,7 @@ import pytest
 
 from reports import schema
 from tests.helpers import run_pytest
-from tools import standalone
+from tools import repro
 
 SAMPLE = {
     "softmax_wrong_dim": "numbers against a formula, torch.testing.assert_close",
@@ -44,9 +44,9 @@ def _failing_items(tmp_path, fault: str) -> list[dict]:
 def test_each_failing_item_gets_a_script_that_fails_under_the_fault_and_passes_on_stock_torch(tmp_path, fault):
     failing = _failing_items(tmp_path, fault)
     assert failing
-    missing = {r["nodeid"]: r.get("snippet_missing") for r in failing if not r.get("snippet")}
+    missing = {r["nodeid"]: r.get("repro_missing") for r in failing if not r.get("repro")}
     assert not missing, f"no script for {missing}"
-    scripts = {r["nodeid"]: r["snippet"] for r in failing}
+    scripts = {r["nodeid"]: r["repro"] for r in failing}
     for nodeid, script in scripts.items():
         imported = {
             name.split(".")[0]
@@ -55,15 +55,15 @@ def test_each_failing_item_gets_a_script_that_fails_under_the_fault_and_passes_o
             for name in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module])
         }
         assert imported <= TORCH_ONLY, f"{nodeid}: imports {imported - TORCH_ONLY}"
-    under_fault = standalone.run(scripts, fault=fault)
-    on_stock = standalone.run(scripts)
+    under_fault = repro.run(scripts, fault=fault)
+    on_stock = repro.run(scripts)
     for r in failing:
-        assert under_fault[r["nodeid"]]["raised"] == r["snippet_fails_with"], (
+        assert under_fault[r["nodeid"]]["raised"] == r["repro_fails_with"], (
             r["nodeid"],
             under_fault[r["nodeid"]],
-            r["snippet"],
+            r["repro"],
         )
-        assert on_stock[r["nodeid"]]["raised"] is None, (r["nodeid"], on_stock[r["nodeid"]], r["snippet"])
+        assert on_stock[r["nodeid"]]["raised"] is None, (r["nodeid"], on_stock[r["nodeid"]], r["repro"])
 
 
 def test_the_runner_refuses_an_unknown_fault_in_one_line():
@@ -71,7 +71,7 @@ def test_the_runner_refuses_an_unknown_fault_in_one_line():
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "tools.standalone", "-", "--fault", "no_such_fault"], input="{}", capture_output=True, text=True
+        [sys.executable, "-m", "tools.repro", "-", "--fault", "no_such_fault"], input="{}", capture_output=True, text=True
     )
     assert done.returncode == 2 and "no such fault: no_such_fault" in done.stderr and "Traceback" not in done.stderr
 
@@ -82,14 +82,14 @@ def test_the_runner_names_a_corrupt_results_file_in_one_line(tmp_path):
 
     bad = tmp_path / "results.jsonl"
     bad.write_text("not json\n")
-    done = subprocess.run([sys.executable, "-m", "tools.standalone", str(bad)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "tools.repro", str(bad)], capture_output=True, text=True)
     assert done.returncode == 2 and "line 1 is not JSON" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_large_generated_input_is_written_as_the_seeded_call_that_made_it():
     import torch
 
-    from conformance.snippets import _seeded
+    from conformance.repro.writing import _seeded
     from strategies.tensors import TensorSpec
 
     drawn = TensorSpec(shape=(10, 10), seed=7)

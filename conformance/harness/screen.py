@@ -1,0 +1,109 @@
+"""One screen per failure: a failing behaviour item's output opens with what a person needs.
+
+Note [One screen per failure]
+A failing behaviour item prints, first and in this order:
+1. the falsifying example: Hypothesis' "Falsifying example" (or "Failing test case") and its
+   draws, which print specs, Samples and Operations compactly (strategies/tensors.py);
+2. the failing check's message;
+3. the repro line: the pytest command that replays the one item (the report's `repro_line`);
+4. the standalone repro script (Note [Repros] in conformance/repro/__init__.py), or why there is none.
+Then where it failed: each traceback entry's location and failing line, not the source of every
+frame, and captured output as pytest prints it. `-v` (or an explicit --tb) gives pytest's full
+traceback after the four, Hypothesis' explanation among it. With torch's compile logs silenced
+(conformance/harness/compiled.py) a compiled failure fits in under 80 lines.
+
+The worker that ran the item knows the exception; the controller knows the command line the
+repro line replays: the worker puts the example and message on the report, the controller
+writes the screen, after every other plugin (JUnit XML, the recorder) has read the report as
+pytest made it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from reports.schema import IDENTITY, RUN_DETAILS
+
+_SCREEN = "conformance_screen"  # report attribute: travels from an xdist worker with the report
+# Hypothesis' notes after the example: shown with -v only
+_LATER_NOTES = ("Explanation:", "You can reproduce")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and report.failed and call.excinfo is not None:
+        exc = call.excinfo.value
+        notes = [str(n) for n in getattr(exc, "__notes__", ())]
+        cut = next((i for i, n in enumerate(notes) if n.startswith(_LATER_NOTES)), len(notes))
+        setattr(report, _SCREEN, {"example": "\n".join(notes[:cut]), "message": f"{call.excinfo.typename}: {exc}"})
+    return report
+
+
+def pytest_configure(config):
+    # the controller (or a run without workers) writes what the terminal shows; an explicit --tb
+    # or --tb=no/line is the user's choice of output, left alone
+    if not hasattr(config, "workerinput") and config.getoption("tbstyle", "auto") == "auto":
+        config.pluginmanager.register(ScreenWriter(config), "conformance-screen")
+
+
+class ScreenWriter:
+    def __init__(self, config):
+        self.config = config
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report):
+        screen = getattr(report, _SCREEN, None)
+        if screen is None or report.when != "call" or not report.failed or not hasattr(report.longrepr, "toterminal"):
+            return
+        properties = {}
+        for key, value in report.user_properties:
+            properties.setdefault(key, {}).update(value if isinstance(value, dict) else {})
+        identity = properties.get(IDENTITY)
+        if identity is None:
+            return  # not a behaviour test (the suite's own tests)
+        from conformance.harness.repro import SECTION
+        from reports.recorder import repro_line
+
+        written = properties.get(RUN_DETAILS, {})
+        head = [screen["example"], ""] if screen["example"] else []
+        head += [screen["message"], "", f"repro line: {repro_line(self.config, report.nodeid, identity.get('device'))}"]
+        if "repro" in written or "repro_missing" in written:
+            head += ["", f"{SECTION}:", written.get("repro") or f"(none: {written['repro_missing']})"]
+            report.sections = [s for s in report.sections if s[0] != SECTION]
+        report.longrepr = Screen(head, report.longrepr, full=self.config.getoption("verbose") > 0)
+
+
+class Screen:
+    """A failure's longrepr: the head (Note [One screen per failure]), then where it failed, or
+    with `full` the whole traceback pytest made."""
+
+    def __init__(self, head: list[str], original, *, full: bool):
+        self.head, self.original, self.full = head, original, full
+        self.reprcrash = getattr(original, "reprcrash", None)  # the short summary's one line
+
+    def toterminal(self, tw) -> None:
+        for line in "\n".join(self.head).splitlines():
+            tw.line(line)
+        tw.line("")
+        if self.full or not hasattr(self.original, "reprtraceback"):
+            self.original.toterminal(tw)
+            return
+        tw.line("where it failed:")
+        for entry in self.original.reprtraceback.reprentries:
+            location = getattr(entry, "reprfileloc", None)
+            lines = [line for line in getattr(entry, "lines", ()) if line.startswith(">")]
+            if location is None:
+                continue
+            tw.line(f"{location.path}:{location.lineno}" + (f": {location.message}" if location.message else ""))
+            for line in lines:
+                tw.line("    " + line[1:].strip())
+
+    def __str__(self) -> str:
+        import io
+
+        from _pytest._io import TerminalWriter
+
+        out = io.StringIO()
+        self.toterminal(TerminalWriter(file=out))
+        return out.getvalue()

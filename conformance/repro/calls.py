@@ -1,0 +1,82 @@
+"""What the suite's own code tells a repro trace (Note [Repros] in conformance/repro/__init__.py).
+
+The helpers of conformance/checks.py and the faults of conformance/faults use these to appear in a
+script as what they stand for; nothing here knows how a script is written, so they depend on this
+small module, not on the writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conformance.repro.trace import Trace
+
+_ACTIVE: list[Trace] = []  # the traces running now, innermost last
+
+
+@dataclass
+class Record:
+    name: str  # public dotted name: torch.add, torch.Tensor.view, torch.Tensor.grad.__get__
+    args: tuple
+    kwargs: dict
+    result: object = None
+    grad: bool = True
+    inference: bool = False
+    rng: bool = False  # the call drew from the CPU generator
+    code: Callable | str | None = None  # how a helper call or pseudo-call is written ("{0}": the first argument)
+    seed: int | None = None  # a seed point: torch.manual_seed(seed)
+    where: tuple | None = None  # (code, line) of the test statement that made the call
+    state: bool = False  # a setter of torch's global state: kept in every script
+    checking: bool = False  # made inside an assertion helper (assert_close's own work): never written
+
+
+def active() -> Trace | None:
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+def public_call(name: str, function, original=None):
+    """`function` (a fault's replacement of the public torch function `name`, `original`) as the
+    trace sees it: one call of `name`, the replacement's own torch calls hidden inside it."""
+    if not callable(function) or isinstance(function, type):
+        return function
+
+    def reported(*args, **kwargs):
+        trace = active()
+        if trace is None or trace.depth or trace.paused:
+            return function(*args, **kwargs)
+        return trace.call(name, function, args, kwargs)
+
+    for attribute in ("__name__", "__qualname__", "__doc__", "__module__", "__wrapped__"):
+        if hasattr(function, attribute):
+            setattr(reported, attribute, getattr(function, attribute))
+    if original is not None:
+        reported.__fault_original__ = original
+    return reported
+
+
+def helper(code):
+    """Decorator: calls of a suite helper appear in scripts as `code`: a format string ("{0}" the
+    first argument) or a function of the record and the written arguments."""
+
+    def decorate(function):
+        def reported(*args, **kwargs):
+            trace = active()
+            if trace is None or trace.depth or trace.paused:
+                return function(*args, **kwargs)
+            return trace.call(function.__qualname__, function, args, kwargs, code=code)
+
+        reported.__name__, reported.__qualname__, reported.__doc__ = function.__name__, function.__qualname__, function.__doc__
+        reported.__wrapped__ = function
+        return reported
+
+    return decorate
+
+
+def seed_point(seed: int) -> None:
+    """The test seeded torch's generator: a script that draws random numbers seeds it the same."""
+    trace = active()
+    if trace is not None and not trace.depth:
+        trace.records.append(Record("torch.manual_seed", (seed,), {}, seed=seed))

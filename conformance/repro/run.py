@@ -1,0 +1,36 @@
+"""Running a script (Note [Repros]): here, where the test failed, with torch's global state put back."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from conformance.repro.spelling import Unwritable
+
+
+def _verify(script: str, fails_with: str) -> None:
+    """Run the script here, where the test just failed: it must fail the same way."""
+    raised = run_here(script)
+    if raised is None:
+        raise Unwritable("the script does not fail where the test did")
+    if raised != fails_with:
+        raise Unwritable(f"the script raised {raised} where the test raised {fails_with}")
+
+
+def run_here(script: str) -> str | None:
+    """Run a script in this process; the name of the exception it raised, or None. torch's global
+    state (grad mode, default dtype, the CPU generator) is put back afterwards."""
+    # saved and put back by hand: fork_rng calls torch functions a fault may have replaced
+    grad, dtype, generator = torch.is_grad_enabled(), torch.get_default_dtype(), torch.random.get_rng_state()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(compile(script, "<standalone repro>", "exec"), {"__name__": "__main__"})
+    except Exception as exc:  # the script's failure is the point
+        return type(exc).__name__
+    finally:
+        torch.set_grad_enabled(grad)
+        torch.set_default_dtype(dtype)
+        torch.random.set_rng_state(generator)
+    return None

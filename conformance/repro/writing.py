@@ -1,0 +1,442 @@
+"""Writing (Note [Repros]): the script of a traced failing example, from its inputs to its check."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import re
+import textwrap
+import types
+
+import numpy as np
+import torch
+
+from conformance.repro.calls import Record
+from conformance.repro.failing import (
+    _assignments_of,
+    _check_of,
+    _contexts_of,
+    _finally_lines,
+    _frames,
+    _SpecFacts,
+    _Statement,
+)
+from conformance.repro.run import _verify
+from conformance.repro.spelling import Unwritable, _mutates, _storage_literal, _Writer
+from conformance.repro.trace import Trace, _contents, _gather, _is_test_frame, _objects, _storage, _tensors
+
+SMALL = 64  # storage elements always written out as a literal
+
+
+MAX_LITERAL = 4096  # the most written out as a literal where no seeded constructor call makes them
+
+
+_ALWAYS_KEPT = {"torch.Tensor.backward", "torch.autograd.backward", "torch.Tensor.retain_grad", "torch.Tensor.register_hook"}
+
+
+def _made_by(name: str, value, frame, records: list[Record], writer) -> str | None:
+    """The traced call whose result the test assigned to local `name` (a number or flag torch
+    returned, such as torch.cuda.is_available()), written as that call; None if there is none."""
+    if isinstance(value, torch.Tensor) or not isinstance(value, (bool, int, float, torch.dtype, torch.device, torch.Size)):
+        return None
+    lines = _assignments_of(frame.f_code).get(name, ())
+    for record in reversed(records):
+        here = bool(record.where) and record.where[0] is frame.f_code and record.where[1] in lines
+        if here and type(record.result) is type(value) and record.result == value and record.code is None and record.seed is None:
+            try:
+                return writer.call(record)
+            except Unwritable:
+                return None
+    return None
+
+
+def render(
+    trace: Trace, exc: BaseException, *, header: list[str], device: str | None, backends: list[str], fails_with: str
+) -> str:
+    """The standalone script of `trace`'s failing example, or raise Unwritable saying why not.
+    The script is run here before it is returned: it must raise `fails_with` as the test did."""
+    if trace.problem:
+        raise Unwritable(trace.problem)
+    trace.sync_arrays()
+    if isinstance(exc, BaseExceptionGroup):
+        raise Unwritable("the example failed in several distinct ways")
+    frames = list(_frames(exc.__traceback__))
+    tests = [(f, line) for f, line in frames if _is_test_frame(f)]
+    if not tests:
+        raise Unwritable("the failure did not come from a test body")
+    frame, line = tests[-1]
+    frame_names = {}
+    for f, _ in tests:
+        for name, value in f.f_locals.items():
+            if isinstance(value, (torch.Tensor, np.ndarray, torch.nn.Module, torch.Generator, torch.optim.Optimizer)):
+                frame_names.setdefault(id(value), name)
+    all_names: dict[int, list[str]] = {}
+    for f, _ in tests:
+        for name, value in f.f_locals.items():
+            all_names.setdefault(id(value), []).append(name)
+    after = [f for f, _ in frames[[f for f, _ in frames].index(frame) + 1 :]]
+    check_frame = next((f for f in reversed(after) if _check_of(f) is not None), None)
+    # A public check (torch.testing, numpy.testing) called straight from the test is written as
+    # the test wrote it, so that values such as a missing .grad are read, not copied; the
+    # check's own arguments are the fallback.
+    attempts = [check_frame]
+    if check_frame is not None and after and check_frame is after[0] and "conformance" not in check_frame.f_code.co_filename:
+        attempts.insert(0, None)
+    problem = None
+    for attempt in attempts:
+        try:
+            writer = _Writer(trace, frame_names)
+            writer.all_names = all_names
+            writer.specs = _specs_in([f.f_locals for f, _ in tests], [])
+            script = _script(trace, frame, line, exc, attempt, writer, header, device, backends)
+            _verify(script, fails_with)
+            return script
+        except Unwritable as why:
+            problem = problem or why
+    raise problem
+
+
+def _script(trace, frame, line, exc, check_frame, writer, header, device, backends) -> str:
+    # calls made in a finally clause ran after the failure (clean-up): not part of the script
+    records = [r for r in trace.records if not r.checking and not (r.where and r.where[1] in _finally_lines(r.where[0]))]
+    roots, bindings, imports, helpers = [], [], set(), {}
+    if check_frame is not None:
+        roots = _check_of(check_frame)[0]
+    else:
+        statement = _Statement(frame, line, exc)
+        statement.node = _SpecFacts(frame.f_locals).visit(statement.node)
+        for name in statement.free_names():
+            if name in frame.f_locals:
+                roots.append(frame.f_locals[name])
+                bindings.append(name)
+            elif name in frame.f_globals:
+                imports.add(_global(name, frame.f_globals[name], helpers))
+            elif name != "re" and not hasattr(builtins, name):  # re: pytest.raises written out
+                raise Unwritable(f"the failing statement names {name!r}, which the test frame does not hold")
+        first, last = statement.span  # the statement is written out whole: the calls it makes are in it
+        inside = [r for r in records if r.where and r.where[0] is frame.f_code and first <= r.where[1] <= last]
+        records = [r for r in records if not any(r is i for i in inside)]
+        made = {id(x.result) for x in records}
+        if not inside and not any(isinstance(r, torch.Tensor) or id(r) in made for r in roots):
+            raise Unwritable("the values it checks were not computed by torch calls the trace saw")
+    before = len(trace.records)
+    trace._see(roots)  # a tensor no traced call took: as it is now
+    kept = _slice(trace, roots, records + trace.records[before:])
+    if any(r.where and r.where[2] for r in kept):
+        raise Unwritable("it depends on calls torch made back into the test (a custom Function, a hook, a dataset)")
+    if check_frame is not None and not any(r.seed is None and not r.name.startswith("<") for r in kept):
+        raise Unwritable("the values it checks were not computed by torch calls the trace saw")
+    body = _inputs(trace, kept, roots, writer)
+    body += _calls(kept, writer, frame.f_locals)
+    final = []
+    if check_frame is not None:
+        final.append(_check_of(check_frame)[1](writer))
+    else:
+        for name in bindings:
+            value = frame.f_locals[name]
+            known = writer.names.get(id(value))
+            if known != name and name not in writer.assigned:
+                final.append(f"{name} = {_made_by(name, value, frame, records, writer) or writer.value(value)}")
+        final.append(statement.text())
+    body += writer.pending + [line for source in helpers.values() for line in ["", *source.splitlines(), ""]] + final
+    text = "\n".join(body)
+    head = [f"import {m}" for m in ("math", "re") if re.search(rf"\b{m}\.", text)]
+    head = head + [""] * bool(head) + ["import torch"]
+    if writer.uses_numpy or any("np" in i for i in imports) or "np." in text:
+        head.insert(len(head) - 1, "import numpy as np")
+    head += sorted(i for i in imports if i and i not in head)
+    head += [f"import {module}  # the out-of-tree backend that registers {device!r}" for module in backends]
+    comments = [line for h in header for line in (textwrap.wrap(h, 96) or [""])]
+    script = "\n".join(["# " + c if c else "#" for c in comments] + head + [""] + body) + "\n"
+    compile(script, "<standalone repro>", "exec")
+    return script
+
+
+def _global(name: str, value, helpers: dict | None = None) -> str:
+    """An import line that binds `name` to `value` in a torch-only script."""
+    if isinstance(value, types.ModuleType):
+        module = value.__name__
+        if module.split(".")[0] not in ("torch", "numpy", "math"):
+            raise Unwritable(f"the failing statement uses the module {module}")
+        if module == "numpy":
+            return "" if name == "np" else f"import numpy as {name}"
+        if "." in module:
+            parent, _, last = module.rpartition(".")
+            return f"from {parent} import {last}" + (f" as {name}" if name != last else "")
+        return f"import {module}" + (f" as {name}" if name != module else "")
+    module = getattr(value, "__module__", "") or ""
+    qualname = getattr(value, "__qualname__", "")
+    if module.split(".")[0] in ("torch", "numpy", "math") and qualname and "." not in qualname:
+        public = {"torch.testing._comparison": "torch.testing"}.get(module, module)
+        try:
+            same = getattr(__import__(public, fromlist=[qualname]), qualname) is value
+        except (ImportError, AttributeError):
+            same = False
+        if same:
+            return f"from {public} import {qualname}" + (f" as {name}" if name != qualname else "")
+    if isinstance(value, (int, float, str, bool)):
+        return f"{name} = {value!r}"
+    if helpers is not None and isinstance(value, types.FunctionType) and name == value.__name__:
+        _inline(getattr(value, "__wrapped__", value), helpers)
+        return ""
+    raise Unwritable(f"the failing statement calls {name}, a helper of the suite")
+
+
+def _inline(function, helpers: dict[str, str]) -> None:
+    """Copy a small helper of the suite into the script, with the helpers it calls, where all it
+    needs besides them is torch, NumPy, math and builtins."""
+    if function.__name__ in helpers:
+        return
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+    except (OSError, TypeError):
+        raise Unwritable(f"the failing statement calls {function.__name__}, whose source is not available") from None
+    tree = ast.parse(source)
+    definition = tree.body[0]
+    if isinstance(definition, ast.FunctionDef):  # the suite's tracing decorator does not go into a script
+        definition.decorator_list = [d for d in definition.decorator_list if not ast.unparse(d).startswith("calls.helper")]
+    if not isinstance(definition, ast.FunctionDef) or definition.decorator_list or function.__closure__:
+        raise Unwritable(f"the failing statement calls {function.__name__}, a helper of the suite")
+    helpers[function.__name__] = ""  # placeholder against recursion
+    bound = {a.arg for a in ast.walk(definition) if isinstance(a, ast.arg)}
+    bound |= {n.id for n in ast.walk(definition) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    for node in ast.walk(definition):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:
+            value = function.__globals__.get(node.id)
+            if node.id in function.__globals__ and isinstance(value, types.ModuleType):
+                if value.__name__ not in ("torch", "numpy", "math") or node.id not in ("torch", "np", "math"):
+                    raise Unwritable(f"the failing statement calls {function.__name__}, which uses {value.__name__}")
+            elif isinstance(value, types.FunctionType) and value.__module__.startswith(("conformance", "strategies")):
+                _inline(getattr(value, "__wrapped__", value), helpers)
+            elif node.id not in function.__globals__ and hasattr(builtins, node.id):
+                continue
+            else:
+                raise Unwritable(f"the failing statement calls {function.__name__}, which uses {node.id}")
+    definition.body = [b for b in definition.body if not _is_docstring(b)]
+    helpers[function.__name__] = ast.unparse(definition)
+
+
+def _is_docstring(node) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def _slice(trace: Trace, roots: list, records: list[Record]) -> list[Record]:
+    """The records the final check depends on (Note [Repros]). A call that takes or
+    returns both a tensor and an array (numpy(), from_numpy) ties them: where one is needed, a
+    write through the other matters too; the walk repeats until no new tie is found."""
+    needed_ids: set[int] = set()
+    for _ in range(4):
+        before = len(needed_ids)
+        kept = _walk(records, roots, needed_ids)
+        if len(needed_ids) == before:
+            break
+    # a seed point matters only where a kept call after it draws random numbers
+    return [r for i, r in enumerate(kept) if r.seed is None or any(k.rng for k in kept[i + 1 :])]
+
+
+def _walk(records: list[Record], roots: list, needed_ids: set[int]) -> list[Record]:
+    needed_storage = set()
+
+    def need(values):
+        for v in _objects(values, []):
+            needed_ids.add(id(v))
+            if isinstance(v, torch.Tensor) and (s := _storage(v)) is not None:
+                needed_storage.add(s)
+
+    need(roots)
+    kept = []
+    seeded_after = any(r.seed is not None for r in records)
+    for record in reversed(records):
+        made = _objects(record.result, [])
+        used = _objects((record.args, record.kwargs), [])
+        makes = any(id(o) in needed_ids for o in made)
+        targets = _objects((record.args[:1], record.kwargs.get("out")), [])
+        writes = (_mutates(record) or record.name == "<array write>") and any(
+            id(o) in needed_ids or (isinstance(o, torch.Tensor) and _storage(o) in needed_storage) for o in targets
+        )
+        always = record.name in _ALWAYS_KEPT or record.state or record.seed is not None
+        if makes or writes or always or (record.rng and seeded_after):
+            kept.append(record)
+            need((record.args, record.kwargs))
+            need(record.result)
+        both = made + used
+        tie = any(isinstance(o, torch.Tensor) for o in both) and any(isinstance(o, np.ndarray) for o in both)
+        if tie and record.name != "<array write>" and any(id(o) in needed_ids for o in both):
+            need(both)
+    kept.reverse()
+    return kept
+
+
+def _inputs(trace: Trace, kept: list[Record], roots: list, writer: _Writer) -> list[str]:
+    used = _tensors([(r.args, r.kwargs) for r in kept] + [roots], [])
+    made = {id(t) for r in kept for t in _tensors(r.result, []) if not any(t is a for a in _tensors(r.args, []))}
+    lines, bases = [], {}
+    for t in used:
+        if id(t) in made or id(t) in writer.names:
+            continue
+        snap = trace.snapshots.get(id(t))
+        if snap is None:
+            raise Unwritable(f"a {t.dtype}{tuple(t.shape)} tensor the trace did not see before its use")
+        if t.grad_fn is not None and not snap.parameter:
+            raise Unwritable("a non-leaf input that was made outside the traced calls")
+        whole = trace.storages[snap.storage]
+        if snap.storage not in bases:
+            base = writer.fresh(None, "storage")
+            bases[snap.storage] = base
+            seeded = _seeded(t, whole, writer.specs) if whole.numel() > SMALL else None
+            if seeded is None and whole.numel() > MAX_LITERAL:
+                raise Unwritable(f"an input whose storage holds {whole.numel()} elements (more than {MAX_LITERAL})")
+            lines += (
+                [f"{base} = {_storage_literal(whole, t.device, writer)}"]
+                if seeded is None
+                else [
+                    f"torch.manual_seed({seeded[0]})",
+                    f"{base} = {seeded[1]}" + (f".to({str(t.device)!r})" if t.device.type != "cpu" else "") + ".view(-1)",
+                ]
+            )
+        name = writer.fresh(writer.frame_names.get(id(t)), "x")
+        view = f"{bases[snap.storage]}.as_strided({tuple(t.shape)!r}, {tuple(t.stride())!r}, {t.storage_offset()})"
+        if _is_whole(t, whole):
+            view = f"{bases[snap.storage]}.view({tuple(t.shape)!r})" if t.ndim != 1 else bases[snap.storage]
+        if snap.parameter:
+            view = f"torch.nn.Parameter({view}" + (", requires_grad=False)" if not t.requires_grad else ")")
+        elif t.requires_grad:
+            view += ".requires_grad_()"
+        lines.append(f"{name} = {view}")
+        writer.names[id(t)] = name
+    return lines
+
+
+def _seeded(t: torch.Tensor, whole: torch.Tensor, specs: list) -> tuple[int, str] | None:
+    """(seed, call): the make_tensor call that, after torch.manual_seed(seed), gives exactly the
+    values of `whole`, the storage of a contiguous generated input, found among the specs the test
+    drew (`specs`); None where none does."""
+    if whole.device.type == "meta":
+        return None
+    for spec in specs:
+        if spec.layout != "contiguous" or spec.specials or spec.extremes or spec.numel != whole.numel():
+            continue  # values made then rearranged, or another size
+        bounds = f"low={spec.low!r}, high={spec.high!r}"
+        call = f"torch.testing.make_tensor({tuple(spec.shape)!r}, dtype={t.dtype}, device='cpu', {bounds})"
+        with torch._C.DisableTorchFunction(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(spec.seed)
+            again = eval(call, {"torch": torch})
+        if again.reshape(-1).equal(whole):
+            return spec.seed, call
+    return None
+
+
+def _specs_in(value, into: list) -> list:
+    """The TensorSpecs a test frame holds, directly or inside Samples, Args and containers."""
+    from strategies.samples import Arg, Sample
+    from strategies.tensors import TensorSpec
+
+    def pick(v):
+        if isinstance(v, TensorSpec):
+            return [v], ()
+        if isinstance(v, Arg):
+            return [v.spec], ()
+        if isinstance(v, Sample):
+            return [], (v.args, v.kwargs)
+        return [], _contents(v)
+
+    return _gather(value, pick, into)
+
+
+def _is_whole(t: torch.Tensor, whole: torch.Tensor) -> bool:
+    return t.is_contiguous() and t.storage_offset() == 0 and t.numel() == whole.numel() and t.numel() > 0
+
+
+_GRAD_CONTEXTS = ("no_grad", "enable_grad", "inference_mode", "set_grad_enabled")
+
+
+def _source_context(where, names: dict, writer) -> str | None:
+    """The `with` statements the test wrote around the line that made a call, as a script writes
+    them: grad-mode contexts and torch.autocast as written (so a torch whose no_grad does nothing
+    still gets the script the test meant; a context held in a local, `ctx = torch.no_grad`, is
+    looked up in the test frame's `names`), contexts that do not change what torch computes
+    (pytest.raises, warnings, the suite's seeded generator) left out; any other is refused."""
+    if where is None:
+        return None
+    written = []
+    for node in _contexts_of(where[0]).get(where[1], ()):
+        call = node.items[0].context_expr if len(node.items) == 1 else None
+        name = ast.unparse(call.func) if isinstance(call, ast.Call) else ""
+        last = name.split(".")[-1]
+        if last in _TRANSPARENT_CONTEXTS:
+            continue
+        if not isinstance(call, ast.Call) or any(isinstance(k.arg, type(None)) for k in call.keywords):
+            raise Unwritable(f"a call made inside `with {ast.unparse(node.items[0].context_expr)}`")
+        if "." not in name and name in names:  # a context held in a local
+            local = names[name]
+            known = next((n for n in _GRAD_CONTEXTS if local is getattr(torch, n, None)), getattr(local, "__name__", ""))
+            if known not in _GRAD_CONTEXTS or call.args or call.keywords:
+                raise Unwritable(f"a call made inside `with {ast.unparse(call)}`")
+            written.append(f"torch.{known}()")
+            continue
+        if last not in (*_GRAD_CONTEXTS, "autocast") or not name.startswith("torch."):
+            raise Unwritable(f"a call made inside `with {ast.unparse(call)}`")
+        written.append(ast.unparse(_Literals(names, writer).visit(_copy(call))))
+    return ", ".join(written) or None
+
+
+_TRANSPARENT_CONTEXTS = ("raises", "warns", "catch_warnings", "private_rng", "fork_rng", "deprecated_call", "suppress")
+
+
+def _copy(node):
+    return ast.parse(ast.unparse(node), mode="eval").body
+
+
+class _Literals(ast.NodeTransformer):
+    """Names of the test's locals inside a context's arguments, replaced by their values."""
+
+    def __init__(self, names: dict, writer):
+        self.names, self.writer = names, writer
+
+    def visit_Name(self, node):
+        if node.id in self.names and node.id not in ("torch",):
+            return ast.parse(self.writer.value(self.names[node.id]), mode="eval").body
+        return node
+
+
+def _calls(kept: list[Record], writer: _Writer, names: dict) -> list[str]:
+    lines, context = [], None
+    for record in kept:
+        text = writer.call(record)
+        lines.extend(("    " if context else "") + line for line in writer.pending)
+        writer.pending.clear()
+        result = record.result
+        statement = (
+            record.seed is not None
+            or record.state
+            or record.name == "<array write>"
+            or record.name.rsplit(".", 1)[-1] in ("__set__", "__setitem__")
+            or (record.name.rsplit(".", 1)[-1].startswith("__i") and _mutates(record))
+        )
+        returns_self = isinstance(result, torch.Tensor) and any(result is a for a in record.args)
+        named = isinstance(result, torch.Tensor) or bool(_tensors(result, [])) or isinstance(result, (np.ndarray, list))
+        if not statement and named and not (returns_self and _mutates(record)):
+            # A call that handed back its own argument (t.float() of a float tensor) gets a name of
+            # its own all the same: on another torch it may not be the same object.
+            preferred = writer.frame_names.get(id(result))
+            if returns_self:
+                preferred = next((n for n in writer.all_names.get(id(result), ()) if n not in writer.taken), None)
+            name = writer.fresh(preferred, "t")
+            text = f"{name} = {text}"
+            writer.assigned.add(name)
+            if not returns_self:
+                writer.names[id(result)] = name
+            if isinstance(result, (list, tuple)):
+                for i, r in enumerate(result):
+                    if isinstance(r, torch.Tensor) and id(r) not in writer.names:
+                        writer.names[id(r)] = f"{name}[{i}]"
+        wanted = _source_context(record.where, names, writer) or (
+            ("torch.inference_mode()" if record.inference else None) or ("torch.no_grad()" if not record.grad else None)
+        )
+        if wanted != context:
+            context = wanted
+            if wanted:
+                lines.append(f"with {wanted}:")
+        lines.append(("    " if context else "") + text)
+    return lines
