@@ -1,12 +1,14 @@
 """Joining: stack adds a dimension, cat extends one; torch.tensor of tensors flattens."""
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.checks import assert_equal
+from conformance.checks import assert_equal, independent_array
 from conformance.harness.declaration import Operation
+from conformance.test_views import assert_shares_storage
 from strategies import DTYPE_GROUPS, specs
 from strategies.samples import Sample, dims
 from strategies.shapes import shapes
@@ -49,8 +51,9 @@ def test_stack_of_unequal_shapes_raises(device, a, b):
 def test_stack_of_scalars_is_1d(device, dtype, parts):
     tensors = [p.build(dtype=dtype, device=device) for p in parts]
     out = torch.stack(tensors)
-    assert out.shape == (len(tensors),)
-    assert out.tolist() == [t.item() for t in tensors]
+    assert out.shape == (len(tensors),), f"stack of {len(tensors)} 0-d tensors: shape {tuple(out.shape)}"
+    assert out.dtype == dtype, f"stack of {dtype} 0-d tensors gave {out.dtype}"
+    assert out.tolist() == [t.item() for t in tensors], "stack of 0-d tensors: not their values"
 
 
 @st.composite
@@ -124,8 +127,12 @@ def test_cat_undoes_split_and_chunk(device, dtype, x, data):
     dim = data.draw(dims(x.ndim), label="dim")
     size = data.draw(st.integers(1, 6), label="split_size")
     chunks = data.draw(st.integers(1, 6), label="chunks")
-    assert_equal(torch.cat(torch.split(t, size, dim), dim), t)
-    assert_equal(torch.cat(torch.chunk(t, chunks, dim), dim), t)
+    pieces = {"split": torch.split(t, size, dim), "chunk": torch.chunk(t, chunks, dim)}
+    for name, parts in pieces.items():
+        # "Each chunk is a view of the original tensor" (torch.split), "... of the input tensor" (torch.chunk)
+        for i, part in enumerate(parts):
+            assert_shares_storage(part, t, f"{name} piece {i}")
+        assert_equal(torch.cat(parts, dim), t, f"cat({name}(x)) gives back x")
 
 
 @pytest.mark.behaviour("joining.cat_promotes")
@@ -138,8 +145,10 @@ def test_cat_promotes_dtypes(device, a, b, dtypes):
     x, y = a.build(dtype=dtypes[0], device=device), b.build(dtype=dtypes[1], device=device)
     out = torch.cat([x, y])
     expected = torch.promote_types(*dtypes)
-    assert out.dtype == expected
-    assert_equal(out, torch.cat([x.to(expected), y.to(expected)]))
+    assert out.dtype == expected, f"cat of {dtypes[0]} and {dtypes[1]} gave {out.dtype}"
+    # the converted values, joined row after row: NumPy joins them, not torch.cat
+    joined = np.concatenate([independent_array(x.to(expected).cpu()), independent_array(y.to(expected).cpu())])
+    np.testing.assert_array_equal(independent_array(out.cpu()), joined, "cat of mixed dtypes: not the converted values")
 
 
 @pytest.mark.behaviour("joining.tensor_of_tensors")

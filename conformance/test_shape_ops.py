@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from conformance.checks import assert_equal, independent_array
 from conformance.harness.declaration import Operation
+from conformance.test_indexing import assert_write_seen_by_autograd, saved_for_backward
+from conformance.test_views import assert_shares_storage, view_is_possible
 from strategies import specs
 from strategies.samples import Sample, dims
 from strategies.shapes import shapes
@@ -23,7 +25,13 @@ def test_view_minus_one_k(device, dtype, rows, k, data):
     # contiguous: the note's claim is about the inferred size, not view's stride rule
     x = data.draw(specs(shape=(rows * k,), layouts=("contiguous",)), label="x")
     t = x.build(dtype=dtype, device=device)
-    assert t.view(-1, k).shape == (rows, k)
+    v = t.view(-1, k)
+    assert v.shape == (rows, k), f"view(-1, {k}) of {rows * k} elements: shape {tuple(v.shape)}"
+    # still a view ("the same data"): the storage, the elements row by row
+    assert_shares_storage(v, t, f"view(-1, {k})")
+    np.testing.assert_array_equal(
+        independent_array(v.cpu()), independent_array(x.logical_values(dtype)).reshape(rows, k), "view(-1, k): not row-major"
+    )
     if rows == 2 and k == 8:  # the note's 4x4 example
         assert torch.zeros(4, 4, device=device).view(-1, 8).shape == (2, 8)
 
@@ -37,8 +45,12 @@ def test_unsqueeze_inserts_a_size_one_dim(device, dtype, x, data):
     out = t.unsqueeze(d)
     expected = list(x.shape)
     expected.insert(d if d >= 0 else d + x.ndim + 1, 1)
-    assert list(out.shape) == expected
-    assert_equal(out.reshape(x.shape), t)
+    assert list(out.shape) == expected, f"unsqueeze({d}) of {x.shape}: shape {tuple(out.shape)}"
+    # "The returned tensor shares the same underlying data with this tensor."
+    assert_shares_storage(out, t, f"unsqueeze({d})")
+    np.testing.assert_array_equal(
+        independent_array(out.cpu()), np.expand_dims(independent_array(x.logical_values(dtype)), d), "unsqueeze: values"
+    )
 
 
 @pytest.mark.behaviour("shape_ops.squeeze_all")
@@ -47,8 +59,12 @@ def test_unsqueeze_inserts_a_size_one_dim(device, dtype, x, data):
 def test_squeeze_removes_every_size_one_dim(device, dtype, x):
     t = x.build(dtype=dtype, device=device)
     out = t.squeeze()
-    assert out.shape == tuple(s for s in x.shape if s != 1)
-    assert_equal(out.flatten(), t.flatten())
+    assert out.shape == tuple(s for s in x.shape if s != 1), f"squeeze() of {x.shape}: shape {tuple(out.shape)}"
+    # "The returned tensor shares the storage with the input tensor"
+    assert_shares_storage(out, t, "squeeze()")
+    np.testing.assert_array_equal(
+        independent_array(out.cpu()).ravel(), independent_array(x.logical_values(dtype)).ravel(), "squeeze(): values in order"
+    )
 
 
 @pytest.mark.behaviour("shape_ops.squeeze_dim")
@@ -60,7 +76,9 @@ def test_squeeze_dim_removes_only_that_size_one_dim(device, dtype, x, data):
     expected = list(x.shape)
     if x.ndim and expected[d] == 1:
         del expected[d]
-    assert list(t.squeeze(d).shape) == expected
+    out = t.squeeze(d)
+    assert list(out.shape) == expected, f"squeeze({d}) of {x.shape}: shape {tuple(out.shape)}"
+    assert_shares_storage(out, t, f"squeeze({d})")  # "shares the storage with the input tensor"
 
 
 @st.composite
@@ -88,6 +106,7 @@ def test_repeat_tiles_like_numpy_tile(device, dtype, sample, data):
     out = REPEAT(sample, dtype=dtype, device=device)
     expected = np.tile(independent_array(t.cpu()), reps)
     assert tuple(out.shape) == expected.shape
+    assert out.dtype == t.dtype, f"repeat{reps}: dtype {out.dtype}, the input's is {t.dtype}"
     np.testing.assert_array_equal(independent_array(out.cpu()), expected)
     flat, times = t.reshape(-1), data.draw(st.integers(2, 3), label="flat_times")  # the 1-D case
     np.testing.assert_array_equal(independent_array(flat.repeat(times).cpu()), np.tile(independent_array(flat.cpu()), times))
@@ -101,6 +120,7 @@ def test_repeat_interleave_repeats_in_place(device, dtype, x, data):
     r = data.draw(st.integers(0, 3), label="repeats")
     t = x.build(dtype=dtype, device=device)
     out = t.repeat_interleave(r, dim)
+    assert out.dtype == t.dtype, f"repeat_interleave({r}, {dim}): dtype {out.dtype}, the input's is {t.dtype}"
     np.testing.assert_array_equal(independent_array(out.cpu()), np.repeat(independent_array(t.cpu()), r, axis=dim))
 
 
@@ -110,7 +130,9 @@ def test_repeat_interleave_repeats_in_place(device, dtype, x, data):
 def test_t_underscore_transposes_in_place_and_takes_no_argument(device, dtype, x, arg):
     t = x.build(dtype=dtype, device=device)
     expected = x.logical_values(dtype).t() if x.ndim == 2 else x.logical_values(dtype)
+    probe = saved_for_backward(t)
     assert t.t_() is t
+    assert_write_seen_by_autograd(probe, "t_()")  # in place: a graph that saved t sees the change
     assert_equal(t.cpu(), expected, "t_() of the tensor")
     with pytest.raises(TypeError):
         t.t_(arg)
@@ -129,6 +151,14 @@ def test_flatten_merges_start_to_end_in_row_major_order(device, dtype, x, data):
     expected_shape = tuple(shape[:s] + [math.prod(shape[s : e + 1])] + shape[e + 1 :]) if x.ndim else (1,)
     out = t.flatten(start, end)
     assert tuple(out.shape) == expected_shape
+    assert out.dtype == t.dtype, f"flatten({start}, {end}): dtype {out.dtype}, the input's is {t.dtype}"
+    # "If no dimensions are flattened, then the original object input is returned. Otherwise, if
+    # input can be viewed as the flattened shape, then that view is returned." (a 0-d tensor: "a
+    # one-dimensional view")
+    if x.ndim and s == e:
+        assert out is t, f"flatten({start}, {end}) flattens nothing: not the original object"
+    elif view_is_possible(t.shape, t.stride(), expected_shape):
+        assert_shares_storage(out, t, f"flatten({start}, {end}) where a view is possible")
     np.testing.assert_array_equal(independent_array(out.cpu()).ravel(), independent_array(x.logical_values(dtype)).ravel())
 
 
