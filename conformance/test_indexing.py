@@ -117,11 +117,11 @@ def test_accumulating_writes_add_every_repeated_index(device, dtype, n, data):
     source = torch.tensor(values, dtype=dtype, device=device)
     put = torch.zeros(n, dtype=dtype, device=device)
     probe = saved_for_backward(put)
-    assert put.index_put_((index,), source, accumulate=True) is put
-    np.testing.assert_array_equal(independent_array(put.cpu()), expected)
+    assert put.index_put_((index,), source, accumulate=True) is put, "index_put_ did not return self"
+    np.testing.assert_array_equal(independent_array(put.cpu()), expected, "index_put_ with accumulate=True")
     assert_write_seen_by_autograd(probe, "index_put_")
     added = torch.zeros(n, dtype=dtype, device=device)
     probe = saved_for_backward(added)
-    assert added.index_add_(0, index % n, source) is added  # index_add_ takes indices in [0, n)
-    np.testing.assert_array_equal(independent_array(added.cpu()), expected)
+    assert added.index_add_(0, index % n, source) is added, "index_add_ did not return self"  # indices in [0, n)
+    np.testing.assert_array_equal(independent_array(added.cpu()), expected, "index_add_ of repeated indices")
     assert_write_seen_by_autograd(probe, "index_add_")

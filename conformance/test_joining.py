@@ -31,9 +31,9 @@ def test_stack_joins_along_a_new_dim(device, dtype, parts, data):
     out = torch.stack(tensors, dim)
     expected_shape = list(parts[0].shape)
     expected_shape.insert(dim % (ndim + 1), len(tensors))
-    assert list(out.shape) == expected_shape
+    assert list(out.shape) == expected_shape, f"stack(dim={dim}): shape {tuple(out.shape)}, a new dim of {len(tensors)} expected"
     for i, t in enumerate(tensors):
-        assert_equal(out.select(dim, i), t)
+        assert_equal(out.select(dim, i), t, f"slice {i} along dim {dim} is not tensors[{i}]")
 
 
 @pytest.mark.behaviour("joining.stack_unequal_raises")
@@ -78,10 +78,10 @@ CAT = Operation(
 def test_cat_joins_along_an_existing_dim(device, dtype, sample):
     parts, dim = sample.args
     out = CAT(sample, dtype=dtype, device=device)
-    assert out.shape[dim] == sum(p.shape[dim] for p in parts)
+    assert out.shape[dim] == sum(p.shape[dim] for p in parts), f"cat: size along dim {dim} is not the sum"
     start = 0
     for p in parts:  # each input, read back by index arithmetic on the output
-        assert_equal(out.narrow(dim, start, p.shape[dim]).cpu(), p.logical_values(dtype))
+        assert_equal(out.narrow(dim, start, p.shape[dim]).cpu(), p.logical_values(dtype), "an input read back from cat")
         start += p.shape[dim]
 
 
@@ -116,7 +116,7 @@ def test_cat_skips_a_1d_empty_tensor(device, dtype, x, data):
     before = data.draw(st.booleans(), label="empty_first")
     dim = data.draw(dims(x.ndim), label="dim")
     out = torch.cat([empty, t] if before else [t, empty], dim)
-    assert_equal(out, t)
+    assert_equal(out, t, "cat with a (0,) tensor: not the other tensor alone")
 
 
 @pytest.mark.behaviour("joining.cat_inverts_split")
@@ -156,7 +156,7 @@ def test_cat_promotes_dtypes(device, a, b, dtypes):
 @given(values=st.lists(st.integers(-100, 100), max_size=5))
 def test_tensor_of_scalar_tensors_is_1d(device, values):
     scalars = torch.tensor([torch.tensor(v) for v in values]) if values else torch.tensor([])
-    assert scalars.shape == (len(values),) and scalars.tolist() == values
+    assert scalars.shape == (len(values),) and scalars.tolist() == values, "a list of 0-d tensors: not 1-D"
     if values:
         singles = torch.tensor([torch.tensor([v]) for v in values])
-        assert singles.shape == (len(values),) and singles.tolist() == values
+        assert singles.shape == (len(values),) and singles.tolist() == values, "one-element 1-D tensors: not flat"

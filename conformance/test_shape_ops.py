@@ -45,7 +45,7 @@ def test_unsqueeze_inserts_a_size_one_dim(device, dtype, x, data):
     out = t.unsqueeze(d)
     expected = list(x.shape)
     expected.insert(d if d >= 0 else d + x.ndim + 1, 1)
-    assert list(out.shape) == expected, f"unsqueeze({d}) of {x.shape}: shape {tuple(out.shape)}"
+    assert list(out.shape) == expected, f"unsqueeze({d}) of {x.shape}: size-1 dimension not at d ({tuple(out.shape)})"
     # "The returned tensor shares the same underlying data with this tensor."
     assert_shares_storage(out, t, f"unsqueeze({d})")
     np.testing.assert_array_equal(
@@ -59,7 +59,9 @@ def test_unsqueeze_inserts_a_size_one_dim(device, dtype, x, data):
 def test_squeeze_removes_every_size_one_dim(device, dtype, x):
     t = x.build(dtype=dtype, device=device)
     out = t.squeeze()
-    assert out.shape == tuple(s for s in x.shape if s != 1), f"squeeze() of {x.shape}: shape {tuple(out.shape)}"
+    assert out.shape == tuple(s for s in x.shape if s != 1), (
+        f"squeeze() of {x.shape}: not every size-1 dimension removed ({tuple(out.shape)})"
+    )
     # "The returned tensor shares the storage with the input tensor"
     assert_shares_storage(out, t, "squeeze()")
     np.testing.assert_array_equal(
@@ -77,7 +79,7 @@ def test_squeeze_dim_removes_only_that_size_one_dim(device, dtype, x, data):
     if x.ndim and expected[d] == 1:
         del expected[d]
     out = t.squeeze(d)
-    assert list(out.shape) == expected, f"squeeze({d}) of {x.shape}: shape {tuple(out.shape)}"
+    assert list(out.shape) == expected, f"squeeze({d}) of {x.shape}: removed the wrong dimensions ({tuple(out.shape)})"
     assert_shares_storage(out, t, f"squeeze({d})")  # "shares the storage with the input tensor"
 
 
@@ -105,11 +107,13 @@ def test_repeat_tiles_like_numpy_tile(device, dtype, sample, data):
     t = x.build(dtype=dtype, device=device)
     out = REPEAT(sample, dtype=dtype, device=device)
     expected = np.tile(independent_array(t.cpu()), reps)
-    assert tuple(out.shape) == expected.shape
+    assert tuple(out.shape) == expected.shape, f"repeat{reps}: shape {tuple(out.shape)}, not numpy.tile's {expected.shape}"
     assert out.dtype == t.dtype, f"repeat{reps}: dtype {out.dtype}, the input's is {t.dtype}"
-    np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected, f"repeat{reps}: not numpy.tile's values")
     flat, times = t.reshape(-1), data.draw(st.integers(2, 3), label="flat_times")  # the 1-D case
-    np.testing.assert_array_equal(independent_array(flat.repeat(times).cpu()), np.tile(independent_array(flat.cpu()), times))
+    np.testing.assert_array_equal(
+        independent_array(flat.repeat(times).cpu()), np.tile(independent_array(flat.cpu()), times), "repeat of a 1-D tensor"
+    )
 
 
 @pytest.mark.behaviour("shape_ops.repeat_interleave")
@@ -121,7 +125,9 @@ def test_repeat_interleave_repeats_in_place(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
     out = t.repeat_interleave(r, dim)
     assert out.dtype == t.dtype, f"repeat_interleave({r}, {dim}): dtype {out.dtype}, the input's is {t.dtype}"
-    np.testing.assert_array_equal(independent_array(out.cpu()), np.repeat(independent_array(t.cpu()), r, axis=dim))
+    np.testing.assert_array_equal(
+        independent_array(out.cpu()), np.repeat(independent_array(t.cpu()), r, axis=dim), "not numpy.repeat's"
+    )
 
 
 @pytest.mark.behaviour("shape_ops.t_takes_no_argument")
@@ -131,7 +137,7 @@ def test_t_underscore_transposes_in_place_and_takes_no_argument(device, dtype, x
     t = x.build(dtype=dtype, device=device)
     expected = x.logical_values(dtype).t() if x.ndim == 2 else x.logical_values(dtype)
     probe = saved_for_backward(t)
-    assert t.t_() is t
+    assert t.t_() is t, "t_() did not return the tensor itself"
     assert_write_seen_by_autograd(probe, "t_()")  # in place: a graph that saved t sees the change
     assert_equal(t.cpu(), expected, "t_() of the tensor")
     with pytest.raises(TypeError):
@@ -150,7 +156,7 @@ def test_flatten_merges_start_to_end_in_row_major_order(device, dtype, x, data):
     shape = list(x.shape) or [1]
     expected_shape = tuple(shape[:s] + [math.prod(shape[s : e + 1])] + shape[e + 1 :]) if x.ndim else (1,)
     out = t.flatten(start, end)
-    assert tuple(out.shape) == expected_shape
+    assert tuple(out.shape) == expected_shape, f"flatten({start}, {end}): wrong shape {tuple(out.shape)}"
     assert out.dtype == t.dtype, f"flatten({start}, {end}): dtype {out.dtype}, the input's is {t.dtype}"
     # "If no dimensions are flattened, then the original object input is returned. Otherwise, if
     # input can be viewed as the flattened shape, then that view is returned." (a 0-d tensor: "a
@@ -159,14 +165,16 @@ def test_flatten_merges_start_to_end_in_row_major_order(device, dtype, x, data):
         assert out is t, f"flatten({start}, {end}) flattens nothing: not the original object"
     elif view_is_possible(t.shape, t.stride(), expected_shape):
         assert_shares_storage(out, t, f"flatten({start}, {end}) where a view is possible")
-    np.testing.assert_array_equal(independent_array(out.cpu()).ravel(), independent_array(x.logical_values(dtype)).ravel())
+    np.testing.assert_array_equal(
+        independent_array(out.cpu()).ravel(), independent_array(x.logical_values(dtype)).ravel(), "flatten changed the order"
+    )
 
 
 @pytest.mark.behaviour("shape_ops.dim_is_ndim")
 @given(x=specs())
 def test_dim_is_the_number_of_dimensions(device, x):
     t = x.build(dtype=torch.float32, device=device)
-    assert t.dim() == t.ndim == len(x.shape)
+    assert t.dim() == t.ndim == len(x.shape), f"dim() {t.dim()}, ndim {t.ndim}, len(shape) {len(x.shape)}: not all equal"
 
 
 @st.composite
@@ -199,7 +207,7 @@ def test_constant_pad_adds_value_or_crops_from_the_last_dimension_forward(device
     # numpy.pad takes no negative widths: crop first, then pad
     crop = tuple(slice(max(0, -lo), a.shape[i] - max(0, -hi)) for i, (lo, hi) in enumerate(widths))
     expected = np.pad(a[crop], [(max(0, lo), max(0, hi)) for lo, hi in widths], constant_values=value)
-    np.testing.assert_array_equal(independent_array(out.cpu()), expected.astype(a.dtype))
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected.astype(a.dtype), "not numpy.pad's (after the crop)")
 
 
 @pytest.mark.behaviour("shape_ops.interpolate_linear_corners")
@@ -218,9 +226,13 @@ def test_interpolate_linear_aligned_corners_and_nearest_by_integer_factors(devic
     out = F.interpolate(t, size=out_size, mode="linear", align_corners=True)
     positions = np.arange(out_size) * (n - 1) / (out_size - 1)
     expected = np.stack([np.stack([np.interp(positions, np.arange(n), row) for row in batch]) for batch in a])
-    np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        independent_array(out.cpu()).astype(np.float64), expected, rtol=1e-5, atol=1e-5, err_msg="linear, align_corners=True"
+    )
     # nearest with an integer scale factor k repeats every element k times
     near = F.interpolate(t, scale_factor=factor, mode="nearest")
     np.testing.assert_array_equal(
-        independent_array(near.cpu()), np.repeat(independent_array(x.logical_values(dtype)), factor, axis=-1)
+        independent_array(near.cpu()),
+        np.repeat(independent_array(x.logical_values(dtype)), factor, axis=-1),
+        "nearest by an integer factor",
     )
