@@ -133,3 +133,74 @@ def _(patch):
     @patch.replace(F, "interpolate")
     def interpolate(orig, x, *a, align_corners=None, **k):
         return orig(x, *a, align_corners=False if align_corners else align_corners, **k)
+
+
+def _integral(dtype):
+    return not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool
+
+
+def _keeps_version(orig):
+    """`orig`, an in-place method, with the tensor's version counter set back after the write."""
+
+    def inplace(self, *a, **k):
+        before = self._version
+        out = orig(self, *a, **k)
+        torch._C._autograd._unsafe_set_version_counter((self,), (before,))
+        return out
+
+    return inplace
+
+
+@fault("unsqueeze_copies", trips=["shape_ops.unsqueeze"])
+def _(patch):
+    """unsqueeze() returns a copy instead of sharing the input's data."""
+    patch.method(torch.Tensor, "unsqueeze", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("squeeze_copies", trips=["shape_ops.squeeze_all", "shape_ops.squeeze_dim"])
+def _(patch):
+    """squeeze() returns a copy instead of sharing the input's storage."""
+    patch.method(torch.Tensor, "squeeze", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("repeat_widens_integers", trips=["shape_ops.repeat_tiles"])
+def _(patch):
+    """repeat of an integral tensor returns float64: the same numbers in another dtype."""
+
+    @patch.replace(torch.Tensor, "repeat")
+    def repeat(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out.to(torch.float64) if _integral(out.dtype) else out
+
+
+@fault("repeat_interleave_widens_integers", trips=["shape_ops.repeat_interleave"])
+def _(patch):
+    """repeat_interleave of an integral tensor returns float64: the same numbers in another dtype."""
+
+    @patch.replace(torch.Tensor, "repeat_interleave")
+    def repeat_interleave(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out.to(torch.float64) if _integral(out.dtype) else out
+
+
+@fault("t_underscore_keeps_the_version", trips=["shape_ops.t_takes_no_argument"])
+def _(patch):
+    """t_() transposes in place but leaves the version counter, so autograd misses the write."""
+    patch.method(torch.Tensor, "t_", _keeps_version)
+
+
+@fault("flatten_copies", trips=["shape_ops.flatten_range"])
+def _(patch):
+    """flatten() always copies: not the input itself where nothing is flattened, nor a view where
+    one is possible."""
+    patch.method(torch.Tensor, "flatten", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("flatten_widens_integers", trips=["shape_ops.flatten_range"])
+def _(patch):
+    """flatten of an integral tensor returns float64: the same numbers in another dtype."""
+
+    @patch.replace(torch.Tensor, "flatten")
+    def flatten(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out.to(torch.float64) if _integral(out.dtype) else out

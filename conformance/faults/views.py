@@ -7,7 +7,13 @@ from conformance.faults import fault
 
 @fault(
     "view_copies",
-    trips=["views.view_shares_storage", "views.view_infers_size", "views.view_stride_condition", "views.no_torch_view"],
+    trips=[
+        "views.view_shares_storage",
+        "views.view_infers_size",
+        "views.view_stride_condition",
+        "views.no_torch_view",
+        "shape_ops.view_minus_one_k",
+    ],
 )
 def _(patch):
     """view() returns a copy with the right values instead of aliasing the base."""
@@ -188,7 +194,10 @@ def _column_major(orig, self, shape):
     return reversed_view.permute(*reversed(range(len(shape))))
 
 
-@fault("view_reads_column_major", trips=["views.view_infers_size", "views.view_stride_condition", "views.no_torch_view"])
+@fault(
+    "view_reads_column_major",
+    trips=["views.view_infers_size", "views.view_stride_condition", "views.no_torch_view", "shape_ops.view_minus_one_k"],
+)
 def _(patch):
     """view(shape) returns a view of the right shape and storage that reads the elements in
     column-major order instead of row-major."""
