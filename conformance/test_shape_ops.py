@@ -137,9 +137,14 @@ def test_t_underscore_transposes_in_place_and_takes_no_argument(device, dtype, x
     t = x.build(dtype=dtype, device=device)
     expected = x.logical_values(dtype).t() if x.ndim == 2 else x.logical_values(dtype)
     probe = saved_for_backward(t)
+    # another view of the same memory, and the strides before: t() is a view with the strides
+    # swapped (views.transpose_shares), so its in-place version changes t's strides, not the memory
+    alias, strides = t.detach(), t.stride()
     assert t.t_() is t, "t_() did not return the tensor itself"
     assert_write_seen_by_autograd(probe, "t_()")  # in place: a graph that saved t sees the change
     assert_equal(t.cpu(), expected, "t_() of the tensor")
+    assert t.stride() == tuple(reversed(strides)), f"t_() did not swap the strides: {strides} became {t.stride()}"
+    assert_equal(alias.cpu(), x.logical_values(dtype), "t_() moved data: another view of its memory changed")
     with pytest.raises(TypeError):
         t.t_(arg)
 

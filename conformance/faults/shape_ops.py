@@ -204,3 +204,17 @@ def _(patch):
     def flatten(orig, self, *a, **k):
         out = orig(self, *a, **k)
         return out.to(torch.float64) if _integral(out.dtype) else out
+
+
+@fault("t_underscore_moves_data", trips=["shape_ops.t_takes_no_argument"])
+def _(patch):
+    """t_() of a square matrix writes the transposed values into its memory and keeps its strides
+    (right values, but a data move where a view change is due)."""
+
+    @patch.replace(torch.Tensor, "t_")
+    def t_(orig, self):
+        if self.dim() == 2 and self.shape[0] == self.shape[1] and self.shape[0] > 1:
+            with torch.no_grad():
+                self.copy_(self.t().clone())
+            return self
+        return orig(self)
