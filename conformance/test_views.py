@@ -81,6 +81,10 @@ def assert_is_live_view(derived, base, expected_of, spec, dtype, what):
     that torch did not make."""
     assert_shares_storage(derived, base, what)
     assert derived.dtype == base.dtype, f"{what}: dtype {derived.dtype}, expected the base's {base.dtype}"
+    # autograd mechanics: an operation's output requires grad when one of its inputs does
+    assert derived.requires_grad == base.requires_grad, (
+        f"{what}: requires_grad {derived.requires_grad}, the base's is {base.requires_grad}"
+    )
     values = independent_array(spec.logical_values(dtype))
     np.testing.assert_array_equal(independent_array(derived.detach().cpu()), expected_of(values), f"{what}: wrong values")
     new = changed(base.detach())

@@ -307,3 +307,19 @@ def _(patch):
     @patch.replace(torch.Tensor, "t")
     def t(orig, self):
         return self.unsqueeze(0) if self.dim() == 1 else orig(self)
+
+
+@fault("narrow_by_tensor_detaches", trips=["views.narrow_shares"])
+def _(patch):
+    """narrow() with a tensor start returns a view detached from autograd (it no longer requires
+    grad although its base does)."""
+
+    def make(orig):
+        def narrow(self, dim, start, length):
+            out = orig(self, dim, start, length)
+            return out.detach() if isinstance(start, torch.Tensor) else out
+
+        return narrow
+
+    patch.method(torch.Tensor, "narrow", make)
+    patch.method(torch, "narrow", make)
