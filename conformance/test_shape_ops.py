@@ -14,7 +14,7 @@ from conformance.harness.declaration import Operation
 from conformance.test_indexing import assert_write_seen_by_autograd, saved_for_backward
 from conformance.test_views import assert_shares_storage, view_is_possible
 from strategies import specs
-from strategies.samples import Sample, dims
+from strategies.samples import Sample, call_forms, dims
 from strategies.shapes import shapes
 
 
@@ -149,6 +149,9 @@ def test_t_underscore_transposes_in_place_and_takes_no_argument(device, dtype, x
         t.t_(arg)
 
 
+FLATTEN_FORMS = {"method": lambda t, **k: t.flatten(**k), "function": lambda t, **k: torch.flatten(t, **k)}
+
+
 @pytest.mark.behaviour("shape_ops.flatten_range")
 @pytest.mark.dtypes("representative")
 @given(x=specs(), data=st.data())
@@ -160,7 +163,15 @@ def test_flatten_merges_start_to_end_in_row_major_order(device, dtype, x, data):
     s, e = start % ndim, end % ndim
     shape = list(x.shape) or [1]
     expected_shape = tuple(shape[:s] + [math.prod(shape[s : e + 1])] + shape[e + 1 :]) if x.ndim else (1,)
-    out = t.flatten(start, end)
+    # function and method; the documented defaults (start_dim=0, end_dim=-1) exercised by leaving
+    # out an argument that equals them
+    form = data.draw(call_forms(FLATTEN_FORMS), label="form")
+    omit_end = e == ndim - 1 and data.draw(st.booleans(), label="end_dim omitted")
+    omit_start = omit_end and s == 0 and data.draw(st.booleans(), label="start_dim omitted")
+    kwargs = {} if omit_start else {"start_dim": start}
+    if not omit_end:
+        kwargs["end_dim"] = end
+    out = FLATTEN_FORMS[form](t, **kwargs)
     assert tuple(out.shape) == expected_shape, f"flatten({start}, {end}): wrong shape {tuple(out.shape)}"
     assert out.dtype == t.dtype, f"flatten({start}, {end}): dtype {out.dtype}, the input's is {t.dtype}"
     # "If no dimensions are flattened, then the original object input is returned. Otherwise, if

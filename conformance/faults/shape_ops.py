@@ -218,3 +218,19 @@ def _(patch):
                 self.copy_(self.t().clone())
             return self
         return orig(self)
+
+
+@fault("flatten_end_dim_defaults_to_start", trips=["shape_ops.flatten_range"])
+def _(patch):
+    """flatten() with end_dim omitted flattens only start_dim (end_dim defaults to start_dim, not -1)."""
+
+    def make(orig):
+        def flatten(*a, **k):
+            if "end_dim" not in k and len(a) < 3:
+                k["end_dim"] = k.get("start_dim", a[1] if len(a) > 1 else 0)
+            return orig(*a, **k)
+
+        return flatten
+
+    patch.method(torch.Tensor, "flatten", make)
+    patch.method(torch, "flatten", make)
