@@ -6,11 +6,26 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.checks import assert_equal, assert_own_storage, independent_array
+from conformance.checks import assert_own_storage, independent_array
 from strategies import specs
 from strategies.samples import index_lists
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS
+
+
+def saved_for_backward(t):
+    """A graph that saved `t` for its backward (w * t saves t to compute w's gradient)."""
+    return torch.ones((), dtype=torch.float64, device=t.device, requires_grad=True) * t
+
+
+def assert_write_seen_by_autograd(probe, what):
+    """An in-place write to a tensor a graph saved is seen: "Every tensor keeps a version counter,
+    that is incremented every time it is marked dirty in any operation ... if it is greater than
+    the saved value an error is raised" (autograd notes, in-place correctness checks; the
+    message is observed)."""
+    total = probe.sum()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        (total.real if total.is_complex() else total).backward()
 
 
 @pytest.mark.behaviour("indexing.list_index_assignment")
@@ -31,10 +46,12 @@ def test_assignment_through_index_lists_and_slices(device, dtype, x, data):
         if data.draw(st.booleans(), label="as_tensor"):
             index = torch.tensor(index, dtype=torch.long, device=device)
     t = x.build(dtype=dtype, device=device)
-    before = t.clone()
+    expected = independent_array(x.logical_values(dtype))
+    expected[rows] = independent_array(source.cpu())[rows]
+    probe = saved_for_backward(t)
     t[index] = source[index]
-    for r in range(n):
-        assert_equal(t[r], source[r] if r in rows else before[r], f"row {r}")
+    np.testing.assert_array_equal(independent_array(t.cpu()), expected, "rows assigned, or the others kept")
+    assert_write_seen_by_autograd(probe, "t[index] = ...")
 
 
 @pytest.mark.behaviour("indexing.mask_from_index_assignment")
@@ -44,9 +61,12 @@ def test_index_assignment_builds_a_mask(device, n, data):
     # fine here, since every write stores the same 1
     idx = data.draw(index_lists(n, max_size=2 * n), label="idx")
     mask = torch.zeros(n, device=device)
+    probe = saved_for_backward(mask)
     mask[torch.tensor(idx, dtype=torch.long, device=device)] = 1
+    assert_write_seen_by_autograd(probe, "m[idx] = 1")
     mask = mask.bool()
-    assert mask.tolist() == [i in {j % n for j in idx} for i in range(n)]
+    assert mask.dtype == torch.bool, f"bool() gave {mask.dtype}"
+    assert mask.tolist() == [i in {j % n for j in idx} for i in range(n)], "the mask is not true exactly at idx"
 
 
 @pytest.mark.behaviour("indexing.advanced_indexing_copies")
@@ -68,9 +88,13 @@ def test_advanced_indexing_returns_a_copy(device, dtype, x, data):
     }[kind]
     picked = t[index]
     assert_own_storage(picked, t, f"t[{kind}]")
-    snapshot = picked.clone()
+    # the rows NumPy's advanced indexing picks, in the source's dtype
+    a = independent_array(x.logical_values(dtype))
+    expected = a[np.array([r % n for r in rows])] if kind != "mask" else a[sorted({r % n for r in rows})]
+    assert picked.dtype == t.dtype, f"t[{kind}]: dtype {picked.dtype}, the source's is {t.dtype}"
+    np.testing.assert_array_equal(independent_array(picked.cpu()), expected, f"t[{kind}]: not the indexed rows")
     t.copy_(~t if dtype == torch.bool else t + 1)
-    assert_equal(picked, snapshot, "a write to the source showed in the indexed result")
+    np.testing.assert_array_equal(independent_array(picked.cpu()), expected, "a write to the source showed in the indexed result")
 
 
 @pytest.mark.behaviour("indexing.negative_step_raises")
@@ -92,8 +116,12 @@ def test_accumulating_writes_add_every_repeated_index(device, dtype, n, data):
     index = torch.tensor(idx, dtype=torch.long, device=device)
     source = torch.tensor(values, dtype=dtype, device=device)
     put = torch.zeros(n, dtype=dtype, device=device)
-    assert put.index_put_((index,), source, accumulate=True) is put
-    np.testing.assert_array_equal(independent_array(put.cpu()), expected)
+    probe = saved_for_backward(put)
+    assert put.index_put_((index,), source, accumulate=True) is put, "index_put_ did not return self"
+    np.testing.assert_array_equal(independent_array(put.cpu()), expected, "index_put_ with accumulate=True")
+    assert_write_seen_by_autograd(probe, "index_put_")
     added = torch.zeros(n, dtype=dtype, device=device)
-    assert added.index_add_(0, index % n, source) is added  # index_add_ takes indices in [0, n)
-    np.testing.assert_array_equal(independent_array(added.cpu()), expected)
+    probe = saved_for_backward(added)
+    assert added.index_add_(0, index % n, source) is added, "index_add_ did not return self"  # indices in [0, n)
+    np.testing.assert_array_equal(independent_array(added.cpu()), expected, "index_add_ of repeated indices")
+    assert_write_seen_by_autograd(probe, "index_add_")

@@ -1,12 +1,14 @@
 """Joining: stack adds a dimension, cat extends one; torch.tensor of tensors flattens."""
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.checks import assert_equal
+from conformance.checks import assert_equal, independent_array
 from conformance.harness.declaration import Operation
+from conformance.test_views import assert_shares_storage
 from strategies import DTYPE_GROUPS, specs
 from strategies.samples import Sample, dims
 from strategies.shapes import shapes
@@ -29,9 +31,9 @@ def test_stack_joins_along_a_new_dim(device, dtype, parts, data):
     out = torch.stack(tensors, dim)
     expected_shape = list(parts[0].shape)
     expected_shape.insert(dim % (ndim + 1), len(tensors))
-    assert list(out.shape) == expected_shape
+    assert list(out.shape) == expected_shape, f"stack(dim={dim}): shape {tuple(out.shape)}, a new dim of {len(tensors)} expected"
     for i, t in enumerate(tensors):
-        assert_equal(out.select(dim, i), t)
+        assert_equal(out.select(dim, i), t, f"slice {i} along dim {dim} is not tensors[{i}]")
 
 
 @pytest.mark.behaviour("joining.stack_unequal_raises")
@@ -49,8 +51,9 @@ def test_stack_of_unequal_shapes_raises(device, a, b):
 def test_stack_of_scalars_is_1d(device, dtype, parts):
     tensors = [p.build(dtype=dtype, device=device) for p in parts]
     out = torch.stack(tensors)
-    assert out.shape == (len(tensors),)
-    assert out.tolist() == [t.item() for t in tensors]
+    assert out.shape == (len(tensors),), f"stack of {len(tensors)} 0-d tensors: shape {tuple(out.shape)}"
+    assert out.dtype == dtype, f"stack of {dtype} 0-d tensors gave {out.dtype}"
+    assert out.tolist() == [t.item() for t in tensors], "stack of 0-d tensors: not their values"
 
 
 @st.composite
@@ -75,10 +78,10 @@ CAT = Operation(
 def test_cat_joins_along_an_existing_dim(device, dtype, sample):
     parts, dim = sample.args
     out = CAT(sample, dtype=dtype, device=device)
-    assert out.shape[dim] == sum(p.shape[dim] for p in parts)
+    assert out.shape[dim] == sum(p.shape[dim] for p in parts), f"cat: size along dim {dim} is not the sum"
     start = 0
     for p in parts:  # each input, read back by index arithmetic on the output
-        assert_equal(out.narrow(dim, start, p.shape[dim]).cpu(), p.logical_values(dtype))
+        assert_equal(out.narrow(dim, start, p.shape[dim]).cpu(), p.logical_values(dtype), "an input read back from cat")
         start += p.shape[dim]
 
 
@@ -113,7 +116,7 @@ def test_cat_skips_a_1d_empty_tensor(device, dtype, x, data):
     before = data.draw(st.booleans(), label="empty_first")
     dim = data.draw(dims(x.ndim), label="dim")
     out = torch.cat([empty, t] if before else [t, empty], dim)
-    assert_equal(out, t)
+    assert_equal(out, t, "cat with a (0,) tensor: not the other tensor alone")
 
 
 @pytest.mark.behaviour("joining.cat_inverts_split")
@@ -124,8 +127,12 @@ def test_cat_undoes_split_and_chunk(device, dtype, x, data):
     dim = data.draw(dims(x.ndim), label="dim")
     size = data.draw(st.integers(1, 6), label="split_size")
     chunks = data.draw(st.integers(1, 6), label="chunks")
-    assert_equal(torch.cat(torch.split(t, size, dim), dim), t)
-    assert_equal(torch.cat(torch.chunk(t, chunks, dim), dim), t)
+    pieces = {"split": torch.split(t, size, dim), "chunk": torch.chunk(t, chunks, dim)}
+    for name, parts in pieces.items():
+        # "Each chunk is a view of the original tensor" (torch.split), "... of the input tensor" (torch.chunk)
+        for i, part in enumerate(parts):
+            assert_shares_storage(part, t, f"{name} piece {i}")
+        assert_equal(torch.cat(parts, dim), t, f"cat({name}(x)) gives back x")
 
 
 @pytest.mark.behaviour("joining.cat_promotes")
@@ -138,8 +145,10 @@ def test_cat_promotes_dtypes(device, a, b, dtypes):
     x, y = a.build(dtype=dtypes[0], device=device), b.build(dtype=dtypes[1], device=device)
     out = torch.cat([x, y])
     expected = torch.promote_types(*dtypes)
-    assert out.dtype == expected
-    assert_equal(out, torch.cat([x.to(expected), y.to(expected)]))
+    assert out.dtype == expected, f"cat of {dtypes[0]} and {dtypes[1]} gave {out.dtype}"
+    # the converted values, joined row after row: NumPy joins them, not torch.cat
+    joined = np.concatenate([independent_array(x.to(expected).cpu()), independent_array(y.to(expected).cpu())])
+    np.testing.assert_array_equal(independent_array(out.cpu()), joined, "cat of mixed dtypes: not the converted values")
 
 
 @pytest.mark.behaviour("joining.tensor_of_tensors")
@@ -147,7 +156,7 @@ def test_cat_promotes_dtypes(device, a, b, dtypes):
 @given(values=st.lists(st.integers(-100, 100), max_size=5))
 def test_tensor_of_scalar_tensors_is_1d(device, values):
     scalars = torch.tensor([torch.tensor(v) for v in values]) if values else torch.tensor([])
-    assert scalars.shape == (len(values),) and scalars.tolist() == values
+    assert scalars.shape == (len(values),) and scalars.tolist() == values, "a list of 0-d tensors: not 1-D"
     if values:
         singles = torch.tensor([torch.tensor([v]) for v in values])
-        assert singles.shape == (len(values),) and singles.tolist() == values
+        assert singles.shape == (len(values),) and singles.tolist() == values, "one-element 1-D tensors: not flat"

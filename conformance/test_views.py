@@ -56,18 +56,56 @@ def is_c_contiguous(shape, strides) -> bool:
     return all(s == e for n, s, e in zip(shape, strides, contiguous_strides(shape)) if n != 1)
 
 
-def assert_is_live_view(derived, base, expected_of, spec, dtype, what):
-    """`derived` aliases `base`: same storage, the documented values now, and after a write to the
-    base. `expected_of` is the operation written in NumPy (reshape, take, broadcast_to, swapaxes,
-    transpose, basic indexing), applied to an array of the base's values that torch did not make."""
+def assert_shares_storage(derived, base, what):
+    """`derived` shares `base`'s storage: the same memory, and the same storage object, which
+    `untyped_storage()` returns ("the underlying UntypedStorage"). The second is what tells a view
+    of an empty tensor from a copy, where both hold no memory at all."""
     assert_same_storage(derived, base, what)
-    values = independent_array(spec.logical_values(dtype))
-    np.testing.assert_array_equal(independent_array(derived.cpu()), expected_of(values), f"{what}: wrong values")
-    new = changed(base)
-    base.copy_(new)
-    np.testing.assert_array_equal(
-        independent_array(derived.cpu()), expected_of(independent_array(new.cpu())), f"{what}: a write to the base did not show"
+    if derived.device.type != "meta":
+        storage = base.untyped_storage()  # held, so the same storage answers with this object
+        assert derived.untyped_storage() is storage, f"{what}: not the base's storage object (a copy, not a view)"
+
+
+def build_maybe_requiring_grad(x, dtype, device, data):
+    """The spec's tensor, requiring grad where the drawn flag says so (floating dtypes only: "Only
+    Tensors of floating point and complex dtype can require gradients")."""
+    wants = dtype.is_floating_point and data.draw(st.booleans(), label="requires_grad")
+    label(f"requires_grad={wants}")
+    return x.build(dtype=dtype, device=device, requires_grad=wants)
+
+
+def assert_is_live_view(derived, base, expected_of, spec, dtype, what):
+    """`derived` aliases `base`: same storage, the documented values and dtype now, and after a
+    write to the base. `expected_of` is the operation written in NumPy (reshape, take,
+    broadcast_to, swapaxes, transpose, basic indexing), applied to an array of the base's values
+    that torch did not make."""
+    assert_shares_storage(derived, base, what)
+    assert derived.dtype == base.dtype, f"{what}: dtype {derived.dtype}, expected the base's {base.dtype}"
+    # autograd mechanics: an operation's output requires grad when one of its inputs does
+    assert derived.requires_grad == base.requires_grad, (
+        f"{what}: requires_grad {derived.requires_grad}, the base's is {base.requires_grad}"
     )
+    values = independent_array(spec.logical_values(dtype))
+    np.testing.assert_array_equal(independent_array(derived.detach().cpu()), expected_of(values), f"{what}: wrong values")
+    new = changed(base.detach())
+    with torch.no_grad():  # a leaf that requires grad is written only outside autograd
+        base.copy_(new)
+    np.testing.assert_array_equal(
+        independent_array(derived.detach().cpu()),
+        expected_of(independent_array(new.cpu())),
+        f"{what}: a write to the base did not show",
+    )
+
+
+def assert_viewed(v, t, new_shape, spec, dtype):
+    """`v` is `t` viewed as `new_shape`: that shape, `t`'s storage, `t`'s elements in row-major
+    order ("a new tensor with the same data"), judged against NumPy's reshape."""
+    what = f"view{tuple(new_shape)} of {tuple(t.shape)}"
+    assert tuple(v.shape) == tuple(new_shape), f"{what}: wrong shape {tuple(v.shape)}"
+    assert_shares_storage(v, t, what)
+    assert v.dtype == t.dtype, f"{what}: dtype {v.dtype}, expected {t.dtype}"
+    expected = np.reshape(independent_array(spec.logical_values(dtype)), new_shape)
+    np.testing.assert_array_equal(independent_array(v.cpu()), expected, f"{what}: not the base's elements in row-major order")
 
 
 @pytest.mark.behaviour("views.view_stride_condition")
@@ -77,7 +115,7 @@ def test_view_succeeds_exactly_when_strides_allow(device, dtype, x, data):
     t = x.build(dtype=dtype, device=device)
     new_shape = data.draw(reshapes(x.shape), label="new_shape")
     if view_is_possible(t.shape, t.stride(), new_shape):
-        assert t.view(new_shape).shape == new_shape
+        assert_viewed(t.view(new_shape), t, new_shape, x, dtype)
     else:
         with pytest.raises(RuntimeError, match="view size is not compatible"):
             t.view(new_shape)
@@ -87,12 +125,12 @@ def test_view_succeeds_exactly_when_strides_allow(device, dtype, x, data):
 @pytest.mark.dtypes("representative")
 @given(x=specs(layouts=WRITABLE_LAYOUTS), data=st.data())
 def test_view_shares_storage(device, dtype, x, data):
-    t = x.build(dtype=dtype, device=device)
+    t = build_maybe_requiring_grad(x, dtype, device, data)
     new_shape = data.draw(reshapes(x.shape), label="new_shape")
     if not view_is_possible(t.shape, t.stride(), new_shape):
         new_shape = tuple(reversed(x.shape)) if t.is_contiguous() else x.shape
     v = t.view(new_shape)
-    assert v.numel() == t.numel()
+    assert v.numel() == t.numel(), f"view{new_shape} changed numel: {v.numel()} of {t.numel()}"
     assert_is_live_view(v, t, lambda a: np.reshape(a, new_shape), x, dtype, f"view{new_shape}")
 
 
@@ -109,7 +147,7 @@ def test_view_infers_minus_one(device, dtype, x, data):
     else:
         at = data.draw(st.integers(0, len(new_shape) - 1), label="inferred_dim")
     asked = new_shape[:at] + (-1,) + new_shape[at + 1 :]
-    assert t.view(asked).shape == new_shape
+    assert_viewed(t.view(asked), t, new_shape, x, dtype)
 
 
 @st.composite
@@ -128,9 +166,13 @@ def test_reshape_views_when_it_can(device, dtype, sample, record_observation):
     x, new_shape = sample.args
     t = x.build(dtype=dtype, device=device)
     r = RESHAPE(Sample((t, new_shape)), dtype=dtype, device=device)
-    assert_equal(r.cpu(), x.logical_values(dtype).reshape(new_shape))
+    assert r.dtype == t.dtype, f"reshape{new_shape}: changed the dtype to {r.dtype}"
+    expected = np.reshape(independent_array(x.logical_values(dtype)), new_shape)  # row-major, as NumPy's C order
+    np.testing.assert_array_equal(
+        independent_array(r.cpu()), expected, f"reshape{new_shape}: not the elements in row-major order"
+    )
     if t.is_contiguous():  # "Contiguous inputs ... can be reshaped without copying"
-        assert_same_storage(r, t, f"reshape{new_shape} of a contiguous tensor")
+        assert_shares_storage(r, t, f"reshape{new_shape} of a contiguous tensor")
     elif not view_is_possible(t.shape, t.stride(), new_shape):
         assert_own_storage(r, t, f"reshape{new_shape}")  # no view exists: "Otherwise, it will be a copy"
     else:  # "you should not depend on the copying vs. viewing behavior": recorded, not asserted
@@ -138,18 +180,25 @@ def test_reshape_views_when_it_can(device, dtype, sample, record_observation):
         record_observation("reshape of a non-contiguous tensor that could be viewed", "view" if shares else "copy")
 
 
+CONTIGUOUS_FORMS = {
+    "default": lambda t: t.contiguous(),  # memory_format "Default: torch.contiguous_format"
+    "keyword": lambda t: t.contiguous(memory_format=torch.contiguous_format),
+}
+
+
 @pytest.mark.behaviour("views.contiguous_self_or_copy")
 @pytest.mark.dtypes("representative")
-@given(x=specs())
-def test_contiguous_returns_self_or_copy(device, dtype, x):
-    t = x.build(dtype=dtype, device=device)
-    c = t.contiguous()
+@given(x=specs(), data=st.data())
+def test_contiguous_returns_self_or_copy(device, dtype, x, data):
+    t = build_maybe_requiring_grad(x, dtype, device, data)
+    form = data.draw(call_forms(CONTIGUOUS_FORMS), label="form")
+    c = CONTIGUOUS_FORMS[form](t)
     if is_c_contiguous(t.shape, t.stride()):
         assert c is t, "contiguous() of a contiguous tensor must return the tensor itself"
     else:
-        assert is_c_contiguous(c.shape, c.stride())
+        assert is_c_contiguous(c.shape, c.stride()), f"contiguous() gave strides {c.stride()} for shape {tuple(c.shape)}"
         assert_own_storage(c, t, "contiguous() of a non-contiguous tensor")
-        assert_equal(c.cpu(), x.logical_values(dtype))
+        assert_equal(c.detach().cpu(), x.logical_values(dtype), "contiguous() of a non-contiguous tensor: values")
 
 
 NARROW_FORMS = {"method": lambda t, *a: t.narrow(*a), "function": lambda t, *a: torch.narrow(t, *a)}
@@ -169,7 +218,7 @@ def test_narrow_is_a_view(device, dtype, x, data):
     as_tensor = data.draw(st.booleans(), label="start_as_tensor")
     form = data.draw(call_forms(NARROW_FORMS), label="form")
     label("start<0" if start < 0 else "start>=0", f"start={'tensor' if as_tensor else 'int'}")
-    t = x.build(dtype=dtype, device=device)
+    t = build_maybe_requiring_grad(x, dtype, device, data)
     narrowed = NARROW_FORMS[form](t, dim, torch.tensor(start) if as_tensor else start, length)
     assert_is_live_view(
         narrowed,
@@ -188,7 +237,7 @@ def test_expand_is_a_view(device, dtype, x, data):
     extra = data.draw(st.lists(st.integers(0, 3), max_size=2), label="new_leading_dims")
     sizes = tuple(data.draw(st.integers(0, 3)) if s == 1 else s for s in x.shape)
     target = tuple(extra) + sizes
-    t = x.build(dtype=dtype, device=device)
+    t = build_maybe_requiring_grad(x, dtype, device, data)
     e = t.expand(target)
     for d, n in enumerate(x.shape):
         if n == 1 and sizes[d] != 1:
@@ -198,19 +247,27 @@ def test_expand_is_a_view(device, dtype, x, data):
 
 @pytest.mark.behaviour("views.transpose_shares")
 @pytest.mark.dtypes("representative")
-@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())  # dims to swap: one at least
+# 0-d included: a 0-d tensor's dims are 0 and -1, and t() returns "0-D and 1-D tensors ... as is"
+@given(x=specs(layouts=WRITABLE_LAYOUTS), data=st.data())
 def test_transpose_is_a_view(device, dtype, x, data):
     d0 = data.draw(dims(x.ndim), label="dim0")
     d1 = data.draw(dims(x.ndim), label="dim1")
-    t = x.build(dtype=dtype, device=device)
-    tr = t.transpose(d0, d1)
+    t = build_maybe_requiring_grad(x, dtype, device, data)
     strides = list(t.stride())
-    strides[d0], strides[d1] = strides[d1], strides[d0]
-    assert tr.stride() == tuple(strides)
     if x.ndim <= 2 and data.draw(st.booleans(), label="use t()"):
-        tr, op, what = t.t(), (lambda a: a.T), "t()"
+        # "0-D and 1-D tensors are returned as is. When input is a 2-D tensor this is equivalent
+        # to transpose(input, 0, 1)."
+        tr, what = t.t(), "t()"
+        strides.reverse()
+        if x.ndim < 2:
+            assert tr.shape == t.shape, "t() of a 0-D or 1-D tensor: not returned as is"
+        op = (lambda a: a.T) if x.ndim == 2 else (lambda a: a)
     else:
-        op, what = (lambda a: np.swapaxes(a, d0, d1)), f"transpose({d0}, {d1})"
+        tr, what = t.transpose(d0, d1), f"transpose({d0}, {d1})"
+        if x.ndim:
+            strides[d0], strides[d1] = strides[d1], strides[d0]
+        op = (lambda a: np.swapaxes(a, d0, d1)) if x.ndim else (lambda a: a)
+    assert tr.stride() == tuple(strides), f"{what}: strides {tr.stride()}, expected the two swapped: {tuple(strides)}"
     assert_is_live_view(tr, t, op, x, dtype, what)
 
 
@@ -220,9 +277,9 @@ def test_transpose_is_a_view(device, dtype, x, data):
 def test_permute_is_a_view(device, dtype, x, data):
     order = data.draw(st.permutations(range(x.ndim)), label="dims")  # every order, each entry also as its negative
     perm = tuple(d - x.ndim if data.draw(st.booleans(), label=f"negative_{d}") else d for d in order)  # -ndim <= d < ndim
-    t = x.build(dtype=dtype, device=device)
+    t = build_maybe_requiring_grad(x, dtype, device, data)
     p = t.permute(perm)
-    assert p.stride() == tuple(t.stride()[d] for d in order)
+    assert p.stride() == tuple(t.stride()[d] for d in order), f"permute{perm}: strides {p.stride()} not permuted"
     assert_is_live_view(p, t, lambda a: np.transpose(a, order), x, dtype, f"permute{perm}")
 
 
@@ -253,7 +310,7 @@ def basic_indices(draw, shape):
 @given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())  # integers and slices index dims
 def test_basic_slicing_is_a_view(device, dtype, x, data):
     index = data.draw(basic_indices(x.shape), label="index")
-    t = x.build(dtype=dtype, device=device)
+    t = build_maybe_requiring_grad(x, dtype, device, data)
     assert_is_live_view(t[index], t, lambda a: a[index], x, dtype, f"t[{index}]")
 
 
@@ -278,5 +335,6 @@ def test_there_is_no_torch_view_only_the_method(device, dtype, x, data):
     before = (tuple(t.shape), t.stride())
     new_shape = data.draw(reshapes(x.shape), label="new_shape")
     if view_is_possible(t.shape, t.stride(), new_shape):
-        assert tuple(t.view(new_shape).shape) == tuple(new_shape)
+        assert_viewed(t.view(new_shape), t, new_shape, x, dtype)
     assert (tuple(t.shape), t.stride()) == before, "view changed the tensor it was called on"
+    assert_equal(t.cpu(), x.logical_values(dtype), "the tensor view was called on")

@@ -67,3 +67,47 @@ def _(patch):
         if accumulate:  # a read-modify-write: a repeated index keeps only its last sum
             return orig(self, indices, self[indices] + values, accumulate=False)
         return orig(self, indices, values, accumulate)
+
+
+@fault("setitem_keeps_the_version", trips=["indexing.list_index_assignment", "indexing.mask_from_index_assignment"])
+def _(patch):
+    """Assignment through indices writes in place but leaves the version counter, so autograd misses it."""
+    from conformance.faults.shape_ops import _keeps_version
+
+    patch.method(torch.Tensor, "__setitem__", _keeps_version)
+
+
+@fault("index_put_keeps_the_version", trips=["indexing.accumulate_duplicates"])
+def _(patch):
+    """index_put_ writes in place but leaves the version counter, so autograd misses it."""
+    from conformance.faults.shape_ops import _keeps_version
+
+    patch.method(torch.Tensor, "index_put_", _keeps_version)
+
+
+@fault("bool_returns_uint8", trips=["indexing.mask_from_index_assignment"])
+def _(patch):
+    """Tensor.bool() returns 0/1 as uint8 instead of a bool tensor."""
+    patch.method(torch.Tensor, "bool", lambda orig: lambda self, *a, **k: orig(self, *a, **k).to(torch.uint8))
+
+
+@fault("advanced_index_reverses_rows", trips=["indexing.advanced_indexing_copies"])
+def _(patch):
+    """Indexing with an integer list returns the picked rows in reverse order (still a copy)."""
+
+    @patch.replace(torch.Tensor, "__getitem__")
+    def getitem(orig, self, index):
+        out = orig(self, index)
+        return out.flip(0) if isinstance(index, list) and out.dim() else out
+
+
+@fault("advanced_index_widens_integers", trips=["indexing.advanced_indexing_copies"])
+def _(patch):
+    """Advanced indexing of an integral tensor returns float64: the same numbers in another dtype."""
+
+    @patch.replace(torch.Tensor, "__getitem__")
+    def getitem(orig, self, index):
+        out = orig(self, index)
+        advanced = isinstance(index, (list, torch.Tensor))
+        integral = not out.dtype.is_floating_point and not out.dtype.is_complex and out.dtype != torch.bool
+        return out.to(torch.float64) if advanced and integral else out

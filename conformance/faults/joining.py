@@ -67,7 +67,7 @@ def _(patch):
         return orig(tensors, dim, **k)
 
 
-@fault("cat_wrong_order", trips=["joining.cat_existing_dim", "joining.cat_inverts_split"])
+@fault("cat_wrong_order", trips=["joining.cat_existing_dim", "joining.cat_inverts_split", "joining.cat_promotes"])
 def _(patch):
     """cat joins its inputs in reverse order."""
     patch.method(torch, "cat", lambda orig: lambda tensors, dim=0, **k: orig(list(tensors)[::-1], dim, **k))
@@ -94,3 +94,21 @@ def _(patch):
         if isinstance(data, list) and data and all(isinstance(d, torch.Tensor) and d.dim() == 1 for d in data):
             return torch.stack([d.clone() for d in data])
         return orig(data, *a, **k)
+
+
+@fault("stack_of_integers_widens", trips=["joining.stack_zero_dim"])
+def _(patch):
+    """stack of integral 0-d tensors returns float64 (the same numbers, another dtype)."""
+
+    @patch.replace(torch, "stack")
+    def stack(orig, tensors, *a, **k):
+        out = orig(tensors, *a, **k)
+        integral = not out.dtype.is_floating_point and not out.dtype.is_complex and out.dtype != torch.bool
+        return out.to(torch.float64) if integral else out
+
+
+@fault("split_and_chunk_copy", trips=["joining.cat_inverts_split"])
+def _(patch):
+    """torch.split and torch.chunk return copies of the pieces instead of views of the input."""
+    patch.method(torch, "split", lambda orig: lambda *a, **k: tuple(p.clone() for p in orig(*a, **k)))
+    patch.method(torch, "chunk", lambda orig: lambda *a, **k: tuple(p.clone() for p in orig(*a, **k)))

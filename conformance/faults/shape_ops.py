@@ -133,3 +133,104 @@ def _(patch):
     @patch.replace(F, "interpolate")
     def interpolate(orig, x, *a, align_corners=None, **k):
         return orig(x, *a, align_corners=False if align_corners else align_corners, **k)
+
+
+def _integral(dtype):
+    return not dtype.is_floating_point and not dtype.is_complex and dtype != torch.bool
+
+
+def _keeps_version(orig):
+    """`orig`, an in-place method, with the tensor's version counter set back after the write."""
+
+    def inplace(self, *a, **k):
+        before = self._version
+        out = orig(self, *a, **k)
+        torch._C._autograd._unsafe_set_version_counter((self,), (before,))
+        return out
+
+    return inplace
+
+
+@fault("unsqueeze_copies", trips=["shape_ops.unsqueeze"])
+def _(patch):
+    """unsqueeze() returns a copy instead of sharing the input's data."""
+    patch.method(torch.Tensor, "unsqueeze", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("squeeze_copies", trips=["shape_ops.squeeze_all", "shape_ops.squeeze_dim"])
+def _(patch):
+    """squeeze() returns a copy instead of sharing the input's storage."""
+    patch.method(torch.Tensor, "squeeze", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("repeat_widens_integers", trips=["shape_ops.repeat_tiles"])
+def _(patch):
+    """repeat of an integral tensor returns float64: the same numbers in another dtype."""
+
+    @patch.replace(torch.Tensor, "repeat")
+    def repeat(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out.to(torch.float64) if _integral(out.dtype) else out
+
+
+@fault("repeat_interleave_widens_integers", trips=["shape_ops.repeat_interleave"])
+def _(patch):
+    """repeat_interleave of an integral tensor returns float64: the same numbers in another dtype."""
+
+    @patch.replace(torch.Tensor, "repeat_interleave")
+    def repeat_interleave(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out.to(torch.float64) if _integral(out.dtype) else out
+
+
+@fault("t_underscore_keeps_the_version", trips=["shape_ops.t_takes_no_argument"])
+def _(patch):
+    """t_() transposes in place but leaves the version counter, so autograd misses the write."""
+    patch.method(torch.Tensor, "t_", _keeps_version)
+
+
+@fault("flatten_copies", trips=["shape_ops.flatten_range"])
+def _(patch):
+    """flatten() always copies: not the input itself where nothing is flattened, nor a view where
+    one is possible."""
+    patch.method(torch.Tensor, "flatten", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
+
+
+@fault("flatten_widens_integers", trips=["shape_ops.flatten_range"])
+def _(patch):
+    """flatten of an integral tensor returns float64: the same numbers in another dtype."""
+
+    @patch.replace(torch.Tensor, "flatten")
+    def flatten(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out.to(torch.float64) if _integral(out.dtype) else out
+
+
+@fault("t_underscore_moves_data", trips=["shape_ops.t_takes_no_argument"])
+def _(patch):
+    """t_() of a square matrix writes the transposed values into its memory and keeps its strides
+    (right values, but a data move where a view change is due)."""
+
+    @patch.replace(torch.Tensor, "t_")
+    def t_(orig, self):
+        if self.dim() == 2 and self.shape[0] == self.shape[1] and self.shape[0] > 1:
+            with torch.no_grad():
+                self.copy_(self.t().clone())
+            return self
+        return orig(self)
+
+
+@fault("flatten_end_dim_defaults_to_start", trips=["shape_ops.flatten_range"])
+def _(patch):
+    """flatten() with end_dim omitted flattens only start_dim (end_dim defaults to start_dim, not -1)."""
+
+    def make(orig):
+        def flatten(*a, **k):
+            if "end_dim" not in k and len(a) < 3:
+                k["end_dim"] = k.get("start_dim", a[1] if len(a) > 1 else 0)
+            return orig(*a, **k)
+
+        return flatten
+
+    patch.method(torch.Tensor, "flatten", make)
+    patch.method(torch, "flatten", make)

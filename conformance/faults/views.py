@@ -5,7 +5,16 @@ import torch
 from conformance.faults import fault
 
 
-@fault("view_copies", trips=["views.view_shares_storage"])
+@fault(
+    "view_copies",
+    trips=[
+        "views.view_shares_storage",
+        "views.view_infers_size",
+        "views.view_stride_condition",
+        "views.no_torch_view",
+        "shape_ops.view_minus_one_k",
+    ],
+)
 def _(patch):
     """view() returns a copy with the right values instead of aliasing the base."""
     patch.method(torch.Tensor, "view", lambda orig: lambda self, *a, **k: orig(self, *a, **k).clone())
@@ -184,3 +193,153 @@ def _(patch):
         if kwargs.get("dynamic") is not True:
             return compiled
         return lambda *args, **kw: tree_map(column_major, compiled(*args, **kw))
+
+
+def _shape_of(shape):
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)) else tuple(shape)
+
+
+def _column_major(orig, self, shape):
+    """`self` viewed as `shape`, but filled in column-major order: still a view of the same
+    storage, of the right shape, when the reversed shape can be viewed; else None."""
+    if -1 in shape:
+        known = 1
+        for d in shape:
+            known *= d if d != -1 else 1
+        shape = tuple(self.numel() // known if d == -1 and known else d for d in shape)
+    try:
+        reversed_view = orig(self, tuple(reversed(shape)))
+    except RuntimeError:
+        return None
+    return reversed_view.permute(*reversed(range(len(shape))))
+
+
+@fault(
+    "view_reads_column_major",
+    trips=["views.view_infers_size", "views.view_stride_condition", "views.no_torch_view", "shape_ops.view_minus_one_k"],
+)
+def _(patch):
+    """view(shape) returns a view of the right shape and storage that reads the elements in
+    column-major order instead of row-major."""
+
+    @patch.replace(torch.Tensor, "view")
+    def view(orig, self, *shape):
+        if shape and isinstance(shape[0], torch.dtype):
+            return orig(self, *shape)
+        wrong = _column_major(orig, self, _shape_of(shape))
+        return wrong if wrong is not None else orig(self, *shape)
+
+
+@fault("view_of_empty_copies", trips=["views.view_shares_storage"])
+def _(patch):
+    """view() of a tensor with no elements returns a fresh empty tensor: no memory to tell apart,
+    but not the base's storage."""
+
+    @patch.replace(torch.Tensor, "view")
+    def view(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out.clone() if self.numel() == 0 else out
+
+
+_SAME_SIZE = {torch.int64: torch.float64, torch.float32: torch.int32, torch.bfloat16: torch.int16, torch.bool: torch.uint8}
+
+
+@fault("view_reinterprets_dtype", trips=["views.view_shares_storage"])
+def _(patch):
+    """view(shape) returns the base's bytes reinterpreted as another dtype of the same size (a
+    view, of the right shape, but not of the base's dtype)."""
+
+    @patch.replace(torch.Tensor, "view")
+    def view(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        other = _SAME_SIZE.get(out.dtype)
+        return orig(out, other) if other is not None and not (a and isinstance(a[0], torch.dtype)) else out
+
+
+@fault("view_bumps_its_input", trips=["views.no_torch_view"])
+def _(patch):
+    """view() writes into the tensor it is called on (adds 1, or negates a bool) before viewing it."""
+
+    @patch.replace(torch.Tensor, "view")
+    def view(orig, self, *a, **k):
+        if not (a and isinstance(a[0], torch.dtype)) and not self.requires_grad:
+            with torch.no_grad():
+                self.copy_(~self if self.dtype == torch.bool else self + 1)
+        return orig(self, *a, **k)
+
+
+@fault("reshape_reads_column_major", trips=["views.reshape_view_or_copy"])
+def _(patch):
+    """reshape(shape) of a contiguous tensor returns its elements in column-major order (a view, of
+    the right shape): an oracle that reshapes with torch itself agrees with it."""
+
+    @patch.replace(torch.Tensor, "reshape")
+    def reshape(orig, self, *shape):
+        wrong = _column_major(torch.Tensor.view, self, _shape_of(shape)) if self.is_contiguous() else None
+        return wrong if wrong is not None else orig(self, *shape)
+
+
+@fault("reshape_reinterprets_dtype", trips=["views.reshape_view_or_copy"])
+def _(patch):
+    """reshape returns the elements' bytes reinterpreted as another dtype of the same size."""
+
+    @patch.replace(torch.Tensor, "reshape")
+    def reshape(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        other = _SAME_SIZE.get(out.dtype)
+        return out.view(other) if other is not None and out.numel() else out
+
+
+@fault("contiguous_keyword_returns_self", trips=["views.contiguous_self_or_copy"])
+def _(patch):
+    """contiguous(memory_format=torch.contiguous_format), the default given by keyword, returns
+    the tensor itself even when it is not contiguous."""
+
+    @patch.replace(torch.Tensor, "contiguous")
+    def contiguous(orig, self, *a, **k):
+        return self if k.get("memory_format") is torch.contiguous_format else orig(self, *a, **k)
+
+
+@fault("t_of_empty_copies", trips=["views.transpose_shares"])
+def _(patch):
+    """t() of a tensor with no elements returns a fresh empty tensor instead of a view."""
+
+    @patch.replace(torch.Tensor, "t")
+    def t(orig, self):
+        out = orig(self)
+        return out.clone() if self.numel() == 0 else out
+
+
+@fault("t_of_0d_copies", trips=["views.transpose_shares"])
+def _(patch):
+    """t() of a 0-D tensor returns a copy instead of the tensor as is."""
+
+    @patch.replace(torch.Tensor, "t")
+    def t(orig, self):
+        out = orig(self)
+        return out.clone() if self.dim() == 0 else out
+
+
+@fault("t_of_1d_makes_a_row", trips=["views.transpose_shares"])
+def _(patch):
+    """t() of a 1-D tensor returns it as a (1, n) row instead of as is."""
+
+    @patch.replace(torch.Tensor, "t")
+    def t(orig, self):
+        return self.unsqueeze(0) if self.dim() == 1 else orig(self)
+
+
+@fault("narrow_by_tensor_detaches", trips=["views.narrow_shares"])
+def _(patch):
+    """narrow() with a tensor start returns a view detached from autograd (it no longer requires
+    grad although its base does)."""
+
+    def make(orig):
+        def narrow(self, dim, start, length):
+            out = orig(self, dim, start, length)
+            return out.detach() if isinstance(start, torch.Tensor) else out
+
+        return narrow
+
+    patch.method(torch.Tensor, "narrow", make)
+    patch.method(torch, "narrow", make)
