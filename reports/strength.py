@@ -64,7 +64,8 @@ def load_workers(paths: list[Path]) -> dict:
 def _equivalence(behaviour, mutant: dict) -> str | None:
     declared = dict(behaviour.equivalent)
     key = mutant["key"]  # operator[param]@class
-    for candidate in (f"{mutant['api']}:{key}", key, key.split("@")[0], mutant["operator"]):
+    whole = key.split("@")[0]
+    for candidate in (f"{mutant['api']}:{key}", f"{mutant['api']}:{whole}", key, whole, mutant["operator"]):
         if candidate in declared:
             return declared[candidate]
     return None

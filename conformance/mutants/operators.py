@@ -447,16 +447,31 @@ def _second_backward(call, state, param):
 # -- in place --------------------------------------------------------------------------------------
 
 
+# In-place methods that change only self's metadata (shape, strides, autograd flags), never its
+# values: there is no write to misplace.
+_METADATA_ONLY = {
+    "t_", "transpose_", "swapdims_", "swapaxes_", "squeeze_", "unsqueeze_", "as_strided_", "resize_",
+    "resize_as_", "set_", "requires_grad_", "detach_", "share_memory_",
+}  # fmt: skip
+
+
 def _self(call) -> torch.Tensor:
     if not call.args or not isinstance(call.args[0], torch.Tensor):
         raise NotApplicable("no tensor is written")
     return call.args[0]
 
 
+def _written(call) -> torch.Tensor:
+    """self of an in-place call that writes values."""
+    if getattr(call.original, "__name__", "") in _METADATA_ONLY:
+        raise NotApplicable("the in-place method changes only metadata: no values are written")
+    return _self(call)
+
+
 @operator("inplace.lands_in_copy", "in place", roles=("inplace",))
 def _lands_in_copy(call, state, param):
     """The in-place write lands in a copy: the result is right, self is untouched."""
-    target = _self(call)
+    target = _written(call)
     if target.numel() == 0:
         raise NotApplicable("an empty tensor holds nothing to write")
     copy = target.detach().clone()
@@ -468,7 +483,7 @@ def _lands_in_copy(call, state, param):
 def _memory_order(call, state, param):
     """On a non-contiguous self the write goes in memory order: the row-major values land in the
     elements sorted by their offset in memory."""
-    target = _self(call)
+    target = _written(call)
     if target.is_contiguous() or _overlaps(target):
         raise NotApplicable("self is contiguous (or overlaps itself)")
     written = target.detach().contiguous()
