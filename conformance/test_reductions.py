@@ -63,6 +63,34 @@ MEAN = Operation(
 )
 
 
+def integer_valued(spec, dtype, device, requires_grad=False):
+    """The tensor `spec` describes with every value rounded to an integer in place, through its
+    whole storage (so its layout stays), and its values as a float64 array. A float sum of up to
+    625 such terms of magnitude <= 9 is exact, so the documented result is decided exactly: the
+    exact sum (or mean: the exact sum over the count) rounded once to the dtype."""
+    t = spec.build(dtype=dtype, device=device)
+    storage = t.untyped_storage().nbytes() // t.element_size()
+    if storage:
+        t.as_strided((storage,), (1,), 0).round_()
+    return t.requires_grad_(requires_grad), independent_array(t.cpu()).astype(np.float64)
+
+
+def assert_reduction_of(out, exact, dtype, what):
+    """`out`, a float sum or mean of integer values, has `dtype` and the shape of NumPy's float64
+    `exact`, and its values rounded once to `dtype`, exactly (NaN where NumPy has NaN)."""
+    assert out.dtype == dtype, f"{what}: the result dtype is {out.dtype}, not the input's {dtype}"
+    assert tuple(out.shape) == np.shape(exact), f"{what}: shape {tuple(out.shape)}, NumPy's {np.shape(exact)}"
+    expected = torch.from_numpy(np.asarray(exact, dtype=np.float64)).to(dtype)
+    assert_close(out.detach().cpu(), expected, rtol=0, atol=0, equal_nan=True, msg=lambda m: f"{what}: not NumPy's value\n{m}")
+
+
+def exact_mean(a, axis=None, keepdims=False):
+    """The mean of float64 integer values `a`: their exact sum over the count, rounded once (NaN for none)."""
+    count = a.size // max(np.sum(a, axis=axis, keepdims=keepdims).size, 1) if a.size else 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(a, axis=axis, keepdims=keepdims) / count
+
+
 @MAX_ALONG_DIM.property
 def test_max_along_dim_returns_values_and_indices(device, dtype, sample):
     x, dim = sample.args
@@ -112,8 +140,13 @@ def test_mean_of_integers_raises(device, dtype, x):
 @MEAN.property
 def test_mean_is_sum_over_numel(device, dtype, sample):
     (x,) = sample.args
-    reference = x.build(dtype=dtype, device="cpu").double().sum() / x.numel
-    assert_close_to_reference(MEAN(sample, dtype=dtype, device=device), reference)
+    # MEAN builds its own input: its values are compared at the dtype's tolerance with NumPy's float64
+    # sum over the count; then integer values, for which sum and mean are decided exactly
+    a = independent_array(x.logical_values(dtype)).astype(np.float64)
+    assert_close_to_reference(MEAN(sample, dtype=dtype, device=device), torch.tensor(a.sum() / a.size, dtype=torch.float64))
+    t, ints = integer_valued(x, dtype, device)
+    assert_reduction_of(t.sum(), ints.sum(), dtype, "sum()")
+    assert_reduction_of(t.mean(), exact_mean(ints), dtype, "mean() is not sum / numel")
 
 
 def clamp_samples(dtype):
@@ -251,14 +284,23 @@ def test_add_out_writes_into_out(device, dtype, sample):
 
 @pytest.mark.behaviour("reductions.axis_alias")
 @pytest.mark.dtypes("float32_64")
-# an axis to reduce, not empty: argmax over an empty dim raises whichever name is used
-@given(x=specs(shapes=shapes(min_dims=1, min_side=1)), data=st.data())
-def test_axis_is_another_name_for_dim(device, dtype, x, data):
-    t = x.build(dtype=dtype, device=device)
+@pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # NumPy on a zero-size axis; torch gives NaN too
+@given(x=specs(), data=st.data(), requires_grad=st.booleans())
+def test_axis_is_another_name_for_dim(device, dtype, x, data, requires_grad):
+    t, a = integer_valued(x, dtype, device, requires_grad)
     axis = data.draw(dims(x.ndim), label="axis")
-    assert_equal(torch.sum(t, axis=axis), torch.sum(t, dim=axis), "sum(axis=)")
-    assert_equal(torch.mean(t, axis=axis), torch.mean(t, dim=axis), "mean(axis=)")
-    assert_equal(torch.argmax(t, axis=axis), torch.argmax(t, dim=axis), "argmax(axis=)")
+    # the oracle is NumPy's own axis= (0-d: NumPy takes axis 0 or -1 of a 0-d array as no axis)
+    np_axis = axis if x.ndim else None
+    for name, reduce, reference in (("sum", torch.sum, np.sum), ("mean", torch.mean, exact_mean)):
+        expected = reference(a, axis=np_axis)
+        assert_reduction_of(reduce(t, axis=axis), expected, dtype, f"{name}(axis={axis})")
+        assert_reduction_of(reduce(t, dim=axis), expected, dtype, f"{name}(dim={axis})")
+    if a.ndim and a.shape[axis] == 0:
+        return  # argmax over an empty dim has no index to return: it raises, whichever the name
+    first = np.argmax(a, axis=np_axis)  # NumPy's argmax: the first maximum too
+    for form, out in (("axis", torch.argmax(t, axis=axis)), ("dim", torch.argmax(t, dim=axis))):
+        assert out.dtype == torch.int64, f"argmax({form}=) gave {out.dtype}, not int64 indices"
+        np.testing.assert_array_equal(independent_array(out.cpu()), first, f"argmax({form}={axis}) is not NumPy's argmax")
 
 
 @pytest.mark.behaviour("reductions.one_hot")
@@ -330,14 +372,20 @@ def test_elementwise_math_follows_the_formula_elementwise(device, dtype, x, name
 @given(x=specs(special_values=True, extremes=True), data=st.data())
 def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, data):
     empty = torch.empty(0, dtype=dtype, device=device)
-    assert empty.sum().item() == 0 and empty.prod().item() == 1  # the identities of + and *
-    assert empty.mean().isnan().item()  # 0 / 0
+    exactly = dict(rtol=0, atol=0, equal_nan=True)
+    scalar = lambda v, d=dtype: torch.tensor(v, dtype=d)
+    assert_close(torch.sum(empty).cpu(), scalar(0.0), **exactly, msg="the sum of nothing is 0")  # the identities of + and *
+    assert_close(torch.prod(empty).cpu(), scalar(1.0), **exactly, msg="the product of nothing is 1")
+    assert_close(empty.mean().cpu(), scalar(math.nan), **exactly, msg="the mean of nothing is NaN")  # 0 / 0
     with pytest.raises(RuntimeError):  # max has no identity: a full max of nothing is refused
         empty.max()
     ints = torch.tensor([100, 100, 100], dtype=torch.int8, device=device)
-    assert ints.sum().dtype == ints.cumsum(0).dtype == ints.prod().dtype == torch.int64  # integers promote to int64
-    assert ints.sum().item() == 300 and ints.cumsum(0).tolist() == [100, 200, 300]
-    assert ints.sum(dtype=torch.float64).dtype == torch.float64  # dtype= casts before reducing
+    # integers promote to int64: the exact 300 (int8 would wrap to 44)
+    assert_equal(torch.sum(ints).cpu(), scalar(300, torch.int64), "sum of int8 is the int64 sum")
+    assert_equal(torch.cumsum(ints, 0).cpu(), torch.tensor([100, 200, 300]), "cumsum of int8 is the int64 running sum")
+    assert_equal(torch.prod(ints).cpu(), scalar(1_000_000, torch.int64), "prod of int8 is the int64 product")
+    # dtype= casts before reducing: 300 in float64, not a wrapped int8 sum converted
+    assert_equal(torch.sum(ints, dtype=torch.float64).cpu(), scalar(300.0, torch.float64), "sum(dtype=) casts before reducing")
     t = x.build(dtype=dtype, device=device)
     other = data.draw(specs(shape=x.shape, special_values=True, extremes=True), label="other").build(dtype=dtype, device=device)
     a, b = independent_array(t.cpu()), independent_array(other.cpu())
@@ -345,28 +393,38 @@ def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, data):
     np.testing.assert_array_equal(independent_array(torch.maximum(t, other).cpu()), np.maximum(a, b))
     np.testing.assert_array_equal(independent_array(torch.fmax(t, other).cpu()), np.fmax(a, b))
     if t.numel():
-        assert bool(t.max().isnan()) == bool(np.isnan(a).any()), "max of a tensor with NaN is NaN"
+        # the maximum of every element, NaN where there is a NaN, as a 0-d tensor of the input's dtype
+        assert_close(t.max().cpu(), scalar(np.max(a).item()), **exactly, msg="max of a tensor with NaN is NaN, else its maximum")
         finite = a[~np.isnan(a)]
         # near the dtype's limits the float sum depends on the order of its terms (max + 1 - max):
         # nanmean is compared only where no term is within 1e10 of overflowing
         if np.all(np.abs(finite) < torch.finfo(dtype).max / 1e10):
-            expected = np.nanmean(a) if finite.size else np.nan
-            got = torch.nanmean(t).item()
-            assert (math.isnan(got) and math.isnan(expected)) or math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-4)
+            nearly = dict(rtol=1e-4, atol=1e-4, equal_nan=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                expected = np.nanmean(a.astype(np.float64)) if finite.size else np.nan
+                assert_close(torch.nanmean(t).cpu(), scalar(expected), **nearly, msg="nanmean ignores NaNs")
+            if t.dim():  # along a dim, keepdim omitted: its default False drops the dim
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    along = np.nanmean(a.astype(np.float64), axis=-1) if a.shape[-1] else np.full(a.shape[:-1], np.nan)
+                assert_close(
+                    torch.nanmean(t, -1).cpu(), torch.from_numpy(np.asarray(along)).to(dtype), **nearly, msg="nanmean along a dim"
+                )
 
 
 @pytest.mark.behaviour("reductions.dim_tuples_keepdim")
 @pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # NumPy on zero-size axes; torch gives NaN too
 @pytest.mark.dtypes("float32_64")
-@given(x=specs(shapes=shapes(min_dims=1, max_dims=4)), data=st.data(), keepdim=st.booleans())  # dims to reduce: one at least
+# keepdim None: omitted, its documented default False
+@given(x=specs(shapes=shapes(min_dims=1, max_dims=4)), data=st.data(), keepdim=st.sampled_from([None, True, False]))
 def test_sum_and_mean_over_dim_tuples_with_keepdim(device, dtype, x, data, keepdim):
     chosen = data.draw(st.lists(dims(x.ndim), min_size=1, max_size=x.ndim, unique_by=lambda d: d % x.ndim), label="dims")
-    t = x.build(dtype=dtype, device=device)
-    a = independent_array(x.logical_values(dtype)).astype(np.float64)
+    t, a = integer_valued(x, dtype, device)
     axes = tuple(d % x.ndim for d in chosen)
-    for name, reference in (("sum", np.sum), ("mean", np.mean)):
-        out = getattr(t, name)(dim=tuple(chosen), keepdim=keepdim)
-        with np.errstate(invalid="ignore", divide="ignore"):  # the mean of nothing is NaN, as in torch
-            expected = reference(a, axis=axes, keepdims=keepdim)
-        assert out.shape == expected.shape, f"{name} over {chosen}: {tuple(out.shape)} vs {expected.shape}"
-        np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=1e-5, atol=1e-4, err_msg=name)
+    kept = {} if keepdim is None else {"keepdim": keepdim}
+    for name, reference in (("sum", np.sum), ("mean", exact_mean)):
+        expected = reference(a, axis=axes, keepdims=bool(keepdim))
+        for form, out in (
+            (f"Tensor.{name}", getattr(t, name)(dim=tuple(chosen), **kept)),
+            (f"torch.{name}", getattr(torch, name)(t, tuple(chosen), **kept)),
+        ):
+            assert_reduction_of(out, expected, dtype, f"{form}(dim={tuple(chosen)}, keepdim={keepdim})")
