@@ -64,14 +64,14 @@ MEAN = Operation(
 
 
 def integer_valued(spec, dtype, device, requires_grad=False):
-    """The tensor `spec` describes with every value rounded to an integer in place, through its
+    """The tensor `spec` describes with every value rounded to an integer in [-9, 9] in place, through its
     whole storage (so its layout stays), and its values as a float64 array. A float sum of up to
     625 such terms of magnitude <= 9 is exact, so the documented result is decided exactly: the
     exact sum (or mean: the exact sum over the count) rounded once to the dtype."""
     t = spec.build(dtype=dtype, device=device)
     storage = t.untyped_storage().nbytes() // t.element_size()
     if storage:
-        t.as_strided((storage,), (1,), 0).round_()
+        t.as_strided((storage,), (1,), 0).round_().clamp_(-9, 9)  # NaN stays NaN; +-inf and extremes become +-9
     return t.requires_grad_(requires_grad), independent_array(t.cpu()).astype(np.float64)
 
 
@@ -257,10 +257,21 @@ def test_underscore_methods_change_and_return_self(device, dtype, x, data):
         ("t_", (), lambda a: a.T),
     ]:
         t = x.build(dtype=dtype, device=device)
+        # another tensor over the same memory, made before the call: the write must reach the
+        # memory itself, not only the Python object
+        alias = t.as_strided(t.shape, t.stride(), t.storage_offset())
         expected = expected_of(independent_array(x.logical_values(dtype)))
+        version = t._version
         returned = getattr(t, name)(*args)
         assert returned is t, f"{name} did not return self"
         np.testing.assert_array_equal(independent_array(t.cpu()), expected, f"{name} did not change self")
+        # "Every tensor keeps a version counter, that is incremented every time it is marked dirty
+        # in any operation" (autograd notes): an in-place method marks self dirty
+        assert t._version > version, f"{name} did not bump the version counter of self"
+        if name != "t_":  # t_ changes self's strides, not its memory
+            np.testing.assert_array_equal(
+                independent_array(alias.cpu()), expected, f"{name}: another view of self's memory does not see the write"
+            )
 
 
 def add_into_new_out(a, b):
@@ -390,8 +401,18 @@ def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, data):
     other = data.draw(specs(shape=x.shape, special_values=True, extremes=True), label="other").build(dtype=dtype, device=device)
     a, b = independent_array(t.cpu()), independent_array(other.cpu())
     # maximum propagates NaN ("that element is returned"); fmax takes the non-NaN element
-    np.testing.assert_array_equal(independent_array(torch.maximum(t, other).cpu()), np.maximum(a, b))
-    np.testing.assert_array_equal(independent_array(torch.fmax(t, other).cpu()), np.fmax(a, b))
+    for name, reference in (("maximum", np.maximum), ("fmax", np.fmax)):
+        out = getattr(torch, name)(t, other)
+        assert out.dtype == dtype, f"{name} of two {dtype} tensors gave {out.dtype}"
+        np.testing.assert_array_equal(independent_array(out.cpu()), reference(a, b), f"{name} is not NumPy's {name}")
+    # nanmean of integer values (NaN kept): the exact sum of the non-NaN values over their count,
+    # rounded once, so decided exactly
+    ints, c = integer_valued(x, dtype, device)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert_reduction_of(torch.nanmean(ints), np.nansum(c) / (~np.isnan(c)).sum(), dtype, "nanmean() ignores NaNs")
+        if c.ndim:
+            along = np.nansum(c, axis=-1) / (~np.isnan(c)).sum(axis=-1)
+            assert_reduction_of(torch.nanmean(ints, -1), along, dtype, "nanmean(x, -1) ignores NaNs, keepdim omitted: False")
     if t.numel():
         # the maximum of every element, NaN where there is a NaN, as a 0-d tensor of the input's dtype
         assert_close(t.max().cpu(), scalar(np.max(a).item()), **exactly, msg="max of a tensor with NaN is NaN, else its maximum")
