@@ -191,15 +191,21 @@ def test_clamp_is_numpy_clip(device, dtype, sample):
 @NONZERO.property
 def test_nonzero_returns_one_row_per_element(device, dtype, sample):
     (x,) = sample.args
-    t = x.build(dtype=dtype, device=device)
+    values = independent_array(x.logical_values(dtype))
+    expected = np.argwhere(values)  # NumPy's (nnz, ndim) indices, in C order
     out, parts = NONZERO(sample, dtype=dtype, device=device)
-    expected = np.argwhere(independent_array(t.cpu()))
-    assert out.dtype == torch.int64 and tuple(out.shape) == (expected.shape[0], x.ndim)
-    np.testing.assert_array_equal(independent_array(out.cpu()).reshape(expected.shape), expected)
-    assert len(parts) == max(x.ndim, 1) if x.ndim else len(parts) == 1
-    if x.ndim:
-        for d, part in enumerate(parts):
-            assert_equal(part, out[:, d])
+    assert out.dtype == torch.int64, f"nonzero() gave {out.dtype}, not int64 (LongTensor) indices"
+    assert tuple(out.shape) == (expected.shape[0], x.ndim), f"nonzero() has shape {tuple(out.shape)}, not (nnz, ndim)"
+    np.testing.assert_array_equal(
+        independent_array(out.cpu()).reshape(expected.shape), expected, "nonzero(): not one row per nonzero element in C order"
+    )
+    # as_tuple=True: one 1-D int64 tensor per dim, the indices along it; "when input has zero
+    # dimensions and a nonzero scalar value, it is treated as a one-dimensional tensor with one element"
+    columns = list(expected.T) if x.ndim else [np.zeros(int(values.item() != 0), dtype=np.int64)]
+    assert len(parts) == len(columns), f"as_tuple=True gave {len(parts)} index tensors, not one per dim"
+    for d, (part, column) in enumerate(zip(parts, columns)):
+        assert part.dtype == torch.int64 and part.dim() == 1, f"as_tuple=True: index tensor {d} is not a 1-D int64 tensor"
+        np.testing.assert_array_equal(independent_array(part.cpu()), column, f"as_tuple=True: the indices along dim {d}")
 
 
 @WHERE.property
@@ -207,8 +213,9 @@ def test_where_broadcasts_and_picks(device, dtype, sample):
     (cond, a, b), _ = sample.build(dtype=dtype, device=device)
     out = WHERE(sample, dtype=dtype, device=device)
     expected = np.where(*(independent_array(v.cpu()) for v in (cond, a, b)))
-    assert tuple(out.shape) == torch.broadcast_shapes(cond.shape, a.shape, b.shape)
-    np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+    assert out.dtype == dtype, f"where of two {dtype} tensors gave {out.dtype}"
+    assert tuple(out.shape) == torch.broadcast_shapes(cond.shape, a.shape, b.shape), "where: not the broadcast shape"
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected, "where: not input where cond holds, other elsewhere")
 
 
 @pytest.mark.behaviour("reductions.item_one_element")
@@ -345,10 +352,15 @@ def test_masked_fill_writes_value_where_the_mask_is_true(device, dtype, self_sha
     m = torch.from_numpy(mask).to(device)
     expected = np.where(mask, np.array(value, dtype=independent_array(t.cpu()).dtype), independent_array(x.logical_values(dtype)))
     out = t.masked_fill(m, value)
-    np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+    assert out.dtype == dtype, f"masked_fill gave {out.dtype}"
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected, "masked_fill: not value where the mask holds")
     np.testing.assert_array_equal(independent_array(t.cpu()), independent_array(x.logical_values(dtype)))  # not in place
-    assert t.masked_fill_(m, value) is t
-    np.testing.assert_array_equal(independent_array(t.cpu()), expected)
+    alias = t.as_strided(t.shape, t.stride(), t.storage_offset())  # another tensor over self's memory
+    version = t._version
+    assert t.masked_fill_(m, value) is t, "masked_fill_ did not return self"
+    np.testing.assert_array_equal(independent_array(t.cpu()), expected, "masked_fill_ did not fill self")
+    np.testing.assert_array_equal(independent_array(alias.cpu()), expected, "masked_fill_: another view of self's memory")
+    assert t._version > version, "masked_fill_ did not bump self's version counter"
 
 
 ELEMENTWISE = {
