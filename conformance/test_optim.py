@@ -23,7 +23,8 @@ def test_optimizer_rejects_non_leaves(device, shape):
     torch.optim.SGD([torch.zeros(shape).to(device).requires_grad_()], lr=0.1)  # move, then requires_grad
     retained = torch.zeros(shape, requires_grad=True).to(device, torch.float64)
     retained.retain_grad()  # a non-leaf that keeps its .grad can be optimized
-    assert len(torch.optim.SGD([retained], lr=0.1).param_groups[0]["params"]) == 1
+    accepted = torch.optim.SGD([retained], lr=0.1).param_groups[0]["params"]
+    assert len(accepted) == 1 and accepted[0] is retained, "a non-leaf with retain_grad() was not accepted"
 
 
 @pytest.mark.behaviour("optim.zero_grad_sets_none")
@@ -35,9 +36,9 @@ def test_zero_grad_sets_none_by_default(device, dtype, x, set_to_none):
     (w * w).sum().backward()
     opt.zero_grad() if set_to_none is None else opt.zero_grad(set_to_none=set_to_none)
     if set_to_none is False:
-        assert w.grad is not None and bool((w.grad == 0).all())
+        assert w.grad is not None and bool((w.grad == 0).all()), "zero_grad(set_to_none=False) did not fill the grads with zeros"
     else:
-        assert w.grad is None
+        assert w.grad is None, "zero_grad() (set_to_none default True) did not set the grads to None"
 
 
 def after_two_sgd_steps(w, lr, momentum):

@@ -96,7 +96,7 @@ def test_max_along_dim_returns_values_and_indices(device, dtype, sample):
     x, dim = sample.args
     keepdim = sample.kwargs["keepdim"]
     values, indices = MAX_ALONG_DIM(sample, dtype=dtype, device=device)
-    assert indices.dtype == torch.int64
+    assert indices.dtype == torch.int64, f"max(x, dim): the indices are {indices.dtype}, not int64"
     a = independent_array(x.build(dtype=dtype, device="cpu"))
     # "If there are multiple maximal values in a reduced row then the indices of the first maximal
     # value are returned" (torch.max): NumPy's argmax documents the same first-occurrence rule.
@@ -104,8 +104,8 @@ def test_max_along_dim_returns_values_and_indices(device, dtype, sample):
     expected_values = np.take_along_axis(a, first, axis=dim)
     if not keepdim:
         first, expected_values = first.squeeze(dim), expected_values.squeeze(dim)
-    np.testing.assert_array_equal(independent_array(values.cpu()), expected_values)
-    np.testing.assert_array_equal(independent_array(indices.cpu()), first)
+    np.testing.assert_array_equal(independent_array(values.cpu()), expected_values, "max(x, dim): not the maxima along dim")
+    np.testing.assert_array_equal(independent_array(indices.cpu()), first, "max(x, dim): not the index of the first maximum")
 
 
 @ARGMAX.property
@@ -114,8 +114,8 @@ def test_argmax_picks_the_first_maximum(device, dtype, sample):
     a = independent_array(x.build(dtype=dtype, device="cpu"))
     along_dim, overall = ARGMAX(sample, dtype=dtype, device=device)
     expected = np.argmax(a, axis=dim)  # NumPy documents first-occurrence too
-    np.testing.assert_array_equal(independent_array(along_dim.cpu()), expected)
-    assert overall.item() == int(np.argmax(a))
+    np.testing.assert_array_equal(independent_array(along_dim.cpu()), expected, "argmax(x, dim): not the first maximal index")
+    assert overall.item() == int(np.argmax(a)), "argmax(x): not the first maximal index of the flattened tensor"
 
 
 @SUM_OF_INTEGERS.property
@@ -125,7 +125,7 @@ def test_sum_of_integers_is_int64(device, dtype, sample, record_observation):
     # "the result type may be automatically promoted (e.g., from torch.int32 to torch.int64)": the
     # exact integer sum is promised, the dtype that holds it is observed.
     assert out.item() == sum(int(v) for v in t.flatten().tolist()), "the sum is not the exact integer sum"
-    assert not (out.dtype.is_floating_point or out.dtype.is_complex or out.dtype == torch.bool)
+    assert not (out.dtype.is_floating_point or out.dtype.is_complex or out.dtype == torch.bool), "the sum's dtype is not integral"
     record_observation(f"sum of {str(dtype).removeprefix('torch.')} (and of bool)", f"{out.dtype}, {t.bool().sum().dtype}")
 
 
@@ -183,7 +183,7 @@ def test_clamp_is_numpy_clip(device, dtype, sample):
     out = CLAMP(sample, dtype=dtype, device=device)
     if lo <= hi:
         expected = np.clip(independent_array(t.cpu()), lo, hi)
-        np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+        np.testing.assert_array_equal(independent_array(out.cpu()), expected, "clamp(x, min, max) is not numpy.clip")
     else:
         assert bool((out == hi).all()), "min > max must set every element to max"
 
@@ -226,7 +226,7 @@ def test_item_needs_exactly_one_element(device, dtype, x):
     if x.numel == 1:
         value = t.item()
         kind = bool if dtype == torch.bool else complex if dtype.is_complex else float if dtype.is_floating_point else int
-        assert type(value) is kind
+        assert type(value) is kind, f"item() gave a {type(value).__name__}, not a Python {kind.__name__}"
     else:
         with pytest.raises(RuntimeError):
             t.item()
@@ -241,10 +241,10 @@ def test_tolist_gives_nested_python_numbers(device, dtype, x):
     # the oracle goes through NumPy, not through tolist (bfloat16 via float32, which holds it exactly)
     expected = (t.cpu().float() if dtype == torch.bfloat16 else t.cpu()).numpy()
     if x.ndim == 0:
-        assert not isinstance(out, list) and out == expected.item()
+        assert not isinstance(out, list) and out == expected.item(), "tolist() of a 0-d tensor is not its plain number"
     else:
-        assert np.array(out, dtype=expected.dtype).reshape(expected.shape).tolist() == expected.tolist()
-        assert isinstance(out, list) and len(out) == x.shape[0]
+        assert np.array(out, dtype=expected.dtype).reshape(expected.shape).tolist() == expected.tolist(), "tolist(): values"
+        assert isinstance(out, list) and len(out) == x.shape[0], "tolist(): not nested lists of the tensor's shape"
 
 
 @pytest.mark.behaviour("reductions.inplace_underscore")
@@ -296,8 +296,8 @@ ADD_OUT = Operation(
 def test_add_out_writes_into_out(device, dtype, sample):
     (x, y), _ = sample.build(dtype=dtype, device=device)
     out, returned = add_into_new_out(x, y)
-    assert returned is out
-    assert_close(ADD_OUT(sample, dtype=dtype, device=device), x + y)
+    assert returned is out, "add(out=) did not return out itself"
+    assert_close(ADD_OUT(sample, dtype=dtype, device=device), x + y, msg=lambda m: f"add(out=): out does not hold the sum\n{m}")
 
 
 @pytest.mark.behaviour("reductions.axis_alias")
@@ -331,9 +331,9 @@ def test_one_hot_puts_a_single_one_at_each_class(device, shape, data):
         return  # "one greater than the largest class value": an empty input has none
     out = F.one_hot(torch.from_numpy(values).to(device), num_classes=given_classes)
     classes = given_classes if given_classes > 0 else int(values.max()) + 1
-    assert out.shape == (*shape, classes) and out.dtype == torch.int64
+    assert out.shape == (*shape, classes) and out.dtype == torch.int64, "one_hot: not int64 (*, classes)"
     expected = (np.arange(classes) == values[..., None]).astype(np.int64)
-    np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected, "one_hot: not 1 exactly at each class")
 
 
 @pytest.mark.behaviour("reductions.masked_fill")
@@ -354,7 +354,9 @@ def test_masked_fill_writes_value_where_the_mask_is_true(device, dtype, self_sha
     out = t.masked_fill(m, value)
     assert out.dtype == dtype, f"masked_fill gave {out.dtype}"
     np.testing.assert_array_equal(independent_array(out.cpu()), expected, "masked_fill: not value where the mask holds")
-    np.testing.assert_array_equal(independent_array(t.cpu()), independent_array(x.logical_values(dtype)))  # not in place
+    np.testing.assert_array_equal(
+        independent_array(t.cpu()), independent_array(x.logical_values(dtype)), "masked_fill changed self"
+    )
     alias = t.as_strided(t.shape, t.stride(), t.storage_offset())  # another tensor over self's memory
     version = t._version
     assert t.masked_fill_(m, value) is t, "masked_fill_ did not return self"
@@ -384,7 +386,7 @@ def test_elementwise_math_follows_the_formula_elementwise(device, dtype, x, name
     t = x.build(dtype=dtype, device=device)
     expected = ELEMENTWISE[name](independent_array(x.logical_values(dtype)))
     for form, out in (("torch." + name, getattr(torch, name)(t)), ("Tensor." + name, getattr(t, name)())):
-        assert out.shape == t.shape and out.dtype == dtype, form
+        assert out.shape == t.shape and out.dtype == dtype, f"{form}: not the input's shape and dtype"
         got = independent_array(out.cpu())
         np.testing.assert_allclose(got, expected, rtol=4 * torch.finfo(dtype).eps, atol=0, equal_nan=True, err_msg=form)
 
