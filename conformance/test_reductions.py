@@ -104,6 +104,7 @@ def test_max_along_dim_returns_values_and_indices(device, dtype, sample):
     expected_values = np.take_along_axis(a, first, axis=dim)
     if not keepdim:
         first, expected_values = first.squeeze(dim), expected_values.squeeze(dim)
+    assert values.dtype == dtype, f"max(x, dim): the values are {values.dtype}, not the input's {dtype}"
     np.testing.assert_array_equal(independent_array(values.cpu()), expected_values, "max(x, dim): not the maxima along dim")
     np.testing.assert_array_equal(independent_array(indices.cpu()), first, "max(x, dim): not the index of the first maximum")
 
@@ -114,6 +115,7 @@ def test_argmax_picks_the_first_maximum(device, dtype, sample):
     a = independent_array(x.build(dtype=dtype, device="cpu"))
     along_dim, overall = ARGMAX(sample, dtype=dtype, device=device)
     expected = np.argmax(a, axis=dim)  # NumPy documents first-occurrence too
+    assert along_dim.dtype == overall.dtype == torch.int64, "argmax did not return int64 (LongTensor) indices"
     np.testing.assert_array_equal(independent_array(along_dim.cpu()), expected, "argmax(x, dim): not the first maximal index")
     assert overall.item() == int(np.argmax(a)), "argmax(x): not the first maximal index of the flattened tensor"
 
@@ -182,6 +184,7 @@ def test_clamp_is_numpy_clip(device, dtype, sample):
     t = x.build(dtype=dtype, device=device)
     out = CLAMP(sample, dtype=dtype, device=device)
     if lo <= hi:
+        assert out.dtype == dtype, f"clamp(x, min, max) gave {out.dtype}, not the input's {dtype}"
         expected = np.clip(independent_array(t.cpu()), lo, hi)
         np.testing.assert_array_equal(independent_array(out.cpu()), expected, "clamp(x, min, max) is not numpy.clip")
     else:

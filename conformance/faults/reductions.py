@@ -410,3 +410,31 @@ def _(patch):
     def where(orig, *a, **k):
         out = orig(*a, **k)
         return out.double() if isinstance(out, torch.Tensor) and out.dtype == torch.float32 else out
+
+
+@fault("max_dim_values_widen", trips=["reductions.max_dim_values_indices"])
+def _(patch):
+    """max(x, dim) returns its values in float64 for a float32 tensor."""
+
+    @patch.replace(torch, "max")
+    def max_(orig, input, *a, **k):
+        out = orig(input, *a, **k)
+        if isinstance(out, tuple) and out[0].dtype == torch.float32:
+            return type(out)((out[0].double(), out[1]))
+        return out
+
+
+@fault("argmax_int32", trips=["reductions.argmax_first_on_ties"])
+def _(patch):
+    """torch.argmax returns int32 indices."""
+    patch.method(torch, "argmax", lambda orig: lambda *a, **k: orig(*a, **k).int())
+
+
+@fault("clamp_widens", trips=["reductions.clamp_matches_clip"])
+def _(patch):
+    """torch.clamp of a float32 tensor returns float64."""
+
+    @patch.replace(torch, "clamp")
+    def clamp(orig, *a, **k):
+        out = orig(*a, **k)
+        return out.double() if out.dtype == torch.float32 else out
