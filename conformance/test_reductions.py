@@ -366,6 +366,14 @@ def test_masked_fill_writes_value_where_the_mask_is_true(device, dtype, self_sha
     np.testing.assert_array_equal(independent_array(t.cpu()), expected, "masked_fill_ did not fill self")
     np.testing.assert_array_equal(independent_array(alias.cpu()), expected, "masked_fill_: another view of self's memory")
     assert t._version > version, "masked_fill_ did not bump self's version counter"
+    if t.numel() >= 2:  # a mask true at the second element only (row-major): where the write lands shows
+        u = x.build(dtype=dtype, device=device)
+        one = torch.zeros(u.numel(), dtype=torch.bool)
+        one[1] = True
+        one = one.reshape(u.shape)
+        want = np.where(independent_array(one), np.array(value, dtype=expected.dtype), independent_array(x.logical_values(dtype)))
+        u.masked_fill_(one.to(device), value)
+        np.testing.assert_array_equal(independent_array(u.cpu()), want, "masked_fill_ wrote where the mask is False")
 
 
 ELEMENTWISE = {

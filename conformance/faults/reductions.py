@@ -438,3 +438,22 @@ def _(patch):
     def clamp(orig, *a, **k):
         out = orig(*a, **k)
         return out.double() if out.dtype == torch.float32 else out
+
+
+@fault("masked_fill_underscore_in_memory_order", trips=["reductions.masked_fill"])
+def _(patch):
+    """masked_fill_ on a non-contiguous self writes its row-major result in memory order: a transposed
+    self gets each filled value at the transposed position."""
+
+    @patch.replace(torch.Tensor, "masked_fill_")
+    def masked_fill_(orig, self, mask, value):
+        if self.is_contiguous() or 0 in self.stride():
+            return orig(self, mask, value)
+        written = self.masked_fill(mask, value).reshape(-1)
+        offsets = torch.arange(self.untyped_storage().nbytes() // self.element_size(), device=self.device)
+        order = torch.as_strided(offsets, self.shape, self.stride(), self.storage_offset()).reshape(-1).argsort()
+        scattered = torch.empty_like(written)
+        scattered[order] = written
+        with torch.no_grad():
+            self.copy_(scattered.view(self.shape))
+        return self
