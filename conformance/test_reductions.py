@@ -399,6 +399,10 @@ def test_elementwise_math_follows_the_formula_elementwise(device, dtype, x, name
     for form, out in (("torch." + name, getattr(torch, name)(t)), ("Tensor." + name, getattr(t, name)())):
         assert out.shape == t.shape and out.dtype == dtype, f"{form}: not the input's shape and dtype"
         got = independent_array(out.cpu())
+        if name == "abs":  # exact in IEEE 754, the sign of a zero included: abs(-0.0) is +0.0
+            np.testing.assert_array_equal(got, expected, f"{form}: not |x| exactly")
+            assert not np.signbit(got[~np.isnan(got)]).any(), f"{form}: a negative sign survived"
+            continue
         np.testing.assert_allclose(got, expected, rtol=4 * torch.finfo(dtype).eps, atol=0, equal_nan=True, err_msg=form)
 
 

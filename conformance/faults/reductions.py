@@ -457,3 +457,14 @@ def _(patch):
         with torch.no_grad():
             self.copy_(scattered.view(self.shape))
         return self
+
+
+@fault("abs_keeps_negative_zero", trips=["reductions.elementwise_math"])
+def _(patch):
+    """abs(-0.0) returns -0.0 (IEEE 754 gives +0.0): invisible to a comparison that treats -0.0 as 0.0."""
+
+    def keeps(orig):
+        return lambda x, *a, **k: torch.where(x == 0, x, orig(x, *a, **k)) if x.is_floating_point() else orig(x, *a, **k)
+
+    patch.method(torch, "abs", keeps)
+    patch.method(torch.Tensor, "abs", keeps)
