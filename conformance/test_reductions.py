@@ -63,12 +63,40 @@ MEAN = Operation(
 )
 
 
+def integer_valued(spec, dtype, device, requires_grad=False):
+    """The tensor `spec` describes with every value rounded to an integer in [-9, 9] in place, through its
+    whole storage (so its layout stays), and its values as a float64 array. A float sum of up to
+    625 such terms of magnitude <= 9 is exact, so the documented result is decided exactly: the
+    exact sum (or mean: the exact sum over the count) rounded once to the dtype."""
+    t = spec.build(dtype=dtype, device=device)
+    storage = t.untyped_storage().nbytes() // t.element_size()
+    if storage:
+        t.as_strided((storage,), (1,), 0).round_().clamp_(-9, 9)  # NaN stays NaN; +-inf and extremes become +-9
+    return t.requires_grad_(requires_grad), independent_array(t.cpu()).astype(np.float64)
+
+
+def assert_reduction_of(out, exact, dtype, what):
+    """`out`, a float sum or mean of integer values, has `dtype` and the shape of NumPy's float64
+    `exact`, and its values rounded once to `dtype`, exactly (NaN where NumPy has NaN)."""
+    assert out.dtype == dtype, f"{what}: the result dtype is {out.dtype}, not the input's {dtype}"
+    assert tuple(out.shape) == np.shape(exact), f"{what}: shape {tuple(out.shape)}, NumPy's {np.shape(exact)}"
+    expected = torch.from_numpy(np.asarray(exact, dtype=np.float64)).to(dtype)
+    assert_close(out.detach().cpu(), expected, rtol=0, atol=0, equal_nan=True, msg=lambda m: f"{what}: not NumPy's value\n{m}")
+
+
+def exact_mean(a, axis=None, keepdims=False):
+    """The mean of float64 integer values `a`: their exact sum over the count, rounded once (NaN for none)."""
+    count = a.size // max(np.sum(a, axis=axis, keepdims=keepdims).size, 1) if a.size else 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(a, axis=axis, keepdims=keepdims) / count
+
+
 @MAX_ALONG_DIM.property
 def test_max_along_dim_returns_values_and_indices(device, dtype, sample):
     x, dim = sample.args
     keepdim = sample.kwargs["keepdim"]
     values, indices = MAX_ALONG_DIM(sample, dtype=dtype, device=device)
-    assert indices.dtype == torch.int64
+    assert indices.dtype == torch.int64, f"max(x, dim): the indices are {indices.dtype}, not int64"
     a = independent_array(x.build(dtype=dtype, device="cpu"))
     # "If there are multiple maximal values in a reduced row then the indices of the first maximal
     # value are returned" (torch.max): NumPy's argmax documents the same first-occurrence rule.
@@ -76,8 +104,9 @@ def test_max_along_dim_returns_values_and_indices(device, dtype, sample):
     expected_values = np.take_along_axis(a, first, axis=dim)
     if not keepdim:
         first, expected_values = first.squeeze(dim), expected_values.squeeze(dim)
-    np.testing.assert_array_equal(independent_array(values.cpu()), expected_values)
-    np.testing.assert_array_equal(independent_array(indices.cpu()), first)
+    assert values.dtype == dtype, f"max(x, dim): the values are {values.dtype}, not the input's {dtype}"
+    np.testing.assert_array_equal(independent_array(values.cpu()), expected_values, "max(x, dim): not the maxima along dim")
+    np.testing.assert_array_equal(independent_array(indices.cpu()), first, "max(x, dim): not the index of the first maximum")
 
 
 @ARGMAX.property
@@ -86,8 +115,9 @@ def test_argmax_picks_the_first_maximum(device, dtype, sample):
     a = independent_array(x.build(dtype=dtype, device="cpu"))
     along_dim, overall = ARGMAX(sample, dtype=dtype, device=device)
     expected = np.argmax(a, axis=dim)  # NumPy documents first-occurrence too
-    np.testing.assert_array_equal(independent_array(along_dim.cpu()), expected)
-    assert overall.item() == int(np.argmax(a))
+    assert along_dim.dtype == overall.dtype == torch.int64, "argmax did not return int64 (LongTensor) indices"
+    np.testing.assert_array_equal(independent_array(along_dim.cpu()), expected, "argmax(x, dim): not the first maximal index")
+    assert overall.item() == int(np.argmax(a)), "argmax(x): not the first maximal index of the flattened tensor"
 
 
 @SUM_OF_INTEGERS.property
@@ -97,7 +127,7 @@ def test_sum_of_integers_is_int64(device, dtype, sample, record_observation):
     # "the result type may be automatically promoted (e.g., from torch.int32 to torch.int64)": the
     # exact integer sum is promised, the dtype that holds it is observed.
     assert out.item() == sum(int(v) for v in t.flatten().tolist()), "the sum is not the exact integer sum"
-    assert not (out.dtype.is_floating_point or out.dtype.is_complex or out.dtype == torch.bool)
+    assert not (out.dtype.is_floating_point or out.dtype.is_complex or out.dtype == torch.bool), "the sum's dtype is not integral"
     record_observation(f"sum of {str(dtype).removeprefix('torch.')} (and of bool)", f"{out.dtype}, {t.bool().sum().dtype}")
 
 
@@ -112,8 +142,13 @@ def test_mean_of_integers_raises(device, dtype, x):
 @MEAN.property
 def test_mean_is_sum_over_numel(device, dtype, sample):
     (x,) = sample.args
-    reference = x.build(dtype=dtype, device="cpu").double().sum() / x.numel
-    assert_close_to_reference(MEAN(sample, dtype=dtype, device=device), reference)
+    # MEAN builds its own input: its values are compared at the dtype's tolerance with NumPy's float64
+    # sum over the count; then integer values, for which sum and mean are decided exactly
+    a = independent_array(x.logical_values(dtype)).astype(np.float64)
+    assert_close_to_reference(MEAN(sample, dtype=dtype, device=device), torch.tensor(a.sum() / a.size, dtype=torch.float64))
+    t, ints = integer_valued(x, dtype, device)
+    assert_reduction_of(t.sum(), ints.sum(), dtype, "sum()")
+    assert_reduction_of(t.mean(), exact_mean(ints), dtype, "mean() is not sum / numel")
 
 
 def clamp_samples(dtype):
@@ -149,8 +184,9 @@ def test_clamp_is_numpy_clip(device, dtype, sample):
     t = x.build(dtype=dtype, device=device)
     out = CLAMP(sample, dtype=dtype, device=device)
     if lo <= hi:
+        assert out.dtype == dtype, f"clamp(x, min, max) gave {out.dtype}, not the input's {dtype}"
         expected = np.clip(independent_array(t.cpu()), lo, hi)
-        np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+        np.testing.assert_array_equal(independent_array(out.cpu()), expected, "clamp(x, min, max) is not numpy.clip")
     else:
         assert bool((out == hi).all()), "min > max must set every element to max"
 
@@ -158,15 +194,21 @@ def test_clamp_is_numpy_clip(device, dtype, sample):
 @NONZERO.property
 def test_nonzero_returns_one_row_per_element(device, dtype, sample):
     (x,) = sample.args
-    t = x.build(dtype=dtype, device=device)
+    values = independent_array(x.logical_values(dtype))
+    expected = np.argwhere(values)  # NumPy's (nnz, ndim) indices, in C order
     out, parts = NONZERO(sample, dtype=dtype, device=device)
-    expected = np.argwhere(independent_array(t.cpu()))
-    assert out.dtype == torch.int64 and tuple(out.shape) == (expected.shape[0], x.ndim)
-    np.testing.assert_array_equal(independent_array(out.cpu()).reshape(expected.shape), expected)
-    assert len(parts) == max(x.ndim, 1) if x.ndim else len(parts) == 1
-    if x.ndim:
-        for d, part in enumerate(parts):
-            assert_equal(part, out[:, d])
+    assert out.dtype == torch.int64, f"nonzero() gave {out.dtype}, not int64 (LongTensor) indices"
+    assert tuple(out.shape) == (expected.shape[0], x.ndim), f"nonzero() has shape {tuple(out.shape)}, not (nnz, ndim)"
+    np.testing.assert_array_equal(
+        independent_array(out.cpu()).reshape(expected.shape), expected, "nonzero(): not one row per nonzero element in C order"
+    )
+    # as_tuple=True: one 1-D int64 tensor per dim, the indices along it; "when input has zero
+    # dimensions and a nonzero scalar value, it is treated as a one-dimensional tensor with one element"
+    columns = list(expected.T) if x.ndim else [np.zeros(int(values.item() != 0), dtype=np.int64)]
+    assert len(parts) == len(columns), f"as_tuple=True gave {len(parts)} index tensors, not one per dim"
+    for d, (part, column) in enumerate(zip(parts, columns)):
+        assert part.dtype == torch.int64 and part.dim() == 1, f"as_tuple=True: index tensor {d} is not a 1-D int64 tensor"
+        np.testing.assert_array_equal(independent_array(part.cpu()), column, f"as_tuple=True: the indices along dim {d}")
 
 
 @WHERE.property
@@ -174,8 +216,9 @@ def test_where_broadcasts_and_picks(device, dtype, sample):
     (cond, a, b), _ = sample.build(dtype=dtype, device=device)
     out = WHERE(sample, dtype=dtype, device=device)
     expected = np.where(*(independent_array(v.cpu()) for v in (cond, a, b)))
-    assert tuple(out.shape) == torch.broadcast_shapes(cond.shape, a.shape, b.shape)
-    np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+    assert out.dtype == dtype, f"where of two {dtype} tensors gave {out.dtype}"
+    assert tuple(out.shape) == torch.broadcast_shapes(cond.shape, a.shape, b.shape), "where: not the broadcast shape"
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected, "where: not input where cond holds, other elsewhere")
 
 
 @pytest.mark.behaviour("reductions.item_one_element")
@@ -186,7 +229,7 @@ def test_item_needs_exactly_one_element(device, dtype, x):
     if x.numel == 1:
         value = t.item()
         kind = bool if dtype == torch.bool else complex if dtype.is_complex else float if dtype.is_floating_point else int
-        assert type(value) is kind
+        assert type(value) is kind, f"item() gave a {type(value).__name__}, not a Python {kind.__name__}"
     else:
         with pytest.raises(RuntimeError):
             t.item()
@@ -201,10 +244,10 @@ def test_tolist_gives_nested_python_numbers(device, dtype, x):
     # the oracle goes through NumPy, not through tolist (bfloat16 via float32, which holds it exactly)
     expected = (t.cpu().float() if dtype == torch.bfloat16 else t.cpu()).numpy()
     if x.ndim == 0:
-        assert not isinstance(out, list) and out == expected.item()
+        assert not isinstance(out, list) and out == expected.item(), "tolist() of a 0-d tensor is not its plain number"
     else:
-        assert np.array(out, dtype=expected.dtype).reshape(expected.shape).tolist() == expected.tolist()
-        assert isinstance(out, list) and len(out) == x.shape[0]
+        assert np.array(out, dtype=expected.dtype).reshape(expected.shape).tolist() == expected.tolist(), "tolist(): values"
+        assert isinstance(out, list) and len(out) == x.shape[0], "tolist(): not nested lists of the tensor's shape"
 
 
 @pytest.mark.behaviour("reductions.inplace_underscore")
@@ -224,10 +267,21 @@ def test_underscore_methods_change_and_return_self(device, dtype, x, data):
         ("t_", (), lambda a: a.T),
     ]:
         t = x.build(dtype=dtype, device=device)
+        # another tensor over the same memory, made before the call: the write must reach the
+        # memory itself, not only the Python object
+        alias = t.as_strided(t.shape, t.stride(), t.storage_offset())
         expected = expected_of(independent_array(x.logical_values(dtype)))
+        version = t._version
         returned = getattr(t, name)(*args)
         assert returned is t, f"{name} did not return self"
         np.testing.assert_array_equal(independent_array(t.cpu()), expected, f"{name} did not change self")
+        # "Every tensor keeps a version counter, that is incremented every time it is marked dirty
+        # in any operation" (autograd notes): an in-place method marks self dirty
+        assert t._version > version, f"{name} did not bump the version counter of self"
+        if name != "t_":  # t_ changes self's strides, not its memory
+            np.testing.assert_array_equal(
+                independent_array(alias.cpu()), expected, f"{name}: another view of self's memory does not see the write"
+            )
 
 
 def add_into_new_out(a, b):
@@ -245,20 +299,29 @@ ADD_OUT = Operation(
 def test_add_out_writes_into_out(device, dtype, sample):
     (x, y), _ = sample.build(dtype=dtype, device=device)
     out, returned = add_into_new_out(x, y)
-    assert returned is out
-    assert_close(ADD_OUT(sample, dtype=dtype, device=device), x + y)
+    assert returned is out, "add(out=) did not return out itself"
+    assert_close(ADD_OUT(sample, dtype=dtype, device=device), x + y, msg=lambda m: f"add(out=): out does not hold the sum\n{m}")
 
 
 @pytest.mark.behaviour("reductions.axis_alias")
 @pytest.mark.dtypes("float32_64")
-# an axis to reduce, not empty: argmax over an empty dim raises whichever name is used
-@given(x=specs(shapes=shapes(min_dims=1, min_side=1)), data=st.data())
-def test_axis_is_another_name_for_dim(device, dtype, x, data):
-    t = x.build(dtype=dtype, device=device)
+@pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # NumPy on a zero-size axis; torch gives NaN too
+@given(x=specs(), data=st.data(), requires_grad=st.booleans())
+def test_axis_is_another_name_for_dim(device, dtype, x, data, requires_grad):
+    t, a = integer_valued(x, dtype, device, requires_grad)
     axis = data.draw(dims(x.ndim), label="axis")
-    assert_equal(torch.sum(t, axis=axis), torch.sum(t, dim=axis), "sum(axis=)")
-    assert_equal(torch.mean(t, axis=axis), torch.mean(t, dim=axis), "mean(axis=)")
-    assert_equal(torch.argmax(t, axis=axis), torch.argmax(t, dim=axis), "argmax(axis=)")
+    # the oracle is NumPy's own axis= (0-d: NumPy takes axis 0 or -1 of a 0-d array as no axis)
+    np_axis = axis if x.ndim else None
+    for name, reduce, reference in (("sum", torch.sum, np.sum), ("mean", torch.mean, exact_mean)):
+        expected = reference(a, axis=np_axis)
+        assert_reduction_of(reduce(t, axis=axis), expected, dtype, f"{name}(axis={axis})")
+        assert_reduction_of(reduce(t, dim=axis), expected, dtype, f"{name}(dim={axis})")
+    if a.ndim and a.shape[axis] == 0:
+        return  # argmax over an empty dim has no index to return: it raises, whichever the name
+    first = np.argmax(a, axis=np_axis)  # NumPy's argmax: the first maximum too
+    for form, out in (("axis", torch.argmax(t, axis=axis)), ("dim", torch.argmax(t, dim=axis))):
+        assert out.dtype == torch.int64, f"argmax({form}=) gave {out.dtype}, not int64 indices"
+        np.testing.assert_array_equal(independent_array(out.cpu()), first, f"argmax({form}={axis}) is not NumPy's argmax")
 
 
 @pytest.mark.behaviour("reductions.one_hot")
@@ -271,9 +334,9 @@ def test_one_hot_puts_a_single_one_at_each_class(device, shape, data):
         return  # "one greater than the largest class value": an empty input has none
     out = F.one_hot(torch.from_numpy(values).to(device), num_classes=given_classes)
     classes = given_classes if given_classes > 0 else int(values.max()) + 1
-    assert out.shape == (*shape, classes) and out.dtype == torch.int64
+    assert out.shape == (*shape, classes) and out.dtype == torch.int64, "one_hot: not int64 (*, classes)"
     expected = (np.arange(classes) == values[..., None]).astype(np.int64)
-    np.testing.assert_array_equal(independent_array(out.cpu()), expected)
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected, "one_hot: not 1 exactly at each class")
 
 
 @pytest.mark.behaviour("reductions.masked_fill")
@@ -292,10 +355,25 @@ def test_masked_fill_writes_value_where_the_mask_is_true(device, dtype, self_sha
     m = torch.from_numpy(mask).to(device)
     expected = np.where(mask, np.array(value, dtype=independent_array(t.cpu()).dtype), independent_array(x.logical_values(dtype)))
     out = t.masked_fill(m, value)
-    np.testing.assert_array_equal(independent_array(out.cpu()), expected)
-    np.testing.assert_array_equal(independent_array(t.cpu()), independent_array(x.logical_values(dtype)))  # not in place
-    assert t.masked_fill_(m, value) is t
-    np.testing.assert_array_equal(independent_array(t.cpu()), expected)
+    assert out.dtype == dtype, f"masked_fill gave {out.dtype}"
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected, "masked_fill: not value where the mask holds")
+    np.testing.assert_array_equal(
+        independent_array(t.cpu()), independent_array(x.logical_values(dtype)), "masked_fill changed self"
+    )
+    alias = t.as_strided(t.shape, t.stride(), t.storage_offset())  # another tensor over self's memory
+    version = t._version
+    assert t.masked_fill_(m, value) is t, "masked_fill_ did not return self"
+    np.testing.assert_array_equal(independent_array(t.cpu()), expected, "masked_fill_ did not fill self")
+    np.testing.assert_array_equal(independent_array(alias.cpu()), expected, "masked_fill_: another view of self's memory")
+    assert t._version > version, "masked_fill_ did not bump self's version counter"
+    if t.numel() >= 2:  # a mask true at the second element only (row-major): where the write lands shows
+        u = x.build(dtype=dtype, device=device)
+        one = torch.zeros(u.numel(), dtype=torch.bool)
+        one[1] = True
+        one = one.reshape(u.shape)
+        want = np.where(independent_array(one), np.array(value, dtype=expected.dtype), independent_array(x.logical_values(dtype)))
+        u.masked_fill_(one.to(device), value)
+        np.testing.assert_array_equal(independent_array(u.cpu()), want, "masked_fill_ wrote where the mask is False")
 
 
 ELEMENTWISE = {
@@ -319,8 +397,12 @@ def test_elementwise_math_follows_the_formula_elementwise(device, dtype, x, name
     t = x.build(dtype=dtype, device=device)
     expected = ELEMENTWISE[name](independent_array(x.logical_values(dtype)))
     for form, out in (("torch." + name, getattr(torch, name)(t)), ("Tensor." + name, getattr(t, name)())):
-        assert out.shape == t.shape and out.dtype == dtype, form
+        assert out.shape == t.shape and out.dtype == dtype, f"{form}: not the input's shape and dtype"
         got = independent_array(out.cpu())
+        if name == "abs":  # exact in IEEE 754, the sign of a zero included: abs(-0.0) is +0.0
+            np.testing.assert_array_equal(got, expected, f"{form}: not |x| exactly")
+            assert not np.signbit(got[~np.isnan(got)]).any(), f"{form}: a negative sign survived"
+            continue
         np.testing.assert_allclose(got, expected, rtol=4 * torch.finfo(dtype).eps, atol=0, equal_nan=True, err_msg=form)
 
 
@@ -330,43 +412,69 @@ def test_elementwise_math_follows_the_formula_elementwise(device, dtype, x, name
 @given(x=specs(special_values=True, extremes=True), data=st.data())
 def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, data):
     empty = torch.empty(0, dtype=dtype, device=device)
-    assert empty.sum().item() == 0 and empty.prod().item() == 1  # the identities of + and *
-    assert empty.mean().isnan().item()  # 0 / 0
+    exactly = dict(rtol=0, atol=0, equal_nan=True)
+    scalar = lambda v, d=dtype: torch.tensor(v, dtype=d)
+    assert_close(torch.sum(empty).cpu(), scalar(0.0), **exactly, msg="the sum of nothing is 0")  # the identities of + and *
+    assert_close(torch.prod(empty).cpu(), scalar(1.0), **exactly, msg="the product of nothing is 1")
+    assert_close(empty.mean().cpu(), scalar(math.nan), **exactly, msg="the mean of nothing is NaN")  # 0 / 0
     with pytest.raises(RuntimeError):  # max has no identity: a full max of nothing is refused
         empty.max()
     ints = torch.tensor([100, 100, 100], dtype=torch.int8, device=device)
-    assert ints.sum().dtype == ints.cumsum(0).dtype == ints.prod().dtype == torch.int64  # integers promote to int64
-    assert ints.sum().item() == 300 and ints.cumsum(0).tolist() == [100, 200, 300]
-    assert ints.sum(dtype=torch.float64).dtype == torch.float64  # dtype= casts before reducing
+    # integers promote to int64: the exact 300 (int8 would wrap to 44)
+    assert_equal(torch.sum(ints).cpu(), scalar(300, torch.int64), "sum of int8 is the int64 sum")
+    assert_equal(torch.cumsum(ints, 0).cpu(), torch.tensor([100, 200, 300]), "cumsum of int8 is the int64 running sum")
+    assert_equal(torch.prod(ints).cpu(), scalar(1_000_000, torch.int64), "prod of int8 is the int64 product")
+    # dtype= casts before reducing: 300 in float64, not a wrapped int8 sum converted
+    assert_equal(torch.sum(ints, dtype=torch.float64).cpu(), scalar(300.0, torch.float64), "sum(dtype=) casts before reducing")
     t = x.build(dtype=dtype, device=device)
     other = data.draw(specs(shape=x.shape, special_values=True, extremes=True), label="other").build(dtype=dtype, device=device)
     a, b = independent_array(t.cpu()), independent_array(other.cpu())
     # maximum propagates NaN ("that element is returned"); fmax takes the non-NaN element
-    np.testing.assert_array_equal(independent_array(torch.maximum(t, other).cpu()), np.maximum(a, b))
-    np.testing.assert_array_equal(independent_array(torch.fmax(t, other).cpu()), np.fmax(a, b))
+    for name, reference in (("maximum", np.maximum), ("fmax", np.fmax)):
+        out = getattr(torch, name)(t, other)
+        assert out.dtype == dtype, f"{name} of two {dtype} tensors gave {out.dtype}"
+        np.testing.assert_array_equal(independent_array(out.cpu()), reference(a, b), f"{name} is not NumPy's {name}")
+    # nanmean of integer values (NaN kept): the exact sum of the non-NaN values over their count,
+    # rounded once, so decided exactly
+    ints, c = integer_valued(x, dtype, device)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        assert_reduction_of(torch.nanmean(ints), np.nansum(c) / (~np.isnan(c)).sum(), dtype, "nanmean() ignores NaNs")
+        if c.ndim:
+            along = np.nansum(c, axis=-1) / (~np.isnan(c)).sum(axis=-1)
+            assert_reduction_of(torch.nanmean(ints, -1), along, dtype, "nanmean(x, -1) ignores NaNs, keepdim omitted: False")
     if t.numel():
-        assert bool(t.max().isnan()) == bool(np.isnan(a).any()), "max of a tensor with NaN is NaN"
+        # the maximum of every element, NaN where there is a NaN, as a 0-d tensor of the input's dtype
+        assert_close(t.max().cpu(), scalar(np.max(a).item()), **exactly, msg="max of a tensor with NaN is NaN, else its maximum")
         finite = a[~np.isnan(a)]
         # near the dtype's limits the float sum depends on the order of its terms (max + 1 - max):
         # nanmean is compared only where no term is within 1e10 of overflowing
         if np.all(np.abs(finite) < torch.finfo(dtype).max / 1e10):
-            expected = np.nanmean(a) if finite.size else np.nan
-            got = torch.nanmean(t).item()
-            assert (math.isnan(got) and math.isnan(expected)) or math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-4)
+            nearly = dict(rtol=1e-4, atol=1e-4, equal_nan=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                expected = np.nanmean(a.astype(np.float64)) if finite.size else np.nan
+                assert_close(torch.nanmean(t).cpu(), scalar(expected), **nearly, msg="nanmean ignores NaNs")
+            if t.dim():  # along a dim, keepdim omitted: its default False drops the dim
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    along = np.nanmean(a.astype(np.float64), axis=-1) if a.shape[-1] else np.full(a.shape[:-1], np.nan)
+                assert_close(
+                    torch.nanmean(t, -1).cpu(), torch.from_numpy(np.asarray(along)).to(dtype), **nearly, msg="nanmean along a dim"
+                )
 
 
 @pytest.mark.behaviour("reductions.dim_tuples_keepdim")
 @pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # NumPy on zero-size axes; torch gives NaN too
 @pytest.mark.dtypes("float32_64")
-@given(x=specs(shapes=shapes(min_dims=1, max_dims=4)), data=st.data(), keepdim=st.booleans())  # dims to reduce: one at least
+# keepdim None: omitted, its documented default False
+@given(x=specs(shapes=shapes(min_dims=1, max_dims=4)), data=st.data(), keepdim=st.sampled_from([None, True, False]))
 def test_sum_and_mean_over_dim_tuples_with_keepdim(device, dtype, x, data, keepdim):
     chosen = data.draw(st.lists(dims(x.ndim), min_size=1, max_size=x.ndim, unique_by=lambda d: d % x.ndim), label="dims")
-    t = x.build(dtype=dtype, device=device)
-    a = independent_array(x.logical_values(dtype)).astype(np.float64)
+    t, a = integer_valued(x, dtype, device)
     axes = tuple(d % x.ndim for d in chosen)
-    for name, reference in (("sum", np.sum), ("mean", np.mean)):
-        out = getattr(t, name)(dim=tuple(chosen), keepdim=keepdim)
-        with np.errstate(invalid="ignore", divide="ignore"):  # the mean of nothing is NaN, as in torch
-            expected = reference(a, axis=axes, keepdims=keepdim)
-        assert out.shape == expected.shape, f"{name} over {chosen}: {tuple(out.shape)} vs {expected.shape}"
-        np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=1e-5, atol=1e-4, err_msg=name)
+    kept = {} if keepdim is None else {"keepdim": keepdim}
+    for name, reference in (("sum", np.sum), ("mean", exact_mean)):
+        expected = reference(a, axis=axes, keepdims=bool(keepdim))
+        for form, out in (
+            (f"Tensor.{name}", getattr(t, name)(dim=tuple(chosen), **kept)),
+            (f"torch.{name}", getattr(torch, name)(t, tuple(chosen), **kept)),
+        ):
+            assert_reduction_of(out, expected, dtype, f"{form}(dim={tuple(chosen)}, keepdim={keepdim})")

@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
-from conformance.checks import assert_equal, contiguous_strides
+from conformance.checks import assert_equal, contiguous_strides, independent_array
 from conformance.harness.declaration import Operation
 from conformance.tolerances import tolerance
 from strategies import specs
@@ -77,7 +78,7 @@ def test_softmax_is_a_distribution_along_dim(device, dtype, sample, record_obser
 
 def assert_a_distribution_along(out, x, dim, dtype, form):
     """The documented property of `out` = softmax(x, dim); returns (probs, rows) along `dim`."""
-    assert out.shape == x.shape and out.dtype == dtype, form
+    assert out.shape == x.shape and out.dtype == dtype, f"{form}: not the input's shape and dtype"
     if not x.numel:
         return torch.empty(0, 0), torch.empty(0, 0)
     # One row per index of the other dimensions: the values along `dim`.
@@ -91,8 +92,35 @@ def assert_a_distribution_along(out, x, dim, dtype, form):
     assert bool(((p >= 0) & (p <= 1)).all()), f"{form} left [0, 1] on finite rows: {p[~((p >= 0) & (p <= 1))][:5]}"
     assert bool((p[rows[defined] == -math.inf] == 0).all()), f"{form} gave a -inf entry a probability other than 0"
     if p.numel():
-        assert_close(p.sum(-1), torch.ones(p.shape[0], dtype=torch.float64), **tolerance("probability_sum", dtype), msg=form)
+        # the formula itself, not only a distribution (a uniform one would pass the two checks above)
+        expected = torch.from_numpy(numpy_softmax(independent_array(rows[defined]), -1)).to(dtype)
+        assert_close(p.to(dtype), expected, msg=lambda m: f"{form}: not exp(x_i) / sum_j exp(x_j) on finite rows\n{m}")
+        assert_close(
+            p.sum(-1),
+            torch.ones(p.shape[0], dtype=torch.float64),
+            **tolerance("probability_sum", dtype),
+            msg=lambda m: f"{form}: a row does not sum to 1\n{m}",
+        )
     return probs, rows
+
+
+def numpy_softmax(a, dim):
+    """softmax along `dim` by its formula, exp(x_i) / sum_j exp(x_j), in float64 NumPy (shifted by
+    the row's maximum, which the formula allows); a 0-d input is a row of one."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 0:
+        return np.ones_like(a)
+    if a.size == 0:
+        return a.copy()
+    e = np.exp(a - a.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+def assert_softmax_of(out, a, dim, dtype, what):
+    """`out` is softmax(a, dim) (float64 NumPy) at the tolerance of `dtype`, and has that dtype."""
+    assert out.dtype == dtype, f"{what}: the result dtype is {out.dtype}, not {dtype}"
+    expected = torch.from_numpy(np.asarray(numpy_softmax(a, dim))).to(dtype)
+    assert_close(out.detach().cpu(), expected, msg=lambda m: f"{what}: not exp(x_i) / sum_j exp(x_j) along dim {dim}\n{m}")
 
 
 @pytest.mark.behaviour("softmax.shift_invariant")
@@ -105,7 +133,8 @@ def test_softmax_ignores_a_constant_along_dim(device, dtype, x, data):
     # shifts within +-20: x + c is rounded in the dtype, so a larger shift changes the input itself
     shift = specs(shape=shift_shape, low=-20, high=20)
     c = data.draw(shift, label="shift").build(dtype=dtype, device=device)
-    assert_close(F.softmax(t + c, dim), F.softmax(t, dim))
+    # the shifted input's softmax is the unshifted input's, by the formula in float64
+    assert_softmax_of(F.softmax(t + c, dim), independent_array(t.cpu()), dim, dtype, "softmax(x + c, dim) is not softmax(x, dim)")
 
 
 # LOG_SOFTMAX is float32/float64 only: in half precision exp() magnifies the rounding of a log
@@ -114,15 +143,15 @@ def test_softmax_ignores_a_constant_along_dim(device, dtype, x, data):
 def test_log_softmax_exponentiates_to_softmax(device, dtype, sample):
     x, dim = sample.args
     out = LOG_SOFTMAX(sample, dtype=dtype, device=device)
-    assert_close(out.exp(), F.softmax(x.build(dtype=dtype, device=device), dim))
+    assert_softmax_of(out.exp(), independent_array(x.logical_values(dtype)), dim, dtype, "log_softmax(x, dim).exp()")
 
 
 @SOFTMAX_IN_FLOAT64.property
 def test_softmax_dtype_casts_before_computing(device, dtype, sample):
     x, dim = sample.args
     out = SOFTMAX_IN_FLOAT64(sample, dtype=dtype, device=device)
-    assert out.dtype == torch.float64
-    assert_close(out, F.softmax(x.build(dtype=dtype, device=device).to(torch.float64), dim))
+    # the input's values in its own dtype, cast (exactly) to float64, then softmax in float64
+    assert_softmax_of(out, independent_array(x.logical_values(dtype)), dim, torch.float64, "softmax(x, dim, dtype=float64)")
 
 
 @pytest.mark.behaviour("softmax.module_matches_functional")
@@ -130,5 +159,8 @@ def test_softmax_dtype_casts_before_computing(device, dtype, sample):
 @given(x=specs())
 def test_softmax_module_equals_functional(device, dtype, x):
     t = x.build(dtype=dtype, device=device)
+    a = independent_array(x.logical_values(dtype))
     for dim in range(-max(x.ndim, 1), max(x.ndim, 1)):
-        assert_equal(torch.nn.Softmax(dim)(t), F.softmax(t, dim), f"dim={dim}")
+        module = torch.nn.Softmax(dim)(t)
+        assert_softmax_of(module, a, dim, dtype, f"nn.Softmax({dim})")
+        assert_equal(module, F.softmax(t, dim), f"nn.Softmax({dim})(x) is not F.softmax(x, {dim})")

@@ -69,3 +69,29 @@ def _(patch):
         finally:
             for group, lr in zip(self.param_groups, changed):
                 group["lr"] = lr
+
+
+@fault("sgd_default_momentum", trips=["optim.sgd_step"])
+def _(patch):
+    """SGD built without momentum= uses momentum 0.5 (the documented default is 0): the first step
+    is still w - lr * grad, the second is not."""
+
+    @patch.replace(torch.optim.SGD, "__init__")
+    def __init__(orig, self, params, lr=1e-3, momentum=None, *a, **k):
+        orig(self, params, lr, 0.5 if momentum is None else momentum, *a, **k)
+
+
+@fault("sgd_lr_read_at_first_step", trips=["optim.param_group_lr_takes_effect"])
+def _(patch):
+    """SGD reads each group's lr at its first step and keeps it: a change made after a step is ignored."""
+
+    @patch.replace(torch.optim.SGD, "step")
+    def step(orig, self, *a, **k):
+        changed = [group["lr"] for group in self.param_groups]
+        for group in self.param_groups:
+            group["lr"] = group.setdefault("_lr_at_first_step", group["lr"])
+        try:
+            return orig(self, *a, **k)
+        finally:
+            for group, lr in zip(self.param_groups, changed):
+                group["lr"] = lr

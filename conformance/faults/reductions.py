@@ -221,3 +221,264 @@ def _(patch):
         if input.device.type != "cpu" and out.dtype == input.dtype and out.numel() and torch.equal(out, input):
             return input
         return out
+
+
+@fault("sum_with_axis_adds_one", trips=["reductions.axis_alias"])
+def _(patch):
+    """torch.sum(x, axis=d) and torch.sum(x, dim=d) both add 1 to every sum: the keywords agree with
+    each other, not with the sum."""
+
+    @patch.replace(torch, "sum")
+    def sum_(orig, *a, **k):
+        out = orig(*a, **k)
+        return out + 1 if ("axis" in k or "dim" in k) and out.is_floating_point() else out
+
+
+@fault("mean_with_axis_widens", trips=["reductions.axis_alias"])
+def _(patch):
+    """torch.mean(x, axis=d) of a float32 tensor returns float64."""
+
+    @patch.replace(torch, "mean")
+    def mean(orig, *a, **k):
+        out = orig(*a, **k)
+        return out.double() if "axis" in k and out.dtype == torch.float32 else out
+
+
+@fault("argmax_with_axis_flipped", trips=["reductions.axis_alias"])
+def _(patch):
+    """torch.argmax(x, axis=d) (and dim=d) returns the index counted from the end of the dim."""
+
+    @patch.replace(torch, "argmax")
+    def argmax(orig, input, *a, **k):
+        d = k.get("axis", k.get("dim"))
+        if d is None or input.dim() == 0:
+            return orig(input, *a, **k)
+        return orig(input.flip(d), *a, **k)
+
+
+@fault("argmax_with_axis_int32", trips=["reductions.axis_alias"])
+def _(patch):
+    """torch.argmax(x, axis=d) returns int32 indices."""
+
+    @patch.replace(torch, "argmax")
+    def argmax(orig, *a, **k):
+        out = orig(*a, **k)
+        return out.int() if "axis" in k else out
+
+
+@fault("full_sum_one_ulp_high", trips=["reductions.mean_is_sum_over_numel"])
+def _(patch):
+    """Tensor.sum() of a floating tensor is one ulp above the sum: invisible at a tolerance, wrong
+    where the sum of integer values is exact."""
+
+    @patch.replace(torch.Tensor, "sum")
+    def sum_(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        if a or k or not out.is_floating_point():
+            return out
+        return torch.nextafter(out, torch.tensor(float("inf"), dtype=out.dtype, device=out.device))
+
+
+@fault("full_mean_one_ulp_high", trips=["reductions.mean_is_sum_over_numel"])
+def _(patch):
+    """Tensor.mean() of a floating tensor is one ulp above sum / numel."""
+
+    @patch.replace(torch.Tensor, "mean")
+    def mean(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        if a or k or not out.is_floating_point():
+            return out
+        return torch.nextafter(out, torch.tensor(float("inf"), dtype=out.dtype, device=out.device))
+
+
+@fault("full_mean_widens", trips=["reductions.mean_is_sum_over_numel"])
+def _(patch):
+    """Tensor.mean() of a float32 tensor returns float64."""
+
+    @patch.replace(torch.Tensor, "mean")
+    def mean(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out.double() if not a and not k and out.dtype == torch.float32 else out
+
+
+@fault("sum_over_dims_widens", trips=["reductions.dim_tuples_keepdim"])
+def _(patch):
+    """Tensor.sum over a tuple of dims returns float64 for a float32 tensor."""
+
+    @patch.replace(torch.Tensor, "sum")
+    def sum_(orig, self, *a, dim=None, **k):
+        out = orig(self, *a, dim=dim, **k) if dim is not None else orig(self, *a, **k)
+        return out.double() if isinstance(dim, tuple) and out.dtype == torch.float32 else out
+
+
+@fault("sum_over_dims_keeps_them_by_default", trips=["reductions.dim_tuples_keepdim"])
+def _(patch):
+    """torch.sum(x, dims) with keepdim omitted keeps the reduced dims (the documented default is False)."""
+
+    @patch.replace(torch, "sum")
+    def sum_(orig, input, *a, **k):
+        if len(a) == 1 and isinstance(a[0], tuple) and "keepdim" not in k:
+            k["keepdim"] = True
+        return orig(input, *a, **k)
+
+
+@fault("full_max_of_magnitudes", trips=["reductions.edges_and_nan"])
+def _(patch):
+    """Tensor.max() of all elements returns the largest magnitude (NaN still wins): wrong wherever
+    the most negative element outweighs the largest."""
+
+    @patch.replace(torch.Tensor, "max")
+    def max_(orig, self, *a, **k):
+        if a or k or not self.is_floating_point():
+            return orig(self, *a, **k)
+        return orig(self.abs())
+
+
+@fault("nanmean_keeps_dim_by_default", trips=["reductions.edges_and_nan"])
+def _(patch):
+    """torch.nanmean(x, dim) with keepdim omitted keeps the dim (the documented default is False)."""
+
+    @patch.replace(torch, "nanmean")
+    def nanmean(orig, input, *a, **k):
+        if a and "keepdim" not in k and len(a) == 1:
+            k["keepdim"] = True
+        return orig(input, *a, **k)
+
+
+@fault("fmax_widens", trips=["reductions.edges_and_nan"])
+def _(patch):
+    """torch.fmax of two float32 tensors returns float64."""
+
+    @patch.replace(torch, "fmax")
+    def fmax(orig, *a, **k):
+        out = orig(*a, **k)
+        return out.double() if out.dtype == torch.float32 else out
+
+
+@fault("prod_of_int8_wraps", trips=["reductions.edges_and_nan"])
+def _(patch):
+    """torch.prod of an int8 tensor multiplies in int8 (wrapping), then widens to int64."""
+
+    @patch.replace(torch, "prod")
+    def prod(orig, input, *a, **k):
+        if input.dtype == torch.int8 and not a and not k:
+            return orig(input, dtype=torch.int8).to(torch.int64)
+        return orig(input, *a, **k)
+
+
+@fault("add_underscore_keeps_the_version", trips=["reductions.inplace_underscore"])
+def _(patch):
+    """add_ writes self but does not bump its version counter (autograd then misses the change)."""
+
+    @patch.replace(torch.Tensor, "add_")
+    def add_(orig, self, *a, **k):
+        before = self._version
+        out = orig(self, *a, **k)
+        torch._C._autograd._unsafe_set_version_counter((self,), (before,))
+        return out
+
+
+@fault("clamp_underscore_rebinds_self", trips=["reductions.inplace_underscore"])
+def _(patch):
+    """clamp_ computes into new memory and points self at it: self reads right, but another tensor
+    over self's old memory never sees the write."""
+
+    @patch.replace(torch.Tensor, "clamp_")
+    def clamp_(orig, self, *a, **k):
+        result = self.clamp(*a, **k)
+        with torch.no_grad():
+            self.set_(result.untyped_storage(), 0, result.shape, result.stride())
+        return self
+
+
+@fault("masked_fill_underscore_keeps_the_version", trips=["reductions.masked_fill"])
+def _(patch):
+    """masked_fill_ writes self but does not bump its version counter."""
+
+    @patch.replace(torch.Tensor, "masked_fill_")
+    def masked_fill_(orig, self, *a, **k):
+        before = self._version
+        out = orig(self, *a, **k)
+        torch._C._autograd._unsafe_set_version_counter((self,), (before,))
+        return out
+
+
+@fault("masked_fill_underscore_rebinds_self", trips=["reductions.masked_fill"])
+def _(patch):
+    """masked_fill_ computes into new memory and points self at it: another tensor over self's old
+    memory never sees the write."""
+
+    @patch.replace(torch.Tensor, "masked_fill_")
+    def masked_fill_(orig, self, *a, **k):
+        result = self.masked_fill(*a, **k)
+        with torch.no_grad():
+            self.set_(result.untyped_storage(), 0, result.shape, result.stride())
+        return self
+
+
+@fault("where_widens", trips=["reductions.where_broadcasts"])
+def _(patch):
+    """torch.where of float32 tensors returns float64."""
+
+    @patch.replace(torch, "where")
+    def where(orig, *a, **k):
+        out = orig(*a, **k)
+        return out.double() if isinstance(out, torch.Tensor) and out.dtype == torch.float32 else out
+
+
+@fault("max_dim_values_widen", trips=["reductions.max_dim_values_indices"])
+def _(patch):
+    """max(x, dim) returns its values in float64 for a float32 tensor."""
+
+    @patch.replace(torch, "max")
+    def max_(orig, input, *a, **k):
+        out = orig(input, *a, **k)
+        if isinstance(out, tuple) and out[0].dtype == torch.float32:
+            return type(out)((out[0].double(), out[1]))
+        return out
+
+
+@fault("argmax_int32", trips=["reductions.argmax_first_on_ties"])
+def _(patch):
+    """torch.argmax returns int32 indices."""
+    patch.method(torch, "argmax", lambda orig: lambda *a, **k: orig(*a, **k).int())
+
+
+@fault("clamp_widens", trips=["reductions.clamp_matches_clip"])
+def _(patch):
+    """torch.clamp of a float32 tensor returns float64."""
+
+    @patch.replace(torch, "clamp")
+    def clamp(orig, *a, **k):
+        out = orig(*a, **k)
+        return out.double() if out.dtype == torch.float32 else out
+
+
+@fault("masked_fill_underscore_in_memory_order", trips=["reductions.masked_fill"])
+def _(patch):
+    """masked_fill_ on a non-contiguous self writes its row-major result in memory order: a transposed
+    self gets each filled value at the transposed position."""
+
+    @patch.replace(torch.Tensor, "masked_fill_")
+    def masked_fill_(orig, self, mask, value):
+        if self.is_contiguous() or 0 in self.stride():
+            return orig(self, mask, value)
+        written = self.masked_fill(mask, value).reshape(-1)
+        offsets = torch.arange(self.untyped_storage().nbytes() // self.element_size(), device=self.device)
+        order = torch.as_strided(offsets, self.shape, self.stride(), self.storage_offset()).reshape(-1).argsort()
+        scattered = torch.empty_like(written)
+        scattered[order] = written
+        with torch.no_grad():
+            self.copy_(scattered.view(self.shape))
+        return self
+
+
+@fault("abs_keeps_negative_zero", trips=["reductions.elementwise_math"])
+def _(patch):
+    """abs(-0.0) returns -0.0 (IEEE 754 gives +0.0): invisible to a comparison that treats -0.0 as 0.0."""
+
+    def keeps(orig):
+        return lambda x, *a, **k: torch.where(x == 0, x, orig(x, *a, **k)) if x.is_floating_point() else orig(x, *a, **k)
+
+    patch.method(torch, "abs", keeps)
+    patch.method(torch.Tensor, "abs", keeps)

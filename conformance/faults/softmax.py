@@ -17,7 +17,7 @@ def _(patch):
         return orig(x, dim, *a, **k)
 
 
-@fault("softmax_drift", trips=["softmax.range_and_sum", "softmax.log_softmax_exp"])
+@fault("softmax_drift", trips=["softmax.range_and_sum"])
 def _(patch):
     """softmax is off by 0.1% relative."""
     patch.method(F, "softmax", lambda orig: lambda *a, **k: orig(*a, **k) * DRIFT)
@@ -79,3 +79,13 @@ def _(patch):
         if "dim" in kwargs and not args:
             kwargs["dim"] = -1
         return orig(self, *args, **kwargs)
+
+
+@fault("softmax_tempered", trips=["softmax.range_and_sum", "softmax.shift_invariant", "softmax.module_matches_functional"])
+def _(patch):
+    """softmax computes exp(x_i / 2) / sum_j exp(x_j / 2): still a distribution in [0, 1] summing to
+    1, unchanged by a shift, but not the documented formula."""
+
+    @patch.replace(F, "softmax")
+    def softmax(orig, x, dim=None, *a, **k):
+        return orig(x / 2, dim, *a, **k) if x.is_floating_point() else orig(x, dim, *a, **k)
