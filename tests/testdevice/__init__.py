@@ -12,6 +12,8 @@ a cache directory (TESTDEV_CACHE, default ~/.cache/torch-conformance) and regist
 from __future__ import annotations
 
 import os
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -32,8 +34,21 @@ def _build_directory() -> Path:
     return directory
 
 
+STALE_LOCK_SECONDS = 600  # a build takes under a minute; a lock this old was left by a killed build
+
+
 def _load():
-    # cpp_extension.load rebuilds only when the source or the build flags changed.
+    # cpp_extension.load rebuilds only when the source or the build flags changed. It waits for
+    # as long as its lock file exists, and a build that was killed leaves one behind: every later
+    # import would hang. A lock older than any build is removed (with a word on stderr).
+    lock = _build_directory() / "lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        age = 0.0
+    if age > STALE_LOCK_SECONDS:
+        print(f"tests.testdevice: removing a stale build lock ({age:.0f} s old): {lock}", file=sys.stderr)
+        lock.unlink(missing_ok=True)
     return torch.utils.cpp_extension.load(
         name="conformance_testdev",
         sources=[str(SOURCE)],
