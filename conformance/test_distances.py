@@ -20,7 +20,7 @@ from strategies.samples import Sample
 def point_sets(draw):
     """Sample(points): n points of m coordinates as an (n, m) tensor."""
     n, m = draw(st.integers(1, 6)), draw(st.integers(1, 4))
-    return Sample((draw(specs(shape=(n, m), magnitudes=True), label="points"),))
+    return Sample((draw(specs(shape=(n, m)), label="points"),))
 
 
 PDIST = Operation(

@@ -25,10 +25,7 @@ def matrices(draw, *shapes_by_letter: str, batch: bool = False):
     sizes = {letter: draw(st.integers(0, 4), label=letter) for letter in sorted(set("".join(shapes_by_letter)))}
     lead = (draw(st.integers(1, 3), label="b"),) if batch else ()
     return Sample(
-        tuple(
-            draw(specs(shape=lead + tuple(sizes[c] for c in letters), magnitudes=True), label=letters)
-            for letters in shapes_by_letter
-        )
+        tuple(draw(specs(shape=lead + tuple(sizes[c] for c in letters)), label=letters) for letters in shapes_by_letter)
     )
 
 
@@ -41,7 +38,7 @@ MUL = Operation(
 MATMUL_OP = Operation(
     "matmul.matmul_semantics",
     dtypes="float32_64",
-    samples=broadcast_operands(signature=MATMUL, max_dims=2, magnitudes=True),
+    samples=broadcast_operands(signature=MATMUL, max_dims=2),
     call=lambda a, b: torch.matmul(a, b),
 )
 MM = Operation("matmul.mm_2d_only", dtypes="float32_64", samples=matrices("mn", "np"), call=lambda a, b: torch.mm(a, b))
@@ -146,7 +143,7 @@ def einsum_cases(draw):
         sizes["j"] = sizes["i"]
     inputs = equation.split("->")[0].split(",")
     shapes_ = [tuple(sizes[c] for c in term) for term in inputs]
-    return equation, [draw(specs(shape=s, magnitudes=True), label=f"operand_{n}") for n, s in enumerate(shapes_)]
+    return equation, [draw(specs(shape=s), label=f"operand_{n}") for n, s in enumerate(shapes_)]
 
 
 @pytest.mark.behaviour("matmul.einsum_contractions")
