@@ -65,13 +65,29 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call":
         info = dict(item.stash.get(STATS, {}))
         if report.failed:
-            info.update(_failure_details(report))
+            info.update(_failure_details(report, call))
         report.user_properties.append((schema.RUN_DETAILS, info))
     return report
 
 
-def _failure_details(report) -> dict:
+def _first_failure(call):
+    """The exception a failed call raised; of several distinct failures (Hypothesis raises an
+    ExceptionGroup when one test fails in two ways), the first."""
+    exc = call.excinfo.value if call is not None and call.excinfo is not None else None
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _failure_details(report, call=None) -> dict:
     text = report.longreprtext or ""
+    first = _first_failure(call)
+    if first is not None and not any(line.startswith("E ") for line in text.splitlines()):
+        # no pytest "E" lines (an exception group): read the first failure and the notes
+        # Hypothesis attached to it (its falsifying example) instead
+        message = str(first).strip().splitlines()
+        notes = "\n".join(getattr(first, "__notes__", ()))
+        text = f"E {type(first).__name__}: {message[0] if message else ''}\n" + "\n".join(f"E {n}" for n in notes.splitlines())
     example, in_example = [], False
     for line in text.splitlines():
         body = line[2:] if line.startswith("E ") else line
