@@ -89,3 +89,14 @@ def _(patch):
     @patch.replace(F, "softmax")
     def softmax(orig, x, dim=None, *a, **k):
         return orig(x / 2, dim, *a, **k) if x.is_floating_point() else orig(x, dim, *a, **k)
+
+
+@fault("log_softmax_shifted", trips=["softmax.log_softmax_exp"])
+def _(patch):
+    """F.log_softmax subtracts 0.1% of the largest magnitude too: log-probabilities whose exp no
+    longer sums to 1 (a wrong log-sum-exp)."""
+
+    @patch.replace(torch.nn.functional, "log_softmax")
+    def log_softmax(orig, input, *args, **kwargs):
+        out = orig(input, *args, **kwargs)
+        return out - 1e-3 * (1 + out.detach().abs().amax()) if out.numel() else out
