@@ -333,24 +333,33 @@ def install_recorder(patcher, mutants: list[Mutant], tallies: dict[str, Tally]) 
         patcher.method(entry.owner, entry.name, make)
 
 
+def _run_broken(mutant: Mutant, probe: Call, stock_error: Exception | None):
+    """(verdict, broken result): verdict is None where the broken call returned, else True (it
+    raised where stock torch did not) or the reason it does not fire. The global CPU generator and
+    any generator passed in are put back, so a probe draws nothing the test would see."""
+    generators = [(g, g.get_state()) for g in (*probe.args, *probe.kwargs.values()) if isinstance(g, torch.Generator)]
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return None, mutant.operator.mutate(probe, {}, mutant.param)
+    except NotApplicable as why:
+        return str(why), None
+    except Exception as exc:
+        if stock_error is not None and type(exc) is type(stock_error):
+            return "the call raises on stock torch too", None
+        return True, None  # the broken call raises where stock torch does not: that breaks it too
+    finally:
+        for g, state in generators:
+            g.set_state(state)
+
+
 def _dry_fire(mutant: Mutant, call: Call, stock_error: Exception | None, before: torch.Tensor | None = None):
     """True where the mutant would break this call, else the reason it would not."""
     if before is not None and mutant.operator.kind == "arguments":
         return _dry_fire_in_place(mutant, call, before)
     probe = Call(call.api, call.original, call.args, call.kwargs, call.is_method, call._result)
-    generators = [(g, g.get_state()) for g in (*call.args, *call.kwargs.values()) if isinstance(g, torch.Generator)]
-    try:
-        with torch.random.fork_rng(devices=[]):
-            broken = mutant.operator.mutate(probe, {}, mutant.param)
-    except NotApplicable as why:
-        return str(why)
-    except Exception as exc:
-        if stock_error is not None and type(exc) is type(stock_error) and str(exc) == str(stock_error):
-            return "the call raises on stock torch too"
-        return True  # the broken call raises where stock torch does not: that breaks it too
-    finally:
-        for g, state in generators:
-            g.set_state(state)
+    verdict, broken = _run_broken(mutant, probe, stock_error)
+    if verdict is not None:
+        return verdict
     if stock_error is not None:
         return True  # stock torch raised; the broken call returned
     if mutant.operator.kind == "arguments" and observably_same(broken, call._result, call):
@@ -364,26 +373,17 @@ def _dry_fire_in_place(mutant: Mutant, call: Call, before: torch.Tensor):
     rest = call.args[1:]
     stock_self = before.clone(memory_format=torch.preserve_format)
     broken_self = before.clone(memory_format=torch.preserve_format)
+    stock_call = Call(call.api, call.original, (stock_self, *rest), call.kwargs, call.is_method)
     try:
         with torch.random.fork_rng(devices=[]):
-            stock = call.original(stock_self, *rest, **call.kwargs)
+            stock, stock_error = stock_call.run(), None
     except Exception as exc:
         stock, stock_error = None, exc
-    else:
-        stock_error = None
     probe = Call(call.api, call.original, (broken_self, *rest), call.kwargs, call.is_method)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            broken = mutant.operator.mutate(probe, {}, mutant.param)
-    except NotApplicable as why:
-        return str(why)
-    except Exception as exc:
-        if stock_error is not None and type(exc) is type(stock_error):
-            return "the call raises on stock torch too"
-        return True
-    if stock_error is not None:
-        return True
-    if not same(stock_self, broken_self, values_only=True):
+    verdict, broken = _run_broken(mutant, probe, stock_error)
+    if verdict is not None:
+        return verdict
+    if stock_error is not None or not same(stock_self, broken_self, values_only=True):
         return True
     if isinstance(stock, torch.Tensor) and isinstance(broken, torch.Tensor):
         if (stock is stock_self) != (broken is broken_self) or not same(stock, broken, values_only=True):
