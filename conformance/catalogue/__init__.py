@@ -24,6 +24,9 @@ Each area has one TOML file here. An entry is one documented statement:
     clauses = [                               # what the statement says, clause by clause, each with
       { says = "...", check = "assert_same_storage" },  # the check in the behaviour's test that enforces
     ]                                         # it: a function it calls, or its assertion's message
+    not_declared = "..."                      # why its subject is no Operation (a DataLoader worker
+                                              # process, a device object's identity): every other
+                                              # behaviour declares one (harness/declaration.py)
 
 This module reads TOML only (no torch), so the report renderer can use it too.
 """
@@ -65,6 +68,7 @@ class Behaviour:
     apis: tuple[str, ...] = ()  # the APIs the behaviour checks, spelled as in the API census
     equivalent: tuple[tuple[str, str], ...] = ()  # (mutant key, why it cannot change the behaviour)
     clauses: tuple[tuple[str, str], ...] = ()  # (what the statement says, the check in its test that enforces it)
+    not_declared: str | None = None  # why the behaviour's subject is not a declared Operation
 
     @property
     def origin(self) -> str:
@@ -80,7 +84,7 @@ class Area:
     behaviours: tuple[Behaviour, ...]
 
 
-FIELDS = {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind", "domain", "apis", "equivalent", "clauses"}
+FIELDS = {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind", "domain", "apis", "equivalent", "clauses", "not_declared"}
 
 
 class CatalogueError(ValueError):
@@ -101,6 +105,8 @@ def _load_area(path: Path) -> Area:
             raise CatalogueError(f"{path.name}: entry {key!r} has kind {entry['kind']!r}; one of {KINDS}")
         if "docstring" in entry and "quote" not in entry:
             raise CatalogueError(f"{path.name}: entry {key!r} names a docstring but quotes nothing from it")
+        if "not_declared" in entry and not (isinstance(entry["not_declared"], str) and entry["not_declared"].strip()):
+            raise CatalogueError(f"{path.name}: entry {key!r} has not_declared {entry['not_declared']!r}; expected its reason")
         if entry.get("note") is not None and entry["note"] not in NOTES:
             raise CatalogueError(f"{path.name}: entry {key!r} names unknown note {entry['note']}")
         domain = entry.pop("domain", [])
