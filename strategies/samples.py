@@ -1,7 +1,8 @@
 """Samples: the drawn arguments of one call of an operation, tensors still unbuilt.
 
 A Sample holds TensorSpecs (built on the item's device, in the item's dtype), `Arg`s (a spec
-with a dtype of its own, or one that requires grad) and plain values (dims, sizes, options).
+with a dtype of its own, or one that requires grad), `Made` objects (a module built from a seed,
+then moved to the item's device and dtype) and plain values (dims, sizes, options).
 The same Sample built on two devices gives the same values in the same layouts, so the
 eager property test, the cross-device agreement and any other execution mode compare like
 with like; a falsifying example prints as the Sample itself.
@@ -10,7 +11,9 @@ with like; a falsifying example prints as the Sample itself.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from hypothesis import strategies as st
@@ -32,6 +35,29 @@ class Arg(CompactRepr):
         return compact_repr(self, always=("spec",))
 
 
+@dataclass(frozen=True, eq=False, repr=False)
+class Made(CompactRepr):
+    """An argument made anew on each side of a comparison, outside the operation's call: an
+    nn.Module, say, which `make()` builds on the CPU under `seed` (so both sides start from the
+    same parameters) and which is then moved to the item's device, and to its dtype where that
+    is floating. The compiled mode compiles only the call, so Dynamo never traces the building."""
+
+    what: str  # how the falsifying example and the repro spell it: "nn.Conv2d(3, 4, kernel_size=3)"
+    make: Callable[[], Any]
+    seed: int = 0
+
+    def __repr__(self) -> str:
+        return f"Made({self.what}, seed={self.seed})"
+
+    def build(self, *, dtype: torch.dtype, device):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            made = self.make()
+        if isinstance(made, torch.nn.Module):
+            made = made.to(device=device, dtype=dtype if dtype.is_floating_point else None)
+        return made
+
+
 @dataclass(frozen=True, repr=False)
 class Sample(CompactRepr):
     """One drawn input of an operation: positional and keyword arguments, specs unbuilt."""
@@ -49,6 +75,8 @@ class Sample(CompactRepr):
 
 def _build(value, *, dtype, device):
     if isinstance(value, TensorSpec):
+        return value.build(dtype=dtype, device=device)
+    if isinstance(value, Made):
         return value.build(dtype=dtype, device=device)
     if isinstance(value, Arg):
         return value.spec.build(dtype=value.dtype or dtype, device=device, requires_grad=value.requires_grad)

@@ -16,7 +16,8 @@ outcome? Both observe each run with `observe` and compare the two `Outcome`s wit
 - non-tensor leaves (numbers, bools, sizes) by value;
 - aliasing: which inputs each output shares storage with, and which earlier output it shares
   storage with, by position;
-- every input tensor's values after the call (in-place writes);
+- every input tensor's values after the call (in-place writes), a module argument's parameters
+  and buffers among them, and the gradients the call left on any of them;
 - requires_grad and is_leaf of every output tensor.
 
 Meta tensors hold no values and no memory: on a meta side values, mutations and aliasing are not
@@ -58,6 +59,21 @@ class Outcome:
         return [t for t in self.leaves if isinstance(t, torch.Tensor)]
 
 
+def _input_tensors(args, kwargs, *, grads: bool = False) -> list[torch.Tensor]:
+    """The call's input tensors: its tensor arguments, and the parameters and buffers of a module
+    among them (running statistics a forward updates); with `grads`, after the call, also the
+    gradients the call left on any of them (`.grad`, which a backward inside the call writes)."""
+    found = []
+    for leaf in tree_leaves((args, kwargs)):
+        if isinstance(leaf, torch.Tensor):
+            found.append(leaf)
+        elif isinstance(leaf, torch.nn.Module):
+            found += [*leaf.parameters(), *leaf.buffers()]
+    if grads:
+        found += [t.grad for t in list(found) if t.is_leaf and t.grad is not None]
+    return found
+
+
 def _storage(t: torch.Tensor) -> int | None:
     """The identity of the memory `t` lives in, or None where it has none to share (meta, empty)."""
     if t.device.type == "meta" or t.numel() == 0:
@@ -67,7 +83,7 @@ def _storage(t: torch.Tensor) -> int | None:
 
 def observe(fn: Callable, args: tuple, kwargs: dict, *, label: str) -> Outcome:
     """Run `fn(*args, **kwargs)` on freshly built arguments and record its Outcome."""
-    inputs = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    inputs = _input_tensors(args, kwargs)
     try:
         result = fn(*args, **kwargs)
     except Exception as exc:  # the error type is part of the outcome
@@ -80,7 +96,7 @@ def observe(fn: Callable, args: tuple, kwargs: dict, *, label: str) -> Outcome:
         label=label,
         spec=spec,
         leaves=tuple(t.detach() if isinstance(t, torch.Tensor) else t for t in leaves),
-        inputs_after=tuple(t.detach().clone() for t in inputs),
+        inputs_after=tuple(t.detach().clone() for t in _input_tensors(args, kwargs, grads=True)),
         aliases_inputs=tuple(
             tuple(i for i, s in enumerate(in_storages) if s is not None and s == out) if out is not None else ()
             for out in out_storages
@@ -195,7 +211,7 @@ def assert_outcomes_agree(
         elif a != e or type(a) is not type(e):
             raise _failure(where, f"{a_name} gave {a!r}, {e_name} {e!r}")
     if len(actual.inputs_after) != len(expected.inputs_after):
-        raise _failure(what, f"{a_name} built {len(actual.inputs_after)} input tensors, {e_name} {len(expected.inputs_after)}")
+        raise _failure(what, f"{a_name} left {len(actual.inputs_after)} input tensors and gradients, {e_name} {len(expected.inputs_after)}")
     for i, (a, e) in enumerate(zip(actual.inputs_after, expected.inputs_after)):
         assert_tensors_agree(a, e, what=f"{what}: input {i} after the call", labels=labels, rtol=rtol, atol=atol)
     if not (actual.meta or expected.meta):  # meta tensors have no memory to share
