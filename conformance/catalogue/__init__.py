@@ -84,7 +84,21 @@ class Area:
     behaviours: tuple[Behaviour, ...]
 
 
-FIELDS = {"statement", "doc", "note", "claim", "verdict", "quote", "docstring", "kind", "domain", "apis", "equivalent", "clauses", "not_declared"}
+FIELDS = {
+    "statement",
+    "doc",
+    "note",
+    "claim",
+    "verdict",
+    "quote",
+    "docstring",
+    "kind",
+    "domain",
+    "apis",
+    "equivalent",
+    "clauses",
+    "not_declared",
+}
 
 
 class CatalogueError(ValueError):

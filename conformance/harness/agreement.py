@@ -211,7 +211,9 @@ def assert_outcomes_agree(
         elif a != e or type(a) is not type(e):
             raise _failure(where, f"{a_name} gave {a!r}, {e_name} {e!r}")
     if len(actual.inputs_after) != len(expected.inputs_after):
-        raise _failure(what, f"{a_name} left {len(actual.inputs_after)} input tensors and gradients, {e_name} {len(expected.inputs_after)}")
+        raise _failure(
+            what, f"{a_name} left {len(actual.inputs_after)} input tensors and gradients, {e_name} {len(expected.inputs_after)}"
+        )
     for i, (a, e) in enumerate(zip(actual.inputs_after, expected.inputs_after)):
         assert_tensors_agree(a, e, what=f"{what}: input {i} after the call", labels=labels, rtol=rtol, atol=atol)
     if not (actual.meta or expected.meta):  # meta tensors have no memory to share
