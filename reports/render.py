@@ -65,6 +65,8 @@ def build(sources: list[schema.Source], strength: dict | None = None) -> dict:
 
     areas = []
     area_counts: dict[str, dict[tuple[int, str], Counter]] = {}
+    # (area, column) -> the behaviours that ran there: what each mode and device covered
+    covered: dict[tuple[str, tuple[int, str]], set[str]] = defaultdict(set)
     for area in catalogue.areas():
         behaviours = []
         columns = area_counts.setdefault(area.name, defaultdict(Counter))
@@ -101,6 +103,8 @@ def build(sources: list[schema.Source], strength: dict | None = None) -> dict:
                 statuses.update(total)
                 summary.setdefault((index, device), Counter()).update(total)
                 columns[(index, device)].update(total)
+                if any(total[s] for s in STATUSES if s not in ("skipped", "not run")):
+                    covered[(area.name, (index, device))].add(b.id)
                 row_list.append(
                     {
                         "source": sources[index].label,
@@ -133,7 +137,7 @@ def build(sources: list[schema.Source], strength: dict | None = None) -> dict:
             )
         areas.append({"name": area.name, "title": area.title, "behaviours": behaviours})
     unknown = sorted(k for k in by_behaviour if k not in known)
-    glance = _at_a_glance(sources, areas, area_counts)
+    glance = _at_a_glance(sources, areas, area_counts, covered)
     summary_rows = [
         {"source": sources[i].label, "device": d, "counts": [(s, c[s]) for s in STATUSES if c.get(s)]}
         for (i, d), c in sorted(summary.items())
@@ -188,9 +192,10 @@ def api_coverage() -> list[dict]:
     return [{"rank": r, "api": api, "repos": n, "behaviours": checking.get(api, [])} for r, api, n in census()]
 
 
-def _at_a_glance(sources, areas, area_counts) -> dict:
-    """The first screen: one verdict, an areas x (run, device) matrix, and the behaviours that
-    failed or deviate, in that order."""
+def _at_a_glance(sources, areas, area_counts, covered) -> dict:
+    """The first screen: one verdict, an areas x (run, device) matrix (each cell with its item
+    counts and how many of the area's behaviours ran there), and the behaviours that failed or
+    deviate, in that order."""
     columns = sorted({key for per_area in area_counts.values() for key in per_area})
     matrix = []
     for area in areas:
@@ -206,7 +211,15 @@ def _at_a_glance(sources, areas, area_counts) -> dict:
             worst = "fail" if groups["fail"] else "deviation" if groups["deviation"] else "pass" if groups["pass"] else "skip"
             marks = {"pass": "✓", "fail": "✗", "deviation": "≈", "skip": "–"}
             text = " ".join(f"{n}{marks[g]}" for g, n in groups.items() if n) or "·"
-            cells.append({"worst": worst if any(groups.values()) else "none", "text": text, **groups})
+            ran = len(covered.get((area["name"], key), ()))
+            cells.append(
+                {
+                    "worst": worst if any(groups.values()) else "none",
+                    "text": text,
+                    "covered": f"{ran} of {len(area['behaviours'])}",
+                    **groups,
+                }
+            )
         matrix.append({"name": area["name"], "title": area["title"], "cells": cells})
     failing = [b for a in areas for b in a["behaviours"] if b["failures"] and any(f["status"] in BAD for f in b["failures"])]
     deviating = [b for a in areas for b in a["behaviours"] if "expected-failure" in b["statuses"].split() and b not in failing]

@@ -290,3 +290,30 @@ def test_results_written_before_the_script_was_called_a_repro_still_load(tmp_pat
     assert (first["repro_line"], first["repro"], first["repro_fails_with"]) == ("pytest t", "import torch", "AssertionError")
     assert "snippet" not in first and (second["repro_line"], second["repro_missing"]) == ("pytest u", "why")
     assert third == new
+
+
+def test_the_matrix_says_how_many_behaviours_each_mode_covered_per_area(tmp_path):
+    def record(behaviour, mode, status):
+        return {
+            "type": "result",
+            "nodeid": f"{behaviour}-{mode}",
+            "behaviour": behaviour,
+            "device": "cpu",
+            "dtype": "float32",
+            "mode": mode,
+            "status": status,
+        }
+
+    results = [
+        record("views.permute_shares", "eager", "passed"),
+        record("views.transpose_shares", "eager", "failed"),
+        record("views.permute_shares", "compiled", "passed"),
+        record("views.transpose_shares", "compiled", "skipped"),  # skipped: not covered
+    ]
+    write_results(tmp_path / "r.jsonl", results, {"type": "environment", "source": "box", "devices": ["cpu"], "end": "x"})
+    page = render.build([schema.load(tmp_path / "r.jsonl")])
+    views = next(row for row in page["matrix"] if row["name"] == "views")
+    by_column = dict(zip(page["matrix_columns"], views["cells"]))
+    total = len(next(a for a in page["areas"] if a["name"] == "views")["behaviours"])
+    assert by_column["cpu"]["covered"] == f"2 of {total}"
+    assert by_column["cpu [compiled]"]["covered"] == f"1 of {total}"
