@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from conformance.harness.agreement import run_and_compare
 from conformance.harness.compiled import backend_divergences
+from conformance.repro.calls import ComparedExample, compared_example
 
 
 class Graphs:
@@ -76,6 +77,17 @@ def test_compiled_agrees_with_eager(operation, mode, device, dtype, data, reques
         )
     sample = data.draw(operation.samples_for(dtype), label="sample")
     what = f"{operation.behaviour} under torch.compile(backend={mode!r})"
+    tolerance = operation.tolerance(device, dtype, mode=mode, also=backend_divergences())
+    compared_example(  # what a failing example's script compares
+        ComparedExample(
+            operation.call,
+            [lambda: sample.build(dtype=dtype, device=device)],
+            (mode, "eager"),
+            backend=mode,
+            tolerance=tolerance,
+            strides=operation.compare_strides,
+        )
+    )
     compiled, eager = run_and_compare(
         operation,
         sample,
@@ -83,7 +95,7 @@ def test_compiled_agrees_with_eager(operation, mode, device, dtype, data, reques
         actual=(mode, device, torch.compile(operation.call, backend=counting_backend(mode))),
         expected=("eager", device, operation.call),
         what=what,
-        **operation.tolerance(device, dtype, mode=mode, also=backend_divergences()),
+        **tolerance,
     )
     breaks = _graph_breaks() - ItemState.breaks_before
     record_observation(f"graph breaks under {mode}", str(breaks))

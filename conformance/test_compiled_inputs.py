@@ -29,6 +29,7 @@ from torch.utils._pytree import tree_leaves
 
 from conformance.harness.agreement import assert_outcomes_agree, observe
 from conformance.harness.compiled import backend_divergences
+from conformance.repro.calls import ComparedExample, compared_example
 from conformance.test_compiled import counting_backend
 
 CASES = ("aliased", "mutated", "backward", "dynamic")
@@ -158,6 +159,20 @@ def test_compiled_agrees_with_eager_where_compilers_break(operation, mode, devic
         samples.append(data.draw(operation.samples_for(dtype), label="second_sample"))
     call = _mutating(operation.call, through_view) if case in ("mutated", "aliased") else operation.call
     compiled_fn = torch.compile(call, backend=counting_backend(mode), dynamic=True if case == "dynamic" else None)
+    tolerance = operation.tolerance(device, dtype, mode=mode, also=backend_divergences())
+    wrapper = {"backward": "backward", "dynamic": ""}.get(case, "mutated through a view" if through_view else "mutated")
+    compared_example(  # what a failing example's script compares
+        ComparedExample(
+            operation.call,
+            [lambda s=s: _build(s, dtype, device, case, how) for s in samples],
+            (mode, "eager"),
+            backend=mode,
+            dynamic=True if case == "dynamic" else None,
+            wrapper=wrapper,
+            tolerance=tolerance,
+            strides=operation.compare_strides,
+        )
+    )
     compared = 0
     for sample in samples:
         built = _build(sample, dtype, device, case, how)
@@ -171,7 +186,7 @@ def test_compiled_agrees_with_eager_where_compilers_break(operation, mode, devic
             eager,
             what=what,
             strides=operation.compare_strides,
-            **operation.tolerance(device, dtype, mode=mode, also=backend_divergences()),
+            **tolerance,
         )
         compared += 1
     first = request.node.nodeid not in _STARTED

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.harness.agreement import run_and_compare
+from conformance.repro.calls import ComparedExample, compared_example
 
 
 @pytest.mark.off_cpu
@@ -26,6 +27,17 @@ def test_device_agrees_with_cpu(operation, device, dtype, data):
     if torch.device(device).type == "meta" and operation.shape_depends_on_values:
         pytest.skip("not applicable on meta: the output's shape depends on values meta tensors lack")
     sample = data.draw(operation.samples_for(dtype), label="sample")
+    tolerance = operation.tolerance(device, dtype)
+    compared_example(  # what a failing example's script compares
+        ComparedExample(
+            operation.call,
+            [lambda: sample.build(dtype=dtype, device=device)],
+            (str(device), "cpu"),
+            expected_builds=[lambda: sample.build(dtype=dtype, device="cpu")],
+            tolerance=tolerance,
+            strides=operation.compare_strides,
+        )
+    )
     run_and_compare(
         operation,
         sample,
@@ -33,5 +45,5 @@ def test_device_agrees_with_cpu(operation, device, dtype, data):
         actual=(str(device), device, operation.call),
         expected=("cpu", "cpu", operation.call),
         what=operation.behaviour,
-        **operation.tolerance(device, dtype),
+        **tolerance,
     )

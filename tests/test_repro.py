@@ -101,3 +101,32 @@ def test_a_large_generated_input_is_written_as_the_seeded_call_that_made_it():
     # values the test rearranged (a layout that poisons gaps) are no seeded call's: a literal then
     sliced = TensorSpec(shape=(10, 10), layout="sliced", params=(2, 2), seed=7)
     assert _seeded(t, t.reshape(-1).clone(), [sliced]) is None
+
+
+@pytest.mark.parametrize(
+    "fault, case",
+    [("compiled_drops_mutation_of_aliased_inputs", "aliased"), ("compiled_dynamic_outputs_column_major", "dynamic")],
+)
+def test_a_compiled_failure_gets_a_script_that_compiles_the_call_and_compares_with_eager(tmp_path, fault, case):
+    """Issue 27: a compiled-mode failure's script is the declaration's call under torch.compile
+    with the mode's backend, against eager, on the example's inputs; proven both ways."""
+    from conformance.faults import catalogue
+
+    trips = ",".join(catalogue()[fault].trips)
+    done = run_pytest(
+        "conformance/test_compiled_inputs.py", "--compile=aot_eager", "--device=cpu", f"--inject-fault={fault}",
+        f"--behaviour={trips}", "-k", case, "--hypothesis-profile=faults", f"--report-dir={tmp_path}",
+        "-p", "no:randomly", "-n", "0", "-q",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:]
+    failing = [r for r in schema.load(tmp_path / "results.jsonl").results if r["status"] == "failed"]
+    assert failing
+    missing = {r["nodeid"]: r.get("repro_missing") for r in failing if not r.get("repro")}
+    assert not missing, f"no script for {missing}"
+    scripts = {r["nodeid"]: r["repro"] for r in failing}
+    for script in scripts.values():
+        assert "torch.compile(" in script and "backend='aot_eager'" in script
+    under_fault, on_stock = repro.run(scripts, fault=fault), repro.run(scripts)
+    for nodeid in scripts:
+        assert under_fault[nodeid]["raised"] == "AssertionError", (nodeid, under_fault[nodeid], scripts[nodeid])
+        assert on_stock[nodeid]["raised"] is None, (nodeid, on_stock[nodeid], scripts[nodeid])

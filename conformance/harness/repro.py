@@ -3,6 +3,8 @@ conformance/repro/__init__.py): printed with the failure, recorded for the repor
 
 Only the final run of a failing Hypothesis example is traced (Hypothesis marks it `is_final`), so
 passing examples cost nothing; a failing test without Hypothesis is run once more under the trace.
+An execution mode's item (compiled, cross-device) is not traced: its script is written from the
+comparison it made (conformance/repro/compared.py).
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ def pytest_runtest_call(item):
     hypothesis = getattr(getattr(item, "obj", None), "hypothesis", None)
     if identity is None:
         return (yield)
-    if identity.mode not in ("eager", "cross-device"):  # torch.compile under a TorchFunctionMode traces differently
-        item.stash[SCRIPT] = {"repro_missing": f"a script is written for eager execution, not {identity.mode}"}
-        return (yield)
+    if identity.mode != "eager":  # an execution mode: written from what it compared, not traced
+        return (yield from _compared(item, identity, hypothesis))
     from conformance.repro.trace import Trace
 
     if hypothesis is not None:
@@ -67,21 +68,84 @@ def pytest_runtest_call(item):
         raise
 
 
-def _write(item, identity, trace, exc) -> None:
+def _compared(item, identity, hypothesis):
+    """An execution mode's item (compiled, cross-device): the final run of a failing example says
+    what it compared (conformance.repro.calls.compared_example), and its script is written from
+    that (conformance/repro/compared.py). torch.compile under a TorchFunctionMode traces
+    differently, and a trace sees one side of the comparison."""
+    from conformance.repro import calls
+
+    if hypothesis is None:
+        return (yield)
+    inner = hypothesis.inner_test
+
+    @functools.wraps(inner)
+    def final_run_written(*args, **kwargs):
+        from hypothesis.control import current_build_context
+
+        if not current_build_context().is_final:
+            return inner(*args, **kwargs)
+        calls.forget_compared_example()
+        try:
+            return inner(*args, **kwargs)
+        except _FAILURES as exc:
+            example = calls.current_compared_example()
+            if example is not None and isinstance(exc, AssertionError):
+                _write_compared(item, identity, example)
+            raise
+
+    hypothesis.inner_test = final_run_written
+    try:
+        return (yield)
+    finally:
+        hypothesis.inner_test = inner
+        calls.forget_compared_example()
+
+
+def _header(item, identity, backend: str | None = None) -> tuple[list[str], list[str]]:
+    """The script's header comment lines and the backend modules it imports; `backend`: a
+    torch.compile backend the script compiles with."""
     from conformance import catalogue
+
+    behaviour = catalogue.behaviours().get(identity.behaviour)
+    backends = item.config.stash.get(RUN, {}).get("backends", [])
+    where = f"{identity.device or 'cpu'}"
+    if backend:
+        where += f", compiled with backend {backend!r} against eager"
+    elif identity.mode == "cross-device":
+        where += " against the CPU"
+    versions = "".join(f", {b['module']} {b['version']}" for b in backends if b.get("version"))
+    header = [f"Standalone repro: {identity.behaviour} on {where}"]
+    keeps = "It raises where torch breaks the documented behaviour, runs through where it keeps it."
+    header += [f"torch {torch.__version__}{versions}. {keeps}", ""]
+    if behaviour is not None:
+        header += [behaviour.statement, f'Documented: "{behaviour.quote}"' if behaviour.quote else "", behaviour.doc]
+    return [line for line in header if line is not None], [b["module"] for b in backends]
+
+
+def _write_compared(item, identity, example) -> None:
+    from conformance.repro.compared import render, verify_on_this_torch
+    from conformance.repro.spelling import Unwritable
+
+    header, backends = _header(item, identity, example.backend)
+    try:
+        script = render(example, header=header, device=identity.device, backends=backends)
+        verify_on_this_torch(script)
+        on_stock = _on_stock_torch(item.config, script)
+        if on_stock is not None:
+            raise Unwritable(f"the script also fails on stock torch ({on_stock})")
+        item.stash[SCRIPT] = {"repro": script, "repro_fails_with": "AssertionError"}
+    except Unwritable as why:
+        item.stash[SCRIPT] = {"repro_missing": str(why)}
+    except Exception as bug:  # the writer's own failure must not hide the test's
+        item.stash[SCRIPT] = {"repro_missing": f"the script writer failed ({type(bug).__name__}: {bug})"}
+
+
+def _write(item, identity, trace, exc) -> None:
     from conformance.repro.spelling import Unwritable
     from conformance.repro.writing import render
 
-    behaviour = catalogue.behaviours().get(identity.behaviour)
-    header = [f"Standalone repro: {identity.behaviour} on {identity.device or 'cpu'}"]
-    header += [
-        f"torch {torch.__version__}. It raises where torch breaks the documented behaviour, runs through where it keeps it.",
-        "",
-    ]
-    if behaviour is not None:
-        header += [behaviour.statement, f'Documented: "{behaviour.quote}"' if behaviour.quote else "", behaviour.doc]
-    header = [line for line in header if line is not None]
-    backends = [b["module"] for b in item.config.stash.get(RUN, {}).get("backends", [])]
+    header, backends = _header(item, identity)
     # a script spells pytest.raises with try/except, which raises AssertionError
     fails_with = "AssertionError" if isinstance(exc, pytest.fail.Exception) else type(exc).__name__
     try:

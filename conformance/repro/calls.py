@@ -8,7 +8,7 @@ small module, not on the writer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -80,3 +80,38 @@ def seed_point(seed: int) -> None:
     trace = active()
     if trace is not None and not trace.depth:
         trace.records.append(Record("torch.manual_seed", (seed,), {}, seed=seed))
+
+
+@dataclass
+class ComparedExample:
+    """What an execution mode compared (two runs of a declared operation's call), as a script
+    needs it: set by the mode's test before it compares, read by the plugin when the example
+    fails. Compiled: `torch.compile(call, backend)` against `call`, on `builds`' inputs;
+    cross-device (no backend): `call` on `builds`' inputs (the device) against `call` on
+    `expected_builds`' (the CPU)."""
+
+    call: Callable  # the declaration's call, as declared
+    builds: list[Callable[[], tuple]]  # per example run in a row: () -> fresh (args, kwargs)
+    labels: tuple[str, str]  # the two sides: ("aot_eager", "eager"), ("testdev", "cpu")
+    backend: str | None = None
+    expected_builds: list[Callable[[], tuple]] | None = None
+    dynamic: bool | None = None
+    wrapper: str = ""  # "mutated", "mutated through a view", "backward": the case's wrapper
+    tolerance: dict = field(default_factory=dict)
+    strides: bool = False
+
+
+_COMPARED: list[ComparedExample] = []
+
+
+def compared_example(example: ComparedExample) -> None:
+    """The example a mode is about to compare (the last one counts)."""
+    _COMPARED[:] = [example]
+
+
+def current_compared_example() -> ComparedExample | None:
+    return _COMPARED[-1] if _COMPARED else None
+
+
+def forget_compared_example() -> None:
+    _COMPARED.clear()

@@ -153,8 +153,9 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
     return script
 
 
-def _global(name: str, value, helpers: dict | None = None) -> str:
-    """An import line that binds `name` to `value` in a torch-only script."""
+def _global(name: str, value, helpers: dict | None = None, imports: set | None = None) -> str:
+    """An import line that binds `name` to `value` in a torch-only script; a helper of the suite
+    it names is copied into `helpers` (with the imports it needs added to `imports`, where given)."""
     if isinstance(value, types.ModuleType):
         module = value.__name__
         if module.split(".")[0] not in ("torch", "numpy", "math"):
@@ -178,14 +179,15 @@ def _global(name: str, value, helpers: dict | None = None) -> str:
     if isinstance(value, (int, float, str, bool)):
         return f"{name} = {value!r}"
     if helpers is not None and isinstance(value, types.FunctionType) and name == value.__name__:
-        _inline(getattr(value, "__wrapped__", value), helpers)
+        _inline(getattr(value, "__wrapped__", value), helpers, imports)
         return ""
     raise Unwritable(f"the failing statement calls {name}, a helper of the suite")
 
 
-def _inline(function, helpers: dict[str, str]) -> None:
+def _inline(function, helpers: dict[str, str], imports: set | None = None) -> None:
     """Copy a small helper of the suite into the script, with the helpers it calls, where all it
-    needs besides them is torch, NumPy, math and builtins."""
+    needs besides them is torch, NumPy, math and builtins (and, where `imports` collects their
+    import lines, torch's submodules under any name: `nn`, `F`)."""
     if function.__name__ in helpers:
         return
     try:
@@ -205,10 +207,13 @@ def _inline(function, helpers: dict[str, str]) -> None:
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:
             value = function.__globals__.get(node.id)
             if node.id in function.__globals__ and isinstance(value, types.ModuleType):
-                if value.__name__ not in ("torch", "numpy", "math") or node.id not in ("torch", "np", "math"):
+                plain = value.__name__ in ("torch", "numpy", "math") and node.id in ("torch", "np", "math")
+                if imports is not None and not plain and value.__name__.split(".")[0] == "torch":
+                    imports.add(_global(node.id, value))
+                elif not plain:
                     raise Unwritable(f"the failing statement calls {function.__name__}, which uses {value.__name__}")
             elif isinstance(value, types.FunctionType) and value.__module__.startswith(("conformance", "strategies")):
-                _inline(getattr(value, "__wrapped__", value), helpers)
+                _inline(getattr(value, "__wrapped__", value), helpers, imports)
             elif node.id not in function.__globals__ and hasattr(builtins, node.id):
                 continue
             else:
