@@ -36,6 +36,8 @@ The package, one job a module; each depends only on those above it:
     failing   the failing check: the assertion helper or test statement, read from the traceback
     run       running a script here, torch's global state put back
     writing   render: the script, from the inputs through the kept calls to the check
+    compared  an execution mode's script (compiled, cross-device): not traced, but the
+              declaration's call from its source, each side's inputs, the mode's comparison
 
 conformance/harness/repro.py is the pytest plugin that traces and prints; `python -m tools.repro`
 runs the scripts a results file holds.
