@@ -118,6 +118,7 @@ class Recorder:
         self.file = None
         self.header = None
         self.count = 0
+        self.failed = 0  # results that failed, errored, crashed or timed out
 
     def check_writable(self) -> None:
         try:
@@ -190,6 +191,7 @@ class Recorder:
         entry["repro_line"] = _repro_line(entry, self.header)
         self._write(entry)
         self.count += 1
+        self.failed += entry.get("status") in schema.BAD
 
     # -- finishing ---------------------------------------------------------------------
     @pytest.hookimpl(trylast=True)
@@ -200,6 +202,9 @@ class Recorder:
             entry.setdefault("status", "crashed")
             self._finish(entry)
         self.file.close()
+        if self.failed and not self.header.get("fault") and not self.config.getoption("auto_mutants", None):
+            # a real failure: the environment a PyTorch bug report asks for (the report's issue block)
+            self.header["collect_env"] = _collect_env()
         self.header["end"] = schema.now()
         self.header["exit_status"] = int(exitstatus)
         self.header["interrupted"] = (
@@ -227,6 +232,17 @@ class Recorder:
             )
         if getattr(self, "strength_error", None):
             terminalreporter.write_line(f"strength not shown: {self.strength_error}")
+
+
+def _collect_env() -> str | None:
+    """torch.utils.collect_env's summary (what PyTorch's issue template asks for), or None where
+    it cannot run here."""
+    try:
+        from torch.utils import collect_env
+
+        return collect_env.get_pretty_env_info()
+    except Exception:  # a missing tool (pip, nvidia-smi) must not cost the report
+        return None
 
 
 def _status(report) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import textwrap
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def build(sources: list[schema.Source], strength: dict | None = None) -> dict:
                     observed[f"{what}: {value}"].add(f"{sources[index].label} {device}")
                 examples += r.get("examples") or 0
                 if r["status"] in BAD or r.get("stale_deviation"):
-                    failures.append({"source": sources[index].label, **r})
+                    failures.append({"source": sources[index].label, "issue": issue_block(b, r, sources[index].header), **r})
             for index, source in enumerate(sources):  # catalogue behaviours with no result
                 for device in source.header.get("devices") or []:
                     if (index, device) not in rows:
@@ -174,6 +175,62 @@ def _strength_of(strength: dict | None, behaviour_id: str) -> dict | None:
         "listed": listed[:SURVIVORS_SHOWN],
         "more": max(0, len(listed) - SURVIVORS_SHOWN),
     }
+
+
+def issue_block(b: catalogue.Behaviour, r: dict, header: dict) -> str | None:
+    """A real failure (no fault injected) with a proven script, as one Markdown block to paste
+    into a PyTorch issue: the statement and its quote with the doc link, the script, what was
+    observed against what the docs lead one to expect, and the environment (collect_env's summary
+    where the run could take it)."""
+    if r.get("status") not in BAD or not r.get("repro") or header.get("fault"):
+        return None
+    where = r.get("device") or "cpu"
+    if r.get("mode") not in (None, "eager"):
+        where += f", {r['mode']}"
+    observed = (r.get("error") or "").strip() or f"the script raises {r.get('repro_fails_with', 'an error')}"
+    backends = ", ".join(f"{x['module']} {x.get('version', '')}".strip() for x in header.get("backends") or ())
+    environment = header.get("collect_env") or "\n".join(
+        f"{k}: {v}"
+        for k, v in (
+            ("PyTorch version", header.get("torch")),
+            ("CUDA used to build PyTorch", header.get("cuda") or "None"),
+            ("GPU models", ", ".join(header.get("gpus") or ()) or "None"),
+            ("Out-of-tree backends", backends or "None"),
+            ("OS", header.get("platform")),
+            ("Python version", header.get("python")),
+        )
+    )
+    if backends and header.get("collect_env"):
+        environment += f"\nOut-of-tree backends: {backends}"
+    lines = [
+        f"### {textwrap.shorten(b.statement.split('. ')[0].rstrip('.'), 90)}: not so on {where}, {r.get('dtype') or 'any dtype'}",
+        "",
+        b.statement,
+        "",
+        *([f'The documentation says: "{plain_rst(b.quote)}" ({b.doc})', ""] if b.quote else [f"Documentation: {b.doc}", ""]),
+        "Reproduction (it raises where the documented behaviour breaks, runs to its end where it holds):",
+        "",
+        "```python",
+        r["repro"].rstrip("\n"),
+        "```",
+        "",
+        "Observed:",
+        "",
+        "```",
+        observed,
+        "```",
+        "",
+        "Expected: the documented behaviour above; the script runs to its end.",
+        "",
+        "Environment:",
+        "",
+        "```",
+        environment.rstrip("\n"),
+        "```",
+        "",
+        f"(Found by torch-conformance, behaviour `{b.id}`; replay: `{r.get('repro_line', '')}`.)",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def census() -> list[tuple[int, str, int]]:

@@ -317,3 +317,38 @@ def test_the_matrix_says_how_many_behaviours_each_mode_covered_per_area(tmp_path
     total = len(next(a for a in page["areas"] if a["name"] == "views")["behaviours"])
     assert by_column["cpu"]["covered"] == f"2 of {total}"
     assert by_column["cpu [compiled]"]["covered"] == f"1 of {total}"
+
+
+def test_a_real_failure_offers_an_issue_ready_markdown_block_and_a_fault_does_not(tmp_path):
+    """Issue 27: under each real failure with a proven script, one Markdown block for a PyTorch
+    issue: statement, quote and link, script, observed and expected, environment."""
+    failed = {
+        "type": "result", "nodeid": "n", "behaviour": "views.permute_shares", "device": "testdev", "dtype": "float32",
+        "mode": "cross-device", "status": "failed", "error": "AssertionError: outputs share memory with inputs",
+        "repro": "import torch\nassert False\n", "repro_fails_with": "AssertionError", "repro_line": "pytest x",
+    }  # fmt: skip
+    header = {
+        "type": "environment", "source": "box", "devices": ["cpu", "testdev"], "end": "x", "torch": "2.13.0+cpu",
+        "python": "3.11.7", "platform": "Linux-x",
+        "backends": [{"module": "tests.testdevice", "version": "0.1", "device": "testdev"}],
+    }  # fmt: skip
+    write_results(tmp_path / "real.jsonl", [failed], header)
+    write_results(tmp_path / "fault.jsonl", [failed], {**header, "fault": "some_fault"})
+    behaviour = catalogue_behaviour("views.permute_shares")
+    real = render.build([schema.load(tmp_path / "real.jsonl")])
+    block = next(f for a in real["areas"] for b in a["behaviours"] for f in b["failures"])["issue"]
+    expected = (
+        behaviour.statement, behaviour.doc, "```python\nimport torch\nassert False\n```", "outputs share memory",
+        "PyTorch version: 2.13.0+cpu", "tests.testdevice 0.1", "Python version: 3.11.7", "views.permute_shares",
+    )  # fmt: skip
+    for part in expected:
+        assert part in block, part
+    faulty = render.build([schema.load(tmp_path / "fault.jsonl")])
+    assert all(f["issue"] is None for a in faulty["areas"] for b in a["behaviours"] for f in b["failures"])
+    assert "Issue-ready Markdown" in render.render([schema.load(tmp_path / "real.jsonl")])
+
+
+def catalogue_behaviour(behaviour_id):
+    from conformance import catalogue
+
+    return catalogue.behaviours()[behaviour_id]
