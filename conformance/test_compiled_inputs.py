@@ -17,6 +17,10 @@ call; requires_grad), plus the gradients for `backward`:
     backward    floating leaf inputs require grad; the sum of the floating outputs is
                 backpropagated, and every input's gradient compared
     dynamic     torch.compile(dynamic=True) run on two samples of different shapes in a row
+    composed    the operation chained with two other declared operations in one compiled
+                function, which the compiler fuses: its first floating tensor argument squared
+                first (matmul.mul_elementwise's call), its floating outputs of a dim or more
+                put through log_softmax over the last dim after (softmax.log_softmax_exp's)
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from conformance.harness.compiled import backend_divergences
 from conformance.repro.calls import ComparedExample, compared_example
 from conformance.test_compiled import counting_backend
 
-CASES = ("aliased", "mutated", "backward", "dynamic")
+CASES = ("aliased", "mutated", "backward", "dynamic", "composed")
 
 
 def _tensor_positions(args) -> list[int]:
@@ -94,6 +98,33 @@ def _mutating(call, through_view: bool):
     return mutated
 
 
+# The declared operations a composition chains around the one under test.
+BEFORE, AFTER = "matmul.mul_elementwise", "softmax.log_softmax_exp"
+
+
+def _composed(call):
+    """`call` between two declared operations: its first floating tensor argument squared
+    before (BEFORE's call, x * x), its floating outputs of a dim or more through log_softmax over
+    the last dim after (AFTER's call); what is not floating passes through."""
+    from torch.utils._pytree import tree_map
+
+    from conformance.harness.declaration import operation_of
+
+    before, after = operation_of(BEFORE).call, operation_of(AFTER).call
+
+    def composed(*args, **kwargs):
+        args = list(args)
+        first = next((i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.is_floating_point()), None)
+        if first is not None:
+            args[first] = before(args[first], args[first])
+        return tree_map(
+            lambda t: after(t, -1) if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim() else t,
+            call(*args, **kwargs),
+        )
+
+    return composed
+
+
 def _build(sample, dtype, device, case: str, how: str):
     args, kwargs = sample.build(dtype=dtype, device=device)
     args = list(args)
@@ -126,6 +157,7 @@ _NOT_APPLICABLE = {
     "mutated": "the operation's first argument is no tensor that can be written",
     "backward": "the operation takes no floating tensor to differentiate",
     "dynamic": "no sample",
+    "composed": "no sample",
 }
 
 
@@ -158,9 +190,13 @@ def test_compiled_agrees_with_eager_where_compilers_break(operation, mode, devic
     if case == "dynamic":
         samples.append(data.draw(operation.samples_for(dtype), label="second_sample"))
     call = _mutating(operation.call, through_view) if case in ("mutated", "aliased") else operation.call
+    if case == "composed":
+        call = _composed(operation.call)
     compiled_fn = torch.compile(call, backend=counting_backend(mode), dynamic=True if case == "dynamic" else None)
     tolerance = operation.tolerance(device, dtype, mode=mode, also=backend_divergences())
-    wrapper = {"backward": "backward", "dynamic": ""}.get(case, "mutated through a view" if through_view else "mutated")
+    wrapper = {"backward": "backward", "dynamic": "", "composed": "composed"}.get(
+        case, "mutated through a view" if through_view else "mutated"
+    )
     compared_example(  # what a failing example's script compares
         ComparedExample(
             operation.call,

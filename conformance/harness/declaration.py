@@ -147,6 +147,13 @@ def _register(operation: Operation) -> None:
     _REGISTRY[operation.behaviour] = operation
 
 
+def operation_of(behaviour: str) -> Operation:
+    """The operation `behaviour` declares (its area module imported)."""
+    if behaviour not in _REGISTRY:
+        importlib.import_module(f"conformance.test_{behaviour.split('.')[0]}")
+    return _REGISTRY[behaviour]
+
+
 def operations() -> list[Operation]:
     """Every declared operation, in catalogue-id order (the area modules are imported)."""
     here = Path(__file__).resolve().parent.parent

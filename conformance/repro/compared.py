@@ -78,6 +78,27 @@ def case(fn):
 ''',
 }
 
+_WRAPPERS["composed"] = '''
+def case(fn):
+    """fn between two other operations: its first floating tensor argument squared before, its
+    floating outputs of a dim or more through log_softmax over the last dim after"""
+    def run(*args, **kwargs):
+        args = list(args)
+        first = next((i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.is_floating_point()), None)
+        if first is not None:
+            args[first] = torch.mul(args[first], args[first])
+        return after(fn(*args, **kwargs))
+    return run
+
+
+def after(t):
+    if isinstance(t, (list, tuple)):
+        return type(t)(after(x) for x in t)
+    if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dim():
+        return torch.nn.functional.log_softmax(t, -1)
+    return t
+'''
+
 _COMPARISON = '''
 def leaves(value):
     if isinstance(value, (list, tuple, dict)):
