@@ -194,22 +194,39 @@ def _identifier(label: str) -> str:
 def _call_source(call: Callable, imports: set[str], helpers: dict[str, str]) -> str:
     """`def call(...)`: the declaration's call as written (a lambda's body returned), with the
     imports and the suite's helpers it needs."""
-    from conformance.repro.writing import _global, _inline
+    from conformance.repro.writing import _inline
 
     function = getattr(call, "__wrapped__", call)
     if function.__name__ != "<lambda>":
         _inline(function, helpers, imports)
         return f"call = {function.__name__}"
     node = _lambda_node(function)
-    bound = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
-    for name in sorted({n.id for n in ast.walk(node.body) if isinstance(n, ast.Name) and n.id not in bound}):
-        if name in function.__globals__:
-            imports.add(_global(name, function.__globals__[name], helpers, imports))
-        elif not hasattr(builtins, name):
-            raise Unwritable(f"the declaration's call names {name!r}, which its module does not hold")
+    _free_names(function, node, imports, helpers)
+    return f"def call({ast.unparse(node.args)}):\n    return {ast.unparse(node.body)}"
+
+
+def _free_names(function, node: ast.Lambda, imports: set[str], helpers: dict[str, str]) -> None:
+    """What a lambda's body names besides its parameters, made available to the script: imports,
+    the suite's helpers, and tables of lambdas (the documented spellings of one call)."""
+    from conformance.repro.writing import _global
+
     if function.__closure__:
         raise Unwritable("the declaration's call closes over local values")
-    return f"def call({ast.unparse(node.args)}):\n    return {ast.unparse(node.body)}"
+    bound = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
+    for name in sorted({n.id for n in ast.walk(node.body) if isinstance(n, ast.Name) and n.id not in bound}):
+        value = function.__globals__.get(name)
+        if isinstance(value, dict) and value and all(getattr(v, "__name__", "") == "<lambda>" for v in value.values()):
+            if name not in helpers:
+                entries = []
+                for key, each in value.items():
+                    inner = _lambda_node(each)
+                    _free_names(each, inner, imports, helpers)
+                    entries.append(f"    {key!r}: {ast.unparse(inner)},")
+                helpers[name] = "\n".join([f"{name} = {{", *entries, "}"])
+        elif name in function.__globals__:
+            imports.add(_global(name, value, helpers, imports))
+        elif not hasattr(builtins, name):
+            raise Unwritable(f"the declaration's call names {name!r}, which its module does not hold")
 
 
 def _lambda_node(function) -> ast.Lambda:
