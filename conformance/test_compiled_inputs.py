@@ -161,27 +161,19 @@ _NOT_APPLICABLE = {
 }
 
 
-def one_dtype(operation, device) -> torch.dtype:
-    """The one dtype a case runs in: float32 where the operation's group has it, else its first.
-    Every example compiles afresh (twice for `dynamic`), so the cases run one dtype per operation
-    and backend; test_compiled.py covers every dtype of the group with plain inputs."""
-    from strategies.dtypes import dtypes_for
-
-    group = dtypes_for(operation.dtypes, torch.device(device).type)
-    return torch.float32 if torch.float32 in group else group[0]
-
-
 @pytest.mark.execution_mode("compiled")
+# Every example compiles afresh (twice for `dynamic`), so the cases run one dtype per operation
+# and backend (float32 where its group has it) and a twelfth of the profile's examples (2 of ci's
+# 25, 83 under thorough); test_compiled.py covers every dtype of the group with plain inputs.
+@pytest.mark.one_dtype
 @pytest.mark.parametrize("case", CASES)
-@settings(settings.default, max_examples=max(1, settings.default.max_examples // 6))  # each example compiles afresh
+@settings(settings.default, max_examples=max(1, settings.default.max_examples // 12))
 @given(data=st.data())
 def test_compiled_agrees_with_eager_where_compilers_break(operation, mode, device, dtype, case, data, request):
     if operation.not_compiled:
         pytest.skip(f"not applicable under torch.compile: {operation.not_compiled}")
     if torch.device(device).type == "meta":
         pytest.skip("meta tensors hold no values to compare")
-    if dtype != one_dtype(operation, device):
-        pytest.skip(f"the {case} case runs in {one_dtype(operation, device)} only: each example compiles afresh")
     torch._dynamo.reset()
     what = f"{operation.behaviour} under torch.compile(backend={mode!r}), {case} inputs"
     samples = [data.draw(operation.samples_for(dtype), label="sample")]

@@ -92,8 +92,20 @@ def _devices(metafunc) -> list[tuple[str, str | None]]:
     return devices
 
 
+def one_dtype_of(group: str, device_type: str):
+    """The one dtype a `one_dtype` mode runs a declaration of dtype `group` in: float32 where the
+    group has it, else its first."""
+    import torch
+
+    from strategies.dtypes import dtypes_for
+
+    dtypes = dtypes_for(group, device_type)
+    return torch.float32 if torch.float32 in dtypes else dtypes[0]
+
+
 def _cells(definition, devices, group: str | None, prefix: tuple = (), id_prefix: str = "", marks=()):
-    """pytest params for every device (x dtype of `group`) of one test or operation."""
+    """pytest params for every device (x dtype of `group`) of one test or operation; for a test
+    marked `one_dtype`, one dtype of the group per device."""
     import torch
 
     from strategies.dtypes import dtype_name, dtypes_for
@@ -108,7 +120,8 @@ def _cells(definition, devices, group: str | None, prefix: tuple = (), id_prefix
         elif reason:  # one skipped item says it all: no per-dtype items that can never run
             params.append(pytest.param(*prefix, name, None, id=f"{id_prefix}{name}", marks=cell_marks))
         else:
-            for dtype in dtypes_for(group, kind):
+            one = definition.get_closest_marker("one_dtype") is not None
+            for dtype in [one_dtype_of(group, kind)] if one else dtypes_for(group, kind):
                 params.append(pytest.param(*prefix, name, dtype, id=f"{id_prefix}{name}-{dtype_name(dtype)}", marks=cell_marks))
     return params
 
