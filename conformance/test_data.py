@@ -109,7 +109,12 @@ def test_random_split_parts_partition_the_dataset(device, n, cuts, fractions, se
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # zero-length parts warn
         parts = tud.random_split(range(n), lengths, generator=torch.Generator().manual_seed(seed))
+        with torch.random.fork_rng(devices=[]):  # the global generator moves on, then is restored:
+            torch.rand(1)  # only the given generator may decide the split
+            again = tud.random_split(range(n), lengths, generator=torch.Generator().manual_seed(seed))
     indices = [i for part in parts for i in part.indices]
+    # "generator: Generator used for the random permutation": the same seed, the same parts
+    assert [p.indices for p in again] == [p.indices for p in parts], "equally seeded generators split differently"
     assert len(parts) == len(lengths) and sum(len(p) for p in parts) == n
     assert sorted(indices) == list(range(n))
 

@@ -1,24 +1,87 @@
 """Device moves: .to forms, get_device, cuda vs cuda:0, mixed devices, module moves."""
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.checks import assert_equal, private_rng
+from conformance.checks import assert_own_storage, independent_array, numpy_dtype, private_rng
 from strategies import DTYPE_GROUPS, specs
+from strategies.samples import call_forms
+
+
+def converted(a: np.ndarray, to: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """float32 values `a` converted to `to` by the documented rules, and where they are defined.
+    Tensor.to's note: C++ conversion rules, "converting floating point value to integer type will
+    truncate the fractional part. If the truncated value cannot fit into the target type ... the
+    behavior is undefined"; bool is nonzero (C++); floats round to nearest even (IEEE 754)."""
+    defined = np.ones(a.shape, dtype=bool)
+    if to == torch.bool:
+        return a != 0, defined
+    if not to.is_floating_point and not to.is_complex:
+        info = np.iinfo(numpy_dtype(to))
+        with np.errstate(invalid="ignore"):
+            whole = np.trunc(a)
+            defined = np.isfinite(whole) & (whole >= info.min) & (whole <= info.max)
+        return np.where(defined, whole, 0).astype(numpy_dtype(to)), defined
+    if to == torch.bfloat16:  # the top 16 bits of float32, rounded to nearest even; NaN stays NaN
+        bits = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32).view(np.float32)
+        return np.where(np.isnan(a), np.float32("nan"), rounded), defined
+    with np.errstate(over="ignore"):
+        return a.astype(numpy_dtype(to)), defined
+
+
+def dense_non_overlapping(t: torch.Tensor) -> bool:
+    """Whether t's elements fill one block of memory once each, its dims taken in stride order
+    (dims of size 1 carry no stride); an empty tensor has no memory to fill."""
+    expected = 1
+    for stride, size in sorted((s, n) for s, n in zip(t.stride(), t.shape) if n != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return t.numel() > 0
+
+
+TO_FORMS = {  # the documented spellings of to(device, dtype)
+    "positional": lambda t, device, dtype: t.to(device, dtype),
+    "keywords": lambda t, device, dtype: t.to(device=device, dtype=dtype),
+    "device_object": lambda t, device, dtype: t.to(torch.device(device), dtype),
+}
 
 
 @pytest.mark.behaviour("devices.to_device_and_dtype")
 @pytest.mark.dtypes("float32")
 @pytest.mark.meta_too
-@given(x=specs(), other=st.sampled_from(DTYPE_GROUPS["all"]))
-def test_to_changes_device_and_dtype_together(device, dtype, x, other):
+@given(
+    x=specs(special_values=True, extremes=True),
+    other=st.sampled_from(DTYPE_GROUPS["all"]),
+    form=call_forms(TO_FORMS),
+    copy=st.sampled_from([None, False, True]),  # None: left out, its default (False)
+)
+def test_to_changes_device_and_dtype_together(device, dtype, x, other, form, copy):
     t = x.build(dtype=dtype, device="cpu")
-    out = t.to(device, other)
-    assert (out.device.type, out.dtype, out.shape) == (torch.device(device).type, other, t.shape)
-    if out.device.type != "meta":
-        assert_equal(out.cpu(), t.to(other))
+    out = TO_FORMS[form](t, device, other) if copy is None else t.to(device, other, copy=copy)
+    assert (out.device.type, out.dtype, out.shape) == (torch.device(device).type, other, t.shape), "device, dtype or shape"
+    if out.device == t.device and other == t.dtype and not copy:  # "then ``self`` is returned"
+        assert out is t, "to() with the tensor's own device and dtype did not return self"
+    elif t.numel() and out.device.type != "meta":  # "the returned tensor is a copy of ``self``"
+        assert_own_storage(out, t, f"to({device}, {other}, copy={copy})")
+    # Its own dtype too, each example: self unless copy=True ("a new Tensor is created even when
+    # the Tensor already matches").
+    kept = t.to(device, dtype) if copy is None else t.to(device, dtype, copy=copy)
+    assert (kept is t) == (kept.device == t.device and not copy), f"to({device}, its own dtype, copy={copy}): self or not"
+    if dense_non_overlapping(t):  # memory_format's default, preserve_format: "strides will be copied"
+        assert out.stride() == t.stride() and kept.stride() == t.stride(), "to() did not keep a dense input's strides"
+    if out.device.type == "meta":
+        return
+    expected, defined = converted(independent_array(t), other)
+    got = independent_array(out.cpu())
+    np.testing.assert_array_equal(got[defined], expected[defined], f"values converted to {other}")
+    if other.is_floating_point or other.is_complex:  # IEEE 754 keeps the sign of a zero
+        zero = (expected == 0) & defined
+        np.testing.assert_array_equal(np.signbit(got.real[zero]), np.signbit(expected.real[zero]), "sign of zero")
 
 
 @pytest.mark.behaviour("devices.to_forms_agree")
@@ -32,6 +95,11 @@ def test_to_string_device_object_and_cuda_agree(device, dtype, x):
         index = torch.device(device).index
         forms += [t.cuda(index), t.to("cuda" if index is None else f"cuda:{index}")]
     assert len({f.device for f in forms}) == 1 and forms[0].device.type == torch.device(device).type
+    already = t.to(device)  # on the device already: each form returns the tensor itself, no copy
+    again = [already.to(device), already.to(torch.device(device))]
+    if already.device.type == "cuda":
+        again += [already.cuda(already.device.index), already.to(str(already.device))]
+    assert all(f is already for f in again), "a move to the device a tensor is on did not return it itself"
     if forms[0].device.type != "meta":
         assert all(torch.equal(f.cpu(), t) for f in forms)
 

@@ -87,3 +87,12 @@ def _(patch):
         if out is not None:
             tensors = [t.detach() for t in tensors]
         return orig(tensors, *a, out=out, **k)
+
+
+@fault("random_split_ignores_generator", trips=["data.random_split_sizes"])
+def _(patch):
+    """random_split draws its permutation from the global generator, not the one it is given."""
+
+    @patch.replace(tud, "random_split")
+    def random_split(orig, dataset, lengths, generator=None):
+        return orig(dataset, lengths)

@@ -113,3 +113,36 @@ def _(patch):
 def _(patch):
     """torch.cuda.is_available() says True on a machine without CUDA."""
     patch.attribute(torch.cuda, "is_available", lambda: True)
+
+
+@fault("to_float_to_int_rounds", trips=["devices.to_device_and_dtype"])
+def _(patch):
+    """A float converted to an integer dtype by to() is rounded to nearest, not truncated."""
+
+    @patch.replace(torch.Tensor, "to")
+    def to(orig, self, *a, **k):
+        target = next((x for x in (*a, k.get("dtype")) if isinstance(x, torch.dtype)), None)
+        integral = target is not None and not (target.is_floating_point or target.is_complex or target == torch.bool)
+        if integral and self.is_floating_point():
+            self = self.round()
+        return orig(self, *a, **k)
+
+
+@fault("to_same_dtype_copies", trips=["devices.to_device_and_dtype", "devices.to_forms_agree"])
+def _(patch):
+    """to() of a tensor that already has the asked device and dtype returns a copy, not self."""
+
+    @patch.replace(torch.Tensor, "to")
+    def to(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out.clone() if out is self else out
+
+
+@fault("to_drops_strides", trips=["devices.to_device_and_dtype"])
+def _(patch):
+    """to() with a new dtype returns a contiguous tensor, not the dense input's strides."""
+
+    @patch.replace(torch.Tensor, "to")
+    def to(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out if out is self else out.contiguous()
