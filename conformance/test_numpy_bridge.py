@@ -127,6 +127,7 @@ def test_numpy_of_tensor_requiring_grad(device, dtype, x, record_observation):
 
 @pytest.mark.behaviour("numpy_bridge.numpy_non_cpu_raises")
 @pytest.mark.off_cpu
+@pytest.mark.meta_too  # meta is off the CPU too, and the refusal reads no values
 def test_numpy_of_non_cpu_tensor_raises(device):
     t = torch.ones(3, device=device)
     with pytest.raises(TypeError, match=r"Tensor\.cpu\(\)"):
