@@ -23,11 +23,10 @@ def _observable(*tensors: torch.Tensor) -> bool:
 
 
 def _failure(what: str, detail: str) -> AssertionError:
-    """The uniform failure message: behaviour under test, what was checked, the difference."""
-    from conformance.harness.identity import current_behaviour
-
-    behaviour = current_behaviour()
-    return AssertionError(f"{behaviour + ': ' if behaviour else ''}{what}: {detail}")
+    """The uniform failure message: what was checked, the difference. (The behaviour is the
+    failing item's own, which pytest's header and the report name: left out of the message, the
+    check reads the same in a standalone script, which copies it.)"""
+    return AssertionError(f"{what}: {detail}")
 
 
 def _describe(t: torch.Tensor) -> str:

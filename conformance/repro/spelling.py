@@ -115,7 +115,17 @@ class _Writer:
             self.pending.append(f"{name} = torch.Generator({where}).manual_seed({seed})")
             self.names[id(v)] = name
             return name
+        if isinstance(v, torch.UntypedStorage) and (owner := self._storage_owner(v)) is not None:
+            return f"{owner}.untyped_storage()"  # one storage answers with one object while it is held
         raise Unwritable(f"an argument of type {type(v).__name__}")
+
+    def _storage_owner(self, storage) -> str | None:
+        """The name of a tensor the script holds whose untyped_storage() is `storage`."""
+        with torch._C.DisableTorchFunction():
+            for obj in self.trace.keep:
+                if isinstance(obj, torch.Tensor) and id(obj) in self.names and obj.untyped_storage() is storage:
+                    return self.names[id(obj)]
+        return None
 
     def module(self, m: torch.nn.Module) -> str:
         """A leaf module of torch.nn rebuilt from its constructor arguments (its extra_repr, where
