@@ -35,19 +35,18 @@ MAX_LITERAL = 4096  # the most written out as a literal where no seeded construc
 _ALWAYS_KEPT = {"torch.Tensor.backward", "torch.autograd.backward", "torch.Tensor.retain_grad", "torch.Tensor.register_hook"}
 
 
-def _made_by(name: str, value, frame, records: list[Record], writer) -> str | None:
+def _made_by(name: str, value, frame, records: list[Record]) -> Record | None:
     """The traced call whose result the test assigned to local `name` (a number or flag torch
-    returned, such as torch.cuda.is_available()), written as that call; None if there is none."""
+    returned, such as torch.cuda.is_available() or t._version); None if there is none. The script
+    makes that call where the test made it: a version counter read before a write is not the
+    same number read after it."""
     if isinstance(value, torch.Tensor) or not isinstance(value, (bool, int, float, torch.dtype, torch.device, torch.Size)):
         return None
     lines = _assignments_of(frame.f_code).get(name, ())
     for record in reversed(records):
         here = bool(record.where) and record.where[0] is frame.f_code and record.where[1] in lines
         if here and type(record.result) is type(value) and record.result == value and record.code is None and record.seed is None:
-            try:
-                return writer.call(record)
-            except Unwritable:
-                return None
+            return record
     return None
 
 
@@ -120,15 +119,25 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
         made = {id(x.result) for x in records}
         if not inside and not any(isinstance(r, torch.Tensor) or id(r) in made for r in roots):
             raise Unwritable("the values it checks were not computed by torch calls the trace saw")
+    bound = {}  # id(record) -> the local the test bound its result to, written where it was made
+    if check_frame is None:
+        for name in bindings:
+            record = _made_by(name, frame.f_locals[name], frame, records)
+            if record is not None and writer.names.get(id(frame.f_locals[name])) != name:
+                bound[id(record)] = name
     before = len(trace.records)
     trace._see(roots)  # a tensor no traced call took: as it is now
-    kept = _slice(trace, roots, records + trace.records[before:])
+    everything = records + trace.records[before:]
+    kept = _slice(trace, roots, everything)
+    if bound:
+        kept_ids = {id(r) for r in kept}
+        kept = [r for r in everything if id(r) in kept_ids or id(r) in bound]
     if any(r.where and r.where[2] for r in kept):
         raise Unwritable("it depends on calls torch made back into the test (a custom Function, a hook, a dataset)")
     if check_frame is not None and not any(r.seed is None and not r.name.startswith("<") for r in kept):
         raise Unwritable("the values it checks were not computed by torch calls the trace saw")
     body = _inputs(trace, kept, roots, writer)
-    body += _calls(kept, writer, frame.f_locals)
+    body += _calls(kept, writer, frame.f_locals, bound)
     final = []
     if check_frame is not None:
         final.append(_check_of(check_frame)[1](writer))
@@ -137,7 +146,7 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
             value = frame.f_locals[name]
             known = writer.names.get(id(value))
             if known != name and name not in writer.assigned:
-                final.append(f"{name} = {_made_by(name, value, frame, records, writer) or writer.value(value)}")
+                final.append(f"{name} = {writer.value(value)}")
         final.append(statement.text())
     body += writer.pending + [line for source in helpers.values() for line in ["", *source.splitlines(), ""]] + final
     text = "\n".join(body)
@@ -405,10 +414,13 @@ class _Literals(ast.NodeTransformer):
         return node
 
 
-def _calls(kept: list[Record], writer: _Writer, names: dict) -> list[str]:
+def _calls(kept: list[Record], writer: _Writer, names: dict, bound: dict | None = None) -> list[str]:
     lines, context = [], None
     for record in kept:
         text = writer.call(record)
+        if bound and id(record) in bound:  # a number the test kept from this call, under its name
+            text = f"{bound[id(record)]} = {text}"
+            writer.assigned.add(bound[id(record)])
         lines.extend(("    " if context else "") + line for line in writer.pending)
         writer.pending.clear()
         result = record.result
