@@ -161,7 +161,10 @@ class TensorSpec(CompactRepr):
             # torch.manual_seed would also queue seeds for every lazy accelerator module,
             # formatting a stack trace each time: the CPU generator is all make_tensor uses here.
             torch.default_generator.manual_seed(self.seed)
-            values = make_tensor(shape, dtype=dtype, device="cpu", low=self.low, high=self.high)
+            if self.low is not None and self.low == self.high:  # one value: a tensor of zeros, say
+                values = torch.full(shape, self.low, dtype=dtype)
+            else:
+                values = make_tensor(shape, dtype=dtype, device="cpu", low=self.low, high=self.high)
         if self.magnitude and (dtype.is_floating_point or dtype.is_complex):
             label(f"magnitude={self.magnitude}")
             if self.magnitude != "unit":
@@ -331,7 +334,7 @@ def specs(
     special_values: also place NaN, +-inf and -0.0 at drawn positions (floating dtypes)
     extremes:       also place the dtype's finite extremes at drawn positions: max, lowest, the
                     smallest normal and a subnormal (floating), max and min (integral)
-    low, high:      the value range passed to `make_tensor`
+    low, high:      the value range passed to `make_tensor`; low == high: every value is low
     magnitudes:     also draw a value class (MAGNITUDES: around 0, around 1, large) and scale
                     floating values to it; reported as magnitude=small|unit|large
     """

@@ -240,6 +240,16 @@ def test_magnitude_classes_scale_floating_values_and_leave_integers_alone():
         specs(magnitudes=True, low=0)
 
 
+def test_equal_bounds_give_one_value_in_every_dtype_and_layout():
+    # low == high: the tensor of zeros (or of any one value) a declaration starts from
+    for dtype in DTYPE_GROUPS["all"]:
+        built = TensorSpec(shape=(3, 4), seed=5, low=0, high=0).build(dtype=dtype)
+        assert built.dtype == dtype and not built.any(), dtype
+    assert torch.equal(
+        TensorSpec(shape=(4,), low=3, high=3).build(dtype=torch.float64), torch.full((4,), 3.0, dtype=torch.float64)
+    )
+
+
 def test_falsifying_examples_print_specs_samples_and_operations_compactly():
     """A spec prints as the constructor call that rebuilds it, defaults left out; a Sample as the
     call it stands for; an Operation as its behaviour id (not its strategy), in Hypothesis too."""
