@@ -693,6 +693,7 @@ def embedding_samples(draw):
     """Sample(indices, table): int64 indices in [0, num) of any shape and layout, an Embedding with padding_idx or none."""
     num, dim = draw(st.integers(1, 8), label="num_embeddings"), draw(st.integers(1, 5), label="embedding_dim")
     padding = draw(st.one_of(st.none(), st.integers(-num, num - 1)), label="padding_idx")
+    # indices in [0, num): the documented domain of the lookup (an index outside the table raises)
     indices = draw(specs(shapes=shapes(max_dims=3, max_side=4), low=0, high=num), label="indices")
     table = made(nn.Embedding, num, dim, padding_idx=padding, seed=draw(st.integers(0, 2**16), label="init_seed"))
     return Sample((Arg(indices, dtype=torch.int64), table))
@@ -787,6 +788,7 @@ def attention_samples(draw):
         rows[:, 0] = True
         mask = tuple(tuple(map(bool, row)) for row in rows)
     elif mask_kind == "float":
+        # within +-3, as q, k and v above: the reference and the kernel agree at the dtype's tolerance
         mask = draw(specs(shape=(L, S), low=-3, high=3), label="float_mask")
     scale = draw(st.one_of(st.none(), st.floats(0.1, 2)), label="scale")
     return Sample((q, k, v), {"attn_mask": mask, "is_causal": mask_kind == "causal", "scale": scale})
