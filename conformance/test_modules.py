@@ -1,6 +1,7 @@
 """Modules: hooks run on __call__, parameters register, state_dict aliases, modes, Conv2d shape."""
 
 import copy
+import functools
 import math
 
 import numpy as np
@@ -16,9 +17,18 @@ from torch.testing import assert_close
 from conformance.checks import assert_equal, assert_same_storage, independent_array, private_rng
 from conformance.harness.declaration import Divergence, Operation
 from strategies import specs
-from strategies.samples import Sample
+from strategies.samples import Arg, Made, Sample
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS as WRITABLE
+from strategies.tensors import label
+
+
+def made(cls, *args, seed: int = 0, **kwargs) -> Made:
+    """A module argument of a declaration: cls(*args, **kwargs) built on the CPU under `seed`, then
+    moved to each side's device and dtype. The options it was made with stay readable, as the
+    drawn values they are, in `.make.args` and `.make.keywords`."""
+    spelled = ", ".join([*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())])
+    return Made(f"nn.{cls.__name__}({spelled})", functools.partial(cls, *args, **kwargs), seed)
 
 
 def small_model(device, width=3):
@@ -96,46 +106,74 @@ def test_load_state_dict_copies_values_in(device, width):
         assert not torch.equal(p, dict(source.named_parameters())[name])
 
 
+def eval_dropout(p: float) -> nn.Module:
+    return nn.Dropout(p).eval()
+
+
+@st.composite
+def eval_dropout_samples(draw):
+    # nonzero values, so a dropped element (0) is told from a kept one; the scaling is linear in x,
+    # so neither sign nor magnitude adds a case
+    x = draw(specs(low=0.5, high=2), label="x")
+    p = draw(st.floats(0, 1), label="p")  # p over its whole range
+    return Sample((x, Made(f"nn.Dropout({p!r}).eval()", functools.partial(eval_dropout, p))))
+
+
+EVAL_DROPOUT = Operation(
+    "modules.eval_dropout_identity",
+    dtypes="float32",
+    samples=eval_dropout_samples(),
+    call=lambda x, dropout: dropout(x),
+)
+
+
+@EVAL_DROPOUT.property
+def test_dropout_is_identity_in_eval(device, dtype, sample):
+    (x, dropout), _ = sample.build(dtype=dtype, device=device)
+    assert not dropout.training
+    assert_equal(EVAL_DROPOUT.call(x, dropout), x)
+
+
 @pytest.mark.behaviour("modules.eval_dropout_identity")
 @pytest.mark.dtypes("float32")
-# nonzero values, so a dropped element (0) is told from a kept one (x / (1 - p)); the scaling is
-# linear in x, so neither sign nor magnitude adds a case
-@given(x=specs(low=0.5, high=2), p=st.floats(0, 1), seed=st.integers(0, 2**32 - 1))  # p over its whole range
-def test_dropout_is_identity_in_eval(device, dtype, x, p, seed):
+# Train mode draws which elements to drop: random, so no declaration (the eval case above is one).
+@given(x=specs(low=0.5, high=2), p=st.floats(0, 1), seed=st.integers(0, 2**32 - 1))  # as above
+def test_dropout_in_train_zeroes_and_scales_the_rest(device, dtype, x, p, seed):
     t = x.build(dtype=dtype, device=device)
-    dropout = nn.Dropout(p)
-    assert_equal(dropout.eval()(t), t)
     with private_rng(seed, device):
-        out = dropout.train()(t)
+        out = nn.Dropout(p).train()(t)
     kept = out != 0
     assert_close(out[kept], t[kept] / (1 - p))
 
 
-def batchnorm_train_then_eval(x):
-    """One training step of a fresh BatchNorm1d on x (updating its running statistics), then
-    the eval output on x: (module, training output, running mean, running var, eval output)."""
-    bn = nn.BatchNorm1d(x.shape[1]).to(x.device, x.dtype)
+def batchnorm_train_then_eval(x, bn):
+    """One training step of `bn` on x (updating its running statistics), then its eval output on
+    x: (training output, running mean and var after the step, eval output)."""
     trained = bn.train()(x)
     mean, var = bn.running_mean.clone(), bn.running_var.clone()
-    return bn, trained, mean, var, bn.eval()(x)
+    return trained, mean, var, bn.eval()(x)
+
+
+@st.composite
+def batchnorm_samples(draw):
+    x = draw(specs(shapes=st.tuples(st.integers(2, 5), st.integers(1, 4))), label="x")
+    return Sample((x, made(nn.BatchNorm1d, x.shape[1])))
 
 
 BATCHNORM = Operation(
     "modules.eval_batchnorm_running_stats",
     dtypes="float32_64",
-    samples=specs(shapes=st.tuples(st.integers(2, 5), st.integers(1, 4))).map(lambda x: Sample((x,))),
-    call=lambda x: batchnorm_train_then_eval(x)[1:],
-    not_compiled="the module is built inside the call, and Dynamo graph-breaks on building it",
+    samples=batchnorm_samples(),
+    call=lambda x, bn: batchnorm_train_then_eval(x, bn),
 )
 
 
 @BATCHNORM.property
 def test_batchnorm_in_eval_uses_running_stats(device, dtype, sample):
-    t = sample.args[0].build(dtype=dtype, device=device)
-    bn, _, mean, var, out = batchnorm_train_then_eval(t)
+    (t, bn), _ = sample.build(dtype=dtype, device=device)
+    _, mean, var, out = BATCHNORM.call(t, bn)
     assert_close(out, (t - mean) / torch.sqrt(var + bn.eps) * bn.weight + bn.bias)
     assert_equal(bn.running_mean, mean, "eval() must not update the running statistics")
-    assert_close(BATCHNORM(sample, dtype=dtype, device=device)[3], out)
 
 
 @pytest.mark.behaviour("modules.modes_independent")
@@ -209,14 +247,13 @@ def conv2d_options(draw):
         stride=draw(st.integers(1, 3), label="stride"),
         padding=draw(st.integers(0, 2), label="padding"),
         dilation=draw(st.integers(1, 2), label="dilation"),
-        seed=draw(st.integers(0, 2**16), label="init_seed"),
     )
 
 
 @st.composite
 def conv2d_samples(draw, *, fits: bool):
-    """Sample(x, **options): an input whose height and width give an output of at least one
-    element (fits), or of none in at least one of them (not fits)."""
+    """Sample(x, conv): an input whose height and width give an output of at least one element
+    (fits), or of none in at least one of them (not fits), and a Conv2d made from a seed."""
     options = draw(conv2d_options())
     reach = options["dilation"] * (options["kernel_size"] - 1) + 1 - 2 * options["padding"]  # smallest fitting size
     if fits:
@@ -228,22 +265,14 @@ def conv2d_samples(draw, *, fits: bool):
         small, other = draw(st.integers(1, reach - 1), label="too_small"), draw(st.integers(1, 8), label="other")
         h, w = (small, other) if draw(st.booleans(), label="height_too_small") else (other, small)
     x = draw(specs(shape=(2, options["in_channels"], h, w)), label="x")
-    return Sample((x,), options)
-
-
-def conv2d(x, *, seed, **options):
-    """Conv2d with weights drawn under `seed` on the CPU, moved to x's device and dtype."""
-    with private_rng(seed):
-        module = nn.Conv2d(**options)
-    return module.to(x.device, x.dtype)(x)
+    return Sample((x, made(nn.Conv2d, **options, seed=draw(st.integers(0, 2**16), label="init_seed"))))
 
 
 CONV2D = Operation(
     "modules.conv2d_output_shape",
     dtypes="float32_64",
     samples=conv2d_samples(fits=True),
-    call=lambda x, **options: conv2d(x, **options),
-    not_compiled="the module is built inside the call, with seeded initialisation under fork_rng, which Dynamo does not trace",
+    call=lambda x, conv: conv(x),
     divergences=(
         Divergence(
             "cuda",
@@ -258,7 +287,8 @@ CONV2D = Operation(
 
 @CONV2D.property
 def test_conv2d_output_shape_formula(device, dtype, sample):
-    (x,), options = sample.args, sample.kwargs
+    x, conv = sample.args
+    options = conv.make.keywords  # as drawn
     out = CONV2D(sample, dtype=dtype, device=device)
     h, w = x.shape[2:]
     assert out.shape == (2, options["out_channels"], conv2d_output_size(h, **options), conv2d_output_size(w, **options))
@@ -289,26 +319,50 @@ def test_apply_visits_every_submodule_and_self(device, depth, width):
     assert sorted(map(id, visited)) == sorted(map(id, model.modules())), "apply missed or repeated a module"
 
 
-@pytest.mark.behaviour("modules.init_constant_fills")
-@pytest.mark.dtypes("floating")
-# Finite values within float16's range, so that every floating dtype can hold them.
-@given(x=specs(layouts=WRITABLE), val=st.floats(-6e4, 6e4), as_parameter=st.booleans())
-def test_init_constant_fills_in_place(device, dtype, x, val, as_parameter):
-    t = x.build(dtype=dtype, device=device)
-    if as_parameter:
-        t = nn.Parameter(t)
-    returned = nn.init.constant_(t, val)
+@st.composite
+def init_constant_samples(draw):
+    # every layout that can be written; finite values within float16's range, so that every
+    # floating dtype can hold them; a tensor that requires grad, as a parameter does, or not
+    x = draw(specs(layouts=WRITABLE), label="x")
+    requires_grad = draw(st.booleans(), label="requires_grad")
+    return Sample((Arg(x, requires_grad=requires_grad), draw(st.floats(-6e4, 6e4), label="val")))
+
+
+INIT_CONSTANT = Operation(
+    "modules.init_constant_fills",
+    dtypes="floating",
+    samples=init_constant_samples(),
+    call=lambda t, val: nn.init.constant_(t, val),
+)
+
+
+@INIT_CONSTANT.property
+def test_init_constant_fills_in_place(device, dtype, sample):
+    (t, val), _ = sample.build(dtype=dtype, device=device)
+    returned = INIT_CONSTANT.call(t, val)
     assert returned is t
-    assert_equal(t.detach().cpu(), torch.full(x.shape, val, dtype=dtype), "the filled tensor")
-    assert t.grad_fn is None and (t.is_leaf or not as_parameter)
+    assert_equal(t.detach().cpu(), torch.full(t.shape, val, dtype=dtype), "the filled tensor")
+    assert t.grad_fn is None and t.is_leaf
+    parameter = nn.Parameter(sample.args[0].spec.build(dtype=dtype, device=device))
+    assert nn.init.constant_(parameter, val) is parameter and parameter.grad_fn is None and parameter.is_leaf
+    assert_equal(parameter.detach().cpu(), torch.full(t.shape, val, dtype=dtype), "the filled parameter")
 
 
-@pytest.mark.behaviour("modules.flatten_keeps_batch")
-@pytest.mark.dtypes("representative")
-# Two dims at least: the documented input shape (*, S_start, ..., S_end, *) starts at dim 1.
-@given(x=specs(shapes=st.lists(st.integers(0, 4), min_size=2, max_size=4).map(tuple)))
-def test_flatten_keeps_the_batch_dimension(device, dtype, x):
-    out = nn.Flatten()(x.build(dtype=dtype, device=device))
+FLATTEN = Operation(
+    "modules.flatten_keeps_batch",
+    dtypes="representative",
+    # Two dims at least: the documented input shape (*, S_start, ..., S_end, *) starts at dim 1.
+    samples=specs(shapes=st.lists(st.integers(0, 4), min_size=2, max_size=4).map(tuple)).map(
+        lambda x: Sample((x, made(nn.Flatten)))
+    ),
+    call=lambda x, flatten: flatten(x),
+)
+
+
+@FLATTEN.property
+def test_flatten_keeps_the_batch_dimension(device, dtype, sample):
+    x, _ = sample.args
+    out = FLATTEN(sample, dtype=dtype, device=device)
     rest = 1
     for side in x.shape[1:]:
         rest *= side
@@ -458,24 +512,26 @@ def test_conv2d_takes_the_notes_signature_and_the_newer_arguments(device, dtype,
 
 
 @st.composite
-def linear_cases(draw):
-    """(input spec of shape (*, in), in_features, out_features, bias): any number of leading dims."""
+def linear_samples(draw):
+    """Sample(x, layer): x of shape (*, in_features), any number of leading dims, and a Linear."""
     in_features, out_features = draw(st.integers(1, 6), label="in"), draw(st.integers(1, 6), label="out")
     leading = draw(shapes(max_dims=3, max_side=3), label="leading")
     x = draw(specs(shape=(*leading, in_features)), label="x")
-    return x, in_features, out_features, draw(st.booleans(), label="bias")
+    bias = draw(st.booleans(), label="bias")
+    return Sample((x, made(nn.Linear, in_features, out_features, bias=bias, seed=draw(st.integers(0, 2**16), label="init_seed"))))
 
 
-@pytest.mark.behaviour("modules.linear_affine")
-@pytest.mark.dtypes("float32_64")
-@given(case=linear_cases(), seed=st.integers(0, 2**16))
-def test_linear_is_x_times_a_transposed_plus_b(device, dtype, case, seed):
-    x_spec, in_features, out_features, bias = case
-    with private_rng(seed):
-        layer = nn.Linear(in_features, out_features, bias=bias).to(device=device, dtype=dtype)
+LINEAR = Operation("modules.linear_affine", dtypes="float32_64", samples=linear_samples(), call=lambda x, layer: layer(x))
+
+
+@LINEAR.property
+def test_linear_is_x_times_a_transposed_plus_b(device, dtype, sample):
+    x_spec, made_layer = sample.args
+    (in_features, out_features), bias = made_layer.make.args, made_layer.make.keywords["bias"]  # as drawn
+    (x_built, layer), _ = sample.build(dtype=dtype, device=device)
     assert layer.weight.shape == (out_features, in_features)
     assert (layer.bias is None) == (not bias) and (not bias or layer.bias.shape == (out_features,))
-    y = layer(x_spec.build(dtype=dtype, device=device))
+    y = LINEAR.call(x_built, layer)
     assert y.shape == (*x_spec.shape[:-1], out_features) and y.dtype == dtype
     # y = x A^T + b in float64 from the same values, with the rounding bound of an n-term dot product
     x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
@@ -487,35 +543,50 @@ def test_linear_is_x_times_a_transposed_plus_b(device, dtype, case, seed):
     assert (error <= bound).all(), f"largest error {error.max()} over the bound"
 
 
+def layer_norm_with_drawn_affine(normalized_shape, *, eps, elementwise_affine, bias):
+    """nn.LayerNorm whose weight and bias (documented to start at 1 and 0) are drawn from U(-2, 2),
+    so that gamma and beta matter."""
+    layer = nn.LayerNorm(normalized_shape, eps=eps, elementwise_affine=elementwise_affine, bias=bias)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.uniform_(-2, 2)
+    return layer
+
+
 @st.composite
-def layer_norm_cases(draw):
-    """(x spec, normalized_shape, eps, elementwise_affine, bias): normalized over the last 1-3 dims."""
+def layer_norm_samples(draw):
+    """Sample(x, layer): normalized over the last 1-3 dims of x, with or without the affine parameters and bias."""
     # normalized_shape: one dim at least, none empty (a mean over no element has no value)
     normalized = draw(shapes(min_dims=1, max_dims=3, min_side=1, max_side=4), label="normalized_shape")
     leading = draw(shapes(max_dims=2, max_side=3), label="leading")
     x = draw(specs(shape=(*leading, *normalized)), label="x")
     eps = draw(st.sampled_from([1e-5, 1e-3, 0.5]), label="eps")
     affine = draw(st.booleans(), label="elementwise_affine")
-    return x, normalized, eps, affine, draw(st.booleans(), label="bias") if affine else False
+    bias = draw(st.booleans(), label="bias") if affine else False
+    options = dict(eps=eps, elementwise_affine=affine, bias=bias)
+    seed = draw(st.integers(0, 2**16), label="init_seed")
+    what = f"nn.LayerNorm({normalized!r}, eps={eps!r}, elementwise_affine={affine}, bias={bias}) with U(-2, 2) parameters"
+    return Sample((x, Made(what, functools.partial(layer_norm_with_drawn_affine, normalized, **options), seed)))
 
 
-@pytest.mark.behaviour("modules.layer_norm_formula")
-@pytest.mark.dtypes("float32_64")
-@given(case=layer_norm_cases(), seed=st.integers(0, 2**16))
-def test_layer_norm_is_the_documented_formula(device, dtype, case, seed):
-    x_spec, normalized, eps, affine, bias = case
-    layer = nn.LayerNorm(normalized, eps=eps, elementwise_affine=affine, bias=bias, device=device, dtype=dtype)
-    if affine:  # documented initial values are 1 and 0; draw others so that gamma and beta matter
-        with torch.no_grad(), private_rng(seed, device):
-            layer.weight.uniform_(-2, 2)
-            if bias:
-                layer.bias.uniform_(-2, 2)
-    y = layer(x_spec.build(dtype=dtype, device=device))
+LAYER_NORM = Operation(
+    "modules.layer_norm_formula", dtypes="float32_64", samples=layer_norm_samples(), call=lambda x, layer: layer(x)
+)
+
+
+@LAYER_NORM.property
+def test_layer_norm_is_the_documented_formula(device, dtype, sample):
+    x_spec, made_layer = sample.args
+    normalized, affine, bias = made_layer.make.args[0], *map(made_layer.make.keywords.get, ("elementwise_affine", "bias"))
+    eps = made_layer.make.keywords["eps"]
+    (x_built, layer), _ = sample.build(dtype=dtype, device=device)
+    y = LAYER_NORM.call(x_built, layer)
     x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
     axes = tuple(range(x.ndim - len(normalized), x.ndim))
     mean = x.mean(axis=axes, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)  # the biased estimator, as documented
     expected = (x - mean) / np.sqrt(var + eps)
+    assert (layer.weight is not None) == affine and (layer.bias is not None) == bias
     if affine:
         expected = expected * independent_array(layer.weight.detach().cpu()).astype(np.float64)
         if bias:
@@ -528,73 +599,121 @@ def _phi(v: float) -> float:
     return 0.5 * (1 + math.erf(v / math.sqrt(2)))
 
 
-ACTIVATIONS = {
-    # name -> (the call forms, the documented formula)
-    # call forms are lambdas, so that torch is looked up when they run (as declarations do)
-    "relu": ((lambda t: F.relu(t), lambda t: torch.relu(t), lambda t: nn.ReLU()(t)), lambda v: max(0.0, v)),
-    "gelu": ((lambda t: F.gelu(t), lambda t: nn.GELU()(t)), lambda v: v * _phi(v)),
-    "gelu_tanh": (
-        (lambda t: F.gelu(t, approximate="tanh"), lambda t: nn.GELU(approximate="tanh")(t)),
-        lambda v: 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))),
-    ),
+FORMULAS = {
+    "relu": lambda v: max(0.0, v),
+    "gelu": lambda v: v * _phi(v),
+    "gelu_tanh": lambda v: 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))),
 }
+# The documented spellings of each activation -> the formula it computes. Lambdas, so that torch
+# is looked up when they run (as declarations do).
+ACTIVATION_FORMS = {
+    "F.relu(x)": lambda x: F.relu(x),
+    "torch.relu(x)": lambda x: torch.relu(x),
+    "nn.ReLU()(x)": lambda x: nn.ReLU()(x),
+    "F.gelu(x)": lambda x: F.gelu(x),
+    "nn.GELU()(x)": lambda x: nn.GELU()(x),
+    "F.gelu(x, approximate='tanh')": lambda x: F.gelu(x, approximate="tanh"),
+    "nn.GELU(approximate='tanh')(x)": lambda x: nn.GELU(approximate="tanh")(x),
+}
+FORMULA_OF = {form: "gelu_tanh" if "tanh" in form else "relu" if "relu" in form.lower() else "gelu" for form in ACTIVATION_FORMS}
 
 
-@pytest.mark.behaviour("modules.activation_formulas")
-@pytest.mark.dtypes("floating")
-# [-30, 30] reaches both saturated tails of GELU's Phi and tanh; the formulas are checked on finite values
-@given(x=specs(low=-30, high=30), name=st.sampled_from(sorted(ACTIVATIONS)))
-def test_relu_and_gelu_follow_their_formulas(device, dtype, x, name):
-    forms, formula = ACTIVATIONS[name]
-    t = x.build(dtype=dtype, device=device)
-    values = independent_array(x.logical_values(dtype)).astype(np.float64)
-    expected = np.vectorize(formula, otypes=[np.float64])(values) if values.size else values
-    for form in forms:
-        out = form(t)
-        assert out.shape == t.shape and out.dtype == dtype
-        got = independent_array(out.cpu()).astype(np.float64)
-        # the dtype's own rounding of an O(|x|) result, a few ulps
-        eps = torch.finfo(dtype).eps
-        np.testing.assert_allclose(got, expected, rtol=8 * eps, atol=8 * eps * 30, err_msg=f"{name} via {form}")
+@st.composite
+def activation_samples(draw):
+    # [-30, 30] reaches both saturated tails of GELU's Phi and tanh; the formulas are checked on finite values
+    x = draw(specs(low=-30, high=30), label="x")
+    form = draw(st.sampled_from(sorted(ACTIVATION_FORMS)), label="form")
+    label(f"form={form}")
+    return Sample((x,), {"form": form})
 
 
-@pytest.mark.behaviour("modules.clip_grad_norm")
-@pytest.mark.dtypes("float32_64")
-@given(
-    # gradients are modified in place: every layout that can be written
-    grads=st.lists(specs(shapes=shapes(min_dims=1, max_dims=2, min_side=1), layouts=WRITABLE), min_size=1, max_size=3),
-    max_norm=st.floats(0.01, 50),
-    norm_type=st.sampled_from([1.0, 2.0, 3.0, math.inf]),
+ACTIVATION = Operation(
+    "modules.activation_formulas",
+    dtypes="floating",
+    samples=activation_samples(),
+    call=lambda x, form: ACTIVATION_FORMS[form](x),
 )
-def test_clip_grad_norm_scales_by_the_documented_coefficient(device, dtype, grads, max_norm, norm_type):
-    params = [nn.Parameter(torch.zeros(g.shape, dtype=dtype, device=device)) for g in grads]
-    for p, g in zip(params, grads):
-        p.grad = g.build(dtype=dtype, device=device)
-    values = [independent_array(g.logical_values(dtype)).astype(np.float64).ravel() for g in grads]
+
+
+@ACTIVATION.property
+def test_relu_and_gelu_follow_their_formulas(device, dtype, sample):
+    (x,), form = sample.args, sample.kwargs["form"]
+    out = ACTIVATION(sample, dtype=dtype, device=device)
+    values = independent_array(x.logical_values(dtype)).astype(np.float64)
+    expected = np.vectorize(FORMULAS[FORMULA_OF[form]], otypes=[np.float64])(values) if values.size else values
+    assert out.shape == x.shape and out.dtype == dtype
+    got = independent_array(out.cpu()).astype(np.float64)
+    # the dtype's own rounding of an O(|x|) result, a few ulps
+    eps = torch.finfo(dtype).eps
+    np.testing.assert_allclose(got, expected, rtol=8 * eps, atol=8 * eps * 30, err_msg=form)
+
+
+def clip_gradients(grads, max_norm, norm_type):
+    """clip_grad_norm_ over tensors whose gradients are `grads` (which it scales in place); its total norm."""
+    parameters = [torch.zeros_like(g).requires_grad_() for g in grads]
+    for p, g in zip(parameters, grads):
+        p.grad = g
+    return nn.utils.clip_grad_norm_(parameters, max_norm, norm_type=norm_type)
+
+
+@st.composite
+def clip_samples(draw):
+    # gradients are modified in place: every layout that can be written
+    grads = draw(st.lists(specs(shapes=shapes(min_dims=1, max_dims=2, min_side=1), layouts=WRITABLE), min_size=1, max_size=3))
+    max_norm = draw(st.floats(0.01, 50), label="max_norm")
+    return Sample((grads, max_norm), {"norm_type": draw(st.sampled_from([1.0, 2.0, 3.0, math.inf]), label="norm_type")})
+
+
+CLIP_GRAD_NORM = Operation(
+    "modules.clip_grad_norm",
+    dtypes="float32_64",
+    samples=clip_samples(),
+    call=lambda grads, max_norm, norm_type: clip_gradients(grads, max_norm, norm_type),
+)
+
+
+@CLIP_GRAD_NORM.property
+def test_clip_grad_norm_scales_by_the_documented_coefficient(device, dtype, sample):
+    (specs_of_grads, max_norm), norm_type = sample.args, sample.kwargs["norm_type"]
+    (grads, _), kwargs = sample.build(dtype=dtype, device=device)
+    values = [independent_array(g.logical_values(dtype)).astype(np.float64).ravel() for g in specs_of_grads]
     # the norm of the per-gradient norms, "as if ... concatenated into a single vector"
     flat = np.concatenate(values)
     total = np.abs(flat).max() if norm_type == math.inf else (np.abs(flat) ** norm_type).sum() ** (1 / norm_type)
-    returned = nn.utils.clip_grad_norm_(params, max_norm, norm_type=norm_type)
+    returned = CLIP_GRAD_NORM.call(grads, max_norm, **kwargs)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(float(returned), total, **tol)
     coefficient = min(max_norm / (total + 1e-6), 1.0)  # grad * min(max_norm / (total_norm + 1e-6), 1)
-    for p, v in zip(params, values):
-        np.testing.assert_allclose(independent_array(p.grad.cpu()).astype(np.float64).ravel(), v * coefficient, **tol)
+    for g, v in zip(grads, values):
+        np.testing.assert_allclose(independent_array(g.cpu()).astype(np.float64).ravel(), v * coefficient, **tol)
 
 
-@pytest.mark.behaviour("modules.embedding_lookup")
-@pytest.mark.dtypes("float32_64")
-@given(num=st.integers(1, 8), dim=st.integers(1, 5), data=st.data(), seed=st.integers(0, 2**16))
-def test_embedding_returns_the_weight_rows_and_padding_gets_no_gradient(device, dtype, num, dim, data, seed):
-    padding = data.draw(st.one_of(st.none(), st.integers(-num, num - 1)), label="padding_idx")
-    with private_rng(seed):
-        table = nn.Embedding(num, dim, padding_idx=padding, device=device, dtype=dtype)
-    shape = data.draw(shapes(max_dims=3, max_side=4), label="index_shape")
-    idx = data.draw(hnp.arrays(np.int64, shape, elements=st.integers(0, num - 1)), label="indices")
-    out = table(torch.from_numpy(idx).to(device))
+@st.composite
+def embedding_samples(draw):
+    """Sample(indices, table): int64 indices in [0, num) of any shape and layout, an Embedding with padding_idx or none."""
+    num, dim = draw(st.integers(1, 8), label="num_embeddings"), draw(st.integers(1, 5), label="embedding_dim")
+    padding = draw(st.one_of(st.none(), st.integers(-num, num - 1)), label="padding_idx")
+    # indices in [0, num): the documented domain of the lookup (an index outside the table raises)
+    indices = draw(specs(shapes=shapes(max_dims=3, max_side=4), low=0, high=num), label="indices")
+    table = made(nn.Embedding, num, dim, padding_idx=padding, seed=draw(st.integers(0, 2**16), label="init_seed"))
+    return Sample((Arg(indices, dtype=torch.int64), table))
+
+
+EMBEDDING = Operation(
+    "modules.embedding_lookup", dtypes="float32_64", samples=embedding_samples(), call=lambda indices, table: table(indices)
+)
+
+
+@EMBEDDING.property
+def test_embedding_returns_the_weight_rows_and_padding_gets_no_gradient(device, dtype, sample):
+    (indices, made_table) = sample.args
+    (num, dim), padding = made_table.make.args, made_table.make.keywords["padding_idx"]  # as drawn
+    (idx, table), _ = sample.build(dtype=dtype, device=device)
+    out = EMBEDDING.call(idx, table)
     weight = independent_array(table.weight.detach().cpu())
-    assert out.shape == (*shape, dim)
-    np.testing.assert_array_equal(independent_array(out.detach().cpu()), weight[idx])
+    idx_values = independent_array(indices.spec.logical_values(torch.int64))
+    assert out.shape == (*indices.spec.shape, dim)
+    np.testing.assert_array_equal(independent_array(out.detach().cpu()), weight[idx_values])
     if padding is not None:
         row = padding % num
         assert not bool(table.weight[row].any()), "the padding_idx row is not initialised to zeros"
@@ -620,16 +739,40 @@ def test_module_list_indexes_like_a_list_and_registers_its_modules(device, count
     assert all(p.device.type == torch.device(device).type for p in holder.parameters())
 
 
-@pytest.mark.behaviour("modules.identity_passes_through")
-@given(x=specs(), args=st.lists(st.integers(), max_size=3))
-def test_identity_returns_its_input_whatever_it_was_built_with(device, x, args):
-    t = x.build(dtype=torch.float32, device=device)
-    assert nn.Identity(*args, unused=1)(t) is t
+@st.composite
+def identity_samples(draw):
+    x = draw(specs(), label="x")
+    args = draw(st.lists(st.integers(), max_size=3), label="args")
+    what = f"nn.Identity({', '.join(map(repr, args)) + ', ' if args else ''}unused=1)"
+    return Sample((x, Made(what, functools.partial(nn.Identity, *args, unused=1))))
+
+
+IDENTITY = Operation(
+    "modules.identity_passes_through",
+    dtypes="float32",
+    samples=identity_samples(),
+    call=lambda x, identity: identity(x),
+    not_compiled="nn.Identity runs no operation: Dynamo returns the input itself and hands no graph to the "
+    "backend, so nothing compiled runs to compare",
+)
+
+
+@IDENTITY.property
+def test_identity_returns_its_input_whatever_it_was_built_with(device, dtype, sample):
+    (t, identity), _ = sample.build(dtype=dtype, device=device)
+    assert IDENTITY.call(t, identity) is t
+
+
+def attention(q, k, v, *, attn_mask, is_causal, scale):
+    """F.scaled_dot_product_attention, a boolean mask given as rows of bools made a tensor on q's device."""
+    if isinstance(attn_mask, tuple):
+        attn_mask = torch.tensor(attn_mask, dtype=torch.bool, device=q.device)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal, scale=scale)
 
 
 @st.composite
-def attention_cases(draw):
-    """query (*, L, E), key (*, S, E), value (*, S, Ev) and the options of the documented reference."""
+def attention_samples(draw):
+    """Sample(query (*, L, E), key (*, S, E), value (*, S, Ev), attn_mask=, is_causal=, scale=)."""
     batch = draw(shapes(max_dims=2, max_side=2), label="batch")
     L, S, E, Ev = (draw(st.integers(1, 4), label=n) for n in ("L", "S", "E", "Ev"))
     # values within +-3: the reference (the docstring's formula in float64) and the kernel agree at the
@@ -638,45 +781,54 @@ def attention_cases(draw):
         draw(specs(shape=(*batch, *s), low=-3, high=3), label=n) for n, s in (("q", (L, E)), ("k", (S, E)), ("v", (S, Ev)))
     )
     mask_kind = draw(st.sampled_from(["none", "causal", "bool", "float"]), label="mask")
+    label(f"mask={mask_kind}")
     mask = None
     if mask_kind == "bool":  # keep one allowed key per query: an all-False row has no documented value
-        mask = draw(hnp.arrays(np.bool_, (L, S)), label="bool_mask")
-        mask[:, 0] = True
+        rows = draw(hnp.arrays(np.bool_, (L, S)), label="bool_mask")
+        rows[:, 0] = True
+        mask = tuple(tuple(map(bool, row)) for row in rows)
     elif mask_kind == "float":
-        mask = draw(hnp.arrays(np.float64, (L, S), elements=st.floats(-3, 3)), label="float_mask")
+        # within +-3, as q, k and v above: the reference and the kernel agree at the dtype's tolerance
+        mask = draw(specs(shape=(L, S), low=-3, high=3), label="float_mask")
     scale = draw(st.one_of(st.none(), st.floats(0.1, 2)), label="scale")
-    return q, k, v, mask_kind, mask, scale
+    return Sample((q, k, v), {"attn_mask": mask, "is_causal": mask_kind == "causal", "scale": scale})
 
 
-def attention_reference(q, k, v, mask_kind, mask, scale):
-    """The docstring's reference implementation, in NumPy float64."""
+ATTENTION = Operation(
+    "modules.scaled_dot_product_attention",
+    dtypes="float32_64",
+    samples=attention_samples(),
+    call=lambda q, k, v, **options: attention(q, k, v, **options),
+)
+
+
+def attention_reference(q, k, v, *, attn_mask, is_causal, scale):
+    """The docstring's reference implementation, in NumPy float64 (attn_mask: None, a bool or a float array)."""
     L, S = q.shape[-2], k.shape[-2]
     factor = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
     bias = np.zeros((L, S))
-    if mask_kind == "causal":
+    if is_causal:
         bias[~np.tril(np.ones((L, S), dtype=bool))] = -np.inf
-    elif mask_kind == "bool":
-        bias[~mask] = -np.inf
-    elif mask_kind == "float":
-        bias = bias + mask
+    if attn_mask is not None and attn_mask.dtype == np.bool_:
+        bias[~attn_mask] = -np.inf
+    elif attn_mask is not None:
+        bias = bias + attn_mask
     weight = q @ np.swapaxes(k, -2, -1) * factor + bias
     weight = np.exp(weight - weight.max(-1, keepdims=True))
     return (weight / weight.sum(-1, keepdims=True)) @ v
 
 
-@pytest.mark.behaviour("modules.scaled_dot_product_attention")
-@pytest.mark.dtypes("float32_64")
-@given(case=attention_cases())
-def test_attention_matches_the_documented_reference(device, dtype, case):
-    q, k, v, mask_kind, mask, scale = case
-    arrays = [independent_array(s.logical_values(dtype)).astype(np.float64) for s in (q, k, v)]
-    kwargs = {"is_causal": mask_kind == "causal", "scale": scale}
-    if mask is not None:
-        kwargs["attn_mask"] = torch.from_numpy(mask if mask_kind == "bool" else mask.astype(np.float64)).to(
-            device, dtype if mask_kind == "float" else torch.bool
-        )
-    out = F.scaled_dot_product_attention(*(s.build(dtype=dtype, device=device) for s in (q, k, v)), **kwargs)
-    expected = attention_reference(*arrays, mask_kind, mask, scale)
+@ATTENTION.property
+def test_attention_matches_the_documented_reference(device, dtype, sample):
+    arrays = [independent_array(s.logical_values(dtype)).astype(np.float64) for s in sample.args]
+    options = dict(sample.kwargs)
+    mask = options["attn_mask"]
+    if isinstance(mask, tuple):
+        options["attn_mask"] = np.array(mask, dtype=np.bool_)
+    elif mask is not None:
+        options["attn_mask"] = independent_array(mask.logical_values(dtype)).astype(np.float64)
+    out = ATTENTION(sample, dtype=dtype, device=device)
+    expected = attention_reference(*arrays, **options)
     tol = 1e-4 if dtype == torch.float32 else 1e-10
     np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=tol, atol=tol)
 
