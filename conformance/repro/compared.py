@@ -106,7 +106,7 @@ def leaves(value):
     return [value]
 
 def memory(t):
-    return t.untyped_storage().data_ptr() if t.numel() else None
+    return t.untyped_storage().data_ptr() if t.numel() and not t.is_meta else None
 
 def outcome(fn, inputs):
     """fn's result and inputs after the call (on the CPU), the inputs each output tensor shares memory with; or its error"""
@@ -118,13 +118,18 @@ def outcome(fn, inputs):
     given = [memory(t) for t in leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
     outs = [memory(o) for o in leaves(result) if isinstance(o, torch.Tensor)]
     shares = [[i for i, m in enumerate(given) if m is not None and m == o] for o in outs]
-    return [v.detach().cpu() if isinstance(v, torch.Tensor) else v for v in leaves((result, args, kwargs))], shares, None
+    values = leaves((result, args, kwargs))
+    return [v.detach().cpu() if isinstance(v, torch.Tensor) and not v.is_meta else v for v in values], shares, None
 
 def same(actual, expected, labels):
     """The same error type, or the same results and inputs after the call, sharing memory with the same inputs"""
     (got, got_shares, got_error), (want, want_shares, want_error) = actual, expected
     if got_error or want_error:
         assert want_error and isinstance(got_error, type(want_error)), f"{labels}: raised {got_error!r}, {want_error!r}"
+        return
+    if any(isinstance(v, torch.Tensor) and v.is_meta for v in got + want):  # meta holds no values: what it knows
+        kinds = [[(v.dtype, v.shape) for v in side if isinstance(v, torch.Tensor)] for side in (got, want)]
+        assert kinds[0] == kinds[1], f"{labels}: dtypes or shapes differ: {kinds[0]}, {kinds[1]}"
         return
     compared = [(g, w) for g, w in zip(got, want) if isinstance(w, (torch.Tensor, int, float))]
     torch.testing.assert_close([g for g, _ in compared], [w for _, w in compared], equal_nan=True{tolerance})
