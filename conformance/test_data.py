@@ -2,6 +2,7 @@
 
 import math
 import warnings
+from collections.abc import Sequence
 
 import pytest
 import torch
@@ -47,20 +48,35 @@ class Counting(IterableDataset):
         return iter(range(self.n))
 
 
+def batch_rows(n: int, batch: int) -> list[list[int]]:
+    """The sample indices of each batch a loader without shuffle yields: sequential, in order."""
+    return [list(range(n))[start : start + batch] for start in range(0, n, batch)]
+
+
 @pytest.mark.behaviour("data.collate_tuples")
 @given(n=st.integers(1, 12), batch=st.integers(1, 5))
 def test_default_collate_of_tuples(device, n, batch):
-    for values, targets, index in loader(Indexed(n), batch_size=batch):
-        assert torch.equal(values, index * 10) and torch.equal(targets, index.double() / 2)
-        assert targets.dtype == torch.float64 and index.dtype == torch.int64
+    for rows, fields in zip(batch_rows(n, batch), loader(Indexed(n), batch_size=batch), strict=True):
+        assert isinstance(fields, Sequence) and len(fields) == 3, "the batch is not a sequence of one entry per field"
+        values, targets, index = fields
+        assert torch.equal(values, torch.tensor([10 * i for i in rows])), "the tensor field is not its samples stacked in order"
+        assert targets.dtype == torch.float64 and targets.tolist() == [i / 2 for i in rows], (
+            "the float field is not a float64 tensor of its samples' numbers in order"
+        )
+        assert index.dtype == torch.int64 and index.tolist() == rows, (
+            "the int field is not an int64 tensor of its samples' numbers in order"
+        )
 
 
 @pytest.mark.behaviour("data.collate_dicts")
 @given(n=st.integers(1, 12), batch=st.integers(1, 5))
 def test_default_collate_of_dicts(device, n, batch):
-    for item in loader(Indexed(n, as_dict=True), batch_size=batch):
-        assert isinstance(item, dict) and set(item) == {"idx", "data"}
-        assert_equal(item["data"], item["idx"] * 10)
+    for rows, item in zip(batch_rows(n, batch), loader(Indexed(n, as_dict=True), batch_size=batch), strict=True):
+        assert isinstance(item, dict) and set(item) == {"idx", "data"}, "the batch is not one dict with the samples' keys"
+        assert_equal(item["idx"], torch.tensor(rows), "the batch's 'idx': its samples' values batched in order")
+        assert_equal(
+            item["data"], torch.tensor([10 * i for i in rows]), "the batch's 'data': its samples' values batched in order"
+        )
 
 
 @pytest.mark.behaviour("data.last_batch_smaller")
@@ -70,10 +86,13 @@ def test_batch_count_and_last_batch(device, n, batch, options):
     drop_last = options["drop_last"]
     assume(n or not options["shuffle"])  # RandomSampler refuses a dataset of no sample (ValueError)
     sizes = [len(b[0]) for b in loader(Indexed(n), batch_size=batch, **options)]
-    assert len(sizes) == (n // batch if drop_last else math.ceil(n / batch))
-    assert all(s == batch for s in sizes[:-1])
+    if drop_last:
+        assert len(sizes) == n // batch, "drop_last=True did not give floor(N / batch_size) batches"
+    else:
+        assert len(sizes) == math.ceil(n / batch), "the loader did not give ceil(N / batch_size) batches"
+    assert all(s == batch for s in sizes[:-1]), "a batch before the last is not full"
     if sizes:
-        assert sizes[-1] == (batch if drop_last or n % batch == 0 else n % batch)
+        assert sizes[-1] == (batch if drop_last or n % batch == 0 else n % batch), "the last batch does not hold N mod batch_size"
 
 
 @pytest.mark.behaviour("data.iterable_dataset_epochs")
@@ -82,10 +101,38 @@ def test_iterable_dataset_iter_runs_once_per_epoch(device, n, epochs, batch):
     dataset = Counting(n)
     batches = loader(dataset, batch_size=batch)
     for _ in range(epochs):
-        assert torch.cat(list(batches)).tolist() == list(range(n)) if n else list(batches) == []
-    assert dataset.epochs == epochs
+        items = [i for b in batches for i in b.tolist()]
+        assert items == list(range(n)), "an epoch did not yield every item of the dataset in order"
+    assert dataset.epochs == epochs, "__iter__ was not called once per epoch"
     with pytest.raises(ValueError):
         DataLoader(dataset, shuffle=True)
+
+
+@pytest.mark.behaviour("data.iterable_dataset_epochs")
+@settings(max_examples=3)  # each example starts worker processes; the property does not depend on the values
+@given(n=st.integers(0, 6), batch=st.integers(1, 3))
+def test_each_worker_iterates_its_own_copy_of_an_iterable_dataset(device, n, batch):
+    dataset = Counting(n)
+    batches = iter(loader(dataset, batch_size=batch, num_workers=2))
+    try:
+        items = sorted(i for b in batches for i in b.tolist())
+    finally:
+        batches._shutdown_workers()
+    # "each worker process will have a different copy of the dataset object": each copy yields it all
+    assert items == sorted(list(range(n)) * 2), "the two workers did not each iterate a copy of the dataset"
+    assert dataset.epochs == 0, "the workers iterated the main process's dataset, not their copies"
+
+
+def split_sizes(n: int, lengths: list) -> list[int]:
+    """The part sizes random_split documents: lengths as given, or, for "a list of fractions that sum
+    up to 1" (integers too), floor(frac * n) each, then 1 count more to each part in round-robin
+    order until n is reached."""
+    if not (math.isclose(sum(lengths), 1) and sum(lengths) <= 1):
+        return list(lengths)
+    sizes = [math.floor(f * n) for f in lengths]
+    for i in range(n - sum(sizes)):
+        sizes[i % len(sizes)] += 1
+    return sizes
 
 
 @pytest.mark.behaviour("data.random_split_sizes")
@@ -115,8 +162,8 @@ def test_random_split_parts_partition_the_dataset(device, n, cuts, fractions, se
     indices = [i for part in parts for i in part.indices]
     # "generator: Generator used for the random permutation": the same seed, the same parts
     assert [p.indices for p in again] == [p.indices for p in parts], "equally seeded generators split differently"
-    assert len(parts) == len(lengths) and sum(len(p) for p in parts) == n
-    assert sorted(indices) == list(range(n))
+    assert [len(p) for p in parts] == split_sizes(n, lengths), "the parts do not have the given lengths"
+    assert sorted(indices) == list(range(n)), "the parts' indices overlap or miss part of the dataset"
 
 
 @pytest.mark.behaviour("data.dataset_returns_index")
@@ -124,9 +171,9 @@ def test_random_split_parts_partition_the_dataset(device, n, cuts, fractions, se
 def test_returned_index_names_the_samples(device, n, batch, seed):
     seen = []
     for values, _, index in loader(Indexed(n), batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(seed)):
-        assert_equal(values, index * 10)
+        assert_equal(values, index * 10, "the index tensor does not name the batch's samples")
         seen += index.tolist()
-    assert sorted(seen) == list(range(n))
+    assert sorted(seen) == list(range(n)), "an epoch did not name every sample once"
 
 
 @pytest.mark.behaviour("data.iterable_dataset_needs_iter")
@@ -158,7 +205,7 @@ class Rows(Dataset):
 @given(n=st.integers(1, 6), batch=st.integers(1, 3))
 def test_worker_processes_refuse_samples_that_require_grad(device, n, batch):
     x = torch.arange(float(n)).requires_grad_()
-    assert all(b.requires_grad for b in loader(Rows(x), batch_size=batch))
+    assert all(b.requires_grad for b in loader(Rows(x), batch_size=batch)), "a batch loaded in the main process lost its graph"
     batches = iter(loader(Rows(x), batch_size=batch, num_workers=1))
     try:
         with pytest.raises(RuntimeError):
@@ -167,6 +214,6 @@ def test_worker_processes_refuse_samples_that_require_grad(device, n, batch):
         batches._shutdown_workers()
     detached = iter(loader(Rows(x.detach()), batch_size=batch, num_workers=1))
     try:
-        assert torch.cat(list(detached)).tolist() == list(range(n))
+        assert torch.cat(list(detached)).tolist() == list(range(n)), "the detached data did not load through a worker"
     finally:
         detached._shutdown_workers()

@@ -61,27 +61,34 @@ TO_FORMS = {  # the documented spellings of to(device, dtype)
     copy=st.sampled_from([None, False, True]),  # None: left out, its default (False)
 )
 def test_to_changes_device_and_dtype_together(device, dtype, x, other, form, copy):
-    t = x.build(dtype=dtype, device="cpu")
-    out = TO_FORMS[form](t, device, other) if copy is None else t.to(device, other, copy=copy)
-    assert (out.device.type, out.dtype, out.shape) == (torch.device(device).type, other, t.shape), "device, dtype or shape"
-    if out.device == t.device and other == t.dtype and not copy:  # "then ``self`` is returned"
-        assert out is t, "to() with the tensor's own device and dtype did not return self"
-    elif t.numel() and out.device.type != "meta":  # "the returned tensor is a copy of ``self``"
-        assert_own_storage(out, t, f"to({device}, {other}, copy={copy})")
-    # Its own dtype too, each example: self unless copy=True ("a new Tensor is created even when
-    # the Tensor already matches").
-    kept = t.to(device, dtype) if copy is None else t.to(device, dtype, copy=copy)
-    assert (kept is t) == (kept.device == t.device and not copy), f"to({device}, its own dtype, copy={copy}): self or not"
-    if dense_non_overlapping(t):  # memory_format's default, preserve_format: "strides will be copied"
-        assert out.stride() == t.stride() and kept.stride() == t.stride(), "to() did not keep a dense input's strides"
-    if out.device.type == "meta":
-        return
-    expected, defined = converted(independent_array(t), other)
-    got = independent_array(out.cpu())
-    np.testing.assert_array_equal(got[defined], expected[defined], f"values converted to {other}")
-    if other.is_floating_point or other.is_complex:  # IEEE 754 keeps the sign of a zero
-        zero = (expected == 0) & defined
-        np.testing.assert_array_equal(np.signbit(got.real[zero]), np.signbit(expected.real[zero]), "sign of zero")
+    drawn = x.build(dtype=dtype, device="cpu")
+    # The drawn layout, and its dims reversed: a dense input is then non-contiguous in every example.
+    for t in (drawn, drawn.permute(tuple(reversed(range(drawn.dim()))))):
+        out = TO_FORMS[form](t, device, other) if copy is None else t.to(device, other, copy=copy)
+        assert out.device.type == torch.device(device).type, "to() did not move the tensor to the device asked for"
+        assert out.dtype == other, "to() did not convert the tensor to the dtype asked for"
+        assert out.shape == t.shape, "to() changed the shape"
+        if out.device == t.device and other == t.dtype and not copy:  # "then ``self`` is returned"
+            assert out is t, "to() with the tensor's own device and dtype did not return self"
+        elif t.numel() and out.device.type != "meta":  # "the returned tensor is a copy of ``self``"
+            assert_own_storage(out, t, f"to({device}, {other}, copy={copy})")
+        # Its own dtype too, each example: self unless copy=True ("a new Tensor is created even when
+        # the Tensor already matches").
+        kept = t.to(device, dtype) if copy is None else t.to(device, dtype, copy=copy)
+        assert (kept is t) == (kept.device == t.device and not copy), f"to({device}, its own dtype, copy={copy}): self or not"
+        if dense_non_overlapping(t):  # memory_format's default, preserve_format: "strides will be copied"
+            assert out.stride() == t.stride() and kept.stride() == t.stride(), "to() did not keep a dense input's strides"
+        if out.device.type == "meta":
+            continue
+        np.testing.assert_array_equal(
+            independent_array(kept.cpu()), independent_array(t), "to() in its own dtype changed the values"
+        )
+        expected, defined = converted(independent_array(t), other)
+        got = independent_array(out.cpu())
+        np.testing.assert_array_equal(got[defined], expected[defined], f"values converted to {other}")
+        if other.is_floating_point or other.is_complex:  # IEEE 754 keeps the sign of a zero
+            zero = (expected == 0) & defined
+            np.testing.assert_array_equal(np.signbit(got.real[zero]), np.signbit(expected.real[zero]), "sign of zero")
 
 
 @pytest.mark.behaviour("devices.to_forms_agree")
@@ -94,40 +101,46 @@ def test_to_string_device_object_and_cuda_agree(device, dtype, x):
     if torch.device(device).type == "cuda":
         index = torch.device(device).index
         forms += [t.cuda(index), t.to("cuda" if index is None else f"cuda:{index}")]
-    assert len({f.device for f in forms}) == 1 and forms[0].device.type == torch.device(device).type
+    assert len({f.device for f in forms}) == 1, "the spellings of the move put the tensor on different devices"
+    assert forms[0].device.type == torch.device(device).type, "the move did not reach the device asked for"
     already = t.to(device)  # on the device already: each form returns the tensor itself, no copy
     again = [already.to(device), already.to(torch.device(device))]
     if already.device.type == "cuda":
         again += [already.cuda(already.device.index), already.to(str(already.device))]
     assert all(f is already for f in again), "a move to the device a tensor is on did not return it itself"
     if forms[0].device.type != "meta":
-        assert all(torch.equal(f.cpu(), t) for f in forms)
+        assert all(torch.equal(f.cpu(), t) for f in forms), "a spelling of the move changed the values"
 
 
 @pytest.mark.behaviour("devices.get_device")
 @pytest.mark.device_types("cpu", "cuda")
 def test_get_device_is_minus_one_on_cpu_else_the_index(device):
     t = torch.zeros(2, device=device)
-    expected = -1 if t.device.type == "cpu" else t.device.index
-    assert t.get_device() == expected
-    if t.device.type == "cuda":
-        assert expected == (torch.device(device).index if torch.device(device).index is not None else torch.cuda.current_device())
+    if t.device.type == "cpu":
+        assert t.get_device() == -1, "get_device() of a CPU tensor is not -1"
+    else:  # the index asked for, or the current device's for a bare 'cuda'
+        index = torch.device(device).index
+        expected = index if index is not None else torch.cuda.current_device()
+        assert t.get_device() == expected, "get_device() of a CUDA tensor is not its device's index"
 
 
 @pytest.mark.behaviour("devices.cuda_device_objects_differ")
 @pytest.mark.device_types("cpu")  # a property of torch.device itself: no GPU needed, checked once
 def test_cuda_and_cuda0_device_objects_differ(device):
-    assert torch.device("cuda") != torch.device("cuda:0")
-    assert torch.device("cuda").index is None and torch.device("cuda:0").index == 0
-    assert torch.device("cuda:0") == torch.device("cuda", 0)
+    assert torch.device("cuda") != torch.device("cuda:0"), "torch.device('cuda') compared equal to torch.device('cuda:0')"
+    assert torch.device("cuda").index is None, "torch.device('cuda') has an index"
+    assert torch.device("cuda:0").index == 0, "torch.device('cuda:0') does not have index 0"
+    assert torch.device("cuda:0") == torch.device("cuda", 0), "torch.device('cuda', 0) is not torch.device('cuda:0')"
 
 
 @pytest.mark.behaviour("devices.cuda_current_index")
 @pytest.mark.device_types("cuda")
 def test_cuda_tensor_reports_the_current_index(device):
     t = torch.zeros(1, device="cuda")
-    assert t.device == torch.device("cuda", torch.cuda.current_device())
-    assert t.device != torch.device("cuda")
+    assert t.device == torch.device("cuda", torch.cuda.current_device()), (
+        "a tensor made with device='cuda' is not on the current device"
+    )
+    assert t.device != torch.device("cuda"), "a tensor made with device='cuda' reports no index"
 
 
 @pytest.mark.behaviour("devices.mixed_devices_raise")
@@ -140,7 +153,7 @@ def test_mixing_devices_raises_except_for_cpu_scalars(device, x, scalar):
     with pytest.raises(RuntimeError):
         on_device + on_cpu
     out = on_device * torch.tensor(scalar)  # a 0-d CPU tensor is allowed
-    assert out.device == on_device.device
+    assert out.device == on_device.device, "an operation with a 0-d CPU tensor did not run on the other tensor's device"
 
 
 @pytest.mark.behaviour("devices.cuda_device_context")
@@ -149,9 +162,11 @@ def test_cuda_device_is_a_context_manager(device):
     before = torch.cuda.current_device()
     target = torch.cuda.device_count() - 1
     with torch.cuda.device(target):
-        assert torch.cuda.current_device() == target
-        assert torch.zeros(1, device="cuda").device.index == target
-    assert torch.cuda.current_device() == before
+        assert torch.cuda.current_device() == target, "the current device inside torch.cuda.device(i) is not i"
+        assert torch.zeros(1, device="cuda").device.index == target, (
+            "a tensor made with device='cuda' did not land on the context's device"
+        )
+    assert torch.cuda.current_device() == before, "the previous device did not come back on exit"
 
 
 @pytest.mark.behaviour("devices.module_moves_in_place")
@@ -160,17 +175,24 @@ def test_cuda_device_is_a_context_manager(device):
 def test_module_moves_in_place_and_tensor_cpu_copies(device, width):
     with private_rng():
         model = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.Linear(width, 1))
-    assert model.to(device) is model
-    assert {p.device.type for p in model.parameters()} == {torch.device(device).type}
+    assert model.to(device) is model, "Module.to did not return the module itself"
+    assert {p.device.type for p in model.parameters()} == {torch.device(device).type}, "Module.to left a parameter behind"
     if torch.device(device).type not in ("cpu", "meta"):
-        assert model.cpu() is model and {p.device.type for p in model.parameters()} == {"cpu"}
+        assert model.cpu() is model, "Module.cpu() did not return the module itself"
+        assert {p.device.type for p in model.parameters()} == {"cpu"}, "Module.cpu() left a parameter off the CPU"
         if torch.device(device).type == "cuda":  # the notes' own spelling of the move
-            assert model.cuda() is model and {p.device.type for p in model.parameters()} == {"cuda"}
+            assert model.cuda() is model, "Module.cuda() did not return the module itself"
+            assert {p.device.type for p in model.parameters()} == {"cuda"}, "Module.cuda() left a parameter off CUDA"
             model.cpu()
-        t = torch.ones(width, device=device)
-        assert t.cpu() is not t and t.device.type != "cpu"
+        values = list(range(width))
+        t = torch.tensor(values, device=device)
+        moved = t.cpu()
+        assert moved is not t and t.device.type != "cpu", "Tensor.cpu() of a non-CPU tensor moved the tensor itself"
+        assert moved.device.type == "cpu" and moved.tolist() == values, (
+            "Tensor.cpu() of a non-CPU tensor is not a CPU copy of its values"
+        )
     t = torch.ones(width)
-    assert t.cpu() is t
+    assert t.cpu() is t, "Tensor.cpu() of a CPU tensor did not return it itself"
 
 
 @pytest.mark.behaviour("devices.two_gpu_copies")
@@ -178,11 +200,14 @@ def test_module_moves_in_place_and_tensor_cpu_copies(device, width):
 def test_copies_and_mixing_between_two_gpus(device):
     a = torch.arange(4.0, device="cuda:0")
     b = a.to("cuda:1")
-    assert b.device == torch.device("cuda:1") and torch.equal(b.cpu(), a.cpu())
+    assert b.device == torch.device("cuda:1"), ".to('cuda:1') of a cuda:0 tensor is not on cuda:1"
+    assert b.cpu().tolist() == [0.0, 1.0, 2.0, 3.0], ".to('cuda:1') of a cuda:0 tensor changed its values"
     with pytest.raises(RuntimeError):
         a + b
     with torch.cuda.device(1):
-        assert torch.zeros(1, device="cuda").device == torch.device("cuda:1")
+        assert torch.zeros(1, device="cuda").device == torch.device("cuda:1"), (
+            "device='cuda' inside torch.cuda.device(1) is not cuda:1"
+        )
 
 
 @pytest.mark.behaviour("devices.cuda_empty_cache")
@@ -198,15 +223,16 @@ def test_empty_cache_releases_unoccupied_memory_and_keeps_live_tensors(device):
     torch.cuda.empty_cache()
     assert torch.cuda.memory_allocated() == allocated, "empty_cache freed memory a live tensor occupies"
     assert torch.cuda.memory_reserved() <= reserved - 64 * 2**20, "empty_cache kept the unoccupied 64 MiB"
-    assert live.sum().item() == sum(range(1024))
+    assert live.cpu().tolist() == list(range(1024)), "empty_cache changed a live tensor's values"
 
 
 @pytest.mark.behaviour("devices.cuda_is_available_truthful")
 def test_cuda_is_available_says_whether_a_cuda_tensor_can_be_made(device):
     available = torch.cuda.is_available()
-    assert type(available) is bool
+    assert type(available) is bool, "torch.cuda.is_available() is not a bool"
     if available:
-        assert torch.cuda.device_count() >= 1 and torch.zeros(1, device="cuda").device.type == "cuda"
+        assert torch.cuda.device_count() >= 1, "is_available() is True, yet device_count() is 0"
+        assert torch.zeros(1, device="cuda").device.type == "cuda", "is_available() is True, yet no CUDA tensor was made"
     else:
         with pytest.raises((RuntimeError, AssertionError)):  # AssertionError: "Torch not compiled with CUDA enabled"
             torch.zeros(1, device="cuda")

@@ -49,13 +49,15 @@ def ndarrays(draw, dtype, *, layouts=NUMPY_LAYOUTS, shapes=None):
 def test_numpy_shares_memory(device, dtype, x):
     t = x.build(dtype=dtype, device=device)
     a = t.numpy()
-    assert (a.shape, array_byte_strides(a), a.dtype) == (tuple(t.shape), byte_strides(t), numpy_dtype(dtype))
-    np.testing.assert_array_equal(a, independent_array(t))
+    assert a.shape == tuple(t.shape), "numpy() changed the shape"
+    assert array_byte_strides(a) == byte_strides(t), "numpy() changed the strides"
+    assert a.dtype == numpy_dtype(dtype), "numpy() gave another dtype than the tensor's"
+    np.testing.assert_array_equal(a, independent_array(t), "the array's values are not the tensor's")
     if t.numel():
         a[...] = changed_np(a)  # a write through the array shows in the tensor
-        np.testing.assert_array_equal(independent_array(t), a)
+        np.testing.assert_array_equal(independent_array(t), a, "a write through the array did not show in the tensor")
         t.copy_(changed(t))  # and a write through the tensor shows in the array
-        np.testing.assert_array_equal(a, independent_array(t))
+        np.testing.assert_array_equal(a, independent_array(t), "a write through the tensor did not show in the array")
 
 
 @pytest.mark.behaviour("numpy_bridge.from_numpy_shares_memory")
@@ -65,13 +67,15 @@ def test_numpy_shares_memory(device, dtype, x):
 def test_from_numpy_shares_memory(device, dtype, data):
     a = data.draw(ndarrays(dtype))
     t = torch.from_numpy(a)
-    assert (tuple(t.shape), byte_strides(t), t.dtype) == (a.shape, array_byte_strides(a), dtype)
-    np.testing.assert_array_equal(independent_array(t), a)
+    assert tuple(t.shape) == a.shape, "from_numpy() changed the shape"
+    assert byte_strides(t) == array_byte_strides(a), "from_numpy() changed the strides"
+    assert t.dtype == dtype, "from_numpy() gave another dtype than the array's"
+    np.testing.assert_array_equal(independent_array(t), a, "the tensor's values are not the array's")
     if a.size:
         t.copy_(changed(t))
-        np.testing.assert_array_equal(a, independent_array(t))
+        np.testing.assert_array_equal(a, independent_array(t), "a write through the tensor did not show in the array")
         a[...] = changed_np(a)
-        np.testing.assert_array_equal(independent_array(t), a)
+        np.testing.assert_array_equal(independent_array(t), a, "a write through the array did not show in the tensor")
 
 
 @pytest.mark.behaviour("numpy_bridge.tensor_copies")
@@ -82,12 +86,12 @@ def test_tensor_of_ndarray_copies(device, dtype, data):
     a = data.draw(ndarrays(dtype))
     before = a.copy()
     t = torch.tensor(a)
-    np.testing.assert_array_equal(independent_array(t), a)
+    np.testing.assert_array_equal(independent_array(t), a, "torch.tensor(a) does not hold a's values")
     a[...] = changed_np(a)  # a write to the array does not reach the tensor ...
-    np.testing.assert_array_equal(independent_array(t), before)
+    np.testing.assert_array_equal(independent_array(t), before, "a write to the array reached the tensor")
     array_now = a.copy()
     t.copy_(torch.from_numpy(np.array(changed_np(array_now), order="C")))  # ... nor one to the tensor the array
-    np.testing.assert_array_equal(a, array_now)
+    np.testing.assert_array_equal(a, array_now, "a write to the tensor reached the array")
 
 
 @pytest.mark.behaviour("numpy_bridge.as_tensor_shares")
@@ -97,10 +101,10 @@ def test_tensor_of_ndarray_copies(device, dtype, data):
 def test_as_tensor_shares(device, dtype, data):
     a = data.draw(ndarrays(dtype))
     t = torch.as_tensor(a)
-    assert t.dtype == dtype
+    assert t.dtype == dtype, "as_tensor(a) gave another dtype than the array's"
     if a.size:
         a[...] = changed_np(a)
-        np.testing.assert_array_equal(independent_array(t), a)
+        np.testing.assert_array_equal(independent_array(t), a, "a write to the array did not show in as_tensor's tensor")
 
 
 @pytest.mark.behaviour("numpy_bridge.numpy_requires_grad")
@@ -152,8 +156,8 @@ def test_numpy_of_dtype_without_numpy_counterpart_raises(device, dtype, shape):
 def test_int8_round_trips(device, x):
     t = x.build(dtype=torch.int8, device=device)
     back = torch.from_numpy(t.numpy())
-    assert back.dtype == torch.int8
-    assert_equal(back, t)
+    assert back.dtype == torch.int8, "the int8 round trip changed the dtype"
+    assert_equal(back, t, "the int8 round trip's values")
 
 
 @pytest.mark.behaviour("numpy_bridge.negative_strides_rejected")
@@ -180,9 +184,9 @@ def test_from_numpy_of_readonly_array_shares(device, dtype, data):
         # torch warns about non-writable arrays at most once per process: never rely on it
         warnings.simplefilter("ignore", UserWarning)
         t = torch.from_numpy(a)
-    np.testing.assert_array_equal(independent_array(t), a)
+    np.testing.assert_array_equal(independent_array(t), a, "from_numpy of a read-only array does not hold its values")
     if a.size:
-        assert t.data_ptr() == a.__array_interface__["data"][0]
+        assert t.data_ptr() == a.__array_interface__["data"][0], "from_numpy of a read-only array did not share its memory"
 
 
 @pytest.mark.behaviour("numpy_bridge.zero_dim_round_trip")
@@ -192,21 +196,23 @@ def test_from_numpy_of_readonly_array_shares(device, dtype, data):
 def test_zero_dim_round_trip(device, dtype, x):
     t = x.build(dtype=dtype, device=device)
     a = t.numpy()
-    assert a.shape == () and isinstance(a, np.ndarray)
+    assert isinstance(a, np.ndarray) and a.shape == (), "a 0-d tensor's numpy() is not a 0-d ndarray"
+    np.testing.assert_array_equal(a, independent_array(t), "a 0-d tensor's numpy() does not hold its value")
     back = torch.from_numpy(np.array(t.item(), dtype=numpy_dtype(dtype)))
-    assert back.shape == () and back.dtype == dtype and back.item() == t.item()
+    assert back.shape == () and back.dtype == dtype, "from_numpy of a 0-d ndarray is not a 0-d tensor of its dtype"
+    assert back.item() == t.item(), "from_numpy of a 0-d ndarray does not hold its value"
 
 
 @pytest.mark.behaviour("numpy_bridge.from_numpy_rejects_others")
 @pytest.mark.device_types("cpu")
 @given(values=st.lists(st.integers(-100, 100), min_size=1, max_size=6))
 def test_from_numpy_rejects_what_it_does_not_list(device, values):
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="expected np.ndarray"):
         torch.from_numpy(values)  # a list, not an ndarray
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="numpy.object_"):
         torch.from_numpy(np.array(values, dtype=object))
     swapped = np.array(values, dtype=np.dtype(np.int32).newbyteorder())  # the byte order this machine does not use
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="byte order"):
         torch.from_numpy(swapped)
 
 
@@ -217,11 +223,15 @@ def test_from_numpy_rejects_what_it_does_not_list(device, values):
 def test_numpy_force_converts_what_numpy_refuses(device, dtype, x):
     t = x.build(dtype=dtype, device=device, requires_grad=True)
     a = t.numpy(force=True)
-    np.testing.assert_array_equal(a, independent_array(t.detach()))
+    np.testing.assert_array_equal(
+        a, independent_array(t.detach()), "numpy(force=True) of a tensor that requires grad: its values"
+    )
     if t.numel():
         assert a.__array_interface__["data"][0] == t.data_ptr(), "numpy(force=True) of a plain CPU tensor copied it"
     c = t.detach().conj()
-    np.testing.assert_array_equal(c.numpy(force=True), np.conj(independent_array(t.detach())))
+    np.testing.assert_array_equal(
+        c.numpy(force=True), np.conj(independent_array(t.detach())), "numpy(force=True) of a conjugated view is not resolved"
+    )
 
 
 @pytest.mark.behaviour("numpy_bridge.numpy_conj_refused")
@@ -230,7 +240,7 @@ def test_numpy_force_converts_what_numpy_refuses(device, dtype, x):
 @given(x=specs())
 def test_numpy_of_a_conjugated_view_raises(device, dtype, x):
     c = x.build(dtype=dtype, device=device).conj()
-    assert c.is_conj()
+    assert c.is_conj(), "x.conj() of a complex tensor did not set the conjugate bit"
     with pytest.raises(RuntimeError, match="conjugate bit"):
         c.numpy()
 

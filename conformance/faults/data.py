@@ -1,5 +1,8 @@
 """Faults in data loading (catalogue area `data`)."""
 
+import itertools
+import math
+
 import torch
 from torch.utils import data as tud
 from torch.utils.data._utils import collate
@@ -96,3 +99,41 @@ def _(patch):
     @patch.replace(tud, "random_split")
     def random_split(orig, dataset, lengths, generator=None):
         return orig(dataset, lengths)
+
+
+@fault("collate_reverses_batch", trips=["data.collate_tuples", "data.collate_dicts"])
+def _(patch):
+    """The default collate batches the samples in reverse order (every field alike, so the fields still agree)."""
+
+    @patch.replace(collate, "default_collate")
+    def default_collate(orig, batch):
+        return orig(list(reversed(batch)))
+
+
+@fault("random_split_remainder_to_last", trips=["data.random_split_sizes"])
+def _(patch):
+    """random_split with fractions gives the whole remainder to the last part, not one count to each part round-robin."""
+
+    @patch.replace(tud, "random_split")
+    def random_split(orig, dataset, lengths, *a, **k):
+        if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+            sizes = [math.floor(f * len(dataset)) for f in lengths]
+            sizes[-1] += len(dataset) - sum(sizes)
+            lengths = sizes
+        return orig(dataset, lengths, *a, **k)
+
+
+@fault("iterable_dataset_sharded_by_workers", trips=["data.iterable_dataset_epochs"])
+def _(patch):
+    """The loader splits an IterableDataset's items between its workers, as if each did not iterate a whole copy."""
+
+    def shard(worker_id):
+        info = tud.get_worker_info()
+        whole = type(info.dataset).__iter__  # a forked worker: the class is the worker's own
+        type(info.dataset).__iter__ = lambda self: itertools.islice(whole(self), info.id, None, info.num_workers)
+
+    @patch.replace(tud.DataLoader, "__init__")
+    def init(orig, self, dataset, *a, **k):
+        if isinstance(dataset, tud.IterableDataset) and k.get("num_workers") and k.get("worker_init_fn") is None:
+            k["worker_init_fn"] = shard
+        orig(self, dataset, *a, **k)

@@ -5,7 +5,7 @@ import copy
 import torch
 from torch import nn
 
-from conformance.faults import fault
+from conformance.faults import DRIFT, fault
 
 
 @fault("to_device_drops_dtype", trips=["devices.to_device_and_dtype"], devices=("off_cpu",))
@@ -146,3 +146,24 @@ def _(patch):
     def to(orig, self, *a, **k):
         out = orig(self, *a, **k)
         return out if out is self else out.contiguous()
+
+
+@fault("tensor_cpu_drops_values", trips=["devices.module_moves_in_place"], devices=("accelerator",))
+def _(patch):
+    """Tensor.cpu() of a tensor off the CPU allocates the CPU tensor but never copies the values into it."""
+
+    @patch.replace(torch.Tensor, "cpu")
+    def cpu(orig, self, *a, **k):
+        return torch.zeros_like(self, device="cpu") if self.device.type != "cpu" else orig(self, *a, **k)
+
+
+@fault("to_copy_drifts", trips=["devices.to_device_and_dtype"])
+def _(patch):
+    """to(..., copy=True) of a tensor that already matches returns a copy whose last element drifted by 0.1%."""
+
+    @patch.replace(torch.Tensor, "to")
+    def to(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        if k.get("copy") and out.dtype == self.dtype and out.is_floating_point() and out.numel():
+            out.view(-1)[-1] *= DRIFT
+        return out

@@ -157,3 +157,13 @@ def _(patch):
     @patch.replace(torch.Tensor, "numpy")
     def numpy(orig, self, *a, **k):
         return orig(self.to_dense(), *a, **k) if self.layout != torch.strided else orig(self, *a, **k)
+
+
+@fault("zero_dim_numpy_zeroed", trips=["numpy_bridge.zero_dim_round_trip"])
+def _(patch):
+    """Tensor.numpy() of a 0-d tensor returns a fresh 0-d array of zero, not the tensor's value."""
+    patch.method(
+        torch.Tensor,
+        "numpy",
+        lambda orig: lambda self, *a, **k: np.zeros_like(orig(self, *a, **k)) if self.dim() == 0 else orig(self, *a, **k),
+    )
