@@ -3,9 +3,7 @@
 import itertools
 
 import numpy
-import pytest
 import torch
-from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
@@ -62,16 +60,23 @@ def test_pdist_scattered_into_triu_rebuilds_cdist(device, dtype, sample):
     )
 
 
-@pytest.mark.behaviour("distances.similarity_from_distance")
-@pytest.mark.dtypes("float32_64")
-@given(sample=point_sets())
+def similarity(x):
+    """1 / (1 + cdist(x, x)) in the notes' two forms: out of place, and in place on a fresh matrix."""
+    return torch.cdist(x, x).add(1).pow(-1), torch.cdist(x, x).add_(1).pow_(-1)
+
+
+SIMILARITY = Operation(
+    "distances.similarity_from_distance", dtypes="float32_64", samples=point_sets(), call=lambda x: similarity(x)
+)
+
+
+@SIMILARITY.property
 def test_one_over_one_plus_distance_is_a_similarity(device, dtype, sample):
-    (x,), _ = sample.build(dtype=dtype, device=device)
-    dist = torch.cdist(x, x)
-    similarity = dist.add(1).pow(-1)  # the notes' form
-    points = x.cpu().double().numpy()
+    (x,) = sample.args
+    out, in_place = SIMILARITY(sample, dtype=dtype, device=device)
+    points = x.build(dtype=dtype, device="cpu").double().numpy()
     expected = 1 / (1 + numpy.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)))
-    assert_close(similarity.cpu(), torch.from_numpy(expected).to(dtype), **tolerance("distance_float32", dtype))
-    assert bool(((similarity > 0) & (similarity <= 1)).all())
-    assert_close(similarity.diagonal().cpu(), torch.ones(x.shape[0], dtype=dtype))
-    assert_equal(dist.clone().add_(1).pow_(-1), similarity, "the in-place form")
+    assert_close(out.cpu(), torch.from_numpy(expected).to(dtype), **tolerance("distance_float32", dtype))
+    assert bool(((out > 0) & (out <= 1)).all())
+    assert_close(out.diagonal().cpu(), torch.ones(x.shape[0], dtype=dtype))
+    assert_equal(in_place, out, "the in-place form")

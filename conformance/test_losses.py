@@ -2,14 +2,14 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
-from conformance.checks import assert_close_to_reference
+from conformance.checks import assert_close_to_reference, assert_equal, independent_array
 from conformance.harness.declaration import Operation
 from conformance.tolerances import tolerance
 from strategies import specs
@@ -139,26 +139,61 @@ def reference_terms(logp, y, w, ignore_index):
     return -wy * picked, wy
 
 
+def integer_case(logits, targets, weights, ignore_index, dtype):
+    """The same case on integer-valued inputs in [-9, 0] and integer class weights in [1, 5]: the
+    terms -weight[y] * x[n, y] are then integers, so their sum and its division by the summed
+    weights are decided exactly (the sum exact, the division rounded once in `dtype`)."""
+    x = logits.detach().cpu().double().nan_to_num(0.0).round().clamp(-9, 0).to(dtype).to(logits.device)
+    w = [float(min(5, max(1, round(v)))) for v in weights] if weights is not None else None
+    return tensors_of(x, targets, w, ignore_index)
+
+
+def exact_quotient(total, weight, dtype):
+    """total / weight, two exact integers, divided once in `dtype` (IEEE 754's correctly rounded division)."""
+    kind = {torch.float32: np.float32, torch.float64: np.float64}[dtype]
+    return torch.tensor(float(kind(total) / kind(weight)), dtype=dtype)
+
+
 @NLL_NONE.property
 def test_nll_none_is_minus_weighted_pick(device, dtype, sample):
     logits, y, w, ignore = unpack(sample.args, dtype, device)
     logp = F.log_softmax(logits, class_dim(logits))
     out = NLL_NONE(sample, dtype=dtype, device=device)
     terms, _ = reference_terms(logp, y, w, ignore)
-    assert out.shape == y.shape
-    assert_close_to_reference(out, terms)
+    assert out.shape == y.shape, f"nll_loss 'none': shape {tuple(out.shape)}, not the target's {tuple(y.shape)}"
+    assert out.dtype == dtype, f"nll_loss 'none' gave {out.dtype}, not the input's {dtype}"
+    # -weight[y] * x[n, y] is one product, rounded once in the dtype (exact for no weight): exactly
+    assert_equal(out.cpu(), terms.to(dtype), "nll_loss 'none' is not -weight[y_n] * x[n, y_n], rounded once")
     # The formula picks -weight[y] * input[n, y] whatever the input holds: log-probabilities are
     # what the loss is meant for, not a condition of the formula (the study notes feed raw scores).
-    raw = F.nll_loss(logits, y, weight=w, ignore_index=ignore, reduction="none")
-    assert_close_to_reference(raw, reference_terms(logits, y, w, ignore)[0])
+    for form, loss in (
+        ("F.nll_loss", lambda x: F.nll_loss(x, y, weight=w, ignore_index=ignore, reduction="none")),
+        ("nn.NLLLoss", lambda x: torch.nn.NLLLoss(weight=w, ignore_index=ignore, reduction="none")(x, y)),
+    ):
+        raw = loss(logits)
+        assert raw.dtype == dtype, f"{form} 'none' gave {raw.dtype}, not the input's {dtype}"
+        assert_equal(raw.cpu(), reference_terms(logits, y, w, ignore)[0].to(dtype), f"{form} 'none' of raw scores")
 
 
 @NLL_SUM.property
 def test_nll_sum_adds_the_terms(device, dtype, sample):
     logits, y, w, ignore = unpack(sample.args, dtype, device)
-    out = NLL_SUM(sample, dtype=dtype, device=device)
-    terms, _ = reference_terms(F.log_softmax(logits, class_dim(logits)), y, w, ignore)
-    assert_close_to_reference(out, terms.sum())
+    logp = F.log_softmax(logits, class_dim(logits))
+    terms, _ = reference_terms(logp, y, w, ignore)
+    for form, out in (
+        ("F.nll_loss", NLL_SUM(sample, dtype=dtype, device=device)),
+        ("nn.NLLLoss", torch.nn.NLLLoss(weight=w, ignore_index=ignore, reduction="sum")(logp, y)),
+    ):
+        assert out.shape == () and out.dtype == dtype, f"{form} 'sum': not a 0-d {dtype} tensor"
+        assert_close_to_reference(out, terms.sum(), msg=lambda m, form=form: f"{form} 'sum' is not the sum of the terms\n{m}")
+    # on integer terms the sum is exact
+    x, yi, wi, _ = integer_case(logits, *sample.args[1:], dtype)
+    exact = reference_terms(x, yi, wi, ignore)[0].sum()
+    for form, loss in (
+        ("F.nll_loss", lambda: F.nll_loss(x, yi, weight=wi, ignore_index=ignore, reduction="sum")),
+        ("nn.NLLLoss", lambda: torch.nn.NLLLoss(weight=wi, ignore_index=ignore, reduction="sum")(x, yi)),
+    ):
+        assert_equal(loss().cpu(), exact.to(dtype), f"{form} 'sum' of integer terms is not their exact sum")
 
 
 @NLL_MEAN.property
@@ -166,23 +201,61 @@ def test_nll_mean_divides_by_the_weights_of_the_targets(device, dtype, sample):
     logits, y, w, ignore = unpack(sample.args, dtype, device)
     logp = F.log_softmax(logits, class_dim(logits))
     terms, wy = reference_terms(logp, y, w, ignore)
-    assert_close_to_reference(NLL_MEAN(sample, dtype=dtype, device=device), terms.sum() / wy.sum())
-    assert_close_to_reference(torch.nn.NLLLoss(weight=w, ignore_index=ignore)(logp, y), terms.sum() / wy.sum())
+    for form, out in (
+        ("F.nll_loss", NLL_MEAN(sample, dtype=dtype, device=device)),
+        ("nn.NLLLoss, reduction left out", torch.nn.NLLLoss(weight=w, ignore_index=ignore)(logp, y)),
+    ):
+        assert out.shape == () and out.dtype == dtype, f"{form} 'mean': not a 0-d {dtype} tensor"
+        assert_close_to_reference(
+            out, terms.sum() / wy.sum(), msg=lambda m, form=form: f"{form} 'mean' is not sum / sum of weight[y_n]\n{m}"
+        )
+    # on integer terms and weights: the exact sum over the exact summed weights, divided once
+    x, yi, wi, _ = integer_case(logits, *sample.args[1:], dtype)
+    terms, wy = reference_terms(x, yi, wi, ignore)
+    exact = exact_quotient(terms.sum().item(), wy.sum().item(), dtype)
+    for form, loss in (
+        ("F.nll_loss", lambda: F.nll_loss(x, yi, weight=wi, ignore_index=ignore)),
+        ("nn.NLLLoss, reduction left out", lambda: torch.nn.NLLLoss(weight=wi, ignore_index=ignore)(x, yi)),
+    ):
+        assert_equal(loss().cpu(), exact, f"{form} 'mean' of integer terms is not the exact sum / summed weights")
 
 
-@pytest.mark.behaviour("losses.nll_ignore_index")
-@pytest.mark.dtypes("float32_64")
-@given(case=classification())
-def test_ignored_targets_contribute_nothing(device, dtype, case):
-    logits, y, w, ignore = unpack(case, dtype, device)
+def nll_with_ignored(logits, targets, weights, ignore_index):
+    """'none' and 'mean' of log_softmax(logits); ignore_index -100 is left out (its default)."""
+    logits, y, w, ignore = tensors_of(logits, targets, weights, ignore_index)
+    kwargs = {} if ignore == -100 else {"ignore_index": ignore}  # -100: the default, left out
     logp = F.log_softmax(logits, class_dim(logits))
-    kept = y != ignore
-    none = F.nll_loss(logp, y, weight=w, ignore_index=ignore, reduction="none")
-    assert bool((none[~kept] == 0).all()), "an ignored target contributed to the loss"
-    if kept.any():  # ignoring a target is the same as leaving its sample out
-        flat_logp = logp.movedim(class_dim(logp), -1)[kept]
-        expected = F.nll_loss(flat_logp, y[kept], weight=w)
-        assert_close(F.nll_loss(logp, y, weight=w, ignore_index=ignore), expected)
+    return F.nll_loss(logp, y, weight=w, reduction="none", **kwargs), F.nll_loss(logp, y, weight=w, **kwargs)
+
+
+NLL_IGNORE = Operation(
+    "losses.nll_ignore_index",
+    dtypes="float32_64",
+    # one target kept: 'mean' over no target has no documented value (losses.nll_all_ignored_observed)
+    samples=classification().map(one_target_kept).map(Sample),
+    call=lambda *case: nll_with_ignored(*case),
+)
+
+
+@NLL_IGNORE.property
+def test_ignored_targets_contribute_nothing(device, dtype, sample):
+    logits, y, w, ignore = unpack(sample.args, dtype, device)
+    logp = F.log_softmax(logits, class_dim(logits))
+    kept = (y != ignore).cpu()
+    none, mean = NLL_IGNORE(sample, dtype=dtype, device=device)
+    assert bool((none.cpu()[~kept] == 0).all()), "an ignored target contributed to the loss"
+    terms, wy = reference_terms(logp, y, w, ignore)
+    assert_close_to_reference(
+        mean, terms[kept].sum() / wy[kept].sum(), msg=lambda m: f"an ignored target counted in the 'mean'\n{m}"
+    )
+    # ignoring a target is the same as leaving its sample out
+    flat_logp = logp.movedim(class_dim(logp), -1)[kept.to(logp.device)]
+    left_out = F.nll_loss(flat_logp, y[kept.to(y.device)], weight=w)
+    assert_close(mean, left_out, msg=lambda m: f"ignoring a target is not leaving its sample out\n{m}")
+    module = torch.nn.NLLLoss(weight=w, **({} if ignore == -100 else {"ignore_index": ignore}))(logp, y)
+    assert_close(
+        module, mean, msg=lambda m: f"nn.NLLLoss (ignore_index -100 left out: the default): an ignored target counted\n{m}"
+    )
 
 
 @pytest.mark.behaviour("losses.nll_worked_example")
@@ -193,19 +266,33 @@ def test_nll_worked_example(device):
     log_prob = F.log_softmax(a, 1)
     none = torch.nn.NLLLoss(weight=weight, reduction="none")(log_prob, target)
     four_decimals = tolerance("four_decimals", torch.float32)  # the figures are printed to four decimals
-    assert_close(none.cpu(), torch.tensor([0.4815, 0.5630, 0.4076]), **four_decimals)
-    assert_close(torch.nn.NLLLoss(weight=weight)(log_prob, target).cpu(), torch.tensor(0.9076), **four_decimals)
+    assert_close(none.cpu(), torch.tensor([0.4815, 0.5630, 0.4076]), **four_decimals, msg="the 'none' losses")
+    mean = torch.nn.NLLLoss(weight=weight)(log_prob, target).cpu()
+    assert_close(mean, torch.tensor(0.9076), **four_decimals, msg="the 'mean'")
 
 
-@pytest.mark.behaviour("losses.nll_all_ignored_observed")
-@pytest.mark.dtypes("float32")
-@given(n=st.integers(1, 5), c=st.integers(1, 4))
-def test_nll_with_every_target_ignored(device, dtype, n, c, record_observation):
-    logp = torch.zeros(n, c, dtype=dtype, device=device)
-    y = torch.full((n,), -100, device=device)
-    assert F.nll_loss(logp, y, reduction="sum").item() == 0
-    mean = F.nll_loss(logp, y, reduction="mean")
-    assert mean.shape == () and (math.isnan(mean.item()) or mean.item() == 0)
+def nll_sum_all_ignored(logits):
+    """nll_loss 'sum' of log_softmax(logits) with every target ignored (the default -100)."""
+    y = torch.full(logits.shape[:1], -100, device=logits.device)
+    return F.nll_loss(F.log_softmax(logits, 1), y, reduction="sum")
+
+
+NLL_ALL_IGNORED = Operation(
+    "losses.nll_all_ignored_observed",
+    dtypes="float32",
+    samples=st.builds(lambda s: Sample((s,)), specs(shapes=st.tuples(st.integers(1, 5), st.integers(1, 4)), magnitudes=True)),
+    call=lambda logits: nll_sum_all_ignored(logits),
+)
+
+
+@NLL_ALL_IGNORED.property
+def test_nll_with_every_target_ignored(device, dtype, sample, record_observation):
+    (x,) = sample.args
+    total = NLL_ALL_IGNORED(sample, dtype=dtype, device=device)
+    assert total.shape == () and total.item() == 0, f"'sum' with every target ignored is {total.item()}, not 0"
+    logp = F.log_softmax(x.build(dtype=dtype, device=device), 1)
+    mean = F.nll_loss(logp, torch.full(x.shape[:1], -100, device=device), reduction="mean")
+    assert mean.shape == () and (math.isnan(mean.item()) or mean.item() == 0), f"'mean' with every target ignored: {mean.item()}"
     record_observation("mean with every target ignored", "nan" if math.isnan(mean.item()) else "0")
 
 
@@ -213,9 +300,21 @@ def test_nll_with_every_target_ignored(device, dtype, n, c, record_observation):
 def test_cross_entropy_is_nll_of_log_softmax(device, dtype, sample):
     logits, y, w, ignore = unpack(sample.args, dtype, device)
     reduction = sample.kwargs["reduction"]
-    nll = torch.nn.NLLLoss(weight=w, ignore_index=ignore, reduction=reduction)(F.log_softmax(logits, class_dim(logits)), y)
-    assert_close(CROSS_ENTROPY(sample, dtype=dtype, device=device), nll)
-    assert_close(torch.nn.CrossEntropyLoss(weight=w, ignore_index=ignore, reduction=reduction)(logits, y), nll)
+    logp = F.log_softmax(logits, class_dim(logits))
+    # "equivalent to applying LogSoftmax on an input, followed by NLLLoss": the same values, exactly
+    nll = torch.nn.NLLLoss(weight=w, ignore_index=ignore, reduction=reduction)(logp, y)
+    for form, out in (
+        ("F.cross_entropy", CROSS_ENTROPY(sample, dtype=dtype, device=device)),
+        ("nn.CrossEntropyLoss", torch.nn.CrossEntropyLoss(weight=w, ignore_index=ignore, reduction=reduction)(logits, y)),
+    ):
+        assert out.dtype == dtype and out.shape == nll.shape, f"{form}: not NLLLoss's {dtype}{tuple(nll.shape)}"
+        assert_equal(out, nll, f"{form} is not NLLLoss(log_softmax(x)) (reduction={reduction!r})")
+        # and the formula, in float64 from the logits: -weight[y] log_softmax(x)[n, y], reduced
+        terms, wy = reference_terms(F.log_softmax(logits.double().cpu(), class_dim(logits)), y, w, ignore)
+        expected = {"none": terms, "sum": terms.sum(), "mean": terms.sum() / wy.sum()}[reduction]
+        assert_close_to_reference(
+            out, expected, msg=lambda m, form=form: f"{form} is not -weight[y] log_softmax(x)[y], reduced\n{m}"
+        )
 
 
 @CE_PROBABILITIES.property
@@ -226,21 +325,47 @@ def test_cross_entropy_with_probability_targets(device, dtype, sample):
     weight = (w if w is not None else torch.ones(logits.shape[k], dtype=dtype, device=device)).double().cpu()
     shape = [1] * k + [-1] + [1] * (logits.dim() - k - 1)
     per_sample = -(weight.view(shape) * p.double().cpu() * F.log_softmax(logits.double().cpu(), k)).sum(k)
-    expected = (per_sample, per_sample.sum(), per_sample.sum() / per_sample.numel())
-    for actual, reference in zip(CE_PROBABILITIES(sample, dtype=dtype, device=device), expected):
-        assert_close_to_reference(actual, reference)
+    expected = {"none": per_sample, "sum": per_sample.sum(), "mean": per_sample.sum() / per_sample.numel()}
+    functional = dict(zip(("none", "sum", "mean"), CE_PROBABILITIES(sample, dtype=dtype, device=device)))
+    for reduction, reference in expected.items():
+        module = torch.nn.CrossEntropyLoss(weight=w, **({} if reduction == "mean" else {"reduction": reduction}))(logits, p)
+        for form, actual in (("F.cross_entropy", functional[reduction]), ("nn.CrossEntropyLoss", module)):
+            what = f"{form} of probabilities, reduction={reduction!r}"
+            assert actual.dtype == dtype and actual.shape == reference.shape, f"{what}: not {dtype}{tuple(reference.shape)}"
+            assert_close_to_reference(
+                actual, reference, msg=lambda m, what=what: f"{what}: not -sum_c w_c p_c log_softmax(x)_c\n{m}"
+            )
 
 
-@pytest.mark.behaviour("losses.ce_label_smoothing")
-@pytest.mark.dtypes("float32_64")
-@given(case=classification(ignore=False), eps=st.floats(0.0, 1.0))
-def test_cross_entropy_label_smoothing(device, dtype, case, eps):
-    logits, y, _, _ = unpack(case, dtype, device)
-    out = F.cross_entropy(logits, y, label_smoothing=eps)
+def smoothed_cross_entropy(logits, targets, weights, ignore_index, eps):
+    logits, y, _, _ = tensors_of(logits, targets, weights, ignore_index)
+    return F.cross_entropy(logits, y, label_smoothing=eps)  # reduction left out: 'mean'
+
+
+CE_SMOOTHING = Operation(
+    "losses.ce_label_smoothing",
+    dtypes="float32_64",
+    samples=st.builds(lambda case, eps: Sample((*case, eps)), classification(ignore=False), st.floats(0.0, 1.0)),
+    call=lambda *a: smoothed_cross_entropy(*a),
+)
+
+
+@CE_SMOOTHING.property
+def test_cross_entropy_label_smoothing(device, dtype, sample):
+    logits, y, _, _ = unpack(sample.args[:4], dtype, device)
+    eps = sample.args[4]
     logp = F.log_softmax(logits.double().cpu(), class_dim(logits))
-    nll = F.nll_loss(logp, y.cpu(), reduction="none")
+    nll = reference_terms(logp, y, None, -100)[0]
     uniform = -logp.mean(class_dim(logits))
-    assert_close_to_reference(out, ((1 - eps) * nll + eps * uniform).mean())
+    expected = ((1 - eps) * nll + eps * uniform).mean()
+    for form, out in (
+        ("F.cross_entropy", CE_SMOOTHING(sample, dtype=dtype, device=device)),
+        ("nn.CrossEntropyLoss", torch.nn.CrossEntropyLoss(label_smoothing=eps)(logits, y)),
+    ):
+        assert out.shape == () and out.dtype == dtype, f"{form}(label_smoothing={eps}): not a 0-d {dtype} tensor"
+        assert_close_to_reference(
+            out, expected, msg=lambda m, form=form: f"{form}(label_smoothing={eps}) is not (1 - e) nll + e uniform\n{m}"
+        )
 
 
 @st.composite
@@ -253,20 +378,33 @@ MSE = Operation(
     "losses.mse_reductions",
     dtypes="floating",
     samples=same_shape_pairs(),
-    call=lambda x, y: tuple(torch.nn.MSELoss(reduction=r)(x, y) for r in ("none", "sum", "mean")),
+    # reduction left out in the last: its default 'mean'
+    call=lambda x, y: (*(torch.nn.MSELoss(reduction=r)(x, y) for r in ("none", "sum", "mean")), torch.nn.MSELoss()(x, y)),
 )
 
 
 @MSE.property
 def test_mse_reductions(device, dtype, sample):
-    x, y = (spec.build(dtype=dtype, device=device) for spec in sample.args)
-    none, total, mean = MSE(sample, dtype=dtype, device=device)
+    x, y = (spec.logical_values(dtype) for spec in sample.args)
+    none, total, mean, default = MSE(sample, dtype=dtype, device=device)
+    for name, out, shape in (("none", none, x.shape), ("sum", total, ()), ("mean", mean, ()), ("left out", default, ())):
+        assert out.dtype == dtype and out.shape == shape, f"MSELoss(reduction {name}): not {dtype}{tuple(shape)}"
     sq = (x.double() - y.double()) ** 2
+    if dtype in (torch.float32, torch.float64):
+        # (x - y)^2 in the dtype: a difference and a square, each rounded once by IEEE 754, exactly
+        kind = {torch.float32: np.float32, torch.float64: np.float64}[dtype]
+        d = independent_array(x).astype(kind) - independent_array(y).astype(kind)
+        assert_equal(none.cpu(), torch.from_numpy(np.asarray(d * d)), "MSELoss 'none' is not (x - y)^2 elementwise")
+    # against the float64 formula rounded to the dtype (where a half-precision sum overflows, the
+    # rounded reference is inf too), at two roundings' tolerance
     tol = tolerance("two_roundings", dtype)
-    assert_close(none.double(), sq, **tol)
-    assert_close(total.double(), sq.sum(), **tol)
-    if x.numel():
-        assert_close(mean.double(), sq.sum() / x.numel(), **tol)
+    assert_close(none.cpu(), sq.to(dtype), **tol, msg=lambda m: f"MSELoss 'none' is not (x - y)^2\n{m}")
+    assert_close(total.cpu(), sq.sum().to(dtype), **tol, msg=lambda m: f"MSELoss 'sum' is not the sum of (x - y)^2\n{m}")
+    # 'mean': the sum divided by the number of elements; of no element, 0 / 0 = NaN
+    expected = (sq.sum() / x.numel() if x.numel() else torch.tensor(math.nan, dtype=torch.float64)).to(dtype)
+    for name, out in (("mean", mean), ("left out", default)):
+        message = lambda m, name=name: f"MSELoss({name}) is not sum / numel\n{m}"
+        assert_close(out.cpu(), expected, **tol, equal_nan=True, msg=message)
 
 
 @st.composite
@@ -284,6 +422,24 @@ def kl_div(q_logits, p_logits, **kwargs):
     return F.kl_div(F.log_softmax(q_logits, -1), log_p if kwargs.get("log_target") else log_p.exp(), **kwargs)
 
 
+def kl_reference(log_q, log_p, reduction):
+    """KL's documented formula in float64 from log q and log p (torch's log_softmax of the logits,
+    the loss's inputs): p (log p - log q) pointwise, then 'none', 'sum', 'mean' (over every
+    element) or 'batchmean' (over input.size(0))."""
+    log_q, log_p = log_q.double().cpu(), log_p.double().cpu()
+    pointwise = log_p.exp() * (log_p - log_q)
+    return {
+        "none": pointwise,
+        "sum": pointwise.sum(),
+        "mean": pointwise.sum() / pointwise.numel(),
+        "batchmean": pointwise.sum() / pointwise.shape[0],
+    }[reduction]
+
+
+def log_distributions(sample, dtype, device):
+    return [F.log_softmax(spec.build(dtype=dtype, device=device), -1) for spec in sample.args[:2]]
+
+
 KL_DIV = Operation(
     "losses.kl_div_definition",
     dtypes="float32_64",
@@ -294,11 +450,16 @@ KL_DIV = Operation(
 
 @KL_DIV.property
 def test_kl_div_is_p_times_log_p_over_q(device, dtype, sample):
-    log_q, log_p = (F.log_softmax(spec.build(dtype=dtype, device=device), -1) for spec in sample.args)
-    pointwise = log_p.exp() * (log_p - log_q)
+    log_q, log_p = log_distributions(sample, dtype, device)
     none, total = KL_DIV(sample, dtype=dtype, device=device)
-    assert_close(none, pointwise)
-    assert_close(total, pointwise.sum())
+    for reduction, out in (("none", none), ("sum", total)):
+        expected = kl_reference(log_q, log_p, reduction)
+        assert out.dtype == dtype and out.shape == expected.shape, (
+            f"kl_div {reduction!r}: not in x's dtype and shape, {dtype}{tuple(expected.shape)}"
+        )
+        assert_close_to_reference(
+            out, expected, msg=lambda m, r=reduction: f"kl_div {r!r} is not p (log p - log q), reduced\n{m}"
+        )
 
 
 REDUCTIONS = st.sampled_from(["none", "sum", "mean", "batchmean"])
@@ -318,20 +479,28 @@ KL_DIV_BATCHMEAN = Operation(
 
 @KL_DIV_LOG_TARGET.property
 def test_kl_div_log_target(device, dtype, sample):
-    q, p = sample.args
-    expected = kl_div(
-        q.build(dtype=dtype, device=device), p.build(dtype=dtype, device=device), reduction=sample.kwargs["reduction"]
+    log_q, log_p = log_distributions(sample, dtype, device)
+    reduction = sample.kwargs["reduction"]
+    out = KL_DIV_LOG_TARGET(sample, dtype=dtype, device=device)
+    # the documented formula from log p itself (not kl_div of p: that would compare kl_div with itself)
+    expected = kl_reference(log_q, log_p, reduction)
+    assert out.dtype == dtype and out.shape == expected.shape, f"kl_div(log_target=True): not {dtype}{tuple(expected.shape)}"
+    assert_close_to_reference(
+        out, expected, msg=lambda m: f"kl_div(log_target=True, reduction={reduction!r}) is not p (log p - log q)\n{m}"
     )
-    assert_close(KL_DIV_LOG_TARGET(sample, dtype=dtype, device=device), expected)
 
 
 @KL_DIV_BATCHMEAN.property
 def test_kl_div_batchmean_divides_by_batch_size(device, dtype, sample):
-    log_q, p = (F.log_softmax(spec.build(dtype=dtype, device=device), -1) for spec in sample.args)
-    p = p.exp()
-    total = F.kl_div(log_q, p, reduction="sum")
-    assert_close(KL_DIV_BATCHMEAN(sample, dtype=dtype, device=device), total / log_q.shape[0])
-    assert_close(torch.nn.KLDivLoss(reduction="batchmean")(log_q, p), total / log_q.shape[0])
+    log_q, log_p = log_distributions(sample, dtype, device)
+    p = log_p.exp()
+    batchmean = kl_reference(log_q, log_p, "batchmean")
+    for form, out in (
+        ("F.kl_div", KL_DIV_BATCHMEAN(sample, dtype=dtype, device=device)),
+        ("nn.KLDivLoss", torch.nn.KLDivLoss(reduction="batchmean")(log_q, p)),
+    ):
+        assert out.shape == () and out.dtype == dtype, f"{form} 'batchmean': not a 0-d {dtype} tensor"
+        assert_close_to_reference(out, batchmean, msg=lambda m, form=form: f"{form} 'batchmean' is not sum / input.size(0)\n{m}")
     with pytest.warns(UserWarning, match="batchmean"):  # torch points users to 'batchmean'
         mean = torch.nn.KLDivLoss(reduction="mean")(log_q, p)
-    assert_close(mean, total / log_q.numel())
+    assert_close_to_reference(mean, kl_reference(log_q, log_p, "mean"), msg=lambda m: f"'mean' is not sum / numel\n{m}")

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from torch.testing import assert_close
 
 from conformance.checks import assert_close_to_reference, assert_equal, independent_array
@@ -16,7 +14,7 @@ from conformance.harness.declaration import Operation
 from strategies import specs
 from strategies.samples import Arg, Sample, broadcast_operands, dims, tensor_and_dim
 from strategies.shapes import shapes
-from strategies.tensors import WRITABLE_LAYOUTS
+from strategies.tensors import WRITABLE_LAYOUTS, label
 
 # Small integer ranges make ties common: tie-breaking bugs only show on ties.
 TIES = dict(low=-2, high=2)
@@ -131,12 +129,16 @@ def test_sum_of_integers_is_int64(device, dtype, sample, record_observation):
     record_observation(f"sum of {str(dtype).removeprefix('torch.')} (and of bool)", f"{out.dtype}, {t.bool().sum().dtype}")
 
 
-@pytest.mark.behaviour("reductions.mean_integral_raises")
-@pytest.mark.dtypes("integral")
-@given(x=specs())
-def test_mean_of_integers_raises(device, dtype, x):
+MEAN_OF_INTEGERS = Operation(
+    "reductions.mean_integral_raises", dtypes="integral", samples=specs().map(lambda x: Sample((x,))), call=lambda x: x.mean()
+)
+
+
+@MEAN_OF_INTEGERS.property
+def test_mean_of_integers_raises(device, dtype, sample):
     with pytest.raises(RuntimeError):
-        x.build(dtype=dtype, device=device).mean()
+        MEAN_OF_INTEGERS(sample, dtype=dtype, device=device)
+        pytest.fail(f"mean of {dtype} without dtype= returned a result")
 
 
 @MEAN.property
@@ -221,28 +223,48 @@ def test_where_broadcasts_and_picks(device, dtype, sample):
     np.testing.assert_array_equal(independent_array(out.cpu()), expected, "where: not input where cond holds, other elsewhere")
 
 
-@pytest.mark.behaviour("reductions.item_one_element")
-@pytest.mark.dtypes("representative")
-@given(x=specs(shapes=shapes(max_side=2)))
-def test_item_needs_exactly_one_element(device, dtype, x):
-    t = x.build(dtype=dtype, device=device)
+ITEM = Operation(
+    "reductions.item_one_element",
+    dtypes="representative",
+    samples=specs(shapes=shapes(max_side=2)).map(lambda x: Sample((x,))),
+    call=lambda x: x.item(),
+    shape_depends_on_values=True,  # its result is a value: meta tensors hold none
+    not_compiled="item() returns a Python number: Dynamo breaks the graph there (capture_scalar_outputs is off "
+    "by default), leaving nothing compiled",
+)
+TOLIST = Operation(
+    "reductions.tolist",
+    dtypes="real",
+    samples=specs(extremes=True).map(lambda x: Sample((x,))),
+    call=lambda x: x.tolist(),
+    shape_depends_on_values=True,  # its result is values: meta tensors hold none
+    not_compiled="tolist() returns Python lists of Python numbers: Dynamo breaks the graph there, leaving nothing compiled",
+)
+
+
+@ITEM.property
+def test_item_needs_exactly_one_element(device, dtype, sample):
+    (x,) = sample.args
     if x.numel == 1:
-        value = t.item()
+        value = ITEM(sample, dtype=dtype, device=device)
         kind = bool if dtype == torch.bool else complex if dtype.is_complex else float if dtype.is_floating_point else int
         assert type(value) is kind, f"item() gave a {type(value).__name__}, not a Python {kind.__name__}"
+        expected = independent_array(x.logical_values(dtype)).reshape(()).item()
+        assert value == expected or (value != value and expected != expected), (
+            f"item() gave {value}, not the element's value {expected}"
+        )
     else:
         with pytest.raises(RuntimeError):
-            t.item()
+            ITEM(sample, dtype=dtype, device=device)
 
 
-@pytest.mark.behaviour("reductions.tolist")
-@pytest.mark.dtypes("real")
-@given(x=specs(extremes=True))
-def test_tolist_gives_nested_python_numbers(device, dtype, x):
-    t = x.build(dtype=dtype, device=device)
-    out = t.tolist()
+@TOLIST.property
+def test_tolist_gives_nested_python_numbers(device, dtype, sample):
+    (x,) = sample.args
+    out = TOLIST(sample, dtype=dtype, device=device)
     # the oracle goes through NumPy, not through tolist (bfloat16 via float32, which holds it exactly)
-    expected = (t.cpu().float() if dtype == torch.bfloat16 else t.cpu()).numpy()
+    values = x.logical_values(dtype)
+    expected = (values.float() if dtype == torch.bfloat16 else values).numpy()
     if x.ndim == 0:
         assert not isinstance(out, list) and out == expected.item(), "tolist() of a 0-d tensor is not its plain number"
     else:
@@ -250,29 +272,52 @@ def test_tolist_gives_nested_python_numbers(device, dtype, x):
         assert isinstance(out, list) and len(out) == x.shape[0], "tolist(): not nested lists of the tensor's shape"
 
 
-@pytest.mark.behaviour("reductions.inplace_underscore")
-@pytest.mark.dtypes("float32")
-# self in every writable layout (transposed, permuted, stepped slices, offsets): the tensor written is
-# often a view; t_ is documented for tensors of at most 2 dims, so the shapes stay 2-d.
-@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=2, max_dims=2)), data=st.data())
-def test_underscore_methods_change_and_return_self(device, dtype, x, data):
-    o = data.draw(specs(shape=x.shape), label="other")
+# The in-place methods: name -> (the call on self and other, its result in NumPy from self's and other's values)
+UNDERSCORE = {
+    "add_": (lambda t, other: t.add_(other), lambda a, b: a + b),
+    "mul_": (lambda t, other: t.mul_(other), lambda a, b: a * b),
+    "clamp_": (lambda t, other: t.clamp_(-1, 1), lambda a, b: np.clip(a, -1, 1)),
+    "copy_": (lambda t, other: t.copy_(other), lambda a, b: b),
+    "t_": (lambda t, other: t.t_(), lambda a, b: a.T),
+}
+
+
+@st.composite
+def underscore_samples(draw):
+    """Sample(self, other, name): self in every writable layout (transposed, permuted, stepped
+    slices, offsets), so the tensor written is often a view; t_ is documented for tensors of at
+    most 2 dims, so the shapes stay 2-d."""
+    # written, so writable layouts; 2-d: t_ is documented for tensors of at most 2 dims
+    x = draw(specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=2, max_dims=2)), label="x")
+    name = draw(st.sampled_from(sorted(UNDERSCORE)), label="method")
+    label(f"method={name}")
+    return Sample((x, draw(specs(shape=x.shape), label="other"), name))
+
+
+UNDERSCORE_OP = Operation(
+    "reductions.inplace_underscore",
+    dtypes="float32",
+    samples=underscore_samples(),
+    call=lambda t, other, name: UNDERSCORE[name][0](t, other),
+)
+
+
+@UNDERSCORE_OP.property
+def test_underscore_methods_change_and_return_self(device, dtype, sample):
+    x, o, drawn = sample.args
     other = o.build(dtype=dtype, device=device)
     other_values = independent_array(o.logical_values(dtype))
-    for name, args, expected_of in [
-        ("add_", (other,), lambda a: a + other_values),
-        ("mul_", (other,), lambda a: a * other_values),
-        ("clamp_", (-1, 1), lambda a: np.clip(a, -1, 1)),
-        ("copy_", (other,), lambda a: other_values),
-        ("t_", (), lambda a: a.T),
-    ]:
+    drawn_out = UNDERSCORE_OP(sample, dtype=dtype, device=device)  # the drawn method is what other modes compare
+    expected = UNDERSCORE[drawn][1](independent_array(x.logical_values(dtype)), other_values)
+    np.testing.assert_array_equal(independent_array(drawn_out.cpu()), expected, f"{drawn} did not change self")
+    for name, (method, expected_of) in UNDERSCORE.items():  # here every method is checked
         t = x.build(dtype=dtype, device=device)
         # another tensor over the same memory, made before the call: the write must reach the
         # memory itself, not only the Python object
         alias = t.as_strided(t.shape, t.stride(), t.storage_offset())
-        expected = expected_of(independent_array(x.logical_values(dtype)))
+        expected = expected_of(independent_array(x.logical_values(dtype)), other_values)
         version = t._version
-        returned = getattr(t, name)(*args)
+        returned = method(t, other)
         assert returned is t, f"{name} did not return self"
         np.testing.assert_array_equal(independent_array(t.cpu()), expected, f"{name} did not change self")
         # "Every tensor keeps a version counter, that is incremented every time it is marked dirty
@@ -303,57 +348,137 @@ def test_add_out_writes_into_out(device, dtype, sample):
     assert_close(ADD_OUT(sample, dtype=dtype, device=device), x + y, msg=lambda m: f"add(out=): out does not hold the sum\n{m}")
 
 
-@pytest.mark.behaviour("reductions.axis_alias")
-@pytest.mark.dtypes("float32_64")
+def with_axis(x, axis):
+    """sum, mean and argmax given axis=; argmax only where the axis has an element to point at
+    (over an empty dim it has no index to return: it raises, whichever the name)."""
+    out = {"sum": torch.sum(x, axis=axis), "mean": torch.mean(x, axis=axis)}
+    if x.dim() == 0 or x.shape[axis]:
+        out["argmax"] = torch.argmax(x, axis=axis)
+    return out
+
+
+@st.composite
+def axis_samples(draw):
+    """Sample(x, axis): x of any shape (0-d and empty too), requiring grad or not."""
+    x = draw(specs(), label="x")
+    requires_grad = draw(st.booleans(), label="requires_grad")
+    return Sample((Arg(x, requires_grad=requires_grad), draw(dims(x.ndim), label="axis")))
+
+
+AXIS = Operation("reductions.axis_alias", dtypes="float32_64", samples=axis_samples(), call=lambda x, axis: with_axis(x, axis))
+
+
+@AXIS.property
 @pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # NumPy on a zero-size axis; torch gives NaN too
-@given(x=specs(), data=st.data(), requires_grad=st.booleans())
-def test_axis_is_another_name_for_dim(device, dtype, x, data, requires_grad):
-    t, a = integer_valued(x, dtype, device, requires_grad)
-    axis = data.draw(dims(x.ndim), label="axis")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_axis_is_another_name_for_dim(device, dtype, sample):
+    arg, axis = sample.args
+    x, requires_grad = arg.spec, arg.requires_grad
     # the oracle is NumPy's own axis= (0-d: NumPy takes axis 0 or -1 of a 0-d array as no axis)
     np_axis = axis if x.ndim else None
+    values = independent_array(x.logical_values(dtype)).astype(np.float64)
+    out = AXIS(sample, dtype=dtype, device=device)
+    for name, reference in (("sum", np.sum), ("mean", np.mean)):
+        expected = np.asarray(reference(values, axis=np_axis))
+        assert out[name].dtype == dtype, f"{name}(axis={axis}): the result dtype is {out[name].dtype}, not the input's {dtype}"
+        assert tuple(out[name].shape) == expected.shape, (
+            f"{name}(axis={axis}): shape {tuple(out[name].shape)}, NumPy's {expected.shape}"
+        )
+        assert_close_to_reference(out[name].detach(), torch.from_numpy(expected), equal_nan=True)
+    # exactly, on integer values (where a float sum is exact), with either name
+    t, a = integer_valued(x, dtype, device, requires_grad)
     for name, reduce, reference in (("sum", torch.sum, np.sum), ("mean", torch.mean, exact_mean)):
         expected = reference(a, axis=np_axis)
         assert_reduction_of(reduce(t, axis=axis), expected, dtype, f"{name}(axis={axis})")
         assert_reduction_of(reduce(t, dim=axis), expected, dtype, f"{name}(dim={axis})")
     if a.ndim and a.shape[axis] == 0:
+        assert "argmax" not in out
         return  # argmax over an empty dim has no index to return: it raises, whichever the name
-    first = np.argmax(a, axis=np_axis)  # NumPy's argmax: the first maximum too
-    for form, out in (("axis", torch.argmax(t, axis=axis)), ("dim", torch.argmax(t, dim=axis))):
-        assert out.dtype == torch.int64, f"argmax({form}=) gave {out.dtype}, not int64 indices"
-        np.testing.assert_array_equal(independent_array(out.cpu()), first, f"argmax({form}={axis}) is not NumPy's argmax")
+    first = np.argmax(values, axis=np_axis)  # NumPy's argmax: the first maximum too
+    for form, got in (("axis", out["argmax"]), ("dim", torch.argmax(t, dim=axis)), ("axis", torch.argmax(t, axis=axis))):
+        assert got.dtype == torch.int64, f"argmax({form}=) gave {got.dtype}, not int64 indices"
+        ref = first if got is out["argmax"] else np.argmax(a, axis=np_axis)
+        np.testing.assert_array_equal(independent_array(got.cpu()), ref, f"argmax({form}={axis}) is not NumPy's argmax")
 
 
-@pytest.mark.behaviour("reductions.one_hot")
-@given(shape=shapes(max_dims=3, max_side=4), data=st.data())
-def test_one_hot_puts_a_single_one_at_each_class(device, shape, data):
-    given_classes = data.draw(st.sampled_from([-1, 1, 3, 6]), label="num_classes")  # -1: inferred as max + 1
-    top = (given_classes if given_classes > 0 else 6) - 1
-    values = data.draw(hnp.arrays(np.int64, shape, elements=st.integers(0, top)), label="classes")
-    if given_classes == -1 and values.size == 0:
-        return  # "one greater than the largest class value": an empty input has none
-    out = F.one_hot(torch.from_numpy(values).to(device), num_classes=given_classes)
-    classes = given_classes if given_classes > 0 else int(values.max()) + 1
-    assert out.shape == (*shape, classes) and out.dtype == torch.int64, "one_hot: not int64 (*, classes)"
-    expected = (np.arange(classes) == values[..., None]).astype(np.int64)
-    np.testing.assert_array_equal(independent_array(out.cpu()), expected, "one_hot: not 1 exactly at each class")
+@st.composite
+def one_hot_samples(draw):
+    """Sample(classes, num_classes): int64 classes of any shape in [0, num_classes). The test
+    also infers the count (num_classes=-1, and left out: its default) from the same classes."""
+    shape = draw(shapes(max_dims=3, max_side=4), label="shape")
+    num_classes = draw(st.sampled_from([1, 3, 6]), label="num_classes")
+    classes = draw(specs(shape=shape, low=0, high=num_classes), label="classes")  # in [0, num_classes): high is exclusive
+    return Sample((classes, num_classes))
 
 
-@pytest.mark.behaviour("reductions.masked_fill")
-@pytest.mark.dtypes("representative")
-@given(self_shape=shapes(max_dims=3, max_side=3), data=st.data())
-def test_masked_fill_writes_value_where_the_mask_is_true(device, dtype, self_shape, data):
-    # the mask broadcasts to self's shape (never the other way round): some trailing dims of
-    # self's shape, any of them replaced by 1
-    kept = data.draw(st.integers(0, len(self_shape)), label="mask_ndim")
-    trailing = self_shape[len(self_shape) - kept :]
-    mask_shape = tuple(1 if data.draw(st.booleans(), label=f"broadcast_{i}") else n for i, n in enumerate(trailing))
-    x = data.draw(specs(shape=self_shape, layouts=WRITABLE_LAYOUTS, extremes=True), label="x")
-    mask = data.draw(hnp.arrays(np.bool_, mask_shape), label="mask")
-    value = {torch.bool: True, torch.int64: -7}.get(dtype, 0.5)
+# num_classes given: with -1 the result's shape depends on the largest class, which Dynamo cannot
+# trace (a graph break, nothing compiled) and meta tensors do not hold; the test checks -1 itself.
+ONE_HOT = Operation(
+    "reductions.one_hot",
+    dtypes="int64",
+    samples=one_hot_samples(),
+    call=lambda classes, num_classes: F.one_hot(classes, num_classes=num_classes),
+)
+
+
+@ONE_HOT.property
+def test_one_hot_puts_a_single_one_at_each_class(device, dtype, sample):
+    spec, num_classes = sample.args
+    values = independent_array(spec.logical_values(dtype))
+    t = spec.build(dtype=dtype, device=device)
+    inferred = {"num_classes=-1": lambda: F.one_hot(t, num_classes=-1), "num_classes left out": lambda: F.one_hot(t)}
+    outputs = {f"num_classes={num_classes}": (num_classes, ONE_HOT(sample, dtype=dtype, device=device))}
+    if values.size:  # "one greater than the largest class value": an empty input has none
+        outputs.update({form: (int(values.max()) + 1, call()) for form, call in inferred.items()})
+    for form, (classes, out) in outputs.items():
+        assert out.shape == (*spec.shape, classes) and out.dtype == torch.int64, f"one_hot({form}): not int64 (*, classes)"
+        expected = (np.arange(classes) == values[..., None]).astype(np.int64)
+        np.testing.assert_array_equal(independent_array(out.cpu()), expected, f"one_hot({form}): not 1 exactly at each class")
+
+
+def masked_fill_samples(dtype):
+    """Sample(self, mask, value): self in every writable layout, with the dtype's extremes; the
+    mask broadcasts to self's shape (never the other way round): some trailing dims of self's
+    shape, any of them replaced by 1; a value of self's kind."""
+
+    @st.composite
+    def draw_sample(draw):
+        self_shape = draw(shapes(max_dims=3, max_side=3), label="self_shape")
+        kept = draw(st.integers(0, len(self_shape)), label="mask_ndim")
+        trailing = self_shape[len(self_shape) - kept :]
+        mask_shape = tuple(1 if draw(st.booleans(), label=f"broadcast_{i}") else n for i, n in enumerate(trailing))
+        x = draw(specs(shape=self_shape, layouts=WRITABLE_LAYOUTS, extremes=True), label="x")
+        mask = draw(specs(shape=mask_shape), label="mask")
+        return Sample((x, Arg(mask, dtype=torch.bool), {torch.bool: True, torch.int64: -7}.get(dtype, 0.5)))
+
+    return draw_sample()
+
+
+def masked_fills(x, mask, value):
+    """masked_fill's copy, then masked_fill_ on self: (the copy, what masked_fill_ returned)."""
+    out = x.masked_fill(mask, value)
+    return out, x.masked_fill_(mask, value)
+
+
+MASKED_FILL = Operation(
+    "reductions.masked_fill",
+    dtypes="representative",
+    samples=masked_fill_samples,
+    call=lambda x, mask, value: masked_fills(x, mask, value),
+)
+
+
+@MASKED_FILL.property
+def test_masked_fill_writes_value_where_the_mask_is_true(device, dtype, sample):
+    x, mask_arg, value = sample.args
+    mask = independent_array(mask_arg.spec.logical_values(torch.bool))
     t = x.build(dtype=dtype, device=device)
     m = torch.from_numpy(mask).to(device)
     expected = np.where(mask, np.array(value, dtype=independent_array(t.cpu()).dtype), independent_array(x.logical_values(dtype)))
+    copied, filled = MASKED_FILL(sample, dtype=dtype, device=device)
+    for what, got in (("masked_fill", copied), ("masked_fill_", filled)):
+        assert got.dtype == dtype, f"{what} gave {got.dtype}"
+        np.testing.assert_array_equal(independent_array(got.cpu()), expected, f"{what}: not value where the mask holds")
     out = t.masked_fill(m, value)
     assert out.dtype == dtype, f"masked_fill gave {out.dtype}"
     np.testing.assert_array_equal(independent_array(out.cpu()), expected, "masked_fill: not value where the mask holds")
@@ -387,51 +512,91 @@ ELEMENTWISE = {
 }
 
 
-@pytest.mark.behaviour("reductions.elementwise_math")
-@pytest.mark.dtypes("float32_64")
+ELEMENTWISE_MATH = Operation(
+    "reductions.elementwise_math",
+    dtypes="float32_64",
+    # |x| <= 50: sin and cos of large arguments depend on argument reduction, whose accuracy no doc
+    # promises; NaN, infinities and -0.0 (special_values) cover the edges the docs name
+    samples=specs(special_values=True, low=-50, high=50).map(lambda x: Sample((x,))),
+    call=lambda x: {name: (getattr(torch, name)(x), getattr(x, name)()) for name in ELEMENTWISE},
+)
+
+
+@ELEMENTWISE_MATH.property
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings for log(0), sqrt(-1)
-# |x| <= 50: sin and cos of large arguments depend on argument reduction, whose accuracy no doc
-# promises; NaN, infinities and -0.0 (special_values) cover the edges the docs name
-@given(x=specs(special_values=True, low=-50, high=50), name=st.sampled_from(sorted(ELEMENTWISE)))
-def test_elementwise_math_follows_the_formula_elementwise(device, dtype, x, name):
-    t = x.build(dtype=dtype, device=device)
-    expected = ELEMENTWISE[name](independent_array(x.logical_values(dtype)))
-    for form, out in (("torch." + name, getattr(torch, name)(t)), ("Tensor." + name, getattr(t, name)())):
-        assert out.shape == t.shape and out.dtype == dtype, f"{form}: not the input's shape and dtype"
-        got = independent_array(out.cpu())
-        if name == "abs":  # exact in IEEE 754, the sign of a zero included: abs(-0.0) is +0.0
-            np.testing.assert_array_equal(got, expected, f"{form}: not |x| exactly")
-            assert not np.signbit(got[~np.isnan(got)]).any(), f"{form}: a negative sign survived"
-            continue
-        np.testing.assert_allclose(got, expected, rtol=4 * torch.finfo(dtype).eps, atol=0, equal_nan=True, err_msg=form)
+def test_elementwise_math_follows_the_formula_elementwise(device, dtype, sample):
+    (x,) = sample.args
+    outputs = ELEMENTWISE_MATH(sample, dtype=dtype, device=device)
+    assert sorted(outputs) == sorted(ELEMENTWISE)
+    for name, reference in ELEMENTWISE.items():
+        expected = reference(independent_array(x.logical_values(dtype)))
+        for form, out in zip(("torch." + name, "Tensor." + name), outputs[name]):
+            assert tuple(out.shape) == x.shape and out.dtype == dtype, f"{form}: not the input's shape and dtype"
+            got = independent_array(out.cpu())
+            if name == "abs":  # exact in IEEE 754, the sign of a zero included: abs(-0.0) is +0.0
+                np.testing.assert_array_equal(got, expected, f"{form}: not |x| exactly")
+                assert not np.signbit(got[~np.isnan(got)]).any(), f"{form}: a negative sign survived"
+                continue
+            np.testing.assert_allclose(got, expected, rtol=4 * torch.finfo(dtype).eps, atol=0, equal_nan=True, err_msg=form)
 
 
-@pytest.mark.behaviour("reductions.edges_and_nan")
+def at_the_edges(x, other):
+    """The reductions at their edges: of nothing, of int8 values whose sum int8 cannot hold, and
+    the NaN rules of maximum, fmax, nanmean and a full max, on x and other."""
+    empty = x.new_empty(0)
+    ints = torch.full((3,), 100, dtype=torch.int8, device=x.device)
+    out = {
+        "sum of nothing": torch.sum(empty),
+        "prod of nothing": torch.prod(empty),
+        "mean of nothing": empty.mean(),
+        "sum of int8": torch.sum(ints),
+        "cumsum of int8": torch.cumsum(ints, 0),
+        "prod of int8": torch.prod(ints),
+        "sum(dtype=float64) of int8": torch.sum(ints, dtype=torch.float64),
+        "maximum": torch.maximum(x, other),
+        "fmax": torch.fmax(x, other),
+        "nanmean": torch.nanmean(x),
+    }
+    if x.dim():
+        out["nanmean(x, -1)"] = torch.nanmean(x, -1)
+    if x.numel():
+        out["max"] = x.max()
+    return out
+
+
+@st.composite
+def edge_samples(draw):
+    x = draw(specs(special_values=True, extremes=True), label="x")
+    return Sample((x, draw(specs(shape=x.shape, special_values=True, extremes=True), label="other")))
+
+
+EDGES = Operation(
+    "reductions.edges_and_nan", dtypes="float32_64", samples=edge_samples(), call=lambda x, other: at_the_edges(x, other)
+)
+
+
+@EDGES.property
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own warnings on the NaN and inf it is given
-@pytest.mark.dtypes("float32_64")
-@given(x=specs(special_values=True, extremes=True), data=st.data())
-def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, data):
-    empty = torch.empty(0, dtype=dtype, device=device)
+def test_reductions_at_the_edges_and_nan_handling(device, dtype, sample):
+    x, o = sample.args
+    got = EDGES(sample, dtype=dtype, device=device)
     exactly = dict(rtol=0, atol=0, equal_nan=True)
     scalar = lambda v, d=dtype: torch.tensor(v, dtype=d)
-    assert_close(torch.sum(empty).cpu(), scalar(0.0), **exactly, msg="the sum of nothing is 0")  # the identities of + and *
-    assert_close(torch.prod(empty).cpu(), scalar(1.0), **exactly, msg="the product of nothing is 1")
-    assert_close(empty.mean().cpu(), scalar(math.nan), **exactly, msg="the mean of nothing is NaN")  # 0 / 0
+    assert_close(got["sum of nothing"].cpu(), scalar(0.0), **exactly, msg="the sum of nothing is 0")  # the identities of + and *
+    assert_close(got["prod of nothing"].cpu(), scalar(1.0), **exactly, msg="the product of nothing is 1")
+    assert_close(got["mean of nothing"].cpu(), scalar(math.nan), **exactly, msg="the mean of nothing is NaN")  # 0 / 0
     with pytest.raises(RuntimeError):  # max has no identity: a full max of nothing is refused
-        empty.max()
-    ints = torch.tensor([100, 100, 100], dtype=torch.int8, device=device)
+        torch.empty(0, dtype=dtype, device=device).max()
     # integers promote to int64: the exact 300 (int8 would wrap to 44)
-    assert_equal(torch.sum(ints).cpu(), scalar(300, torch.int64), "sum of int8 is the int64 sum")
-    assert_equal(torch.cumsum(ints, 0).cpu(), torch.tensor([100, 200, 300]), "cumsum of int8 is the int64 running sum")
-    assert_equal(torch.prod(ints).cpu(), scalar(1_000_000, torch.int64), "prod of int8 is the int64 product")
+    assert_equal(got["sum of int8"].cpu(), scalar(300, torch.int64), "sum of int8 is the int64 sum")
+    assert_equal(got["cumsum of int8"].cpu(), torch.tensor([100, 200, 300]), "cumsum of int8 is the int64 running sum")
+    assert_equal(got["prod of int8"].cpu(), scalar(1_000_000, torch.int64), "prod of int8 is the int64 product")
     # dtype= casts before reducing: 300 in float64, not a wrapped int8 sum converted
-    assert_equal(torch.sum(ints, dtype=torch.float64).cpu(), scalar(300.0, torch.float64), "sum(dtype=) casts before reducing")
-    t = x.build(dtype=dtype, device=device)
-    other = data.draw(specs(shape=x.shape, special_values=True, extremes=True), label="other").build(dtype=dtype, device=device)
-    a, b = independent_array(t.cpu()), independent_array(other.cpu())
+    assert_equal(got["sum(dtype=float64) of int8"].cpu(), scalar(300.0, torch.float64), "sum(dtype=) casts before reducing")
+    a, b = independent_array(x.logical_values(dtype)), independent_array(o.logical_values(dtype))
     # maximum propagates NaN ("that element is returned"); fmax takes the non-NaN element
     for name, reference in (("maximum", np.maximum), ("fmax", np.fmax)):
-        out = getattr(torch, name)(t, other)
+        out = got[name]
         assert out.dtype == dtype, f"{name} of two {dtype} tensors gave {out.dtype}"
         np.testing.assert_array_equal(independent_array(out.cpu()), reference(a, b), f"{name} is not NumPy's {name}")
     # nanmean of integer values (NaN kept): the exact sum of the non-NaN values over their count,
@@ -442,9 +607,12 @@ def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, data):
         if c.ndim:
             along = np.nansum(c, axis=-1) / (~np.isnan(c)).sum(axis=-1)
             assert_reduction_of(torch.nanmean(ints, -1), along, dtype, "nanmean(x, -1) ignores NaNs, keepdim omitted: False")
-    if t.numel():
+    assert ("max" in got) == bool(x.numel) and ("nanmean(x, -1)" in got) == bool(x.ndim)
+    if x.numel:
         # the maximum of every element, NaN where there is a NaN, as a 0-d tensor of the input's dtype
-        assert_close(t.max().cpu(), scalar(np.max(a).item()), **exactly, msg="max of a tensor with NaN is NaN, else its maximum")
+        assert_close(
+            got["max"].cpu(), scalar(np.max(a).item()), **exactly, msg="max of a tensor with NaN is NaN, else its maximum"
+        )
         finite = a[~np.isnan(a)]
         # near the dtype's limits the float sum depends on the order of its terms (max + 1 - max):
         # nanmean is compared only where no term is within 1e10 of overflowing
@@ -452,29 +620,66 @@ def test_reductions_at_the_edges_and_nan_handling(device, dtype, x, data):
             nearly = dict(rtol=1e-4, atol=1e-4, equal_nan=True)
             with np.errstate(invalid="ignore", divide="ignore"):
                 expected = np.nanmean(a.astype(np.float64)) if finite.size else np.nan
-                assert_close(torch.nanmean(t).cpu(), scalar(expected), **nearly, msg="nanmean ignores NaNs")
-            if t.dim():  # along a dim, keepdim omitted: its default False drops the dim
+                assert_close(got["nanmean"].cpu(), scalar(expected), **nearly, msg="nanmean ignores NaNs")
+            if x.ndim:  # along a dim, keepdim omitted: its default False drops the dim
                 with np.errstate(invalid="ignore", divide="ignore"):
                     along = np.nanmean(a.astype(np.float64), axis=-1) if a.shape[-1] else np.full(a.shape[:-1], np.nan)
                 assert_close(
-                    torch.nanmean(t, -1).cpu(), torch.from_numpy(np.asarray(along)).to(dtype), **nearly, msg="nanmean along a dim"
+                    got["nanmean(x, -1)"].cpu(),
+                    torch.from_numpy(np.asarray(along)).to(dtype),
+                    **nearly,
+                    msg="nanmean along a dim",
                 )
 
 
-@pytest.mark.behaviour("reductions.dim_tuples_keepdim")
-@pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # NumPy on zero-size axes; torch gives NaN too
-@pytest.mark.dtypes("float32_64")
-# keepdim None: omitted, its documented default False
-@given(x=specs(shapes=shapes(min_dims=1, max_dims=4)), data=st.data(), keepdim=st.sampled_from([None, True, False]))
-def test_sum_and_mean_over_dim_tuples_with_keepdim(device, dtype, x, data, keepdim):
-    chosen = data.draw(st.lists(dims(x.ndim), min_size=1, max_size=x.ndim, unique_by=lambda d: d % x.ndim), label="dims")
-    t, a = integer_valued(x, dtype, device)
-    axes = tuple(d % x.ndim for d in chosen)
+def over_dims(x, dims, keepdim):
+    """sum and mean over `dims`, as Tensor methods and torch functions; keepdim None: omitted."""
     kept = {} if keepdim is None else {"keepdim": keepdim}
+    return {
+        f"{form}.{name}": reduce(x, dims, **kept)
+        for name in ("sum", "mean")
+        for form, reduce in (
+            ("Tensor", lambda t, d, name=name, **k: getattr(t, name)(dim=d, **k)),
+            ("torch", lambda t, d, name=name, **k: getattr(torch, name)(t, d, **k)),
+        )
+    }
+
+
+@st.composite
+def dim_tuple_samples(draw):
+    """Sample(x, dims, keepdim): a tuple of distinct dims (negative ones too) of x; keepdim True,
+    False or None (omitted: its documented default False)."""
+    # at least one dim: a tuple of dims of a 0-d tensor has nothing to name
+    x = draw(specs(shapes=shapes(min_dims=1, max_dims=4)), label="x")
+    chosen = draw(st.lists(dims(x.ndim), min_size=1, max_size=x.ndim, unique_by=lambda d: d % x.ndim), label="dims")
+    return Sample((x, tuple(chosen), draw(st.sampled_from([None, True, False]), label="keepdim")))
+
+
+DIM_TUPLES = Operation(
+    "reductions.dim_tuples_keepdim",
+    dtypes="float32_64",
+    samples=dim_tuple_samples(),
+    call=lambda x, dims, keepdim: over_dims(x, dims, keepdim),
+)
+
+
+@DIM_TUPLES.property
+@pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # NumPy on zero-size axes; torch gives NaN too
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_sum_and_mean_over_dim_tuples_with_keepdim(device, dtype, sample):
+    x, chosen, keepdim = sample.args
+    axes = tuple(d % x.ndim for d in chosen)
+    values = independent_array(x.logical_values(dtype)).astype(np.float64)
+    for form, out in DIM_TUPLES(sample, dtype=dtype, device=device).items():
+        expected = np.asarray((np.sum if form.endswith("sum") else np.mean)(values, axis=axes, keepdims=bool(keepdim)))
+        what = f"{form}(dim={chosen}, keepdim={keepdim})"
+        assert out.dtype == dtype, f"{what}: the result dtype is {out.dtype}, not the input's {dtype}"
+        assert tuple(out.shape) == expected.shape, f"{what}: shape {tuple(out.shape)}, NumPy's {expected.shape}"
+        assert_close_to_reference(out, torch.from_numpy(expected), equal_nan=True)
+    # exactly, on integer values (where a float sum is exact)
+    t, a = integer_valued(x, dtype, device)
     for name, reference in (("sum", np.sum), ("mean", exact_mean)):
         expected = reference(a, axis=axes, keepdims=bool(keepdim))
-        for form, out in (
-            (f"Tensor.{name}", getattr(t, name)(dim=tuple(chosen), **kept)),
-            (f"torch.{name}", getattr(torch, name)(t, tuple(chosen), **kept)),
-        ):
-            assert_reduction_of(out, expected, dtype, f"{form}(dim={tuple(chosen)}, keepdim={keepdim})")
+        for form, out in over_dims(t, chosen, keepdim).items():
+            if form.endswith(name):
+                assert_reduction_of(out, expected, dtype, f"{form}(dim={chosen}, keepdim={keepdim})")

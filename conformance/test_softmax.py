@@ -4,10 +4,8 @@ import dataclasses
 import math
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
@@ -123,18 +121,28 @@ def assert_softmax_of(out, a, dim, dtype, what):
     assert_close(out.detach().cpu(), expected, msg=lambda m: f"{what}: not exp(x_i) / sum_j exp(x_j) along dim {dim}\n{m}")
 
 
-@pytest.mark.behaviour("softmax.shift_invariant")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs(), data=st.data())
-def test_softmax_ignores_a_constant_along_dim(device, dtype, x, data):
-    dim = data.draw(dims(x.ndim), label="dim")
-    t = x.build(dtype=dtype, device=device)
+@st.composite
+def shifted_samples(draw):
+    """Sample(x, dim, c): c is constant along dim (size 1 there), x's shape elsewhere."""
+    x = draw(specs(), label="x")
+    dim = draw(dims(x.ndim), label="dim")
     shift_shape = tuple(1 if d == dim % max(x.ndim, 1) else s for d, s in enumerate(x.shape))
     # shifts within +-20: x + c is rounded in the dtype, so a larger shift changes the input itself
-    shift = specs(shape=shift_shape, low=-20, high=20)
-    c = data.draw(shift, label="shift").build(dtype=dtype, device=device)
+    return Sample((x, dim, draw(specs(shape=shift_shape, low=-20, high=20), label="shift")))
+
+
+SHIFTED = Operation(
+    "softmax.shift_invariant", dtypes="float32_64", samples=shifted_samples(), call=lambda x, dim, c: F.softmax(x + c, dim)
+)
+
+
+@SHIFTED.property
+def test_softmax_ignores_a_constant_along_dim(device, dtype, sample):
+    x, dim, _ = sample.args
+    out = SHIFTED(sample, dtype=dtype, device=device)
     # the shifted input's softmax is the unshifted input's, by the formula in float64
-    assert_softmax_of(F.softmax(t + c, dim), independent_array(t.cpu()), dim, dtype, "softmax(x + c, dim) is not softmax(x, dim)")
+    a = independent_array(x.logical_values(dtype))
+    assert_softmax_of(out, a, dim, dtype, "softmax(x + c, dim) is not softmax(x, dim)")
 
 
 # LOG_SOFTMAX is float32/float64 only: in half precision exp() magnifies the rounding of a log
@@ -154,13 +162,26 @@ def test_softmax_dtype_casts_before_computing(device, dtype, sample):
     assert_softmax_of(out, independent_array(x.logical_values(dtype)), dim, torch.float64, "softmax(x, dim, dtype=float64)")
 
 
-@pytest.mark.behaviour("softmax.module_matches_functional")
-@pytest.mark.dtypes("float32")
-@given(x=specs())
-def test_softmax_module_equals_functional(device, dtype, x):
+def every_dim(x):
+    """The dims of `x`, each one: -ndim <= dim < ndim (a 0-d tensor has 0 and -1)."""
+    return range(-max(x.dim(), 1), max(x.dim(), 1))
+
+
+MODULE = Operation(
+    "softmax.module_matches_functional",
+    dtypes="float32",
+    samples=specs().map(lambda x: Sample((x,))),
+    call=lambda x: tuple(torch.nn.Softmax(dim)(x) for dim in every_dim(x)),
+)
+
+
+@MODULE.property
+def test_softmax_module_equals_functional(device, dtype, sample):
+    (x,) = sample.args
     t = x.build(dtype=dtype, device=device)
     a = independent_array(x.logical_values(dtype))
-    for dim in range(-max(x.ndim, 1), max(x.ndim, 1)):
-        module = torch.nn.Softmax(dim)(t)
+    modules = MODULE(sample, dtype=dtype, device=device)
+    assert len(modules) == len(every_dim(t)), "not one result per dim"
+    for dim, module in zip(every_dim(t), modules):
         assert_softmax_of(module, a, dim, dtype, f"nn.Softmax({dim})")
         assert_equal(module, F.softmax(t, dim), f"nn.Softmax({dim})(x) is not F.softmax(x, {dim})")

@@ -40,6 +40,8 @@ DTYPE_GROUPS: dict[str, tuple[torch.dtype, ...]] = {
     "no_numpy": (torch.bfloat16, torch.complex32),
     "float32_64": (torch.float32, torch.float64),
     "float32": (torch.float32,),
+    # class indices and targets: the documented LongTensor inputs (one_hot)
+    "int64": (torch.int64,),
 }
 
 # Dtypes a device type lacks. Unlisted device types are assumed to support everything;

@@ -23,16 +23,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Areas whose every entry states its clauses; the rest follow as they are rewritten (issue 25).
 CLAUSED_AREAS: set[str] = {
-    "views",
-    "shape_ops",
-    "joining",
+    "data",
+    "devices",
     "indexing",
+    "joining",
+    "losses",
+    "numpy_bridge",
     "optim",
     "reductions",
+    "shape_ops",
     "softmax",
-    "devices",
-    "data",
-    "numpy_bridge",
+    "views",
 }
 
 
