@@ -12,62 +12,193 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conformance.checks import private_rng
+from conformance.checks import independent_array, private_rng
+from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
-from strategies.samples import SIZE_FORMS
+from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, SIZE_FORMS, Sample
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS
 
 
-@pytest.mark.behaviour("creation.factory_shapes_dtypes")
-@pytest.mark.dtypes("all")
-@given(shape=shapes(), seed=st.integers(0, 2**32 - 1))
-def test_factories_honour_shape_dtype_device(device, dtype, shape, seed):
-    for form, size in SIZE_FORMS.items():  # every form, every example: they are cheap
-        made = {name: getattr(torch, name)(*size(shape), dtype=dtype, device=device) for name in ("empty", "zeros", "ones")}
-        if dtype.is_floating_point or dtype.is_complex:  # rand and randn sample floating and complex dtypes only
-            generator = torch.Generator(device=device).manual_seed(seed)
-            made.update(
-                rand=torch.rand(*size(shape), dtype=dtype, device=device, generator=generator),
-                randn=torch.randn(*size(shape), dtype=dtype, device=device, generator=generator),
-            )
-        for name, t in made.items():
-            assert (tuple(t.shape), t.dtype, t.device.type) == (shape, dtype, torch.device(device).type), f"{name}, {form}"
-        assert bool((made["zeros"] == 0).all()) and bool((made["ones"] == 1).all()), form
+def generator(device, seed: int) -> torch.Generator | None:
+    """A generator of its own on `device`, so a call draws nothing from torch's global one; none
+    on meta, which has no generator and draws no numbers (its tensors hold no values)."""
+    if torch.device(device).type == "meta":
+        return None
+    return torch.Generator(device=device).manual_seed(seed)
 
 
-@pytest.mark.behaviour("creation.rand_half_open")
-@pytest.mark.dtypes("floating")
-@given(seed=st.integers(0, 2**32 - 1))
-def test_rand_is_in_zero_one_half_open(device, dtype, seed):
-    generator = torch.Generator(device=device).manual_seed(seed)
-    t = torch.rand(4096, dtype=dtype, device=device, generator=generator)
-    assert bool((t >= 0).all()) and bool((t < 1).all()), f"max {t.max().item()}"
+def shape_only(t: torch.Tensor) -> torch.Tensor:
+    """What a comparison of two runs may ask of a tensor whose values are unspecified (empty) or
+    random: its shape, dtype and device, carried by zeros."""
+    return torch.zeros_like(t)
 
 
-@pytest.mark.behaviour("creation.like_inherits")
-@pytest.mark.dtypes("float_and_complex")
-@given(x=specs(), other=st.sampled_from(DTYPE_GROUPS["float_and_complex"]), size=shapes(max_dims=2))
-def test_like_and_new_inherit_unless_given(device, dtype, x, other, size):
-    t = x.build(dtype=dtype, device=device)
-    with private_rng(x.seed, device):
-        random = (torch.rand_like(t), torch.randn_like(t))
-    for made in (torch.zeros_like(t), torch.ones_like(t), torch.empty_like(t), *random, torch.full_like(t, 2)):
-        assert (made.shape, made.dtype, made.device, made.layout) == (t.shape, dtype, t.device, t.layout)
-    for made in (t.new_ones(size), t.new_zeros(size), t.new_empty(size), t.new_full(size, 3)):
-        assert (tuple(made.shape), made.dtype, made.device) == (size, dtype, t.device)
-    assert torch.zeros_like(t, dtype=other).dtype == other and t.new_ones(size, dtype=other).dtype == other
+FACTORIES = {
+    # name -> (call, what two runs agree on), torch looked up when it runs
+    "empty": lambda *size, **kw: shape_only(torch.empty(*size, **kw)),
+    "zeros": lambda *size, **kw: torch.zeros(*size, **kw),
+    "ones": lambda *size, **kw: torch.ones(*size, **kw),
+    "rand": lambda *size, seed, **kw: in_unit_interval(torch.rand(*size, generator=drawn_on(kw, seed), **kw)),
+    "randn": lambda *size, seed, **kw: finite(torch.randn(*size, generator=drawn_on(kw, seed), **kw)),
+}
+SAMPLING = ("rand", "randn")  # "rand and randn do the same for the floating and complex dtypes they sample"
 
 
-@pytest.mark.behaviour("creation.randn_like_integral_raises")
-@pytest.mark.dtypes("integral")
-@given(shape=shapes(min_side=1))  # an empty tensor never reaches the sampling kernel
-def test_randn_like_refuses_integral_dtypes(device, dtype, shape):
-    source = torch.zeros(shape, dtype=dtype, device=device)
-    with pytest.raises(RuntimeError):
-        torch.randn_like(source)
-    with pytest.raises(RuntimeError):
-        torch.randn_like(source.float(), dtype=dtype)
+def drawn_on(kw: dict, seed: int) -> torch.Generator:
+    return generator(kw.get("device", "cpu"), seed)
+
+
+def in_unit_interval(t: torch.Tensor):
+    return shape_only(t), (t.real >= 0) & (t.real < 1) if t.is_complex() else (t >= 0) & (t < 1)
+
+
+def finite(t: torch.Tensor):
+    return shape_only(t), torch.isfinite(t)
+
+
+@st.composite
+def factory_calls(draw, dtype: torch.dtype) -> Sample:
+    """Sample(size..., name, dtype=, device=): a shape in one of the documented size forms, a
+    factory, and dtype= and device= each given or left out (left out: their defaults)."""
+    shape = draw(shapes(), label="shape")
+    form = draw(st.sampled_from(sorted(SIZE_FORMS)), label="size_form")
+    names = [n for n in FACTORIES if n not in SAMPLING or dtype.is_floating_point or dtype.is_complex]
+    name = draw(st.sampled_from(names), label="factory")
+    kwargs = {}
+    if draw(st.booleans(), label="dtype_given"):
+        kwargs["dtype"] = ITEM_DTYPE
+    if draw(st.booleans(), label="device_given"):
+        kwargs["device"] = ITEM_DEVICE
+    if name in SAMPLING:
+        kwargs["seed"] = draw(st.integers(0, 2**32 - 1), label="seed")
+    return Sample((name, *SIZE_FORMS[form](shape)), kwargs)
+
+
+FACTORY = Operation(
+    "creation.factory_shapes_dtypes",
+    dtypes="all",
+    samples=factory_calls,
+    call=lambda name, *size, **kw: FACTORIES[name](*size, **kw),
+)
+
+
+def size_of(sample: Sample) -> tuple:
+    """The shape the sample's size arguments spell, read without torch: ints, or one sequence."""
+    size = sample.args[1:]
+    return tuple(size[0]) if len(size) == 1 and not isinstance(size[0], int) else tuple(size)
+
+
+@FACTORY.property
+def test_factories_honour_shape_dtype_device(device, dtype, sample):
+    name = sample.args[0]
+    (_, *size), kw = sample.build(dtype=dtype, device=device)
+    shape = size_of(sample)
+    # what the factory made, before the comparison's reduction to shape and values
+    raw = getattr(torch, name)(
+        *size,
+        **{k: v for k, v in kw.items() if k != "seed"},
+        **({"generator": drawn_on(kw, kw["seed"])} if name in SAMPLING else {}),
+    )
+    expected_dtype = dtype if "dtype" in kw else torch.get_default_dtype()  # left out: the default dtype
+    expected_device = torch.device(device).type if "device" in kw else "cpu"  # left out: the default device
+    got = (tuple(raw.shape), raw.dtype, raw.device.type)
+    assert got == (shape, expected_dtype, expected_device), f"{name}: {got}, not the requested shape, dtype and device"
+    out = FACTORY(sample, dtype=dtype, device=device)
+    if name == "zeros":
+        assert bool((out == 0).all()), "zeros holds an element other than 0"
+    if name == "ones":
+        assert bool((out == 1).all()), "ones holds an element other than 1"
+
+
+RAND = Operation(
+    "creation.rand_half_open",
+    dtypes="floating",
+    samples=st.builds(
+        lambda seed: Sample((4096,), {"dtype": ITEM_DTYPE, "device": ITEM_DEVICE, "seed": seed}), st.integers(0, 2**32 - 1)
+    ),
+    # each device draws its own numbers: two runs agree on which fell in [0, 1), not on the numbers
+    call=lambda n, dtype, device, seed: in_unit_interval(
+        torch.rand(n, dtype=dtype, device=device, generator=generator(device, seed))
+    ),
+)
+
+
+@RAND.property
+def test_rand_is_in_zero_one_half_open(device, dtype, sample):
+    shape, inside = RAND(sample, dtype=dtype, device=device)
+    assert shape.dtype == dtype and tuple(shape.shape) == (4096,), "rand did not make the requested shape and dtype"
+    assert bool(inside.all()), f"rand left [0, 1) at {int((~inside).sum())} of 4096 elements"
+
+
+LIKE = {
+    # "*_like functions return a tensor of the source's shape"; values unspecified or random are
+    # compared as shape and dtype only (shape_only)
+    "zeros_like": lambda t, size, seed, **kw: torch.zeros_like(t, **kw),
+    "ones_like": lambda t, size, seed, **kw: torch.ones_like(t, **kw),
+    "empty_like": lambda t, size, seed, **kw: shape_only(torch.empty_like(t, **kw)),
+    "rand_like": lambda t, size, seed, **kw: shape_only(torch.rand_like(t, generator=generator(t.device, seed), **kw)),
+    "randn_like": lambda t, size, seed, **kw: shape_only(torch.randn_like(t, generator=generator(t.device, seed), **kw)),
+    "full_like": lambda t, size, seed, **kw: torch.full_like(t, 2, **kw),
+}
+NEW = {
+    # "new_* methods ... take a size"
+    "new_zeros": lambda t, size, seed, **kw: t.new_zeros(size, **kw),
+    "new_ones": lambda t, size, seed, **kw: t.new_ones(size, **kw),
+    "new_empty": lambda t, size, seed, **kw: shape_only(t.new_empty(size, **kw)),
+    "new_full": lambda t, size, seed, **kw: t.new_full(size, 3, **kw),
+}
+INHERITING = LIKE | NEW
+
+
+@st.composite
+def like_calls(draw, dtype: torch.dtype) -> Sample:
+    """Sample(x, name, size, seed[, dtype=other]): a source tensor, one *_like function or new_*
+    method, a size for new_*, and dtype= given (another floating or complex dtype) or left out."""
+    x = draw(specs(), label="x")
+    name = draw(st.sampled_from(sorted(INHERITING)), label="call")
+    size = draw(shapes(max_dims=2), label="size")
+    kwargs = {}
+    if draw(st.booleans(), label="dtype_given"):
+        kwargs["dtype"] = draw(st.sampled_from(DTYPE_GROUPS["float_and_complex"]), label="other_dtype")
+    return Sample((x, name, size, draw(st.integers(0, 2**32 - 1), label="seed")), kwargs)
+
+
+LIKE_INHERITS = Operation(
+    "creation.like_inherits",
+    dtypes="float_and_complex",
+    samples=like_calls,
+    call=lambda t, name, size, seed, **kw: INHERITING[name](t, size, seed, **kw),
+)
+
+
+@LIKE_INHERITS.property
+def test_like_and_new_inherit_unless_given(device, dtype, sample):
+    x, _, size, seed = sample.args
+    for name in INHERITING:  # every function and method, with dtype= as drawn
+        made = LIKE_INHERITS(Sample((x, name, size, seed), sample.kwargs), dtype=dtype, device=device)
+        want_dtype = sample.kwargs.get("dtype", dtype)  # given, or the source's
+        want_shape = x.shape if name in LIKE else size
+        got = (tuple(made.shape), made.dtype, made.device.type, made.layout)
+        want = (want_shape, want_dtype, torch.device(device).type, torch.strided)
+        assert got == want, f"{name}: {got}, not the source's (or the given) shape, dtype, device and layout {want}"
+
+
+RANDN_LIKE_INTEGRAL = Operation(
+    "creation.randn_like_integral_raises",
+    dtypes="integral",
+    # an empty tensor never reaches the sampling kernel; dtype= given (from a float source) or inherited
+    samples=st.builds(lambda x, given: Sample((x, given)), specs(shapes=shapes(min_side=1)), st.booleans()),
+    call=lambda t, given: torch.randn_like(t.float(), dtype=t.dtype) if given else torch.randn_like(t),
+)
+
+
+@RANDN_LIKE_INTEGRAL.property
+def test_randn_like_refuses_integral_dtypes(device, dtype, sample):
+    x, _ = sample.args
+    for dtype_given in (False, True):
+        with pytest.raises(RuntimeError, match="not implemented for"):  # (observed message)
+            RANDN_LIKE_INTEGRAL(Sample((x, dtype_given)), dtype=dtype, device=device)
 
 
 def integer_range(dtype: torch.dtype) -> tuple[int, int]:
@@ -80,51 +211,86 @@ def integer_range(dtype: torch.dtype) -> tuple[int, int]:
     return info.min, info.max
 
 
-@pytest.mark.behaviour("creation.randint_like_range")
-@pytest.mark.dtypes("real")
-@given(x=specs(), data=st.data(), seed=st.integers(0, 2**32 - 1))
-def test_randint_like_is_in_low_high(device, dtype, x, data, seed):
-    # low and high anywhere in the dtype's range; for floating dtypes, among the integers the
-    # dtype holds exactly (beyond them an integer draw rounds, onto high itself)
+@st.composite
+def randint_like_calls(draw, dtype: torch.dtype) -> Sample:
+    """Sample(x, low, high, seed): low and high anywhere in the dtype's range; for floating dtypes,
+    among the integers the dtype holds exactly (beyond them an integer draw rounds, onto high itself)."""
     bottom, top = integer_range(dtype)
-    low = data.draw(st.integers(bottom, top - 1), label="low")
-    span = data.draw(st.integers(1, top - low), label="span")
+    low = draw(st.integers(bottom, top - 1), label="low")
+    span = draw(st.integers(1, top - low), label="span")
+    return Sample((draw(specs(), label="x"), low, low + span, draw(st.integers(0, 2**32 - 1), label="seed")))
+
+
+def randint_like_within(t, low, high, seed):
+    out = torch.randint_like(t, low, high, generator=generator(t.device, seed))
+    return shape_only(out), (out >= low) & (out < high)  # each device draws its own numbers
+
+
+RANDINT_LIKE = Operation(
+    "creation.randint_like_range",
+    dtypes="real",
+    samples=randint_like_calls,
+    call=lambda t, low, high, seed: randint_like_within(t, low, high, seed),
+)
+
+
+@RANDINT_LIKE.property
+def test_randint_like_is_in_low_high(device, dtype, sample):
+    x = sample.args[0]
+    shape, within = RANDINT_LIKE(sample, dtype=dtype, device=device)
+    assert (tuple(shape.shape), shape.dtype) == (x.shape, dtype), "randint_like did not keep x's shape and dtype"
+    assert bool(within.all()), "randint_like left [low, high)"
+
+
+SIZE = Operation(
+    "creation.size_is_tuple",
+    dtypes="float32",
+    samples=specs().map(lambda x: Sample((x,))),
+    call=lambda t: (t.size(), t.numel()),
+    not_compiled="size() and numel() read the tensor's metadata: Dynamo answers them as constants and compiles no graph",
+)
+
+
+@SIZE.property
+def test_size_is_a_tuple_and_numel_its_product(device, dtype, sample):
+    (x,) = sample.args
+    size, numel = SIZE(sample, dtype=dtype, device=device)
+    assert isinstance(size, torch.Size) and isinstance(size, tuple), "size() is not a torch.Size, a tuple"
+    assert size == x.shape, "size() is not the shape"
+    assert numel == math.prod(x.shape), "numel() is not the product of the sizes"
     t = x.build(dtype=dtype, device=device)
-    with private_rng(seed, device):
-        out = torch.randint_like(t, low, low + span)
-    assert (out.shape, out.dtype) == (t.shape, dtype)
-    assert bool((out >= low).all()) and bool((out < low + span).all())
+    assert t.shape == size and torch.numel(t) == numel, "shape or torch.numel disagrees with size() and numel()"
 
 
-@pytest.mark.behaviour("creation.size_is_tuple")
-@given(x=specs())
-def test_size_is_a_tuple_and_numel_its_product(device, x):
-    t = x.build(dtype=torch.float32, device=device)
-    assert isinstance(t.size(), torch.Size) and isinstance(t.size(), tuple)
-    assert t.size() == t.shape == x.shape
-    assert t.numel() == math.prod(t.size()) == torch.numel(t)
+TWO_INTS = Operation(
+    "creation.tensor_two_ints_raises",
+    dtypes="float32",
+    samples=st.builds(lambda a, b: Sample((a, b), {"device": ITEM_DEVICE}), st.integers(0, 6), st.integers(0, 6)),
+    call=lambda a, b, device: torch.tensor(a, b, device=device),
+)
 
 
-@pytest.mark.behaviour("creation.tensor_two_ints_raises")
-@given(a=st.integers(0, 6), b=st.integers(0, 6))
-def test_tensor_of_two_ints_raises(device, a, b):
-    with pytest.raises(TypeError):
-        torch.tensor(a, b, device=device)
+@TWO_INTS.property
+def test_tensor_of_two_ints_raises(device, dtype, sample):
+    a, b = sample.args
+    with pytest.raises(TypeError):  # "data (array_like)": a second int is no data
+        TWO_INTS(sample, dtype=dtype, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert torch.empty(a, b, device=device).shape == (a, b)
+        assert torch.empty(a, b, device=device).shape == (a, b), "torch.empty(a, b) is not a x b"
 
 
+@pytest.mark.behaviour("creation.no_double64")
 @pytest.mark.behaviour("creation.no_double64")
 @pytest.mark.dtypes("floating")
 @given(x=specs())
 def test_there_is_no_double64_only_float64(device, dtype, x):
     assert not hasattr(torch, "double64"), "torch.double64 exists"
-    assert torch.double is torch.float64
+    assert torch.double is torch.float64, "torch.double is not torch.float64"
     t = x.build(dtype=dtype, device=device)
     with private_rng(0, device):
         like = torch.randn_like(t, dtype=torch.float64)
-    assert like.dtype == torch.float64 and like.shape == t.shape and like.device == t.device
+    assert like.dtype == torch.float64 and like.shape == t.shape and like.device == t.device, "randn_like(dtype=float64)"
 
 
 SCALARS = {
@@ -135,11 +301,31 @@ SCALARS = {
 }
 
 
-@pytest.mark.behaviour("creation.tensor_infers_dtype")
-@given(kinds=st.lists(st.sampled_from(sorted(SCALARS)), min_size=1, max_size=6), data=st.data(), nested=st.booleans())
-def test_tensor_infers_its_dtype_from_python_data(device, kinds, data, nested):
-    values = [data.draw(SCALARS[kind], label=kind) for kind in kinds]
-    out = torch.tensor([[v] for v in values] if nested else values, device=device)
+@st.composite
+def python_data(draw) -> Sample:
+    """Sample(data, device=): a flat or nested list of Python bools, ints, floats and complex numbers."""
+    kinds = draw(st.lists(st.sampled_from(sorted(SCALARS)), min_size=1, max_size=6), label="kinds")
+    values = [draw(SCALARS[kind], label=kind) for kind in kinds]
+    nested = draw(st.booleans(), label="nested")
+    return Sample(([[v] for v in values] if nested else values,), {"device": ITEM_DEVICE})
+
+
+TENSOR_INFERS = Operation(
+    "creation.tensor_infers_dtype",
+    dtypes="float32",
+    samples=python_data(),
+    call=lambda data, device: torch.tensor(data, device=device),
+)
+
+
+def flat(data: list) -> list:
+    return [v for item in data for v in (item if isinstance(item, list) else [item])]
+
+
+@TENSOR_INFERS.property
+def test_tensor_infers_its_dtype_from_python_data(device, dtype, sample):
+    values = flat(sample.args[0])
+    out = TENSOR_INFERS(sample, dtype=dtype, device=device)
     present = {type(v) for v in values}
     default_complex = {torch.float32: torch.complex64, torch.float64: torch.complex128}[torch.get_default_dtype()]
     if complex in present:
@@ -150,27 +336,41 @@ def test_tensor_infers_its_dtype_from_python_data(device, kinds, data, nested):
         expected = torch.int64
     else:
         expected = torch.bool
-    assert out.dtype == expected, f"{kinds}: got {out.dtype}, expected {expected}"
+    assert out.dtype == expected, f"{sorted(t.__name__ for t in present)}: got {out.dtype}, not the inferred {expected}"
 
 
-@pytest.mark.behaviour("creation.tensor_class_vs_function")
-@pytest.mark.device_types("cpu")  # torch.Tensor(...) is the legacy constructor of CPU tensors
-@given(
-    kinds=st.lists(st.sampled_from(["bool", "int", "float"]), min_size=1, max_size=6),
-    data=st.data(),
-    size=shapes(min_dims=1, max_dims=3),  # torch.Tensor() without sizes is empty 1-d, not 0-d
+@st.composite
+def legacy_calls(draw) -> Sample:
+    kinds = draw(st.lists(st.sampled_from(["bool", "int", "float"]), min_size=1, max_size=6), label="kinds")
+    values = [draw(SCALARS[kind], label=kind) for kind in kinds]
+    size = draw(shapes(min_dims=1, max_dims=3), label="size")  # torch.Tensor() without sizes is empty 1-d, not 0-d
+    return Sample((values, size))
+
+
+LEGACY = Operation(
+    "creation.tensor_class_vs_function",
+    dtypes="float32",
+    samples=legacy_calls(),
+    # torch.Tensor(*size) is uninitialised: its shape and dtype are what two runs agree on
+    call=lambda values, size: (torch.Tensor(values), torch.tensor(values), shape_only(torch.Tensor(*size))),
 )
-def test_torch_Tensor_makes_default_dtype_tensors_and_reads_ints_as_sizes(device, kinds, data, size):
-    values = [data.draw(SCALARS[kind], label=kind) for kind in kinds]
-    legacy = torch.Tensor(values)
-    assert legacy.dtype == torch.get_default_dtype(), f"torch.Tensor({kinds}) gave {legacy.dtype}"
-    assert legacy.tolist() == [float(v) for v in numpy.asarray(values, dtype=numpy.float32)]
-    inferred = {"bool": torch.bool, "int": torch.int64, "float": torch.get_default_dtype()}
-    expected = max((inferred[k] for k in kinds), key=[torch.bool, torch.int64, torch.get_default_dtype()].index)
-    assert torch.tensor(values).dtype == expected
-    assert torch.Tensor(*size).shape == size and torch.Tensor(*size).dtype == torch.get_default_dtype()
 
 
+@LEGACY.property
+@pytest.mark.device_types("cpu")  # torch.Tensor(...) is the legacy constructor of CPU tensors
+def test_torch_Tensor_makes_default_dtype_tensors_and_reads_ints_as_sizes(device, dtype, sample):
+    values, size = sample.args
+    legacy, inferred_tensor, sized = LEGACY(sample, dtype=dtype, device=device)
+    assert legacy.dtype == torch.get_default_dtype(), f"torch.Tensor(data) gave {legacy.dtype}, not the default dtype"
+    held = [float(v) for v in numpy.asarray(values, dtype=numpy.float32)]
+    assert legacy.tolist() == held, "torch.Tensor(data) holds other values"
+    inferred = {bool: torch.bool, int: torch.int64, float: torch.get_default_dtype()}
+    expected = max((inferred[type(v)] for v in values), key=[torch.bool, torch.int64, torch.get_default_dtype()].index)
+    assert inferred_tensor.dtype == expected, f"torch.tensor(data) gave {inferred_tensor.dtype}, not the inferred {expected}"
+    assert sized.shape == size and sized.dtype == torch.get_default_dtype(), "torch.Tensor(n, m, ...) did not read ints as sizes"
+
+
+@pytest.mark.behaviour("creation.tensor_class_shares_float32_ndarray")
 @pytest.mark.behaviour("creation.tensor_class_shares_float32_ndarray")
 @pytest.mark.device_types("cpu")
 # non-empty: an empty array holds no memory to share (its tensor's data_ptr is 0)
@@ -187,28 +387,49 @@ def bytes_per_element(dtype: torch.dtype) -> int:
     return 1 if name == "bool" else int(re.search(r"\d+", name).group()) // 8
 
 
-@pytest.mark.behaviour("creation.nbytes_is_numel_times_element_size")
-@pytest.mark.dtypes("all")
-@given(x=specs())
-def test_nbytes_is_numel_times_element_size(device, dtype, x):
-    t = x.build(dtype=dtype, device=device)
-    assert t.element_size() == bytes_per_element(dtype)
-    assert t.nbytes == t.numel() * t.element_size()
+NBYTES = Operation(
+    "creation.nbytes_is_numel_times_element_size",
+    dtypes="all",
+    samples=specs().map(lambda x: Sample((x,))),
+    call=lambda t: (t.nbytes, t.numel(), t.element_size()),
+)
 
 
-@pytest.mark.behaviour("creation.getsizeof_counts_the_whole_storage")
-@pytest.mark.dtypes("representative")
-@given(x=specs())
-def test_getsizeof_of_a_storage_is_its_bytes_plus_the_wrapper(device, dtype, x):
-    t = x.build(dtype=dtype, device=device)
-    wrapper = sys.getsizeof(torch.empty(0, dtype=dtype, device=device).untyped_storage())
+@NBYTES.property
+def test_nbytes_is_numel_times_element_size(device, dtype, sample):
+    nbytes, numel, element_size = NBYTES(sample, dtype=dtype, device=device)
+    assert element_size == bytes_per_element(dtype), f"element_size() {element_size} is not the dtype's width"
+    assert nbytes == numel * element_size, "nbytes is not numel() * element_size()"
+    assert numel == math.prod(sample.args[0].shape), "numel() is not the product of the shape"
+
+
+def storage_sizes(t: torch.Tensor):
+    """sys.getsizeof of t's storage and of an empty one's (the wrapper), and the storage's nbytes()."""
+    wrapper = sys.getsizeof(torch.empty(0, dtype=t.dtype, device=t.device).untyped_storage())
     storage = t.untyped_storage()
-    assert sys.getsizeof(storage) == wrapper + storage.nbytes()
+    return sys.getsizeof(storage), wrapper, storage.nbytes()
+
+
+GETSIZEOF = Operation(
+    "creation.getsizeof_counts_the_whole_storage",
+    dtypes="representative",
+    samples=specs().map(lambda x: Sample((x,))),
+    call=lambda t: storage_sizes(t),
+    not_compiled="sys.getsizeof of a storage object is Python-level bookkeeping, no tensor operation a graph could hold",
+)
+
+
+@GETSIZEOF.property
+def test_getsizeof_of_a_storage_is_its_bytes_plus_the_wrapper(device, dtype, sample):
+    size, wrapper, nbytes = GETSIZEOF(sample, dtype=dtype, device=device)
+    assert size == wrapper + nbytes, "getsizeof of a storage is not its nbytes() plus the wrapper's size"
     # a view's storage is its base's: at least as large as what the view can reach, usually larger
+    t = sample.args[0].build(dtype=dtype, device=device)
     reach = t.storage_offset() + sum((n - 1) * s for n, s in zip(t.shape, t.stride())) + 1 if t.numel() else 0
-    assert storage.nbytes() >= reach * t.element_size()
+    assert nbytes >= reach * t.element_size(), "a view's storage is smaller than what the view reaches"
 
 
+@pytest.mark.behaviour("creation.like_on_another_device")
 @pytest.mark.behaviour("creation.like_on_another_device")
 @pytest.mark.meta_too
 @pytest.mark.dtypes("float_and_complex")
@@ -222,73 +443,147 @@ def test_like_with_device_creates_there(device, dtype, x):
         "empty_like": torch.empty_like(source, device=device),
     }
     for name, t in made.items():
-        assert (t.shape, t.dtype, t.device.type) == (source.shape, dtype, torch.device(device).type), name
+        got = (t.shape, t.dtype, t.device.type)
+        assert got == (source.shape, dtype, torch.device(device).type), (
+            f"{name}: not on the given device, source's shape and dtype"
+        )
     if torch.device(device).type != "meta":
         for name, value in (("zeros_like", 0), ("ones_like", 1), ("full_like", 2)):
-            assert bool((made[name] == value).all()), name
+            assert bool((made[name] == value).all()), f"{name}: not filled with its value"
 
 
-@pytest.mark.behaviour("creation.arange_length_and_values")
-@pytest.mark.dtypes("real")
-# Integer start, end and step: the docstring warns that non-integer steps meet rounding against end,
-# so the length of a float-step arange is not a promise.
-@given(start=st.integers(-20, 20), span=st.integers(-20, 20), step=st.integers(-5, 5).filter(bool))
-def test_arange_has_ceil_length_and_steps_from_start(device, dtype, start, span, step):
-    end = start + span
+@st.composite
+def arange_calls(draw) -> Sample:
+    """Sample(start, end, step, dtype=, device=): integer arguments (the docstring warns that
+    non-integer steps meet rounding against end, so a float-step length is no promise), dtype=
+    given or left out (integer arguments: int64)."""
+    start, span = draw(st.integers(-20, 20), label="start"), draw(st.integers(-20, 20), label="span")
+    step = draw(st.integers(-5, 5).filter(bool), label="step")
+    kwargs = {"device": ITEM_DEVICE}
+    if draw(st.booleans(), label="dtype_given"):
+        kwargs["dtype"] = ITEM_DTYPE
+    return Sample((start, start + span, step), kwargs)
+
+
+ARANGE = Operation(
+    "creation.arange_length_and_values",
+    dtypes="real",
+    samples=arange_calls(),
+    call=lambda start, end, step, **kw: torch.arange(start, end, step, **kw),
+)
+
+
+@ARANGE.property
+def test_arange_has_ceil_length_and_steps_from_start(device, dtype, sample):
+    start, end, step = sample.args
+    kind = dtype if "dtype" in sample.kwargs else torch.int64  # left out: inferred from the integer arguments
     length = max(0, math.ceil((end - start) / step))
     values = [start + i * step for i in range(length)]
-    info = torch.iinfo(dtype) if not dtype.is_floating_point else torch.finfo(dtype)
+    info = torch.iinfo(kind) if not kind.is_floating_point else torch.finfo(kind)
     if not all(info.min <= v <= info.max for v in (start, end, *values)):
         return  # the dtype cannot hold the range (uint8 and negatives): no documented result
     if (end - start) * step < 0:
         with pytest.raises(RuntimeError):  # the sign of step must lead from start towards end
-            torch.arange(start, end, step, dtype=dtype, device=device)
+            ARANGE(sample, dtype=dtype, device=device)
         return
-    t = torch.arange(start, end, step, dtype=dtype, device=device)
-    assert t.shape == (length,) and t.dtype == dtype
-    assert t.tolist() == values
+    t = ARANGE(sample, dtype=dtype, device=device)
+    assert t.shape == (length,) and t.dtype == kind, f"{tuple(t.shape)} {t.dtype}: not ceil((end - start) / step) of {kind}"
+    assert t.tolist() == values, "not start + i * step"
 
 
-@pytest.mark.behaviour("creation.full_infers_dtype")
-@given(shape=shapes(), value=st.one_of(st.booleans(), st.integers(-(2**40), 2**40), st.floats(-1e6, 1e6)))
-def test_full_fills_and_infers_its_dtype_from_the_value(device, shape, value):
-    t = torch.full(shape, value, device=device)
+@st.composite
+def full_calls(draw) -> Sample:
+    shape = draw(shapes(), label="shape")
+    value = draw(st.one_of(st.booleans(), st.integers(-(2**40), 2**40), st.floats(-1e6, 1e6)), label="fill_value")
+    return Sample((shape, value), {"device": ITEM_DEVICE})
+
+
+FULL = Operation(
+    "creation.full_infers_dtype",
+    dtypes="float32",
+    samples=full_calls(),
+    call=lambda size, value, device: torch.full(size, value, device=device),
+)
+
+
+@FULL.property
+def test_full_fills_and_infers_its_dtype_from_the_value(device, dtype, sample):
+    shape, value = sample.args
+    t = FULL(sample, dtype=dtype, device=device)
     expected = {bool: torch.bool, int: torch.int64, float: torch.get_default_dtype()}[type(value)]
-    assert t.dtype == expected and tuple(t.shape) == shape
-    assert bool((t == torch.tensor(value, dtype=expected)).all())
+    assert t.dtype == expected and tuple(t.shape) == shape, f"{t.dtype}: not the dtype inferred from {type(value).__name__}"
+    filled = numpy.full(shape, value, dtype={bool: numpy.bool_, int: numpy.int64, float: numpy.float32}[type(value)])
+    numpy.testing.assert_array_equal(independent_array(t.cpu()), filled, err_msg="an element is not fill_value")
 
 
 CONVERSIONS = {"float": torch.float32, "double": torch.float64, "half": torch.float16, "long": torch.int64, "int": torch.int32}
 
 
-@pytest.mark.behaviour("creation.conversion_methods")
+def convert(t, method, other):
+    """The conversion method `method` (a dtype method, type_as, or type(dtype))."""
+    if method == "type_as":
+        return t.type_as(torch.empty(0, dtype=other, device=t.device))
+    if method == "type":
+        return t.type(other)
+    return getattr(t, method)()
+
+
+CONVERT = Operation(
+    "creation.conversion_methods",
+    dtypes="all",
+    samples=st.builds(
+        lambda x, method, other: Sample((x, method, other)),
+        specs(),
+        st.sampled_from([*sorted(CONVERSIONS), "type_as", "type"]),
+        st.sampled_from(DTYPE_GROUPS["all"]),
+    ),
+    call=lambda t, method, other: convert(t, method, other),
+)
+
+
+@CONVERT.property
 # complex to real keeps the real part and says so: a documented warning, not a failure
 @pytest.mark.filterwarnings("ignore:Casting complex values to real discards the imaginary part:UserWarning")
-@pytest.mark.dtypes("all")
-@given(x=specs(), method=st.sampled_from(sorted(CONVERSIONS)), other=st.sampled_from(DTYPE_GROUPS["all"]))
-def test_conversion_methods_equal_to_with_their_dtype(device, dtype, x, method, other):
+def test_conversion_methods_equal_to_with_their_dtype(device, dtype, sample):
+    x, _, other = sample.args
     t = x.build(dtype=dtype, device=device)
-    target = CONVERSIONS[method]
-    # ``self.float()`` is equivalent to ``self.to(torch.float32)``, and so on for each method
-    converted = getattr(t, method)()
-    assert converted.dtype == target and converted.shape == t.shape
-    assert (converted is t) == (dtype == target), "a conversion to the same dtype returns self, otherwise a new tensor"
-    torch.testing.assert_close(converted, t.to(target), rtol=0, atol=0, equal_nan=True)
-    like = torch.empty(0, dtype=other, device=device)
-    assert t.type_as(like).dtype == other and t.type(other).dtype == other  # cast to the given tensor's type
-    assert t.type(dtype) is t and isinstance(t.type(), str)  # "no copy is performed"; no dtype: the type's name
+    for method, target in [*CONVERSIONS.items(), ("type_as", other), ("type", other)]:
+        # ``self.float()`` is equivalent to ``self.to(torch.float32)``, and so on for each method
+        converted = CONVERT.call(t, method, other)
+        assert converted.dtype == target and converted.shape == t.shape, (
+            f"{method}: {converted.dtype}, not the method's dtype {target}"
+        )
+        assert (converted is t) == (dtype == target), f"{method}: self returned exactly when the dtype already matches"
+        torch.testing.assert_close(converted, t.to(target), rtol=0, atol=0, equal_nan=True)
+    assert t.type(dtype) is t and isinstance(t.type(), str), "type() with no dtype names the type"
 
 
-@pytest.mark.behaviour("creation.fill_and_init_fill")
-@pytest.mark.dtypes("floating")
-@given(x=specs(layouts=WRITABLE_LAYOUTS), value=st.floats(-6e4, 6e4))  # float16's finite range holds them all
-def test_fill_and_zeros_init_write_every_element_in_place(device, dtype, x, value):
-    t = x.build(dtype=dtype, device=device)
-    assert t.fill_(value) is t
-    assert bool((t.cpu() == torch.tensor(value, dtype=dtype)).all())
-    assert torch.nn.init.zeros_(t) is t and bool((t == 0).all())
+FILL = Operation(
+    "creation.fill_and_init_fill",
+    dtypes="floating",
+    # float16's finite range holds every value
+    samples=st.builds(
+        lambda x, value, init: Sample((x, value, init)), specs(layouts=WRITABLE_LAYOUTS), st.floats(-6e4, 6e4), st.booleans()
+    ),
+    call=lambda t, value, init: torch.nn.init.zeros_(t) if init else t.fill_(value),
+)
 
 
+@FILL.property
+def test_fill_and_zeros_init_write_every_element_in_place(device, dtype, sample):
+    x, value, _ = sample.args
+    held = torch.tensor(value, dtype=dtype).item()  # the value as the dtype holds it (a conversion, not fill_)
+    for init, expected in ((False, held), (True, 0.0)):
+        (t, _, _), _ = Sample((x, value, init)).build(dtype=dtype, device=device)
+        assert FILL.call(t, value, init) is t, "fill_ / zeros_ did not return self"
+        numpy.testing.assert_array_equal(
+            independent_array(t.cpu()).astype(numpy.float64),
+            numpy.full(x.shape, expected, dtype=numpy.float64),
+            err_msg="an element was not written",
+        )
+
+
+@pytest.mark.behaviour("creation.manual_seed_replays_randint")
 @pytest.mark.behaviour("creation.manual_seed_replays_randint")
 @pytest.mark.device_types("cpu", "cuda")  # the devices manual_seed documents ("on all devices")
 @given(seed=st.integers(0, 2**63 - 1), low=st.integers(-(2**62), 2**62), span=st.integers(1, 2**62), size=shapes(max_dims=2))
@@ -300,7 +595,7 @@ def test_manual_seed_replays_randint_within_low_and_high(device, seed, low, span
         torch.manual_seed(seed)
         again = torch.randint(low, low + span, size, device=device)
     assert torch.equal(first, again), "the same seed gave other numbers"
-    assert first.dtype == torch.int64 and tuple(first.shape) == size
+    assert first.dtype == torch.int64 and tuple(first.shape) == size, "randint is not int64 of the given size"
     assert bool((first >= low).all()) and bool((first < low + span).all()), "randint left [low, high)"
 
 
@@ -310,12 +605,13 @@ def test_manual_seed_replays_randint_within_low_and_high(device, seed, low, span
 def test_finfo_eps_max_and_tiny_are_the_dtype_s_limits(device, dtype, data):
     info = torch.finfo(dtype)
     one = torch.tensor(1.0, dtype=dtype, device=device)
-    assert bool(one + info.eps != one) and bool(one + info.eps / 4 == one)  # eps: the gap after 1.0
+    assert bool(one + info.eps != one) and bool(one + info.eps / 4 == one), "eps is not the gap after 1.0"
     top = torch.tensor(info.max, dtype=dtype, device=device)
-    assert bool(top.isfinite()) and bool((top * 2).isinf()) and info.min == -info.max
+    assert bool(top.isfinite()) and bool((top * 2).isinf()), "max is not the largest finite number"
+    assert info.min == -info.max, "min is not -max"
     tiny = torch.tensor(info.tiny, dtype=dtype, device=device)
-    assert bool(tiny > 0) and info.tiny == info.smallest_normal
-    assert info.bits == torch.empty((), dtype=dtype).element_size() * 8
+    assert bool(tiny > 0) and info.tiny == info.smallest_normal, "tiny is not the smallest normal number"
+    assert info.bits == torch.empty((), dtype=dtype).element_size() * 8, "bits is not the width"
 
 
 COMPLEX_OF = {torch.float16: torch.complex32, torch.float32: torch.complex64, torch.float64: torch.complex128}
@@ -329,12 +625,12 @@ def test_set_default_dtype_decides_float_and_complex_inference(device, default, 
     before = torch.get_default_dtype()
     try:
         torch.set_default_dtype(default)
-        assert torch.get_default_dtype() == default
-        assert torch.tensor(value, device=device).dtype == default  # Python floats
-        assert torch.zeros(2, device=device).dtype == default  # factories without dtype=
-        assert torch.tensor(complex(value, 1), device=device).dtype == COMPLEX_OF[default]
-        assert (torch.tensor([n], device=device) * 1.5).dtype == default  # integer tensor with a Python float
-        assert torch.tensor([n], device=device).dtype == torch.int64  # ints are not affected
+        assert torch.get_default_dtype() == default, "get_default_dtype() is not the dtype set"
+        assert torch.tensor(value, device=device).dtype == default, "a Python float is not the default dtype"
+        assert torch.zeros(2, device=device).dtype == default, "a factory without dtype= is not the default dtype"
+        assert torch.tensor(complex(value, 1), device=device).dtype == COMPLEX_OF[default], "not the complex counterpart"
+        assert (torch.tensor([n], device=device) * 1.5).dtype == default, "int tensor times a float is not the default"
+        assert torch.tensor([n], device=device).dtype == torch.int64, "ints are not int64"
     finally:
         torch.set_default_dtype(before)
     with pytest.raises(TypeError):  # only floating point dtypes may be the default

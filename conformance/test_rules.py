@@ -9,14 +9,16 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from conformance.checks import independent_array
+from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs, supported_on
+from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, Arg, Sample
 from strategies.shapes import shapes
-from strategies.tensors import WRITABLE_LAYOUTS
+from strategies.tensors import WRITABLE_LAYOUTS, TensorSpec
 
 # The dtypes the promotion rules are stated for; the wide unsigned ones have too few kernels
 # for arithmetic, and complex32 is a limited-support dtype (tensor attributes page).
@@ -94,29 +96,13 @@ def _rank(kind: str) -> int:
 
 KINDS = ("dimensioned", "zero-dim", "scalar")
 KIND_PAIRS = [(a, b) for a in KINDS for b in KINDS if (a, b) != ("scalar", "scalar")]
-
-
-def build_operand(kind, dtype, shape, device):
-    # Ones, not drawn values: "Unlike numpy, we do not inspect values when determining the minimum
-    # dtypes of an operand", so the result dtype depends on kinds and dtypes alone.
-    if kind == "scalar":
-        return SCALAR_OF_CATEGORY[category(dtype)]
-    return torch.ones(shape if kind == "dimensioned" else (), dtype=dtype, device=device)
-
-
-@pytest.mark.behaviour("rules.type_promotion")
-@given(data=st.data())
-def test_binary_arithmetic_promotes_as_documented(device, data, record_observation):
-    supported = promoted_dtypes(device)
-    # one draw from all ordered pairs: two independent draws would repeat one dtype far too often
-    dtypes = data.draw(st.sampled_from([(a, b) for a in supported for b in supported]), label="dtypes")
-    shape = data.draw(shapes(min_dims=1, max_dims=2, min_side=1, max_side=3), label="shape")
-    # every kind of operand pair and every operator for the drawn dtypes: the rules are about the
-    # kinds as much as the dtypes
-    for kinds in KIND_PAIRS:
-        operands = [(k, as_operand_dtype(k, d)) for k, d in zip(kinds, dtypes)]
-        for op in BINARY:
-            check_promotion(operands, op, shape, device, record_observation)
+# the four operators as torch calls, looked up when they run (a Python number may come first)
+ARITHMETIC = {
+    "+": lambda a, b: torch.add(a, b),
+    "-": lambda a, b: torch.sub(a, b),
+    "*": lambda a, b: torch.mul(a, b),
+    "/": lambda a, b: torch.div(a, b),
+}
 
 
 def as_operand_dtype(kind: str, dtype: torch.dtype) -> torch.dtype:
@@ -124,44 +110,133 @@ def as_operand_dtype(kind: str, dtype: torch.dtype) -> torch.dtype:
     return python_scalar_dtype(SCALAR_OF_CATEGORY[category(dtype)]) if kind == "scalar" else dtype
 
 
-def check_promotion(operands, op, shape, device, record_observation):
-    values = [build_operand(k, d, shape, device) for k, d in operands]
+def operand(kind: str, dtype: torch.dtype, spec, item_dtype: torch.dtype):
+    """The Sample argument of one operand: a Python number of the dtype's category, or a tensor
+    (the item's dtype as a plain spec, another as an Arg)."""
+    if kind == "scalar":
+        return SCALAR_OF_CATEGORY[category(dtype)]
+    return spec if dtype == item_dtype else Arg(spec, dtype=dtype)
+
+
+@st.composite
+def promotion_operands(draw, item_dtype: torch.dtype) -> Sample:
+    """Sample(a, b, op): the item's dtype and one drawn from every dtype, as any pair of operand
+    kinds (dimensioned, zero-dim, Python number; not two numbers), under one of + - * /. Values
+    are drawn, but "we do not inspect values when determining the minimum dtypes of an operand"."""
+    other = draw(st.sampled_from(PROMOTED), label="other_dtype")
+    first = draw(st.booleans(), label="item_dtype_first")
+    dtypes = (item_dtype, other) if first else (other, item_dtype)
+    kinds = draw(st.sampled_from(KIND_PAIRS), label="kinds")
+    shape = draw(shapes(min_dims=1, max_dims=2, min_side=1, max_side=3), label="shape")  # dimensioned: one shape for both
+    args = []
+    for i, (kind, dtype) in enumerate(zip(kinds, dtypes)):
+        spec = draw(specs(shape=shape if kind == "dimensioned" else ()), label=f"operand_{i}")
+        args.append(operand(kind, dtype, spec, item_dtype))
+    sample = Sample((*args, draw(st.sampled_from(sorted(ARITHMETIC)), label="op")))
+    # complex32 is a limited-support dtype ("not all operators support it"): the CPU has no
+    # division kernel for it, so a division whose result is complex32 is no rule of promotion
+    # a device could agree on; its dtype is still checked, through torch.result_type, below
+    operands = operand_kinds(sample, item_dtype)
+    complex32 = any(d == torch.float16 for _, d in operands) and expected_result_dtype(operands)[1]
+    assume(not (sample.args[2] == "/" and complex32))
+    return sample
+
+
+def operand_kinds(sample: Sample, item_dtype: torch.dtype) -> list[tuple[str, torch.dtype]]:
+    """(kind, dtype) of the sample's two operands, read from the sample, not from torch."""
+    found = []
+    for a in sample.args[:2]:
+        if isinstance(a, (bool, int, float, complex)):
+            found.append(("scalar", python_scalar_dtype(a)))
+        else:
+            spec, dtype = (a.spec, a.dtype) if isinstance(a, Arg) else (a, item_dtype)
+            found.append(("dimensioned" if spec.ndim else "zero-dim", dtype))
+    return found
+
+
+PROMOTION = Operation(
+    "rules.type_promotion",
+    dtypes="all",
+    samples=promotion_operands,
+    call=lambda a, b, op: ARITHMETIC[op](a, b),
+)
+
+
+@PROMOTION.property
+def test_binary_arithmetic_promotes_as_documented(device, dtype, sample, record_observation):
+    assume(all(supported_on(torch.device(device).type, d) for _, d in operand_kinds(sample, dtype)))
+    a, b, _ = sample.args
+    for op in ARITHMETIC:  # every operator on the drawn operands: the rules are the same for each
+        check_promotion(Sample((a, b, op)), dtype, device, record_observation)
+
+
+def check_promotion(sample, item_dtype, device, record_observation):
+    operands = operand_kinds(sample, item_dtype)
+    op = sample.args[2]
     if op == "-" and torch.bool in [d for _, d in operands]:
-        with pytest.raises(RuntimeError, match="bool"):  # "Subtraction ... with a bool tensor is not supported"
-            BINARY[op](*values)
+        with pytest.raises(RuntimeError, match="Subtraction, the `-` operator, with"):  # (observed message)
+            PROMOTION(sample, dtype=item_dtype, device=device)
         return
     expected, keeps_precision = expected_result_dtype(operands)
     if keeps_precision:  # complex over a floating operand: only the category is documented
         # (the op itself is not run: complex32, which float16 can lead to, lacks most kernels)
-        result_type = torch.result_type(*values)
+        values, _ = sample.build(dtype=item_dtype, device=device)
+        result_type = torch.result_type(*values[:2])
         assert category(result_type) == 3, f"{operands}: {result_type} is not complex"
         record_observation("complex over a floating operand", f"{operands} -> {result_type}")
         return
-    result = BINARY[op](*values)
+    result = PROMOTION(sample, dtype=item_dtype, device=device)
     if op == "/" and category(expected) < 2:  # torch.div: "Always promotes integer types to the default scalar type"
-        expected = torch.get_default_dtype()
-    assert result.dtype == expected, f"{operands} {op}: got {result.dtype}, documented {expected}"
-    assert result.dtype == torch.result_type(*values) or op == "/", "torch.result_type disagrees with the operator"
+        assert result.dtype == torch.get_default_dtype(), f"{operands} /: {result.dtype}, not the default dtype"
+        return
+    assert result.dtype == expected, f"{operands} {op}: {result.dtype}, not the documented result dtype {expected}"
 
 
-@pytest.mark.behaviour("rules.inplace_casting")
-@given(data=st.data(), op=st.sampled_from(["+", "*"]))
-def test_in_place_results_never_cast_to_a_lower_category(device, data, op):
-    supported = promoted_dtypes(device)
-    out_dtype, other_dtype = (data.draw(st.sampled_from(supported), label=k) for k in ("self", "other"))
-    shape = data.draw(shapes(max_dims=2, max_side=3), label="shape")
-    t = torch.ones(shape, dtype=out_dtype, device=device)
-    other = torch.ones(shape, dtype=other_dtype, device=device)
-    result = smallest_holding_across(out_dtype, other_dtype)
+# ---- in-place casting ------------------------------------------------------------------------
+
+
+@st.composite
+def in_place_operands(draw, item_dtype: torch.dtype) -> Sample:
+    """Sample(self, other, op): self of the item's dtype in a writable layout, other of any dtype
+    and of self's shape, op one of + and *."""
+    other_dtype = draw(st.sampled_from(PROMOTED), label="other_dtype")
+    t = draw(specs(shapes=shapes(max_dims=2, max_side=3), layouts=WRITABLE_LAYOUTS), label="self")
+    other = draw(specs(shape=t.shape), label="other")
+    return Sample((t, Arg(other, dtype=other_dtype), draw(st.sampled_from(["+", "*"]), label="op")))
+
+
+IN_PLACE = Operation(
+    "rules.inplace_casting",
+    dtypes="all",
+    samples=in_place_operands,
+    call=lambda t, other, op: t.add_(other) if op == "+" else t.mul_(other),
+)
+
+# The exact value of the promoted result of + and * in NumPy, one wide dtype per category
+_WIDE = {0: np.bool_, 1: np.int64, 2: np.float64, 3: np.complex128}
+
+
+@IN_PLACE.property
+def test_in_place_results_never_cast_to_a_lower_category(device, dtype, sample):
+    t_spec, other, op = sample.args
+    assume(supported_on(torch.device(device).type, other.dtype))
+    result = smallest_holding_across(dtype, other.dtype)
     # "An integral output tensor cannot accept a floating point tensor. A boolean output tensor
     # cannot accept a non-boolean tensor. A non-complex output tensor cannot accept a complex tensor"
-    refused = category(result) > category(out_dtype)
-    in_place = {"+": t.add_, "*": t.mul_}[op]
-    if refused:
+    if category(result) > category(dtype):
         with pytest.raises(RuntimeError, match="can't be cast"):
-            in_place(other)
-    else:
-        assert in_place(other) is t and t.dtype == out_dtype
+            IN_PLACE(sample, dtype=dtype, device=device)
+        return
+    (t, o, _), _ = sample.build(dtype=dtype, device=device)
+    returned = IN_PLACE.call(t, o, op)
+    assert returned is t and t.dtype == dtype, "an in-place operation returned another tensor or changed self's dtype"
+    # the promoted result, computed exactly in a wide dtype of its category, then written into self's dtype
+    wide = _WIDE[category(result)]
+    a = independent_array(t_spec.logical_values(dtype)).astype(wide)
+    b = independent_array(other.spec.logical_values(other.dtype)).astype(wide)
+    exact = a + b if op == "+" else a * b
+    expected = torch.from_numpy(np.asarray(exact)).to(result).to(dtype)
+    torch.testing.assert_close(t.cpu(), expected, msg=lambda m: f"self does not hold the promoted result cast to its dtype\n{m}")
 
 
 def smallest_holding_across(a: torch.dtype, b: torch.dtype) -> torch.dtype:
@@ -194,34 +269,58 @@ def shape_pairs(draw):
     return tuple(draw(shapes(max_dims=4, max_side=3), label=f"shape_{i}") for i in range(2))
 
 
-@pytest.mark.behaviour("rules.broadcasting")
-@pytest.mark.dtypes("representative")
-@given(pair=shape_pairs(), data=st.data())
-def test_binary_ops_broadcast_by_the_documented_rule(device, dtype, pair, data):
-    a_shape, b_shape = pair
-    a_spec = data.draw(specs(shape=a_shape, layouts=WRITABLE_LAYOUTS), label="a")  # a is written in place below
-    b_spec = data.draw(specs(shape=b_shape), label="b")
-    a, b = a_spec.build(dtype=dtype, device=device), b_spec.build(dtype=dtype, device=device)
-    expected = broadcast_shape(a_shape, b_shape)
-    op = torch.logical_xor if dtype == torch.bool else torch.add
+@st.composite
+def broadcast_pair(draw) -> Sample:
+    """Sample(a, b, in_place): shapes that broadcast or not (a in a writable layout: it is written
+    in place), and whether the operation is out of place (torch.add) or in place (a.add_)."""
+    a_shape, b_shape = draw(shape_pairs(), label="shapes")
+    a = draw(specs(shape=a_shape, layouts=WRITABLE_LAYOUTS), label="a")
+    b = draw(specs(shape=b_shape), label="b")
+    return Sample((a, b, draw(st.booleans(), label="in_place")))
+
+
+def broadcast_elementwise(a, b, in_place):
+    """add (logical_xor for bool, which has no add), out of place or in place into a."""
+    if a.dtype == torch.bool:
+        return a.logical_xor_(b) if in_place else torch.logical_xor(a, b)
+    return a.add_(b) if in_place else torch.add(a, b)
+
+
+BROADCAST = Operation(
+    "rules.broadcasting",
+    dtypes="representative",
+    samples=broadcast_pair(),
+    call=lambda a, b, in_place: broadcast_elementwise(a, b, in_place),
+)
+
+
+@BROADCAST.property
+def test_binary_ops_broadcast_by_the_documented_rule(device, dtype, sample):
+    a_spec, b_spec, _ = sample.args
+    expected = broadcast_shape(a_spec.shape, b_spec.shape)
+    out_of_place, in_place = Sample((a_spec, b_spec, False)), Sample((a_spec, b_spec, True))
     if expected is None:
-        with pytest.raises(RuntimeError):
-            op(a, b)
+        with pytest.raises(RuntimeError, match="must match the size"):  # (observed message)
+            BROADCAST(out_of_place, dtype=dtype, device=device)
         return
-    out = op(a, b)
-    assert tuple(out.shape) == expected
+    out = BROADCAST(out_of_place, dtype=dtype, device=device)
+    assert tuple(out.shape) == expected, f"broadcast shape {tuple(out.shape)}, documented {expected}"
     ref = np.logical_xor if dtype == torch.bool else np.add
     a_np, b_np = independent_array(a_spec.logical_values(dtype)), independent_array(b_spec.logical_values(dtype))
     np.testing.assert_allclose(
-        independent_array(out.cpu()).astype(np.complex128), ref(a_np, b_np).astype(np.complex128), rtol=1e-2, atol=1e-2
+        independent_array(out.cpu()).astype(np.complex128),
+        ref(a_np, b_np).astype(np.complex128),
+        rtol=1e-2,
+        atol=1e-2,
+        err_msg="not the elementwise operation's values at the broadcast positions",
     )
     # in place, self cannot change shape: allowed exactly when the broadcast shape is self's
-    in_place = a.logical_xor_ if dtype == torch.bool else a.add_
-    if expected == tuple(a_shape):
-        assert in_place(b) is a
+    (a, b, _), _ = in_place.build(dtype=dtype, device=device)
+    if expected == tuple(a_spec.shape):
+        assert BROADCAST.call(a, b, True) is a, "in place did not return self"
     else:
-        with pytest.raises(RuntimeError):
-            in_place(b)
+        with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):  # (observed message)
+            BROADCAST.call(a, b, True)
 
 
 # ---- autograd's in-place correctness check ---------------------------------------------------
@@ -233,49 +332,109 @@ SAVING = {
     "x * x (saves its inputs)": (lambda x: x * x, "input"),
     "sin (saves its input)": (lambda x: x.sin(), "input"),
 }
+MODIFY = {"add_": lambda t: t.add_(2), "mul_": lambda t: t.mul_(2), "zero_": lambda t: t.zero_()}
 
 
-@pytest.mark.behaviour("rules.saved_tensor_modified")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs(), op=st.sampled_from(sorted(SAVING)), modify=st.sampled_from(["add_", "mul_", "zero_"]))
-def test_backward_raises_when_a_saved_tensor_was_modified_in_place(device, dtype, x, op, modify):
-    leaf = x.build(dtype=dtype, device=device, requires_grad=True)
+def modify_saved(leaf, op, modify):
+    """Run `op` on a non-leaf copy of `leaf`, modify in place the tensor it saved for backward;
+    return the output, the modified tensor and its version before the modification."""
     source = leaf * 1  # a non-leaf, so it may be modified in place
     function, saved = SAVING[op]
     out = function(source)
     target = out if saved == "result" else source
     before = target._version
-    getattr(target, modify)(*(() if modify == "zero_" else (2,)))
+    MODIFY[modify](target)
+    return out, target, before
+
+
+def modify_saved_then_backward(leaf, op, modify):
+    out, _, _ = modify_saved(leaf, op, modify)
+    out.sum().backward()
+    return leaf.grad
+
+
+SAVED_MODIFIED = Operation(
+    "rules.saved_tensor_modified",
+    dtypes="float32_64",
+    samples=st.builds(
+        lambda x, op, modify: Sample((Arg(x, requires_grad=True), op, modify)),
+        specs(),
+        st.sampled_from(sorted(SAVING)),
+        st.sampled_from(sorted(MODIFY)),
+    ),
+    call=lambda leaf, op, modify: modify_saved_then_backward(leaf, op, modify),
+)
+
+
+@SAVED_MODIFIED.property
+def test_backward_raises_when_a_saved_tensor_was_modified_in_place(device, dtype, sample):
+    (leaf, op, modify), _ = sample.build(dtype=dtype, device=device)
+    out, target, before = modify_saved(leaf, op, modify)
     assert target._version > before, "an in-place operation did not bump the version counter"
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        out.sum().backward()
+        SAVED_MODIFIED(sample, dtype=dtype, device=device)
 
 
-@pytest.mark.behaviour("rules.out_argument")
-@pytest.mark.dtypes("float32_64")
-@given(pair=shape_pairs(), data=st.data())
-def test_out_is_written_resized_cast_or_refused_as_documented(device, dtype, pair, data):
-    result_shape = broadcast_shape(*pair)
-    if result_shape is None:
-        return
-    a, b = (data.draw(specs(shape=s), label=n).build(dtype=dtype, device=device) for n, s in zip("ab", pair))
-    out = torch.empty(result_shape, dtype=dtype, device=device)
-    assert torch.add(a, b, out=out) is out  # written and returned
-    np.testing.assert_array_equal(independent_array(out.cpu()), independent_array((a + b).cpu()))
-    empty = torch.empty(0, dtype=dtype, device=device)
+# ---- out= ----------------------------------------------------------------------------------------
+
+OUT_KINDS = ("the broadcast shape", "empty", "another shape", "integral", "inputs require grad")
+
+
+@st.composite
+def out_operands(draw) -> Sample:
+    """Sample(a, b, out): shapes that broadcast, and an out of one documented kind."""
+    shape_a, shape_b = draw(shape_pairs().filter(lambda pair: broadcast_shape(*pair) is not None), label="shapes")
+    a, b = (draw(specs(shape=s), label=n) for n, s in (("a", shape_a), ("b", shape_b)))
+    return out_sample(a, b, draw(st.sampled_from(OUT_KINDS), label="out"), draw(st.integers(0, 2**32 - 1), label="out_seed"))
+
+
+def out_sample(a, b, kind: str, seed: int) -> Sample:
+    result_shape = broadcast_shape(a.shape, b.shape)
+    shape = {"empty": (0,), "another shape": (1,) if result_shape != (1,) else (2,)}.get(kind, result_shape)
+    out = TensorSpec(shape=shape, seed=seed)
+    if kind == "integral":
+        out = Arg(out, dtype=torch.int64)
+    if kind == "inputs require grad":
+        a = Arg(a, requires_grad=True)
+    return Sample((a, b), {"out": out})
+
+
+OUT = Operation(
+    "rules.out_argument",
+    dtypes="float32_64",
+    samples=out_operands(),
+    call=lambda a, b, out: torch.add(a, b, out=out),
+)
+
+
+@OUT.property
+@pytest.mark.filterwarnings("ignore:An output with one or more elements was resized:UserWarning")
+def test_out_is_written_resized_cast_or_refused_as_documented(device, dtype, sample):
+    (a_spec, b_spec), kwargs = sample.args, sample.kwargs
+    a_spec = a_spec.spec if isinstance(a_spec, Arg) else a_spec
+    result_shape = broadcast_shape(a_spec.shape, b_spec.shape)
+    seed = (kwargs["out"].spec if isinstance(kwargs["out"], Arg) else kwargs["out"]).seed
+    expected = independent_array(a_spec.logical_values(dtype)) + independent_array(b_spec.logical_values(dtype))
+
+    def run(kind):
+        (a, b), built = out_sample(a_spec, b_spec, kind, seed).build(dtype=dtype, device=device)
+        return built["out"], OUT.call(a, b, **built)
+
+    out, returned = run("the broadcast shape")
+    assert returned is out, "add(out=) did not return out"  # written and returned
+    np.testing.assert_allclose(independent_array(out.cpu()), expected, rtol=1e-6, err_msg="out does not hold the sum")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an empty out is resized silently
-        torch.add(a, b, out=empty)
-    assert tuple(empty.shape) == result_shape
-    if math.prod(result_shape) and result_shape != (1,):
-        wrong = torch.empty(1, dtype=dtype, device=device)  # non-empty, wrong shape: resized with a warning
+        empty, _ = run("empty")
+    assert tuple(empty.shape) == result_shape, "an empty out was not resized to the broadcast shape"
+    if math.prod(result_shape):  # non-empty, wrong shape: resized with a warning
         with pytest.warns(UserWarning, match="resized"):
-            torch.add(a, b, out=wrong)
-        assert tuple(wrong.shape) == result_shape
+            wrong, _ = run("another shape")
+        assert tuple(wrong.shape) == result_shape, "an out of another shape was not resized"
     with pytest.raises(RuntimeError, match="can't be cast"):  # an integral out cannot accept a floating result
-        torch.add(a, b, out=torch.empty(result_shape, dtype=torch.int64, device=device))
+        run("integral")
     with pytest.raises(RuntimeError, match="automatic differentiation"):
-        torch.add(a.detach().requires_grad_(), b, out=torch.empty(result_shape, dtype=dtype, device=device))
+        run("inputs require grad")
 
 
 # ---- division and rounding -----------------------------------------------------------------------
@@ -290,26 +449,49 @@ ROUNDING = {
 }
 
 
-@pytest.mark.behaviour("rules.division_and_rounding")
-@pytest.mark.dtypes("float32_64")
-@given(
-    values=st.lists(st.tuples(st.integers(-50, 50), st.integers(-9, 9).filter(bool)), min_size=1, max_size=12),
-    integral=st.booleans(),
+def divide(a: list, b: list, name: str, dtype: torch.dtype, device):
+    """One of the division modes on tensors of `a` and `b` (made here: the divisors are drawn nonzero)."""
+    return ROUNDING[name][0](torch.tensor(a, dtype=dtype, device=device), torch.tensor(b, dtype=dtype, device=device))
+
+
+DIVISION = Operation(
+    "rules.division_and_rounding",
+    dtypes="float32_64",
+    samples=st.builds(
+        lambda values, integral, name: Sample(
+            ([v for v, _ in values], [d for _, d in values], name),
+            {"dtype": torch.int64 if integral else ITEM_DTYPE, "device": ITEM_DEVICE},
+        ),
+        st.lists(st.tuples(st.integers(-50, 50), st.integers(-9, 9).filter(bool)), min_size=1, max_size=12),
+        st.booleans(),
+        st.sampled_from(sorted(ROUNDING)),
+    ),
+    call=lambda a, b, name, dtype, device: divide(a, b, name, dtype, device),
 )
-def test_division_modes_and_remainders_follow_their_documented_signs(device, dtype, values, integral):
+
+
+@DIVISION.property
+def test_division_modes_and_remainders_follow_their_documented_signs(device, dtype, sample):
+    a_list, b_list, _ = sample.args
+    integral = sample.kwargs["dtype"] == torch.int64
     kind = torch.int64 if integral else dtype
-    a = torch.tensor([v for v, _ in values], dtype=kind, device=device)
-    b = torch.tensor([d for _, d in values], dtype=kind, device=device)
-    a_np, b_np = (np.array([p[i] for p in values], dtype=np.int64 if integral else np.float64) for i in (0, 1))
-    for name, (ours, reference) in ROUNDING.items():
-        out = ours(a, b)
+    a_np, b_np = (np.array(v, dtype=np.int64 if integral else np.float64) for v in (a_list, b_list))
+    for name, (_, reference) in ROUNDING.items():  # every mode on the drawn values
+        out = DIVISION(Sample((a_list, b_list, name), sample.kwargs), dtype=dtype, device=device)
         expected_dtype = torch.get_default_dtype() if name == "div" and integral else kind  # true division promotes
-        assert out.dtype == expected_dtype, f"{name}: {out.dtype}"
+        assert out.dtype == expected_dtype, f"{name}: {out.dtype}, not the documented result dtype {expected_dtype}"
         np.testing.assert_allclose(
-            independent_array(out.cpu()).astype(np.float64), reference(a_np, b_np), rtol=1e-6, err_msg=name
+            independent_array(out.cpu()).astype(np.float64),
+            reference(a_np, b_np),
+            rtol=1e-6,
+            err_msg=f"{name}: not the documented quotient or remainder",
         )
-    halves = torch.tensor([v + 0.5 for v, _ in values], dtype=dtype, device=device)
-    np.testing.assert_array_equal(independent_array(torch.round(halves).cpu()), np.round(np.array([v + 0.5 for v, _ in values])))
+    halves = torch.tensor([v + 0.5 for v in a_list], dtype=dtype, device=device)
+    np.testing.assert_array_equal(
+        independent_array(torch.round(halves).cpu()),
+        np.round(np.array([v + 0.5 for v in a_list])),
+        err_msg="round() does not round halves to even",
+    )
     if integral and device == "cpu":  # integer division by zero on the CPU raises ("ZeroDivisionError")
         with pytest.raises(RuntimeError, match="ZeroDivisionError"):
-            torch.div(a, torch.zeros_like(b), rounding_mode="floor")
+            torch.div(torch.tensor(a_list, device=device), torch.zeros(len(b_list), dtype=torch.int64), rounding_mode="floor")

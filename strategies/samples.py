@@ -2,7 +2,8 @@
 
 A Sample holds TensorSpecs (built on the item's device, in the item's dtype), `Arg`s (a spec
 with a dtype of its own, or one that requires grad), `Made` objects (a module built from a seed,
-then moved to the item's device and dtype) and plain values (dims, sizes, options).
+then moved to the item's device and dtype), ITEM_DEVICE and ITEM_DTYPE (the item's device and
+dtype themselves, for factories) and plain values (dims, sizes, options).
 The same Sample built on two devices gives the same values in the same layouts, so the
 eager property test, the cross-device agreement and any other execution mode compare like
 with like; a falsifying example prints as the Sample itself.
@@ -58,6 +59,22 @@ class Made(CompactRepr):
         return made
 
 
+class ItemValue:
+    """The item's device or dtype, given to a call that takes no tensor to learn it from (a
+    factory: `torch.zeros(size, device=ITEM_DEVICE)`): each side of a comparison builds it as
+    its own device (a torch.device) or dtype. A dtype the docs fix is written as itself."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __repr__(self) -> str:
+        return self.what
+
+
+ITEM_DEVICE = ItemValue("ITEM_DEVICE")
+ITEM_DTYPE = ItemValue("ITEM_DTYPE")
+
+
 @dataclass(frozen=True, repr=False)
 class Sample(CompactRepr):
     """One drawn input of an operation: positional and keyword arguments, specs unbuilt."""
@@ -74,6 +91,10 @@ class Sample(CompactRepr):
 
 
 def _build(value, *, dtype, device):
+    if value is ITEM_DEVICE:
+        return torch.device(device)
+    if value is ITEM_DTYPE:
+        return dtype
     if isinstance(value, TensorSpec):
         return value.build(dtype=dtype, device=device)
     if isinstance(value, Made):

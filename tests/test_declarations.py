@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Areas whose every entry is a declaration or says why not; the rest follow as they are rewritten
 # (issue 26). An area leaves this list only by being added to it.
 COMPLETE_AREAS: set[str] = {
+    "creation",
     "data",
     "devices",
     "distances",
@@ -28,10 +29,11 @@ COMPLETE_AREAS: set[str] = {
     "modules",
     "numpy_bridge",
     "reductions",
+    "rules",
     "softmax",
 }
 # The catalogue-wide floor: it only rises.
-DECLARED_AT_LEAST = 53
+DECLARED_AT_LEAST = 56
 
 
 @pytest.fixture(scope="module")

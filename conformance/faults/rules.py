@@ -9,12 +9,17 @@ from conformance.faults import fault
 def _(patch):
     """+ promotes over every tensor operand alike, so an int64 zero-dim tensor widens an int32 tensor."""
 
-    @patch.replace(torch.Tensor, "__add__")
-    def add(orig, self, other):
-        out = orig(self, other)
-        if isinstance(other, torch.Tensor) and not out.dtype.is_complex:
-            return out.to(torch.promote_types(self.dtype, other.dtype))
-        return out
+    def promoting(orig):
+        def add(self, other, *rest, **kwargs):
+            out = orig(self, other, *rest, **kwargs)
+            if isinstance(self, torch.Tensor) and isinstance(other, torch.Tensor) and not out.dtype.is_complex:
+                return out.to(torch.promote_types(self.dtype, other.dtype))
+            return out
+
+        return add
+
+    patch.method(torch.Tensor, "__add__", promoting)
+    patch.method(torch, "add", promoting)
 
 
 @fault("inplace_add_casts_down", trips=["rules.inplace_casting"])
