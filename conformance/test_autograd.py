@@ -23,6 +23,7 @@ from conformance.checks import (
     assert_own_storage,
     assert_same_storage,
     independent_array,
+    numpy_dtype,
     private_rng,
 )
 from conformance.harness.declaration import Operation
@@ -121,6 +122,7 @@ def test_to_of_a_leaf_records_a_copy(device, dtype, shape, other):
     leaf = torch.zeros(shape, dtype=dtype, requires_grad=True)
     moved = leaf.to(other)  # a dtype change is a recorded copy on every device
     assert not moved.is_leaf and moved.grad_fn is not None and moved.requires_grad
+    assert_equal(moved.detach(), torch.zeros(shape, dtype=other), "the copy .to(dtype) recorded")
     if torch.device(device).type != "cpu":
         across = leaf.to(device)
         assert not across.is_leaf and across.grad_fn is not None
@@ -141,6 +143,11 @@ def test_to_returns_self_when_nothing_changes(device, dtype, x, requires_grad):
     copied = t.to(dtype, copy=True)
     assert copied is not t
     assert_own_storage(copied, t, ".to(copy=True)")
+    # "a new Tensor is created even when the Tensor already matches the desired conversion": the
+    # conversion's result, t's values in t's dtype, with t's strides (memory_format=torch.preserve_format)
+    assert_equal(copied, x.logical_values(dtype), "the values of .to(copy=True)")
+    if non_overlapping_and_dense(t):
+        assert strides_above_one(copied) == strides_above_one(t), f"the copy's strides {copied.stride()} are not t's"
 
 
 @pytest.mark.behaviour("autograd.to_not_in_place")
@@ -171,8 +178,16 @@ TO_INTEGRAL = Operation(
 
 @TO_INTEGRAL.property
 def test_integral_conversion_does_not_require_grad(device, dtype, sample):
-    out = TO_INTEGRAL(sample, dtype=dtype, device=device)
+    x, target = sample.args
+    (t, _), _ = sample.build(dtype=dtype, device=device)
+    out = TO_INTEGRAL.call(t, target)
     assert out.requires_grad is False, f"{out.dtype} conversion of a tensor that requires grad requires grad"
+    # the conversion itself: the target dtype, each value truncated toward zero (nonzero: True for bool)
+    values = independent_array(x.spec.logical_values(dtype))
+    converted = values != 0 if target == torch.bool else numpy.trunc(values).astype(numpy_dtype(target))
+    assert_equal(out, torch.from_numpy(numpy.asarray(converted)), f"the values converted to {target}")
+    if non_overlapping_and_dense(t):  # memory_format: "Default: torch.preserve_format"
+        assert strides_above_one(out) == strides_above_one(t), f"the converted tensor's strides {out.stride()} are not t's"
 
 
 def function_of(x):
@@ -203,6 +218,7 @@ SCALAR_BACKWARD = Operation(
 def test_scalar_backward_defaults_to_one(device, dtype, sample):
     implicit, explicit = SCALAR_BACKWARD(sample, dtype=dtype, device=device)
     assert_close(implicit, explicit, msg=lambda m: f"backward() differs from backward(ones)\n{m}")
+    assert not implicit.requires_grad, "backward() with create_graph left out (default False) built a graph of the derivative"
 
 
 NONSCALAR_BACKWARD = Operation(
@@ -248,14 +264,17 @@ VJP = Operation(
 @VJP.property
 def test_backward_with_v_gives_j_transpose_v(device, dtype, sample):
     (A, v, x), _ = sample.build(dtype=dtype, device=device)
-    assert_close(VJP(sample, dtype=dtype, device=device), x.detach().cos() * (A.T @ v))
+    grad = VJP(sample, dtype=dtype, device=device)
+    assert_close(grad, x.detach().cos() * (A.T @ v))
+    assert not grad.requires_grad, "y.backward(v) with create_graph left out (default False) built a graph of the derivative"
 
 
 def worked_example_gradient(x):
+    """out = (3 (x + 2)^2).mean() and x.grad after out.backward()."""
     y = x + 2
     out = (y * y * 3).mean()
     out.backward()
-    return x.grad
+    return out, x.grad
 
 
 WORKED_EXAMPLE = Operation(
@@ -271,15 +290,20 @@ WORKED_EXAMPLE = Operation(
 def test_the_notes_worked_gradient(device):
     # The notes' own numbers: x = ones(2, 2) gives a gradient of 4.5 everywhere.
     x = torch.ones(2, 2, device=device, requires_grad=True)
-    assert_close(worked_example_gradient(x).cpu(), torch.full((2, 2), 4.5))
+    assert_close(worked_example_gradient(x)[1].cpu(), torch.full((2, 2), 4.5))
 
 
 @WORKED_EXAMPLE.property
 def test_worked_gradient_is_six_times_x_plus_two_over_n(device, dtype, sample):
     # d/dx_i of mean(3 (x + 2)^2) over n elements is 6 (x_i + 2) / n: 3/2 (x_i + 2) for the notes' 2x2.
     (x,), _ = sample.build(dtype=dtype, device=device)
-    expected = numpy.asarray(6 * (x.detach().cpu().double().numpy() + 2) / x.numel())
-    assert_close(WORKED_EXAMPLE(sample, dtype=dtype, device=device).cpu(), torch.from_numpy(expected).to(dtype))
+    values = independent_array(sample.args[0].spec.logical_values(dtype)).astype(numpy.float64)
+    out, grad = WORKED_EXAMPLE(sample, dtype=dtype, device=device)
+    assert out.dtype == dtype, f"out is {out.dtype}, not the {dtype} of x"
+    assert_close_to_reference(out, torch.tensor(float((3 * (values + 2) ** 2).mean())), msg=lambda m: f"out is not the mean\n{m}")
+    expected = numpy.asarray(6 * (values + 2) / values.size)
+    assert_close(grad.cpu(), torch.from_numpy(expected).to(dtype))
+    assert not grad.requires_grad, "out.backward() with create_graph left out (default False) built a graph of the derivative"
 
 
 def grad_after_backwards(t, times):
@@ -301,7 +325,9 @@ def test_gradients_accumulate_until_zeroed(device, dtype, sample):
     x, times = sample.args
     t = x.spec.build(dtype=dtype, device=device, requires_grad=True)
     once = grad_after_backwards(t, 1).clone()
-    assert_close(GRAD_ACCUMULATES(sample, dtype=dtype, device=device), once * times)
+    accumulated = GRAD_ACCUMULATES(sample, dtype=dtype, device=device)
+    assert_close(accumulated, once * times)
+    assert not accumulated.requires_grad, "backward() with create_graph left out (default False) built a graph of the derivative"
     t.grad.zero_()
     function_of(t).backward()
     assert_close(t.grad, once)
@@ -430,6 +456,7 @@ def test_detach_shares_storage(device, dtype, sample):
     d = DETACH.call(t)
     assert d.requires_grad is False and d.is_leaf, "detach() gave a tensor that requires grad"
     assert_same_storage(d, t, "detach()")
+    assert_equal(d, x.logical_values(dtype), "the values of detach()")
     if x.numel and x.layout != "expanded":
         with torch.no_grad():
             t.add_(1)
@@ -506,9 +533,11 @@ MANUAL_UPDATE = Operation(
 @MANUAL_UPDATE.property
 def test_in_place_updates_keep_the_leaf(device, dtype, sample):
     (w, lr), _ = sample.build(dtype=dtype, device=device)
-    before = w.detach().clone()
+    before, version = w.detach().clone(), w._version
     updated, grad, rebound = MANUAL_UPDATE.call(w, lr)
     assert updated is w and w.is_leaf and torch.equal(w.grad, grad)
+    # "every tensor keeps a version counter, that is incremented every time it is marked dirty"
+    assert w._version > version, "the in-place update did not bump w's version counter"
     assert_close(w.detach(), before - lr * grad)
     assert not rebound.is_leaf
     with warnings.catch_warnings():
@@ -620,6 +649,11 @@ def test_in_place_on_a_leaf_needs_no_grad(device, dtype, sample):
     assert_close(w.detach(), before - lr * 2, msg=lambda m: f"the update under no_grad is not w - lr * grad\n{m}")
 
 
+def strides_above_one(t) -> list:
+    """(size, stride) of t's dims of more than one element: the strides that mean something."""
+    return [(n, s) for n, s in zip(t.shape, t.stride()) if n > 1]
+
+
 def non_overlapping_and_dense(t) -> bool:
     """Whether t's elements fill its memory without gaps or overlaps: its strides, sorted, are the
     contiguous strides of its sizes in that order (sizes 1 and empty tensors set aside)."""
@@ -651,10 +685,7 @@ def test_clone_and_detach_commute(device, dtype, sample):
         assert_equal(copy, t.detach(), "the copy's values")
         assert_own_storage(copy, t, "the copy")
         if non_overlapping_and_dense(t):  # "If the tensor is non-overlapping and dense, output strides are the same"
-            sizes_above_one = [(n, s) for n, s in zip(t.shape, t.stride()) if n > 1]
-            assert sizes_above_one == [(n, s) for n, s in zip(copy.shape, copy.stride()) if n > 1], (
-                f"the copy's strides {copy.stride()} are not t's {t.stride()}"
-            )
+            assert strides_above_one(copy) == strides_above_one(t), f"the copy's strides {copy.stride()} are not t's {t.stride()}"
 
 
 def grad_fn_names(t):
@@ -785,3 +816,4 @@ def test_summing_losses_keeps_every_step_s_history_and_float_does_not(device, dt
     assert isinstance(total, torch.Tensor) and total.requires_grad and total.grad_fn is not None
     assert type(total_float) is float
     assert_close(grad, sum(inputs))  # sums of up to five terms in another order: the dtype defaults
+    assert not grad.requires_grad, "total.backward() with create_graph left out (default False) built a graph of the derivative"
