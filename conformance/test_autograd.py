@@ -43,7 +43,15 @@ def test_created_tensors_do_not_require_grad(device, dtype, shape):
         torch.empty(shape, dtype=dtype, device=device),
         torch.tensor(0, dtype=dtype, device=device),
     ):
-        assert t.requires_grad is False
+        assert t.requires_grad is False, f"a {t.dtype} tensor made without requires_grad requires grad"
+    if dtype.is_floating_point or dtype.is_complex:  # only these can require grad
+        for asked in (
+            torch.zeros(shape, dtype=dtype, device=device, requires_grad=True),
+            torch.ones(shape, dtype=dtype, device=device, requires_grad=True),
+            torch.empty(shape, dtype=dtype, device=device, requires_grad=True),
+            torch.tensor(0, dtype=dtype, device=device, requires_grad=True),
+        ):
+            assert asked.requires_grad is True, "a tensor made with requires_grad=True does not require grad"
 
 
 def requires_grad_called(t, flag):
@@ -81,9 +89,9 @@ def test_requires_grad_underscore_defaults_to_true(device, dtype, sample):
 @given(x=specs(), requires_grad=st.booleans())
 def test_user_created_tensors_are_leaves(device, dtype, x, requires_grad):
     t = x.build(dtype=dtype, device=device, requires_grad=requires_grad)
-    assert t.is_leaf and t.grad_fn is None
+    assert t.is_leaf and t.grad_fn is None, "a tensor the user built is not a leaf with grad_fn None"
     made = torch.zeros(x.shape, dtype=dtype, device=device, requires_grad=requires_grad)
-    assert made.is_leaf and made.grad_fn is None
+    assert made.is_leaf and made.grad_fn is None, "a tensor a factory made is not a leaf with grad_fn None"
 
 
 # Operations of each kind: arithmetic with a number and with a tensor, a pointwise function, a
@@ -121,15 +129,17 @@ def test_operations_make_non_leaves_that_require_grad(device, dtype, sample):
 def test_to_of_a_leaf_records_a_copy(device, dtype, shape, other):
     leaf = torch.zeros(shape, dtype=dtype, requires_grad=True)
     moved = leaf.to(other)  # a dtype change is a recorded copy on every device
-    assert not moved.is_leaf and moved.grad_fn is not None and moved.requires_grad
+    assert not moved.is_leaf and moved.grad_fn is not None and moved.requires_grad, (
+        ".to(dtype) of a leaf that requires grad is a leaf"
+    )
     assert_equal(moved.detach(), torch.zeros(shape, dtype=other), "the copy .to(dtype) recorded")
     if torch.device(device).type != "cpu":
         across = leaf.to(device)
-        assert not across.is_leaf and across.grad_fn is not None
+        assert not across.is_leaf and across.grad_fn is not None, ".to(device) of a leaf that requires grad is a leaf"
     fixed = leaf.detach().to(device).requires_grad_()
-    assert fixed.is_leaf and fixed.grad_fn is None
+    assert fixed.is_leaf and fixed.grad_fn is None, "moved first, then requires_grad_(): not a leaf"
     direct = torch.zeros(shape, dtype=dtype, device=device, requires_grad=True)
-    assert direct.is_leaf
+    assert direct.is_leaf, "created with device= and requires_grad=: not a leaf"
 
 
 @pytest.mark.behaviour("autograd.to_returns_self")
@@ -138,10 +148,12 @@ def test_to_of_a_leaf_records_a_copy(device, dtype, shape, other):
 @given(x=specs(), requires_grad=st.booleans())
 def test_to_returns_self_when_nothing_changes(device, dtype, x, requires_grad):
     t = x.build(dtype=dtype, device=device, requires_grad=requires_grad)
-    assert t.to(dtype) is t and t.to(device) is t and t.to(t.device, dtype) is t
-    assert t.is_leaf
+    assert t.to(dtype) is t and t.to(device) is t and t.to(t.device, dtype) is t, (
+        ".to() with dtype and device already matching did not return self"
+    )
+    assert t.is_leaf, ".to() returning self changed its leaf status"
     copied = t.to(dtype, copy=True)
-    assert copied is not t
+    assert copied is not t, ".to(copy=True) returned self"
     assert_own_storage(copied, t, ".to(copy=True)")
     # "a new Tensor is created even when the Tensor already matches the desired conversion": the
     # conversion's result, t's values in t's dtype, with t's strides (memory_format=torch.preserve_format)
@@ -158,8 +170,8 @@ def test_to_leaves_its_input_alone(device, dtype, x, other):
     t = x.build(dtype=dtype, device="cpu")
     before = t.clone()
     out = t.to(device, other)
-    assert (t.dtype, t.device.type) == (dtype, "cpu") and torch.equal(t, before)
-    assert (out.dtype, out.device.type) == (other, torch.device(device).type)
+    assert (t.dtype, t.device.type) == (dtype, "cpu") and torch.equal(t, before), ".to() changed the tensor it is called on"
+    assert (out.dtype, out.device.type) == (other, torch.device(device).type), "the result of .to() is not what was asked"
 
 
 TO_INTEGRAL = Operation(
@@ -265,7 +277,7 @@ VJP = Operation(
 def test_backward_with_v_gives_j_transpose_v(device, dtype, sample):
     (A, v, x), _ = sample.build(dtype=dtype, device=device)
     grad = VJP(sample, dtype=dtype, device=device)
-    assert_close(grad, x.detach().cos() * (A.T @ v))
+    assert_close(grad, x.detach().cos() * (A.T @ v), msg=lambda m: f"y.backward(v) did not leave J^T v in x.grad\n{m}")
     assert not grad.requires_grad, "y.backward(v) with create_graph left out (default False) built a graph of the derivative"
 
 
@@ -290,7 +302,11 @@ WORKED_EXAMPLE = Operation(
 def test_the_notes_worked_gradient(device):
     # The notes' own numbers: x = ones(2, 2) gives a gradient of 4.5 everywhere.
     x = torch.ones(2, 2, device=device, requires_grad=True)
-    assert_close(worked_example_gradient(x)[1].cpu(), torch.full((2, 2), 4.5))
+    assert_close(
+        worked_example_gradient(x)[1].cpu(),
+        torch.full((2, 2), 4.5),
+        msg=lambda m: f"the notes' x = ones(2, 2) did not get 4.5 everywhere\n{m}",
+    )
 
 
 @WORKED_EXAMPLE.property
@@ -302,7 +318,9 @@ def test_worked_gradient_is_six_times_x_plus_two_over_n(device, dtype, sample):
     assert out.dtype == dtype, f"out is {out.dtype}, not the {dtype} of x"
     assert_close_to_reference(out, torch.tensor(float((3 * (values + 2) ** 2).mean())), msg=lambda m: f"out is not the mean\n{m}")
     expected = numpy.asarray(6 * (values + 2) / values.size)
-    assert_close(grad.cpu(), torch.from_numpy(expected).to(dtype))
+    assert_close(
+        grad.cpu(), torch.from_numpy(expected).to(dtype), msg=lambda m: f"out.backward() did not leave 6 (x + 2) / n\n{m}"
+    )
     assert not grad.requires_grad, "out.backward() with create_graph left out (default False) built a graph of the derivative"
 
 
@@ -326,11 +344,11 @@ def test_gradients_accumulate_until_zeroed(device, dtype, sample):
     t = x.spec.build(dtype=dtype, device=device, requires_grad=True)
     once = grad_after_backwards(t, 1).clone()
     accumulated = GRAD_ACCUMULATES(sample, dtype=dtype, device=device)
-    assert_close(accumulated, once * times)
+    assert_close(accumulated, once * times, msg=lambda m: f"{times} backward passes did not accumulate {times} gradients\n{m}")
     assert not accumulated.requires_grad, "backward() with create_graph left out (default False) built a graph of the derivative"
     t.grad.zero_()
     function_of(t).backward()
-    assert_close(t.grad, once)
+    assert_close(t.grad, once, msg=lambda m: f"after zeroing, the next backward did not leave one pass's gradient\n{m}")
 
 
 @pytest.mark.behaviour("autograd.grad_none_before_backward")
@@ -338,8 +356,8 @@ def test_gradients_accumulate_until_zeroed(device, dtype, sample):
 @given(x=specs())
 def test_grad_is_none_before_backward(device, dtype, x):
     t = x.build(dtype=dtype, device=device, requires_grad=True)
-    assert t.grad is None
-    with pytest.raises(AttributeError):
+    assert t.grad is None, ".grad of a leaf before any backward is not None"
+    with pytest.raises(AttributeError, match="zero_"):
         t.grad.zero_()
 
 
@@ -460,7 +478,7 @@ def test_detach_shares_storage(device, dtype, sample):
     if x.numel and x.layout != "expanded":
         with torch.no_grad():
             t.add_(1)
-        assert_equal(d, t.detach())
+        assert_equal(d, t.detach(), "a write into t seen through detach()")
 
 
 @pytest.mark.behaviour("autograd.no_grad_modes")
@@ -475,7 +493,7 @@ def test_grad_free_modes_give_results_without_grad(device, dtype, x, mode):
     }[mode]
     with ctx():
         out = (t * 2).sum()
-    assert out.requires_grad is False and out.grad_fn is None
+    assert out.requires_grad is False and out.grad_fn is None, f"a result computed under {mode} requires grad"
 
 
 def tensor_of_tensor(t):
@@ -499,13 +517,16 @@ def test_torch_tensor_of_a_tensor_is_a_detached_clone(device, dtype, sample):
         copied, fresh_leaf, cloned = TENSOR_OF_TENSOR.call(t)
     recommending = [w for w in caught if issubclass(w.category, UserWarning) and "clone" in str(w.message)]
     assert len(recommending) == 2, f"torch.tensor(t) warned {len(recommending)} times recommending clone(), not twice"
-    assert copied.is_leaf and not copied.requires_grad
+    values = sample.args[0].spec.logical_values(dtype)
+    assert copied.is_leaf and not copied.requires_grad, "torch.tensor(t) is not a leaf without grad"
     assert_own_storage(copied, t, "torch.tensor(t)")
-    assert_equal(copied, t.detach().clone())
-    assert fresh_leaf.is_leaf and fresh_leaf.requires_grad and fresh_leaf.grad_fn is None
+    assert_equal(copied, values, "the values of torch.tensor(t)")
+    assert fresh_leaf.is_leaf and fresh_leaf.requires_grad and fresh_leaf.grad_fn is None, (
+        "torch.tensor(t, requires_grad=True) is not a new leaf that requires grad"
+    )
     assert_own_storage(fresh_leaf, t, "torch.tensor(t, requires_grad=True)")
-    assert_equal(fresh_leaf.detach(), t.detach())
-    assert cloned.requires_grad and cloned.grad_fn is not None
+    assert_equal(fresh_leaf.detach(), values, "the values of torch.tensor(t, requires_grad=True)")
+    assert cloned.requires_grad and cloned.grad_fn is not None, "t.clone() left the graph"
 
 
 def manual_update(w, lr):
@@ -535,14 +556,14 @@ def test_in_place_updates_keep_the_leaf(device, dtype, sample):
     (w, lr), _ = sample.build(dtype=dtype, device=device)
     before, version = w.detach().clone(), w._version
     updated, grad, rebound = MANUAL_UPDATE.call(w, lr)
-    assert updated is w and w.is_leaf and torch.equal(w.grad, grad)
+    assert updated is w and w.is_leaf and torch.equal(w.grad, grad), "the update in place did not keep w a leaf with its .grad"
     # "every tensor keeps a version counter, that is incremented every time it is marked dirty"
     assert w._version > version, "the in-place update did not bump w's version counter"
-    assert_close(w.detach(), before - lr * grad)
-    assert not rebound.is_leaf
+    assert_close(w.detach(), before - lr * grad, msg=lambda m: f"the update is not w - lr * grad\n{m}")
+    assert not rebound.is_leaf, "w - lr * w.grad is a leaf"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        assert rebound.grad is None
+        assert rebound.grad is None, "the rebound w - lr * w.grad has a .grad"
 
 
 @pytest.mark.behaviour("autograd.hooks_receive_grad")
@@ -553,9 +574,9 @@ def test_hooks_see_and_replace_the_gradient(device, dtype, x, scale):
     t = x.build(dtype=dtype, device=device, requires_grad=True)
     t.register_hook(lambda g: seen.append(g.clone()) or g * scale)
     (t * t).sum().backward()
-    assert len(seen) == 1
-    assert_close(seen[0], 2 * t.detach())
-    assert_close(t.grad, 2 * t.detach() * scale)
+    assert len(seen) == 1, f"the hook ran {len(seen)} times in one backward"
+    assert_close(seen[0], 2 * t.detach(), msg=lambda m: f"the hook did not receive the gradient\n{m}")
+    assert_close(t.grad, 2 * t.detach() * scale, msg=lambda m: f"the tensor the hook returned did not replace the gradient\n{m}")
 
 
 @pytest.mark.behaviour("autograd.hook_closure_late_binding")
@@ -568,7 +589,7 @@ def test_hooks_in_a_loop_see_the_last_name(device, layers):
         param.register_hook(lambda grad: logged.append(name))
     model(torch.ones(1, 2, device=device)).sum().backward()
     last = list(dict(model.named_parameters()))[-1]
-    assert len(logged) == 2 * layers and set(logged) == {last}
+    assert len(logged) == 2 * layers and set(logged) == {last}, f"hooks in a loop logged {logged}, not the last name only"
 
 
 class Scale(torch.autograd.Function):
@@ -607,8 +628,8 @@ def test_a_custom_function_runs_its_own_backward(device, dtype, sample):
     (t, k), _ = sample.build(dtype=dtype, device=device)
     out, grad = CUSTOM_FUNCTION.call(t, k)
     assert type(out.grad_fn).__name__ == "ScaleBackward", type(out.grad_fn).__name__
-    assert_close(out.detach(), t.detach() * k)
-    assert_close(grad, torch.full_like(t.detach(), k))
+    assert_close(out.detach(), t.detach() * k, msg=lambda m: f"Scale.apply did not return forward's result\n{m}")
+    assert_close(grad, torch.full_like(t.detach(), k), msg=lambda m: f"backward() did not run the given backward\n{m}")
 
 
 def in_place_update(w, lr, no_grad):
@@ -645,7 +666,7 @@ def test_in_place_on_a_leaf_needs_no_grad(device, dtype, sample):
         return
     before = w.detach().clone()
     assert IN_PLACE_ON_LEAF.call(w, lr, no_grad) is w
-    assert w.is_leaf and w.requires_grad and w.grad is not None
+    assert w.is_leaf and w.requires_grad and w.grad is not None, "under no_grad the updated leaf lost its leaf status or .grad"
     assert_close(w.detach(), before - lr * 2, msg=lambda m: f"the update under no_grad is not w - lr * grad\n{m}")
 
 
@@ -681,7 +702,7 @@ CLONE_DETACH = Operation(
 def test_clone_and_detach_commute(device, dtype, sample):
     (t,), _ = sample.build(dtype=dtype, device=device)
     for copy in CLONE_DETACH.call(t):
-        assert copy.is_leaf and copy.grad_fn is None and not copy.requires_grad
+        assert copy.is_leaf and copy.grad_fn is None and not copy.requires_grad, "the copy is not a leaf without grad"
         assert_equal(copy, t.detach(), "the copy's values")
         assert_own_storage(copy, t, "the copy")
         if non_overlapping_and_dense(t):  # "If the tensor is non-overlapping and dense, output strides are the same"
@@ -735,9 +756,13 @@ ITEM = Operation(
 def test_a_number_taken_with_item_is_not_tracked(device, dtype, sample):
     w, b = sample.args
     number, bias_grad, weight_grad = ITEM(sample, dtype=dtype, device=device)
-    assert type(number) is float
+    assert type(number) is float, f"item() returned a {type(number).__name__}"
     assert bias_grad is None, "bias.item() took part in the graph"
-    assert_close(weight_grad, torch.full(w.spec.shape, 3, dtype=dtype, device=weight_grad.device))
+    assert_close(
+        weight_grad,
+        torch.full(w.spec.shape, 3, dtype=dtype, device=weight_grad.device),
+        msg=lambda m: f"w did not get the gradient 3\n{m}",
+    )
 
 
 @st.composite
@@ -777,7 +802,7 @@ def test_backward_refuses_a_gradient_of_another_shape(device, dtype, sample):
     (x, gradient_shape), _ = sample.build(dtype=dtype, device=device)
     with pytest.raises(RuntimeError, match="shape"):
         GRADIENT_SHAPE.call(x, gradient_shape)
-    assert x.grad is None
+    assert x.grad is None, "a refused backward touched the leaf's .grad"
 
 
 def accumulated_losses(weight, inputs):
@@ -813,7 +838,11 @@ ACCUMULATED_LOSS = Operation(
 def test_summing_losses_keeps_every_step_s_history_and_float_does_not(device, dtype, sample):
     (weight, inputs), _ = sample.build(dtype=dtype, device=device)
     total, total_float, grad = ACCUMULATED_LOSS.call(weight, inputs)
-    assert isinstance(total, torch.Tensor) and total.requires_grad and total.grad_fn is not None
-    assert type(total_float) is float
-    assert_close(grad, sum(inputs))  # sums of up to five terms in another order: the dtype defaults
+    assert isinstance(total, torch.Tensor) and total.requires_grad and total.grad_fn is not None, (
+        "total_loss += loss lost the autograd history"
+    )
+    assert type(total_float) is float, "total_loss += loss.item() is not a Python float"
+    assert_close(  # sums of up to five terms in another order: the dtype defaults
+        grad, sum(inputs), msg=lambda m: f"the backward through the total did not reach every step's weight\n{m}"
+    )
     assert not grad.requires_grad, "total.backward() with create_graph left out (default False) built a graph of the derivative"
