@@ -1,4 +1,11 @@
-"""Autograd: who is a leaf, what .to records, how gradients flow, accumulate and get hooked."""
+"""Autograd: who is a leaf, what .to records, how gradients flow, accumulate and get hooked.
+
+A behaviour that computes gradients declares a call that runs the forward and the backward and
+returns the gradients (and whatever else the statement is about: results, autograd flags, the
+error raised), so the cross-device and compiled modes compare them; the compiled mode's backward
+case differentiates through the call again. Behaviours about the leaf status of a tensor as the
+test constructs it, about hooks and about grad-mode flags say in their catalogue entries why they
+are not declared (`not_declared`)."""
 
 import math
 import warnings
@@ -10,7 +17,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
-from conformance.checks import assert_equal, assert_own_storage, assert_same_storage, private_rng
+from conformance.checks import (
+    assert_close_to_reference,
+    assert_equal,
+    assert_own_storage,
+    assert_same_storage,
+    independent_array,
+    numpy_dtype,
+    private_rng,
+)
 from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
 from strategies.samples import Arg, Sample
@@ -28,16 +43,45 @@ def test_created_tensors_do_not_require_grad(device, dtype, shape):
         torch.empty(shape, dtype=dtype, device=device),
         torch.tensor(0, dtype=dtype, device=device),
     ):
-        assert t.requires_grad is False
+        assert t.requires_grad is False, f"a {t.dtype} tensor made without requires_grad requires grad"
+    if dtype.is_floating_point or dtype.is_complex:  # only these can require grad
+        for asked in (
+            torch.zeros(shape, dtype=dtype, device=device, requires_grad=True),
+            torch.ones(shape, dtype=dtype, device=device, requires_grad=True),
+            torch.empty(shape, dtype=dtype, device=device, requires_grad=True),
+            torch.tensor(0, dtype=dtype, device=device, requires_grad=True),
+        ):
+            assert asked.requires_grad is True, "a tensor made with requires_grad=True does not require grad"
 
 
-@pytest.mark.behaviour("autograd.requires_grad_default_on")
-@pytest.mark.dtypes("float_and_complex")
-@given(x=specs())
-def test_requires_grad_underscore_defaults_to_true(device, dtype, x):
-    t = x.build(dtype=dtype, device=device)
-    assert t.requires_grad_() is t and t.requires_grad is True
-    assert t.requires_grad_(False).requires_grad is False
+def requires_grad_called(t, flag):
+    """t.requires_grad_() with its argument left out (flag None) or given."""
+    return t.requires_grad_() if flag is None else t.requires_grad_(flag)
+
+
+REQUIRES_GRAD_ = Operation(
+    "autograd.requires_grad_default_on",
+    dtypes="float_and_complex",
+    samples=st.builds(
+        lambda x, before, flag: Sample((Arg(x, requires_grad=before), flag)),
+        specs(),
+        st.booleans(),  # whether it required grad before the call
+        st.sampled_from([None, True, False]),  # None: the argument left out
+    ),
+    call=lambda t, flag: requires_grad_called(t, flag),
+    not_compiled="the call is one flag change on an input, on which Dynamo graph-breaks: no graph is left to compile",
+)
+
+
+@REQUIRES_GRAD_.property
+def test_requires_grad_underscore_defaults_to_true(device, dtype, sample):
+    (t, flag), _ = sample.build(dtype=dtype, device=device)
+    out = REQUIRES_GRAD_.call(t, flag)
+    assert out is t, "requires_grad_() did not return the tensor itself (it works in place)"
+    if flag is False:
+        assert t.requires_grad is False, "requires_grad_(False) did not turn requires_grad off"
+    else:
+        assert t.requires_grad is True, "requires_grad_() (argument left out) did not turn requires_grad on"
 
 
 @pytest.mark.behaviour("autograd.created_are_leaves")
@@ -45,26 +89,37 @@ def test_requires_grad_underscore_defaults_to_true(device, dtype, x):
 @given(x=specs(), requires_grad=st.booleans())
 def test_user_created_tensors_are_leaves(device, dtype, x, requires_grad):
     t = x.build(dtype=dtype, device=device, requires_grad=requires_grad)
-    assert t.is_leaf and t.grad_fn is None
+    assert t.is_leaf and t.grad_fn is None, "a tensor the user built is not a leaf with grad_fn None"
     made = torch.zeros(x.shape, dtype=dtype, device=device, requires_grad=requires_grad)
-    assert made.is_leaf and made.grad_fn is None
+    assert made.is_leaf and made.grad_fn is None, "a tensor a factory made is not a leaf with grad_fn None"
 
 
-@pytest.mark.behaviour("autograd.ops_make_non_leaves")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs(), op=st.sampled_from(["add", "mul", "exp", "sum", "view", "getitem"]))
-def test_operations_make_non_leaves_that_require_grad(device, dtype, x, op):
-    t = x.build(dtype=dtype, device=device, requires_grad=True)
-    out = {
-        "add": lambda: t + 2,
-        "mul": lambda: t * t,
-        "exp": lambda: t.exp(),
-        "sum": lambda: t.sum(),
-        "view": lambda: t.reshape(-1),
-        "getitem": lambda: t[...],
-    }[op]()
-    assert out.requires_grad and not out.is_leaf and out.grad_fn is not None
-    assert (t.detach() + 2).requires_grad is False
+# Operations of each kind: arithmetic with a number and with a tensor, a pointwise function, a
+# reduction, a view and indexing.
+OPERATIONS = {
+    "add": lambda t: t + 2,
+    "mul": lambda t: t * t,
+    "exp": lambda t: t.exp(),
+    "sum": lambda t: t.sum(),
+    "view": lambda t: t.reshape(-1),
+    "getitem": lambda t: t[...],
+}
+
+NON_LEAF = Operation(
+    "autograd.ops_make_non_leaves",
+    dtypes="float32_64",
+    samples=st.builds(lambda x, op: Sample((Arg(x, requires_grad=True), op)), specs(), st.sampled_from(sorted(OPERATIONS))),
+    call=lambda t, op: OPERATIONS[op](t),
+)
+
+
+@NON_LEAF.property
+def test_operations_make_non_leaves_that_require_grad(device, dtype, sample):
+    (t, op), _ = sample.build(dtype=dtype, device=device)
+    out = NON_LEAF.call(t, op)
+    assert out.requires_grad, f"{op} of a tensor that requires grad does not require grad"
+    assert not out.is_leaf and out.grad_fn is not None, f"{op} of a tensor that requires grad is a leaf"
+    assert (t.detach() + 2).requires_grad is False, "an operation on a tensor without grad requires grad"
 
 
 @pytest.mark.behaviour("autograd.to_makes_non_leaf")
@@ -74,14 +129,17 @@ def test_operations_make_non_leaves_that_require_grad(device, dtype, x, op):
 def test_to_of_a_leaf_records_a_copy(device, dtype, shape, other):
     leaf = torch.zeros(shape, dtype=dtype, requires_grad=True)
     moved = leaf.to(other)  # a dtype change is a recorded copy on every device
-    assert not moved.is_leaf and moved.grad_fn is not None and moved.requires_grad
+    assert not moved.is_leaf and moved.grad_fn is not None and moved.requires_grad, (
+        ".to(dtype) of a leaf that requires grad is a leaf"
+    )
+    assert_equal(moved.detach(), torch.zeros(shape, dtype=other), "the copy .to(dtype) recorded")
     if torch.device(device).type != "cpu":
         across = leaf.to(device)
-        assert not across.is_leaf and across.grad_fn is not None
+        assert not across.is_leaf and across.grad_fn is not None, ".to(device) of a leaf that requires grad is a leaf"
     fixed = leaf.detach().to(device).requires_grad_()
-    assert fixed.is_leaf and fixed.grad_fn is None
+    assert fixed.is_leaf and fixed.grad_fn is None, "moved first, then requires_grad_(): not a leaf"
     direct = torch.zeros(shape, dtype=dtype, device=device, requires_grad=True)
-    assert direct.is_leaf
+    assert direct.is_leaf, "created with device= and requires_grad=: not a leaf"
 
 
 @pytest.mark.behaviour("autograd.to_returns_self")
@@ -90,11 +148,18 @@ def test_to_of_a_leaf_records_a_copy(device, dtype, shape, other):
 @given(x=specs(), requires_grad=st.booleans())
 def test_to_returns_self_when_nothing_changes(device, dtype, x, requires_grad):
     t = x.build(dtype=dtype, device=device, requires_grad=requires_grad)
-    assert t.to(dtype) is t and t.to(device) is t and t.to(t.device, dtype) is t
-    assert t.is_leaf
+    assert t.to(dtype) is t and t.to(device) is t and t.to(t.device, dtype) is t, (
+        ".to() with dtype and device already matching did not return self"
+    )
+    assert t.is_leaf, ".to() returning self changed its leaf status"
     copied = t.to(dtype, copy=True)
-    assert copied is not t
+    assert copied is not t, ".to(copy=True) returned self"
     assert_own_storage(copied, t, ".to(copy=True)")
+    # "a new Tensor is created even when the Tensor already matches the desired conversion": the
+    # conversion's result, t's values in t's dtype, with t's strides (memory_format=torch.preserve_format)
+    assert_equal(copied, x.logical_values(dtype), "the values of .to(copy=True)")
+    if non_overlapping_and_dense(t):
+        assert strides_above_one(copied) == strides_above_one(t), f"the copy's strides {copied.stride()} are not t's"
 
 
 @pytest.mark.behaviour("autograd.to_not_in_place")
@@ -105,46 +170,86 @@ def test_to_leaves_its_input_alone(device, dtype, x, other):
     t = x.build(dtype=dtype, device="cpu")
     before = t.clone()
     out = t.to(device, other)
-    assert (t.dtype, t.device.type) == (dtype, "cpu") and torch.equal(t, before)
-    assert (out.dtype, out.device.type) == (other, torch.device(device).type)
+    assert (t.dtype, t.device.type) == (dtype, "cpu") and torch.equal(t, before), ".to() changed the tensor it is called on"
+    assert (out.dtype, out.device.type) == (other, torch.device(device).type), "the result of .to() is not what was asked"
 
 
-@pytest.mark.behaviour("autograd.to_integral_drops_grad")
-@pytest.mark.dtypes("float32_64")
-@pytest.mark.meta_too
-@given(x=specs(), target=st.sampled_from(DTYPE_GROUPS["integral"] + DTYPE_GROUPS["bool"]))
-def test_integral_conversion_does_not_require_grad(device, dtype, x, target):
-    t = x.build(dtype=dtype, device=device, requires_grad=True)
-    assert t.to(target).requires_grad is False
+TO_INTEGRAL = Operation(
+    "autograd.to_integral_drops_grad",
+    dtypes="float32_64",
+    samples=st.builds(
+        lambda x, target: Sample((Arg(x, requires_grad=True), target)),
+        # values in [0, 100): every integral target holds them, so the converted values are
+        # defined on every device (a float out of an integer type's range converts to undefined ones)
+        specs(low=0, high=100),
+        st.sampled_from(DTYPE_GROUPS["integral"] + DTYPE_GROUPS["bool"]),
+    ),
+    call=lambda t, target: t.to(target),
+)
+
+
+@TO_INTEGRAL.property
+def test_integral_conversion_does_not_require_grad(device, dtype, sample):
+    x, target = sample.args
+    (t, _), _ = sample.build(dtype=dtype, device=device)
+    out = TO_INTEGRAL.call(t, target)
+    assert out.requires_grad is False, f"{out.dtype} conversion of a tensor that requires grad requires grad"
+    # the conversion itself: the target dtype, each value truncated toward zero (nonzero: True for bool)
+    values = independent_array(x.spec.logical_values(dtype))
+    converted = values != 0 if target == torch.bool else numpy.trunc(values).astype(numpy_dtype(target))
+    assert_equal(out, torch.from_numpy(numpy.asarray(converted)), f"the values converted to {target}")
+    if non_overlapping_and_dense(t):  # memory_format: "Default: torch.preserve_format"
+        assert strides_above_one(out) == strides_above_one(t), f"the converted tensor's strides {out.stride()} are not t's"
 
 
 def function_of(x):
     return (3 * (x + 2) ** 2).sin().sum() / max(x.numel(), 1)
 
 
-@pytest.mark.behaviour("autograd.backward_scalar_default")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs(), rank=st.integers(0, 3))
-def test_scalar_backward_defaults_to_one(device, dtype, x, rank):
+def grads_of_both_backward_forms(a, rank):
+    """The gradient backward() leaves on `a` through a one-element output of `rank` dims, and the
+    one backward(ones) leaves on a fresh leaf of a's values."""
     # "non-scalar (i.e. its data has more than one element)": every one-element output, of any
     # rank, is a scalar here, and its implicit gradient is one.
     one_element = (1,) * rank
-    a = x.build(dtype=dtype, device=device, requires_grad=True)
-    b = x.build(dtype=dtype, device=device, requires_grad=True)
+    b = a.detach().clone().requires_grad_()
     function_of(a).reshape(one_element).backward()
-    function_of(b).reshape(one_element).backward(torch.ones(one_element, dtype=dtype, device=device))
-    assert_close(a.grad, b.grad)
+    function_of(b).reshape(one_element).backward(torch.ones(one_element, dtype=b.dtype, device=b.device))
+    return a.grad, b.grad
 
 
-@pytest.mark.behaviour("autograd.backward_nonscalar_raises")
-@pytest.mark.dtypes("float32")
-# "If the tensor is non-scalar (i.e. its data has more than one element)": outputs of more than
-# one element, size-1 sides among them
-@given(x=specs(shapes=shapes().filter(lambda s: math.prod(s) > 1)))
-def test_nonscalar_backward_needs_a_gradient(device, dtype, x):
-    y = x.build(dtype=dtype, device=device, requires_grad=True) * 2
+SCALAR_BACKWARD = Operation(
+    "autograd.backward_scalar_default",
+    dtypes="float32_64",
+    samples=st.builds(lambda x, rank: Sample((Arg(x, requires_grad=True), rank)), specs(), st.integers(0, 3)),
+    call=lambda a, rank: grads_of_both_backward_forms(a, rank),
+)
+
+
+@SCALAR_BACKWARD.property
+def test_scalar_backward_defaults_to_one(device, dtype, sample):
+    implicit, explicit = SCALAR_BACKWARD(sample, dtype=dtype, device=device)
+    assert_close(implicit, explicit, msg=lambda m: f"backward() differs from backward(ones)\n{m}")
+    assert not implicit.requires_grad, "backward() with create_graph left out (default False) built a graph of the derivative"
+
+
+NONSCALAR_BACKWARD = Operation(
+    "autograd.backward_nonscalar_raises",
+    dtypes="float32",
+    samples=st.builds(
+        lambda x: Sample((Arg(x, requires_grad=True),)),
+        # "If the tensor is non-scalar (i.e. its data has more than one element)": outputs of more
+        # than one element, size-1 sides among them
+        specs(shapes=shapes().filter(lambda s: math.prod(s) > 1)),
+    ),
+    call=lambda t: (t * 2).backward(),
+)
+
+
+@NONSCALAR_BACKWARD.property
+def test_nonscalar_backward_needs_a_gradient(device, dtype, sample):
     with pytest.raises(RuntimeError, match="only for scalar outputs"):
-        y.backward()
+        NONSCALAR_BACKWARD(sample, dtype=dtype, device=device)
 
 
 @st.composite
@@ -171,14 +276,17 @@ VJP = Operation(
 @VJP.property
 def test_backward_with_v_gives_j_transpose_v(device, dtype, sample):
     (A, v, x), _ = sample.build(dtype=dtype, device=device)
-    assert_close(VJP(sample, dtype=dtype, device=device), x.detach().cos() * (A.T @ v))
+    grad = VJP(sample, dtype=dtype, device=device)
+    assert_close(grad, x.detach().cos() * (A.T @ v), msg=lambda m: f"y.backward(v) did not leave J^T v in x.grad\n{m}")
+    assert not grad.requires_grad, "y.backward(v) with create_graph left out (default False) built a graph of the derivative"
 
 
 def worked_example_gradient(x):
+    """out = (3 (x + 2)^2).mean() and x.grad after out.backward()."""
     y = x + 2
     out = (y * y * 3).mean()
     out.backward()
-    return x.grad
+    return out, x.grad
 
 
 WORKED_EXAMPLE = Operation(
@@ -194,15 +302,26 @@ WORKED_EXAMPLE = Operation(
 def test_the_notes_worked_gradient(device):
     # The notes' own numbers: x = ones(2, 2) gives a gradient of 4.5 everywhere.
     x = torch.ones(2, 2, device=device, requires_grad=True)
-    assert_close(worked_example_gradient(x).cpu(), torch.full((2, 2), 4.5))
+    assert_close(
+        worked_example_gradient(x)[1].cpu(),
+        torch.full((2, 2), 4.5),
+        msg=lambda m: f"the notes' x = ones(2, 2) did not get 4.5 everywhere\n{m}",
+    )
 
 
 @WORKED_EXAMPLE.property
 def test_worked_gradient_is_six_times_x_plus_two_over_n(device, dtype, sample):
     # d/dx_i of mean(3 (x + 2)^2) over n elements is 6 (x_i + 2) / n: 3/2 (x_i + 2) for the notes' 2x2.
     (x,), _ = sample.build(dtype=dtype, device=device)
-    expected = numpy.asarray(6 * (x.detach().cpu().double().numpy() + 2) / x.numel())
-    assert_close(WORKED_EXAMPLE(sample, dtype=dtype, device=device).cpu(), torch.from_numpy(expected).to(dtype))
+    values = independent_array(sample.args[0].spec.logical_values(dtype)).astype(numpy.float64)
+    out, grad = WORKED_EXAMPLE(sample, dtype=dtype, device=device)
+    assert out.dtype == dtype, f"out is {out.dtype}, not the {dtype} of x"
+    assert_close_to_reference(out, torch.tensor(float((3 * (values + 2) ** 2).mean())), msg=lambda m: f"out is not the mean\n{m}")
+    expected = numpy.asarray(6 * (values + 2) / values.size)
+    assert_close(
+        grad.cpu(), torch.from_numpy(expected).to(dtype), msg=lambda m: f"out.backward() did not leave 6 (x + 2) / n\n{m}"
+    )
+    assert not grad.requires_grad, "out.backward() with create_graph left out (default False) built a graph of the derivative"
 
 
 def grad_after_backwards(t, times):
@@ -224,10 +343,12 @@ def test_gradients_accumulate_until_zeroed(device, dtype, sample):
     x, times = sample.args
     t = x.spec.build(dtype=dtype, device=device, requires_grad=True)
     once = grad_after_backwards(t, 1).clone()
-    assert_close(GRAD_ACCUMULATES(sample, dtype=dtype, device=device), once * times)
+    accumulated = GRAD_ACCUMULATES(sample, dtype=dtype, device=device)
+    assert_close(accumulated, once * times, msg=lambda m: f"{times} backward passes did not accumulate {times} gradients\n{m}")
+    assert not accumulated.requires_grad, "backward() with create_graph left out (default False) built a graph of the derivative"
     t.grad.zero_()
     function_of(t).backward()
-    assert_close(t.grad, once)
+    assert_close(t.grad, once, msg=lambda m: f"after zeroing, the next backward did not leave one pass's gradient\n{m}")
 
 
 @pytest.mark.behaviour("autograd.grad_none_before_backward")
@@ -235,30 +356,69 @@ def test_gradients_accumulate_until_zeroed(device, dtype, sample):
 @given(x=specs())
 def test_grad_is_none_before_backward(device, dtype, x):
     t = x.build(dtype=dtype, device=device, requires_grad=True)
-    assert t.grad is None
-    with pytest.raises(AttributeError):
+    assert t.grad is None, ".grad of a leaf before any backward is not None"
+    with pytest.raises(AttributeError, match="zero_"):
         t.grad.zero_()
 
 
 # Graphs by whether their backward needs saved tensors: exp(t) * t saves both factors, sin saves its
 # input; t + 2, -t and sum save nothing (their gradients do not depend on the values; a product
-# with a Python number does save it).
-SAVING = {"exp(t) * t": lambda t: (t.exp() * t).sum(), "sin(t)": lambda t: t.sin().sum()}
-SAVING_NOTHING = {"(t + 2).sum()": lambda t: (t + 2).sum(), "t.sum()": lambda t: t.sum(), "(-t).sum()": lambda t: (-t).sum()}
+# with a Python number does save it). Each with its gradient in NumPy, the oracle.
+SAVING = {
+    "exp(t) * t": (lambda t: (t.exp() * t).sum(), lambda a: numpy.exp(a) * (1 + a)),
+    "sin(t)": (lambda t: t.sin().sum(), numpy.cos),
+}
+SAVING_NOTHING = {
+    "(t + 2).sum()": (lambda t: (t + 2).sum(), numpy.ones_like),
+    "t.sum()": (lambda t: t.sum(), numpy.ones_like),
+    "(-t).sum()": (lambda t: (-t).sum(), lambda a: -numpy.ones_like(a)),
+}
+GRAPHS = {**SAVING, **SAVING_NOTHING}
 
 
-@pytest.mark.behaviour("autograd.retain_graph")
-@pytest.mark.dtypes("float32")
-@given(x=specs(), graph=st.sampled_from(sorted(SAVING)))
-def test_second_backward_through_saved_tensors_needs_retain_graph(device, dtype, x, graph):
-    t = x.build(dtype=dtype, device=device, requires_grad=True)
-    out = SAVING[graph](t)
+def grad_after_two_backwards(t, graph, retain):
+    """t.grad after two backward passes through one graph, the first with retain_graph left out
+    (retain None: its default, False) or given."""
+    out = GRAPHS[graph][0](t)
+    out.backward() if retain is None else out.backward(retain_graph=retain)
     out.backward()
-    with pytest.raises(RuntimeError, match="second time|already been freed"):
-        out.backward()
-    kept = SAVING[graph](t)
-    kept.backward(retain_graph=True)
-    kept.backward()
+    return t.grad
+
+
+@st.composite
+def retain_graph_samples(draw):
+    """Sample(t, graph, retain): a graph that saved tensors with retain_graph left out (None, its
+    default False), False or True, or one that saved nothing with retain_graph=True: what the docs
+    decide. A graph that saved nothing traversed again without it is observed of eager execution
+    only (test_a_graph_that_saved_nothing_can_be_traversed_again): a compiled graph saves what it
+    chooses to."""
+    x = draw(specs(), label="x")
+    graph = draw(st.sampled_from(sorted(GRAPHS)), label="graph")
+    retain = draw(st.sampled_from([None, False, True]), label="retain_graph") if graph in SAVING else True
+    return Sample((Arg(x, requires_grad=True), graph, retain))
+
+
+RETAIN_GRAPH = Operation(
+    "autograd.retain_graph",
+    dtypes="float32",
+    samples=retain_graph_samples(),
+    call=lambda t, graph, retain: grad_after_two_backwards(t, graph, retain),
+)
+
+
+@RETAIN_GRAPH.property
+def test_second_backward_through_saved_tensors_needs_retain_graph(device, dtype, sample):
+    x, graph, retain = sample.args
+    if not retain:
+        with pytest.raises(RuntimeError, match="second time|already been freed"):
+            RETAIN_GRAPH(sample, dtype=dtype, device=device)
+        return
+    twice = 2 * GRAPHS[graph][1](independent_array(x.spec.logical_values(dtype)).astype(numpy.float64))
+    assert_close_to_reference(
+        RETAIN_GRAPH(sample, dtype=dtype, device=device),
+        torch.from_numpy(numpy.asarray(twice)),
+        msg=lambda m: f"the gradient after two backward passes with retain_graph=True is not twice the gradient\n{m}",
+    )
 
 
 @pytest.mark.behaviour("autograd.retain_graph")
@@ -266,38 +426,59 @@ def test_second_backward_through_saved_tensors_needs_retain_graph(device, dtype,
 @given(x=specs(), graph=st.sampled_from(sorted(SAVING_NOTHING)))
 def test_a_graph_that_saved_nothing_can_be_traversed_again(device, dtype, x, graph):
     t = x.build(dtype=dtype, device=device, requires_grad=True)
-    out = SAVING_NOTHING[graph](t)
-    out.backward()
-    once = t.grad.clone()
-    out.backward()  # nothing was saved, so nothing was freed
-    assert_equal(t.grad, once * 2, "the gradient after two backward passes")
+    twice = 2 * SAVING_NOTHING[graph][1](independent_array(x.logical_values(dtype)).astype(numpy.float64))
+    assert_close_to_reference(  # nothing was saved, so nothing was freed (observed)
+        grad_after_two_backwards(t, graph, None),
+        torch.from_numpy(numpy.asarray(twice)),
+        msg=lambda m: f"the gradient after two backward passes through a graph that saved nothing\n{m}",
+    )
 
 
-@pytest.mark.behaviour("autograd.non_leaf_grad_none")
-@pytest.mark.dtypes("float32")
-@given(x=specs())
-def test_non_leaf_grad_needs_retain_grad(device, dtype, x):
-    t = x.build(dtype=dtype, device=device, requires_grad=True)
+def non_leaf_grads(t):
+    """.grad of two non-leaves after a backward through both, retain_grad() called on the second."""
     hidden, kept = t * 2, t * 3
     kept.retain_grad()
     (hidden.sum() + kept.sum()).backward()
+    return hidden.grad, kept.grad
+
+
+NON_LEAF_GRAD = Operation(
+    "autograd.non_leaf_grad_none",
+    dtypes="float32",
+    samples=specs().map(lambda x: Sample((Arg(x, requires_grad=True),))),
+    call=lambda t: non_leaf_grads(t),
+)
+
+
+@NON_LEAF_GRAD.property
+def test_non_leaf_grad_needs_retain_grad(device, dtype, sample):
+    (x,) = sample.args
     with pytest.warns(UserWarning, match="not a leaf Tensor"):  # the warning the statement promises
-        assert hidden.grad is None
-    assert_close(kept.grad, torch.ones_like(kept))
+        hidden, kept = NON_LEAF_GRAD(sample, dtype=dtype, device=device)
+    assert hidden is None, "a non-leaf without retain_grad() got a .grad"
+    assert_equal(kept, torch.ones(x.spec.shape, dtype=dtype), "the .grad of the non-leaf with retain_grad()")
 
 
-@pytest.mark.behaviour("autograd.detach_shares")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs())
-def test_detach_shares_storage(device, dtype, x):
-    t = x.build(dtype=dtype, device=device, requires_grad=True)
-    d = t.detach()
-    assert d.requires_grad is False and d.is_leaf
+DETACH = Operation(
+    "autograd.detach_shares",
+    dtypes="float32_64",
+    samples=specs().map(lambda x: Sample((Arg(x, requires_grad=True),))),
+    call=lambda t: t.detach(),
+)
+
+
+@DETACH.property
+def test_detach_shares_storage(device, dtype, sample):
+    (t,), _ = sample.build(dtype=dtype, device=device)
+    x = sample.args[0].spec
+    d = DETACH.call(t)
+    assert d.requires_grad is False and d.is_leaf, "detach() gave a tensor that requires grad"
     assert_same_storage(d, t, "detach()")
+    assert_equal(d, x.logical_values(dtype), "the values of detach()")
     if x.numel and x.layout != "expanded":
         with torch.no_grad():
             t.add_(1)
-        assert_equal(d, t.detach())
+        assert_equal(d, t.detach(), "a write into t seen through detach()")
 
 
 @pytest.mark.behaviour("autograd.no_grad_modes")
@@ -312,44 +493,77 @@ def test_grad_free_modes_give_results_without_grad(device, dtype, x, mode):
     }[mode]
     with ctx():
         out = (t * 2).sum()
-    assert out.requires_grad is False and out.grad_fn is None
+    assert out.requires_grad is False and out.grad_fn is None, f"a result computed under {mode} requires grad"
 
 
-@pytest.mark.behaviour("autograd.tensor_of_tensor_copies")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs())
-def test_torch_tensor_of_a_tensor_is_a_detached_clone(device, dtype, x):
-    t = x.build(dtype=dtype, device=device, requires_grad=True)
-    with pytest.warns(UserWarning, match="clone"):
-        copied = torch.tensor(t)
-    assert copied.is_leaf and not copied.requires_grad
+def tensor_of_tensor(t):
+    """torch.tensor(t), torch.tensor(t, requires_grad=True) and t.clone()."""
+    return torch.tensor(t), torch.tensor(t, requires_grad=True), t.clone()
+
+
+TENSOR_OF_TENSOR = Operation(
+    "autograd.tensor_of_tensor_copies",
+    dtypes="float32_64",
+    samples=specs().map(lambda x: Sample((Arg(x, requires_grad=True),))),
+    call=lambda t: tensor_of_tensor(t),
+)
+
+
+@TENSOR_OF_TENSOR.property
+def test_torch_tensor_of_a_tensor_is_a_detached_clone(device, dtype, sample):
+    (t,), _ = sample.build(dtype=dtype, device=device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        copied, fresh_leaf, cloned = TENSOR_OF_TENSOR.call(t)
+    recommending = [w for w in caught if issubclass(w.category, UserWarning) and "clone" in str(w.message)]
+    assert len(recommending) == 2, f"torch.tensor(t) warned {len(recommending)} times recommending clone(), not twice"
+    values = sample.args[0].spec.logical_values(dtype)
+    assert copied.is_leaf and not copied.requires_grad, "torch.tensor(t) is not a leaf without grad"
     assert_own_storage(copied, t, "torch.tensor(t)")
-    assert_equal(copied, t.detach().clone())
-    with pytest.warns(UserWarning, match="clone"):
-        fresh_leaf = torch.tensor(t, requires_grad=True)
-    assert fresh_leaf.is_leaf and fresh_leaf.requires_grad and fresh_leaf.grad_fn is None
+    assert_equal(copied, values, "the values of torch.tensor(t)")
+    assert fresh_leaf.is_leaf and fresh_leaf.requires_grad and fresh_leaf.grad_fn is None, (
+        "torch.tensor(t, requires_grad=True) is not a new leaf that requires grad"
+    )
     assert_own_storage(fresh_leaf, t, "torch.tensor(t, requires_grad=True)")
-    assert_equal(fresh_leaf.detach(), t.detach())
-    cloned = t.clone()
-    assert cloned.requires_grad and cloned.grad_fn is not None
+    assert_equal(fresh_leaf.detach(), values, "the values of torch.tensor(t, requires_grad=True)")
+    assert cloned.requires_grad and cloned.grad_fn is not None, "t.clone() left the graph"
 
 
-@pytest.mark.behaviour("autograd.manual_update")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs(layouts=WRITABLE_LAYOUTS), lr=st.floats(0.01, 1.0))  # the parameter updated may be strided
-def test_in_place_updates_keep_the_leaf(device, dtype, x, lr):
-    w = x.build(dtype=dtype, device=device, requires_grad=True)
+def manual_update(w, lr):
+    """A backward, then w.sub_(lr * w.grad) under no_grad; returns w, its gradient as it was
+    before the update, and the rebound w - lr * w.grad."""
     function_of(w).backward()
-    grad, before = w.grad.clone(), w.detach().clone()
+    grad = w.grad.clone()
     with torch.no_grad():
         w.sub_(w.grad * lr)
-    assert w.is_leaf and torch.equal(w.grad, grad)
-    assert_close(w.detach(), before - lr * grad)
-    rebound = w - lr * w.grad
-    assert not rebound.is_leaf
+    return w, grad, w - lr * w.grad
+
+
+MANUAL_UPDATE = Operation(
+    "autograd.manual_update",
+    dtypes="float32_64",
+    samples=st.builds(
+        lambda x, lr: Sample((Arg(x, requires_grad=True), lr)),
+        specs(layouts=WRITABLE_LAYOUTS),  # the parameter updated may be strided
+        st.floats(0.01, 1.0),
+    ),
+    call=lambda w, lr: manual_update(w, lr),
+)
+
+
+@MANUAL_UPDATE.property
+def test_in_place_updates_keep_the_leaf(device, dtype, sample):
+    (w, lr), _ = sample.build(dtype=dtype, device=device)
+    before, version = w.detach().clone(), w._version
+    updated, grad, rebound = MANUAL_UPDATE.call(w, lr)
+    assert updated is w and w.is_leaf and torch.equal(w.grad, grad), "the update in place did not keep w a leaf with its .grad"
+    # "every tensor keeps a version counter, that is incremented every time it is marked dirty"
+    assert w._version > version, "the in-place update did not bump w's version counter"
+    assert_close(w.detach(), before - lr * grad, msg=lambda m: f"the update is not w - lr * grad\n{m}")
+    assert not rebound.is_leaf, "w - lr * w.grad is a leaf"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        assert rebound.grad is None
+        assert rebound.grad is None, "the rebound w - lr * w.grad has a .grad"
 
 
 @pytest.mark.behaviour("autograd.hooks_receive_grad")
@@ -360,9 +574,9 @@ def test_hooks_see_and_replace_the_gradient(device, dtype, x, scale):
     t = x.build(dtype=dtype, device=device, requires_grad=True)
     t.register_hook(lambda g: seen.append(g.clone()) or g * scale)
     (t * t).sum().backward()
-    assert len(seen) == 1
-    assert_close(seen[0], 2 * t.detach())
-    assert_close(t.grad, 2 * t.detach() * scale)
+    assert len(seen) == 1, f"the hook ran {len(seen)} times in one backward"
+    assert_close(seen[0], 2 * t.detach(), msg=lambda m: f"the hook did not receive the gradient\n{m}")
+    assert_close(t.grad, 2 * t.detach() * scale, msg=lambda m: f"the tensor the hook returned did not replace the gradient\n{m}")
 
 
 @pytest.mark.behaviour("autograd.hook_closure_late_binding")
@@ -375,7 +589,7 @@ def test_hooks_in_a_loop_see_the_last_name(device, layers):
         param.register_hook(lambda grad: logged.append(name))
     model(torch.ones(1, 2, device=device)).sum().backward()
     last = list(dict(model.named_parameters()))[-1]
-    assert len(logged) == 2 * layers and set(logged) == {last}
+    assert len(logged) == 2 * layers and set(logged) == {last}, f"hooks in a loop logged {logged}, not the last name only"
 
 
 class Scale(torch.autograd.Function):
@@ -394,66 +608,161 @@ class Scale(torch.autograd.Function):
         return grad * ctx.k, None
 
 
-@pytest.mark.behaviour("autograd.custom_function")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs(), k=st.sampled_from([-2.0, 0.5, 3.0]))
-def test_a_custom_function_runs_its_own_backward(device, dtype, x, k):
-    t = x.build(dtype=dtype, device=device, requires_grad=True)
+def through_scale(t, k):
+    """Scale.apply(t, k), then a backward from its sum: the output and t's gradient."""
     out = Scale.apply(t, k)
-    assert type(out.grad_fn).__name__ == "ScaleBackward", type(out.grad_fn).__name__
-    assert_close(out.detach(), t.detach() * k)
     out.sum().backward()
-    assert_close(t.grad, torch.full_like(t.detach(), k))
+    return out, t.grad
 
 
-@pytest.mark.behaviour("autograd.inplace_on_leaf_raises")
-@pytest.mark.dtypes("float32")
-@given(x=specs(layouts=WRITABLE_LAYOUTS), lr=st.floats(0.01, 1.0))  # the parameter updated may be strided
-def test_in_place_on_a_leaf_needs_no_grad(device, dtype, x, lr):
-    w = x.build(dtype=dtype, device=device, requires_grad=True)
+CUSTOM_FUNCTION = Operation(
+    "autograd.custom_function",
+    dtypes="float32_64",
+    samples=st.builds(lambda x, k: Sample((Arg(x, requires_grad=True), k)), specs(), st.sampled_from([-2.0, 0.5, 3.0])),
+    call=lambda t, k: through_scale(t, k),
+)
+
+
+@CUSTOM_FUNCTION.property
+def test_a_custom_function_runs_its_own_backward(device, dtype, sample):
+    (t, k), _ = sample.build(dtype=dtype, device=device)
+    out, grad = CUSTOM_FUNCTION.call(t, k)
+    assert type(out.grad_fn).__name__ == "ScaleBackward", type(out.grad_fn).__name__
+    assert_close(out.detach(), t.detach() * k, msg=lambda m: f"Scale.apply did not return forward's result\n{m}")
+    assert_close(grad, torch.full_like(t.detach(), k), msg=lambda m: f"backward() did not run the given backward\n{m}")
+
+
+def in_place_update(w, lr, no_grad):
+    """A backward through (2 w).sum(), then w.sub_(lr * w.grad) with grad mode on, or under
+    torch.no_grad(); returns w."""
     (w * 2).sum().backward()
-    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+    if no_grad:
+        with torch.no_grad():
+            w.sub_(lr * w.grad)
+    else:
         w.sub_(lr * w.grad)
-    with torch.no_grad():
-        w.sub_(lr * w.grad)
-    assert w.is_leaf and w.requires_grad and w.grad is not None
+    return w
 
 
-@pytest.mark.behaviour("autograd.clone_detach_either_order")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs())
-def test_clone_and_detach_commute(device, dtype, x):
-    t = x.build(dtype=dtype, device=device, requires_grad=True)
-    for copy in (t.clone().detach(), t.detach().clone()):
-        assert copy.is_leaf and copy.grad_fn is None and not copy.requires_grad
+IN_PLACE_ON_LEAF = Operation(
+    "autograd.inplace_on_leaf_raises",
+    dtypes="float32",
+    samples=st.builds(
+        lambda x, lr, no_grad: Sample((Arg(x, requires_grad=True), lr, no_grad)),
+        specs(layouts=WRITABLE_LAYOUTS),  # the parameter updated may be strided
+        st.floats(0.01, 1.0),
+        st.booleans(),
+    ),
+    call=lambda w, lr, no_grad: in_place_update(w, lr, no_grad),
+)
+
+
+@IN_PLACE_ON_LEAF.property
+def test_in_place_on_a_leaf_needs_no_grad(device, dtype, sample):
+    (w, lr, no_grad), _ = sample.build(dtype=dtype, device=device)
+    if not no_grad:
+        with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+            IN_PLACE_ON_LEAF.call(w, lr, no_grad)
+        return
+    before = w.detach().clone()
+    assert IN_PLACE_ON_LEAF.call(w, lr, no_grad) is w
+    assert w.is_leaf and w.requires_grad and w.grad is not None, "under no_grad the updated leaf lost its leaf status or .grad"
+    assert_close(w.detach(), before - lr * 2, msg=lambda m: f"the update under no_grad is not w - lr * grad\n{m}")
+
+
+def strides_above_one(t) -> list:
+    """(size, stride) of t's dims of more than one element: the strides that mean something."""
+    return [(n, s) for n, s in zip(t.shape, t.stride()) if n > 1]
+
+
+def non_overlapping_and_dense(t) -> bool:
+    """Whether t's elements fill its memory without gaps or overlaps: its strides, sorted, are the
+    contiguous strides of its sizes in that order (sizes 1 and empty tensors set aside)."""
+    if t.numel() == 0:
+        return True
+    dims = sorted((s, n) for n, s in zip(t.shape, t.stride()) if n != 1)
+    expected = 1
+    for stride, size in dims:
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+CLONE_DETACH = Operation(
+    "autograd.clone_detach_either_order",
+    dtypes="float32_64",
+    samples=specs().map(lambda x: Sample((Arg(x, requires_grad=True),))),
+    call=lambda t: (t.clone().detach(), t.detach().clone()),
+    compare_strides=True,  # clone's memory_format=torch.preserve_format documents its strides
+)
+
+
+@CLONE_DETACH.property
+def test_clone_and_detach_commute(device, dtype, sample):
+    (t,), _ = sample.build(dtype=dtype, device=device)
+    for copy in CLONE_DETACH.call(t):
+        assert copy.is_leaf and copy.grad_fn is None and not copy.requires_grad, "the copy is not a leaf without grad"
         assert_equal(copy, t.detach(), "the copy's values")
         assert_own_storage(copy, t, "the copy")
+        if non_overlapping_and_dense(t):  # "If the tensor is non-overlapping and dense, output strides are the same"
+            assert strides_above_one(copy) == strides_above_one(t), f"the copy's strides {copy.stride()} are not t's {t.stride()}"
 
 
-@pytest.mark.behaviour("autograd.grad_fn_names")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs(shapes=shapes(min_dims=1)))  # at least one dim: the sum over dim 0 names SumBackward1
-def test_grad_fn_names_the_operation(device, dtype, x):
-    t = x.build(dtype=dtype, device=device, requires_grad=True)
+def grad_fn_names(t):
+    """The grad_fn class names of y = t + 2, z = y * y * 2, z.mean(), z.sum() and z.sum(0)."""
     y = t + 2
     z = y * y * 2
-    for result, name in ((y, "AddBackward0"), (z, "MulBackward0"), (z.mean(), "MeanBackward0"),
-                         (z.sum(), "SumBackward0"), (z.sum(0), "SumBackward1")):  # fmt: skip
-        assert type(result.grad_fn).__name__ == name, f"{type(result.grad_fn).__name__}, expected {name}"
+    return tuple(type(r.grad_fn).__name__ for r in (y, z, z.mean(), z.sum(), z.sum(0)))
 
 
-@pytest.mark.behaviour("autograd.item_leaves_graph")
-@pytest.mark.dtypes("float32_64")
-@given(w=specs(), b=st.floats(-1e3, 1e3))
-def test_a_number_taken_with_item_is_not_tracked(device, dtype, w, b):
-    # The notes' update: predict = feature @ weight + bias.item(); loss.backward()
-    weight = w.build(dtype=dtype, device=device, requires_grad=True)
-    bias = torch.tensor(b, dtype=dtype, device=device, requires_grad=True)
+GRAD_FN_NAMES = Operation(
+    "autograd.grad_fn_names",
+    dtypes="float32_64",
+    # at least one dim: the sum over dim 0 names SumBackward1
+    samples=specs(shapes=shapes(min_dims=1)).map(lambda x: Sample((Arg(x, requires_grad=True),))),
+    call=lambda t: grad_fn_names(t),
+    not_compiled="a compiled function's results get the compiled graph's backward node as grad_fn "
+    "(CompiledFunctionBackward), not the eager operation's: the node names are observed of eager execution",
+)
+
+
+@GRAD_FN_NAMES.property
+def test_grad_fn_names_the_operation(device, dtype, sample):
+    names = GRAD_FN_NAMES(sample, dtype=dtype, device=device)
+    expected = ("AddBackward0", "MulBackward0", "MeanBackward0", "SumBackward0", "SumBackward1")
+    for name, want in zip(names, expected):
+        assert name == want, f"{name}, expected {want}"
+
+
+def grads_with_item(weight, b):
+    """The notes' update: weight * 3 + bias.item(), bias a 0-d leaf holding b, then backward;
+    returns the number item() gave, bias.grad and weight.grad."""
+    bias = torch.tensor(b, dtype=weight.dtype, device=weight.device, requires_grad=True)
     number = bias.item()
-    assert type(number) is float
     (weight * 3 + number).sum().backward()
-    assert bias.grad is None, "bias.item() took part in the graph"
-    assert_close(weight.grad, torch.full_like(weight, 3))
+    return number, bias.grad, weight.grad
+
+
+ITEM = Operation(
+    "autograd.item_leaves_graph",
+    dtypes="float32_64",
+    samples=st.builds(lambda w, b: Sample((Arg(w, requires_grad=True), b)), specs(), st.floats(-1e3, 1e3)),
+    call=lambda weight, b: grads_with_item(weight, b),
+)
+
+
+@ITEM.property
+def test_a_number_taken_with_item_is_not_tracked(device, dtype, sample):
+    w, b = sample.args
+    number, bias_grad, weight_grad = ITEM(sample, dtype=dtype, device=device)
+    assert type(number) is float, f"item() returned a {type(number).__name__}"
+    assert bias_grad is None, "bias.item() took part in the graph"
+    assert_close(
+        weight_grad,
+        torch.full(w.spec.shape, 3, dtype=dtype, device=weight_grad.device),
+        msg=lambda m: f"w did not get the gradient 3\n{m}",
+    )
 
 
 @st.composite
@@ -473,30 +782,67 @@ def mismatched_gradient_shapes(draw):
     return output, gradient
 
 
-@pytest.mark.behaviour("autograd.backward_gradient_shape_checked")
-@pytest.mark.dtypes("float32_64")
-@given(shapes_=mismatched_gradient_shapes(), seed=st.integers(0, 2**16))
-def test_backward_refuses_a_gradient_of_another_shape(device, dtype, shapes_, seed):
-    output_shape, gradient_shape = shapes_
-    x = torch.ones(output_shape, dtype=dtype, device=device, requires_grad=True)
-    y = x * 2
+def backward_with_gradient_of_shape(x, gradient_shape):
+    (x * 2).backward(torch.ones(gradient_shape, dtype=x.dtype, device=x.device))
+    return x.grad
+
+
+GRADIENT_SHAPE = Operation(
+    "autograd.backward_gradient_shape_checked",
+    dtypes="float32_64",
+    samples=mismatched_gradient_shapes().flatmap(
+        lambda shapes_: specs(shape=shapes_[0]).map(lambda x: Sample((Arg(x, requires_grad=True), shapes_[1])))
+    ),
+    call=lambda x, gradient_shape: backward_with_gradient_of_shape(x, gradient_shape),
+)
+
+
+@GRADIENT_SHAPE.property
+def test_backward_refuses_a_gradient_of_another_shape(device, dtype, sample):
+    (x, gradient_shape), _ = sample.build(dtype=dtype, device=device)
     with pytest.raises(RuntimeError, match="shape"):
-        y.backward(torch.ones(gradient_shape, dtype=dtype, device=device))
-    assert x.grad is None
+        GRADIENT_SHAPE.call(x, gradient_shape)
+    assert x.grad is None, "a refused backward touched the leaf's .grad"
 
 
-@pytest.mark.behaviour("autograd.accumulated_loss_keeps_history")
-@pytest.mark.dtypes("float32_64")
-@given(w=specs(shapes=shapes(max_dims=2)), steps=st.integers(1, 5), data=st.data())
-def test_summing_losses_keeps_every_step_s_history_and_float_does_not(device, dtype, w, steps, data):
-    weight = w.build(dtype=dtype, device=device, requires_grad=True)
-    inputs = [data.draw(specs(shape=w.shape), label=f"x{i}").build(dtype=dtype, device=device) for i in range(steps)]
+def accumulated_losses(weight, inputs):
+    """The FAQ's loop, total_loss += loss, beside total_loss += loss.item(); then a backward through
+    the accumulated tensor: (total, total of the numbers, weight.grad)."""
     total, total_float = 0, 0
-    for x in inputs:  # the FAQ's loop: total_loss += loss
+    for x in inputs:
         loss = (weight * x).sum()
         total += loss
         total_float += loss.item()  # the FAQ writes float(loss): the same number, which torch 2.13 warns about once
-    assert isinstance(total, torch.Tensor) and total.requires_grad and total.grad_fn is not None
-    assert type(total_float) is float
     total.backward()  # the history reaches back through every step
-    assert_close(weight.grad, sum(inputs))  # sums of up to five terms in another order: the dtype defaults
+    return total, total_float, weight.grad
+
+
+@st.composite
+def loss_loops(draw):
+    w = draw(specs(shapes=shapes(max_dims=2)), label="w")
+    steps = draw(st.integers(1, 5), label="steps")
+    return Sample((Arg(w, requires_grad=True), [draw(specs(shape=w.shape), label=f"x{i}") for i in range(steps)]))
+
+
+ACCUMULATED_LOSS = Operation(
+    "autograd.accumulated_loss_keeps_history",
+    dtypes="float32_64",
+    samples=loss_loops(),
+    call=lambda weight, inputs: accumulated_losses(weight, inputs),
+    not_compiled="Dynamo graph-breaks at loss.item() inside the FAQ's loop, and a graph break inside a loop makes it "
+    "run the whole function eagerly: no graph is left to compile",
+)
+
+
+@ACCUMULATED_LOSS.property
+def test_summing_losses_keeps_every_step_s_history_and_float_does_not(device, dtype, sample):
+    (weight, inputs), _ = sample.build(dtype=dtype, device=device)
+    total, total_float, grad = ACCUMULATED_LOSS.call(weight, inputs)
+    assert isinstance(total, torch.Tensor) and total.requires_grad and total.grad_fn is not None, (
+        "total_loss += loss lost the autograd history"
+    )
+    assert type(total_float) is float, "total_loss += loss.item() is not a Python float"
+    assert_close(  # sums of up to five terms in another order: the dtype defaults
+        grad, sum(inputs), msg=lambda m: f"the backward through the total did not reach every step's weight\n{m}"
+    )
+    assert not grad.requires_grad, "total.backward() with create_graph left out (default False) built a graph of the derivative"

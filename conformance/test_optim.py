@@ -1,4 +1,9 @@
-"""Optimizers: leaves only, zero_grad sets None, one SGD step."""
+"""Optimizers: leaves only, zero_grad sets None, one SGD step.
+
+The parameter an optimizer updates is an argument of its declaration, `Arg(spec, requires_grad=True)`:
+a leaf built on each side's device in a writable layout (strides and offsets included), so the
+optimizer is built and stepped inside the call on a tensor the call did not make, and every mode
+compares the parameter and its gradient after the call as well as what the call returns."""
 
 import numpy as np
 import pytest
@@ -9,7 +14,7 @@ from hypothesis import strategies as st
 from conformance.checks import assert_close_to_reference, independent_array
 from conformance.harness.declaration import Operation
 from strategies import specs
-from strategies.samples import Sample
+from strategies.samples import Arg, Sample
 from strategies.tensors import WRITABLE_LAYOUTS
 
 
@@ -27,24 +32,40 @@ def test_optimizer_rejects_non_leaves(device, shape):
     assert len(accepted) == 1 and accepted[0] is retained, "a non-leaf with retain_grad() was not accepted"
 
 
-@pytest.mark.behaviour("optim.zero_grad_sets_none")
-@pytest.mark.dtypes("float32")
-@given(x=specs(), set_to_none=st.sampled_from([None, True, False]))
-def test_zero_grad_sets_none_by_default(device, dtype, x, set_to_none):
-    w = x.build(dtype=dtype, device=device).clone().requires_grad_()
+def grad_after_zero_grad(w, set_to_none):
+    """w.grad after a backward of sum(w * w) and then zero_grad() (set_to_none None: the argument
+    left out, its default) of an SGD over w: None, or the tensor zero_grad left."""
     opt = torch.optim.SGD([w], lr=0.1)
     (w * w).sum().backward()
     opt.zero_grad() if set_to_none is None else opt.zero_grad(set_to_none=set_to_none)
+    return w.grad
+
+
+ZERO_GRAD = Operation(
+    "optim.zero_grad_sets_none",
+    dtypes="float32",
+    samples=st.builds(
+        lambda w, set_to_none: Sample((Arg(w, requires_grad=True), set_to_none)),
+        specs(),
+        st.sampled_from([None, True, False]),  # None: set_to_none left out
+    ),
+    call=lambda w, set_to_none: grad_after_zero_grad(w, set_to_none),
+)
+
+
+@ZERO_GRAD.property
+def test_zero_grad_sets_none_by_default(device, dtype, sample):
+    set_to_none = sample.args[1]
+    grad = ZERO_GRAD(sample, dtype=dtype, device=device)
     if set_to_none is False:
-        assert w.grad is not None and bool((w.grad == 0).all()), "zero_grad(set_to_none=False) did not fill the grads with zeros"
+        assert grad is not None and bool((grad == 0).all()), "zero_grad(set_to_none=False) did not fill the grads with zeros"
     else:
-        assert w.grad is None, "zero_grad() (set_to_none default True) did not set the grads to None"
+        assert grad is None, "zero_grad() (set_to_none default True) did not set the grads to None"
 
 
 def after_two_sgd_steps(w, lr, momentum):
-    """w after each of two SGD steps on the loss sum(3 sin w), whose gradient is 3 cos w; only lr
-    given (every other argument at its default) or lr and momentum (dampening at its default)."""
-    w = w.detach().requires_grad_()
+    """The leaf w after each of two SGD steps on the loss sum(3 sin w), whose gradient is 3 cos w;
+    only lr given (every other argument at its default) or lr and momentum (dampening at its default)."""
     opt = torch.optim.SGD([w], lr=lr) if momentum is None else torch.optim.SGD([w], lr=lr, momentum=momentum)
     after = []
     for _ in range(2):
@@ -70,7 +91,7 @@ SGD_STEP = Operation(
     "optim.sgd_step",
     dtypes="float32_64",
     samples=st.builds(
-        lambda w, lr, momentum: Sample((w, lr, momentum)),
+        lambda w, lr, momentum: Sample((Arg(w, requires_grad=True), lr, momentum)),
         specs(layouts=WRITABLE_LAYOUTS),
         st.floats(1e-3, 1.0),
         st.sampled_from([None, 0.5, 0.9]),  # None: momentum omitted, its default 0
@@ -82,7 +103,7 @@ SGD_STEP = Operation(
 @SGD_STEP.property
 def test_one_sgd_step_is_w_minus_lr_grad(device, dtype, sample):
     w, lr, momentum = sample.args
-    w0 = independent_array(w.logical_values(dtype)).astype(np.float64)
+    w0 = independent_array(w.spec.logical_values(dtype)).astype(np.float64)
     first, second = SGD_STEP(sample, dtype=dtype, device=device)
     want_first, want_second = sgd_reference(w0, lr, momentum)
     assert first.dtype == second.dtype == dtype, "a step changed the parameter's dtype"
@@ -92,21 +113,42 @@ def test_one_sgd_step_is_w_minus_lr_grad(device, dtype, sample):
     )
 
 
-@pytest.mark.behaviour("optim.param_group_lr_takes_effect")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs(layouts=WRITABLE_LAYOUTS), first=st.floats(1e-3, 1.0), second=st.floats(1e-3, 1.0))
-def test_a_changed_learning_rate_applies_to_the_next_step(device, dtype, x, first, second):
-    w = x.build(dtype=dtype, device=device).requires_grad_()
+def steps_around_an_lr_change(w, first, second):
+    """The leaf w after a plain SGD step at lr `first` on sum(3 sin w), and after a second step
+    once every param_group's lr is set to `second`: the change comes after the optimizer has run."""
     opt = torch.optim.SGD([w], lr=first)
-    w0 = independent_array(x.logical_values(dtype)).astype(np.float64)
     (w.sin() * 3).sum().backward()
-    opt.step()  # a first step at the first lr: the change below comes after the optimizer has run
-    w1 = w0 - first * 3 * np.cos(w0)
-    assert_close_to_reference(w.detach(), torch.tensor(w1), msg=lambda m: f"the first step is not at the first lr\n{m}")
+    opt.step()
+    after_first = w.detach().clone()
     for group in opt.param_groups:
         group["lr"] = second
     opt.zero_grad()
     (w.sin() * 3).sum().backward()
     opt.step()
+    return after_first, w.detach().clone()
+
+
+LR_CHANGE = Operation(
+    "optim.param_group_lr_takes_effect",
+    dtypes="float32_64",
+    samples=st.builds(
+        lambda w, first, second: Sample((Arg(w, requires_grad=True), first, second)),
+        specs(layouts=WRITABLE_LAYOUTS),
+        st.floats(1e-3, 1.0),
+        st.floats(1e-3, 1.0),
+    ),
+    call=lambda w, first, second: steps_around_an_lr_change(w, first, second),
+)
+
+
+@LR_CHANGE.property
+def test_a_changed_learning_rate_applies_to_the_next_step(device, dtype, sample):
+    w, first, second = sample.args
+    w0 = independent_array(w.spec.logical_values(dtype)).astype(np.float64)
+    after_first, after_second = LR_CHANGE(sample, dtype=dtype, device=device)
+    w1 = w0 - first * 3 * np.cos(w0)
+    assert_close_to_reference(after_first, torch.tensor(w1), msg=lambda m: f"the first step is not at the first lr\n{m}")
     w2 = w1 - second * 3 * np.cos(w1)
-    assert_close_to_reference(w.detach(), torch.tensor(w2), msg=lambda m: f"the step after the change is not at the new lr\n{m}")
+    assert_close_to_reference(
+        after_second, torch.tensor(w2), msg=lambda m: f"the step after the change is not at the new lr\n{m}"
+    )

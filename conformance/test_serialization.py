@@ -1,30 +1,58 @@
-"""Saving and loading: values, dtypes and shapes come back, and so do views of one storage."""
+"""Saving and loading: values, dtypes and shapes come back, and so do views of one storage.
+
+Each behaviour declares the round trip through an in-memory file (torch.save, then torch.load)
+on its generated tensor, so the cross-device mode compares what a device's save loads back
+with what the CPU's does (values, and which loaded tensor shares storage with which). Neither is
+compiled: Dynamo skips torch.save and torch.load by design, so nothing of the round trip compiles."""
 
 import io
 import pickle
 
 import pytest
 import torch
-from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.checks import assert_equal, assert_same_storage
+from conformance.harness.declaration import Operation
 from strategies import specs
+from strategies.samples import Sample
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS
 
+NOT_COMPILED = (
+    "Dynamo does not trace torch.save and torch.load by design (torch.serialization is on its skip list: 'Dynamo "
+    "developers have intentionally marked that the function `save` ... should not be traced') and graph-breaks on "
+    "the file object, so the round trip always runs eagerly"
+)
 
-@pytest.mark.behaviour("serialization.save_load_preserves_views")
-@pytest.mark.dtypes("all")
-@given(x=specs(shapes=shapes(min_dims=1), layouts=WRITABLE_LAYOUTS), step=st.integers(1, 3))  # a stepped view slices a dim
-def test_save_and_load_give_back_values_and_shared_storage(device, dtype, x, step):
-    base = x.build(dtype=dtype, device=device)
-    view = base[::step]
+
+def round_trip(state: dict, **load_kwargs) -> dict:
+    """`state` saved with torch.save into an in-memory file and loaded back with torch.load."""
     buffer = io.BytesIO()
-    torch.save({"base": base, "view": view}, buffer)
+    torch.save(state, buffer)
     buffer.seek(0)
-    loaded = torch.load(buffer)  # weights_only=True, the default: tensors in containers load
-    for name, original in (("base", base), ("view", view)):
+    return torch.load(buffer, **load_kwargs)
+
+
+SAVE_LOAD = Operation(
+    "serialization.save_load_preserves_views",
+    dtypes="all",
+    samples=st.builds(
+        lambda x, step: Sample((x, step)),
+        specs(shapes=shapes(min_dims=1), layouts=WRITABLE_LAYOUTS),  # a stepped view slices a dim
+        st.integers(1, 3),
+    ),
+    # weights_only=True, the default: tensors in containers load
+    call=lambda base, step: round_trip({"base": base, "view": base[::step]}),
+    not_compiled=NOT_COMPILED,
+)
+
+
+@SAVE_LOAD.property
+def test_save_and_load_give_back_values_and_shared_storage(device, dtype, sample):
+    (base, step), _ = sample.build(dtype=dtype, device=device)
+    loaded = SAVE_LOAD.call(base, step)
+    for name, original in (("base", base), ("view", base[::step])):
         assert loaded[name].device == original.device, name
         assert_equal(loaded[name], original, f"loaded {name}")
     # "Saving tensors preserves their view relationships": the loaded pair shares one storage
@@ -40,17 +68,27 @@ class NotAWeight:
         self.payload = 1
 
 
-@pytest.mark.behaviour("serialization.map_location_and_weights_only")
-@pytest.mark.dtypes("float32_64")
-@given(x=specs())
-def test_load_remaps_devices_and_weights_only_refuses_other_objects(device, dtype, x):
-    state = {"weight": x.build(dtype=dtype, device=device), "step": 3, "name": "w", "nested": [1.5, (2, "x")]}
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    loaded = torch.load(buffer, map_location="cpu")  # a plain state dict loads under weights_only=True
+def plain_state(weight) -> dict:
+    """A plain state dict: a tensor, numbers, a string, a list and a tuple."""
+    return {"weight": weight, "step": 3, "name": "w", "nested": [1.5, (2, "x")]}
+
+
+MAP_LOCATION = Operation(
+    "serialization.map_location_and_weights_only",
+    dtypes="float32_64",
+    samples=specs().map(lambda x: Sample((x,))),
+    # weights_only left out (default True): a plain state dict loads
+    call=lambda weight: round_trip(plain_state(weight), map_location="cpu"),
+    not_compiled=NOT_COMPILED,
+)
+
+
+@MAP_LOCATION.property
+def test_load_remaps_devices_and_weights_only_refuses_other_objects(device, dtype, sample):
+    (weight,), _ = sample.build(dtype=dtype, device=device)
+    loaded = MAP_LOCATION.call(weight)
     assert loaded["weight"].device.type == "cpu" and loaded["weight"].dtype == dtype
-    assert_equal(loaded["weight"], state["weight"].cpu(), "the remapped tensor")
+    assert_equal(loaded["weight"], weight.cpu(), "the remapped tensor")
     assert (loaded["step"], loaded["name"], loaded["nested"]) == (3, "w", [1.5, (2, "x")])
     buffer = io.BytesIO()
     torch.save({"object": NotAWeight()}, buffer)

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Areas whose every entry states its clauses; the rest follow as they are rewritten (issue 25).
 CLAUSED_AREAS: set[str] = {
+    "autograd",
     "creation",
     "data",
     "devices",
