@@ -40,6 +40,9 @@ DTYPE_GROUPS: dict[str, tuple[torch.dtype, ...]] = {
     "no_numpy": (torch.bfloat16, torch.complex32),
     "float32_64": (torch.float32, torch.float64),
     "float32": (torch.float32,),
+    # one integral dtype: for behaviours the docs state for every integer dtype alike, whose
+    # integer kernels are one template (round's integer copy)
+    "int64": (torch.int64,),
 }
 
 # Dtypes a device type lacks. Unlisted device types are assumed to support everything;
