@@ -628,7 +628,17 @@ def test_isnan_and_isfinite_classify_ieee_specials(device, dtype, sample):
     # a complex value is NaN if either part is, finite if both parts are; integers are all finite
     expected_nan = np.isnan(a.real) | np.isnan(a.imag) if a.dtype.kind == "c" else np.isnan(a.astype(np.float64))
     expected_finite = np.isfinite(a.real) & np.isfinite(a.imag) if a.dtype.kind == "c" else np.isfinite(a.astype(np.float64))
-    for name, out, expected in (("torch.isnan", nan, expected_nan), ("torch.isfinite", finite, expected_finite)):
+    outcomes = [("torch.isnan", nan, expected_nan), ("torch.isfinite", finite, expected_finite)]
+    if dtype.is_complex:
+        # the drawn specials sit in the real part: the same values with the parts swapped put them
+        # in the imaginary part, and classify the same
+        built = sample.args[0].build(dtype=dtype, device=device)
+        swapped = torch.complex(built.imag, built.real)
+        outcomes += [
+            ("torch.isnan", torch.isnan(swapped), expected_nan),
+            ("torch.isfinite", torch.isfinite(swapped), expected_finite),
+        ]
+    for name, out, expected in outcomes:
         assert out.dtype == torch.bool, f"{name}(x): dtype {out.dtype}, not torch.bool"
         assert_ieee_equal(out, expected, f"{name}(x) does not classify the elements")
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # (issue 26). An area leaves this list only by being added to it.
 COMPLETE_AREAS: set[str] = {"data", "devices", "numpy_bridge", "pointwise"}
 # The catalogue-wide floor: it only rises.
-DECLARED_AT_LEAST = 61
+DECLARED_AT_LEAST = 62
 
 
 @pytest.fixture(scope="module")

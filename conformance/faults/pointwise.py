@@ -29,7 +29,7 @@ def _(patch):
         return orig(base, exponent, *a, **k)
 
 
-@fault("abs_keeps_negative_zero", trips=["pointwise.abs_exact"])
+@fault("abs_method_keeps_negative_zero", trips=["pointwise.abs_exact"])
 def _(patch):
     """Tensor.abs returns -0.0 for -0.0 (computes where(x < 0, -x, x))."""
     patch.method(torch.Tensor, "abs", lambda orig: lambda self: torch.where(self < 0, -self, self))
@@ -158,7 +158,7 @@ def _(patch):
 
     @patch.replace(torch.Tensor, "div")
     def div(orig, self, other, *a, **k):
-        if isinstance(other, float) and other not in (0.0,) and not a and not k:
+        if isinstance(other, float) and other != 0.0 and not a and k.get("rounding_mode") is None:
             return self * (1.0 / other)
         return orig(self, other, *a, **k)
 
