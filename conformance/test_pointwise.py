@@ -825,6 +825,7 @@ IS_FLOATING = Operation(
     dtypes="all",
     samples=specs().flatmap(lambda x: call_forms(FLOATING_FORMS).map(lambda f: Sample((x,), {"form": f}))),
     call=lambda x, form: FLOATING_FORMS[form](x),
+    not_compiled="Dynamo answers a dtype query while tracing: the compiled function holds no graph to compare",
 )
 
 
@@ -853,7 +854,12 @@ def equal_samples(draw):
 
 
 EQUAL = Operation(
-    "pointwise.equal_sizes_and_elements", dtypes="representative", samples=equal_samples(), call=lambda x, y: torch.equal(x, y)
+    "pointwise.equal_sizes_and_elements",
+    dtypes="representative",
+    samples=equal_samples(),
+    call=lambda x, y: torch.equal(x, y),
+    not_compiled="torch.equal returns a Python bool read from the values: Dynamo breaks the graph there and "
+    "runs it eagerly, so no graph is compiled",
 )
 
 
