@@ -149,3 +149,34 @@ def private_rng(seed: int = 0, device="cpu"):
             yield
 
     return scope()
+
+
+def assert_ieee_equal(
+    actual: torch.Tensor, expected: np.ndarray, what: str, *, where: np.ndarray | None = None, signed_zeros: bool = True
+) -> None:
+    """`actual` holds exactly `expected` (a NumPy reference, rounded once to actual's dtype): the
+    same NaN positions, the same values elsewhere, and the same sign on every zero (IEEE 754 tells
+    -0.0 from 0.0). `where`: only the elements where it is True are compared (the others have no
+    documented result). `signed_zeros=False`: -0.0 and 0.0 count as one (the docs leave it open)."""
+    __tracebackhide__ = True
+    expected = np.asarray(expected)
+    if tuple(actual.shape) != expected.shape:
+        raise _failure(what, f"got shape {tuple(actual.shape)}, expected {expected.shape}")
+    if actual.device.type == "meta":
+        return
+    got = independent_array(actual.detach().cpu())
+    want = independent_array(torch.from_numpy(np.array(expected)).to(actual.dtype))
+    keep = np.ones(got.shape, dtype=bool) if where is None else np.broadcast_to(where, got.shape)
+    if got.dtype.kind in "fc":
+        same = (got == want) | (np.isnan(got) & np.isnan(want))
+        if signed_zeros:
+            same &= (np.signbit(got.real) == np.signbit(want.real)) | np.isnan(got.real) | (got.real != 0)
+    else:
+        same = got == want
+    differ = keep & ~same
+    if differ.any():
+        shown = ", ".join(
+            f"at {tuple(int(i) for i in at)}: got {got[tuple(at)]!r}, expected {want[tuple(at)]!r}"
+            for at in np.argwhere(differ)[:3]
+        )
+        raise _failure(what, f"{int(differ.sum())} of {got.size} elements differ ({shown}); actual {_describe(actual)}")

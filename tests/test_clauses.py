@@ -32,6 +32,7 @@ CLAUSED_AREAS: set[str] = {
     "losses",
     "numpy_bridge",
     "optim",
+    "pointwise",
     "reductions",
     "rules",
     "shape_ops",

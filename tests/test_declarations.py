@@ -30,13 +30,14 @@ COMPLETE_AREAS: set[str] = {
     "modules",
     "numpy_bridge",
     "optim",
+    "pointwise",
     "reductions",
     "rules",
     "serialization",
     "softmax",
 }
 # The catalogue-wide floor: it only rises.
-DECLARED_AT_LEAST = 56
+DECLARED_AT_LEAST = 62
 
 
 @pytest.fixture(scope="module")

@@ -51,10 +51,15 @@ def test_every_narrowed_domain_says_which_documented_sentence_narrows_it():
 # matter. More areas join as their strategies draw magnitudes: sums of products (matmul, einsum,
 # cdist's Gram-matrix form) cancel, and their references' tolerances must first scale with the
 # operands' magnitude before they can.
-VALUE_AREAS = {"losses"}
+VALUE_AREAS = {"losses", "pointwise"}
 VALUES_DO_NOT_MATTER = {
     "losses.nll_all_ignored_observed": "every target is ignored: the recorded value does not depend on the logits",
     "losses.nll_worked_example": "the docs' fixed worked example",
+    "pointwise.round_integers_copy": "integral inputs: the magnitude classes scale floating values only",
+    "pointwise.round_integers_decimals_zero": "integral inputs: the magnitude classes scale floating values only",
+    "pointwise.div_integers": "integral inputs: the magnitude classes scale floating values only",
+    "pointwise.byte_is_uint8": "floating values stay in uint8's range [0, 256), where the conversion is defined",
+    "pointwise.is_floating_point": "a dtype query: the values do not enter the result",
 }
 
 
