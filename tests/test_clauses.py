@@ -22,7 +22,7 @@ from conformance import catalogue
 ROOT = Path(__file__).resolve().parent.parent
 
 # Areas whose every entry states its clauses; the rest follow as they are rewritten (issue 25).
-CLAUSED_AREAS: set[str] = {"views", "shape_ops", "joining", "indexing", "optim", "reductions", "softmax"}
+CLAUSED_AREAS: set[str] = {"views", "shape_ops", "joining", "indexing", "optim", "reductions", "softmax", "distributed"}
 
 
 def _behaviours_of(function) -> set[str]:
