@@ -478,11 +478,13 @@ def test_distributed_sampler_partitions_the_dataset(device, n, replicas, shuffle
     if drop_last:
         assert all(len(part) == n // replicas for part in parts), "drop_last: not n // num_replicas indices per rank"
         assert len(set(every)) == len(every), "drop_last: the ranks' subsets overlap"
+        if not shuffle:  # unshuffled, the data's tail is its last indices
+            assert set(every) == set(range(len(every))), "drop_last: dropped other indices than the data's tail"
     else:
         size = -(-n // replicas)
         assert all(len(part) == size for part in parts), "not ceil(n / num_replicas) indices per rank"
+        # so the size * replicas - n extra indices are repeats of the dataset's own
         assert set(every) == set(range(n)), "the ranks together miss an index of the dataset"
-        assert len(every) - n == size * replicas - n, "not exactly the extra indices that make the data divisible"
         if n % replicas == 0:
             assert len(set(every)) == len(every), "the ranks' subsets overlap where nothing had to be added"
 

@@ -179,3 +179,13 @@ def _(patch):
     @patch.replace(DistributedSampler, "__init__")
     def __init__(orig, self, dataset, num_replicas=None, rank=None, *args, **kwargs):
         orig(self, dataset, num_replicas, 0 if rank is None else rank, *args, **kwargs)
+
+
+@fault("sampler_drop_last_drops_the_head", trips=["distributed.sampler_partition"])
+def _(patch):
+    """DistributedSampler(drop_last=True) drops the first indices of the data, not its tail."""
+
+    @patch.replace(DistributedSampler, "__iter__")
+    def __iter__(orig, self):
+        shift = len(self.dataset) % self.num_replicas if self.drop_last else 0
+        return iter([i + shift for i in orig(self)])
