@@ -27,6 +27,7 @@ CLAUSED_AREAS: set[str] = {
     "creation",
     "data",
     "devices",
+    "distributed",
     "indexing",
     "joining",
     "losses",

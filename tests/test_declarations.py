@@ -24,6 +24,7 @@ COMPLETE_AREAS: set[str] = {
     "data",
     "devices",
     "distances",
+    "distributed",
     "indexing",
     "losses",
     "matmul",

@@ -18,6 +18,7 @@ of PLUGINS. None of them knows any behaviour: they read markers, parameters and 
     repro          a torch-only script for every failing item, traced from its final example
     screen         a failure's example, message, repro line and script first, on one screen
     mutants        --auto-mutants: each passing item run against the automatic API mutants
+    distributed    --dist-backend, the rank pool of the distributed area, its opt-in
 
 A behaviour test needs none of this in its own code: see Note [Writing a behaviour test] in
 conformance/harness/parametrize.py, and conformance/harness/declaration.py for operations that
@@ -41,5 +42,6 @@ PLUGINS = [
         "repro",
         "screen",
         "mutants",
+        "distributed",
     )
 ]
