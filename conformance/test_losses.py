@@ -86,7 +86,8 @@ NLL_MEAN = nll_operation("losses.nll_mean_weighted", "mean", classification().ma
 
 def cross_entropy(logits, targets, weights, ignore_index, reduction):
     logits, y, w, ignore = tensors_of(logits, targets, weights, ignore_index)
-    return F.cross_entropy(logits, y, weight=w, ignore_index=ignore, reduction=reduction)
+    given = {} if ignore == -100 else {"ignore_index": ignore}  # -100: the default, left out
+    return F.cross_entropy(logits, y, weight=w, reduction=reduction, **given)
 
 
 @st.composite
@@ -243,6 +244,7 @@ def test_ignored_targets_contribute_nothing(device, dtype, sample):
     logp = F.log_softmax(logits, class_dim(logits))
     kept = (y != ignore).cpu()
     none, mean = NLL_IGNORE(sample, dtype=dtype, device=device)
+    assert none.dtype == dtype and mean.dtype == dtype, f"nll_loss gave {none.dtype} and {mean.dtype}, not the input's {dtype}"
     assert bool((none.cpu()[~kept] == 0).all()), "an ignored target contributed to the loss"
     terms, wy = reference_terms(logp, y, w, ignore)
     assert_close_to_reference(
@@ -252,10 +254,19 @@ def test_ignored_targets_contribute_nothing(device, dtype, sample):
     flat_logp = logp.movedim(class_dim(logp), -1)[kept.to(logp.device)]
     left_out = F.nll_loss(flat_logp, y[kept.to(y.device)], weight=w)
     assert_close(mean, left_out, msg=lambda m: f"ignoring a target is not leaving its sample out\n{m}")
-    module = torch.nn.NLLLoss(weight=w, **({} if ignore == -100 else {"ignore_index": ignore}))(logp, y)
-    assert_close(
-        module, mean, msg=lambda m: f"nn.NLLLoss (ignore_index -100 left out: the default): an ignored target counted\n{m}"
+    # on integer terms and weights, exactly: the kept terms' exact sum over their exact summed weights
+    x, yi, wi, _ = integer_case(logits, *sample.args[1:], dtype)
+    terms, wy = reference_terms(x, yi, wi, ignore)
+    exact = exact_quotient(terms[kept].sum().item(), wy[kept].sum().item(), dtype)
+    given = {} if ignore == -100 else {"ignore_index": ignore}
+    assert_equal(
+        F.nll_loss(x, yi, weight=wi, reduction="none", **given).cpu(), terms.to(dtype), "an ignored target's term is not 0"
     )
+    for form, loss in (
+        ("F.nll_loss", lambda: F.nll_loss(x, yi, weight=wi, **given)),
+        ("nn.NLLLoss (ignore_index -100 left out: the default)", lambda: torch.nn.NLLLoss(weight=wi, **given)(x, yi)),
+    ):
+        assert_equal(loss().cpu(), exact, f"{form}: an ignored target counted in the exact 'mean' of integer terms")
 
 
 @pytest.mark.behaviour("losses.nll_worked_example")
@@ -289,9 +300,15 @@ NLL_ALL_IGNORED = Operation(
 def test_nll_with_every_target_ignored(device, dtype, sample, record_observation):
     (x,) = sample.args
     total = NLL_ALL_IGNORED(sample, dtype=dtype, device=device)
-    assert total.shape == () and total.item() == 0, f"'sum' with every target ignored is {total.item()}, not 0"
     logp = F.log_softmax(x.build(dtype=dtype, device=device), 1)
-    mean = F.nll_loss(logp, torch.full(x.shape[:1], -100, device=device), reduction="mean")
+    ignored = torch.full(x.shape[:1], -100, device=device)
+    module = torch.nn.NLLLoss(reduction="sum")(logp, ignored)
+    for form, out in (("F.nll_loss", total), ("nn.NLLLoss", module)):
+        assert out.shape == () and out.dtype == dtype, f"{form} 'sum' with every target ignored: not a 0-d {dtype} tensor"
+        assert out.item() == 0, f"{form} 'sum' with every target ignored is {out.item()}, not 0"
+    mean = F.nll_loss(logp, ignored)  # reduction left out: 'mean'
+    assert_close(torch.nn.NLLLoss()(logp, ignored), mean, rtol=0, atol=0, equal_nan=True, msg="nn.NLLLoss and F.nll_loss differ")
+    assert mean.shape == () and mean.dtype == dtype, f"'mean' with every target ignored: not a 0-d {dtype} tensor"
     assert mean.shape == () and (math.isnan(mean.item()) or mean.item() == 0), f"'mean' with every target ignored: {mean.item()}"
     record_observation("mean with every target ignored", "nan" if math.isnan(mean.item()) else "0")
 
@@ -305,7 +322,12 @@ def test_cross_entropy_is_nll_of_log_softmax(device, dtype, sample):
     nll = torch.nn.NLLLoss(weight=w, ignore_index=ignore, reduction=reduction)(logp, y)
     for form, out in (
         ("F.cross_entropy", CROSS_ENTROPY(sample, dtype=dtype, device=device)),
-        ("nn.CrossEntropyLoss", torch.nn.CrossEntropyLoss(weight=w, ignore_index=ignore, reduction=reduction)(logits, y)),
+        (
+            "nn.CrossEntropyLoss (ignore_index -100 left out: the default)",
+            torch.nn.CrossEntropyLoss(weight=w, reduction=reduction, **({} if ignore == -100 else {"ignore_index": ignore}))(
+                logits, y
+            ),
+        ),
     ):
         assert out.dtype == dtype and out.shape == nll.shape, f"{form}: not NLLLoss's {dtype}{tuple(nll.shape)}"
         assert_equal(out, nll, f"{form} is not NLLLoss(log_softmax(x)) (reduction={reduction!r})")
@@ -395,6 +417,8 @@ def test_mse_reductions(device, dtype, sample):
         kind = {torch.float32: np.float32, torch.float64: np.float64}[dtype]
         d = independent_array(x).astype(kind) - independent_array(y).astype(kind)
         assert_equal(none.cpu(), torch.from_numpy(np.asarray(d * d)), "MSELoss 'none' is not (x - y)^2 elementwise")
+    if not x.numel():  # the sum of no squared difference: 0, exactly
+        assert_equal(total.cpu(), torch.zeros((), dtype=dtype), "MSELoss 'sum' of empty inputs is not 0")
     # against the float64 formula rounded to the dtype (where a half-precision sum overflows, the
     # rounded reference is inf too), at two roundings' tolerance
     tol = tolerance("two_roundings", dtype)
