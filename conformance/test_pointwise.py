@@ -12,8 +12,10 @@ import dataclasses
 import math
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
@@ -172,6 +174,16 @@ def test_pow_to_a_half_is_pow(device, dtype, sample):
     # the same formula as every other float exponent: C99's pow, so pow(-0.0, -0.5) = +inf and
     # pow(-inf, 0.5) = inf
     assert_pow(POW_HALF(sample, dtype=dtype, device=device), sample, dtype)
+
+
+@pytest.mark.behaviour("pointwise.pow_half_exponents")
+@pytest.mark.dtypes("float32_64")
+@given(t=specs(extremes=True, magnitudes=True), exponent=st.sampled_from([0.5, -0.5]))
+def test_pow_to_a_half_of_values_without_specials(device, dtype, t, exponent):
+    # the known deviation is at -0.0 and -inf (test_pow_to_a_half_is_pow, over the whole domain);
+    # here the same formula over every other value, so the rest of the behaviour is still checked
+    sample = Sample((t, exponent))
+    assert_pow(torch.pow(t.build(dtype=dtype, device=device), exponent), sample, dtype)
 
 
 # --- abs ---------------------------------------------------------------------------------------
@@ -513,6 +525,7 @@ def test_integer_div_promotes_or_rounds(device, dtype, sample):
 def in_place_div_samples(draw):
     """Sample(x, y, ...): x in a writable layout, y broadcastable to x's shape."""
     x = draw(specs(layouts=WRITABLE_LAYOUTS, special_values=True, extremes=True, magnitudes=True), label="x")  # div_ writes x
+    # where the operand's trailing dims start (0: all of x's shape): every broadcastable shape
     n = draw(st.integers(0, x.ndim), label="trailing")
     # y of x's trailing dims broadcasts to x, or a Python number
     number = draw(st.integers(0, 2), label="number") == 0  # a tensor two times in three
@@ -592,6 +605,7 @@ def eq_samples(draw):
         return Sample((x, x))  # the same values: equal except where NaN
     if case == "number":
         return Sample((x, draw(st.one_of(st.integers(-9, 9), EXACT_NUMBERS), label="other")))
+    # where the operand's trailing dims start (0: all of x's shape): every broadcastable shape
     n = draw(st.integers(0, x.ndim), label="trailing")
     return Sample((x, draw(specs(shape=x.shape[n:], special_values=True), label="other")))
 
@@ -749,6 +763,7 @@ def test_silu_is_x_times_sigmoid(device, dtype, sample):
 def addcmul_samples(draw):
     """Sample(x, t1, t2[, value=]): x writable, t1 and t2 of x's trailing shapes (broadcast to it)."""
     x = draw(specs(layouts=WRITABLE_LAYOUTS, special_values=True, magnitudes=True), label="x")  # addcmul_ writes x
+    # where the operand's trailing dims start (0: all of x's shape): every broadcastable shape
     t1, t2 = (draw(specs(shape=x.shape[draw(st.integers(0, x.ndim)) :], magnitudes=True), label=n) for n in ("t1", "t2"))
     if draw(st.booleans(), label="value_given"):
         label("value=given")
