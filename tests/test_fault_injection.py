@@ -34,6 +34,7 @@ SAMPLE = [
     "collate_dicts_as_list",
     "promotion_ignores_zero_dim_priority",
     "load_copies_every_tensor",
+    "round_half_away_from_zero",
 ]
 
 

@@ -300,3 +300,14 @@ def _(patch):
 def _(patch):
     """torch.equal is False for tensors of different dtypes."""
     patch.method(torch, "equal", lambda orig: lambda a, b: a.dtype == b.dtype and orig(a, b))
+
+
+@fault("pow_half_exponent_drift", trips=["pointwise.pow_half_exponents"])
+def _(patch):
+    """torch.pow(x, 0.5) and torch.pow(x, -0.5) are off by 0.1% (stock torch already breaks this
+    behaviour at -0.0 and -inf, a known deviation: the fault is seen only where that is fixed)."""
+
+    @patch.replace(torch, "pow")
+    def pow(orig, base, exponent, *a, **k):
+        out = orig(base, exponent, *a, **k)
+        return out * DRIFT if exponent in (0.5, -0.5) and isinstance(exponent, float) else out
