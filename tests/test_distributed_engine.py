@@ -35,6 +35,14 @@ def sleep(ctx, seconds):
     time.sleep(seconds)
 
 
+def raise_in_rank_1_while_the_others_all_reduce(ctx):
+    import torch
+
+    if ctx.rank == 1:
+        raise ValueError("rank 1 refuses")
+    dist.all_reduce(torch.ones(3))
+
+
 def raise_in_every_rank(ctx):
     raise ValueError(f"rank {ctx.rank} refuses")
 
@@ -95,14 +103,6 @@ def test_a_rank_killed_mid_collective_ends_the_others_and_leaves_no_process(pool
     assert [a[:2] for a in pool.run(2, identity)] == [(0, 2), (1, 2)], "the pool did not start afresh"
 
 
-def test_a_task_past_its_deadline_tears_the_pool_down(pool):
-    pool.start()
-    pids = pool.pids
-    with pytest.raises(RankFailure, match="did not answer within"):
-        pool.run(2, sleep, 600, timeout=2)
-    assert not [pid for pid in pids if alive(pid)]
-
-
 def test_an_error_in_every_rank_comes_back_and_the_pool_goes_on(pool):
     pool.start()
     pids = pool.pids
@@ -111,6 +111,25 @@ def test_an_error_in_every_rank_comes_back_and_the_pool_goes_on(pool):
     assert sorted(raised.value.errors) == [0, 1, 2]
     assert isinstance(raised.value.first(), ValueError) and "rank 0 refuses" in str(raised.value.first())
     assert [a[3] for a in pool.run(3, identity)] == pids, "an error that every rank raised restarted the pool"
+
+
+def test_an_error_in_one_rank_ends_the_ranks_it_left_in_a_collective(pool):
+    pool.start()
+    pids = pool.pids
+    start = time.monotonic()
+    with pytest.raises(RankError) as raised:
+        pool.run(3, raise_in_rank_1_while_the_others_all_reduce)
+    assert sorted(raised.value.errors) == [1] and isinstance(raised.value.first(), ValueError)
+    assert time.monotonic() - start < 30, "the pool waited on ranks stuck in a collective"
+    assert not [pid for pid in pids if alive(pid)], "the ranks left in the collective outlived the error"
+
+
+def test_a_task_past_its_deadline_tears_the_pool_down(pool):
+    pool.start()
+    pids = pool.pids
+    with pytest.raises(RankFailure, match="did not answer within"):
+        pool.run(2, sleep, 600, timeout=2)
+    assert not [pid for pid in pids if alive(pid)]
 
 
 def test_closing_leaves_no_process():
