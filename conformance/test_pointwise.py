@@ -525,7 +525,7 @@ def test_integer_div_promotes_or_rounds(device, dtype, sample):
 def in_place_div_samples(draw):
     """Sample(x, y, ...): x in a writable layout, y broadcastable to x's shape."""
     x = draw(specs(layouts=WRITABLE_LAYOUTS, special_values=True, extremes=True, magnitudes=True), label="x")  # div_ writes x
-    # the in-place write keeps x's shape, so its operands must broadcast to it: x's trailing dims (0 to all)
+    # where the operand's trailing dims start (0: all of x's shape): every broadcastable shape
     n = draw(st.integers(0, x.ndim), label="trailing")
     # y of x's trailing dims broadcasts to x, or a Python number
     number = draw(st.integers(0, 2), label="number") == 0  # a tensor two times in three
@@ -605,7 +605,7 @@ def eq_samples(draw):
         return Sample((x, x))  # the same values: equal except where NaN
     if case == "number":
         return Sample((x, draw(st.one_of(st.integers(-9, 9), EXACT_NUMBERS), label="other")))
-    # the in-place write keeps x's shape, so its operands must broadcast to it: x's trailing dims (0 to all)
+    # where the operand's trailing dims start (0: all of x's shape): every broadcastable shape
     n = draw(st.integers(0, x.ndim), label="trailing")
     return Sample((x, draw(specs(shape=x.shape[n:], special_values=True), label="other")))
 
@@ -763,7 +763,7 @@ def test_silu_is_x_times_sigmoid(device, dtype, sample):
 def addcmul_samples(draw):
     """Sample(x, t1, t2[, value=]): x writable, t1 and t2 of x's trailing shapes (broadcast to it)."""
     x = draw(specs(layouts=WRITABLE_LAYOUTS, special_values=True, magnitudes=True), label="x")  # addcmul_ writes x
-    # the in-place write keeps x's shape, so its operands must broadcast to it: x's trailing dims (0 to all)
+    # where the operand's trailing dims start (0: all of x's shape): every broadcastable shape
     t1, t2 = (draw(specs(shape=x.shape[draw(st.integers(0, x.ndim)) :], magnitudes=True), label=n) for n in ("t1", "t2"))
     if draw(st.booleans(), label="value_given"):
         label("value=given")
