@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conformance.checks import independent_array, private_rng
+from conformance.checks import independent_array, numpy_dtype, private_rng
 from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
 from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, SIZE_FORMS, Sample
@@ -104,6 +104,10 @@ def test_factories_honour_shape_dtype_device(device, dtype, sample):
     expected_device = torch.device(device).type if "device" in kw else "cpu"  # left out: the default device
     got = (tuple(raw.shape), raw.dtype, raw.device.type)
     assert got == (shape, expected_dtype, expected_device), f"{name}: {got}, not the requested shape, dtype and device"
+    assert not raw.requires_grad, f"{name}: requires grad, where requires_grad defaults to False"
+    if name in SAMPLING:  # drawn from the given generator: the same seed draws the same numbers
+        again = getattr(torch, name)(*size, **{k: v for k, v in kw.items() if k != "seed"}, generator=drawn_on(kw, kw["seed"]))
+        assert torch.equal(raw, again), f"{name}: a generator seeded alike drew other numbers"
     out = FACTORY(sample, dtype=dtype, device=device)
     if name == "zeros":
         assert bool((out == 0).all()), "zeros holds an element other than 0"
@@ -129,6 +133,12 @@ def test_rand_is_in_zero_one_half_open(device, dtype, sample):
     shape, inside = RAND(sample, dtype=dtype, device=device)
     assert shape.dtype == dtype and tuple(shape.shape) == (4096,), "rand did not make the requested shape and dtype"
     assert bool(inside.all()), f"rand left [0, 1) at {int((~inside).sum())} of 4096 elements"
+    n, kw = sample.args[0], sample.kwargs
+    (drawn, again) = (torch.rand(n, dtype=dtype, device=device, generator=generator(device, kw["seed"])) for _ in range(2))
+    if torch.device(device).type != "meta":
+        # a uniform distribution: 4096 draws are not all one number (a chance of 2**-(16 * 4095) at worst)
+        assert drawn.unique().numel() > 1, "rand drew one number 4096 times"
+        assert torch.equal(drawn, again), "rand: a generator seeded alike drew other numbers"
 
 
 LIKE = {
@@ -149,6 +159,7 @@ NEW = {
     "new_full": lambda t, size, seed, **kw: t.new_full(size, 3, **kw),
 }
 INHERITING = LIKE | NEW
+FILLED = {"zeros_like": 0, "ones_like": 1, "full_like": 2, "new_zeros": 0, "new_ones": 1, "new_full": 3}
 
 
 @st.composite
@@ -182,6 +193,13 @@ def test_like_and_new_inherit_unless_given(device, dtype, sample):
         got = (tuple(made.shape), made.dtype, made.device.type, made.layout)
         want = (want_shape, want_dtype, torch.device(device).type, torch.strided)
         assert got == want, f"{name}: {got}, not the source's (or the given) shape, dtype, device and layout {want}"
+        assert not made.requires_grad, f"{name}: requires grad, where requires_grad defaults to False"
+        if name in FILLED:  # zeros hold 0, ones 1, full the fill value
+            assert bool((made.cpu() == FILLED[name]).all()), f"{name}: an element is not {FILLED[name]}"
+    (t,), _ = Sample((x,)).build(dtype=dtype, device=device)
+    for name, draw in (("rand_like", torch.rand_like), ("randn_like", torch.randn_like)):
+        first, again = (draw(t, generator=generator(t.device, seed)) for _ in range(2))
+        assert torch.equal(first, again), f"{name}: a generator seeded alike drew other numbers"
 
 
 RANDN_LIKE_INTEGRAL = Operation(
@@ -277,7 +295,9 @@ def test_tensor_of_two_ints_raises(device, dtype, sample):
         TWO_INTS(sample, dtype=dtype, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert torch.empty(a, b, device=device).shape == (a, b), "torch.empty(a, b) is not a x b"
+        made = torch.empty(a, b, device=device)
+        assert made.shape == (a, b), "torch.empty(a, b) is not a x b"
+        assert made.dtype == torch.get_default_dtype(), "torch.empty(a, b) is not of the default dtype"
 
 
 @pytest.mark.behaviour("creation.no_double64")
@@ -337,6 +357,8 @@ def test_tensor_infers_its_dtype_from_python_data(device, dtype, sample):
     else:
         expected = torch.bool
     assert out.dtype == expected, f"{sorted(t.__name__ for t in present)}: got {out.dtype}, not the inferred {expected}"
+    held = numpy.asarray(sample.args[0], dtype=numpy_dtype(expected))  # the data, as NumPy converts it
+    numpy.testing.assert_array_equal(independent_array(out.cpu()), held, err_msg="torch.tensor does not hold the data")
 
 
 @st.composite

@@ -190,6 +190,36 @@ def check_promotion(sample, item_dtype, device, record_observation):
         assert result.dtype == torch.get_default_dtype(), f"{operands} /: {result.dtype}, not the default dtype"
         return
     assert result.dtype == expected, f"{operands} {op}: {result.dtype}, not the documented result dtype {expected}"
+    assert_promoted_values(sample, item_dtype, result)
+
+
+# NumPy's ufuncs for the four operators, computed exactly in a wide dtype of the result's category
+NUMPY_OF = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.true_divide}
+
+
+def operand_values(arg, item_dtype: torch.dtype, promoted: torch.dtype) -> np.ndarray:
+    """An operand's values as the promoted dtype holds them ("promote", then compute: a conversion,
+    not the arithmetic under test), from a Python number or a spec's logical values."""
+    if isinstance(arg, (bool, int, float, complex)):
+        values = torch.tensor(arg)
+    else:
+        spec, dtype = (arg.spec, arg.dtype) if isinstance(arg, Arg) else (arg, item_dtype)
+        values = spec.logical_values(dtype)
+    return independent_array(values.to(promoted))
+
+
+def assert_promoted_values(sample: Sample, item_dtype: torch.dtype, result: torch.Tensor) -> None:
+    """The operation computed in the promoted dtype: both operands converted to it, the exact result
+    (NumPy, in the widest dtype of the result's category; integral results wrap as the cast to the
+    result dtype does), rounded to the result's dtype, at that dtype's tolerance."""
+    a, b, op = sample.args
+    wide = _WIDE[category(result.dtype)]
+    with np.errstate(all="ignore"):  # x / 0 is inf or nan, as in torch
+        exact = NUMPY_OF[op](*(operand_values(x, item_dtype, result.dtype).astype(wide) for x in (a, b)))
+    expected = torch.from_numpy(np.asarray(exact)).to(result.dtype)
+    torch.testing.assert_close(
+        result.cpu(), expected, equal_nan=True, msg=lambda m: f"{op}: not the operation's values in the promoted dtype\n{m}"
+    )
 
 
 # ---- in-place casting ------------------------------------------------------------------------
@@ -218,7 +248,7 @@ _WIDE = {0: np.bool_, 1: np.int64, 2: np.float64, 3: np.complex128}
 
 @IN_PLACE.property
 def test_in_place_results_never_cast_to_a_lower_category(device, dtype, sample):
-    t_spec, other, op = sample.args
+    t_spec, other, _ = sample.args
     assume(supported_on(torch.device(device).type, other.dtype))
     result = smallest_holding_across(dtype, other.dtype)
     # "An integral output tensor cannot accept a floating point tensor. A boolean output tensor
@@ -227,16 +257,19 @@ def test_in_place_results_never_cast_to_a_lower_category(device, dtype, sample):
         with pytest.raises(RuntimeError, match="can't be cast"):
             IN_PLACE(sample, dtype=dtype, device=device)
         return
-    (t, o, _), _ = sample.build(dtype=dtype, device=device)
-    returned = IN_PLACE.call(t, o, op)
-    assert returned is t and t.dtype == dtype, "an in-place operation returned another tensor or changed self's dtype"
-    # the promoted result, computed exactly in a wide dtype of its category, then written into self's dtype
-    wide = _WIDE[category(result)]
-    a = independent_array(t_spec.logical_values(dtype)).astype(wide)
-    b = independent_array(other.spec.logical_values(other.dtype)).astype(wide)
-    exact = a + b if op == "+" else a * b
-    expected = torch.from_numpy(np.asarray(exact)).to(result).to(dtype)
-    torch.testing.assert_close(t.cpu(), expected, msg=lambda m: f"self does not hold the promoted result cast to its dtype\n{m}")
+    for op in ("+", "*"):  # both operations on the drawn operands
+        (t, o, _), _ = Sample((t_spec, other, op)).build(dtype=dtype, device=device)
+        returned = IN_PLACE.call(t, o, op)
+        assert returned is t and t.dtype == dtype, "an in-place operation returned another tensor or changed self's dtype"
+        # the promoted result, computed exactly in a wide dtype of its category, then written into self's dtype
+        wide = _WIDE[category(result)]
+        a = independent_array(t_spec.logical_values(dtype)).astype(wide)
+        b = independent_array(other.spec.logical_values(other.dtype)).astype(wide)
+        exact = a + b if op == "+" else a * b
+        expected = torch.from_numpy(np.asarray(exact)).to(result).to(dtype)
+        torch.testing.assert_close(
+            t.cpu(), expected, msg=lambda m: f"self does not hold the promoted result cast to its dtype\n{m}"
+        )
 
 
 def smallest_holding_across(a: torch.dtype, b: torch.dtype) -> torch.dtype:
@@ -305,19 +338,20 @@ def test_binary_ops_broadcast_by_the_documented_rule(device, dtype, sample):
         return
     out = BROADCAST(out_of_place, dtype=dtype, device=device)
     assert tuple(out.shape) == expected, f"broadcast shape {tuple(out.shape)}, documented {expected}"
+    assert out.dtype == dtype, f"{out.dtype}: not the operands' dtype"
     ref = np.logical_xor if dtype == torch.bool else np.add
-    a_np, b_np = independent_array(a_spec.logical_values(dtype)), independent_array(b_spec.logical_values(dtype))
-    np.testing.assert_allclose(
-        independent_array(out.cpu()).astype(np.complex128),
-        ref(a_np, b_np).astype(np.complex128),
-        rtol=1e-2,
-        atol=1e-2,
-        err_msg="not the elementwise operation's values at the broadcast positions",
+    wide = _WIDE[category(dtype)]  # exact, then rounded to the dtype
+    a_np, b_np = (independent_array(s.logical_values(dtype)).astype(wide) for s in (a_spec, b_spec))
+    torch.testing.assert_close(
+        out.cpu(),
+        torch.from_numpy(np.asarray(ref(a_np, b_np))).to(dtype),
+        msg=lambda m: f"not the elementwise operation's values at the broadcast positions\n{m}",
     )
     # in place, self cannot change shape: allowed exactly when the broadcast shape is self's
     (a, b, _), _ = in_place.build(dtype=dtype, device=device)
     if expected == tuple(a_spec.shape):
         assert BROADCAST.call(a, b, True) is a, "in place did not return self"
+        torch.testing.assert_close(a.cpu(), out.cpu(), msg=lambda m: f"in place, a does not hold the broadcast result\n{m}")
     else:
         with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):  # (observed message)
             BROADCAST.call(a, b, True)
@@ -487,8 +521,10 @@ def test_division_modes_and_remainders_follow_their_documented_signs(device, dty
             err_msg=f"{name}: not the documented quotient or remainder",
         )
     halves = torch.tensor([v + 0.5 for v in a_list], dtype=dtype, device=device)
+    rounded = torch.round(halves)
+    assert rounded.dtype == dtype, f"round() gave {rounded.dtype}, not the input's dtype"
     np.testing.assert_array_equal(
-        independent_array(torch.round(halves).cpu()),
+        independent_array(rounded.cpu()),
         np.round(np.array([v + 0.5 for v in a_list])),
         err_msg="round() does not round halves to even",
     )
