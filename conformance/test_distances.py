@@ -46,6 +46,7 @@ def test_pdist_returns_the_pairs_above_the_diagonal(device, dtype, sample):
     out = PDIST(sample, dtype=dtype, device=device)
     n = x.shape[0]
     assert out.shape == (n * (n - 1) // 2,)
+    assert out.dtype == dtype, f"pdist of {dtype} points gave {out.dtype}"
     points = x.build(dtype=dtype, device="cpu").double()
     expected = [torch.dist(points[i], points[j]) for i, j in itertools.combinations(range(n), 2)]
     if expected:
@@ -55,6 +56,10 @@ def test_pdist_returns_the_pairs_above_the_diagonal(device, dtype, sample):
 @PDIST_MATRIX.property
 def test_pdist_scattered_into_triu_rebuilds_cdist(device, dtype, sample):
     t = sample.args[0].build(dtype=dtype, device=device).double()
+    n = t.shape[0]
+    # triu_indices' documented default dtype is torch.long; cdist keeps its inputs' dtype
+    assert torch.triu_indices(n, n, offset=1).dtype == torch.int64, "triu_indices did not default to torch.long"
+    assert torch.cdist(t, t).dtype == torch.float64, "cdist of float64 points is not float64"
     assert_close_to_reference(
         PDIST_MATRIX(sample, dtype=dtype, device=device), torch.cdist(t, t).cpu(), **tolerance("distance_float32", dtype)
     )

@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from torch.testing import assert_close
 
 from conformance.checks import assert_close_to_reference, independent_array
 from conformance.harness.declaration import Operation
@@ -53,7 +54,13 @@ def test_mul_is_elementwise_with_broadcasting(device, dtype, sample):
     (x, y), _ = sample.build(dtype=dtype, device=device)
     out = MUL(sample, dtype=dtype, device=device)
     assert out.shape == torch.broadcast_shapes(x.shape, y.shape)
-    assert_close_to_reference(out, wide(x) * wide(y))
+    assert out.dtype == dtype, f"mul of two {dtype} tensors gave {out.dtype}"
+    if dtype.is_complex:  # several roundings: at the dtype's tolerance
+        assert_close_to_reference(out, wide(x) * wide(y))
+    else:  # one product, rounded once by IEEE 754 (exact in float64 for the narrower dtypes): exactly
+        assert_close(
+            out.cpu(), (wide(x) * wide(y)).to(dtype), rtol=0, atol=0, equal_nan=True, msg="mul is not x * y rounded once"
+        )
 
 
 @MATMUL_OP.property
@@ -68,7 +75,9 @@ def test_matmul_follows_numpy_matmul(device, dtype, sample):
 @MM.property
 def test_mm_multiplies_matrices(device, dtype, sample):
     (x, y), _ = sample.build(dtype=dtype, device=device)
-    assert_close_to_reference(MM(sample, dtype=dtype, device=device), wide(x) @ wide(y))
+    out = MM(sample, dtype=dtype, device=device)
+    assert out.dtype == dtype, f"mm of two {dtype} matrices gave {out.dtype}"
+    assert_close_to_reference(out, wide(x) @ wide(y))
 
 
 @MM.property
@@ -88,7 +97,9 @@ def test_mm_rejects_batches_vectors_and_mismatched_sizes(device, dtype, sample, 
 def test_bmm_multiplies_each_batch(device, dtype, sample):
     (x, y), _ = sample.build(dtype=dtype, device=device)
     expected = torch.stack([wide(x[i]) @ wide(y[i]) for i in range(x.shape[0])])
-    assert_close_to_reference(BMM(sample, dtype=dtype, device=device), expected)
+    out = BMM(sample, dtype=dtype, device=device)
+    assert out.dtype == dtype, f"bmm of two {dtype} batches gave {out.dtype}"
+    assert_close_to_reference(out, expected)
 
 
 @BMM.property
@@ -181,6 +192,7 @@ EINSUM_OP = Operation(
 def test_einsum_sums_products_as_the_equation_says(device, dtype, sample):
     equation, *operands = sample.args
     out = EINSUM_OP(sample, dtype=dtype, device=device)
+    assert out.dtype == dtype, f"einsum({equation!r}) of {dtype} operands gave {out.dtype}"
     expected = EINSUM[equation](*(independent_array(o.logical_values(dtype)).astype(np.float64) for o in operands))
     np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=1e-5, atol=1e-4)
 
@@ -199,8 +211,13 @@ def test_autocast_runs_matrix_products_in_the_autocast_dtype(device, n, m, k, ex
     with torch.autocast(device_type=kind, **({"dtype": dtype} if explicit else {})):
         inside = {"mm": torch.mm(a, b), "matmul": a @ b, "linear": torch.nn.functional.linear(a, b.T)}
         assert torch.is_autocast_enabled(kind)
+    # "ops run in an op-specific dtype": the inputs cast to the autocast dtype, multiplied; so the
+    # product of the rounded inputs (float64), at the autocast dtype's tolerance
+    expected = wide(a.to(dtype)) @ wide(b.to(dtype))
     for name, out in inside.items():
         assert out.dtype == dtype, f"{name} under autocast gave {out.dtype}, not {dtype}"
+        assert tuple(out.shape) == (n, m), f"{name} under autocast: shape {tuple(out.shape)}, not {(n, m)}"
+        assert_close_to_reference(out, expected, msg=lambda msg, name=name: f"{name} under autocast: not the product\n{msg}")
     assert (a @ b).dtype == torch.float32 and not torch.is_autocast_enabled(kind), "autocast outlived its region"
     with torch.autocast(device_type=kind, enabled=False):
         assert (a @ b).dtype == torch.float32, "enabled=False still cast"

@@ -167,3 +167,32 @@ def _(patch):
         if input.dim() == 1:
             weight = None
         return orig(input, target, weight, *args, **kwargs)
+
+
+@fault("cross_entropy_default_ignore_index_shifted", trips=["losses.ce_equals_nll_log_softmax"])
+def _(patch):
+    """cross_entropy's default ignore_index is -99, not -100: a target -100 left to the default is not ignored."""
+
+    @patch.replace(F, "cross_entropy")
+    def cross_entropy(orig, input, target, weight=None, size_average=None, ignore_index=-99, *a, **k):
+        return orig(input, target, weight, size_average, ignore_index, *a, **k)
+
+
+@fault("nll_none_widened", trips=["losses.nll_none"])
+def _(patch):
+    """nll_loss with reduction='none' returns float64 losses for float32 input."""
+
+    @patch.replace(F, "nll_loss")
+    def nll_loss(orig, input, target, *a, reduction="mean", **k):
+        out = orig(input, target, *a, reduction=reduction, **k)
+        return out.double() if reduction == "none" else out
+
+
+@fault("mse_sum_of_nothing_is_nan", trips=["losses.mse_reductions"])
+def _(patch):
+    """MSELoss 'sum' of empty inputs is NaN (0 / 0 leaking from 'mean'), not 0."""
+
+    @patch.replace(F, "mse_loss")
+    def mse_loss(orig, input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+        out = orig(input, target, reduction=reduction)
+        return torch.full_like(out, float("nan")) if reduction == "sum" and input.numel() == 0 else out
