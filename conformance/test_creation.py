@@ -139,6 +139,7 @@ def test_rand_is_in_zero_one_half_open(device, dtype, sample):
         # a uniform distribution: 4096 draws are not all one number (a chance of 2**-(16 * 4095) at worst)
         assert drawn.unique().numel() > 1, "rand drew one number 4096 times"
         assert torch.equal(drawn, again), "rand: a generator seeded alike drew other numbers"
+    assert not drawn.requires_grad, "rand requires grad, where requires_grad defaults to False"
 
 
 LIKE = {
@@ -298,6 +299,7 @@ def test_tensor_of_two_ints_raises(device, dtype, sample):
         made = torch.empty(a, b, device=device)
         assert made.shape == (a, b), "torch.empty(a, b) is not a x b"
         assert made.dtype == torch.get_default_dtype(), "torch.empty(a, b) is not of the default dtype"
+        assert not made.requires_grad, "torch.empty requires grad, where requires_grad defaults to False"
 
 
 @pytest.mark.behaviour("creation.no_double64")
@@ -311,6 +313,7 @@ def test_there_is_no_double64_only_float64(device, dtype, x):
     with private_rng(0, device):
         like = torch.randn_like(t, dtype=torch.float64)
     assert like.dtype == torch.float64 and like.shape == t.shape and like.device == t.device, "randn_like(dtype=float64)"
+    assert not like.requires_grad, "randn_like requires grad, where requires_grad defaults to False"
 
 
 SCALARS = {
@@ -389,6 +392,11 @@ def test_torch_Tensor_makes_default_dtype_tensors_and_reads_ints_as_sizes(device
     inferred = {bool: torch.bool, int: torch.int64, float: torch.get_default_dtype()}
     expected = max((inferred[type(v)] for v in values), key=[torch.bool, torch.int64, torch.get_default_dtype()].index)
     assert inferred_tensor.dtype == expected, f"torch.tensor(data) gave {inferred_tensor.dtype}, not the inferred {expected}"
+    numpy.testing.assert_array_equal(
+        independent_array(inferred_tensor),
+        numpy.asarray(values, dtype=numpy_dtype(expected)),
+        err_msg="torch.tensor(data): other values",
+    )
     assert sized.shape == size and sized.dtype == torch.get_default_dtype(), "torch.Tensor(n, m, ...) did not read ints as sizes"
 
 
@@ -400,7 +408,10 @@ def test_torch_Tensor_makes_default_dtype_tensors_and_reads_ints_as_sizes(device
 def test_torch_Tensor_of_a_float32_ndarray_shares_it(device, a):
     t = torch.Tensor(a)
     assert t.data_ptr() == a.__array_interface__["data"][0], "torch.Tensor(float32 ndarray) copied"
-    assert not numpy.shares_memory(torch.tensor(a).numpy(), a), "torch.tensor(ndarray) shares"
+    copied = torch.tensor(a)
+    assert not numpy.shares_memory(copied.numpy(), a), "torch.tensor(ndarray) shares"
+    assert copied.dtype == torch.float32, "torch.tensor(float32 ndarray) is not float32"
+    numpy.testing.assert_array_equal(independent_array(copied), a, err_msg="torch.tensor(ndarray) holds other values")
 
 
 def bytes_per_element(dtype: torch.dtype) -> int:
