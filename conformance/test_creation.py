@@ -163,6 +163,34 @@ INHERITING = LIKE | NEW
 FILLED = {"zeros_like": 0, "ones_like": 1, "full_like": 2, "new_zeros": 0, "new_ones": 1, "new_full": 3}
 
 
+def dense_non_overlapping(shape, strides) -> bool:
+    """Whether the elements fill a block of memory once each: sorted by stride, each dimension of
+    more than one element steps over exactly the dimensions inside it (index arithmetic, no torch)."""
+    span = 1
+    for size, stride in sorted((pair for pair in zip(shape, strides) if pair[0] != 1), key=lambda pair: pair[1]):
+        if stride != span:
+            return False
+        span *= size
+    return True
+
+
+def meaningful(shape, strides) -> tuple:
+    return tuple(None if 0 in shape or n <= 1 else st for n, st in zip(shape, strides))
+
+
+def assert_preserved_format(made, x, dtype, device, name):
+    """torch.preserve_format: "If input tensor is allocated in dense non-overlapping memory, the
+    output tensor strides will be copied from the input." Only that half is asserted: for other
+    sources the page says "output strides will follow torch.contiguous_format", where *_like keep
+    the source's stride order instead (observed; see the catalogue entry)."""
+    source = x.build(dtype=dtype, device=device)
+    shape, strides = tuple(source.shape), source.stride()
+    if dense_non_overlapping(shape, strides):
+        assert meaningful(shape, made.stride()) == meaningful(shape, strides), (
+            f"{name}: strides {made.stride()}, not the dense source's {strides} (preserve_format)"
+        )
+
+
 @st.composite
 def like_calls(draw, dtype: torch.dtype) -> Sample:
     """Sample(x, name, size, seed[, dtype=other]): a source tensor, one *_like function or new_*
@@ -195,6 +223,8 @@ def test_like_and_new_inherit_unless_given(device, dtype, sample):
         want = (want_shape, want_dtype, torch.device(device).type, torch.strided)
         assert got == want, f"{name}: {got}, not the source's (or the given) shape, dtype, device and layout {want}"
         assert not made.requires_grad, f"{name}: requires grad, where requires_grad defaults to False"
+        if name in LIKE:  # memory_format=torch.preserve_format, the default
+            assert_preserved_format(made, sample.args[0], dtype, device, name)
         if name in FILLED:  # zeros hold 0, ones 1, full the fill value
             assert bool((made.cpu() == FILLED[name]).all()), f"{name}: an element is not {FILLED[name]}"
     (t,), _ = Sample((x,)).build(dtype=dtype, device=device)
