@@ -139,6 +139,7 @@ def test_rand_is_in_zero_one_half_open(device, dtype, sample):
         # a uniform distribution: 4096 draws are not all one number (a chance of 2**-(16 * 4095) at worst)
         assert drawn.unique().numel() > 1, "rand drew one number 4096 times"
         assert torch.equal(drawn, again), "rand: a generator seeded alike drew other numbers"
+    assert not drawn.requires_grad, "rand requires grad, where requires_grad defaults to False"
 
 
 LIKE = {
@@ -160,6 +161,34 @@ NEW = {
 }
 INHERITING = LIKE | NEW
 FILLED = {"zeros_like": 0, "ones_like": 1, "full_like": 2, "new_zeros": 0, "new_ones": 1, "new_full": 3}
+
+
+def dense_non_overlapping(shape, strides) -> bool:
+    """Whether the elements fill a block of memory once each: sorted by stride, each dimension of
+    more than one element steps over exactly the dimensions inside it (index arithmetic, no torch)."""
+    span = 1
+    for size, stride in sorted((pair for pair in zip(shape, strides) if pair[0] != 1), key=lambda pair: pair[1]):
+        if stride != span:
+            return False
+        span *= size
+    return True
+
+
+def meaningful(shape, strides) -> tuple:
+    return tuple(None if 0 in shape or n <= 1 else st for n, st in zip(shape, strides))
+
+
+def assert_preserved_format(made, x, dtype, device, name):
+    """torch.preserve_format: "If input tensor is allocated in dense non-overlapping memory, the
+    output tensor strides will be copied from the input." Only that half is asserted: for other
+    sources the page says "output strides will follow torch.contiguous_format", where *_like keep
+    the source's stride order instead (observed; see the catalogue entry)."""
+    source = x.build(dtype=dtype, device=device)
+    shape, strides = tuple(source.shape), source.stride()
+    if dense_non_overlapping(shape, strides):
+        assert meaningful(shape, made.stride()) == meaningful(shape, strides), (
+            f"{name}: strides {made.stride()}, not the dense source's {strides} (preserve_format)"
+        )
 
 
 @st.composite
@@ -194,6 +223,8 @@ def test_like_and_new_inherit_unless_given(device, dtype, sample):
         want = (want_shape, want_dtype, torch.device(device).type, torch.strided)
         assert got == want, f"{name}: {got}, not the source's (or the given) shape, dtype, device and layout {want}"
         assert not made.requires_grad, f"{name}: requires grad, where requires_grad defaults to False"
+        if name in LIKE:  # memory_format=torch.preserve_format, the default
+            assert_preserved_format(made, sample.args[0], dtype, device, name)
         if name in FILLED:  # zeros hold 0, ones 1, full the fill value
             assert bool((made.cpu() == FILLED[name]).all()), f"{name}: an element is not {FILLED[name]}"
     (t,), _ = Sample((x,)).build(dtype=dtype, device=device)
@@ -298,6 +329,7 @@ def test_tensor_of_two_ints_raises(device, dtype, sample):
         made = torch.empty(a, b, device=device)
         assert made.shape == (a, b), "torch.empty(a, b) is not a x b"
         assert made.dtype == torch.get_default_dtype(), "torch.empty(a, b) is not of the default dtype"
+        assert not made.requires_grad, "torch.empty requires grad, where requires_grad defaults to False"
 
 
 @pytest.mark.behaviour("creation.no_double64")
@@ -311,6 +343,7 @@ def test_there_is_no_double64_only_float64(device, dtype, x):
     with private_rng(0, device):
         like = torch.randn_like(t, dtype=torch.float64)
     assert like.dtype == torch.float64 and like.shape == t.shape and like.device == t.device, "randn_like(dtype=float64)"
+    assert not like.requires_grad, "randn_like requires grad, where requires_grad defaults to False"
 
 
 SCALARS = {
@@ -389,6 +422,11 @@ def test_torch_Tensor_makes_default_dtype_tensors_and_reads_ints_as_sizes(device
     inferred = {bool: torch.bool, int: torch.int64, float: torch.get_default_dtype()}
     expected = max((inferred[type(v)] for v in values), key=[torch.bool, torch.int64, torch.get_default_dtype()].index)
     assert inferred_tensor.dtype == expected, f"torch.tensor(data) gave {inferred_tensor.dtype}, not the inferred {expected}"
+    numpy.testing.assert_array_equal(
+        independent_array(inferred_tensor),
+        numpy.asarray(values, dtype=numpy_dtype(expected)),
+        err_msg="torch.tensor(data): other values",
+    )
     assert sized.shape == size and sized.dtype == torch.get_default_dtype(), "torch.Tensor(n, m, ...) did not read ints as sizes"
 
 
@@ -400,7 +438,10 @@ def test_torch_Tensor_makes_default_dtype_tensors_and_reads_ints_as_sizes(device
 def test_torch_Tensor_of_a_float32_ndarray_shares_it(device, a):
     t = torch.Tensor(a)
     assert t.data_ptr() == a.__array_interface__["data"][0], "torch.Tensor(float32 ndarray) copied"
-    assert not numpy.shares_memory(torch.tensor(a).numpy(), a), "torch.tensor(ndarray) shares"
+    copied = torch.tensor(a)
+    assert not numpy.shares_memory(copied.numpy(), a), "torch.tensor(ndarray) shares"
+    assert copied.dtype == torch.float32, "torch.tensor(float32 ndarray) is not float32"
+    numpy.testing.assert_array_equal(independent_array(copied), a, err_msg="torch.tensor(ndarray) holds other values")
 
 
 def bytes_per_element(dtype: torch.dtype) -> int:
