@@ -68,6 +68,17 @@ def assert_own_storage(copy: torch.Tensor, source: torch.Tensor, what: str) -> N
         raise _failure(what, f"expected a copy, got storage shared with the source ({_describe(source)})")
 
 
+def dense_non_overlapping(shape, strides) -> bool:
+    """Whether the elements fill a block of memory once each: sorted by stride, each dimension of
+    more than one element steps over exactly the dimensions inside it (index arithmetic, no torch)."""
+    span = 1
+    for size, stride in sorted((pair for pair in zip(shape, strides) if pair[0] != 1), key=lambda pair: pair[1]):
+        if stride != span:
+            return False
+        span *= size
+    return True
+
+
 def contiguous_strides(shape) -> tuple[int, ...]:
     strides, running = [], 1
     for size in reversed(shape):

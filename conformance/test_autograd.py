@@ -22,6 +22,7 @@ from conformance.checks import (
     assert_equal,
     assert_own_storage,
     assert_same_storage,
+    dense_non_overlapping,
     independent_array,
     numpy_dtype,
     private_rng,
@@ -676,17 +677,7 @@ def strides_above_one(t) -> list:
 
 
 def non_overlapping_and_dense(t) -> bool:
-    """Whether t's elements fill its memory without gaps or overlaps: its strides, sorted, are the
-    contiguous strides of its sizes in that order (sizes 1 and empty tensors set aside)."""
-    if t.numel() == 0:
-        return True
-    dims = sorted((s, n) for n, s in zip(t.shape, t.stride()) if n != 1)
-    expected = 1
-    for stride, size in dims:
-        if stride != expected:
-            return False
-        expected *= size
-    return True
+    return t.numel() == 0 or dense_non_overlapping(t.shape, t.stride())
 
 
 CLONE_DETACH = Operation(

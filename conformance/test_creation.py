@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conformance.checks import independent_array, numpy_dtype, private_rng
+from conformance.checks import dense_non_overlapping, independent_array, numpy_dtype, private_rng
 from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
 from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, SIZE_FORMS, Sample
@@ -161,17 +161,6 @@ NEW = {
 }
 INHERITING = LIKE | NEW
 FILLED = {"zeros_like": 0, "ones_like": 1, "full_like": 2, "new_zeros": 0, "new_ones": 1, "new_full": 3}
-
-
-def dense_non_overlapping(shape, strides) -> bool:
-    """Whether the elements fill a block of memory once each: sorted by stride, each dimension of
-    more than one element steps over exactly the dimensions inside it (index arithmetic, no torch)."""
-    span = 1
-    for size, stride in sorted((pair for pair in zip(shape, strides) if pair[0] != 1), key=lambda pair: pair[1]):
-        if stride != span:
-            return False
-        span *= size
-    return True
 
 
 def meaningful(shape, strides) -> tuple:

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.checks import assert_own_storage, independent_array, numpy_dtype, private_rng
+from conformance.checks import dense_non_overlapping as _dense
 from strategies import DTYPE_GROUPS, specs
 from strategies.samples import call_forms
 
@@ -31,17 +32,6 @@ def converted(a: np.ndarray, to: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
         return np.where(np.isnan(a), np.float32("nan"), rounded), defined
     with np.errstate(over="ignore"):
         return a.astype(numpy_dtype(to)), defined
-
-
-def dense_non_overlapping(t: torch.Tensor) -> bool:
-    """Whether t's elements fill one block of memory once each, its dims taken in stride order
-    (dims of size 1 carry no stride); an empty tensor has no memory to fill."""
-    expected = 1
-    for stride, size in sorted((s, n) for s, n in zip(t.stride(), t.shape) if n != 1):
-        if stride != expected:
-            return False
-        expected *= size
-    return t.numel() > 0
 
 
 TO_FORMS = {  # the documented spellings of to(device, dtype)
@@ -76,7 +66,7 @@ def test_to_changes_device_and_dtype_together(device, dtype, x, other, form, cop
         # the Tensor already matches").
         kept = t.to(device, dtype) if copy is None else t.to(device, dtype, copy=copy)
         assert (kept is t) == (kept.device == t.device and not copy), f"to({device}, its own dtype, copy={copy}): self or not"
-        if dense_non_overlapping(t):  # memory_format's default, preserve_format: "strides will be copied"
+        if t.numel() and _dense(t.shape, t.stride()):  # memory_format's default, preserve_format: "strides will be copied"
             assert out.stride() == t.stride() and kept.stride() == t.stride(), "to() did not keep a dense input's strides"
         if out.device.type == "meta":
             continue

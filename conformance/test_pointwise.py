@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from conformance.checks import assert_ieee_equal, assert_same_storage, independent_array
+from conformance.checks import dense_non_overlapping as _dense
 from conformance.harness.declaration import Operation
 from strategies import specs
 from strategies.samples import Arg, Sample, broadcast_operands, call_forms
@@ -825,17 +826,6 @@ def byte_samples(dtype):
 BYTE = Operation("pointwise.byte_is_uint8", dtypes="real", samples=byte_samples, call=lambda x: x.byte())
 
 
-def dense_non_overlapping(t) -> bool:
-    """Whether t's elements fill a block of memory exactly once, in some order of its dims."""
-    dims = sorted((st_, n) for n, st_ in zip(t.shape, t.stride()) if n > 1)
-    expected = 1
-    for stride, n in dims:
-        if stride != expected:
-            return False
-        expected *= n
-    return True
-
-
 @BYTE.property
 def test_byte_converts_to_uint8(device, dtype, sample):
     out = BYTE(sample, dtype=dtype, device=device)
@@ -846,7 +836,7 @@ def test_byte_converts_to_uint8(device, dtype, sample):
     converted = x.byte()
     if dtype == torch.uint8:
         assert converted is x, "x.byte() of a uint8 x is not x itself, as x.to(torch.uint8) is"
-    elif dense_non_overlapping(x):
+    elif x.numel() == 0 or _dense(x.shape, x.stride()):
         # memory_format=torch.preserve_format: a dense input's strides are copied
         assert converted.stride() == x.stride(), f"x.byte() strides {converted.stride()}, not x's {x.stride()}"
     assert_ieee_equal(out, expected, "x.byte() is not x.to(torch.uint8): truncated, or modulo 256")
