@@ -125,11 +125,16 @@ def test_every_docstring_quote_is_in_the_installed_torch_docstring():
 
 def _resolve_api(name: str):
     head, _, rest = name.partition(".")
+    import importlib
+
     import torch
 
     roots = {"Tensor": torch.Tensor, "F": torch.nn.functional, "nn": torch.nn, "torch": torch}
-    obj = roots[head]
+    obj, path = roots[head], head
     for part in rest.split("."):
+        path = f"{path}.{part}"
+        if not hasattr(obj, part) and path.startswith("torch."):
+            importlib.import_module(path)  # a submodule torch does not import by itself
         obj = getattr(obj, part)
     return obj
 
@@ -152,6 +157,31 @@ def test_the_census_names_resolve_too():
     for _, name, _ in census():
         try:
             _resolve_api(name)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").startswith("torch"):  # a third-party package (tensorboard) may be absent
+                unknown.append(name)
         except (KeyError, AttributeError):
             unknown.append(name)
     assert not unknown, unknown
+
+
+# The census's coverage (issue 28): the top 100 all checked; of the top 300, this many checked or
+# listed with the reason in reports/api_census_uncovered.toml. Raise it as behaviours are added.
+CENSUS_TOP = 100
+CENSUS_COVERED_OR_LISTED_AT_LEAST = 209
+TOP_LISTED = {"torch.compile"}  # until its own behaviour lands: the compiled mode is its check today
+
+
+def test_the_census_top_apis_are_checked_or_left_out_with_a_reason():
+    from reports.render import api_coverage, census_uncovered
+
+    rows = api_coverage()
+    in_census = {row["api"] for row in rows}
+    listed = census_uncovered()
+    assert not sorted(set(listed) - in_census), "listed as uncovered but not in the census"
+    assert not [r["api"] for r in rows if r["behaviours"] and r["api"] in listed], "listed as uncovered but checked"
+    assert all(reason.strip() for reason in listed.values())
+    assert [r["api"] for r in rows[:CENSUS_TOP] if not r["behaviours"] and r["api"] not in TOP_LISTED] == []
+    accounted = [r for r in rows if r["behaviours"] or r["api"] in listed]
+    print(f"census: {sum(bool(r['behaviours']) for r in rows)} of {len(rows)} checked, {len(listed)} listed with a reason")
+    assert len(accounted) >= CENSUS_COVERED_OR_LISTED_AT_LEAST
