@@ -22,7 +22,7 @@ from torch.testing import assert_close
 from conformance.checks import assert_ieee_equal, assert_same_storage, independent_array
 from conformance.checks import dense_non_overlapping as _dense
 from conformance.harness.declaration import Operation
-from strategies import specs
+from strategies import shapes, specs
 from strategies.samples import Arg, Sample, broadcast_operands, call_forms
 from strategies.tensors import WRITABLE_LAYOUTS, label
 
@@ -869,9 +869,14 @@ def test_is_floating_point_names_the_four_floating_dtypes(device, dtype, sample)
 @st.composite
 def equal_samples(draw):
     x = draw(whole_domain(), label="x")
-    case = draw(st.sampled_from(["itself", "another dtype", "one element changed", "another shape"]), label="case")
+    cases = ["itself", "itself with a NaN", "another dtype", "one element changed", "another shape"]
+    case = draw(st.sampled_from(cases), label="case")
     label(f"other={case}")
     if case == "itself":
+        return Sample((x, x))
+    if case == "itself with a NaN":  # NaN is never equal, not even to itself (floating dtypes only)
+        x = draw(specs(shapes=shapes(min_dims=1, min_side=1), magnitudes=True), label="x with a NaN")
+        x = dataclasses.replace(x, specials=((draw(st.integers(0, 2**16), label="nan at"), "nan"),))
         return Sample((x, x))
     if case == "another dtype":
         return Sample((x, Arg(x, dtype=torch.float64)))  # the same values, exactly, in float64 (but int64's largest)

@@ -295,8 +295,16 @@ def broadcast_shape(a: tuple, b: tuple) -> tuple | None:
 
 @st.composite
 def shape_pairs(draw):
-    """Pairs that broadcast (from mutually_broadcastable_shapes) and arbitrary pairs, most of which do not."""
-    if draw(st.booleans(), label="broadcastable"):
+    """Pairs that broadcast (from mutually_broadcastable_shapes), arbitrary pairs, most of which do not,
+    and pairs where lining up the leading dimensions would broadcast too, pairing other elements
+    ((2, 2) with (2,)): the rule starts "at the trailing dimension", and only such pairs show it."""
+    kind = draw(st.sampled_from(["broadcastable", "arbitrary", "leading would broadcast too"]), label="pair")
+    if kind == "leading would broadcast too":
+        side, ndim = draw(st.integers(2, 3), label="side"), draw(st.integers(2, 3), label="ndim")
+        short = draw(st.integers(1, ndim - 1), label="short ndim")
+        pair = ((side,) * ndim, (side,) * short)
+        return pair if draw(st.booleans(), label="longer first") else pair[::-1]
+    if kind == "broadcastable":
         drawn = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=4, min_side=0, max_side=3), label="shapes")
         return drawn.input_shapes
     return tuple(draw(shapes(max_dims=4, max_side=3), label=f"shape_{i}") for i in range(2))

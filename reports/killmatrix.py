@@ -19,7 +19,7 @@ th.b{writing-mode:vertical-rl;transform:rotate(180deg);font-weight:normal;white-
 td.f{text-align:left;white-space:nowrap}.k{color:var(--kill)}.m{color:var(--miss);font-weight:bold}.o{color:var(--other)}
 </style></head><body>
 <h1>Kill matrix</h1>
-<p>{{ s.faults }} faults: {{ s.killed }} killed, {{ s.survived }} survived, {{ s.not_applicable }} not applicable on
+<p>{{ s.faults }} faults: {{ s.killed }} killed, {{ s.survived }} survived, {{ s.masked_by_known_deviations or 0 }} masked by known deviations of this torch, {{ s.not_applicable }} not applicable on
 {{ s.devices|join(", ") }}; median examples to kill {{ s.median_examples_to_kill }}, worst {{ s.worst_examples_to_kill }}.</p>
 <h2>Blind spots (faults nothing catches)</h2>
 <ul>{% for r in results if r.status == "survived" %}<li class="m">{{ r.fault }}: {{ r.description }}</li>{% else %}<li>none</li>{% endfor %}</ul>
@@ -29,7 +29,7 @@ td.f{text-align:left;white-space:nowrap}.k{color:var(--kill)}.m{color:var(--miss
 <p><span class="k">■</span> killed by this behaviour &nbsp; <span class="m">□</span> named but survived &nbsp; <span class="o">•</span> failed elsewhere</p>
 <table><tr><th>fault</th><th>status</th><th>examples</th>{% for b in behaviours %}<th class="b">{{ b }}</th>{% endfor %}</tr>
 {% for r in results %}<tr><td class="f" title="{{ r.description }}">{{ r.fault }}</td><td>{{ r.status }}</td><td>{{ r.examples_to_kill or "" }}</td>
-{% for b in behaviours %}<td>{% if b in r.killed_by %}<span class="k">■</span>{% elif b in r.trips and r.status != "not applicable" %}<span class="m">□</span>{% elif b in r.other_failures %}<span class="o">•</span>{% endif %}</td>{% endfor %}</tr>
+{% for b in behaviours %}<td>{% if b in r.killed_by %}<span class="k">■</span>{% elif b in r.trips and r.status not in ("not applicable", "masked") %}<span class="m">□</span>{% elif b in r.other_failures %}<span class="o">•</span>{% endif %}</td>{% endfor %}</tr>
 {% endfor %}</table></body></html>""")
 
 

@@ -320,26 +320,6 @@ def pytest_terminal_summary(terminalreporter, config):
         )
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item):
-    """A distributed item expected to fail (a known deviation of the backend) stops at its first
-    failing example: shrinking it costs hundreds of collectives, and the deviation's reason holds
-    the minimal repro already."""
-    test = getattr(item, "obj", None)
-    before = getattr(test, "_hypothesis_internal_use_settings", None)
-    if before is None or not (item.get_closest_marker("distributed") and item.get_closest_marker("xfail")):
-        return (yield)
-    from hypothesis import Phase, settings
-
-    test._hypothesis_internal_use_settings = settings(
-        before, phases=[p for p in before.phases if p not in (Phase.shrink, Phase.explain)]
-    )
-    try:
-        return (yield)
-    finally:
-        test._hypothesis_internal_use_settings = before
-
-
 def pool_size(backend: str) -> int:
     return 4  # the largest group the area draws; nccl runs only where each of the 4 ranks has a GPU
 

@@ -9,19 +9,28 @@ function (one per device and dtype) one and the same sequence: derandomized prof
 the function, a forced seed is the same for all. So each item's seed is derived from its node id,
 and from the run's seed in a randomized run: the items spread over the domain, and the node id
 with the same profile (and --hypothesis-seed) replays any one of them.
+
+A profile's count is per behaviour and device, not per dtype: a test swept over many dtype cells
+gives each cell a share of twice the count, never below 40% of it (25 examples: 1-2 cells 25 each,
+3 cells 17, 4 cells 13, 5 or more 10 each). A bug of one dtype still meets ten inputs of that
+dtype, and the whole sweep meets fifty or more. `--max-examples N` is exactly N per item.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import random
+from collections import Counter
 
 import pytest
 from hypothesis import settings
 
 from conformance.harness import profiles
 from reports.schema import RUN
+
+CELLS = pytest.StashKey[int]()  # on an item: how many dtype cells its test has on its device
 
 
 def pytest_addoption(parser):
@@ -88,6 +97,26 @@ def pytest_sessionstart(session):
     config.stash[RUN]["seed"] = seed
 
 
+def pytest_collection_modifyitems(config, items):
+    from conformance.harness.identity import identity_of
+
+    def sweep(item):
+        identity = identity_of(item)  # None for the suite's own tests: each item its own sweep
+        if identity is None:
+            return (item.nodeid,)
+        return (item.path, getattr(item, "originalname", item.name), identity.behaviour, identity.device, identity.mode)
+
+    counts = Counter(sweep(item) for item in items)
+    for item in items:
+        item.stash[CELLS] = counts[sweep(item)]
+
+
+def examples_for(count: int, cells: int) -> int:
+    """Examples of one dtype cell of a sweep of `cells` cells, from the profile's `count`."""
+    floor = min(count, max(2, math.ceil(count * 0.4)))  # the compiled modes' 2 examples stay 2
+    return max(floor, min(count, math.ceil(2 * count / max(cells, 1))))
+
+
 def item_seed(run_seed, nodeid: str) -> int:
     """The Hypothesis seed of one test item in a randomized run: the run's seed and the item's id."""
     return int.from_bytes(hashlib.sha256(f"{run_seed}/{nodeid}".encode()).digest()[:8], "big")
@@ -107,8 +136,14 @@ def pytest_runtest_call(item):
     forced = seed is not None and not settings.default.derandomize
     if forced and getattr(test, "_hypothesis_internal_use_seed", None) is None:
         test._hypothesis_internal_use_seed = item_seed(seed, item.nodeid)
+    before = getattr(test, "_hypothesis_internal_use_settings", None)
+    cells = item.stash.get(CELLS, 1)
+    if before is not None and cells > 2 and item.config.stash[RUN].get("max_examples") is None:
+        test._hypothesis_internal_use_settings = settings(before, max_examples=examples_for(before.max_examples, cells))
     try:
         yield
     finally:
         if forced:
             test._hypothesis_internal_use_seed = None
+        if before is not None:
+            test._hypothesis_internal_use_settings = before
