@@ -19,8 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
 
-from conformance.checks import assert_ieee_equal, assert_same_storage, independent_array
-from conformance.checks import dense_non_overlapping as _dense
+from conformance.checks import assert_ieee_equal, assert_same_storage, dense_non_overlapping, independent_array
 from conformance.harness.declaration import Operation
 from strategies import shapes, specs
 from strategies.samples import Arg, Sample, broadcast_operands, call_forms
@@ -836,7 +835,7 @@ def test_byte_converts_to_uint8(device, dtype, sample):
     converted = x.byte()
     if dtype == torch.uint8:
         assert converted is x, "x.byte() of a uint8 x is not x itself, as x.to(torch.uint8) is"
-    elif x.numel() == 0 or _dense(x.shape, x.stride()):
+    elif x.numel() == 0 or dense_non_overlapping(x.shape, x.stride()):
         # memory_format=torch.preserve_format: a dense input's strides are copied
         assert converted.stride() == x.stride(), f"x.byte() strides {converted.stride()}, not x's {x.stride()}"
     assert_ieee_equal(out, expected, "x.byte() is not x.to(torch.uint8): truncated, or modulo 256")
