@@ -26,6 +26,7 @@ COMPLETE_AREAS: set[str] = {
     "distances",
     "distributed",
     "indexing",
+    "joining",
     "losses",
     "matmul",
     "modules",
@@ -38,7 +39,7 @@ COMPLETE_AREAS: set[str] = {
     "softmax",
 }
 # The catalogue-wide floor: it only rises.
-DECLARED_AT_LEAST = 137
+DECLARED_AT_LEAST = 145
 
 
 @pytest.fixture(scope="module")
