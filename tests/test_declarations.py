@@ -36,10 +36,11 @@ COMPLETE_AREAS: set[str] = {
     "reductions",
     "rules",
     "serialization",
+    "shape_ops",
     "softmax",
 }
 # The catalogue-wide floor: it only rises.
-DECLARED_AT_LEAST = 145
+DECLARED_AT_LEAST = 155
 
 
 @pytest.fixture(scope="module")
