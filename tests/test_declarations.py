@@ -38,9 +38,10 @@ COMPLETE_AREAS: set[str] = {
     "serialization",
     "shape_ops",
     "softmax",
+    "views",
 }
 # The catalogue-wide floor: it only rises.
-DECLARED_AT_LEAST = 155
+DECLARED_AT_LEAST = 166
 
 
 @pytest.fixture(scope="module")
