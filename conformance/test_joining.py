@@ -3,14 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.checks import assert_equal, independent_array
 from conformance.harness.declaration import Operation
 from conformance.test_views import assert_shares_storage
 from strategies import DTYPE_GROUPS, specs
-from strategies.samples import Sample, dims
+from strategies.samples import Arg, Sample, dims
 from strategies.shapes import shapes
 
 
@@ -21,39 +20,69 @@ def same_shape_specs(draw, *, min_count=1, max_count=4, shape=None):
     return [draw(specs(shape=shape), label=f"tensor{i}") for i in range(count)]
 
 
-@pytest.mark.behaviour("joining.stack_new_dim")
-@pytest.mark.dtypes("representative")
-@given(parts=same_shape_specs(), data=st.data())
-def test_stack_joins_along_a_new_dim(device, dtype, parts, data):
+@st.composite
+def stack_inputs(draw):
+    """Sample([specs], dim): one to four tensors of one shape, and a dim over the inserting range."""
+    parts = draw(same_shape_specs())
+    return Sample((parts, draw(dims(parts[0].ndim, inserting=True), label="dim")))
+
+
+STACK = Operation(
+    "joining.stack_new_dim",
+    dtypes="representative",
+    samples=stack_inputs(),
+    call=lambda tensors, dim: torch.stack(tensors, dim),
+)
+
+
+@STACK.property
+def test_stack_joins_along_a_new_dim(device, dtype, sample):
+    parts, dim = sample.args
     ndim = parts[0].ndim
-    dim = data.draw(dims(ndim, inserting=True), label="dim")
-    tensors = [p.build(dtype=dtype, device=device) for p in parts]
-    out = torch.stack(tensors, dim)
+    out = STACK(sample, dtype=dtype, device=device)
     expected_shape = list(parts[0].shape)
-    expected_shape.insert(dim % (ndim + 1), len(tensors))
-    assert list(out.shape) == expected_shape, f"stack(dim={dim}): shape {tuple(out.shape)}, a new dim of {len(tensors)} expected"
-    for i, t in enumerate(tensors):
-        assert_equal(out.select(dim, i), t, f"slice {i} along dim {dim} is not tensors[{i}]")
+    expected_shape.insert(dim % (ndim + 1), len(parts))
+    assert list(out.shape) == expected_shape, f"stack(dim={dim}): shape {tuple(out.shape)}, a new dim of {len(parts)} expected"
+    for i, p in enumerate(parts):
+        assert_equal(out.select(dim, i).cpu(), p.logical_values(dtype), f"slice {i} along dim {dim} is not tensors[{i}]")
 
 
-@pytest.mark.behaviour("joining.stack_unequal_raises")
-@given(a=shapes(max_dims=3), b=shapes(max_dims=3))
-def test_stack_of_unequal_shapes_raises(device, a, b):
+@st.composite
+def unequal_shapes(draw):
+    """Sample([a, b]): two tensors whose shapes differ."""
+    a, b = draw(shapes(max_dims=3), label="shape_a"), draw(shapes(max_dims=3), label="shape_b")
     if a == b:
         b = b + (2,)
+    return Sample(([draw(specs(shape=a), label="a"), draw(specs(shape=b), label="b")],))
+
+
+STACK_UNEQUAL = Operation(
+    "joining.stack_unequal_raises", dtypes="float32", samples=unequal_shapes(), call=lambda tensors: torch.stack(tensors)
+)
+
+
+@STACK_UNEQUAL.property
+def test_stack_of_unequal_shapes_raises(device, dtype, sample):
     with pytest.raises(RuntimeError):
-        torch.stack([torch.zeros(a, device=device), torch.zeros(b, device=device)])
+        STACK_UNEQUAL(sample, dtype=dtype, device=device)
+        pytest.fail("stack of different shapes returned a result")
 
 
-@pytest.mark.behaviour("joining.stack_zero_dim")
-@pytest.mark.dtypes("representative")
-@given(parts=same_shape_specs(shape=()))
-def test_stack_of_scalars_is_1d(device, dtype, parts):
-    tensors = [p.build(dtype=dtype, device=device) for p in parts]
-    out = torch.stack(tensors)
-    assert out.shape == (len(tensors),), f"stack of {len(tensors)} 0-d tensors: shape {tuple(out.shape)}"
+STACK_SCALARS = Operation(
+    "joining.stack_zero_dim",
+    dtypes="representative",
+    samples=same_shape_specs(shape=()).map(lambda parts: Sample((parts,))),
+    call=lambda tensors: torch.stack(tensors),
+)
+
+
+@STACK_SCALARS.property
+def test_stack_of_scalars_is_1d(device, dtype, sample):
+    (parts,) = sample.args
+    out = STACK_SCALARS(sample, dtype=dtype, device=device)
+    assert out.shape == (len(parts),), f"stack of {len(parts)} 0-d tensors: shape {tuple(out.shape)}"
     assert out.dtype == dtype, f"stack of {dtype} 0-d tensors gave {out.dtype}"
-    assert out.tolist() == [t.item() for t in tensors], "stack of 0-d tensors: not their values"
+    assert out.tolist() == [p.logical_values(dtype).item() for p in parts], "stack of 0-d tensors: not their values"
 
 
 @st.composite
@@ -100,63 +129,141 @@ def test_cat_of_shapes_that_differ_off_dim_raises(device, dtype, sample, data):
         torch.cat([first, torch.zeros(shape, dtype=dtype, device=device)], dim)
 
 
-@pytest.mark.behaviour("joining.cat_zero_dim_raises")
-@given(count=st.integers(1, 4))
-def test_cat_of_scalars_raises(device, count):
-    with pytest.raises(RuntimeError, match="zero-dimensional tensor"):
-        torch.cat([torch.tensor(float(i), device=device) for i in range(count)])
-
-
-@pytest.mark.behaviour("joining.cat_empty_1d_joins_anything")
-@pytest.mark.dtypes("float32")
-@given(x=specs(shapes=shapes(min_dims=1)), data=st.data())  # cat refuses 0-d tensors
-def test_cat_skips_a_1d_empty_tensor(device, dtype, x, data):
-    t = x.build(dtype=dtype, device=device)
-    empty = torch.empty(0, dtype=dtype, device=device)
-    before = data.draw(st.booleans(), label="empty_first")
-    dim = data.draw(dims(x.ndim), label="dim")
-    out = torch.cat([empty, t] if before else [t, empty], dim)
-    assert_equal(out, t, "cat with a (0,) tensor: not the other tensor alone")
-
-
-@pytest.mark.behaviour("joining.cat_inverts_split")
-@pytest.mark.dtypes("representative")
-@given(x=specs(shapes=shapes(min_dims=1)), data=st.data())  # split and chunk cut along a dim: at least one
-def test_cat_undoes_split_and_chunk(device, dtype, x, data):
-    t = x.build(dtype=dtype, device=device)
-    dim = data.draw(dims(x.ndim), label="dim")
-    size = data.draw(st.integers(1, 6), label="split_size")
-    chunks = data.draw(st.integers(1, 6), label="chunks")
-    pieces = {"split": torch.split(t, size, dim), "chunk": torch.chunk(t, chunks, dim)}
-    for name, parts in pieces.items():
-        # "Each chunk is a view of the original tensor" (torch.split), "... of the input tensor" (torch.chunk)
-        for i, part in enumerate(parts):
-            assert_shares_storage(part, t, f"{name} piece {i}")
-        assert_equal(torch.cat(parts, dim), t, f"cat({name}(x)) gives back x")
-
-
-@pytest.mark.behaviour("joining.cat_promotes")
-@given(
-    a=specs(shape=(2, 3)),
-    b=specs(shape=(1, 3)),
-    dtypes=st.tuples(st.sampled_from(DTYPE_GROUPS["all"]), st.sampled_from(DTYPE_GROUPS["all"])),
+CAT_SCALARS = Operation(
+    "joining.cat_zero_dim_raises",
+    dtypes="float32",
+    samples=same_shape_specs(shape=()).map(lambda parts: Sample((parts,))),
+    call=lambda tensors: torch.cat(tensors),
 )
-def test_cat_promotes_dtypes(device, a, b, dtypes):
-    x, y = a.build(dtype=dtypes[0], device=device), b.build(dtype=dtypes[1], device=device)
-    out = torch.cat([x, y])
-    expected = torch.promote_types(*dtypes)
-    assert out.dtype == expected, f"cat of {dtypes[0]} and {dtypes[1]} gave {out.dtype}"
+
+
+@CAT_SCALARS.property
+def test_cat_of_scalars_raises(device, dtype, sample):
+    with pytest.raises(RuntimeError, match="zero-dimensional tensor"):
+        CAT_SCALARS(sample, dtype=dtype, device=device)
+        pytest.fail("cat of 0-d tensors returned a result")
+
+
+@st.composite
+def beside_an_empty_1d(draw):
+    """Sample([empty, x] or [x, empty], dim): a (0,) tensor before or after one of any shape."""
+    x = draw(specs(shapes=shapes(min_dims=1)), label="x")  # cat refuses 0-d tensors
+    empty = draw(specs(shape=(0,)), label="empty")
+    pair = [empty, x] if draw(st.booleans(), label="empty_first") else [x, empty]
+    return Sample((pair, draw(dims(x.ndim), label="dim")))
+
+
+CAT_EMPTY = Operation(
+    "joining.cat_empty_1d_joins_anything",
+    dtypes="float32",
+    samples=beside_an_empty_1d(),
+    call=lambda tensors, dim: torch.cat(tensors, dim),
+)
+
+
+@CAT_EMPTY.property
+def test_cat_skips_a_1d_empty_tensor(device, dtype, sample):
+    pair, _ = sample.args
+    x = pair[1] if pair[0].shape == (0,) else pair[0]  # were both (0,), either is the other
+    out = CAT_EMPTY(sample, dtype=dtype, device=device)
+    assert_equal(out.cpu(), x.logical_values(dtype), "cat with a (0,) tensor: not the other tensor alone")
+
+
+def split_chunk_and_cat(t, size, chunks, dim):
+    """The pieces of split(t, size, dim) and chunk(t, chunks, dim), and cat of each along dim."""
+    split, chunk = torch.split(t, size, dim), torch.chunk(t, chunks, dim)
+    return {"split": split, "chunk": chunk, "cat(split)": torch.cat(split, dim), "cat(chunk)": torch.cat(chunk, dim)}
+
+
+@st.composite
+def split_inputs(draw):
+    """Sample(x, split_size, chunks, dim): split and chunk cut along a dim, so x has one at least."""
+    x = draw(specs(shapes=shapes(min_dims=1)), label="x")  # split and chunk cut along a dim: at least one
+    dim = draw(dims(x.ndim), label="dim")
+    return Sample((x, draw(st.integers(1, 6), label="split_size"), draw(st.integers(1, 6), label="chunks"), dim))
+
+
+SPLIT_AND_CAT = Operation(
+    "joining.cat_inverts_split",
+    dtypes="representative",
+    samples=split_inputs(),
+    call=lambda t, size, chunks, dim: split_chunk_and_cat(t, size, chunks, dim),
+)
+
+
+@SPLIT_AND_CAT.property
+def test_cat_undoes_split_and_chunk(device, dtype, sample):
+    x, size, chunks, dim = sample.args
+    (t, *_), _ = sample.build(dtype=dtype, device=device)
+    out = SPLIT_AND_CAT.call(t, size, chunks, dim)
+    for name in ("split", "chunk"):
+        # "Each chunk is a view of the original tensor" (torch.split), "... of the input tensor" (torch.chunk)
+        for i, part in enumerate(out[name]):
+            assert_shares_storage(part, t, f"{name} piece {i}")
+        assert_equal(out[f"cat({name})"].cpu(), x.logical_values(dtype), f"cat({name}(x)) gives back x")
+
+
+def promotion_pair(dtype):
+    """Sample([a, b]): a (2, 3) tensor and a (1, 3) one, one in the item's dtype and the other in
+    any dtype, either first."""
+
+    def given_dtype(spec, of):
+        return spec if of == dtype else Arg(spec, dtype=of)
+
+    @st.composite
+    def pair(draw):
+        other = draw(st.sampled_from(DTYPE_GROUPS["all"]), label="other_dtype")
+        first, second = (dtype, other) if draw(st.booleans(), label="item_dtype_first") else (other, dtype)
+        a, b = draw(specs(shape=(2, 3)), label="a"), draw(specs(shape=(1, 3)), label="b")
+        return Sample(([given_dtype(a, first), given_dtype(b, second)],))
+
+    return pair()
+
+
+CAT_MIXED = Operation("joining.cat_promotes", dtypes="all", samples=promotion_pair, call=lambda tensors: torch.cat(tensors))
+
+
+@CAT_MIXED.property
+def test_cat_promotes_dtypes(device, dtype, sample):
+    ([x, y],), _ = sample.build(dtype=dtype, device=device)
+    out = CAT_MIXED.call([x, y])
+    expected = torch.promote_types(x.dtype, y.dtype)
+    assert out.dtype == expected, f"cat of {x.dtype} and {y.dtype} gave {out.dtype}"
     # the converted values, joined row after row: NumPy joins them, not torch.cat
     joined = np.concatenate([independent_array(x.to(expected).cpu()), independent_array(y.to(expected).cpu())])
     np.testing.assert_array_equal(independent_array(out.cpu()), joined, "cat of mixed dtypes: not the converted values")
 
 
-@pytest.mark.behaviour("joining.tensor_of_tensors")
+def tensors_of_tensors(scalars, singles):
+    """torch.tensor of a list of 0-d tensors, and of a list of one-element 1-D tensors."""
+    return torch.tensor(scalars) if scalars else torch.tensor([]), torch.tensor(singles) if singles else None
+
+
+@st.composite
+def lists_of_tensors(draw):
+    """Sample(scalars, singles): up to five 0-d tensors, and as many one-element 1-D ones."""
+    count = draw(st.integers(0, 5), label="count")
+    return Sample(
+        (
+            [draw(specs(shape=()), label=f"scalar{i}") for i in range(count)],
+            [draw(specs(shape=(1,)), label=f"single{i}") for i in range(count)],
+        )
+    )
+
+
+TENSOR_OF_TENSORS = Operation(
+    "joining.tensor_of_tensors",
+    dtypes="int64",
+    samples=lists_of_tensors(),
+    call=lambda scalars, singles: tensors_of_tensors(scalars, singles),
+)
+
+
+@TENSOR_OF_TENSORS.property
 @pytest.mark.device_types("cpu")
-@given(values=st.lists(st.integers(-100, 100), max_size=5))
-def test_tensor_of_scalar_tensors_is_1d(device, values):
-    scalars = torch.tensor([torch.tensor(v) for v in values]) if values else torch.tensor([])
-    assert scalars.shape == (len(values),) and scalars.tolist() == values, "a list of 0-d tensors: not 1-D"
-    if values:
-        singles = torch.tensor([torch.tensor([v]) for v in values])
-        assert singles.shape == (len(values),) and singles.tolist() == values, "one-element 1-D tensors: not flat"
+def test_tensor_of_scalar_tensors_is_1d(device, dtype, sample):
+    values = [[spec.logical_values(dtype).item() for spec in listed] for listed in sample.args]
+    flat, singles = TENSOR_OF_TENSORS(sample, dtype=dtype, device=device)
+    assert flat.shape == (len(values[0]),) and flat.tolist() == values[0], "a list of 0-d tensors: not 1-D"
+    if values[1]:
+        assert singles.shape == (len(values[1]),) and singles.tolist() == values[1], "one-element 1-D tensors: not flat"

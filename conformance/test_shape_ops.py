@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.checks import assert_equal, independent_array
@@ -18,14 +17,24 @@ from strategies.samples import Sample, call_forms, dims
 from strategies.shapes import shapes
 
 
-@pytest.mark.behaviour("shape_ops.view_minus_one_k")
-@pytest.mark.dtypes("float32")
-@given(rows=st.integers(0, 6), k=st.integers(1, 6), data=st.data())
-def test_view_minus_one_k(device, dtype, rows, k, data):
-    # contiguous: the note's claim is about the inferred size, not view's stride rule
-    x = data.draw(specs(shape=(rows * k,), layouts=("contiguous",)), label="x")
-    t = x.build(dtype=dtype, device=device)
-    v = t.view(-1, k)
+@st.composite
+def flat_and_k(draw):
+    """Sample(x, k): a contiguous 1-D x of rows * k elements (the note's claim is about the inferred
+    size, not view's stride rule), and k."""
+    rows, k = draw(st.integers(0, 6), label="rows"), draw(st.integers(1, 6), label="k")
+    x = draw(specs(shape=(rows * k,), layouts=("contiguous",)), label="x")  # contiguous: see the docstring
+    return Sample((x, k))
+
+
+VIEW_MINUS_ONE = Operation("shape_ops.view_minus_one_k", dtypes="float32", samples=flat_and_k(), call=lambda t, k: t.view(-1, k))
+
+
+@VIEW_MINUS_ONE.property
+def test_view_minus_one_k(device, dtype, sample):
+    x, k = sample.args
+    rows = x.numel // k
+    (t, _), _ = sample.build(dtype=dtype, device=device)
+    v = VIEW_MINUS_ONE.call(t, k)
     assert v.shape == (rows, k), f"view(-1, {k}) of {rows * k} elements: shape {tuple(v.shape)}"
     # still a view ("the same data"): the storage, the elements row by row
     assert_shares_storage(v, t, f"view(-1, {k})")
@@ -36,13 +45,23 @@ def test_view_minus_one_k(device, dtype, rows, k, data):
         assert torch.zeros(4, 4, device=device).view(-1, 8).shape == (2, 8)
 
 
-@pytest.mark.behaviour("shape_ops.unsqueeze")
-@pytest.mark.dtypes("float32")
-@given(x=specs(), data=st.data())
-def test_unsqueeze_inserts_a_size_one_dim(device, dtype, x, data):
-    d = data.draw(dims(x.ndim, inserting=True), label="dim")
-    t = x.build(dtype=dtype, device=device)
-    out = t.unsqueeze(d)
+@st.composite
+def tensor_and_inserting_dim(draw):
+    """Sample(x, d): any x and a dim where a new one may go, -(ndim + 1) <= d <= ndim."""
+    x = draw(specs(), label="x")
+    return Sample((x, draw(dims(x.ndim, inserting=True), label="dim")))
+
+
+UNSQUEEZE = Operation(
+    "shape_ops.unsqueeze", dtypes="float32", samples=tensor_and_inserting_dim(), call=lambda t, d: t.unsqueeze(d)
+)
+
+
+@UNSQUEEZE.property
+def test_unsqueeze_inserts_a_size_one_dim(device, dtype, sample):
+    x, d = sample.args
+    (t, _), _ = sample.build(dtype=dtype, device=device)
+    out = UNSQUEEZE.call(t, d)
     expected = list(x.shape)
     expected.insert(d if d >= 0 else d + x.ndim + 1, 1)
     assert list(out.shape) == expected, f"unsqueeze({d}) of {x.shape}: size-1 dimension not at d ({tuple(out.shape)})"
@@ -53,12 +72,19 @@ def test_unsqueeze_inserts_a_size_one_dim(device, dtype, x, data):
     )
 
 
-@pytest.mark.behaviour("shape_ops.squeeze_all")
-@pytest.mark.dtypes("float32")
-@given(x=specs(shapes=shapes(max_side=2, max_dims=5)))
-def test_squeeze_removes_every_size_one_dim(device, dtype, x):
-    t = x.build(dtype=dtype, device=device)
-    out = t.squeeze()
+SQUEEZE = Operation(
+    "shape_ops.squeeze_all",
+    dtypes="float32",
+    samples=specs(shapes=shapes(max_side=2, max_dims=5)).map(lambda x: Sample((x,))),  # sides of 1 often
+    call=lambda t: t.squeeze(),
+)
+
+
+@SQUEEZE.property
+def test_squeeze_removes_every_size_one_dim(device, dtype, sample):
+    (x,) = sample.args
+    (t,), _ = sample.build(dtype=dtype, device=device)
+    out = SQUEEZE.call(t)
     assert out.shape == tuple(s for s in x.shape if s != 1), (
         f"squeeze() of {x.shape}: not every size-1 dimension removed ({tuple(out.shape)})"
     )
@@ -69,16 +95,24 @@ def test_squeeze_removes_every_size_one_dim(device, dtype, x):
     )
 
 
-@pytest.mark.behaviour("shape_ops.squeeze_dim")
-@pytest.mark.dtypes("float32")
-@given(x=specs(shapes=shapes(max_side=2, max_dims=5)), data=st.data())
-def test_squeeze_dim_removes_only_that_size_one_dim(device, dtype, x, data):
-    d = data.draw(st.integers(-max(x.ndim, 1), max(x.ndim, 1) - 1), label="dim")
-    t = x.build(dtype=dtype, device=device)
+@st.composite
+def squeeze_dim_samples(draw):
+    """Sample(x, d): sides of 1 often, and a dim of x (0 and -1 for a 0-d x)."""
+    x = draw(specs(shapes=shapes(max_side=2, max_dims=5)), label="x")
+    return Sample((x, draw(dims(x.ndim), label="dim")))
+
+
+SQUEEZE_DIM = Operation("shape_ops.squeeze_dim", dtypes="float32", samples=squeeze_dim_samples(), call=lambda t, d: t.squeeze(d))
+
+
+@SQUEEZE_DIM.property
+def test_squeeze_dim_removes_only_that_size_one_dim(device, dtype, sample):
+    x, d = sample.args
+    (t, _), _ = sample.build(dtype=dtype, device=device)
     expected = list(x.shape)
     if x.ndim and expected[d] == 1:
         del expected[d]
-    out = t.squeeze(d)
+    out = SQUEEZE_DIM.call(t, d)
     assert list(out.shape) == expected, f"squeeze({d}) of {x.shape}: removed the wrong dimensions ({tuple(out.shape)})"
     assert_shares_storage(out, t, f"squeeze({d})")  # "shares the storage with the input tensor"
 
@@ -116,63 +150,103 @@ def test_repeat_tiles_like_numpy_tile(device, dtype, sample, data):
     )
 
 
-@pytest.mark.behaviour("shape_ops.repeat_interleave")
-@pytest.mark.dtypes("representative")
-@given(x=specs(shapes=shapes(min_dims=1, max_dims=3, max_side=3)), data=st.data())  # repeats along a dim: one at least
-def test_repeat_interleave_repeats_in_place(device, dtype, x, data):
-    dim = data.draw(dims(x.ndim), label="dim")
-    r = data.draw(st.integers(0, 3), label="repeats")
-    t = x.build(dtype=dtype, device=device)
-    out = t.repeat_interleave(r, dim)
-    assert out.dtype == t.dtype, f"repeat_interleave({r}, {dim}): dtype {out.dtype}, the input's is {t.dtype}"
+@st.composite
+def interleave_samples(draw):
+    """Sample(x, r, dim): repeats along a dim of x, so x has one at least."""
+    x = draw(specs(shapes=shapes(min_dims=1, max_dims=3, max_side=3)), label="x")  # repeats along a dim: one at least
+    dim = draw(dims(x.ndim), label="dim")
+    return Sample((x, draw(st.integers(0, 3), label="repeats"), dim))
+
+
+REPEAT_INTERLEAVE = Operation(
+    "shape_ops.repeat_interleave",
+    dtypes="representative",
+    samples=interleave_samples(),
+    call=lambda t, r, dim: t.repeat_interleave(r, dim),
+)
+
+
+@REPEAT_INTERLEAVE.property
+def test_repeat_interleave_repeats_in_place(device, dtype, sample):
+    x, r, dim = sample.args
+    out = REPEAT_INTERLEAVE(sample, dtype=dtype, device=device)
+    assert out.dtype == dtype, f"repeat_interleave({r}, {dim}): dtype {out.dtype}, the input's is {dtype}"
     np.testing.assert_array_equal(
-        independent_array(out.cpu()), np.repeat(independent_array(t.cpu()), r, axis=dim), "not numpy.repeat's"
+        independent_array(out.cpu()), np.repeat(independent_array(x.logical_values(dtype)), r, axis=dim), "not numpy.repeat's"
     )
 
 
-@pytest.mark.behaviour("shape_ops.t_takes_no_argument")
-@pytest.mark.dtypes("representative")
-@given(x=specs(shapes=shapes(max_dims=2)), arg=st.integers(-2, 1))  # t() is documented for tensors of <= 2 dims
-def test_t_underscore_transposes_in_place_and_takes_no_argument(device, dtype, x, arg):
-    t = x.build(dtype=dtype, device=device)
+T_ = Operation(
+    "shape_ops.t_takes_no_argument",
+    dtypes="representative",
+    samples=specs(shapes=shapes(max_dims=2)).map(lambda x: Sample((x,))),  # t() is documented for tensors of <= 2 dims
+    call=lambda t: t.t_(),
+    compare_strides=True,  # "In-place version of t()", a view with the strides swapped
+    not_compiled="Dynamo graph-breaks at t_() on a graph input ('Getting an inplace view on a graph input is not "
+    "supported', graph break gb0148), so no graph is compiled: eager code runs either way",
+)
+
+
+@T_.property
+def test_t_underscore_transposes_in_place_and_takes_no_argument(device, dtype, sample, data):
+    (x,) = sample.args
+    (t,), _ = sample.build(dtype=dtype, device=device)
     expected = x.logical_values(dtype).t() if x.ndim == 2 else x.logical_values(dtype)
     probe = saved_for_backward(t)
     # another view of the same memory, and the strides before: t() is a view with the strides
     # swapped (views.transpose_shares), so its in-place version changes t's strides, not the memory
     alias, strides = t.detach(), t.stride()
-    assert t.t_() is t, "t_() did not return the tensor itself"
+    assert T_.call(t) is t, "t_() did not return the tensor itself"
     assert_write_seen_by_autograd(probe, "t_()")  # in place: a graph that saved t sees the change
     assert_equal(t.cpu(), expected, "t_() of the tensor")
     assert t.stride() == tuple(reversed(strides)), f"t_() did not swap the strides: {strides} became {t.stride()}"
     assert_equal(alias.cpu(), x.logical_values(dtype), "t_() moved data: another view of its memory changed")
     with pytest.raises(TypeError):
-        t.t_(arg)
+        t.t_(data.draw(st.integers(-2, 1), label="arg"))
 
 
 FLATTEN_FORMS = {"method": lambda t, **k: t.flatten(**k), "function": lambda t, **k: torch.flatten(t, **k)}
 
 
-@pytest.mark.behaviour("shape_ops.flatten_range")
-@pytest.mark.dtypes("representative")
-@given(x=specs(), data=st.data())
-def test_flatten_merges_start_to_end_in_row_major_order(device, dtype, x, data):
+@st.composite
+def flatten_samples(draw):
+    """Sample(x, form, kwargs): start_dim <= end_dim (negative ones too), function or method; the
+    documented defaults (start_dim=0, end_dim=-1) exercised by leaving out an argument that equals them."""
+    x = draw(specs(), label="x")
     ndim = max(x.ndim, 1)
-    start = data.draw(dims(x.ndim), label="start_dim")
-    end = data.draw(dims(x.ndim).filter(lambda e: e % ndim >= start % ndim), label="end_dim")
-    t = x.build(dtype=dtype, device=device)
-    s, e = start % ndim, end % ndim
-    shape = list(x.shape) or [1]
-    expected_shape = tuple(shape[:s] + [math.prod(shape[s : e + 1])] + shape[e + 1 :]) if x.ndim else (1,)
-    # function and method; the documented defaults (start_dim=0, end_dim=-1) exercised by leaving
-    # out an argument that equals them
-    form = data.draw(call_forms(FLATTEN_FORMS), label="form")
-    omit_end = e == ndim - 1 and data.draw(st.booleans(), label="end_dim omitted")
-    omit_start = omit_end and s == 0 and data.draw(st.booleans(), label="start_dim omitted")
+    start = draw(dims(x.ndim), label="start_dim")
+    end = draw(dims(x.ndim).filter(lambda e: e % ndim >= start % ndim), label="end_dim")
+    form = draw(call_forms(FLATTEN_FORMS), label="form")
+    omit_end = end % ndim == ndim - 1 and draw(st.booleans(), label="end_dim omitted")
+    omit_start = omit_end and start % ndim == 0 and draw(st.booleans(), label="start_dim omitted")
     kwargs = {} if omit_start else {"start_dim": start}
     if not omit_end:
         kwargs["end_dim"] = end
-    out = FLATTEN_FORMS[form](t, **kwargs)
-    assert tuple(out.shape) == expected_shape, f"flatten({start}, {end}): wrong shape {tuple(out.shape)}"
+    return Sample((x, form, kwargs))
+
+
+FLATTEN = Operation(
+    "shape_ops.flatten_range",
+    dtypes="representative",
+    samples=flatten_samples(),
+    call=lambda t, form, kwargs: FLATTEN_FORMS[form](t, **kwargs),
+)
+
+
+@FLATTEN.property
+def test_flatten_merges_start_to_end_in_row_major_order(device, dtype, sample):
+    x, form, kwargs = sample.args
+    ndim = max(x.ndim, 1)
+    start, end = kwargs.get("start_dim", 0), kwargs.get("end_dim", -1)
+    (t, *_), _ = sample.build(dtype=dtype, device=device)
+    s, e = start % ndim, end % ndim
+    shape = list(x.shape) or [1]
+    expected_shape = tuple(shape[:s] + [math.prod(shape[s : e + 1])] + shape[e + 1 :]) if x.ndim else (1,)
+    out = FLATTEN.call(t, form, kwargs)
+    # the documented defaults stand for an omitted argument: start_dim=0, end_dim=-1
+    assert tuple(out.shape) == expected_shape, (
+        f"{form} form of flatten(**{kwargs}) (start_dim omitted is 0, end_dim omitted -1): wrong shape {tuple(out.shape)}"
+    )
     assert out.dtype == t.dtype, f"flatten({start}, {end}): dtype {out.dtype}, the input's is {t.dtype}"
     # "If no dimensions are flattened, then the original object input is returned. Otherwise, if
     # input can be viewed as the flattened shape, then that view is returned." (a 0-d tensor: "a
@@ -186,16 +260,25 @@ def test_flatten_merges_start_to_end_in_row_major_order(device, dtype, x, data):
     )
 
 
-@pytest.mark.behaviour("shape_ops.dim_is_ndim")
-@given(x=specs())
-def test_dim_is_the_number_of_dimensions(device, x):
-    t = x.build(dtype=torch.float32, device=device)
-    assert t.dim() == t.ndim == len(x.shape), f"dim() {t.dim()}, ndim {t.ndim}, len(shape) {len(x.shape)}: not all equal"
+DIM = Operation(
+    "shape_ops.dim_is_ndim",
+    dtypes="float32",
+    samples=specs().map(lambda x: Sample((x,))),
+    call=lambda t: (t.dim(), t.ndim, len(t.shape)),
+    not_compiled="dim(), ndim and shape read the tensor's metadata: Dynamo answers them as constants and compiles no graph",
+)
+
+
+@DIM.property
+def test_dim_is_the_number_of_dimensions(device, dtype, sample):
+    (x,) = sample.args
+    dim, ndim, rank = DIM(sample, dtype=dtype, device=device)
+    assert dim == ndim == rank == len(x.shape), f"dim() {dim}, ndim {ndim}, len(shape) {rank}: not all equal"
 
 
 @st.composite
 def pad_cases(draw):
-    """(x spec, pad tuple): padding the last len(pad) / 2 dims, last dimension first; negative crops."""
+    """Sample(x, pad, value): padding the last len(pad) / 2 dims, last dimension first; negative crops."""
     # sides of 2 or more, so that a negative pad (a crop) has something to remove on either side
     x = draw(specs(shapes=shapes(min_dims=1, max_dims=3, min_side=2, max_side=4)), label="x")
     padded = draw(st.integers(1, x.ndim), label="padded_dims")
@@ -207,15 +290,21 @@ def pad_cases(draw):
             draw(st.integers(-(side // 2), 2), label=f"right_{d}"),
         )
         pad += [left, right]
-    return x, tuple(pad)
+    return Sample((x, tuple(pad), draw(st.floats(-5, 5), label="value")))
 
 
-@pytest.mark.behaviour("shape_ops.pad_constant")
-@pytest.mark.dtypes("float32_64")
-@given(case=pad_cases(), value=st.floats(-5, 5))
-def test_constant_pad_adds_value_or_crops_from_the_last_dimension_forward(device, dtype, case, value):
-    x, pad = case
-    out = F.pad(x.build(dtype=dtype, device=device), pad, mode="constant", value=value)
+PAD = Operation(
+    "shape_ops.pad_constant",
+    dtypes="float32_64",
+    samples=pad_cases(),
+    call=lambda x, pad, value: F.pad(x, pad, mode="constant", value=value),
+)
+
+
+@PAD.property
+def test_constant_pad_adds_value_or_crops_from_the_last_dimension_forward(device, dtype, sample):
+    x, pad, value = sample.args
+    out = PAD(sample, dtype=dtype, device=device)
     a = independent_array(x.logical_values(dtype))
     widths = [(0, 0)] * a.ndim
     for d in range(len(pad) // 2):
@@ -226,27 +315,41 @@ def test_constant_pad_adds_value_or_crops_from_the_last_dimension_forward(device
     np.testing.assert_array_equal(independent_array(out.cpu()), expected.astype(a.dtype), "not numpy.pad's (after the crop)")
 
 
-@pytest.mark.behaviour("shape_ops.interpolate_linear_corners")
-@pytest.mark.dtypes("float32_64")
-@given(
-    x=specs(shapes=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(2, 6))),
-    out_size=st.integers(2, 12),
-    factor=st.integers(1, 3),
+def linear_and_nearest(t, out_size, factor):
+    """F.interpolate of t to out_size, linear with align_corners=True, and by scale_factor, nearest."""
+    return (
+        F.interpolate(t, size=out_size, mode="linear", align_corners=True),
+        F.interpolate(t, scale_factor=factor, mode="nearest"),
+    )
+
+
+INTERPOLATE = Operation(
+    "shape_ops.interpolate_linear_corners",
+    dtypes="float32_64",
+    samples=st.builds(
+        lambda x, out_size, factor: Sample((x, out_size, factor)),
+        specs(shapes=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(2, 6))),
+        st.integers(2, 12),
+        st.integers(1, 3),
+    ),
+    call=lambda t, out_size, factor: linear_and_nearest(t, out_size, factor),
 )
-def test_interpolate_linear_aligned_corners_and_nearest_by_integer_factors(device, dtype, x, out_size, factor):
-    t = x.build(dtype=dtype, device=device)
+
+
+@INTERPOLATE.property
+def test_interpolate_linear_aligned_corners_and_nearest_by_integer_factors(device, dtype, sample):
+    x, out_size, factor = sample.args
+    out, near = INTERPOLATE(sample, dtype=dtype, device=device)
     a = independent_array(x.logical_values(dtype)).astype(np.float64)
     n = a.shape[-1]
     # align_corners=True: output j sits at input position j (n - 1) / (out - 1), "preserving the
     # values at the corner pixels"; in between, linear interpolation of the two neighbours
-    out = F.interpolate(t, size=out_size, mode="linear", align_corners=True)
     positions = np.arange(out_size) * (n - 1) / (out_size - 1)
     expected = np.stack([np.stack([np.interp(positions, np.arange(n), row) for row in batch]) for batch in a])
     np.testing.assert_allclose(
         independent_array(out.cpu()).astype(np.float64), expected, rtol=1e-5, atol=1e-5, err_msg="linear, align_corners=True"
     )
     # nearest with an integer scale factor k repeats every element k times
-    near = F.interpolate(t, scale_factor=factor, mode="nearest")
     np.testing.assert_array_equal(
         independent_array(near.cpu()),
         np.repeat(independent_array(x.logical_values(dtype)), factor, axis=-1),

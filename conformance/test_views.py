@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.checks import (
@@ -18,7 +17,7 @@ from conformance.checks import (
 )
 from conformance.harness.declaration import Operation
 from strategies import specs
-from strategies.samples import Sample, call_forms, dims
+from strategies.samples import Arg, Sample, call_forms, dims
 from strategies.shapes import reshapes, shapes
 from strategies.tensors import WRITABLE_LAYOUTS, label
 
@@ -66,12 +65,17 @@ def assert_shares_storage(derived, base, what):
         assert derived.untyped_storage() is storage, f"{what}: not the base's storage object (a copy, not a view)"
 
 
-def build_maybe_requiring_grad(x, dtype, device, data):
-    """The spec's tensor, requiring grad where the drawn flag says so (floating dtypes only: "Only
-    Tensors of floating point and complex dtype can require gradients")."""
-    wants = dtype.is_floating_point and data.draw(st.booleans(), label="requires_grad")
+def maybe_requiring_grad(draw, x, dtype):
+    """The base `x` as a Sample argument that requires grad where the drawn flag says so (floating
+    dtypes only: "Only Tensors of floating point and complex dtype can require gradients")."""
+    wants = dtype.is_floating_point and draw(st.booleans(), label="requires_grad")
     label(f"requires_grad={wants}")
-    return x.build(dtype=dtype, device=device, requires_grad=wants)
+    return Arg(x, requires_grad=True) if wants else x
+
+
+def spec_of(base):
+    """The TensorSpec of a base given as a spec or as an Arg."""
+    return base.spec if isinstance(base, Arg) else base
 
 
 def assert_is_live_view(derived, base, expected_of, spec, dtype, what):
@@ -108,46 +112,85 @@ def assert_viewed(v, t, new_shape, spec, dtype):
     np.testing.assert_array_equal(independent_array(v.cpu()), expected, f"{what}: not the base's elements in row-major order")
 
 
-@pytest.mark.behaviour("views.view_stride_condition")
-@pytest.mark.dtypes("representative")
-@given(x=specs(), data=st.data())
-def test_view_succeeds_exactly_when_strides_allow(device, dtype, x, data):
-    t = x.build(dtype=dtype, device=device)
-    new_shape = data.draw(reshapes(x.shape), label="new_shape")
+@st.composite
+def view_samples(draw):
+    """Sample(x, new_shape): any layout, any shape of as many elements, viewable or not."""
+    x = draw(specs(), label="x")
+    return Sample((x, draw(reshapes(x.shape), label="new_shape")))
+
+
+VIEW_BY_STRIDES = Operation(
+    "views.view_stride_condition", dtypes="representative", samples=view_samples(), call=lambda t, shape: t.view(shape)
+)
+
+
+@VIEW_BY_STRIDES.property
+def test_view_succeeds_exactly_when_strides_allow(device, dtype, sample):
+    x, new_shape = sample.args
+    (t, _), _ = sample.build(dtype=dtype, device=device)
     if view_is_possible(t.shape, t.stride(), new_shape):
-        assert_viewed(t.view(new_shape), t, new_shape, x, dtype)
+        assert_viewed(VIEW_BY_STRIDES.call(t, new_shape), t, new_shape, x, dtype)
     else:
         with pytest.raises(RuntimeError, match="view size is not compatible"):
-            t.view(new_shape)
+            VIEW_BY_STRIDES.call(t, new_shape)
 
 
-@pytest.mark.behaviour("views.view_shares_storage")
-@pytest.mark.dtypes("representative")
-@given(x=specs(layouts=WRITABLE_LAYOUTS), data=st.data())
-def test_view_shares_storage(device, dtype, x, data):
-    t = build_maybe_requiring_grad(x, dtype, device, data)
-    new_shape = data.draw(reshapes(x.shape), label="new_shape")
-    if not view_is_possible(t.shape, t.stride(), new_shape):
-        new_shape = tuple(reversed(x.shape)) if t.is_contiguous() else x.shape
-    v = t.view(new_shape)
+def viewable_samples(dtype):
+    """Sample(base, new_shape): a writable base, requiring grad or not, and a shape it can be
+    viewed as (its own reversed, or its own, where the drawn one cannot be)."""
+
+    @st.composite
+    def draw_sample(draw):
+        x = draw(specs(layouts=WRITABLE_LAYOUTS), label="x")
+        new_shape = draw(reshapes(x.shape), label="new_shape")
+        if not view_is_possible(x.shape, x.strides, new_shape):
+            new_shape = tuple(reversed(x.shape)) if is_c_contiguous(x.shape, x.strides) else x.shape
+        return Sample((maybe_requiring_grad(draw, x, dtype), new_shape))
+
+    return draw_sample()
+
+
+VIEW = Operation(
+    "views.view_shares_storage", dtypes="representative", samples=viewable_samples, call=lambda t, shape: t.view(shape)
+)
+
+
+@VIEW.property
+def test_view_shares_storage(device, dtype, sample):
+    base, new_shape = sample.args
+    (t, _), _ = sample.build(dtype=dtype, device=device)
+    v = VIEW.call(t, new_shape)
     assert v.numel() == t.numel(), f"view{new_shape} changed numel: {v.numel()} of {t.numel()}"
-    assert_is_live_view(v, t, lambda a: np.reshape(a, new_shape), x, dtype, f"view{new_shape}")
+    assert_is_live_view(v, t, lambda a: np.reshape(a, new_shape), spec_of(base), dtype, f"view{new_shape}")
 
 
-@pytest.mark.behaviour("views.view_infers_size")
-@pytest.mark.dtypes("representative")
-# Contiguous only: whether view() succeeds on other layouts depends on "the new view size must be
-# compatible with its original size and stride" (views.view_incompatible_raises covers that side).
-@given(x=specs(layouts=("contiguous",)), data=st.data())
-def test_view_infers_minus_one(device, dtype, x, data):
-    t = x.build(dtype=dtype, device=device)
-    new_shape = data.draw(reshapes(x.shape).filter(len), label="new_shape")
+@st.composite
+def inferred_views(draw):
+    """Sample(x, shape with one -1): contiguous only, since whether view() succeeds on other layouts
+    depends on "the new view size must be compatible with its original size and stride"
+    (views.view_stride_condition covers that side)."""
+    x = draw(specs(layouts=("contiguous",)), label="x")  # contiguous: see the docstring
+    new_shape = draw(reshapes(x.shape).filter(len), label="new_shape")
     if 0 in new_shape:
         at = new_shape.index(0)  # only the zero side can be inferred: 0 / 0 is ambiguous
     else:
-        at = data.draw(st.integers(0, len(new_shape) - 1), label="inferred_dim")
-    asked = new_shape[:at] + (-1,) + new_shape[at + 1 :]
-    assert_viewed(t.view(asked), t, new_shape, x, dtype)
+        at = draw(st.integers(0, len(new_shape) - 1), label="inferred_dim")
+    return Sample((x, new_shape[:at] + (-1,) + new_shape[at + 1 :]))
+
+
+VIEW_INFERRING = Operation(
+    "views.view_infers_size", dtypes="representative", samples=inferred_views(), call=lambda t, shape: t.view(shape)
+)
+
+
+@VIEW_INFERRING.property
+def test_view_infers_minus_one(device, dtype, sample):
+    x, asked = sample.args
+    (t, _), _ = sample.build(dtype=dtype, device=device)
+    known = math.prod(n for n in asked if n != -1)
+    # the -1 is numel divided by the product of the other sizes (the zero side where one is 0)
+    new_shape = tuple((x.numel // known if known else 0) if n == -1 else n for n in asked)
+    assert_viewed(VIEW_INFERRING.call(t, asked), t, new_shape, x, dtype)
 
 
 @st.composite
@@ -186,84 +229,163 @@ CONTIGUOUS_FORMS = {
 }
 
 
-@pytest.mark.behaviour("views.contiguous_self_or_copy")
-@pytest.mark.dtypes("representative")
-@given(x=specs(), data=st.data())
-def test_contiguous_returns_self_or_copy(device, dtype, x, data):
-    t = build_maybe_requiring_grad(x, dtype, device, data)
-    form = data.draw(call_forms(CONTIGUOUS_FORMS), label="form")
-    c = CONTIGUOUS_FORMS[form](t)
+@st.composite
+def contiguous_samples(draw, dtype):
+    """Sample(base, form): any layout, requiring grad or not, and how memory_format is given."""
+    x = draw(specs(), label="x")
+    return Sample((maybe_requiring_grad(draw, x, dtype), draw(call_forms(CONTIGUOUS_FORMS), label="form")))
+
+
+CONTIGUOUS = Operation(
+    "views.contiguous_self_or_copy",
+    dtypes="representative",
+    samples=lambda dtype: contiguous_samples(dtype),
+    call=lambda t, form: CONTIGUOUS_FORMS[form](t),
+    compare_strides=True,  # "a contiguous in memory tensor": row-major strides, or the tensor itself
+)
+
+
+@CONTIGUOUS.property
+def test_contiguous_returns_self_or_copy(device, dtype, sample):
+    base, form = sample.args
+    (t, _), _ = sample.build(dtype=dtype, device=device)
+    c = CONTIGUOUS.call(t, form)
     if is_c_contiguous(t.shape, t.stride()):
-        assert c is t, "contiguous() of a contiguous tensor must return the tensor itself"
+        assert c is t, f"contiguous() [memory_format {form}] of a contiguous tensor must return the tensor itself"
     else:
         assert is_c_contiguous(c.shape, c.stride()), f"contiguous() gave strides {c.stride()} for shape {tuple(c.shape)}"
         assert_own_storage(c, t, "contiguous() of a non-contiguous tensor")
-        assert_equal(c.detach().cpu(), x.logical_values(dtype), "contiguous() of a non-contiguous tensor: values")
+        assert_equal(c.detach().cpu(), spec_of(base).logical_values(dtype), "contiguous() of a non-contiguous tensor: values")
 
 
 NARROW_FORMS = {"method": lambda t, *a: t.narrow(*a), "function": lambda t, *a: torch.narrow(t, *a)}
 
 
-@pytest.mark.behaviour("views.narrow_shares")
-@pytest.mark.dtypes("representative")
-@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())  # a dim to narrow
-def test_narrow_is_a_view(device, dtype, x, data):
-    dim = data.draw(dims(x.ndim), label="dim")
-    size = x.shape[dim]
-    # start "can be negative, which means indexing from the end of dim"; it may be a 0-dim
-    # integral tensor; narrow is a function and a method
-    start = data.draw(st.integers(-size, size), label="start")
-    begin = start + size if start < 0 else start
-    length = data.draw(st.integers(0, size - begin), label="length")
-    as_tensor = data.draw(st.booleans(), label="start_as_tensor")
-    form = data.draw(call_forms(NARROW_FORMS), label="form")
+def narrow_samples(dtype):
+    """Sample(base, dim, start, length, as_tensor, form): start "can be negative, which means
+    indexing from the end of dim"; it may be a 0-dim integral tensor; narrow is a function and a method."""
+
+    @st.composite
+    def draw_sample(draw):
+        x = draw(specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), label="x")  # a dim to narrow
+        dim = draw(dims(x.ndim), label="dim")
+        size = x.shape[dim]
+        start = draw(st.integers(-size, size), label="start")
+        length = draw(st.integers(0, size - (start + size if start < 0 else start)), label="length")
+        as_tensor = draw(st.booleans(), label="start_as_tensor")
+        form = draw(call_forms(NARROW_FORMS), label="form")
+        return Sample((maybe_requiring_grad(draw, x, dtype), dim, start, length, as_tensor, form))
+
+    return draw_sample()
+
+
+NARROW = Operation(
+    "views.narrow_shares",
+    dtypes="representative",
+    samples=narrow_samples,
+    call=lambda t, dim, start, length, as_tensor, form: NARROW_FORMS[form](
+        t, dim, torch.tensor(start) if as_tensor else start, length
+    ),
+)
+
+
+@NARROW.property
+def test_narrow_is_a_view(device, dtype, sample):
+    base, dim, start, length, as_tensor, form = sample.args
     label("start<0" if start < 0 else "start>=0", f"start={'tensor' if as_tensor else 'int'}")
-    t = build_maybe_requiring_grad(x, dtype, device, data)
-    narrowed = NARROW_FORMS[form](t, dim, torch.tensor(start) if as_tensor else start, length)
+    begin = start + spec_of(base).shape[dim] if start < 0 else start  # a negative start counts from the end of dim
+    (t, *rest), _ = sample.build(dtype=dtype, device=device)
+    narrowed = NARROW.call(t, *rest)
     assert_is_live_view(
         narrowed,
         t,
         lambda a: np.take(a, range(begin, begin + length), axis=dim),  # from the front
-        x,
+        spec_of(base),
         dtype,
-        f"narrow({dim}, {start}, {length})",
+        f"{form} form of narrow({dim}, {start}, {length}) (start_as_tensor={as_tensor})",
     )
 
 
-@pytest.mark.behaviour("views.expand_shares")
-@pytest.mark.dtypes("representative")
-@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(max_side=2)), data=st.data())
-def test_expand_is_a_view(device, dtype, x, data):
-    extra = data.draw(st.lists(st.integers(0, 3), max_size=2), label="new_leading_dims")
-    sizes = tuple(data.draw(st.integers(0, 3)) if s == 1 else s for s in x.shape)
-    target = tuple(extra) + sizes
-    t = build_maybe_requiring_grad(x, dtype, device, data)
-    e = t.expand(target)
+def expand_samples(dtype):
+    """Sample(base, target): new leading dims, and every size-1 dim expanded to 0..3."""
+
+    @st.composite
+    def draw_sample(draw):
+        x = draw(specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(max_side=2)), label="x")  # sides of 1 often
+        extra = draw(st.lists(st.integers(0, 3), max_size=2), label="new_leading_dims")
+        sizes = tuple(draw(st.integers(0, 3)) if s == 1 else s for s in x.shape)
+        return Sample((maybe_requiring_grad(draw, x, dtype), tuple(extra) + sizes))
+
+    return draw_sample()
+
+
+EXPAND = Operation(
+    "views.expand_shares",
+    dtypes="representative",
+    samples=expand_samples,
+    call=lambda t, target: t.expand(target),
+    compare_strides=True,  # "a new view ... setting the stride to 0"
+)
+
+
+@EXPAND.property
+def test_expand_is_a_view(device, dtype, sample):
+    base, target = sample.args
+    x = spec_of(base)
+    (t, _), _ = sample.build(dtype=dtype, device=device)
+    e = EXPAND.call(t, target)
+    extra = len(target) - x.ndim
     for d, n in enumerate(x.shape):
-        if n == 1 and sizes[d] != 1:
-            assert e.stride(len(extra) + d) == 0, f"expanded dim {d} should have stride 0"
+        if n == 1 and target[extra + d] != 1:
+            assert e.stride(extra + d) == 0, f"expanded dim {d} should have stride 0"
     assert_is_live_view(e, t, lambda a: np.broadcast_to(a, target), x, dtype, f"expand{target}")
 
 
-@pytest.mark.behaviour("views.transpose_shares")
-@pytest.mark.dtypes("representative")
-# 0-d included: a 0-d tensor's dims are 0 and -1, and t() returns "0-D and 1-D tensors ... as is"
-@given(x=specs(layouts=WRITABLE_LAYOUTS), data=st.data())
-def test_transpose_is_a_view(device, dtype, x, data):
-    d0 = data.draw(dims(x.ndim), label="dim0")
-    d1 = data.draw(dims(x.ndim), label="dim1")
-    t = build_maybe_requiring_grad(x, dtype, device, data)
+def transposed(t, d0, d1, use_t):
+    """t.t() where use_t, else t.transpose(d0, d1)."""
+    return t.t() if use_t else t.transpose(d0, d1)
+
+
+def transpose_samples(dtype):
+    """Sample(base, d0, d1, use_t): 0-d included (a 0-d tensor's dims are 0 and -1, and t() returns
+    "0-D and 1-D tensors ... as is"); t() only where the base has at most 2 dims."""
+
+    @st.composite
+    def draw_sample(draw):
+        x = draw(specs(layouts=WRITABLE_LAYOUTS), label="x")
+        d0, d1 = draw(dims(x.ndim), label="dim0"), draw(dims(x.ndim), label="dim1")
+        use_t = x.ndim <= 2 and draw(st.booleans(), label="use t()")
+        return Sample((maybe_requiring_grad(draw, x, dtype), d0, d1, use_t))
+
+    return draw_sample()
+
+
+TRANSPOSE = Operation(
+    "views.transpose_shares",
+    dtypes="representative",
+    samples=transpose_samples,
+    call=lambda t, d0, d1, use_t: transposed(t, d0, d1, use_t),
+    compare_strides=True,  # a view with the two dims' strides swapped
+)
+
+
+@TRANSPOSE.property
+def test_transpose_is_a_view(device, dtype, sample):
+    base, d0, d1, use_t = sample.args
+    x = spec_of(base)
+    (t, *_), _ = sample.build(dtype=dtype, device=device)
     strides = list(t.stride())
-    if x.ndim <= 2 and data.draw(st.booleans(), label="use t()"):
+    tr = TRANSPOSE.call(t, d0, d1, use_t)
+    if use_t:
         # "0-D and 1-D tensors are returned as is. When input is a 2-D tensor this is equivalent
         # to transpose(input, 0, 1)."
-        tr, what = t.t(), "t()"
+        what = "t()"
         strides.reverse()
         if x.ndim < 2:
             assert tr.shape == t.shape, "t() of a 0-D or 1-D tensor: not returned as is"
         op = (lambda a: a.T) if x.ndim == 2 else (lambda a: a)
     else:
-        tr, what = t.transpose(d0, d1), f"transpose({d0}, {d1})"
+        what = f"transpose({d0}, {d1})"
         if x.ndim:
             strides[d0], strides[d1] = strides[d1], strides[d0]
         op = (lambda a: np.swapaxes(a, d0, d1)) if x.ndim else (lambda a: a)
@@ -271,14 +393,35 @@ def test_transpose_is_a_view(device, dtype, x, data):
     assert_is_live_view(tr, t, op, x, dtype, what)
 
 
-@pytest.mark.behaviour("views.permute_shares")
-@pytest.mark.dtypes("representative")
-@given(x=specs(layouts=WRITABLE_LAYOUTS), data=st.data())
-def test_permute_is_a_view(device, dtype, x, data):
-    order = data.draw(st.permutations(range(x.ndim)), label="dims")  # every order, each entry also as its negative
-    perm = tuple(d - x.ndim if data.draw(st.booleans(), label=f"negative_{d}") else d for d in order)  # -ndim <= d < ndim
-    t = build_maybe_requiring_grad(x, dtype, device, data)
-    p = t.permute(perm)
+def permute_samples(dtype):
+    """Sample(base, dims): every order, each entry also as its negative (-ndim <= d < ndim)."""
+
+    @st.composite
+    def draw_sample(draw):
+        x = draw(specs(layouts=WRITABLE_LAYOUTS), label="x")
+        order = draw(st.permutations(range(x.ndim)), label="dims")  # every order; negatives below
+        perm = tuple(d - x.ndim if draw(st.booleans(), label=f"negative_{d}") else d for d in order)
+        return Sample((maybe_requiring_grad(draw, x, dtype), perm))
+
+    return draw_sample()
+
+
+PERMUTE = Operation(
+    "views.permute_shares",
+    dtypes="representative",
+    samples=permute_samples,
+    call=lambda t, perm: t.permute(perm),
+    compare_strides=True,  # a view with the sizes and strides permuted
+)
+
+
+@PERMUTE.property
+def test_permute_is_a_view(device, dtype, sample):
+    base, perm = sample.args
+    x = spec_of(base)
+    order = tuple(d % x.ndim for d in perm)
+    (t, _), _ = sample.build(dtype=dtype, device=device)
+    p = PERMUTE.call(t, perm)
     assert p.stride() == tuple(t.stride()[d] for d in order), f"permute{perm}: strides {p.stride()} not permuted"
     assert_is_live_view(p, t, lambda a: np.transpose(a, order), x, dtype, f"permute{perm}")
 
@@ -305,36 +448,58 @@ def basic_indices(draw, shape):
     return tuple(index)
 
 
-@pytest.mark.behaviour("views.slicing_shares")
-@pytest.mark.dtypes("representative")
-@given(x=specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), data=st.data())  # integers and slices index dims
-def test_basic_slicing_is_a_view(device, dtype, x, data):
-    index = data.draw(basic_indices(x.shape), label="index")
-    t = build_maybe_requiring_grad(x, dtype, device, data)
-    assert_is_live_view(t[index], t, lambda a: a[index], x, dtype, f"t[{index}]")
+def slicing_samples(dtype):
+    """Sample(base, index): integers and slices index dims, so the base has one at least."""
+
+    @st.composite
+    def draw_sample(draw):
+        x = draw(specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), label="x")  # see the docstring
+        return Sample((maybe_requiring_grad(draw, x, dtype), draw(basic_indices(x.shape), label="index")))
+
+    return draw_sample()
 
 
-@pytest.mark.behaviour("views.is_contiguous_rule")
-@pytest.mark.dtypes("representative")
-@given(x=specs(), data=st.data())
-def test_is_contiguous_follows_the_stride_rule(device, dtype, x, data):
-    t = x.build(dtype=dtype, device=device)
-    assert t.is_contiguous() == is_c_contiguous(t.shape, t.stride()), f"strides {t.stride()}"
+SLICING = Operation("views.slicing_shares", dtypes="representative", samples=slicing_samples, call=lambda t, index: t[index])
+
+
+@SLICING.property
+def test_basic_slicing_is_a_view(device, dtype, sample):
+    base, index = sample.args
+    (t, _), _ = sample.build(dtype=dtype, device=device)
+    assert_is_live_view(SLICING.call(t, index), t, lambda a: a[index], spec_of(base), dtype, f"t[{index}]")
+
+
+IS_CONTIGUOUS = Operation(
+    "views.is_contiguous_rule",
+    dtypes="representative",
+    samples=specs().map(lambda x: Sample((x,))),
+    call=lambda t: t.is_contiguous(),
+    not_compiled="is_contiguous() reads the tensor's strides: Dynamo answers it as a constant and compiles no graph",
+)
+
+
+@IS_CONTIGUOUS.property
+def test_is_contiguous_follows_the_stride_rule(device, dtype, sample, data):
+    (x,) = sample.args
+    assert IS_CONTIGUOUS(sample, dtype=dtype, device=device) == is_c_contiguous(x.shape, x.strides), f"strides {x.strides}"
     # Any stride on a size-1 dimension keeps a row-major tensor contiguous.
     strides = [data.draw(st.integers(0, 50)) if n == 1 else s for n, s in zip(x.shape, contiguous_strides(x.shape))]
     odd = torch.empty(x.numel + 1, dtype=dtype, device=device).as_strided(x.shape, strides)
-    assert odd.is_contiguous(), f"shape {x.shape} strides {strides} should count as contiguous"
+    assert IS_CONTIGUOUS.call(odd), f"shape {x.shape} strides {strides} should count as contiguous"
 
 
-@pytest.mark.behaviour("views.no_torch_view")
-@pytest.mark.dtypes("representative")
-@given(x=specs(), data=st.data())
-def test_there_is_no_torch_view_only_the_method(device, dtype, x, data):
+NO_TORCH_VIEW = Operation(
+    "views.no_torch_view", dtypes="representative", samples=view_samples(), call=lambda t, shape: t.view(shape)
+)
+
+
+@NO_TORCH_VIEW.property
+def test_there_is_no_torch_view_only_the_method(device, dtype, sample):
     assert not hasattr(torch, "view"), "torch.view exists"
-    t = x.build(dtype=dtype, device=device)
+    x, new_shape = sample.args
+    (t, _), _ = sample.build(dtype=dtype, device=device)
     before = (tuple(t.shape), t.stride())
-    new_shape = data.draw(reshapes(x.shape), label="new_shape")
     if view_is_possible(t.shape, t.stride(), new_shape):
-        assert_viewed(t.view(new_shape), t, new_shape, x, dtype)
+        assert_viewed(NO_TORCH_VIEW.call(t, new_shape), t, new_shape, x, dtype)
     assert (tuple(t.shape), t.stride()) == before, "view changed the tensor it was called on"
     assert_equal(t.cpu(), x.logical_values(dtype), "the tensor view was called on")

@@ -134,6 +134,13 @@ class TensorSpec(CompactRepr):
     def numel(self) -> int:
         return math.prod(self.shape)
 
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """The strides `build` lays the tensor out with, in elements: the same for every dtype and
+        device (worked out on the meta device, so no values are made and nothing is reported)."""
+        values = torch.empty(self._value_shape(), device="meta")
+        return _LAYOUT_BUILDERS[self.layout](self, values, torch.device("meta")).stride()
+
     def values(self, dtype: torch.dtype) -> torch.Tensor:
         """The logical values as a contiguous CPU tensor (see Note [Replayable values])."""
         return self._make_values(self._value_shape(), dtype)

@@ -26,6 +26,7 @@ COMPLETE_AREAS: set[str] = {
     "distances",
     "distributed",
     "indexing",
+    "joining",
     "losses",
     "matmul",
     "modules",
@@ -35,10 +36,12 @@ COMPLETE_AREAS: set[str] = {
     "reductions",
     "rules",
     "serialization",
+    "shape_ops",
     "softmax",
+    "views",
 }
 # The catalogue-wide floor: it only rises.
-DECLARED_AT_LEAST = 137
+DECLARED_AT_LEAST = 166
 
 
 @pytest.fixture(scope="module")

@@ -129,7 +129,7 @@ def _(patch):
         return orig(self, *a, **k) and (self.numel() == 0 or strict)
 
 
-@fault("compiled_outputs_are_copies", trips=["views.reshape_view_or_copy"], modes=("aot_eager",))
+@fault("compiled_outputs_are_copies", trips=["views.reshape_view_or_copy", "views.view_shares_storage"], modes=("aot_eager",))
 def _(patch):
     """Compiled code returns copies where eager code returns views (a compiler that drops aliasing)."""
     from torch.utils._pytree import tree_map
