@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Areas whose every entry states its clauses; the rest follow as they are rewritten (issue 25).
 CLAUSED_AREAS: set[str] = {
     "autograd",
+    "compile",
     "creation",
     "data",
     "devices",

@@ -4,7 +4,9 @@ conformance/repro/__init__.py): printed with the failure, recorded for the repor
 Only the final run of a failing Hypothesis example is traced (Hypothesis marks it `is_final`), so
 passing examples cost nothing; a failing test without Hypothesis is run once more under the trace.
 An execution mode's item (compiled, cross-device) is not traced: its script is written from the
-comparison it made (conformance/repro/compared.py).
+comparison it made (conformance/repro/compared.py). A test marked `untraced(reason)` (one that
+compiles: torch.compile under the trace's TorchFunctionMode traces the mode too and fails) is not
+traced either; its failure says the reason instead of a script.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ def pytest_runtest_call(item):
         return (yield)
     if identity.mode != "eager":  # an execution mode: written from what it compared, not traced
         return (yield from _compared(item, identity, hypothesis))
+    untraced = item.get_closest_marker("untraced")
+    if untraced is not None:  # a test the trace would change (it compiles): no script, the reason said
+        try:
+            return (yield)
+        except _FAILURES:
+            item.stash[SCRIPT] = {"repro_missing": untraced.args[0]}
+            raise
     from conformance.repro.trace import Trace
 
     if hypothesis is not None:
