@@ -11,8 +11,9 @@ from torch.testing import assert_close
 
 from conformance.checks import assert_close_to_reference, assert_equal, independent_array
 from conformance.harness.declaration import Operation
+from conformance.tolerances import tolerance
 from strategies import specs
-from strategies.samples import Arg, Sample, broadcast_operands, dims, tensor_and_dim
+from strategies.samples import Arg, Sample, broadcast_operands, dims, option_grid, tensor_and_dim
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS, label
 
@@ -683,3 +684,505 @@ def test_sum_and_mean_over_dim_tuples_with_keepdim(device, dtype, sample):
         for form, out in over_dims(t, chosen, keepdim).items():
             if form.endswith(name):
                 assert_reduction_of(out, expected, dtype, f"{form}(dim={chosen}, keepdim={keepdim})")
+
+
+def kept(keepdim):
+    """keepdim as a keyword, or nothing when it is None (left out: its documented default, False)."""
+    return {} if keepdim is None else {"keepdim": keepdim}
+
+
+@st.composite
+def min_samples(draw):
+    """Sample(x, dim, keepdim): a non-empty tensor (a full min of nothing has no value) with small
+    integer values, so ties are common; keepdim True, False or left out (None)."""
+    x, dim = draw(tensor_and_dim(shapes=NON_EMPTY, **TIES), label="x_dim").args
+    return Sample((x, dim, draw(st.sampled_from([None, True, False]), label="keepdim")))
+
+
+def minima(x, dim, keepdim):
+    """min as a torch function and a Tensor method, along dim and of the whole tensor."""
+    return {
+        "torch.min(x, dim)": torch.min(x, dim, **kept(keepdim)),
+        "Tensor.min(dim)": x.min(dim, **kept(keepdim)),
+        "torch.min(x)": torch.min(x),
+        "Tensor.min()": x.min(),
+    }
+
+
+# float32 and float64: the first-index rule is about values, and max_dim_values_indices covers every real dtype
+MIN = Operation("reductions.min_dim_values_indices", dtypes="float32_64", samples=min_samples(), call=minima)
+
+
+@MIN.property
+def test_min_along_dim_returns_values_and_first_indices(device, dtype, sample):
+    x, dim, keepdim = sample.args
+    a = independent_array(x.logical_values(dtype))
+    # "If there are multiple minimal values in a reduced row then the indices of the first minimal
+    # value are returned" (torch.min): NumPy's argmin documents the same first-occurrence rule.
+    first = np.expand_dims(np.argmin(a, axis=dim), dim)
+    expected = np.take_along_axis(a, first, axis=dim)
+    if not keepdim:
+        first, expected = first.squeeze(dim), expected.squeeze(dim)
+    got = MIN(sample, dtype=dtype, device=device)
+    for form in ("torch.min(x, dim)", "Tensor.min(dim)"):
+        values, indices = got[form]
+        what = f"{form}, keepdim={keepdim}"
+        assert values.dtype == dtype, f"{what}: the values are {values.dtype}, not the input's {dtype}"
+        assert indices.dtype == torch.int64, f"{what}: the indices are {indices.dtype}, not int64"
+        assert tuple(values.shape) == tuple(indices.shape) == first.shape, f"{what}: shape {tuple(values.shape)}, squeeze"
+        np.testing.assert_array_equal(independent_array(values.cpu()), expected, f"{what}: not the minima along dim")
+        np.testing.assert_array_equal(independent_array(indices.cpu()), first, f"{what}: not the index of the first minimum")
+    for form in ("torch.min(x)", "Tensor.min()"):
+        out = got[form]
+        assert out.dtype == dtype and out.dim() == 0, f"{form}: not a 0-d tensor of the input's dtype"
+        assert independent_array(out.cpu()).item() == a.min().item(), f"{form}: not the minimum of all elements"
+
+
+@st.composite
+def all_any_samples(draw):
+    """Sample(x, dim, keepdim): values in {-1, 0, 1} (0 is the only false one) with NaN and +-inf
+    (true, as NumPy counts them) where floating; dim None (every dim), one dim or a tuple of
+    distinct dims, negative ones too; keepdim True, False or left out (None)."""
+    # -1..1: zeros (false) and non-zeros (true) in every row, so both answers occur
+    x = draw(specs(low=-1, high=1, special_values=True), label="x")
+    which = draw(st.sampled_from(["none", "int", "tuple"]), label="dim_kind")
+    label(f"dim={which}")
+    if which == "none":
+        dim = None
+    elif which == "int":
+        dim = draw(dims(x.ndim), label="dim")
+    else:
+        distinct = st.lists(dims(x.ndim), min_size=1, max_size=max(x.ndim, 1), unique_by=lambda d: d % max(x.ndim, 1))
+        dim = tuple(draw(distinct, label="dims"))
+    return Sample((x, dim, draw(st.sampled_from([None, True, False]), label="keepdim")))
+
+
+def all_any(x, dim, keepdim):
+    """all and any as torch functions and Tensor methods; dim None: the whole tensor (no dim given)."""
+    if dim is None:
+        return {"torch.all": torch.all(x), "Tensor.all": x.all(), "torch.any": torch.any(x), "Tensor.any": x.any()}
+    k = kept(keepdim)
+    return {
+        "torch.all": torch.all(x, dim, **k),
+        "Tensor.all": x.all(dim, **k),
+        "torch.any": torch.any(x, dim, **k),
+        "Tensor.any": x.any(dim, **k),
+    }
+
+
+# bool, uint8 (the documented exception), integers, floats and complex, one of each kind (the default run's time)
+ALL_ANY = Operation("reductions.all_any", dtypes="numpy_representative", samples=all_any_samples(), call=all_any)
+
+
+@ALL_ANY.property
+def test_all_and_any_test_truth_along_dims(device, dtype, sample):
+    x, dim, keepdim = sample.args
+    truth = independent_array(x.logical_values(dtype)).astype(bool)  # NumPy: 0 false, anything else (NaN too) true
+    axis = dim if dim is None or isinstance(dim, int) else tuple(d % max(x.ndim, 1) for d in dim)
+    if x.ndim == 0 and axis is not None:
+        axis = ()  # a 0-d tensor's dim 0 (or -1) is the tensor itself: nothing to reduce
+    keepdims = bool(keepdim) and dim is not None
+    # "bool for all supported dtypes except uint8. For uint8 the dtype of output is uint8 itself."
+    want_dtype = torch.uint8 if dtype == torch.uint8 else torch.bool
+    for form, out in ALL_ANY(sample, dtype=dtype, device=device).items():
+        reference = np.all if form.endswith("all") else np.any
+        expected = np.asarray(reference(truth, axis=axis, keepdims=keepdims))
+        what = f"{form}(dim={dim}, keepdim={keepdim})"
+        assert out.dtype == want_dtype, f"{what} of {dtype} gave {out.dtype}, not {want_dtype}"
+        assert tuple(out.shape) == expected.shape, f"{what}: shape {tuple(out.shape)}, not NumPy's {expected.shape}"
+        np.testing.assert_array_equal(independent_array(out.cpu()).astype(bool), expected, f"{what}: not NumPy's truth")
+
+
+def rows(a, dim):
+    """The 1-D rows of array `a` along `dim`, as a 2-D array (dim moved last), and how to put rows back."""
+    moved = np.moveaxis(a.reshape(a.shape or (1,)), dim, -1)
+    flat = moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1])
+    return flat, lambda r: np.moveaxis(r.reshape(*moved.shape[:-1], r.shape[-1]), -1, dim)
+
+
+def stable_order(row, descending):
+    """The stable sorting permutation of one row: Python's sort is stable, and with reverse=True it
+    still keeps equal elements in their original order (the Python docs' sorting HOWTO)."""
+    return sorted(range(len(row)), key=lambda i: row[i].item(), reverse=descending)
+
+
+@st.composite
+def topk_samples(draw):
+    """Sample(x, k, dim, largest, sorted): small integer values (ties common), k over [0, size of
+    dim], dim given or left out (None: the last), largest and sorted True, False or left out."""
+    x = draw(specs(shapes=shapes(min_dims=1), **TIES), label="x")  # a dim to take k of: at least one
+    dim = draw(st.one_of(st.none(), dims(x.ndim)), label="dim")
+    k = draw(st.integers(0, x.shape[-1 if dim is None else dim]), label="k")
+    options = draw(option_grid(largest=[None, True, False], sorted=[None, True, False]), label="options")
+    return Sample((x, k, dim, options["largest"], options["sorted"]))
+
+
+def topks(x, k, dim, largest, sorted):
+    """topk as a torch function and a Tensor method; None: the argument left out."""
+    given = {name: v for name, v in (("dim", dim), ("largest", largest), ("sorted", sorted)) if v is not None}
+    return {"torch.topk": torch.topk(x, k, **given), "Tensor.topk": x.topk(k, **given)}
+
+
+TOPK = Operation("reductions.topk_k_largest", dtypes="float32_64", samples=topk_samples(), call=topks)
+
+
+@TOPK.property
+def test_topk_returns_the_k_largest_with_their_indices(device, dtype, sample):
+    x, k, dim, largest, is_sorted = sample.args
+    d = x.ndim - 1 if dim is None else dim % x.ndim  # "If dim is not given, the last dimension"
+    a = independent_array(x.logical_values(dtype))
+    flat, back = rows(a, d)
+    smallest = largest is False
+    # the k largest (smallest) values of each row, in descending (ascending) order
+    ordered = np.sort(flat, axis=-1)
+    expected = (ordered if smallest else ordered[:, ::-1])[:, :k]
+    for form, (values, indices) in TOPK(sample, dtype=dtype, device=device).items():
+        what = f"{form}(k={k}, dim={dim}, largest={largest}, sorted={is_sorted})"
+        assert values.dtype == dtype and indices.dtype == torch.int64, f"{what}: values {values.dtype}, indices {indices.dtype}"
+        shape = list(x.shape)
+        shape[d] = k
+        assert list(values.shape) == list(indices.shape) == shape, f"{what}: shape {list(values.shape)}, not {shape}"
+        v, i = rows(independent_array(values.cpu()), d)[0], rows(independent_array(indices.cpu()), d)[0]
+        assert ((i >= 0) & (i < a.shape[d])).all(), f"{what}: an index outside the dim"
+        assert all(len(set(r.tolist())) == len(r) for r in i), f"{what}: an element taken twice"
+        np.testing.assert_array_equal(np.take_along_axis(flat, i, axis=-1), v, f"{what}: the indices do not point at the values")
+        if is_sorted is False:  # "sorted ... controls whether to return the elements in sorted order": any order
+            v = np.sort(v, axis=-1) if smallest else np.sort(v, axis=-1)[:, ::-1]
+        # which of tied elements is taken is open ("the indices of tied elements are not guaranteed")
+        np.testing.assert_array_equal(v, expected, f"{what}: not the k {'smallest' if smallest else 'largest'} in order")
+
+
+@st.composite
+def sort_samples(draw):
+    """Sample(x, dim, descending, stable): small integer values (ties common), dim given or left out
+    (None: the last), descending and stable True, False or left out."""
+    x = draw(specs(**TIES), label="x")
+    dim = draw(st.one_of(st.none(), dims(x.ndim)), label="dim")
+    options = draw(option_grid(descending=[None, True, False], stable=[None, True, False]), label="options")
+    return Sample((x, dim, options["descending"], options["stable"]))
+
+
+def sorts(x, dim, descending, stable):
+    """sort and argsort as torch functions, argsort as a Tensor method; None: the argument left out."""
+    given = {name: v for name, v in (("dim", dim), ("descending", descending), ("stable", stable)) if v is not None}
+    return {
+        "torch.sort": torch.sort(x, **given),
+        "torch.argsort": torch.argsort(x, **given),
+        "Tensor.argsort": x.argsort(**given),
+    }
+
+
+SORT = Operation("reductions.sort_orders_values", dtypes="float32_64", samples=sort_samples(), call=sorts)
+
+
+@SORT.property
+def test_sort_orders_values_and_argsort_gives_the_order(device, dtype, sample):
+    x, dim, descending, stable = sample.args
+    d = -1 if dim is None else dim  # "If dim is not given, the last dimension"
+    a = independent_array(x.logical_values(dtype))
+    flat, back = rows(a, d)
+    ordered = np.sort(flat, axis=-1)
+    if descending:
+        ordered = ordered[:, ::-1]
+    got = SORT(sample, dtype=dtype, device=device)
+    values, indices = got["torch.sort"]
+    what = f"torch.sort(dim={dim}, descending={descending}, stable={stable})"
+    assert values.dtype == dtype, f"{what}: the values are {values.dtype}, not the input's {dtype}"
+    assert tuple(values.shape) == x.shape, f"{what}: shape {tuple(values.shape)}, not the input's {x.shape}"
+    np.testing.assert_array_equal(independent_array(values.cpu()), back(ordered).reshape(a.shape), f"{what}: not sorted")
+    # "If True, ... preserving the order of equivalent elements"; otherwise the order of ties is open
+    stable_indices = np.array([stable_order(r, bool(descending)) for r in flat], dtype=np.int64).reshape(flat.shape)
+    for form, idx in (("torch.sort", indices), *((f, got[f]) for f in ("torch.argsort", "Tensor.argsort"))):
+        what = f"{form}(dim={dim}, descending={descending}, stable={stable})"
+        assert idx.dtype == torch.int64 and tuple(idx.shape) == x.shape, f"{what}: indices not int64 of the input's shape"
+        i = rows(independent_array(idx.cpu()), d)[0]
+        assert all(sorted(r.tolist()) == list(range(flat.shape[-1])) for r in i), f"{what}: not a permutation of the dim"
+        np.testing.assert_array_equal(np.take_along_axis(flat, i, axis=-1), ordered, f"{what}: not the sorting order")
+        if stable:
+            np.testing.assert_array_equal(i, stable_indices, f"{what}: stable=True did not keep equal elements in order")
+
+
+@st.composite
+def amax_samples(draw):
+    """Sample(x, dim, keepdim): small integer values (ties common: the gradient rule is about them);
+    dim left out (None: every dim), one dim or a non-empty tuple of distinct dims; keepdim True,
+    False or left out (None)."""
+    # non-empty: a maximum of no element has no value
+    x = draw(specs(shapes=NON_EMPTY, **TIES), label="x")
+    which = draw(st.sampled_from(["none", "int", "tuple"]), label="dim_kind")
+    label(f"dim={which}")
+    if which == "none":
+        dim = None
+    elif which == "int":
+        dim = draw(dims(x.ndim), label="dim")
+    else:
+        distinct = st.lists(dims(x.ndim), min_size=1, max_size=x.ndim, unique_by=lambda d: d % x.ndim)
+        dim = tuple(draw(distinct, label="dims"))
+    return Sample((x, dim, draw(st.sampled_from([None, True, False]), label="keepdim")))
+
+
+def amax(x, dim, keepdim):
+    """Tensor.amax; None: the argument left out."""
+    given = {name: v for name, v in (("dim", dim), ("keepdim", keepdim)) if v is not None}
+    return x.amax(**given)
+
+
+AMAX = Operation("reductions.amax_dims_and_gradient", dtypes="float32_64", samples=amax_samples(), call=amax)
+
+
+@AMAX.property
+def test_amax_reduces_dims_and_splits_the_gradient_among_ties(device, dtype, sample):
+    x, dim, keepdim = sample.args
+    a = independent_array(x.logical_values(dtype))
+    axis = None if dim is None else tuple(d % x.ndim for d in ((dim,) if isinstance(dim, int) else dim))
+    expected = np.asarray(np.amax(a, axis=axis, keepdims=bool(keepdim)))
+    out = AMAX(sample, dtype=dtype, device=device)
+    what = f"Tensor.amax(dim={dim}, keepdim={keepdim})"
+    assert out.dtype == dtype, f"{what}: {out.dtype}, not the input's {dtype}"
+    assert tuple(out.shape) == expected.shape, f"{what}: shape {tuple(out.shape)}, not NumPy's {expected.shape}"
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected, f"{what}: not the maximum of each slice")
+    if dtype.is_floating_point:
+        # "Both amax/amin evenly distribute gradients between equal values": each maximal element of
+        # a slice gets 1 / (the number of maximal elements in its slice) of the slice's gradient
+        t = x.build(dtype=dtype, device=device, requires_grad=True)
+        amax(t, dim, keepdim).sum().backward()
+        top = np.amax(a, axis=axis, keepdims=True)
+        is_max = a == top
+        share = is_max / np.sum(is_max, axis=axis, keepdims=True)
+        assert_close(t.grad.cpu(), torch.from_numpy(share).to(dtype), msg=lambda m: f"{what}: gradient not split evenly\n{m}")
+
+
+@st.composite
+def prod_cumsum_samples(draw):
+    """Sample(x, dim, keepdim): any shape, empty too; keepdim True, False or left out (None)."""
+    # |values| <= 2: a product of hundreds of terms stays within float32's range, so the comparison is of values, not overflow
+    x, dim = draw(tensor_and_dim(low=-2, high=2), label="x_dim").args
+    return Sample((x, dim, draw(st.sampled_from([None, True, False]), label="keepdim")))
+
+
+def prods_and_cumsums(x, dim, keepdim):
+    return {"Tensor.prod(dim)": x.prod(dim, **kept(keepdim)), "Tensor.prod()": x.prod(), "Tensor.cumsum(dim)": x.cumsum(dim)}
+
+
+PROD_CUMSUM = Operation(
+    "reductions.prod_cumsum_along_dim", dtypes="float32_64", samples=prod_cumsum_samples(), call=prods_and_cumsums
+)
+
+
+@PROD_CUMSUM.property
+def test_prod_and_cumsum_along_dim_are_numpys(device, dtype, sample):
+    x, dim, keepdim = sample.args
+    a = independent_array(x.logical_values(dtype)).astype(np.float64)
+    if a.ndim:
+        along = np.prod(a, axis=dim, keepdims=bool(keepdim))
+        running = np.cumsum(a, axis=dim)
+    else:  # a 0-d tensor's one dim (0 or -1) is itself: its product and running sum are its value
+        along = running = a
+    expected = {"Tensor.prod(dim)": along, "Tensor.prod()": np.prod(a), "Tensor.cumsum(dim)": running}
+    for form, out in PROD_CUMSUM(sample, dtype=dtype, device=device).items():
+        want = np.asarray(expected[form])
+        what = f"{form} (dim={dim}, keepdim={keepdim})"
+        assert out.dtype == dtype, f"{what}: {out.dtype}, not the input's {dtype}"
+        assert tuple(out.shape) == want.shape, f"{what}: shape {tuple(out.shape)}, not NumPy's {want.shape}"
+        assert_close_to_reference(
+            out,
+            torch.from_numpy(want),
+            **tolerance("sum_of_terms", dtype),
+            msg=lambda m, what=what: f"{what}: not NumPy's value\n{m}",
+        )
+
+
+@st.composite
+def reduced_dims(draw, ndim):
+    """dim None (every dim), one dim or a non-empty tuple of distinct dims, negative ones too;
+    reports dim=none|int|tuple."""
+    which = draw(st.sampled_from(["none", "int", "tuple"]), label="dim_kind")
+    label(f"dim={which}")
+    if which == "none":
+        return None
+    if which == "int":
+        return draw(dims(ndim), label="dim")
+    distinct = st.lists(dims(ndim), min_size=1, max_size=max(ndim, 1), unique_by=lambda d: d % max(ndim, 1))
+    return tuple(draw(distinct, label="dims"))
+
+
+def axes_of(dim, ndim):
+    """NumPy's axis for a torch dim argument (None, an int or a tuple); a 0-d tensor's dim 0 or -1 is itself."""
+    if dim is None:
+        return None
+    if not ndim:
+        return ()
+    return tuple(d % ndim for d in ((dim,) if isinstance(dim, int) else dim))
+
+
+@st.composite
+def std_var_samples(draw):
+    """Sample(x, dim, correction, keepdim): any shape, empty too; correction left out (None: its
+    default 1), 0, 1 or 2 (at or past the count, where the formula divides by max(0, N - correction)
+    = 0); keepdim True, False or left out (None)."""
+    x = draw(specs(), label="x")
+    dim = draw(reduced_dims(x.ndim), label="dim")
+    options = draw(option_grid(correction=[None, 0, 1, 2], keepdim=[None, True, False]), label="options")
+    return Sample((x, dim, options["correction"], options["keepdim"]))
+
+
+def stds_and_vars(x, dim, correction, keepdim):
+    given = {name: v for name, v in (("correction", correction), ("keepdim", keepdim)) if v is not None}
+    return {"Tensor.std": x.std(dim, **given), "Tensor.var": x.var(dim, **given)}
+
+
+STD_VAR = Operation("reductions.std_var_correction", dtypes="float32_64", samples=std_var_samples(), call=stds_and_vars)
+
+
+@STD_VAR.property
+@pytest.mark.filterwarnings("ignore:.*degrees of freedom is <= 0:UserWarning")  # N - correction <= 0: torch's warning
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own on 0 / 0
+def test_std_and_var_follow_the_documented_formula(device, dtype, sample):
+    x, dim, correction, keepdim = sample.args
+    a = independent_array(x.logical_values(dtype)).astype(np.float64)
+    axis = axes_of(dim, x.ndim)
+    delta = 1 if correction is None else correction  # "Defaults to Bessel's correction, correction=1"
+    # var = 1 / max(0, N - correction) * sum((x_i - mean)^2); std its square root
+    n = a.size // max(np.sum(a, axis=axis, keepdims=True).size, 1) if a.size else 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.sum(a, axis=axis, keepdims=True) / n
+        squares = np.sum((a - mean) ** 2, axis=axis, keepdims=bool(keepdim))
+        var = np.asarray(squares / max(0, n - delta))
+    for form, out in STD_VAR(sample, dtype=dtype, device=device).items():
+        want = np.asarray(np.sqrt(var) if form.endswith("std") else var)
+        what = f"{form}(dim={dim}, correction={correction}, keepdim={keepdim})"
+        assert out.dtype == dtype, f"{what}: {out.dtype}, not the input's {dtype}"
+        assert tuple(out.shape) == want.shape, f"{what}: shape {tuple(out.shape)}, not {want.shape}"
+        assert_close_to_reference(
+            out,
+            torch.from_numpy(want),
+            equal_nan=True,
+            **tolerance("sum_of_terms", dtype),
+            msg=lambda m, what=what: f"{what}: not the documented formula\n{m}",
+        )
+
+
+# ord -> the vector norm of |x| in NumPy (linalg.vector_norm's table): inf max, -inf min, 0 the
+# count of non-zeros, any other (sum |x|^ord)^(1/ord)
+NORM_ORDS = [2, 1, 3, 0.5, -1, 0, math.inf, -math.inf]
+
+
+def vector_norm_reference(a, ord, axis, keepdims):
+    m = np.abs(a)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if ord == math.inf:
+            return np.amax(m, axis=axis, keepdims=keepdims)
+        if ord == -math.inf:
+            return np.amin(m, axis=axis, keepdims=keepdims)
+        if ord == 0:
+            return np.sum(m != 0, axis=axis, keepdims=keepdims).astype(np.float64)
+        return np.sum(m**ord, axis=axis, keepdims=keepdims) ** (1 / ord)
+
+
+@st.composite
+def norm_samples(draw):
+    """Sample(x, ord, dim, keepdim): values with zeros (where negative and zero orders differ);
+    ord from the table (None: left out, 2); dim None, one dim or a tuple; keepdim True, False or left out."""
+    # non-empty: ord=inf and -inf are a max and a min, which no element has none of
+    x = draw(specs(shapes=NON_EMPTY), label="x")
+    dim = draw(reduced_dims(x.ndim), label="dim")
+    options = draw(option_grid(ord=[None, *NORM_ORDS], keepdim=[None, True, False]), label="options")
+    return Sample((x, options["ord"], dim, options["keepdim"]))
+
+
+def vector_norms(x, ord, dim, keepdim):
+    """linalg.vector_norm at every ord; torch.norm and Tensor.norm where their table defines p: a
+    non-zero finite number (their p=ord), and left out ('fro', the same as p=2 for one or two dims);
+    keepdim only with a dim (the docs: 'Ignored if dim = None and out = None')."""
+    given = {name: v for name, v in (("dim", dim), ("keepdim", keepdim)) if v is not None}
+    out = {"torch.linalg.vector_norm": torch.linalg.vector_norm(x, **({} if ord is None else {"ord": ord}), **given)}
+    if ord is None or (math.isfinite(ord) and ord != 0):
+        p = {} if ord is None else {"p": ord}
+        legacy = given if dim is not None and (ord is not None or len(np.atleast_1d(dim)) <= 2) else {}
+        if legacy or dim is None:
+            out["torch.norm"] = torch.norm(x, **p, **legacy)
+            out["Tensor.norm"] = x.norm(**p, **legacy)
+    return out
+
+
+NORM = Operation("reductions.vector_norm_ord", dtypes="float32_64", samples=norm_samples(), call=vector_norms)
+
+
+@NORM.property
+def test_vector_norms_follow_the_table(device, dtype, sample):
+    x, ord, dim, keepdim = sample.args
+    a = independent_array(x.logical_values(dtype)).astype(np.float64)
+    for form, out in NORM(sample, dtype=dtype, device=device).items():
+        axis = axes_of(dim, x.ndim) if form == "torch.linalg.vector_norm" or dim is not None else None
+        # vector_norm: "the reduced dimensions are retained" (every dim where dim is None); torch.norm
+        # is given keepdim only with a dim
+        keep = bool(keepdim) and (form == "torch.linalg.vector_norm" or dim is not None)
+        want = np.asarray(vector_norm_reference(a, 2 if ord is None else ord, axis, keep))
+        what = f"{form}(ord={ord}, dim={dim}, keepdim={keepdim})"
+        assert out.dtype == dtype, f"{what}: {out.dtype}, not the input's {dtype}"
+        assert tuple(out.shape) == want.shape, f"{what}: shape {tuple(out.shape)}, not {want.shape}"
+        assert_close_to_reference(
+            out,
+            torch.from_numpy(want),
+            **tolerance("sum_of_terms", dtype),
+            msg=lambda m, what=what: f"{what}: not the table's norm\n{m}",
+        )
+
+
+@st.composite
+def unique_samples(draw):
+    """Sample(x, sorted, return_inverse, return_counts): small integer values (repeats common), any
+    shape, empty too; each option True, False or left out (None)."""
+    x = draw(specs(**TIES), label="x")  # few distinct values: repeats are what unique removes
+    options = draw(
+        option_grid(sorted=[None, True, False], return_inverse=[None, True, False], return_counts=[None, True, False]),
+        label="options",
+    )
+    return Sample((x, options["sorted"], options["return_inverse"], options["return_counts"]))
+
+
+def unique(x, sorted, return_inverse, return_counts):
+    given = {
+        n: v
+        for n, v in (("sorted", sorted), ("return_inverse", return_inverse), ("return_counts", return_counts))
+        if v is not None
+    }
+    return torch.unique(x, **given)
+
+
+UNIQUE = Operation(
+    "reductions.unique_values_inverse_counts",
+    dtypes="float32_64",
+    samples=unique_samples(),
+    call=unique,
+    shape_depends_on_values=True,
+    not_compiled="its output shape depends on values: Dynamo breaks the graph there by default "
+    "(capture_dynamic_output_shape_ops), leaving nothing compiled",
+)
+
+
+@UNIQUE.property
+def test_unique_gives_each_value_once_with_inverse_and_counts(device, dtype, sample):
+    x, is_sorted, return_inverse, return_counts = sample.args
+    a = independent_array(x.logical_values(dtype))
+    values, counts = np.unique(a, return_counts=True)  # sorted, each value once
+    got = UNIQUE(sample, dtype=dtype, device=device)
+    parts = list(got) if isinstance(got, tuple) else [got]
+    wanted = 1 + bool(return_inverse) + bool(return_counts)
+    what = f"torch.unique(sorted={is_sorted}, return_inverse={return_inverse}, return_counts={return_counts})"
+    assert len(parts) == wanted, f"{what}: {len(parts)} tensors, not {wanted}"
+    out = parts.pop(0)
+    u = independent_array(out.cpu())
+    assert out.dtype == dtype and u.ndim == 1, f"{what}: not a 1-D tensor of the input's dtype"
+    if is_sorted is False:  # "Whether to sort the unique elements in ascending order": any order otherwise
+        np.testing.assert_array_equal(np.sort(u), values, f"{what}: not each value of the input once")
+    else:
+        np.testing.assert_array_equal(u, values, f"{what}: not the input's values once each, in ascending order")
+    if return_inverse:
+        inverse = parts.pop(0)
+        assert inverse.dtype == torch.int64 and tuple(inverse.shape) == x.shape, f"{what}: inverse not int64 of the input's shape"
+        np.testing.assert_array_equal(u[independent_array(inverse.cpu())], a, f"{what}: output[inverse] is not the input")
+    if return_counts:
+        c = independent_array(parts.pop(0).cpu())
+        assert c.shape == u.shape, f"{what}: counts not one per unique value"
+        np.testing.assert_array_equal(c, [int(np.sum(a == v)) for v in u], f"{what}: not each value's number of occurrences")

@@ -482,3 +482,97 @@ def _(patch):
 
     patch.method(torch, "abs", keeps)
     patch.method(torch.Tensor, "abs", keeps)
+
+
+@fault("min_last_index_on_ties", trips=["reductions.min_dim_values_indices"])
+def _(patch):
+    """min(x, dim) returns the index of the last minimal value on ties (the docs promise the first)."""
+
+    @patch.replace(torch.Tensor, "min")
+    def min_(orig, self, *a, **k):
+        if a and isinstance(a[0], int) and self.dim():
+            dim = a[0] % self.dim()
+            out = orig(self.flip(dim), *a, **k)  # the first minimum of the flipped is the last one
+            return type(out)((out[0], self.shape[dim] - 1 - out[1]))
+        return orig(self, *a, **k)
+
+
+@fault("all_of_uint8_is_bool", trips=["reductions.all_any"])
+def _(patch):
+    """all of a uint8 tensor returns bool (the docs: uint8 keeps uint8)."""
+    patch.method(torch, "all", lambda orig: lambda input, *a, **k: orig(input, *a, **k).bool())
+
+
+@fault("topk_ignores_largest_false", trips=["reductions.topk_k_largest"])
+def _(patch):
+    """topk(largest=False) returns the k largest anyway."""
+
+    @patch.replace(torch, "topk")
+    def topk(orig, input, k, *a, largest=True, **kw):
+        return orig(input, k, *a, **kw)
+
+
+@fault("sort_stable_reverses_ties", trips=["reductions.sort_orders_values"])
+def _(patch):
+    """sort(stable=True) sorts correctly but puts equal elements in reverse order."""
+
+    @patch.replace(torch, "sort")
+    def sort(orig, input, *a, stable=None, **k):
+        if not stable:
+            return orig(input, *a, stable=stable, **k) if stable is not None else orig(input, *a, **k)
+        dim = (a[0] if a else k.get("dim", -1)) % max(input.dim(), 1)
+        if input.dim() == 0:
+            return orig(input, *a, stable=True, **k)
+        values, indices = orig(input.flip(dim), *a, stable=True, **k)  # stable on the flipped: ties reversed
+        return torch.return_types.sort((values, input.shape[dim] - 1 - indices))
+
+
+@fault("amax_gradient_to_one_tie", trips=["reductions.amax_dims_and_gradient"])
+def _(patch):
+    """amax's gradient goes to one maximal element per slice (max(dim)'s rule), not split evenly among ties."""
+
+    @patch.replace(torch.Tensor, "amax")
+    def amax(orig, self, dim=None, keepdim=False):
+        if not self.requires_grad:
+            return orig(self, dim, keepdim) if dim is not None else orig(self, keepdim=keepdim)
+        reduced = sorted(
+            {d % max(self.dim(), 1) for d in (range(self.dim()) if dim is None else (dim,) if isinstance(dim, int) else dim)}
+        )
+        out = self
+        for d in reduced if self.dim() else ():
+            out = out.max(d, keepdim=True).values  # the gradient flows to the one indexed element
+        return out if keepdim or not self.dim() else out.squeeze(tuple(reduced))
+
+
+@fault("cumsum_exclusive", trips=["reductions.prod_cumsum_along_dim"])
+def _(patch):
+    """Tensor.cumsum returns the exclusive running sums (each element left out of its own sum)."""
+    patch.method(torch.Tensor, "cumsum", lambda orig: lambda self, *a, **k: orig(self, *a, **k) - self)
+
+
+@fault("var_ignores_correction", trips=["reductions.std_var_correction"])
+def _(patch):
+    """Tensor.var always applies Bessel's correction, whatever correction= says."""
+
+    @patch.replace(torch.Tensor, "var")
+    def var(orig, self, *a, correction=None, **k):
+        return orig(self, *a, **k)
+
+
+@fault("vector_norm_neg_inf_is_max", trips=["reductions.vector_norm_ord"])
+def _(patch):
+    """linalg.vector_norm(ord=-inf) returns max|x| (the inf norm) instead of min|x|."""
+
+    @patch.replace(torch.linalg, "vector_norm")
+    def vector_norm(orig, x, ord=2, *a, **k):
+        return orig(x, float("inf") if ord == float("-inf") else ord, *a, **k)
+
+
+@fault("unique_descending", trips=["reductions.unique_values_inverse_counts"])
+def _(patch):
+    """torch.unique returns its values in descending order (where only the values are asked for)."""
+
+    @patch.replace(torch, "unique")
+    def unique(orig, input, *a, **k):
+        out = orig(input, *a, **k)
+        return out.flip(0) if isinstance(out, torch.Tensor) else out
