@@ -15,9 +15,9 @@ from hypothesis.extra.numpy import arrays
 from conformance.checks import dense_non_overlapping, independent_array, numpy_dtype, private_rng
 from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
-from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, SIZE_FORMS, Sample
+from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, SIZE_FORMS, Sample, call_forms
 from strategies.shapes import shapes
-from strategies.tensors import WRITABLE_LAYOUTS
+from strategies.tensors import WRITABLE_LAYOUTS, label
 
 
 def generator(device, seed: int) -> torch.Generator | None:
@@ -703,3 +703,172 @@ def test_generators_replay_independently_and_fork_rng_restores_the_global_state(
     with torch.random.fork_rng(devices=[]):
         torch.rand(n)
     assert torch.equal(torch.random.get_rng_state(), state), "fork_rng did not restore the CPU generator"
+
+
+@st.composite
+def linspace_calls(draw) -> Sample:
+    """Sample(start, end, steps, [dtype=], device=): real endpoints in either order, steps from 0,
+    dtype= given or left out (the default dtype)."""
+    start, end = (draw(st.floats(-1e3, 1e3), label=name) for name in ("start", "end"))
+    kwargs = {"device": ITEM_DEVICE}
+    if draw(st.booleans(), label="dtype_given"):
+        kwargs["dtype"] = ITEM_DTYPE
+    steps = draw(st.integers(0, 20), label="steps")
+    label(f"steps={steps}" if steps < 2 else "steps>1")
+    return Sample((start, end, steps), kwargs)
+
+
+LINSPACE = Operation(
+    "creation.linspace_evenly_spaced",
+    dtypes="float32_64",
+    samples=linspace_calls(),
+    call=lambda start, end, steps, **kw: torch.linspace(start, end, steps, **kw),
+)
+
+
+@LINSPACE.property
+def test_linspace_spaces_steps_values_evenly_from_start_to_end(device, dtype, sample):
+    start, end, steps = sample.args
+    kind = dtype if "dtype" in sample.kwargs else torch.get_default_dtype()  # left out: the default dtype
+    t = LINSPACE(sample, dtype=dtype, device=device)
+    assert tuple(t.shape) == (steps,) and t.dtype == kind, f"linspace: {tuple(t.shape)} {t.dtype}, not ({steps},) {kind}"
+    # start + i * (end - start) / (steps - 1), in float64
+    expected = [start + i * (end - start) / (steps - 1) for i in range(steps - 1)] + [end] if steps > 1 else [start][:steps]
+    got = independent_array(t.cpu()).astype(numpy.float64)
+    eps = torch.finfo(kind).eps
+    numpy.testing.assert_allclose(got, expected, rtol=0, atol=4 * eps * max(abs(start), abs(end), 1), err_msg="not evenly spaced")
+    if steps:  # "from start to end, inclusive": the endpoints as the dtype holds them
+        held = [torch.tensor(v, dtype=kind).item() for v in (start, end)]
+        assert got[0] == held[0] and (steps == 1 or got[-1] == held[1]), "linspace: the first is not start or the last not end"
+
+
+@st.composite
+def randperm_calls(draw) -> Sample:
+    """Sample(n, seed, [dtype=], device=): n from 0 (an empty permutation), dtype= given or left
+    out (int64)."""
+    kwargs = {"device": ITEM_DEVICE}
+    if draw(st.booleans(), label="dtype_given"):
+        kwargs["dtype"] = ITEM_DTYPE
+    return Sample((draw(st.integers(0, 30), label="n"), draw(st.integers(0, 2**32 - 1), label="seed")), kwargs)
+
+
+def permutation_of(n, seed, **kw):
+    """torch.randperm(n) drawn from a generator seeded with `seed`, and its sorted values: each
+    device draws its own order, so two runs agree on the sorted values only."""
+    drawn = torch.randperm(n, generator=generator(kw.get("device", "cpu"), seed), **kw)
+    return drawn, drawn.sort().values
+
+
+RANDPERM = Operation(
+    "creation.randperm_is_a_permutation",
+    # the group's dtypes hold 0 to 29 exactly
+    dtypes="real",
+    samples=randperm_calls(),
+    call=lambda n, seed, **kw: permutation_of(n, seed, **kw)[1],
+)
+
+
+@RANDPERM.property
+def test_randperm_permutes_zero_to_n_minus_one(device, dtype, sample):
+    (n, seed), kw = sample.build(dtype=dtype, device=device)
+    kind = dtype if "dtype" in sample.kwargs else torch.int64  # left out: int64
+    drawn, _ = permutation_of(n, seed, **kw)
+    assert tuple(drawn.shape) == (n,) and drawn.dtype == kind, f"randperm: {tuple(drawn.shape)} {drawn.dtype}, not ({n},) {kind}"
+    if torch.device(device).type != "meta":
+        assert sorted(drawn.cpu().tolist()) == list(range(n)), "randperm: not a permutation of 0 to n - 1"
+        again, _ = permutation_of(n, seed, **kw)
+        assert torch.equal(drawn, again), "randperm: a generator seeded alike drew another permutation"
+
+
+@st.composite
+def eye_calls(draw) -> Sample:
+    """Sample(n[, m], [dtype=], device=): m given or left out (n), dtype= given or left out."""
+    n = draw(st.integers(0, 6), label="n")
+    m = (draw(st.integers(0, 6), label="m"),) if draw(st.booleans(), label="m_given") else ()
+    kwargs = {"device": ITEM_DEVICE}
+    if draw(st.booleans(), label="dtype_given"):
+        kwargs["dtype"] = ITEM_DTYPE
+    return Sample((n, *m), kwargs)
+
+
+EYE = Operation("creation.eye_ones_on_diagonal", dtypes="all", samples=eye_calls(), call=lambda *nm, **kw: torch.eye(*nm, **kw))
+
+
+@EYE.property
+def test_eye_has_ones_on_the_diagonal_and_zeros_elsewhere(device, dtype, sample):
+    n, m = sample.args[0], sample.args[-1]  # m left out: n
+    kind = dtype if "dtype" in sample.kwargs else torch.get_default_dtype()  # left out: the default dtype
+    t = EYE(sample, dtype=dtype, device=device)
+    assert tuple(t.shape) == (n, m) and t.dtype == kind, f"eye: {tuple(t.shape)} {t.dtype}, not ({n}, {m}) {kind}"
+    if torch.device(device).type != "meta":
+        got = independent_array(t.cpu())
+        expected = numpy.eye(n, m, dtype=got.dtype)
+        numpy.testing.assert_array_equal(got, expected, err_msg="eye: not ones on the diagonal, zeros elsewhere")
+
+
+MESHGRID_FORMS = {
+    "ij": lambda *ts: torch.meshgrid(*ts, indexing="ij"),
+    "xy": lambda *ts: torch.meshgrid(*ts, indexing="xy"),
+    "default": lambda *ts: torch.meshgrid(*ts),
+    "list_ij": lambda *ts: torch.meshgrid(list(ts), indexing="ij"),
+}
+
+
+@st.composite
+def meshgrid_calls(draw) -> Sample:
+    """Sample(form, *tensors): one to three 0-d or 1-D tensors (0-d: "treated equivalently to 1D
+    inputs of a single element"), any length from 0, and an indexing mode given or left out."""
+    # "list of scalars or 1 dimensional tensors": at most one dim each
+    ts = draw(st.lists(specs(shapes=shapes(max_dims=1)), min_size=1, max_size=3), label="tensors")
+    return Sample((draw(call_forms(MESHGRID_FORMS), label="form"), *ts))
+
+
+MESHGRID = Operation(
+    "creation.meshgrid_like_numpy",
+    dtypes="representative",
+    samples=meshgrid_calls(),
+    call=lambda form, *ts: MESHGRID_FORMS[form](*ts),
+)
+
+
+@MESHGRID.property
+# indexing left out: torch says it will be required ("See warning for future changes")
+@pytest.mark.filterwarnings("ignore:torch.meshgrid. in an upcoming release:UserWarning")
+def test_meshgrid_expands_each_input_like_numpy(device, dtype, sample):
+    form, *specs_ = sample.args
+    indexing = "xy" if form == "xy" else "ij"  # left out: "ij"
+    arrays = [independent_array(s.logical_values(dtype)).reshape(-1) for s in specs_]
+    expected = numpy.meshgrid(*arrays, indexing=indexing)
+    grids = MESHGRID(sample, dtype=dtype, device=device)
+    assert len(grids) == len(arrays), f"meshgrid: {len(grids)} grids for {len(arrays)} inputs"
+    for i, (g, e) in enumerate(zip(grids, expected)):
+        shape = tuple(g.shape)
+        assert shape == e.shape and g.dtype == dtype, f"meshgrid[{i}]: {shape} {g.dtype}, not numpy's shape or the dtype"
+        got = independent_array(g.cpu())
+        numpy.testing.assert_array_equal(got, e, err_msg=f"meshgrid[{i}] ({indexing}): not numpy.meshgrid's")
+
+
+OUTER = Operation(
+    "creation.outer_product",
+    dtypes="real",
+    # "input (Tensor): 1-D input vector", "vec2 (Tensor): 1-D input vector"
+    samples=st.builds(
+        lambda a, b, method: Sample((a, b, method)),
+        specs(shapes=shapes(min_dims=1, max_dims=1)),
+        specs(shapes=shapes(min_dims=1, max_dims=1)),
+        st.booleans(),
+    ),
+    call=lambda a, b, method: a.outer(b) if method else torch.outer(a, b),
+)
+
+
+@OUTER.property
+def test_outer_is_the_matrix_of_products(device, dtype, sample):
+    a_spec, b_spec, _ = sample.args
+    out = OUTER(sample, dtype=dtype, device=device)
+    a, b = (s.logical_values(dtype).to(torch.float64).numpy() for s in (a_spec, b_spec))
+    # a product of two values of a narrower dtype is exact in float64 and the dtype rounds it once; in
+    # float64 the product is rounded once as it is
+    expected = independent_array(torch.from_numpy(numpy.multiply.outer(a, b)).to(dtype))
+    assert tuple(out.shape) == (a.size, b.size) and out.dtype == dtype, f"outer: {tuple(out.shape)} {out.dtype}, not (n, m)"
+    numpy.testing.assert_array_equal(independent_array(out.cpu()), expected, err_msg="outer: not input[i] * vec2[j]")

@@ -213,3 +213,59 @@ def _(patch):
     @patch.replace(torch.random, "fork_rng")
     def fork_rng(orig, *a, **k):
         return contextlib.nullcontext()
+
+
+@fault("linspace_excludes_end", trips=["creation.linspace_evenly_spaced"])
+def _(patch):
+    """linspace spaces steps values from start up to, not including, end (the step of arange)."""
+
+    @patch.replace(torch, "linspace")
+    def linspace(orig, start, end, steps, **k):
+        return orig(start, start + (end - start) * (steps - 1) / steps, steps, **k) if steps > 1 else orig(start, end, steps, **k)
+
+
+@fault("randperm_repeats_one", trips=["creation.randperm_is_a_permutation"])
+def _(patch):
+    """randperm draws one value twice and leaves another out."""
+
+    @patch.replace(torch, "randperm")
+    def randperm(orig, n, **k):
+        out = orig(n, **k)
+        if n > 1:
+            out[out == 0] = 1
+        return out
+
+
+@fault("eye_ignores_m", trips=["creation.eye_ones_on_diagonal"])
+def _(patch):
+    """eye(n, m) returns n x n, ignoring m."""
+    patch.method(torch, "eye", lambda orig: lambda n, *m, **k: orig(n, **k))
+
+
+@fault("meshgrid_xy_is_ij", trips=["creation.meshgrid_like_numpy"])
+def _(patch):
+    """meshgrid ignores indexing='xy' and returns the 'ij' grids."""
+
+    @patch.replace(torch, "meshgrid")
+    def meshgrid(orig, *tensors, indexing=None):
+        return orig(*tensors, indexing="ij")
+
+
+@fault("meshgrid_default_is_xy", trips=["creation.meshgrid_like_numpy"])
+def _(patch):
+    """meshgrid with indexing left out behaves as 'xy' (the announced future default) instead of 'ij'."""
+
+    @patch.replace(torch, "meshgrid")
+    def meshgrid(orig, *tensors, indexing=None):
+        return orig(*tensors, indexing=indexing or "xy")
+
+
+@fault("outer_transposed", trips=["creation.outer_product"])
+def _(patch):
+    """outer(a, b) returns vec2[i] * input[j] reshaped to (n, m): the products in the other order."""
+
+    @patch.replace(torch, "outer")
+    def outer(orig, a, b, **k):
+        return orig(b, a, **k).reshape(a.shape[0], b.shape[0])
+
+    patch.method(torch.Tensor, "outer", lambda orig: lambda self, other: torch.outer(self, other))
