@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conformance.checks import dense_non_overlapping, independent_array, numpy_dtype, private_rng
+from conformance.checks import contiguous_strides, dense_non_overlapping, independent_array, numpy_dtype, private_rng
 from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
 from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, SIZE_FORMS, Sample, call_forms
@@ -872,3 +872,126 @@ def test_outer_is_the_matrix_of_products(device, dtype, sample):
     expected = independent_array(torch.from_numpy(numpy.multiply.outer(a, b)).to(dtype))
     assert tuple(out.shape) == (a.size, b.size) and out.dtype == dtype, f"outer: {tuple(out.shape)} {out.dtype}, not (n, m)"
     numpy.testing.assert_array_equal(independent_array(out.cpu()), expected, err_msg="outer: not input[i] * vec2[j]")
+
+
+CLONE_FORMS = {
+    "function": lambda t: torch.clone(t),
+    "preserve": lambda t: torch.clone(t, memory_format=torch.preserve_format),
+}
+
+CLONE = Operation(
+    "creation.clone_preserves_dense_strides",
+    dtypes="all",
+    samples=st.builds(lambda x, form: Sample((x, form)), specs(), call_forms(CLONE_FORMS)),
+    call=lambda t, form: CLONE_FORMS[form](t),
+    compare_strides=True,
+)
+
+
+@CLONE.property
+def test_clone_copies_and_keeps_a_dense_source_s_strides(device, dtype, sample):
+    x, form = sample.args
+    t, _ = sample.build(dtype=dtype, device=device)[0]
+    out = CLONE.call(t, form)
+    assert out.dtype == t.dtype and out.shape == t.shape, "clone: not the input's shape and dtype"
+    numpy.testing.assert_array_equal(
+        independent_array(out.cpu()), independent_array(x.logical_values(dtype)), err_msg="clone: not a copy"
+    )
+    if t.numel():
+        assert out.untyped_storage().data_ptr() != t.untyped_storage().data_ptr(), "clone: shares the input's storage"
+    shape, strides = tuple(t.shape), t.stride()
+    # preserve_format: "If the input tensor is dense (i.e., non-overlapping strided), its memory format
+    # (including strides) is retained." (the other half is creation.clone_non_dense_contiguous)
+    if dense_non_overlapping(shape, strides):
+        assert meaningful(shape, out.stride()) == meaningful(shape, strides), (
+            f"clone: strides {out.stride()}, not the dense input's"
+        )
+
+
+CLONE_NON_DENSE = Operation(
+    "creation.clone_non_dense_contiguous",
+    dtypes="float32",
+    # the layouts that make a tensor that is not dense: stepped slices, stride-0 expands, as_strided gaps
+    samples=st.builds(lambda x: Sample((x,)), specs(layouts=("sliced", "expanded", "as_strided"))),
+    # transposed too (first and last dims swapped), so that not every source runs in row-major order
+    call=lambda t: torch.clone(t.transpose(0, -1) if t.dim() else t),
+    compare_strides=True,
+)
+
+
+@CLONE_NON_DENSE.property
+def test_clone_of_a_non_dense_input_is_contiguous(device, dtype, sample):
+    t = sample.build(dtype=dtype, device=device)[0][0]
+    source = t.transpose(0, -1) if t.dim() else t  # what the call clones
+    shape, strides = tuple(source.shape), source.stride()
+    if dense_non_overlapping(shape, strides):
+        return  # the dense half: creation.clone_preserves_dense_strides
+    out = CLONE_NON_DENSE.call(t)
+    # "Otherwise (e.g., a non-dense view like a stepped slice), the output is converted to the dense
+    # (contiguous) format."
+    want = contiguous_strides(shape)
+    assert meaningful(shape, out.stride()) == meaningful(shape, want), (
+        f"clone of a non-dense input: strides {out.stride()}, not {want}"
+    )
+
+
+SAMPLERS = {
+    "uniform_": lambda t, lo, hi, seed: t.uniform_(lo, hi, generator=generator(t.device, seed)),
+    "uniform_keyword": lambda t, lo, hi, seed: t.uniform_(**{"from": lo, "to": hi}, generator=generator(t.device, seed)),
+    "uniform_default": lambda t, lo, hi, seed: t.uniform_(generator=generator(t.device, seed)),
+    "normal_": lambda t, lo, hi, seed: t.normal_(lo, hi - lo, generator=generator(t.device, seed)),
+    "normal_default": lambda t, lo, hi, seed: t.normal_(generator=generator(t.device, seed)),
+}
+
+
+def sampled_into(t, form, lo, hi, seed):
+    """t, NaN everywhere first (so an element left unwritten shows), then filled by the sampler."""
+    return SAMPLERS[form](t.fill_(math.nan), lo, hi, seed)
+
+
+def bounds_of(form, lo, hi):
+    """The interval the documented distribution puts every sample in (normal: any finite number)."""
+    if form.startswith("uniform"):
+        return (0.0, 1.0) if form.endswith("default") else (lo, hi)  # left out: from=0, to=1
+    return (-math.inf, math.inf)
+
+
+@st.composite
+def sampler_calls(draw) -> Sample:
+    """Sample(t, form, lo, hi, seed): a writable tensor of any layout, lo < hi (uniform's from and
+    to; normal's mean and mean + std, std > 0)."""
+    lo = draw(st.floats(-100, 100), label="lo")
+    hi = lo + draw(st.floats(0.5, 100), label="width")
+    x = draw(specs(layouts=WRITABLE_LAYOUTS), label="t")
+    return Sample((x, draw(call_forms(SAMPLERS), label="form"), lo, hi, draw(st.integers(0, 2**32 - 1), label="seed")))
+
+
+SAMPLE_IN_PLACE = Operation(
+    "creation.uniform_normal_fill_in_place",
+    dtypes="floating",
+    samples=sampler_calls(),
+    # each device draws its own numbers: two runs agree on the shape and on which fell inside
+    call=lambda t, form, lo, hi, seed: inside(sampled_into(t, form, lo, hi, seed), *bounds_of(form, lo, hi)),
+)
+
+
+def inside(t, lo, hi):
+    """Which of t's samples lie in [lo, hi], written over t too (t is the call's input: after the call
+    each device holds its own numbers, and two runs agree on which fell inside, not on the numbers)."""
+    within = (t >= lo) & (t <= hi)
+    return shape_only(t.copy_(within)), within
+
+
+@SAMPLE_IN_PLACE.property
+def test_uniform_and_normal_fill_every_element_in_place(device, dtype, sample):
+    x, form, lo, hi, seed = sample.args
+    (t, *_), _ = sample.build(dtype=dtype, device=device)
+    assert sampled_into(t, form, lo, hi, seed) is t, f"{form} did not return self"
+    low, high = bounds_of(form, lo, hi)
+    # the bounds as the dtype holds them: a sample rounds to the dtype
+    low, high = (torch.tensor(v, dtype=dtype).item() for v in (low, high))
+    values = t.cpu().double()
+    assert bool(values.isfinite().all()), f"{form}: an element left unwritten (NaN) or not finite"
+    assert bool(((values >= low) & (values <= high)).all()), f"{form}: a sample outside [{low}, {high}]"
+    again = x.build(dtype=dtype, device=device)
+    assert torch.equal(sampled_into(again, form, lo, hi, seed), t), f"{form}: a generator seeded alike drew other numbers"

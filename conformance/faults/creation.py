@@ -269,3 +269,32 @@ def _(patch):
         return orig(b, a, **k).reshape(a.shape[0], b.shape[0])
 
     patch.method(torch.Tensor, "outer", lambda orig: lambda self, other: torch.outer(self, other))
+
+
+@fault("clone_always_contiguous", trips=["creation.clone_preserves_dense_strides"])
+def _(patch):
+    """torch.clone returns a contiguous copy of every input, a dense transposed one included."""
+    patch.method(torch, "clone", lambda orig: lambda t, **k: orig(t, memory_format=torch.contiguous_format))
+
+
+@fault("clone_aliases", trips=["creation.clone_preserves_dense_strides"])
+def _(patch):
+    """torch.clone returns a view of its input instead of a copy."""
+    patch.method(torch, "clone", lambda orig: lambda t, **k: t.view_as(t))
+
+
+@fault("uniform_skips_strided_elements", trips=["creation.uniform_normal_fill_in_place"])
+def _(patch):
+    """uniform_ and normal_ write a contiguous copy of a non-contiguous self and lose the write."""
+    patch.strided_writes_lost(torch.Tensor, "uniform_")
+    patch.strided_writes_lost(torch.Tensor, "normal_")
+
+
+@fault("uniform_ignores_to", trips=["creation.uniform_normal_fill_in_place"])
+def _(patch):
+    """uniform_(from, to) samples [from, from + 2 * (to - from)) instead of [from, to)."""
+
+    @patch.replace(torch.Tensor, "uniform_")
+    def uniform_(orig, self, *args, **k):
+        lo, hi = (list(args) + [k.pop("from", 0.0), k.pop("to", 1.0)][len(args) :])[:2]
+        return orig(self, lo, lo + 2 * (hi - lo), **k)
