@@ -848,16 +848,13 @@ def test_meshgrid_expands_each_input_like_numpy(device, dtype, sample):
         numpy.testing.assert_array_equal(got, e, err_msg=f"meshgrid[{i}] ({indexing}): not numpy.meshgrid's")
 
 
+# "input (Tensor): 1-D input vector", "vec2 (Tensor): 1-D input vector"
+VECTORS = specs(shapes=shapes(min_dims=1, max_dims=1))
+
 OUTER = Operation(
     "creation.outer_product",
     dtypes="real",
-    # "input (Tensor): 1-D input vector", "vec2 (Tensor): 1-D input vector"
-    samples=st.builds(
-        lambda a, b, method: Sample((a, b, method)),
-        specs(shapes=shapes(min_dims=1, max_dims=1)),
-        specs(shapes=shapes(min_dims=1, max_dims=1)),
-        st.booleans(),
-    ),
+    samples=st.builds(lambda a, b, method: Sample((a, b, method)), VECTORS, VECTORS, st.booleans()),
     call=lambda a, b, method: a.outer(b) if method else torch.outer(a, b),
 )
 
@@ -995,3 +992,101 @@ def test_uniform_and_normal_fill_every_element_in_place(device, dtype, sample):
     assert bool(((values >= low) & (values <= high)).all()), f"{form}: a sample outside [{low}, {high}]"
     again = x.build(dtype=dtype, device=device)
     assert torch.equal(sampled_into(again, form, lo, hi, seed), t), f"{form}: a generator seeded alike drew other numbers"
+
+
+def fans(shape) -> tuple[int, int]:
+    """fan_in = size(1) * the receptive field (the product of the sizes after the first two),
+    fan_out = size(0) * the receptive field."""
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+INITS = {
+    # form -> (call, the interval every value lies in); p: a, b (uniform_, trunc_normal_), gain (xavier), mean, std
+    "uniform_": lambda t, p, g: torch.nn.init.uniform_(t, p["a"], p["b"], generator=g),
+    "uniform__default": lambda t, p, g: torch.nn.init.uniform_(t, generator=g),
+    "ones_": lambda t, p, g: torch.nn.init.ones_(t),
+    "xavier_uniform_": lambda t, p, g: torch.nn.init.xavier_uniform_(t, p["gain"], generator=g),
+    "xavier_uniform__keyword": lambda t, p, g: torch.nn.init.xavier_uniform_(tensor=t, gain=p["gain"], generator=g),
+    "xavier_uniform__default": lambda t, p, g: torch.nn.init.xavier_uniform_(t, generator=g),
+    "trunc_normal_": lambda t, p, g: torch.nn.init.trunc_normal_(t, p["mean"], p["std"], p["a"], p["b"], generator=g),
+    "trunc_normal__default": lambda t, p, g: torch.nn.init.trunc_normal_(t, generator=g),
+}
+
+
+def init_bounds(form, shape, p) -> tuple[float, float]:
+    """The documented interval: U(a, b) (left out: 0 and 1); 1 for ones_; U(-A, A) with
+    A = gain * sqrt(6 / (fan_in + fan_out)) (gain left out: 1); [a, b] for trunc_normal_ (left out: -2 and 2)."""
+    if form == "ones_":
+        return 1.0, 1.0
+    if form.startswith("xavier"):
+        fan_in, fan_out = fans(shape)
+        bound = (1.0 if form.endswith("default") else p["gain"]) * math.sqrt(6 / (fan_in + fan_out))
+        return -bound, bound
+    if form.endswith("default"):
+        return (0.0, 1.0) if form.startswith("uniform") else (-2.0, 2.0)
+    return p["a"], p["b"]
+
+
+def initialised(t, form, p, seed):
+    """t, NaN everywhere first (so an element left unwritten shows), then initialised in `form`."""
+    return INITS[form](t.fill_(math.nan), p, generator(t.device, seed))
+
+
+@st.composite
+def init_calls(draw) -> Sample:
+    """Sample(t, form, params, seed): a writable tensor of any layout (two dims or more for xavier,
+    whose fan_in and fan_out need them), a < b, mean in [a, b], std > 0, gain > 0."""
+    form = draw(call_forms(INITS), label="form")
+    # xavier's fan_in and fan_out need two dims or more, and A = gain * sqrt(6 / (fan_in + fan_out))
+    # a nonzero fan_in + fan_out
+    xavier = shapes(min_dims=2).filter(lambda s: sum(fans(s)) > 0)
+    x = draw(specs(layouts=WRITABLE_LAYOUTS, shapes=xavier if form.startswith("xavier") else shapes()), label="t")
+    a = draw(st.floats(-50, 50), label="a")
+    b = a + draw(st.floats(0.5, 50), label="width")
+    p = {"a": a, "b": b, "mean": draw(st.floats(a, b), label="mean"), "std": draw(st.floats(0.1, 10), label="std")}
+    p["gain"] = draw(st.floats(0.1, 10), label="gain")
+    return Sample((x, form, p, draw(st.integers(0, 2**32 - 1), label="seed")))
+
+
+INIT = Operation(
+    "creation.init_within_documented_bounds",
+    dtypes="float32_64",
+    samples=init_calls(),
+    # each device draws its own numbers: two runs agree on the shape and on which fell inside
+    call=lambda t, form, p, seed: inside(initialised(t, form, p, seed), *init_bounds(form, tuple(t.shape), p)),
+)
+
+
+@INIT.property
+def test_nn_init_fills_every_element_within_its_documented_interval(device, dtype, sample):
+    x, form, p, seed = sample.args
+    t = x.build(dtype=dtype, device=device)
+    assert initialised(t, form, p, seed) is t, f"nn.init.{form} did not return the tensor it filled"
+    low, high = init_bounds(form, x.shape, p)
+    values = t.cpu().double()
+    assert bool(values.isfinite().all()), f"nn.init.{form}: an element left unwritten (NaN)"
+    # the bounds as the dtype holds them: a sample rounds to the dtype
+    slack = torch.finfo(dtype).eps * max(abs(low), abs(high))
+    assert bool(((values >= low - slack) & (values <= high + slack)).all()), f"nn.init.{form}: a value outside [{low}, {high}]"
+    if form != "ones_":
+        again = initialised(x.build(dtype=dtype, device=device), form, p, seed)
+        assert torch.equal(again, t), f"nn.init.{form}: a generator seeded alike drew other numbers"
+        # ones_ draws nothing: each example checks it too, on the same tensor afresh
+        ones = initialised(x.build(dtype=dtype, device=device), "ones_", p, seed)
+        assert bool((ones.cpu() == 1).all()), "nn.init.ones_: an element is not 1"
+
+
+@pytest.mark.behaviour("creation.xavier_normal_std")
+@pytest.mark.parametrize("shape", [(64, 128), (32, 16, 3, 3)])
+def test_xavier_normal_draws_with_the_documented_std(shape):
+    """One fixed draw (a seeded generator: no flake) of 8192 or more values: its standard deviation
+    is within 10% of gain * sqrt(2 / (fan_in + fan_out)), for gain left out (1) and given."""
+    fan_in, fan_out = fans(shape)
+    for gain, kwargs in ((1.0, {}), (2.5, {"gain": 2.5})):
+        t = torch.nn.init.xavier_normal_(
+            torch.empty(shape, dtype=torch.float64), generator=torch.Generator().manual_seed(0), **kwargs
+        )
+        std = gain * math.sqrt(2 / (fan_in + fan_out))
+        assert abs(t.std().item() - std) <= 0.1 * std, f"xavier_normal_: std {t.std().item():.4g}, not {std:.4g} within 10%"
+        assert abs(t.mean().item()) <= 0.1 * std, f"xavier_normal_: mean {t.mean().item():.4g}, not 0 within 0.1 std"

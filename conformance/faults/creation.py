@@ -298,3 +298,36 @@ def _(patch):
     def uniform_(orig, self, *args, **k):
         lo, hi = (list(args) + [k.pop("from", 0.0), k.pop("to", 1.0)][len(args) :])[:2]
         return orig(self, lo, lo + 2 * (hi - lo), **k)
+
+
+@fault("xavier_uniform_swaps_fans_for_sizes", trips=["creation.init_within_documented_bounds"])
+def _(patch):
+    """xavier_uniform_ takes fan_in + fan_out as size(0) + size(1), leaving out the receptive field: too wide a bound."""
+
+    @patch.replace(torch.nn.init, "xavier_uniform_")
+    def xavier_uniform_(orig, tensor, gain=1.0, generator=None):
+        bound = gain * math.sqrt(6.0 / (tensor.size(0) + tensor.size(1)))
+        with torch.no_grad():
+            return tensor.uniform_(-bound, bound, generator=generator)
+
+
+@fault("trunc_normal_does_not_truncate", trips=["creation.init_within_documented_bounds"])
+def _(patch):
+    """trunc_normal_ draws from the untruncated normal: values outside [a, b]."""
+
+    @patch.replace(torch.nn.init, "trunc_normal_")
+    def trunc_normal_(orig, tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+        with torch.no_grad():
+            return tensor.normal_(mean, std * 10, generator=generator)
+
+
+@fault("ones_init_skips_strided", trips=["creation.init_within_documented_bounds"])
+def _(patch):
+    """nn.init.ones_ fills a contiguous copy of a non-contiguous tensor and loses the write."""
+    patch.method(torch.nn.init, "ones_", lambda orig: lambda t: (orig(t.contiguous()), t)[1])
+
+
+@fault("xavier_normal_ignores_gain", trips=["creation.xavier_normal_std"])
+def _(patch):
+    """xavier_normal_ draws with gain 1 whatever gain says."""
+    patch.method(torch.nn.init, "xavier_normal_", lambda orig: lambda t, gain=1.0, generator=None: orig(t, 1.0, generator))
