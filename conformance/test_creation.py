@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conformance.checks import dense_non_overlapping, independent_array, numpy_dtype, private_rng
+from conformance.checks import contiguous_strides, dense_non_overlapping, independent_array, numpy_dtype, private_rng
 from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
-from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, SIZE_FORMS, Sample
+from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, SIZE_FORMS, Sample, call_forms
 from strategies.shapes import shapes
-from strategies.tensors import WRITABLE_LAYOUTS
+from strategies.tensors import WRITABLE_LAYOUTS, label
 
 
 def generator(device, seed: int) -> torch.Generator | None:
@@ -703,3 +703,390 @@ def test_generators_replay_independently_and_fork_rng_restores_the_global_state(
     with torch.random.fork_rng(devices=[]):
         torch.rand(n)
     assert torch.equal(torch.random.get_rng_state(), state), "fork_rng did not restore the CPU generator"
+
+
+@st.composite
+def linspace_calls(draw) -> Sample:
+    """Sample(start, end, steps, [dtype=], device=): real endpoints in either order, steps from 0,
+    dtype= given or left out (the default dtype)."""
+    start, end = (draw(st.floats(-1e3, 1e3), label=name) for name in ("start", "end"))
+    kwargs = {"device": ITEM_DEVICE}
+    if draw(st.booleans(), label="dtype_given"):
+        kwargs["dtype"] = ITEM_DTYPE
+    steps = draw(st.integers(0, 20), label="steps")
+    label(f"steps={steps}" if steps < 2 else "steps>1")
+    return Sample((start, end, steps), kwargs)
+
+
+LINSPACE = Operation(
+    "creation.linspace_evenly_spaced",
+    dtypes="float32_64",
+    samples=linspace_calls(),
+    call=lambda start, end, steps, **kw: torch.linspace(start, end, steps, **kw),
+)
+
+
+@LINSPACE.property
+def test_linspace_spaces_steps_values_evenly_from_start_to_end(device, dtype, sample):
+    start, end, steps = sample.args
+    kind = dtype if "dtype" in sample.kwargs else torch.get_default_dtype()  # left out: the default dtype
+    t = LINSPACE(sample, dtype=dtype, device=device)
+    assert tuple(t.shape) == (steps,) and t.dtype == kind, f"linspace: {tuple(t.shape)} {t.dtype}, not ({steps},) {kind}"
+    # start + i * (end - start) / (steps - 1), in float64
+    expected = [start + i * (end - start) / (steps - 1) for i in range(steps - 1)] + [end] if steps > 1 else [start][:steps]
+    got = independent_array(t.cpu()).astype(numpy.float64)
+    eps = torch.finfo(kind).eps
+    numpy.testing.assert_allclose(got, expected, rtol=0, atol=4 * eps * max(abs(start), abs(end), 1), err_msg="not evenly spaced")
+    if steps:  # "from start to end, inclusive": the endpoints as the dtype holds them
+        held = [torch.tensor(v, dtype=kind).item() for v in (start, end)]
+        assert got[0] == held[0] and (steps == 1 or got[-1] == held[1]), "linspace: the first is not start or the last not end"
+
+
+@st.composite
+def randperm_calls(draw) -> Sample:
+    """Sample(n, seed, [dtype=], device=): n from 0 (an empty permutation), dtype= given or left
+    out (int64)."""
+    kwargs = {"device": ITEM_DEVICE}
+    if draw(st.booleans(), label="dtype_given"):
+        kwargs["dtype"] = ITEM_DTYPE
+    return Sample((draw(st.integers(0, 30), label="n"), draw(st.integers(0, 2**32 - 1), label="seed")), kwargs)
+
+
+def permutation_of(n, seed, **kw):
+    """torch.randperm(n) drawn from a generator seeded with `seed`, and its sorted values: each
+    device draws its own order, so two runs agree on the sorted values only."""
+    drawn = torch.randperm(n, generator=generator(kw.get("device", "cpu"), seed), **kw)
+    return drawn, drawn.sort().values
+
+
+RANDPERM = Operation(
+    "creation.randperm_is_a_permutation",
+    # the group's dtypes hold 0 to 29 exactly
+    dtypes="real",
+    samples=randperm_calls(),
+    call=lambda n, seed, **kw: permutation_of(n, seed, **kw)[1],
+)
+
+
+@RANDPERM.property
+def test_randperm_permutes_zero_to_n_minus_one(device, dtype, sample):
+    (n, seed), kw = sample.build(dtype=dtype, device=device)
+    kind = dtype if "dtype" in sample.kwargs else torch.int64  # left out: int64
+    drawn, _ = permutation_of(n, seed, **kw)
+    assert tuple(drawn.shape) == (n,) and drawn.dtype == kind, f"randperm: {tuple(drawn.shape)} {drawn.dtype}, not ({n},) {kind}"
+    if torch.device(device).type != "meta":
+        assert sorted(drawn.cpu().tolist()) == list(range(n)), "randperm: not a permutation of 0 to n - 1"
+        again, _ = permutation_of(n, seed, **kw)
+        assert torch.equal(drawn, again), "randperm: a generator seeded alike drew another permutation"
+
+
+@st.composite
+def eye_calls(draw) -> Sample:
+    """Sample(n[, m], [dtype=], device=): m given or left out (n), dtype= given or left out."""
+    n = draw(st.integers(0, 6), label="n")
+    m = (draw(st.integers(0, 6), label="m"),) if draw(st.booleans(), label="m_given") else ()
+    kwargs = {"device": ITEM_DEVICE}
+    if draw(st.booleans(), label="dtype_given"):
+        kwargs["dtype"] = ITEM_DTYPE
+    return Sample((n, *m), kwargs)
+
+
+EYE = Operation("creation.eye_ones_on_diagonal", dtypes="all", samples=eye_calls(), call=lambda *nm, **kw: torch.eye(*nm, **kw))
+
+
+@EYE.property
+def test_eye_has_ones_on_the_diagonal_and_zeros_elsewhere(device, dtype, sample):
+    n, m = sample.args[0], sample.args[-1]  # m left out: n
+    kind = dtype if "dtype" in sample.kwargs else torch.get_default_dtype()  # left out: the default dtype
+    t = EYE(sample, dtype=dtype, device=device)
+    assert tuple(t.shape) == (n, m) and t.dtype == kind, f"eye: {tuple(t.shape)} {t.dtype}, not ({n}, {m}) {kind}"
+    if torch.device(device).type != "meta":
+        got = independent_array(t.cpu())
+        expected = numpy.eye(n, m, dtype=got.dtype)
+        numpy.testing.assert_array_equal(got, expected, err_msg="eye: not ones on the diagonal, zeros elsewhere")
+
+
+MESHGRID_FORMS = {
+    "ij": lambda *ts: torch.meshgrid(*ts, indexing="ij"),
+    "xy": lambda *ts: torch.meshgrid(*ts, indexing="xy"),
+    "default": lambda *ts: torch.meshgrid(*ts),
+    "list_ij": lambda *ts: torch.meshgrid(list(ts), indexing="ij"),
+}
+
+
+@st.composite
+def meshgrid_calls(draw) -> Sample:
+    """Sample(form, *tensors): one to three 0-d or 1-D tensors (0-d: "treated equivalently to 1D
+    inputs of a single element"), any length from 0, and an indexing mode given or left out."""
+    # "list of scalars or 1 dimensional tensors": at most one dim each
+    ts = draw(st.lists(specs(shapes=shapes(max_dims=1)), min_size=1, max_size=3), label="tensors")
+    return Sample((draw(call_forms(MESHGRID_FORMS), label="form"), *ts))
+
+
+MESHGRID = Operation(
+    "creation.meshgrid_like_numpy",
+    dtypes="representative",
+    samples=meshgrid_calls(),
+    call=lambda form, *ts: MESHGRID_FORMS[form](*ts),
+)
+
+
+@MESHGRID.property
+# indexing left out: torch says it will be required ("See warning for future changes")
+@pytest.mark.filterwarnings("ignore:torch.meshgrid. in an upcoming release:UserWarning")
+def test_meshgrid_expands_each_input_like_numpy(device, dtype, sample):
+    form, *specs_ = sample.args
+    indexing = "xy" if form == "xy" else "ij"  # left out: "ij"
+    arrays = [independent_array(s.logical_values(dtype)).reshape(-1) for s in specs_]
+    expected = numpy.meshgrid(*arrays, indexing=indexing)
+    grids = MESHGRID(sample, dtype=dtype, device=device)
+    assert len(grids) == len(arrays), f"meshgrid: {len(grids)} grids for {len(arrays)} inputs"
+    for i, (g, e) in enumerate(zip(grids, expected)):
+        shape = tuple(g.shape)
+        assert shape == e.shape and g.dtype == dtype, f"meshgrid[{i}]: {shape} {g.dtype}, not numpy's shape or the dtype"
+        got = independent_array(g.cpu())
+        numpy.testing.assert_array_equal(got, e, err_msg=f"meshgrid[{i}] ({indexing}): not numpy.meshgrid's")
+
+
+# "input (Tensor): 1-D input vector", "vec2 (Tensor): 1-D input vector"
+VECTORS = specs(shapes=shapes(min_dims=1, max_dims=1))
+
+OUTER = Operation(
+    "creation.outer_product",
+    dtypes="real",
+    samples=st.builds(lambda a, b, method: Sample((a, b, method)), VECTORS, VECTORS, st.booleans()),
+    call=lambda a, b, method: a.outer(b) if method else torch.outer(a, b),
+)
+
+
+@OUTER.property
+def test_outer_is_the_matrix_of_products(device, dtype, sample):
+    a_spec, b_spec, _ = sample.args
+    out = OUTER(sample, dtype=dtype, device=device)
+    a, b = (s.logical_values(dtype).to(torch.float64).numpy() for s in (a_spec, b_spec))
+    # a product of two values of a narrower dtype is exact in float64 and the dtype rounds it once; in
+    # float64 the product is rounded once as it is
+    expected = independent_array(torch.from_numpy(numpy.multiply.outer(a, b)).to(dtype))
+    assert tuple(out.shape) == (a.size, b.size) and out.dtype == dtype, f"outer: {tuple(out.shape)} {out.dtype}, not (n, m)"
+    numpy.testing.assert_array_equal(independent_array(out.cpu()), expected, err_msg="outer: not input[i] * vec2[j]")
+
+
+CLONE_FORMS = {
+    "function": lambda t: torch.clone(t),
+    "preserve": lambda t: torch.clone(t, memory_format=torch.preserve_format),
+}
+
+CLONE = Operation(
+    "creation.clone_preserves_dense_strides",
+    dtypes="all",
+    samples=st.builds(lambda x, form: Sample((x, form)), specs(), call_forms(CLONE_FORMS)),
+    call=lambda t, form: CLONE_FORMS[form](t),
+    compare_strides=True,
+)
+
+
+@CLONE.property
+def test_clone_copies_and_keeps_a_dense_source_s_strides(device, dtype, sample):
+    x, form = sample.args
+    t, _ = sample.build(dtype=dtype, device=device)[0]
+    out = CLONE.call(t, form)
+    assert out.dtype == t.dtype and out.shape == t.shape, "clone: not the input's shape and dtype"
+    numpy.testing.assert_array_equal(
+        independent_array(out.cpu()), independent_array(x.logical_values(dtype)), err_msg="clone: not a copy"
+    )
+    if t.numel():
+        assert out.untyped_storage().data_ptr() != t.untyped_storage().data_ptr(), "clone: shares the input's storage"
+    shape, strides = tuple(t.shape), t.stride()
+    # preserve_format: "If the input tensor is dense (i.e., non-overlapping strided), its memory format
+    # (including strides) is retained." (the other half is creation.clone_non_dense_contiguous)
+    if dense_non_overlapping(shape, strides):
+        assert meaningful(shape, out.stride()) == meaningful(shape, strides), (
+            f"clone: strides {out.stride()}, not the dense input's"
+        )
+
+
+CLONE_NON_DENSE = Operation(
+    "creation.clone_non_dense_contiguous",
+    dtypes="float32",
+    # the layouts that make a tensor that is not dense: stepped slices, stride-0 expands, as_strided gaps
+    samples=st.builds(lambda x: Sample((x,)), specs(layouts=("sliced", "expanded", "as_strided"))),
+    # transposed too (first and last dims swapped), so that not every source runs in row-major order
+    call=lambda t: torch.clone(t.transpose(0, -1) if t.dim() else t),
+    compare_strides=True,
+)
+
+
+@CLONE_NON_DENSE.property
+def test_clone_of_a_non_dense_input_is_contiguous(device, dtype, sample):
+    t = sample.build(dtype=dtype, device=device)[0][0]
+    source = t.transpose(0, -1) if t.dim() else t  # what the call clones
+    shape, strides = tuple(source.shape), source.stride()
+    if dense_non_overlapping(shape, strides):
+        return  # the dense half: creation.clone_preserves_dense_strides
+    out = CLONE_NON_DENSE.call(t)
+    # "Otherwise (e.g., a non-dense view like a stepped slice), the output is converted to the dense
+    # (contiguous) format."
+    want = contiguous_strides(shape)
+    assert meaningful(shape, out.stride()) == meaningful(shape, want), (
+        f"clone of a non-dense input: strides {out.stride()}, not {want}"
+    )
+
+
+SAMPLERS = {
+    "uniform_": lambda t, lo, hi, seed: t.uniform_(lo, hi, generator=generator(t.device, seed)),
+    "uniform_keyword": lambda t, lo, hi, seed: t.uniform_(**{"from": lo, "to": hi}, generator=generator(t.device, seed)),
+    "uniform_default": lambda t, lo, hi, seed: t.uniform_(generator=generator(t.device, seed)),
+    "normal_": lambda t, lo, hi, seed: t.normal_(lo, hi - lo, generator=generator(t.device, seed)),
+    "normal_default": lambda t, lo, hi, seed: t.normal_(generator=generator(t.device, seed)),
+}
+
+
+def sampled_into(t, form, lo, hi, seed):
+    """t, NaN everywhere first (so an element left unwritten shows), then filled by the sampler."""
+    return SAMPLERS[form](t.fill_(math.nan), lo, hi, seed)
+
+
+def bounds_of(form, lo, hi):
+    """The interval the documented distribution puts every sample in (normal: any finite number)."""
+    if form.startswith("uniform"):
+        return (0.0, 1.0) if form.endswith("default") else (lo, hi)  # left out: from=0, to=1
+    return (-math.inf, math.inf)
+
+
+@st.composite
+def sampler_calls(draw) -> Sample:
+    """Sample(t, form, lo, hi, seed): a writable tensor of any layout, lo < hi (uniform's from and
+    to; normal's mean and mean + std, std > 0)."""
+    lo = draw(st.floats(-100, 100), label="lo")
+    hi = lo + draw(st.floats(0.5, 100), label="width")
+    x = draw(specs(layouts=WRITABLE_LAYOUTS), label="t")
+    return Sample((x, draw(call_forms(SAMPLERS), label="form"), lo, hi, draw(st.integers(0, 2**32 - 1), label="seed")))
+
+
+SAMPLE_IN_PLACE = Operation(
+    "creation.uniform_normal_fill_in_place",
+    dtypes="floating",
+    samples=sampler_calls(),
+    # each device draws its own numbers: two runs agree on the shape and on which fell inside
+    call=lambda t, form, lo, hi, seed: inside(sampled_into(t, form, lo, hi, seed), *bounds_of(form, lo, hi)),
+)
+
+
+def inside(t, lo, hi):
+    """Which of t's samples lie in [lo, hi], written over t too (t is the call's input: after the call
+    each device holds its own numbers, and two runs agree on which fell inside, not on the numbers)."""
+    within = (t >= lo) & (t <= hi)
+    return shape_only(t.copy_(within)), within
+
+
+@SAMPLE_IN_PLACE.property
+def test_uniform_and_normal_fill_every_element_in_place(device, dtype, sample):
+    x, form, lo, hi, seed = sample.args
+    (t, *_), _ = sample.build(dtype=dtype, device=device)
+    assert sampled_into(t, form, lo, hi, seed) is t, f"{form} did not return self"
+    low, high = bounds_of(form, lo, hi)
+    # the bounds as the dtype holds them: a sample rounds to the dtype
+    low, high = (torch.tensor(v, dtype=dtype).item() for v in (low, high))
+    values = t.cpu().double()
+    assert bool(values.isfinite().all()), f"{form}: an element left unwritten (NaN) or not finite"
+    assert bool(((values >= low) & (values <= high)).all()), f"{form}: a sample outside [{low}, {high}]"
+    again = x.build(dtype=dtype, device=device)
+    assert torch.equal(sampled_into(again, form, lo, hi, seed), t), f"{form}: a generator seeded alike drew other numbers"
+
+
+def fans(shape) -> tuple[int, int]:
+    """fan_in = size(1) * the receptive field (the product of the sizes after the first two),
+    fan_out = size(0) * the receptive field."""
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+INITS = {
+    # form -> (call, the interval every value lies in); p: a, b (uniform_, trunc_normal_), gain (xavier), mean, std
+    "uniform_": lambda t, p, g: torch.nn.init.uniform_(t, p["a"], p["b"], generator=g),
+    "uniform__default": lambda t, p, g: torch.nn.init.uniform_(t, generator=g),
+    "ones_": lambda t, p, g: torch.nn.init.ones_(t),
+    "xavier_uniform_": lambda t, p, g: torch.nn.init.xavier_uniform_(t, p["gain"], generator=g),
+    "xavier_uniform__keyword": lambda t, p, g: torch.nn.init.xavier_uniform_(tensor=t, gain=p["gain"], generator=g),
+    "xavier_uniform__default": lambda t, p, g: torch.nn.init.xavier_uniform_(t, generator=g),
+    "trunc_normal_": lambda t, p, g: torch.nn.init.trunc_normal_(t, p["mean"], p["std"], p["a"], p["b"], generator=g),
+    "trunc_normal__default": lambda t, p, g: torch.nn.init.trunc_normal_(t, generator=g),
+}
+
+
+def init_bounds(form, shape, p) -> tuple[float, float]:
+    """The documented interval: U(a, b) (left out: 0 and 1); 1 for ones_; U(-A, A) with
+    A = gain * sqrt(6 / (fan_in + fan_out)) (gain left out: 1); [a, b] for trunc_normal_ (left out: -2 and 2)."""
+    if form == "ones_":
+        return 1.0, 1.0
+    if form.startswith("xavier"):
+        fan_in, fan_out = fans(shape)
+        bound = (1.0 if form.endswith("default") else p["gain"]) * math.sqrt(6 / (fan_in + fan_out))
+        return -bound, bound
+    if form.endswith("default"):
+        return (0.0, 1.0) if form.startswith("uniform") else (-2.0, 2.0)
+    return p["a"], p["b"]
+
+
+def initialised(t, form, p, seed):
+    """t, NaN everywhere first (so an element left unwritten shows), then initialised in `form`."""
+    return INITS[form](t.fill_(math.nan), p, generator(t.device, seed))
+
+
+@st.composite
+def init_calls(draw) -> Sample:
+    """Sample(t, form, params, seed): a writable tensor of any layout (two dims or more for xavier,
+    whose fan_in and fan_out need them), a < b, mean in [a, b], std > 0, gain > 0."""
+    form = draw(call_forms(INITS), label="form")
+    # xavier's fan_in and fan_out need two dims or more, and A = gain * sqrt(6 / (fan_in + fan_out))
+    # a nonzero fan_in + fan_out
+    xavier = shapes(min_dims=2).filter(lambda s: sum(fans(s)) > 0)
+    x = draw(specs(layouts=WRITABLE_LAYOUTS, shapes=xavier if form.startswith("xavier") else shapes()), label="t")
+    a = draw(st.floats(-50, 50), label="a")
+    b = a + draw(st.floats(0.5, 50), label="width")
+    p = {"a": a, "b": b, "mean": draw(st.floats(a, b), label="mean"), "std": draw(st.floats(0.1, 10), label="std")}
+    p["gain"] = draw(st.floats(0.1, 10), label="gain")
+    return Sample((x, form, p, draw(st.integers(0, 2**32 - 1), label="seed")))
+
+
+INIT = Operation(
+    "creation.init_within_documented_bounds",
+    dtypes="float32_64",
+    samples=init_calls(),
+    # each device draws its own numbers: two runs agree on the shape and on which fell inside
+    call=lambda t, form, p, seed: inside(initialised(t, form, p, seed), *init_bounds(form, tuple(t.shape), p)),
+)
+
+
+@INIT.property
+def test_nn_init_fills_every_element_within_its_documented_interval(device, dtype, sample):
+    x, form, p, seed = sample.args
+    t = x.build(dtype=dtype, device=device)
+    assert initialised(t, form, p, seed) is t, f"nn.init.{form} did not return the tensor it filled"
+    low, high = init_bounds(form, x.shape, p)
+    values = t.cpu().double()
+    assert bool(values.isfinite().all()), f"nn.init.{form}: an element left unwritten (NaN)"
+    # the bounds as the dtype holds them: a sample rounds to the dtype
+    slack = torch.finfo(dtype).eps * max(abs(low), abs(high))
+    assert bool(((values >= low - slack) & (values <= high + slack)).all()), f"nn.init.{form}: a value outside [{low}, {high}]"
+    if form != "ones_":
+        again = initialised(x.build(dtype=dtype, device=device), form, p, seed)
+        assert torch.equal(again, t), f"nn.init.{form}: a generator seeded alike drew other numbers"
+        # ones_ draws nothing: each example checks it too, on the same tensor afresh
+        ones = initialised(x.build(dtype=dtype, device=device), "ones_", p, seed)
+        assert bool((ones.cpu() == 1).all()), "nn.init.ones_: an element is not 1"
+
+
+@pytest.mark.behaviour("creation.xavier_normal_std")
+@pytest.mark.parametrize("shape", [(64, 128), (32, 16, 3, 3)])
+def test_xavier_normal_draws_with_the_documented_std(shape):
+    """One fixed draw (a seeded generator: no flake) of 8192 or more values: its standard deviation
+    is within 10% of gain * sqrt(2 / (fan_in + fan_out)), for gain left out (1) and given."""
+    fan_in, fan_out = fans(shape)
+    for gain, kwargs in ((1.0, {}), (2.5, {"gain": 2.5})):
+        t = torch.nn.init.xavier_normal_(
+            torch.empty(shape, dtype=torch.float64), generator=torch.Generator().manual_seed(0), **kwargs
+        )
+        std = gain * math.sqrt(2 / (fan_in + fan_out))
+        assert abs(t.std().item() - std) <= 0.1 * std, f"xavier_normal_: std {t.std().item():.4g}, not {std:.4g} within 10%"
+        assert abs(t.mean().item()) <= 0.1 * std, f"xavier_normal_: mean {t.mean().item():.4g}, not 0 within 0.1 std"

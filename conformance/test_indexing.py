@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from conformance.checks import assert_own_storage, independent_array
 from conformance.harness.declaration import Operation
 from strategies import specs
-from strategies.samples import Sample, index_lists
+from strategies.samples import Arg, Sample, call_forms, dims, index_lists
 from strategies.shapes import shapes
-from strategies.tensors import WRITABLE_LAYOUTS
+from strategies.tensors import WRITABLE_LAYOUTS, label
 
 
 def saved_for_backward(t):
@@ -217,3 +217,264 @@ def test_accumulating_writes_add_every_repeated_index(device, dtype, sample):
     np.testing.assert_array_equal(independent_array(added.cpu()), expected, "index_add_ of repeated indices")
     assert_write_seen_by_autograd(probes[0], "index_put_")
     assert_write_seen_by_autograd(probes[1], "index_add_")
+
+
+def index_spec(shape, n):
+    """An int64 index tensor of `shape` (any layout) whose values lie in [0, n): the range gather,
+    scatter_ and scatter_add_ document ("between 0 and self.size(dim) - 1 inclusive"); repeats fall
+    where they fall."""
+    # the documented index range: make_tensor's high is exclusive
+    return specs(shape=shape, low=0, high=max(n, 1) if n else 0)
+
+
+@st.composite
+def index_shape_within(draw, shape, dim, *, along):
+    """A shape of len(shape) dims no larger than `shape` in the dims other than `dim`, and of up to
+    `along` elements in `dim` (none where shape[dim] is 0: no index fits an empty dim)."""
+    d = dim % len(shape)
+    return tuple(
+        draw(st.integers(0, along if shape[d] else 0), label=f"index_size{i}")
+        if i == d
+        else draw(st.integers(0, s), label=f"index_size{i}")
+        for i, s in enumerate(shape)
+    )
+
+
+GATHER_FORMS = {
+    "function": lambda t, dim, index: torch.gather(t, dim, index),
+    "method": lambda t, dim, index: t.gather(dim, index),
+    "keyword": lambda t, dim, index: torch.gather(input=t, dim=dim, index=index),
+}
+
+
+@st.composite
+def gathers(draw):
+    """Sample(x, dim, Arg(index, int64), form): index as many dims as x, no larger than x in the
+    dims other than dim, its values in [0, x.size(dim))."""
+    # the formula indexes x along dim: at least one dim
+    x = draw(specs(shapes=shapes(min_dims=1)), label="x")
+    dim = draw(dims(x.ndim), label="dim")
+    shape = draw(index_shape_within(x.shape, dim, along=5), label="index_shape")
+    index = Arg(draw(index_spec(shape, x.shape[dim]), label="index"), dtype=torch.int64)
+    return Sample((x, dim, index, draw(call_forms(GATHER_FORMS), label="form")))
+
+
+GATHER = Operation(
+    "indexing.gather_along_dim",
+    dtypes="representative",
+    samples=gathers(),
+    call=lambda t, dim, index, form: GATHER_FORMS[form](t, dim, index),
+)
+
+
+@GATHER.property
+def test_gather_reads_input_at_index_along_dim(device, dtype, sample):
+    x, dim, index_arg, _ = sample.args
+    (t, _, index, form), _ = sample.build(dtype=dtype, device=device)
+    a = independent_array(x.logical_values(dtype))
+    idx = independent_array(index_arg.spec.logical_values(torch.int64))
+    d = dim % x.ndim
+    # out[i][j][k] = input[i][index[i][j][k]][k] (dim == 1): NumPy's take_along_axis over the part
+    # of input that index spans in the other dims
+    part = a[tuple(slice(None) if i == d else slice(0, s) for i, s in enumerate(idx.shape))]
+    expected = np.take_along_axis(part, idx, axis=d) if idx.size else np.empty(idx.shape, a.dtype)
+    out = GATHER.call(t, dim, index, form)
+    assert tuple(out.shape) == idx.shape, f"gather: shape {tuple(out.shape)}, not index's {idx.shape}"
+    assert out.dtype == t.dtype, f"gather: dtype {out.dtype}, not input's {t.dtype}"
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected, "gather: not input at index along dim")
+
+
+SCATTER_FORMS = {
+    "src": lambda t, dim, index, src, value: t.scatter_(dim, index, src),
+    "src_keyword": lambda t, dim, index, src, value: t.scatter_(dim=dim, index=index, src=src),
+    "value": lambda t, dim, index, src, value: t.scatter_(dim, index, value),
+    "add": lambda t, dim, index, src, value: t.scatter_add_(dim, index, src),
+    "add_keyword": lambda t, dim, index, src, value: t.scatter_add_(dim=dim, index=index, src=src),
+}
+
+
+@st.composite
+def scatters(draw, forms):
+    """Sample(t, dim, Arg(index, int64), src, value, form): index as many dims as t, no larger than
+    src in any dim nor than t in the dims other than dim, its values in [0, t.size(dim)), repeats
+    included; src at least index's size."""
+    # the formula writes into t along dim: at least one dim
+    x = draw(specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=1)), label="t")
+    dim = draw(dims(x.ndim), label="dim")
+    shape = draw(index_shape_within(x.shape, dim, along=5), label="index_shape")
+    src_shape = tuple(s + draw(st.integers(0, 1), label=f"src_extra{i}") for i, s in enumerate(shape))
+    index = Arg(draw(index_spec(shape, x.shape[dim]), label="index"), dtype=torch.int64)
+    src = draw(specs(shape=src_shape), label="src")
+    return Sample((x, dim, index, src, draw(st.integers(-9, 9), label="value"), draw(call_forms(forms), label="form")))
+
+
+def targets(index: np.ndarray, dim: int) -> dict:
+    """position in self -> the positions of src written there: self[i][index[i][j][k]][k] = src[i][j][k]
+    (dim == 1), by index arithmetic."""
+    written: dict = {}
+    for position in np.ndindex(*index.shape):
+        target = tuple(int(index[position]) if i == dim else p for i, p in enumerate(position))
+        written.setdefault(target, []).append(position)
+    return written
+
+
+def scatter_into(t, dim, index, src, value, form):
+    """What t.scatter_ or t.scatter_add_ in `form` returns."""
+    return SCATTER_FORMS[form](t, dim, index, src, value)
+
+
+def settled(t, dim, index):
+    """t with every element that two or more indices write set to 0: scatter_ documents no winner
+    among them ("one of the values from src will be picked arbitrarily"), so two runs agree on the rest."""
+    contested = np.zeros(tuple(t.shape), dtype=bool)
+    for target, sources in targets(independent_array(index.cpu()), dim % t.dim()).items():
+        contested[target] = len(sources) > 1
+    return t.masked_fill(torch.from_numpy(contested).to(t.device), 0)
+
+
+SCATTER = Operation(
+    "indexing.scatter_writes_src_at_index",
+    dtypes="representative",
+    samples=scatters({k: v for k, v in SCATTER_FORMS.items() if not k.startswith("add")}),
+    call=lambda t, dim, index, src, value, form: settled(scatter_into(t, dim, index, src, value, form), dim, index),
+)
+
+
+@SCATTER.property
+def test_scatter_writes_src_where_index_points(device, dtype, sample):
+    x, dim, index_arg, src_spec, value, form = sample.args
+    (t, _, index, src, _, _), _ = sample.build(dtype=dtype, device=device)
+    before = independent_array(x.logical_values(dtype))
+    s = independent_array(src_spec.logical_values(dtype))
+    written = targets(independent_array(index_arg.spec.logical_values(torch.int64)), dim % x.ndim)
+    held = independent_array(torch.tensor(value, dtype=dtype)) if form == "value" else None
+    assert scatter_into(t, dim, index, src, value, form) is t, "scatter_ did not return self"
+    after = independent_array(t.cpu())
+    for position in np.ndindex(*before.shape):
+        if position not in written:
+            np.testing.assert_array_equal(after[position], before[position], f"scatter_ changed {position}, unnamed by index")
+            continue
+        # one of the values written there (repeated indices: "one of the values from src will be picked arbitrarily")
+        candidates = [held] if held is not None else [s[p] for p in written[position]]
+        assert any(np.array_equal(after[position], c, equal_nan=True) for c in candidates), (
+            f"scatter_ wrote {after[position]!r} at {position}, not src's value there ({candidates!r})"
+        )
+
+
+SCATTER_ADD = Operation(
+    "indexing.scatter_add_sums_repeats",
+    # integers sum exactly in any order (wrapping modulo 2**bits alike)
+    dtypes="integral",
+    samples=scatters({k: v for k, v in SCATTER_FORMS.items() if k.startswith("add")}),
+    call=lambda t, dim, index, src, value, form: scatter_into(t, dim, index, src, value, form),
+)
+
+
+@SCATTER_ADD.property
+def test_scatter_add_adds_every_src_value_at_its_index(device, dtype, sample):
+    x, dim, index_arg, src_spec, value, form = sample.args
+    (t, _, index, src, _, _), _ = sample.build(dtype=dtype, device=device)
+    expected = independent_array(x.logical_values(dtype)).copy()
+    s = independent_array(src_spec.logical_values(dtype))
+    written = targets(independent_array(index_arg.spec.logical_values(torch.int64)), dim % x.ndim)
+    pairs = [(target, p) for target, sources in written.items() for p in sources]
+    if pairs:  # self[i][index[i][j][k]][k] += src[i][j][k], every repeat counted (unbuffered np.add.at)
+        at = tuple(np.array([target for target, _ in pairs]).T)
+        np.add.at(expected, at, np.array([s[p] for _, p in pairs], dtype=expected.dtype))
+    assert scatter_into(t, dim, index, src, value, form) is t, "scatter_add_ did not return self"
+    np.testing.assert_array_equal(independent_array(t.cpu()), expected, "scatter_add_: not self plus every src value")
+
+
+INDEX_SELECT_FORMS = {
+    "function": lambda t, dim, index: torch.index_select(t, dim, index),
+    "method": lambda t, dim, index: t.index_select(dim, index),
+    "keyword": lambda t, dim, index: torch.index_select(input=t, dim=dim, index=index),
+}
+
+
+@st.composite
+def index_selections(draw):
+    """Sample(x, dim, rows, index_dtype, form): rows a list of positions along dim in [0, n),
+    repeated, unsorted or empty, given as an int64 or int32 tensor ("IntTensor or LongTensor")."""
+    # index_select indexes along a dim: at least one
+    x = draw(specs(shapes=shapes(min_dims=1)), label="x")
+    dim = draw(dims(x.ndim), label="dim")
+    n = x.shape[dim]
+    # the documented range is [0, n) (negative positions are not documented)
+    rows = draw(st.lists(st.integers(0, n - 1), max_size=6) if n else st.just([]), label="rows")
+    index_dtype = draw(st.sampled_from(["int64", "int32"]), label="index_dtype")
+    return Sample((x, dim, rows, index_dtype, draw(call_forms(INDEX_SELECT_FORMS), label="form")))
+
+
+def index_select_rows(t, dim, rows, index_dtype, form):
+    index = torch.tensor(rows, dtype=getattr(torch, index_dtype), device=t.device)
+    return INDEX_SELECT_FORMS[form](t, dim, index)
+
+
+INDEX_SELECT = Operation(
+    "indexing.index_select_copies_rows",
+    dtypes="representative",
+    samples=index_selections(),
+    call=lambda t, dim, rows, index_dtype, form: index_select_rows(t, dim, rows, index_dtype, form),
+)
+
+
+@INDEX_SELECT.property
+def test_index_select_returns_the_rows_named_in_new_storage(device, dtype, sample):
+    x, dim, rows, _, _ = sample.args
+    (t, *rest), _ = sample.build(dtype=dtype, device=device)
+    expected = np.take(independent_array(x.logical_values(dtype)), np.array(rows, dtype=np.int64), axis=dim)
+    out = INDEX_SELECT.call(t, *rest)
+    assert out.dim() == t.dim() and tuple(out.shape) == expected.shape, (
+        f"index_select: shape {tuple(out.shape)}, not input's with len(index) in dim"
+    )
+    assert out.dtype == t.dtype, f"index_select: dtype {out.dtype}, not input's"
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected, "index_select: not the entries of index along dim")
+    assert_own_storage(out, t, "index_select")
+
+
+TRIANGLE_FORMS = {
+    "tril": lambda t, diagonal: torch.tril(t, diagonal),
+    "tril_keyword": lambda t, diagonal: torch.tril(t, diagonal=diagonal),
+    "tril_default": lambda t, diagonal: torch.tril(t),
+    "triu": lambda t, diagonal: torch.triu(t, diagonal),
+    "triu_keyword": lambda t, diagonal: torch.triu(t, diagonal=diagonal),
+    "triu_default": lambda t, diagonal: torch.triu(t),
+    "triu_": lambda t, diagonal: t.triu_(diagonal),
+    "triu__default": lambda t, diagonal: t.triu_(),
+}
+
+
+@st.composite
+def triangles(draw):
+    """Sample(x, diagonal, form): a matrix or a batch of them, a diagonal from below the last row
+    to beyond the last column."""
+    # "the matrix (2-D tensor) or batch of matrices": at least two dims
+    x = draw(specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(min_dims=2)), label="x")
+    diagonal = draw(st.integers(-6, 6), label="diagonal")
+    label("diagonal<0" if diagonal < 0 else "diagonal>0" if diagonal > 0 else "diagonal=0")
+    return Sample((x, diagonal, draw(call_forms(TRIANGLE_FORMS), label="form")))
+
+
+TRIANGLE = Operation(
+    "indexing.tril_triu_keep_a_triangle",
+    dtypes="representative",
+    samples=triangles(),
+    call=lambda t, diagonal, form: TRIANGLE_FORMS[form](t, diagonal),
+)
+
+
+@TRIANGLE.property
+def test_tril_and_triu_keep_their_triangle_and_zero_the_rest(device, dtype, sample):
+    x, diagonal, form = sample.args
+    t, _, _ = sample.build(dtype=dtype, device=device)[0]
+    k = 0 if form.endswith("default") else diagonal  # left out: diagonal=0
+    rows, cols = np.indices(x.shape[-2:])
+    # on and below diagonal k (tril: j - i <= k), on and above it (triu: j - i >= k)
+    keep = (cols - rows <= k) if form.startswith("tril") else (cols - rows >= k)
+    a = independent_array(x.logical_values(dtype))
+    expected = np.where(keep, a, np.zeros((), dtype=a.dtype))
+    out = TRIANGLE.call(t, diagonal, form)
+    if form in ("triu_", "triu__default"):
+        assert out is t, "triu_ did not return self"
+    np.testing.assert_array_equal(independent_array(out.cpu()), expected, f"{form}: not the triangle of diagonal {k}")

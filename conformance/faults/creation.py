@@ -213,3 +213,121 @@ def _(patch):
     @patch.replace(torch.random, "fork_rng")
     def fork_rng(orig, *a, **k):
         return contextlib.nullcontext()
+
+
+@fault("linspace_excludes_end", trips=["creation.linspace_evenly_spaced"])
+def _(patch):
+    """linspace spaces steps values from start up to, not including, end (the step of arange)."""
+
+    @patch.replace(torch, "linspace")
+    def linspace(orig, start, end, steps, **k):
+        return orig(start, start + (end - start) * (steps - 1) / steps, steps, **k) if steps > 1 else orig(start, end, steps, **k)
+
+
+@fault("randperm_repeats_one", trips=["creation.randperm_is_a_permutation"])
+def _(patch):
+    """randperm draws one value twice and leaves another out."""
+
+    @patch.replace(torch, "randperm")
+    def randperm(orig, n, **k):
+        out = orig(n, **k)
+        if n > 1:
+            out[out == 0] = 1
+        return out
+
+
+@fault("eye_ignores_m", trips=["creation.eye_ones_on_diagonal"])
+def _(patch):
+    """eye(n, m) returns n x n, ignoring m."""
+    patch.method(torch, "eye", lambda orig: lambda n, *m, **k: orig(n, **k))
+
+
+@fault("meshgrid_xy_is_ij", trips=["creation.meshgrid_like_numpy"])
+def _(patch):
+    """meshgrid ignores indexing='xy' and returns the 'ij' grids."""
+
+    @patch.replace(torch, "meshgrid")
+    def meshgrid(orig, *tensors, indexing=None):
+        return orig(*tensors, indexing="ij")
+
+
+@fault("meshgrid_default_is_xy", trips=["creation.meshgrid_like_numpy"])
+def _(patch):
+    """meshgrid with indexing left out behaves as 'xy' (the announced future default) instead of 'ij'."""
+
+    @patch.replace(torch, "meshgrid")
+    def meshgrid(orig, *tensors, indexing=None):
+        return orig(*tensors, indexing=indexing or "xy")
+
+
+@fault("outer_transposed", trips=["creation.outer_product"])
+def _(patch):
+    """outer(a, b) returns vec2[i] * input[j] reshaped to (n, m): the products in the other order."""
+
+    @patch.replace(torch, "outer")
+    def outer(orig, a, b, **k):
+        return orig(b, a, **k).reshape(a.shape[0], b.shape[0])
+
+    patch.method(torch.Tensor, "outer", lambda orig: lambda self, other: torch.outer(self, other))
+
+
+@fault("clone_always_contiguous", trips=["creation.clone_preserves_dense_strides"])
+def _(patch):
+    """torch.clone returns a contiguous copy of every input, a dense transposed one included."""
+    patch.method(torch, "clone", lambda orig: lambda t, **k: orig(t, memory_format=torch.contiguous_format))
+
+
+@fault("clone_aliases", trips=["creation.clone_preserves_dense_strides"])
+def _(patch):
+    """torch.clone returns a view of its input instead of a copy."""
+    patch.method(torch, "clone", lambda orig: lambda t, **k: t.view_as(t))
+
+
+@fault("uniform_skips_strided_elements", trips=["creation.uniform_normal_fill_in_place"])
+def _(patch):
+    """uniform_ and normal_ write a contiguous copy of a non-contiguous self and lose the write."""
+    patch.strided_writes_lost(torch.Tensor, "uniform_")
+    patch.strided_writes_lost(torch.Tensor, "normal_")
+
+
+@fault("uniform_ignores_to", trips=["creation.uniform_normal_fill_in_place"])
+def _(patch):
+    """uniform_(from, to) samples [from, from + 2 * (to - from)) instead of [from, to)."""
+
+    @patch.replace(torch.Tensor, "uniform_")
+    def uniform_(orig, self, *args, **k):
+        lo, hi = (list(args) + [k.pop("from", 0.0), k.pop("to", 1.0)][len(args) :])[:2]
+        return orig(self, lo, lo + 2 * (hi - lo), **k)
+
+
+@fault("xavier_uniform_swaps_fans_for_sizes", trips=["creation.init_within_documented_bounds"])
+def _(patch):
+    """xavier_uniform_ takes fan_in + fan_out as size(0) + size(1), leaving out the receptive field: too wide a bound."""
+
+    @patch.replace(torch.nn.init, "xavier_uniform_")
+    def xavier_uniform_(orig, tensor, gain=1.0, generator=None):
+        bound = gain * math.sqrt(6.0 / (tensor.size(0) + tensor.size(1)))
+        with torch.no_grad():
+            return tensor.uniform_(-bound, bound, generator=generator)
+
+
+@fault("trunc_normal_does_not_truncate", trips=["creation.init_within_documented_bounds"])
+def _(patch):
+    """trunc_normal_ draws from the untruncated normal: values outside [a, b]."""
+
+    @patch.replace(torch.nn.init, "trunc_normal_")
+    def trunc_normal_(orig, tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+        with torch.no_grad():
+            return tensor.normal_(mean, std * 10, generator=generator)
+
+
+@fault("ones_init_skips_strided", trips=["creation.init_within_documented_bounds"])
+def _(patch):
+    """nn.init.ones_ fills a contiguous copy of a non-contiguous tensor and loses the write."""
+    patch.method(torch.nn.init, "ones_", lambda orig: lambda t: (orig(t.contiguous()), t)[1])
+
+
+@fault("xavier_normal_ignores_gain", trips=["creation.xavier_normal_std"])
+def _(patch):
+    """xavier_normal_ draws with gain 1 whatever gain says."""
+    patch.method(torch.nn.init, "xavier_normal_", lambda orig: lambda t, gain=1.0, generator=None: orig(t, 1.0, generator))

@@ -111,3 +111,81 @@ def _(patch):
         advanced = isinstance(index, (list, torch.Tensor))
         integral = not out.dtype.is_floating_point and not out.dtype.is_complex and out.dtype != torch.bool
         return out.to(torch.float64) if advanced and integral else out
+
+
+@fault("gather_reads_the_next_index", trips=["indexing.gather_along_dim"])
+def _(patch):
+    """gather reads input at index + 1 along dim (wrapping around) instead of at index."""
+
+    @patch.replace(torch, "gather")
+    def gather(orig, input, dim, index, **k):
+        return orig(input, dim, (index + 1) % max(input.size(dim), 1), **k)
+
+    patch.method(torch.Tensor, "gather", lambda orig: lambda self, dim, index, **k: torch.gather(self, dim, index, **k))
+
+
+@fault("scatter_writes_first_of_src", trips=["indexing.scatter_writes_src_at_index"])
+def _(patch):
+    """scatter_ with a src tensor writes src's first element everywhere index points."""
+
+    @patch.replace(torch.Tensor, "scatter_")
+    def scatter_(orig, self, dim, index, src=None, **k):
+        if isinstance(src, torch.Tensor) and src.numel():
+            src = src.flatten()[:1].expand(src.shape)
+        return orig(self, dim, index, src, **k)
+
+
+@fault("scatter_touches_unnamed_elements", trips=["indexing.scatter_writes_src_at_index"])
+def _(patch):
+    """scatter_ also zeroes the elements of self that index never names."""
+
+    @patch.replace(torch.Tensor, "scatter_")
+    def scatter_(orig, self, dim, index, src=None, **k):
+        self.zero_()
+        return orig(self, dim, index, src, **k)
+
+
+@fault("scatter_add_keeps_one_repeat", trips=["indexing.scatter_add_sums_repeats"])
+def _(patch):
+    """scatter_add_ adds only one of the src values a repeated index names (a plain scatter_ of self + src)."""
+
+    @patch.replace(torch.Tensor, "scatter_add_")
+    def scatter_add_(orig, self, dim, index, src):
+        if not index.numel():
+            return self
+        return self.scatter_(dim, index, self.gather(dim, index) + src[tuple(slice(0, s) for s in index.shape)])
+
+
+@fault("index_select_returns_a_view_of_ranges", trips=["indexing.index_select_copies_rows"])
+def _(patch):
+    """index_select of consecutive positions returns a view (narrow) instead of new storage."""
+
+    @patch.replace(torch, "index_select")
+    def index_select(orig, input, dim, index, **k):
+        rows = index.tolist()
+        if rows and rows == list(range(rows[0], rows[0] + len(rows))):
+            return input.narrow(dim, rows[0], len(rows))
+        return orig(input, dim, index, **k)
+
+    patch.method(torch.Tensor, "index_select", lambda orig: lambda self, dim, index: torch.index_select(self, dim, index))
+
+
+@fault("index_select_sorts_the_index", trips=["indexing.index_select_copies_rows"])
+def _(patch):
+    """index_select returns the named entries in ascending order instead of index's order."""
+
+    @patch.replace(torch, "index_select")
+    def index_select(orig, input, dim, index, **k):
+        return orig(input, dim, index.sort().values, **k)
+
+
+@fault("tril_ignores_diagonal", trips=["indexing.tril_triu_keep_a_triangle"])
+def _(patch):
+    """tril keeps the main diagonal's triangle whatever diagonal says."""
+    patch.method(torch, "tril", lambda orig: lambda input, diagonal=0, **k: orig(input, 0, **k))
+
+
+@fault("triu_keeps_below_too", trips=["indexing.tril_triu_keep_a_triangle"])
+def _(patch):
+    """triu_ keeps one diagonal below the one asked for."""
+    patch.method(torch.Tensor, "triu_", lambda orig: lambda self, diagonal=0: orig(self, diagonal - 1))
