@@ -38,7 +38,7 @@ COMPLETE_AREAS: set[str] = {
     "softmax",
 }
 # The catalogue-wide floor: it only rises.
-DECLARED_AT_LEAST = 140
+DECLARED_AT_LEAST = 142
 
 
 @pytest.fixture(scope="module")
