@@ -31,7 +31,7 @@ from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
 from strategies.samples import Arg, Sample
 from strategies.shapes import shapes
-from strategies.tensors import WRITABLE_LAYOUTS
+from strategies.tensors import WRITABLE_LAYOUTS, label
 
 
 @pytest.mark.behaviour("autograd.default_no_grad")
@@ -837,3 +837,102 @@ def test_summing_losses_keeps_every_step_s_history_and_float_does_not(device, dt
         grad, sum(inputs), msg=lambda m: f"the backward through the total did not reach every step's weight\n{m}"
     )
     assert not grad.requires_grad, "total.backward() with create_graph left out (default False) built a graph of the derivative"
+
+
+def doubled_under_enable_grad(t, form, outer):
+    """(t * 2).sum() computed with gradients enabled by torch.enable_grad() (as a context manager
+    or as a decorator) inside a grad-free context `outer`."""
+
+    @torch.enable_grad()
+    def decorated(t):
+        return (t * 2).sum()
+
+    disable = {"no_grad": torch.no_grad, "set_grad_enabled(False)": lambda: torch.set_grad_enabled(False)}[outer]
+    with disable():
+        if form == "decorator":
+            return decorated(t)
+        with torch.enable_grad():
+            return (t * 2).sum()
+
+
+@pytest.mark.behaviour("autograd.enable_grad_inside_no_grad")
+@pytest.mark.dtypes("float32_64")
+@given(
+    x=specs(),
+    form=st.sampled_from(["context manager", "decorator"]),
+    outer=st.sampled_from(["no_grad", "set_grad_enabled(False)"]),
+)
+def test_enable_grad_turns_gradients_back_on(device, dtype, x, form, outer):
+    t = x.build(dtype=dtype, device=device, requires_grad=True)
+    out = doubled_under_enable_grad(t, form, outer)
+    assert out.requires_grad and out.grad_fn is not None, (
+        f"a result computed under enable_grad ({form}) inside {outer} does not require grad"
+    )
+    out.backward()
+    # d/dt sum(2 t) = 2 everywhere, exactly
+    assert_equal(t.grad, torch.full(x.shape, 2.0, dtype=dtype, device=device), "the gradient of sum(2 t) is not 2")
+    assert torch.is_grad_enabled(), "grad mode was not restored on leaving the contexts"
+
+
+GRAD_FORMS = ("sequence", "dict")
+
+
+@st.composite
+def autograd_grad_samples(draw):
+    """Sample(x, z, u, v, inputs=, materialize=): y = x * x * z elementwise, u an input unused by y,
+    v a vector for grad_outputs (None: left out, y summed to a scalar)."""
+    x = draw(specs(), label="x")
+    z, u = (draw(specs(shape=x.shape), label=n) for n in ("z", "u"))
+    v = draw(st.none() | specs(shape=x.shape), label="v")
+    label("grad_outputs=" + ("omitted" if v is None else "given"))
+    inputs = draw(st.sampled_from(GRAD_FORMS), label="inputs")
+    materialize = draw(st.booleans(), label="materialize_grads")
+    label(f"inputs={inputs}", f"materialize_grads={materialize}")
+    spec = [Arg(s, requires_grad=True) for s in (x, z, u)]
+    return Sample((*spec, v), {"inputs": inputs, "materialize": materialize})
+
+
+def grads_of_product(x, z, u, v, *, inputs, materialize):
+    """torch.autograd.grad of x * x * z (summed when v is None, else with grad_outputs v) with
+    respect to (x, z, u), u unused: allow_unused=True, or materialize_grads=True (which allows it)."""
+    y = x * x * z
+    if v is None:
+        y = y.sum()
+    asked = (x, z, u) if inputs == "sequence" else {"x": x, "z": z, "u": u}
+    unused = {"materialize_grads": True} if materialize else {"allow_unused": True}
+    given = {} if v is None else {"grad_outputs": v}
+    got = torch.autograd.grad(y, asked, **given, **unused)
+    return tuple(got[k] for k in ("x", "z", "u")) if inputs == "dict" else tuple(got)
+
+
+AUTOGRAD_GRAD = Operation(
+    "autograd.grad_returns_vjp",
+    dtypes="float32_64",
+    samples=autograd_grad_samples(),
+    call=lambda *a, **k: grads_of_product(*a, **k),
+)
+
+
+@AUTOGRAD_GRAD.property
+def test_autograd_grad_returns_the_vector_jacobian_product(device, dtype, sample, record_observation):
+    x, z, u, v = (
+        None if s is None else independent_array(getattr(s, "spec", s).logical_values(dtype)).astype(numpy.float64)
+        for s in sample.args
+    )
+    (xt, zt, ut, vt), kwargs = sample.build(dtype=dtype, device=device)
+    dx, dz, du = AUTOGRAD_GRAD.call(xt, zt, ut, vt, **kwargs)
+    ones = numpy.ones_like(x) if v is None else v  # a summed output: the vector of ones
+    assert_close_to_reference(
+        dx, torch.from_numpy(numpy.array(ones * 2 * x * z)), msg=lambda m: f"d/dx of v . (x x z) is not 2 v x z\n{m}"
+    )
+    assert_close_to_reference(
+        dz, torch.from_numpy(numpy.array(ones * x * x)), msg=lambda m: f"d/dz of v . (x x z) is not v x^2\n{m}"
+    )
+    if kwargs["materialize"]:
+        assert du is not None and bool((du == 0).all()), "materialize_grads=True did not give zeros for an unused input"
+    else:
+        assert du is None, "allow_unused=True did not give None for an unused input"
+    assert xt.grad is None and zt.grad is None and ut.grad is None, "torch.autograd.grad accumulated into .grad"
+    # create_graph left out: its default False, no graph of the derivative
+    assert not dx.requires_grad and not dz.requires_grad, "create_graph left out (False) built a graph of the derivative"
+    record_observation("gradient dtype is the input's", str(dx.dtype == xt.dtype and dz.dtype == zt.dtype))

@@ -13,7 +13,7 @@ from conformance.checks import assert_close_to_reference, assert_equal, independ
 from conformance.harness.declaration import Operation
 from conformance.tolerances import tolerance
 from strategies import specs
-from strategies.samples import Sample, option_grid
+from strategies.samples import Sample, call_forms, option_grid
 from strategies.shapes import shapes
 from strategies.tensors import label
 
@@ -396,34 +396,47 @@ def same_shape_pairs(draw):
     return Sample((a, draw(specs(shape=a.shape, magnitudes=True), label="target")))
 
 
+# The two documented spellings of the loss, each called with every reduction and with it left out
+# (None: its default 'mean'). Lambdas, so that torch is looked up when they run.
+MSE_FORMS = {
+    "nn.MSELoss": lambda x, y, r: torch.nn.MSELoss()(x, y) if r is None else torch.nn.MSELoss(reduction=r)(x, y),
+    "F.mse_loss": lambda x, y, r: F.mse_loss(x, y) if r is None else F.mse_loss(x, y, reduction=r),
+}
+
+
+def mse_reductions(x, y, form):
+    """'none', 'sum', 'mean' and the reduction left out, in one spelling of the loss."""
+    return tuple(MSE_FORMS[form](x, y, r) for r in ("none", "sum", "mean", None))
+
+
 MSE = Operation(
     "losses.mse_reductions",
     dtypes="floating",
-    samples=same_shape_pairs(),
-    # reduction left out in the last: its default 'mean'
-    call=lambda x, y: (*(torch.nn.MSELoss(reduction=r)(x, y) for r in ("none", "sum", "mean")), torch.nn.MSELoss()(x, y)),
+    samples=st.builds(lambda s, form: Sample(s.args, {"form": form}), same_shape_pairs(), call_forms(MSE_FORMS)),
+    call=lambda x, y, form: mse_reductions(x, y, form),
 )
 
 
 @MSE.property
 def test_mse_reductions(device, dtype, sample):
     x, y = (spec.logical_values(dtype) for spec in sample.args)
+    form = sample.kwargs["form"]
     none, total, mean, default = MSE(sample, dtype=dtype, device=device)
     for name, out, shape in (("none", none, x.shape), ("sum", total, ()), ("mean", mean, ()), ("left out", default, ())):
-        assert out.dtype == dtype and out.shape == shape, f"MSELoss(reduction {name}): not {dtype}{tuple(shape)}"
+        assert out.dtype == dtype and out.shape == shape, f"{form} MSELoss(reduction {name}): not {dtype}{tuple(shape)}"
     sq = (x.double() - y.double()) ** 2
     if dtype in (torch.float32, torch.float64):
         # (x - y)^2 in the dtype: a difference and a square, each rounded once by IEEE 754, exactly
         kind = {torch.float32: np.float32, torch.float64: np.float64}[dtype]
         d = independent_array(x).astype(kind) - independent_array(y).astype(kind)
-        assert_equal(none.cpu(), torch.from_numpy(np.asarray(d * d)), "MSELoss 'none' is not (x - y)^2 elementwise")
+        assert_equal(none.cpu(), torch.from_numpy(np.asarray(d * d)), f"{form}: MSELoss 'none' is not (x - y)^2 elementwise")
     if not x.numel():  # the sum of no squared difference: 0, exactly
-        assert_equal(total.cpu(), torch.zeros((), dtype=dtype), "MSELoss 'sum' of empty inputs is not 0")
+        assert_equal(total.cpu(), torch.zeros((), dtype=dtype), f"{form}: MSELoss 'sum' of empty inputs is not 0")
     # against the float64 formula rounded to the dtype (where a half-precision sum overflows, the
     # rounded reference is inf too), at two roundings' tolerance
     tol = tolerance("two_roundings", dtype)
-    assert_close(none.cpu(), sq.to(dtype), **tol, msg=lambda m: f"MSELoss 'none' is not (x - y)^2\n{m}")
-    assert_close(total.cpu(), sq.sum().to(dtype), **tol, msg=lambda m: f"MSELoss 'sum' is not the sum of (x - y)^2\n{m}")
+    assert_close(none.cpu(), sq.to(dtype), **tol, msg=lambda m: f"{form}: MSELoss 'none' is not (x - y)^2\n{m}")
+    assert_close(total.cpu(), sq.sum().to(dtype), **tol, msg=lambda m: f"{form}: MSELoss 'sum' is not the sum of (x - y)^2\n{m}")
     # 'mean': the sum divided by the number of elements; of no element, 0 / 0 = NaN
     expected = (sq.sum() / x.numel() if x.numel() else torch.tensor(math.nan, dtype=torch.float64)).to(dtype)
     for name, out in (("mean", mean), ("left out", default)):
@@ -528,3 +541,80 @@ def test_kl_div_batchmean_divides_by_batch_size(device, dtype, sample):
     with pytest.warns(UserWarning, match="batchmean"):  # torch points users to 'batchmean'
         mean = torch.nn.KLDivLoss(reduction="mean")(log_q, p)
     assert_close_to_reference(mean, kl_reference(log_q, log_p, "mean"), msg=lambda m: f"'mean' is not sum / numel\n{m}")
+
+
+# The two documented spellings of the loss; r None: reduction left out (its default 'mean').
+BCE_FORMS = {
+    "F.binary_cross_entropy_with_logits": lambda x, y, r, **k: (
+        F.binary_cross_entropy_with_logits(x, y, **k) if r is None else F.binary_cross_entropy_with_logits(x, y, reduction=r, **k)
+    ),
+    "nn.BCEWithLogitsLoss": lambda x, y, r, **k: (
+        torch.nn.BCEWithLogitsLoss(**k)(x, y) if r is None else torch.nn.BCEWithLogitsLoss(reduction=r, **k)(x, y)
+    ),
+}
+
+
+@st.composite
+def bce_with_logits_samples(draw):
+    """Sample(x, y, weight, pos_weight, form=, reduction=): logits of any shape and magnitude,
+    targets in [0, 1] of the same shape (the documented range), a weight that broadcasts to the
+    input (its trailing dims, some of them 1) or none, a pos_weight along the last (class) dim or none."""
+    x = draw(specs(magnitudes=True), label="input")
+    # the docs: "the targets t[i] should be numbers between 0 and 1"
+    y = draw(specs(shape=x.shape, low=0, high=1), label="target")
+    weight = pos_weight = None
+    if draw(st.booleans(), label="weighted"):
+        # a count of x's trailing dims, not a dim: 0 (a 0-d weight) to all of them
+        kept = draw(st.integers(0, x.ndim), label="weight_dims")
+        shape = tuple(s if draw(st.booleans()) else 1 for s in x.shape[x.ndim - kept :])
+        weight = draw(specs(shape=shape), label="weight")
+        label("weight=given")
+    if draw(st.booleans(), label="pos_weighted"):
+        pos_weight = draw(specs(shape=x.shape[-1:]), label="pos_weight")
+        label("pos_weight=given")
+    options = draw(option_grid(form=sorted(BCE_FORMS), reduction=["none", "sum", "mean", None]), label="options")
+    return Sample((x, y, weight, pos_weight), options)
+
+
+def bce_with_logits(x, y, weight, pos_weight, form, reduction):
+    given = {k: v for k, v in (("weight", weight), ("pos_weight", pos_weight)) if v is not None}  # None: left out
+    return BCE_FORMS[form](x, y, reduction, **given)
+
+
+BCE_WITH_LOGITS = Operation(
+    "losses.bce_with_logits_formula",
+    dtypes="float32_64",
+    samples=bce_with_logits_samples(),
+    call=lambda *a, **k: bce_with_logits(*a, **k),
+)
+
+
+@BCE_WITH_LOGITS.property
+def test_bce_with_logits_is_the_documented_formula(device, dtype, sample):
+    x, y, w, p = (None if s is None else independent_array(s.logical_values(dtype)).astype(np.float64) for s in sample.args)
+    form, reduction = sample.kwargs["form"], sample.kwargs["reduction"]
+    out = BCE_WITH_LOGITS(sample, dtype=dtype, device=device)
+    # l = -w [p y log sigma(x) + (1 - y) log(1 - sigma(x))]; -log sigma(x) = log(1 + e^-x) and
+    # -log(1 - sigma(x)) = log(1 + e^x), both log-sum-exps, in float64
+    positive = (1.0 if p is None else p) * y * np.logaddexp(0, -x)
+    terms = (1.0 if w is None else w) * (positive + (1 - y) * np.logaddexp(0, x))
+    terms = np.broadcast_to(terms, x.shape)
+    expected = {"none": terms, "sum": terms.sum(), "mean": terms.sum() / terms.size if terms.size else np.nan}
+    want = torch.from_numpy(np.array(expected[reduction or "mean"], dtype=np.float64))
+    what = f"{form}(reduction={reduction!r}{', weight' if w is not None else ''}{', pos_weight' if p is not None else ''})"
+    assert out.dtype == dtype and out.shape == want.shape, (
+        f"{what}: not in x's dtype and the reduction's shape, {dtype}{tuple(want.shape)}"
+    )
+    # the loss's terms reach |x| in size (log(1 + e^x) ~ x): the float64 formula rounded to the
+    # dtype, at the dtype's tolerance scaled by the largest term the formula adds
+    scale = float(np.abs(x).max(initial=1.0)) * float(np.abs(1.0 if w is None else w).max(initial=1.0))
+    scale *= max(1.0, float(np.abs(1.0 if p is None else p).max(initial=1.0)))
+    eps = torch.finfo(dtype).eps
+    assert_close(
+        out.cpu(),
+        want.to(dtype),
+        rtol=16 * eps,
+        atol=16 * eps * scale * (terms.size if reduction != "none" else 1),
+        equal_nan=True,
+        msg=lambda m: f"{what} is not -w [p y log sigma(x) + (1 - y) log(1 - sigma(x))], reduced\n{m}",
+    )

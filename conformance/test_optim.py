@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from conformance.checks import assert_close_to_reference, independent_array
 from conformance.harness.declaration import Operation
 from strategies import specs
-from strategies.samples import Arg, Sample
+from strategies.samples import Arg, Sample, option_grid
 from strategies.tensors import WRITABLE_LAYOUTS
 
 
@@ -151,4 +151,89 @@ def test_a_changed_learning_rate_applies_to_the_next_step(device, dtype, sample)
     w2 = w1 - second * 3 * np.cos(w1)
     assert_close_to_reference(
         after_second, torch.tensor(w2), msg=lambda m: f"the step after the change is not at the new lr\n{m}"
+    )
+
+
+# Adam's documented options, each given (a value other than its default) or left out (None: the
+# default, lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0, decoupled_weight_decay, amsgrad
+# and maximize False), and foreach, an implementation choice that computes the same algorithm.
+ADAM_OPTIONS = dict(
+    lr=[None, 0.05, 0.5],
+    betas=[None, (0.8, 0.99)],
+    eps=[None, 1e-3],
+    weight_decay=[None, 0.1],
+    decoupled_weight_decay=[None, True],
+    amsgrad=[None, True],
+    maximize=[None, True],
+    foreach=[None, True, False],
+)
+ADAM_DEFAULTS = dict(
+    lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False, amsgrad=False, maximize=False
+)
+
+
+def after_two_adam_steps(w, **options):
+    """The leaf w after each of two Adam steps on the loss sum(3 sin w) (gradient 3 cos w), the
+    options left out where None."""
+    opt = torch.optim.Adam([w], **{k: v for k, v in options.items() if v is not None})
+    after = []
+    for _ in range(2):
+        opt.zero_grad()
+        (w.sin() * 3).sum().backward()
+        opt.step()
+        after.append(w.detach().clone())
+    return tuple(after)
+
+
+def adam_reference(w0, *, lr, betas, eps, weight_decay, decoupled_weight_decay, amsgrad, maximize, steps=2):
+    """The documented Adam algorithm in float64 (NumPy) on sum(3 sin w): each step's parameters.
+    With decoupled_weight_decay, AdamW's ("equivalent to AdamW"): the parameter decays by
+    lr * weight_decay * w before the update and the decay enters neither moment."""
+    b1, b2 = betas
+    w, m, v, v_max, out = w0, np.zeros_like(w0), np.zeros_like(w0), np.zeros_like(w0), []
+    for t in range(1, steps + 1):
+        g = 3 * np.cos(w)
+        g = -g if maximize else g
+        if decoupled_weight_decay:
+            w = w - lr * weight_decay * w
+        elif weight_decay != 0:
+            g = g + weight_decay * w
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat = m / (1 - b1**t)
+        if amsgrad:
+            v_max = np.maximum(v_max, v)
+            v_hat = v_max / (1 - b2**t)
+        else:
+            v_hat = v / (1 - b2**t)
+        w = w - lr * m_hat / (np.sqrt(v_hat) + eps)
+        out.append(w)
+    return out
+
+
+ADAM_STEP = Operation(
+    "optim.adam_step",
+    dtypes="float32_64",
+    samples=st.builds(
+        lambda w, options: Sample((Arg(w, requires_grad=True),), options),
+        specs(layouts=WRITABLE_LAYOUTS),
+        option_grid(**ADAM_OPTIONS),
+    ),
+    call=lambda w, **options: after_two_adam_steps(w, **options),
+)
+
+
+@ADAM_STEP.property
+def test_two_adam_steps_follow_the_documented_algorithm(device, dtype, sample):
+    (w,), options = sample.args, sample.kwargs
+    w0 = independent_array(w.spec.logical_values(dtype)).astype(np.float64)
+    first, second = ADAM_STEP(sample, dtype=dtype, device=device)
+    settings = {k: ADAM_DEFAULTS[k] if v is None else v for k, v in options.items() if k != "foreach"}
+    want_first, want_second = adam_reference(w0, **settings)
+    assert first.dtype == second.dtype == dtype, "an Adam step changed the parameter's dtype"
+    assert_close_to_reference(
+        first, torch.from_numpy(np.array(want_first)), msg=lambda m: f"the first Adam step is not the documented update\n{m}"
+    )
+    assert_close_to_reference(
+        second, torch.from_numpy(np.array(want_second)), msg=lambda m: f"the second Adam step is not the documented update\n{m}"
     )

@@ -394,3 +394,40 @@ def _(patch):
     @patch.replace(torch.Tensor, "__radd__")
     def radd(orig, self, other):
         return orig(self, other).detach() if isinstance(other, (int, float)) else orig(self, other)
+
+
+@fault("enable_grad_is_noop", trips=["autograd.enable_grad_inside_no_grad"])
+def _(patch):
+    """torch.enable_grad() leaves grad mode as it found it (off, inside no_grad)."""
+    import contextlib
+
+    class EnableGrad(contextlib.nullcontext):
+        def __call__(self, fn):
+            return fn
+
+    patch.method(torch, "enable_grad", lambda orig: EnableGrad)
+
+
+@fault("autograd_grad_accumulates", trips=["autograd.grad_returns_vjp"])
+def _(patch):
+    """torch.autograd.grad also accumulates the gradients into the inputs' .grad, as backward() does."""
+
+    @patch.replace(torch.autograd, "grad")
+    def grad(orig, outputs, inputs, *args, **kwargs):
+        got = orig(outputs, inputs, *args, **kwargs)
+        pairs = zip(inputs.values(), got.values()) if isinstance(inputs, dict) else zip(inputs, got)
+        for t, g in pairs:
+            if g is not None:
+                t.grad = g.detach().clone() if t.grad is None else t.grad + g
+        return got
+
+
+@fault("autograd_grad_ignores_grad_outputs", trips=["autograd.grad_returns_vjp"])
+def _(patch):
+    """torch.autograd.grad ignores grad_outputs and differentiates the sum of the outputs."""
+
+    @patch.replace(torch.autograd, "grad")
+    def grad(orig, outputs, inputs, grad_outputs=None, *args, **kwargs):
+        if grad_outputs is not None:
+            outputs = outputs.sum() if isinstance(outputs, torch.Tensor) else [o.sum() for o in outputs]
+        return orig(outputs, inputs, None, *args, **kwargs)

@@ -196,3 +196,37 @@ def _(patch):
     def mse_loss(orig, input, target, size_average=None, reduce=None, reduction="mean", weight=None):
         out = orig(input, target, reduction=reduction)
         return torch.full_like(out, float("nan")) if reduction == "sum" and input.numel() == 0 else out
+
+
+@fault("mse_loss_default_sum", trips=["losses.mse_reductions"])
+def _(patch):
+    """F.mse_loss with reduction left out sums instead of taking the documented default 'mean'."""
+
+    @patch.replace(F, "mse_loss")
+    def mse_loss(orig, input, target, size_average=None, reduce=None, reduction="sum", weight=None):
+        return orig(input, target, size_average, reduce, reduction, weight)
+
+
+@fault("bce_with_logits_pos_weight_on_negatives", trips=["losses.bce_with_logits_formula"])
+def _(patch):
+    """binary_cross_entropy_with_logits weighs the negative term (1 - y) log(1 - sigma(x)) by pos_weight, not the positive one."""
+
+    @patch.replace(F, "binary_cross_entropy_with_logits")
+    def bce(orig, input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+        if pos_weight is None:
+            return orig(input, target, weight, size_average, reduce, reduction)
+        positive = -target * F.logsigmoid(input)
+        negative = -(1 - target) * F.logsigmoid(-input) * pos_weight
+        terms = positive + negative if weight is None else (positive + negative) * weight
+        return {"none": terms, "sum": terms.sum(), "mean": terms.mean()}[reduction]
+
+
+@fault("bce_with_logits_mean_over_batch", trips=["losses.bce_with_logits_formula"])
+def _(patch):
+    """binary_cross_entropy_with_logits 'mean' divides the sum by the batch size input.size(0), not by the element count."""
+
+    @patch.replace(F, "binary_cross_entropy_with_logits")
+    def bce(orig, input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+        if reduction == "mean" and input.dim() > 1:
+            return orig(input, target, weight, reduction="sum", pos_weight=pos_weight) / input.shape[0]
+        return orig(input, target, weight, size_average, reduce, reduction, pos_weight)

@@ -287,3 +287,46 @@ def _(patch):
     @patch.replace(nn.init, "normal_")
     def normal_(orig, tensor, mean=0.0, std=1.0, *a, **k):
         return orig(tensor, mean, std * std, *a, **k)
+
+
+@fault("module_dict_sorted_keys", trips=["modules.module_dict_registers"])
+def _(patch):
+    """nn.ModuleDict gives its keys sorted, not in the order of insertion."""
+    patch.method(nn.ModuleDict, "keys", lambda orig: lambda self: sorted(orig(self)))
+
+
+@fault("functional_dropout_ignores_training", trips=["modules.functional_dropout"])
+def _(patch):
+    """F.dropout(training=False) drops elements all the same."""
+
+    @patch.replace(torch.nn.functional, "dropout")
+    def dropout(orig, input, p=0.5, training=True, inplace=False):
+        return orig(input, p, True, inplace)
+
+
+@fault("functional_dropout_unscaled", trips=["modules.functional_dropout"])
+def _(patch):
+    """F.dropout zeroes elements but does not scale the kept ones by 1 / (1 - p)."""
+
+    @patch.replace(torch.nn.functional, "dropout")
+    def dropout(orig, input, p=0.5, training=True, inplace=False):
+        out = orig(input, p, training, inplace)
+        return out * (1 - p) if training and p < 1 else out
+
+
+@fault("normalize_adds_eps", trips=["modules.normalize_formula"])
+def _(patch):
+    """F.normalize divides by ||v||_p + eps instead of max(||v||_p, eps)."""
+
+    @patch.replace(torch.nn.functional, "normalize")
+    def normalize(orig, input, p=2.0, dim=1, eps=1e-12, out=None):
+        return input / (input.norm(p, dim, keepdim=True) + eps)
+
+
+@fault("functional_layer_norm_ignores_eps", trips=["modules.layer_norm_formula"])
+def _(patch):
+    """F.layer_norm uses the default eps 1e-5 whatever eps it is given."""
+
+    @patch.replace(torch.nn.functional, "layer_norm")
+    def layer_norm(orig, input, normalized_shape, weight=None, bias=None, eps=1e-5):
+        return orig(input, normalized_shape, weight, bias, 1e-5)

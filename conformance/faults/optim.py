@@ -95,3 +95,30 @@ def _(patch):
         finally:
             for group, lr in zip(self.param_groups, changed):
                 group["lr"] = lr
+
+
+def _adam_init_with(patch, **forced):
+    """Adam's constructor with some keywords forced, whatever the caller gave (or left out)."""
+
+    @patch.replace(torch.optim.Adam, "__init__")
+    def init(orig, self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, **kwargs):
+        given = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, **kwargs)
+        orig(self, params, **{**given, **{k: f(given.get(k)) for k, f in forced.items()}})
+
+
+@fault("adam_ignores_amsgrad", trips=["optim.adam_step"])
+def _(patch):
+    """Adam ignores amsgrad=True, dividing by the current second moment instead of its running maximum."""
+    _adam_init_with(patch, amsgrad=lambda given: False)
+
+
+@fault("adam_ignores_decoupled_weight_decay", trips=["optim.adam_step"])
+def _(patch):
+    """Adam ignores decoupled_weight_decay=True, adding the decay to the gradient (L2) instead of AdamW's decay of w."""
+    _adam_init_with(patch, decoupled_weight_decay=lambda given: False)
+
+
+@fault("adam_default_beta2_0_99", trips=["optim.adam_step"])
+def _(patch):
+    """Adam's default betas are (0.9, 0.99), not the documented (0.9, 0.999)."""
+    _adam_init_with(patch, betas=lambda given: (0.9, 0.99) if tuple(given) == (0.9, 0.999) else given)
