@@ -119,7 +119,9 @@ def test_load_remaps_devices_and_weights_only_refuses_other_objects(device, dtyp
     # 'cuda:device_id' (e.g. 'cuda:2') for CUDA tensors." Returning None falls back to the default
     # behavior: the tensor goes back to the device it was saved from.
     calls = []
-    buffer = io.BytesIO(saved_bytes(plain_state(weight)))
+    saved = saved_bytes(plain_state(weight))
+    assert pickle_protocol(saved) == 2, "torch.save did not pickle with protocol 2, its default"
+    buffer = io.BytesIO(saved)
     back = torch.load(buffer, map_location=lambda storage, location: calls.append((storage.device.type, location)))
     tags = {"cpu": "cpu", "cuda": f"cuda:{weight.device.index}"}
     assert [where for where, _ in calls] == ["cpu"], f"map_location was called {calls}, not once, with a CPU storage"
