@@ -1,5 +1,6 @@
 """Creation: factory shapes and dtypes, random ranges, and what *_like / new_* inherit."""
 
+import contextlib
 import math
 import re
 import sys
@@ -26,6 +27,37 @@ def generator(device, seed: int) -> torch.Generator | None:
     if torch.device(device).type == "meta":
         return None
     return torch.Generator(device=device).manual_seed(seed)
+
+
+@contextlib.contextmanager
+def uninitialised_memory_filled():
+    """torch.use_deterministic_algorithms(True) with torch.utils.deterministic.fill_uninitialized_memory
+    (its default, True), restored on leaving: the one setting under which the docs fix what an
+    uninitialised tensor holds."""
+    import torch.utils.deterministic
+
+    mode, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    try:
+        torch.use_deterministic_algorithms(True)
+        torch.utils.deterministic.fill_uninitialized_memory = True
+        yield
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+
+
+def assert_filled_as_uninitialised(t: torch.Tensor, name: str):
+    """torch.empty and torch.empty_like, under uninitialised_memory_filled(): "Floating point and
+    complex tensors are filled with NaN, and integer tensors are filled with the maximum value."
+    A bool tensor is neither (torch fills True: observed, not asserted); meta holds no values."""
+    if t.device.type == "meta" or t.dtype == torch.bool:
+        return
+    if t.is_floating_point() or t.is_complex():
+        assert bool(t.isnan().all()), f"{name}: an element is not NaN where uninitialised memory is filled"
+    else:
+        top = torch.iinfo(t.dtype).max
+        assert bool((t == top).all()), f"{name}: an element is not the dtype's maximum {top} where uninitialised memory is filled"
 
 
 def shape_only(t: torch.Tensor) -> torch.Tensor:
@@ -105,9 +137,21 @@ def test_factories_honour_shape_dtype_device(device, dtype, sample):
     got = (tuple(raw.shape), raw.dtype, raw.device.type)
     assert got == (shape, expected_dtype, expected_device), f"{name}: {got}, not the requested shape, dtype and device"
     assert not raw.requires_grad, f"{name}: requires grad, where requires_grad defaults to False"
-    if name in SAMPLING:  # drawn from the given generator: the same seed draws the same numbers
-        again = getattr(torch, name)(*size, **{k: v for k, v in kw.items() if k != "seed"}, generator=drawn_on(kw, kw["seed"]))
+    given = {k: v for k, v in kw.items() if k != "seed"}
+    if name in SAMPLING and raw.device.type != "meta":  # drawn from the given generator: the same seed draws the same numbers
+        again = getattr(torch, name)(*size, **given, generator=drawn_on(kw, kw["seed"]))
         assert torch.equal(raw, again), f"{name}: a generator seeded alike drew other numbers"
+        # "torch.rand_like(input) is equivalent to torch.rand(input.size(), dtype=input.dtype,
+        # layout=input.layout, device=input.device)" (randn_like's docstring says the same of randn):
+        # seeded alike, rand_like of the result's metadata draws the numbers rand drew
+        like = getattr(torch, f"{name}_like")(raw, generator=drawn_on(kw, kw["seed"]))
+        assert torch.equal(raw, like), f"{name}: not the numbers {name}_like, its documented equivalent, drew"
+    if name == "empty":  # uninitialised, except where the docs fill uninitialised memory
+        with uninitialised_memory_filled():
+            assert_filled_as_uninitialised(torch.empty(*size, **given), name)
+    if "device" in kw:  # device= names where the tensor lives: the meta device, on every machine, too
+        on_meta = getattr(torch, name)(*size, **{**given, "device": "meta"})
+        assert on_meta.device.type == "meta", f"{name}: device='meta' gave a tensor on {on_meta.device}"
     out = FACTORY(sample, dtype=dtype, device=device)
     if name == "zeros":
         assert bool((out == 0).all()), "zeros holds an element other than 0"
@@ -139,28 +183,40 @@ def test_rand_is_in_zero_one_half_open(device, dtype, sample):
         # a uniform distribution: 4096 draws are not all one number (a chance of 2**-(16 * 4095) at worst)
         assert drawn.unique().numel() > 1, "rand drew one number 4096 times"
         assert torch.equal(drawn, again), "rand: a generator seeded alike drew other numbers"
+        # rand_like's docstring: "torch.rand_like(input) is equivalent to torch.rand(input.size(), ...)"
+        like = torch.rand_like(drawn, generator=generator(device, kw["seed"]))
+        assert torch.equal(drawn, like), "rand: not the numbers rand_like, its documented equivalent, drew"
     assert not drawn.requires_grad, "rand requires grad, where requires_grad defaults to False"
+    on_meta = torch.rand(n, dtype=dtype, device="meta")  # device= names where the tensor lives, meta too
+    assert on_meta.device.type == "meta", f"rand: device='meta' gave a tensor on {on_meta.device}"
 
 
 LIKE = {
-    # "*_like functions return a tensor of the source's shape"; values unspecified or random are
-    # compared as shape and dtype only (shape_only)
+    # "*_like functions return a tensor of the source's shape"
     "zeros_like": lambda t, size, seed, **kw: torch.zeros_like(t, **kw),
     "ones_like": lambda t, size, seed, **kw: torch.ones_like(t, **kw),
-    "empty_like": lambda t, size, seed, **kw: shape_only(torch.empty_like(t, **kw)),
-    "rand_like": lambda t, size, seed, **kw: shape_only(torch.rand_like(t, generator=generator(t.device, seed), **kw)),
-    "randn_like": lambda t, size, seed, **kw: shape_only(torch.randn_like(t, generator=generator(t.device, seed), **kw)),
+    "empty_like": lambda t, size, seed, **kw: torch.empty_like(t, **kw),
+    "rand_like": lambda t, size, seed, **kw: torch.rand_like(t, generator=generator(t.device, seed), **kw),
+    "randn_like": lambda t, size, seed, **kw: torch.randn_like(t, generator=generator(t.device, seed), **kw),
     "full_like": lambda t, size, seed, **kw: torch.full_like(t, 2, **kw),
 }
 NEW = {
     # "new_* methods ... take a size"
     "new_zeros": lambda t, size, seed, **kw: t.new_zeros(size, **kw),
     "new_ones": lambda t, size, seed, **kw: t.new_ones(size, **kw),
-    "new_empty": lambda t, size, seed, **kw: shape_only(t.new_empty(size, **kw)),
+    "new_empty": lambda t, size, seed, **kw: t.new_empty(size, **kw),
     "new_full": lambda t, size, seed, **kw: t.new_full(size, 3, **kw),
 }
 INHERITING = LIKE | NEW
 FILLED = {"zeros_like": 0, "ones_like": 1, "full_like": 2, "new_zeros": 0, "new_ones": 1, "new_full": 3}
+UNSPECIFIED = {"empty_like", "new_empty"}  # uninitialised
+SAMPLED = {"rand_like": torch.rand, "randn_like": torch.randn}  # "is equivalent to torch.rand(input.size(), ...)"
+
+
+def comparable(name: str, made: torch.Tensor) -> torch.Tensor:
+    """What two runs agree on: the values where they are fixed; for uninitialised or random ones,
+    shape, dtype and device only (shape_only)."""
+    return shape_only(made) if name in UNSPECIFIED or name in SAMPLED else made
 
 
 def meaningful(shape, strides) -> tuple:
@@ -197,15 +253,16 @@ LIKE_INHERITS = Operation(
     "creation.like_inherits",
     dtypes="float_and_complex",
     samples=like_calls,
-    call=lambda t, name, size, seed, **kw: INHERITING[name](t, size, seed, **kw),
+    call=lambda t, name, size, seed, **kw: comparable(name, INHERITING[name](t, size, seed, **kw)),
 )
 
 
 @LIKE_INHERITS.property
 def test_like_and_new_inherit_unless_given(device, dtype, sample):
     x, _, size, seed = sample.args
+    (t, *_), kw = sample.build(dtype=dtype, device=device)
     for name in INHERITING:  # every function and method, with dtype= as drawn
-        made = LIKE_INHERITS(Sample((x, name, size, seed), sample.kwargs), dtype=dtype, device=device)
+        made = INHERITING[name](t, size, seed, **kw)
         want_dtype = sample.kwargs.get("dtype", dtype)  # given, or the source's
         want_shape = x.shape if name in LIKE else size
         got = (tuple(made.shape), made.dtype, made.device.type, made.layout)
@@ -216,7 +273,17 @@ def test_like_and_new_inherit_unless_given(device, dtype, sample):
             assert_preserved_format(made, sample.args[0], dtype, device, name)
         if name in FILLED:  # zeros hold 0, ones 1, full the fill value
             assert bool((made.cpu() == FILLED[name]).all()), f"{name}: an element is not {FILLED[name]}"
-    (t,), _ = Sample((x,)).build(dtype=dtype, device=device)
+        if name in SAMPLED and made.is_contiguous() and made.device.type != "meta":
+            # "torch.rand_like(input) is equivalent to torch.rand(input.size(), dtype=input.dtype,
+            # layout=input.layout, device=input.device)", and randn_like to randn: seeded alike, the
+            # same numbers. Only where the result is contiguous: with a dense non-contiguous source,
+            # preserve_format keeps its strides and torch draws in memory order (observed, not asserted)
+            same_seed = generator(t.device, seed)
+            drawn = SAMPLED[name](t.size(), dtype=want_dtype, layout=t.layout, device=t.device, generator=same_seed)
+            assert torch.equal(made, drawn), f"{name}: not the numbers its documented equivalent drew"
+        if name == "empty_like":  # uninitialised, except where the docs fill uninitialised memory
+            with uninitialised_memory_filled():
+                assert_filled_as_uninitialised(INHERITING[name](t, size, seed, **kw), name)
     for name, draw in (("rand_like", torch.rand_like), ("randn_like", torch.randn_like)):
         first, again = (draw(t, generator=generator(t.device, seed)) for _ in range(2))
         assert torch.equal(first, again), f"{name}: a generator seeded alike drew other numbers"
@@ -278,6 +345,15 @@ def test_randint_like_is_in_low_high(device, dtype, sample):
     shape, within = RANDINT_LIKE(sample, dtype=dtype, device=device)
     assert (tuple(shape.shape), shape.dtype) == (x.shape, dtype), "randint_like did not keep x's shape and dtype"
     assert bool(within.all()), "randint_like left [low, high)"
+    (t, low, high, seed), _ = sample.build(dtype=dtype, device=device)
+    if t.device.type == "meta":
+        return
+    drawn, again = (torch.randint_like(t, low, high, generator=generator(t.device, seed)) for _ in range(2))
+    assert torch.equal(drawn, again), "randint_like: a generator seeded alike drew other numbers"
+    assert_preserved_format(drawn, x, dtype, device, "randint_like")  # memory_format=torch.preserve_format, the default
+    # high = low + 1: low (inclusive) is the only integer below high (exclusive)
+    only = torch.randint_like(t, low, low + 1, generator=generator(t.device, seed))
+    assert bool((only == low).all()), "randint_like(x, low, low + 1) drew other than low"
 
 
 SIZE = Operation(
@@ -333,6 +409,14 @@ def test_there_is_no_double64_only_float64(device, dtype, x):
         like = torch.randn_like(t, dtype=torch.float64)
     assert like.dtype == torch.float64 and like.shape == t.shape and like.device == t.device, "randn_like(dtype=float64)"
     assert not like.requires_grad, "randn_like requires grad, where requires_grad defaults to False"
+    assert_preserved_format(like, x, dtype, device, "randn_like")  # memory_format=torch.preserve_format, the default
+    if like.is_contiguous() and like.device.type != "meta":
+        # "torch.randn_like(input) is equivalent to torch.randn(input.size(), dtype=input.dtype, ...)",
+        # with dtype=torch.float64 given: drawn from a generator seeded alike, the same numbers (where
+        # the result is contiguous: a dense non-contiguous source's strides are kept, see like_inherits)
+        with private_rng(0, device):
+            drawn = torch.randn(t.size(), dtype=torch.float64, layout=t.layout, device=t.device)
+        assert torch.equal(like, drawn), "randn_like(dtype=float64): not the numbers randn, its documented equivalent, drew"
 
 
 SCALARS = {
@@ -499,9 +583,21 @@ def test_like_with_device_creates_there(device, dtype, x):
         assert got == (source.shape, dtype, torch.device(device).type), (
             f"{name}: not on the given device, source's shape and dtype"
         )
+        assert not t.requires_grad, f"{name}: requires grad, where requires_grad defaults to False"
+        assert_preserved_format(t, x, dtype, "cpu", name)  # memory_format=torch.preserve_format, the default
     if torch.device(device).type != "meta":
         for name, value in (("zeros_like", 0), ("ones_like", 1), ("full_like", 2)):
             assert bool((made[name] == value).all()), f"{name}: not filled with its value"
+        with uninitialised_memory_filled():  # empty_like is uninitialised, except where the docs fill it
+            assert_filled_as_uninitialised(torch.empty_like(source, device=device), "empty_like")
+    if torch.device(device).type == "cpu":  # the source's own device: the meta device is the other one here
+        for name, t in {
+            "zeros_like": torch.zeros_like(source, device="meta"),
+            "ones_like": torch.ones_like(source, device="meta"),
+            "full_like": torch.full_like(source, 2, device="meta"),
+            "empty_like": torch.empty_like(source, device="meta"),
+        }.items():
+            assert t.device.type == "meta", f"{name}: not on the given device, meta"
 
 
 @st.composite

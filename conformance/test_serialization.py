@@ -7,6 +7,8 @@ compiled: Dynamo skips torch.save and torch.load by design, so nothing of the ro
 
 import io
 import pickle
+import pickletools
+import zipfile
 
 import pytest
 import torch
@@ -34,6 +36,22 @@ def round_trip(state: dict, **load_kwargs) -> dict:
     return torch.load(buffer, **load_kwargs)
 
 
+def pickle_protocol(saved: bytes) -> int:
+    """The protocol torch.save pickled with: its zip archive's data.pkl (the pickled object, the
+    serialization notes' "torch.save file format") opens with PROTO and the protocol (pickletools)."""
+    with zipfile.ZipFile(io.BytesIO(saved)) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+        opcode, protocol, _ = next(pickletools.genops(archive.read(name)))
+    assert opcode.name == "PROTO", f"data.pkl opens with {opcode.name}, not PROTO"
+    return protocol
+
+
+def saved_bytes(state, **save_kwargs) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer, **save_kwargs)
+    return buffer.getvalue()
+
+
 SAVE_LOAD = Operation(
     "serialization.save_load_preserves_views",
     dtypes="all",
@@ -59,6 +77,11 @@ def test_save_and_load_give_back_values_and_shared_storage(device, dtype, sample
     assert_same_storage(loaded["view"], loaded["base"], "the loaded view")
     loaded["view"].fill_(True if dtype == torch.bool else 1)
     assert_equal(loaded["base"][::step], loaded["view"], "a write through the loaded view")
+    # save(obj, f, pickle_module=pickle, pickle_protocol=2, ...): "pickle_protocol: can be specified
+    # to override the default protocol", 2 in the signature
+    state = {"base": base, "view": base[::step]}
+    assert pickle_protocol(saved_bytes(state)) == 2, "torch.save did not pickle with protocol 2, its default"
+    assert pickle_protocol(saved_bytes(state, pickle_protocol=4)) == 4, "torch.save ignored pickle_protocol=4"
 
 
 class NotAWeight:
@@ -90,6 +113,22 @@ def test_load_remaps_devices_and_weights_only_refuses_other_objects(device, dtyp
     assert loaded["weight"].device.type == "cpu" and loaded["weight"].dtype == dtype
     assert_equal(loaded["weight"], weight.cpu(), "the remapped tensor")
     assert (loaded["step"], loaded["name"], loaded["nested"]) == (3, "w", [1.5, (2, "x")])
+    # "If map_location is a callable, it will be called once for each serialized storage with two
+    # arguments: storage and location. The storage argument will be the initial deserialization of
+    # the storage, residing on the CPU. [...] The builtin location tags are 'cpu' for CPU tensors and
+    # 'cuda:device_id' (e.g. 'cuda:2') for CUDA tensors." Returning None falls back to the default
+    # behavior: the tensor goes back to the device it was saved from.
+    calls = []
+    saved = saved_bytes(plain_state(weight))
+    assert pickle_protocol(saved) == 2, "torch.save did not pickle with protocol 2, its default"
+    buffer = io.BytesIO(saved)
+    back = torch.load(buffer, map_location=lambda storage, location: calls.append((storage.device.type, location)))
+    tags = {"cpu": "cpu", "cuda": f"cuda:{weight.device.index}"}
+    assert [where for where, _ in calls] == ["cpu"], f"map_location was called {calls}, not once, with a CPU storage"
+    if weight.device.type in tags:
+        assert calls[0][1] == tags[weight.device.type], f"the location tag {calls[0][1]!r} is not the saving device's"
+    assert back["weight"].device == weight.device, "map_location returned None: not loaded back where it was saved from"
+    assert_equal(back["weight"], weight, "the tensor loaded through a map_location returning None")
     buffer = io.BytesIO()
     torch.save({"object": NotAWeight()}, buffer)
     buffer.seek(0)
