@@ -126,9 +126,10 @@ def _header(item, identity, backend: str | None = None) -> tuple[list[str], list
     versions = "".join(f", {b['module']} {b['version']}" for b in backends if b.get("version"))
     header = [f"Standalone repro: {identity.behaviour} on {where}"]
     keeps = "It raises where torch breaks the documented behaviour, runs through where it keeps it."
-    header += [f"torch {torch.__version__}{versions}. {keeps}", ""]
+    header += [f"torch {torch.__version__}{versions}. {keeps}"]
     if behaviour is not None:
-        header += [behaviour.statement, f'Documented: "{behaviour.quote}"' if behaviour.quote else "", behaviour.doc]
+        documented = f'Documented: "{behaviour.quote}" ' if behaviour.quote else ""
+        header += [behaviour.statement, f"{documented}{behaviour.doc}"]
     return [line for line in header if line is not None], [b["module"] for b in backends]
 
 

@@ -179,7 +179,7 @@ def render(example: ComparedExample, *, header: list[str], device: str | None, b
     head = ["import math"] * ("math." in text) + ["import numpy as np"] * ("np." in text) + ["import torch"]
     head += sorted(i for i in imports if i and i not in head)
     head += [f"import {module}  # the out-of-tree backend that registers {device!r}" for module in backends]
-    comments = [line for h in header for line in (textwrap.wrap(h, 96) or [""])]
+    comments = [line for h in header for line in (textwrap.wrap(h, 116) or [""])]
     parts = [
         "\n".join(["# " + c if c else "#" for c in comments] + head),
         *body,
