@@ -46,6 +46,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.repro.calls import operation_call
 from strategies.samples import Sample
 from strategies.tensors import CompactRepr
 
@@ -93,7 +94,7 @@ class Operation(CompactRepr):
 
     def __call__(self, sample: Sample, *, dtype: torch.dtype, device):
         args, kwargs = sample.build(dtype=dtype, device=device)
-        return self.call(*args, **kwargs)
+        return operation_call(self, args, kwargs, lambda: self.call(*args, **kwargs))
 
     def tolerance(self, device, dtype: torch.dtype, mode: str | None = None, also: tuple[Divergence, ...] = ()) -> dict:
         """assert_close keywords for comparing results on `device` with the CPU's (mode None), or

@@ -75,6 +75,21 @@ def helper(code):
     return decorate
 
 
+def operation_call(operation, args: tuple, kwargs: dict, run: Callable[[], object]):
+    """`run()`: a declared operation's call on the arguments its Sample built. A trace notes the
+    arguments and which of its records the call made, so that a failing statement that calls the
+    declaration (inside pytest.raises, say) is written with the call's own source."""
+    trace = active()
+    if trace is None or trace.depth or trace.paused:
+        return run()
+    start = len(trace.records)
+    try:
+        return run()
+    finally:
+        trace.operations[id(operation)] = (operation, args, kwargs, start, len(trace.records))
+        trace.keep.append((operation, args, kwargs))
+
+
 def seed_point(seed: int) -> None:
     """The test seeded torch's generator: a script that draws random numbers seeds it the same."""
     trace = active()

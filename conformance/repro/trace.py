@@ -40,6 +40,7 @@ class Trace(TorchFunctionMode):
     made: set[int] = field(default_factory=set)  # ids of the tensors recorded calls returned
     arrays: dict[int, tuple] = field(default_factory=dict)  # id -> (array, its values when last seen)
     generators: dict[int, tuple] = field(default_factory=dict)  # id -> (generator, its seed if unused)
+    operations: dict[int, tuple] = field(default_factory=dict)  # id(operation) -> its last call (calls.operation_call)
     depth: int = 0
     paused: int = 0
     problem: str | None = None

@@ -105,7 +105,13 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
     else:
         statement = _Statement(frame, line, exc)
         statement.node = _SpecFacts(frame.f_locals).visit(statement.node)
+        declared = _declared_calls(statement, frame, trace, helpers, imports)
+        for _, args, kwargs, made in declared:  # written as the call's own source, on its arguments
+            records = [r for r in records if id(r) not in made]
+            roots.extend(_tensors((list(args), dict(kwargs)), []))
         for name in statement.free_names():
+            if name in helpers:
+                continue
             if name in frame.f_locals:
                 roots.append(frame.f_locals[name])
                 bindings.append(name)
@@ -138,6 +144,10 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
         raise Unwritable("the values it checks were not computed by torch calls the trace saw")
     body = _inputs(trace, kept, roots, writer)
     body += _calls(kept, writer, frame.f_locals, bound)
+    if check_frame is None:
+        for node, args, kwargs, _ in declared:
+            node.args = [ast.parse(writer.value(a), mode="eval").body for a in args]
+            node.keywords = [ast.keyword(k, ast.parse(writer.value(v), mode="eval").body) for k, v in kwargs.items()]
     final = []
     if check_frame is not None:
         final.append(_check_of(check_frame)[1](writer))
@@ -160,6 +170,34 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
     script = "\n".join(["# " + c if c else "#" for c in comments] + head + [""] + body) + "\n"
     compile(script, "<standalone repro>", "exec")
     return script
+
+
+def _declared_calls(statement, frame, trace: Trace, helpers: dict, imports: set) -> list[tuple]:
+    """The calls of declared operations (`OP(sample, dtype=..., device=...)`) in the failing
+    statement, each rewritten as a call of the declaration's own `call`, copied into `helpers`
+    (its arguments are filled in once the inputs have names): [(call node, args, kwargs, ids of
+    the records the call made)]."""
+    from conformance.harness.declaration import Operation
+    from conformance.repro.compared import _call_source
+
+    found = []
+    for node in ast.walk(statement.node):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        operation = frame.f_globals.get(node.func.id)
+        if not isinstance(operation, Operation) or node.func.id in frame.f_locals:
+            continue
+        called = trace.operations.get(id(operation))
+        if called is None:
+            raise Unwritable(f"the failing statement calls {node.func.id}, which the trace did not see run")
+        _, args, kwargs, start, end = called
+        name = node.func.id.lower()
+        source = _call_source(operation.call, imports, helpers)
+        named = source.replace("call = ", f"{name} = ", 1) if source.startswith("call = ") else None
+        helpers[name] = named or source.replace("def call(", f"def {name}(", 1)
+        node.func, node.args, node.keywords = ast.Name(name, ast.Load()), [], []
+        found.append((node, args, kwargs, {id(r) for r in trace.records[start:end]}))
+    return found
 
 
 def _global(name: str, value, helpers: dict | None = None, imports: set | None = None) -> str:

@@ -81,6 +81,10 @@ class _DeviceModule:
         return False
 
     @staticmethod
+    def is_initialized() -> bool:  # fake tensors ask it of a factory call's device under torch.compile
+        return True
+
+    @staticmethod
     def manual_seed_all(seed: int) -> None:
         _extension.manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
 
