@@ -98,7 +98,7 @@ def test_rooms_import_only_downstream(room, forbidden):
 
 
 def test_renderer_and_merge_never_import_torch():
-    code = "import sys, reports.render, reports.merge, reports.killmatrix; assert 'torch' not in sys.modules"
+    code = "import sys, reports.render, reports.merge, reports.killmatrix, reports.diff; assert 'torch' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
