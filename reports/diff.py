@@ -322,6 +322,12 @@ def _notes(old: Side, new: Side) -> list[str]:
         for s in side.sources:
             if s.incomplete:
                 notes.append(f"The {name} run {s.label} is incomplete: items it never reached show as new or gone.")
+        ran = [i for i in side.items.values() if i.status not in ("skipped", "not run")]
+        if ran and all(i.warnings is None for i in ran):
+            notes.append(
+                f"The {name} results carry no fingerprints (written before they were recorded):"
+                " result dtypes and warnings are not compared."
+            )
         if side.faults:
             notes.append(f"The {name} run injected a fault ({', '.join(sorted(side.faults))}): its failures are the fault's.")
     if old.profiles != new.profiles:

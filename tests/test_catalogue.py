@@ -5,6 +5,7 @@ import ast
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,42 @@ def test_the_versioned_entries_of_the_catalogue_hold_on_the_installed_torch_or_s
         assert b.changed.startswith("https://"), b.id
     weights_only = catalogue.behaviours()["serialization.map_location_and_weights_only"]
     assert weights_only.since == "2.6" and weights_only.holds_on(torch.__version__)
+
+
+RANGED = """
+    import dataclasses
+    from conformance import catalogue
+
+    def pytest_configure(config):  # views.permute_shares as if it had stopped holding in torch 2.0
+        known = dict(catalogue.behaviours())
+        known["views.permute_shares"] = dataclasses.replace(
+            known["views.permute_shares"], until="2.0", changed="https://github.com/pytorch/pytorch/pull/1"
+        )
+        catalogue.behaviours = lambda: known
+"""
+
+
+def test_the_items_of_a_behaviour_outside_its_range_are_skipped_with_the_range_named(tmp_path):
+    from tests.helpers import run_throwaway, throwaway_results
+
+    (tmp_path / "ranged_plugin.py").write_text(textwrap.dedent(RANGED))
+    source = """
+        import pytest
+
+        @pytest.mark.behaviour("views.permute_shares")
+        def test_out_of_range(device):
+            raise AssertionError("never runs")
+
+        @pytest.mark.behaviour("views.narrow_shares")
+        def test_unranged(device):
+            pass
+    """
+    done = run_throwaway(tmp_path, source, plugins=("-p", "ranged_plugin"))
+    assert done.returncode == 0, done.stdout[-2000:]
+    _, by_name = throwaway_results(tmp_path)
+    skipped = by_name["test_out_of_range[cpu]"]
+    assert skipped["status"] == "skipped"
+    assert skipped["reason"].startswith(
+        "holds only on torch <2.0 (changed: https://github.com/pytorch/pytorch/pull/1); this is torch 2."
+    )
+    assert by_name["test_unranged[cpu]"]["status"] == "passed"

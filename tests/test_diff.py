@@ -116,6 +116,14 @@ def test_two_runs_differing_in_each_way_give_exactly_those_rows(runs):
     assert model["headline"].startswith("Regressed (now fails): 1 in 1 behaviour;")
 
 
+def test_results_from_before_fingerprints_compare_statuses_and_say_so(runs, tmp_path):
+    bare = [{k: v for k, v in r.items() if k != "fingerprint"} for r in OLD]
+    old = write(tmp_path / "bare.jsonl", header("2.12.0"), bare)
+    model = diff.compare(diff.load_side(old), diff.load_side(runs[1]))
+    assert {r["kind"] for r in model["rows"]} == {"regressed", "stale", "fixed", "observation", "new", "gone"}
+    assert any("The OLD results carry no fingerprints" in note for note in model["notes"])
+
+
 def test_the_same_run_twice_changes_nothing(runs):
     model = diff.compare(diff.load_side(runs[1]), diff.load_side(runs[1]))
     assert model["rows"] == [] and "Nothing changed in the 10 items" in model["headline"]
