@@ -253,12 +253,14 @@ def compare(old: Side, new: Side) -> dict:
     titles = {a.name: a.title for a in catalogue.areas()}
     order = [a.name for a in catalogue.areas()]
     areas = []
-    for name in sorted(behaviours, key=lambda n: (n not in order, order.index(n) if n in order else 0, n)):
-        entries = sorted(behaviours[name], key=lambda e: (min(list(KINDS).index(k) for k in e["kinds"]), e["behaviour"]))
+    for name, entries in behaviours.items():
+        entries.sort(key=lambda e: (_rank(e["kinds"]), e["behaviour"]))
         counts = Counter()
         for e in entries:
             counts.update(e["kinds"])
         areas.append({"name": name, "title": titles.get(name, name), "behaviours": entries, "counts": counts})
+    # the areas with the weightiest change first (regressions before fixes before new items), then catalogue order
+    areas.sort(key=lambda a: (_rank(a["counts"]), a["name"] not in order, order.index(a["name"]) if a["name"] in order else 0))
     rows = [r for a in areas for e in a["behaviours"] for r in e["rows"]]
     totals = Counter(r["kind"] for r in rows)
     behaviour_totals = Counter()
@@ -277,6 +279,10 @@ def compare(old: Side, new: Side) -> dict:
         "notes": _notes(old, new),
         "compared": len(set(old.items) & set(new.items)),
     }
+
+
+def _rank(kinds) -> int:
+    return min(list(KINDS).index(k) for k in kinds)
 
 
 def _worst(side: Side, keys: list[tuple]) -> str:

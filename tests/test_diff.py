@@ -109,6 +109,8 @@ def test_two_runs_differing_in_each_way_give_exactly_those_rows(runs):
         if r["kind"] != "gone":
             assert r["repro_line"].startswith("pytest ") and "--device=" in r["repro_line"]
     assert model["compared"] == 8
+    # the weightiest change first: the area with a regression before the one with a fix, ...
+    assert [a["name"] for a in model["areas"]] == ["views", "numpy_bridge", "softmax", "losses"]
     # aggregated per behaviour: the worst status on each side, its rows under it
     views = next(b for a in model["areas"] for b in a["behaviours"] if b["behaviour"] == "views.permute_shares")
     assert (views["old_status"], views["new_status"]) == ("expected failure", "failed")
