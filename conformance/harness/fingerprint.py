@@ -21,7 +21,7 @@ depend on which items a worker ran before it; Python's per-location "once" regis
 item by the same `warnings.catch_warnings` that records them. Warnings a test catches itself
 (`pytest.warns`) are its own and are not seen here; warnings the run's filters ignore are not
 either. Recorded warnings are emitted again after the call, so pytest's warnings summary still
-shows them.
+shows them, and filters a test changed are left changed, so the isolation check still sees them.
 
 Cost: one catch_warnings per item and a set insertion per operation call.
 """
@@ -92,19 +92,25 @@ def pytest_runtest_call(item):
     warn_always = torch.is_warn_always_enabled()
     torch.set_warn_always(True)
     caught: list[warnings.WarningMessage] = []
+    entry = left = None
     try:
         with warnings.catch_warnings(record=True) as recorded:
+            entry = list(warnings.filters)
             try:
                 return (yield)
             finally:
                 caught = list(recorded)
                 found["warnings"] = {warning_text(w) for w in caught}
+                left = list(warnings.filters)
     finally:
         torch.set_warn_always(warn_always)
         _CURRENT.reset(token)
         item.stash[_KEY] = {k: _sorted(v) for k, v in found.items() if v or k == "warnings"}
         for w in caught:  # into pytest's own record, for its warnings summary
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        if left != entry:  # the test changed the filters: leave its change for the isolation check to see
+            warnings.filters[:] = left
+            getattr(warnings, "_filters_mutated", lambda: None)()  # forget what the old filters let through once
 
 
 @pytest.hookimpl(wrapper=True)
