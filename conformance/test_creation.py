@@ -13,7 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conformance.checks import contiguous_strides, dense_non_overlapping, independent_array, numpy_dtype, private_rng
+from conformance.checks import (
+    assert_same_storage,
+    contiguous_strides,
+    dense_non_overlapping,
+    independent_array,
+    numpy_dtype,
+    private_rng,
+)
 from conformance.harness.declaration import Operation
 from strategies import DTYPE_GROUPS, specs
 from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, SIZE_FORMS, Sample, call_forms
@@ -935,13 +942,18 @@ def test_meshgrid_expands_each_input_like_numpy(device, dtype, sample):
     indexing = "xy" if form == "xy" else "ij"  # left out: "ij"
     arrays = [independent_array(s.logical_values(dtype)).reshape(-1) for s in specs_]
     expected = numpy.meshgrid(*arrays, indexing=indexing)
-    grids = MESHGRID(sample, dtype=dtype, device=device)
+    (_, *inputs), _ = sample.build(dtype=dtype, device=device)
+    grids = MESHGRID.call(form, *inputs)
     assert len(grids) == len(arrays), f"meshgrid: {len(grids)} grids for {len(arrays)} inputs"
     for i, (g, e) in enumerate(zip(grids, expected)):
         shape = tuple(g.shape)
         assert shape == e.shape and g.dtype == dtype, f"meshgrid[{i}]: {shape} {g.dtype}, not numpy's shape or the dtype"
         got = independent_array(g.cpu())
         numpy.testing.assert_array_equal(got, e, err_msg=f"meshgrid[{i}] ({indexing}): not numpy.meshgrid's")
+        if g.numel():
+            # "G_i is constructed by expanding T_i to the result shape", and expanding "does not
+            # allocate new memory, but only creates a new view on the existing tensor" (Tensor.expand)
+            assert_same_storage(g, inputs[i], f"meshgrid[{i}], an expansion of input {i}")
 
 
 # "input (Tensor): 1-D input vector", "vec2 (Tensor): 1-D input vector"
@@ -1079,15 +1091,48 @@ def inside(t, lo, hi):
 def test_uniform_and_normal_fill_every_element_in_place(device, dtype, sample):
     x, form, lo, hi, seed = sample.args
     (t, *_), _ = sample.build(dtype=dtype, device=device)
-    assert sampled_into(t, form, lo, hi, seed) is t, f"{form} did not return self"
+    t.fill_(math.nan)  # so an element left unwritten shows
+    through, version = t[...], t._version  # another view of t's memory
+    assert SAMPLERS[form](t, lo, hi, seed) is t, f"{form} did not return self"
+    # in place: "Every tensor keeps a version counter, that is incremented every time it is marked
+    # dirty in any operation" (autograd notes, in-place correctness checks)
+    assert t._version > version, f"{form} did not bump self's version counter"
     low, high = bounds_of(form, lo, hi)
     # the bounds as the dtype holds them: a sample rounds to the dtype
     low, high = (torch.tensor(v, dtype=dtype).item() for v in (low, high))
-    values = t.cpu().double()
+    values = through.cpu().double()
     assert bool(values.isfinite().all()), f"{form}: an element left unwritten (NaN) or not finite"
     assert bool(((values >= low) & (values <= high)).all()), f"{form}: a sample outside [{low}, {high}]"
     again = x.build(dtype=dtype, device=device)
     assert torch.equal(sampled_into(again, form, lo, hi, seed), t), f"{form}: a generator seeded alike drew other numbers"
+
+
+# One fixed seeded draw of N values: a sample mean lies within 5.4 standard errors (sigma / sqrt(N))
+# of the distribution's mean, and a sample standard deviation within 5% of sigma (over 6 standard
+# errors for these distributions), except with probability under 1e-7 for any seed: the seed only
+# makes the run repeatable.
+DRAW = 8192
+
+
+def assert_moments(t, mean, std, mean_within, what):
+    values = t.double()
+    got_mean, got_std = values.mean().item(), values.std().item()
+    assert abs(got_mean - mean) <= mean_within, f"{what}: mean {got_mean:.4g}, not {mean:.4g} within {mean_within:.3g}"
+    assert abs(got_std - std) <= 0.05 * std, f"{what}: standard deviation {got_std:.4g}, not {std:.4g} within 5%"
+
+
+@pytest.mark.behaviour("creation.uniform_normal_fill_in_place")
+def test_uniform_and_normal_draw_their_documented_distributions():
+    """uniform_() (from=0, to=1 left out) draws U(0, 1): mean 1/2, std 1/sqrt(12); normal_() draws
+    N(0, 1), normal_(3, 0.5) N(3, 0.5^2) (Tensor.normal_: "Fills self tensor with elements samples
+    from the normal distribution parameterized by mean and std")."""
+    t = torch.empty(DRAW, dtype=torch.float64)
+    t.uniform_(generator=torch.Generator().manual_seed(0))
+    assert_moments(t, 0.5, 1 / math.sqrt(12), 5.4 / math.sqrt(12 * DRAW), "uniform_()")
+    t.normal_(generator=torch.Generator().manual_seed(0))
+    assert_moments(t, 0.0, 1.0, 5.4 / math.sqrt(DRAW), "normal_()")
+    t.normal_(3.0, 0.5, generator=torch.Generator().manual_seed(0))
+    assert_moments(t, 3.0, 0.5, 5.4 * 0.5 / math.sqrt(DRAW), "normal_(3, 0.5)")
 
 
 def fans(shape) -> tuple[int, int]:
@@ -1157,10 +1202,14 @@ INIT = Operation(
 @INIT.property
 def test_nn_init_fills_every_element_within_its_documented_interval(device, dtype, sample):
     x, form, p, seed = sample.args
-    t = x.build(dtype=dtype, device=device)
-    assert initialised(t, form, p, seed) is t, f"nn.init.{form} did not return the tensor it filled"
+    t = x.build(dtype=dtype, device=device).fill_(math.nan)  # so an element left unwritten shows
+    through, version = t[...], t._version  # another view of t's memory
+    assert INITS[form](t, p, generator(t.device, seed)) is t, f"nn.init.{form} did not return the tensor it filled"
+    # in place: "Every tensor keeps a version counter, that is incremented every time it is marked
+    # dirty in any operation" (autograd notes, in-place correctness checks)
+    assert t._version > version, f"nn.init.{form} did not bump the version counter of the tensor it filled"
     low, high = init_bounds(form, x.shape, p)
-    values = t.cpu().double()
+    values = through.cpu().double()
     assert bool(values.isfinite().all()), f"nn.init.{form}: an element left unwritten (NaN)"
     # the bounds as the dtype holds them: a sample rounds to the dtype
     slack = torch.finfo(dtype).eps * max(abs(low), abs(high))
@@ -1169,8 +1218,41 @@ def test_nn_init_fills_every_element_within_its_documented_interval(device, dtyp
         again = initialised(x.build(dtype=dtype, device=device), form, p, seed)
         assert torch.equal(again, t), f"nn.init.{form}: a generator seeded alike drew other numbers"
         # ones_ draws nothing: each example checks it too, on the same tensor afresh
-        ones = initialised(x.build(dtype=dtype, device=device), "ones_", p, seed)
-        assert bool((ones.cpu() == 1).all()), "nn.init.ones_: an element is not 1"
+        ones = x.build(dtype=dtype, device=device).fill_(math.nan)
+        through, version = ones[...], ones._version
+        assert torch.nn.init.ones_(ones) is ones, "nn.init.ones_ did not return the tensor it filled"
+        assert ones._version > version, "nn.init.ones_ did not bump the version counter of the tensor it filled"
+        assert bool((through.cpu() == 1).all()), "nn.init.ones_: an element is not 1"
+
+
+@pytest.mark.behaviour("creation.init_within_documented_bounds")
+def test_nn_init_draws_their_documented_distributions():
+    """uniform_(t) draws U(0, 1) (a and b left out: 0 and 1): mean 1/2; trunc_normal_(t) draws N(0, 1)
+    with values outside [-2, 2] redrawn (mean, std, a and b left out): every value in [-2, 2], mean 0,
+    std 0.8796 (N(0, 1) truncated to [-2, 2]: sqrt(1 - 4 phi(2) / (Phi(2) - Phi(-2))));
+    xavier_uniform_(w, gain) draws U(-A, A), A = gain * sqrt(6 / (fan_in + fan_out)): std A / sqrt(3)."""
+    t = torch.empty(DRAW, dtype=torch.float64)
+    torch.nn.init.uniform_(t, generator=torch.Generator().manual_seed(0))
+    assert_moments(t, 0.5, 1 / math.sqrt(12), 5.4 / math.sqrt(12 * DRAW), "nn.init.uniform_(t)")
+    torch.nn.init.trunc_normal_(t, generator=torch.Generator().manual_seed(0))
+    assert bool(((t >= -2) & (t <= 2)).all()), "nn.init.trunc_normal_(t): a value outside [-2, 2]"
+    phi2 = math.exp(-2) / math.sqrt(2 * math.pi)
+    truncated = math.sqrt(1 - 4 * phi2 / math.erf(2 / math.sqrt(2)))
+    assert_moments(t, 0.0, truncated, 5.4 * truncated / math.sqrt(DRAW), "nn.init.trunc_normal_(t)")
+    shape = (64, 128)
+    fan_in, fan_out = fans(shape)
+    for spelled in ("positional", "keyword"):
+        w = torch.empty(shape, dtype=torch.float64)
+        g = torch.Generator().manual_seed(0)
+        if spelled == "positional":
+            torch.nn.init.xavier_uniform_(w, 2.5, generator=g)
+        else:
+            # tensor positional: the strength recorder's dry probes of an in-place API find self
+            # only among the positional arguments
+            torch.nn.init.xavier_uniform_(w, gain=2.5, generator=g)
+        bound = 2.5 * math.sqrt(6 / (fan_in + fan_out))
+        std = bound / math.sqrt(3)
+        assert_moments(w, 0.0, std, 5.4 * std / math.sqrt(w.numel()), f"nn.init.xavier_uniform_(w, gain=2.5) ({spelled})")
 
 
 @pytest.mark.behaviour("creation.xavier_normal_std")
@@ -1180,9 +1262,17 @@ def test_xavier_normal_draws_with_the_documented_std(shape):
     is within 10% of gain * sqrt(2 / (fan_in + fan_out)), for gain left out (1) and given."""
     fan_in, fan_out = fans(shape)
     for gain, kwargs in ((1.0, {}), (2.5, {"gain": 2.5})):
-        t = torch.nn.init.xavier_normal_(
+        t = torch.full(shape, math.nan, dtype=torch.float64)  # so an element left unwritten shows
+        version = t._version
+        filled = torch.nn.init.xavier_normal_(t, generator=torch.Generator().manual_seed(0), **kwargs)
+        assert filled is t, "xavier_normal_ did not return the tensor it filled"
+        # in place: "Every tensor keeps a version counter, that is incremented every time it is
+        # marked dirty in any operation" (autograd notes, in-place correctness checks)
+        assert t._version > version, "xavier_normal_ did not bump the version counter of the tensor it filled"
+        again = torch.nn.init.xavier_normal_(
             torch.empty(shape, dtype=torch.float64), generator=torch.Generator().manual_seed(0), **kwargs
         )
+        assert torch.equal(again, t), "xavier_normal_: a generator seeded alike drew other numbers"
         std = gain * math.sqrt(2 / (fan_in + fan_out))
         assert abs(t.std().item() - std) <= 0.1 * std, f"xavier_normal_: std {t.std().item():.4g}, not {std:.4g} within 10%"
         assert abs(t.mean().item()) <= 0.1 * std, f"xavier_normal_: mean {t.mean().item():.4g}, not 0 within 0.1 std"

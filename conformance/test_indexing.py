@@ -348,7 +348,9 @@ def test_scatter_writes_src_where_index_points(device, dtype, sample):
     s = independent_array(src_spec.logical_values(dtype))
     written = targets(independent_array(index_arg.spec.logical_values(torch.int64)), dim % x.ndim)
     held = independent_array(torch.tensor(value, dtype=dtype)) if form == "value" else None
+    probe = saved_for_backward(t)
     assert scatter_into(t, dim, index, src, value, form) is t, "scatter_ did not return self"
+    assert_write_seen_by_autograd(probe, "t.scatter_")
     after = independent_array(t.cpu())
     for position in np.ndindex(*before.shape):
         if position not in written:
@@ -381,7 +383,9 @@ def test_scatter_add_adds_every_src_value_at_its_index(device, dtype, sample):
     if pairs:  # self[i][index[i][j][k]][k] += src[i][j][k], every repeat counted (unbuffered np.add.at)
         at = tuple(np.array([target for target, _ in pairs]).T)
         np.add.at(expected, at, np.array([s[p] for _, p in pairs], dtype=expected.dtype))
+    probe = saved_for_backward(t)
     assert scatter_into(t, dim, index, src, value, form) is t, "scatter_add_ did not return self"
+    assert_write_seen_by_autograd(probe, "t.scatter_add_")
     np.testing.assert_array_equal(independent_array(t.cpu()), expected, "scatter_add_: not self plus every src value")
 
 
@@ -474,7 +478,12 @@ def test_tril_and_triu_keep_their_triangle_and_zero_the_rest(device, dtype, samp
     keep = (cols - rows <= k) if form.startswith("tril") else (cols - rows >= k)
     a = independent_array(x.logical_values(dtype))
     expected = np.where(keep, a, np.zeros((), dtype=a.dtype))
+    in_place = form in ("triu_", "triu__default")
+    probe = saved_for_backward(t) if in_place else None
     out = TRIANGLE.call(t, diagonal, form)
-    if form in ("triu_", "triu__default"):
+    if in_place:
         assert out is t, "triu_ did not return self"
+        assert_write_seen_by_autograd(probe, "t.triu_")
+    # "the lower triangular part of the matrix": input's own elements, so input's dtype
+    assert out.dtype == t.dtype, f"{form}: dtype {out.dtype}, not input's {t.dtype}"
     np.testing.assert_array_equal(independent_array(out.cpu()), expected, f"{form}: not the triangle of diagonal {k}")

@@ -990,6 +990,15 @@ def test_prod_and_cumsum_along_dim_are_numpys(device, dtype, sample):
             **tolerance("sum_of_terms", dtype),
             msg=lambda m, what=what: f"{what}: not NumPy's value\n{m}",
         )
+        got = independent_array(out.cpu()).astype(np.float64)
+        # where nothing is rounded, exactly: a product of no factors is 1, of one factor that
+        # factor, a running sum's first entry is its first term (a 0-d tensor: its value throughout)
+        rows = a.shape[dim] if a.ndim else 1
+        if form == "Tensor.prod()" and a.size <= 1 or form == "Tensor.prod(dim)" and rows <= 1:
+            np.testing.assert_array_equal(got, want, f"{what}: a product of at most one factor is not exact")
+        if form == "Tensor.cumsum(dim)" and a.size:
+            first = (lambda v: v) if not a.ndim else (lambda v: np.take(v, [0], axis=dim))
+            np.testing.assert_array_equal(first(got), first(a), f"{what}: the first running sum is not the first term")
 
 
 @st.composite
@@ -1060,6 +1069,9 @@ def test_std_and_var_follow_the_documented_formula(device, dtype, sample):
             **tolerance("sum_of_terms", dtype),
             msg=lambda m, what=what: f"{what}: not the documented formula\n{m}",
         )
+        if n == 1 and delta == 0:
+            # one sample is its own mean: sum((x - mean)^2) / 1 is exactly 0, with nothing rounded
+            np.testing.assert_array_equal(independent_array(out.cpu()), want, f"{what}: one sample's spread is not exactly 0")
 
 
 # ord -> the vector norm of |x| in NumPy (linalg.vector_norm's table): inf max, -inf min, 0 the
@@ -1127,6 +1139,11 @@ def test_vector_norms_follow_the_table(device, dtype, sample):
             **tolerance("sum_of_terms", dtype),
             msg=lambda m, what=what: f"{what}: not the table's norm\n{m}",
         )
+        if ord in (math.inf, -math.inf, 0):
+            # max|x|, min|x| and the count of non-zeros pick an element or count: nothing is rounded
+            np.testing.assert_array_equal(
+                independent_array(out.cpu()), want.astype(out.cpu().numpy().dtype), f"{what}: not exactly the table's norm"
+            )
 
 
 @st.composite

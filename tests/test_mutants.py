@@ -106,6 +106,9 @@ def test_in_place_operators_leave_self_wrong_and_the_version_unbumped():
     assert not torch.equal(target, torch.arange(6.0).reshape(3, 2)) and torch.equal(
         target.flatten().sort().values, torch.arange(6.0)
     )
+    stepped = torch.zeros(6)[::2]  # not contiguous, but its memory order is its row-major order
+    with pytest.raises(NotApplicable, match="row-major"):
+        _break("inplace.memory_order", _call(torch.Tensor.copy_, stepped, torch.arange(3.0), is_method=True))
     y = torch.zeros(3)
     version = y._version
     _break("inplace.version_not_bumped", _call(torch.Tensor.add_, y, 1, is_method=True))

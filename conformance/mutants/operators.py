@@ -486,8 +486,6 @@ def _memory_order(call, state, param):
     target = _written(call)
     if target.is_contiguous() or _overlaps(target):
         raise NotApplicable("self is contiguous (or overlaps itself)")
-    written = target.detach().contiguous()
-    result = call.run(written, *call.args[1:], **call.kwargs)
     offsets = torch.as_strided(
         torch.arange(target.untyped_storage().nbytes() // target.element_size(), device=target.device),
         target.shape,
@@ -495,6 +493,11 @@ def _memory_order(call, state, param):
         target.storage_offset(),
     ).reshape(-1)
     order = offsets.argsort()
+    if bool((order == torch.arange(order.numel(), device=order.device)).all()):
+        # a stepped 1-D slice, an offset, a size-1 dim transposed: memory order is row-major order
+        raise NotApplicable("self's memory order is its row-major order: the write lands where it should")
+    written = target.detach().contiguous()
+    result = call.run(written, *call.args[1:], **call.kwargs)
     scattered = torch.empty_like(written.reshape(-1))
     scattered[order] = written.reshape(-1)
     with torch.no_grad():
