@@ -41,14 +41,28 @@ def small_model(device, width=3):
 def test_calling_runs_hooks_forward_does_not(device, width):
     model = small_model(device, width)
     events = []
+    # prepend left out (False): each hook fires after those registered before it
     model.register_forward_pre_hook(lambda m, args: events.append("pre"))
+    model.register_forward_pre_hook(lambda m, args: events.append("pre2"))
     model.register_forward_hook(lambda m, args, out: events.append("post"))
+    model.register_forward_hook(lambda m, args, out: events.append("post2"))
     x = torch.ones(1, width, device=device)
     out = model(x)
-    assert events == ["pre", "post"]
+    assert events == ["pre", "pre2", "post", "post2"], "hooks did not run in registration order"
     events.clear()
     direct = model.forward(x)
     assert events == [] and torch.equal(out, direct)
+    # always_call left out (False): a forward that raises runs no forward hook
+    failing = Raising()
+    failing.register_forward_hook(lambda m, args, out: events.append("after a raise"))
+    with pytest.raises(LookupError):
+        failing(x)
+    assert events == [], "a forward hook ran although forward raised"
+
+
+class Raising(nn.Module):
+    def forward(self, x):
+        raise LookupError("this forward raises")
 
 
 @pytest.mark.behaviour("modules.parameter_is_tensor")
@@ -285,13 +299,53 @@ CONV2D = Operation(
 )
 
 
+def conv2d_reference(x, weight, bias, *, stride, padding, dilation, groups, **_):
+    """The documented out(N_i, C_out_j) = bias(C_out_j) + sum_k weight(C_out_j, k) * input(N_i, k), * the
+    valid 2D cross-correlation, over the input zero-padded on both sides, each output channel summing over
+    the input channels of its group; in NumPy float64."""
+    cout, cin_per, k, _ = weight.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    ho, wo = ((n + 2 * padding - dilation * (k - 1) - 1) // stride + 1 for n in x.shape[2:])
+    out = np.zeros((x.shape[0], cout, ho, wo))
+    cout_per = cout // groups
+    for g in range(groups):
+        inputs, kernels = padded[:, g * cin_per : (g + 1) * cin_per], weight[g * cout_per : (g + 1) * cout_per]
+        for i in range(k):
+            for j in range(k):
+                rows = slice(i * dilation, i * dilation + stride * (ho - 1) + 1, stride)
+                cols = slice(j * dilation, j * dilation + stride * (wo - 1) + 1, stride)
+                products = np.einsum("ncij,oc->noij", inputs[:, :, rows, cols], kernels[:, :, i, j])
+                out[:, g * cout_per : (g + 1) * cout_per] += products
+    return out if bias is None else out + bias[None, :, None, None]
+
+
+def assert_conv2d_values(out, x, conv, options, dtype, device):
+    """out, conv's result on x (a float64 NumPy array of its values), against the documented
+    cross-correlation in float64, within the rounding bound of its sum of products."""
+    weight = independent_array(conv.weight.detach().cpu()).astype(np.float64)
+    bias = None if conv.bias is None else independent_array(conv.bias.detach().cpu()).astype(np.float64)
+    expected = conv2d_reference(x, weight, bias, **options)
+    magnitude = conv2d_reference(np.abs(x), np.abs(weight), None if bias is None else np.abs(bias), **options)
+    eps = torch.finfo(dtype).eps
+    if torch.device(device).type == "cuda" and dtype == torch.float32 and torch.backends.cudnn.allow_tf32:
+        eps = 2.0**-10  # "This module supports TensorFloat32": TF32 keeps 10 bits of mantissa
+    terms = weight.shape[1] * weight.shape[2] * weight.shape[3] + 1
+    bound = (terms + 1) * eps * magnitude + torch.finfo(dtype).tiny
+    error = np.abs(independent_array(out.detach().cpu()).astype(np.float64) - expected)
+    assert (error <= bound).all(), f"Conv2d is not the documented cross-correlation: largest error {error.max()} over the bound"
+
+
 @CONV2D.property
 def test_conv2d_output_shape_formula(device, dtype, sample):
     x, conv = sample.args
     options = conv.make.keywords  # as drawn
-    out = CONV2D(sample, dtype=dtype, device=device)
+    (x_built, conv_built), _ = sample.build(dtype=dtype, device=device)
+    out = CONV2D.call(x_built, conv_built)
     h, w = x.shape[2:]
     assert out.shape == (2, options["out_channels"], conv2d_output_size(h, **options), conv2d_output_size(w, **options))
+    assert out.dtype == dtype, "Conv2d's result is not in the input's dtype"
+    values = independent_array(x.logical_values(dtype)).astype(np.float64)
+    assert_conv2d_values(out, values, conv_built, options, dtype, device)
 
 
 @pytest.mark.behaviour("modules.conv2d_output_shape")
@@ -505,10 +559,17 @@ def test_conv2d_takes_the_notes_signature_and_the_newer_arguments(device, dtype,
             nn.Conv2d(*channels, padding=p, dilation=d, groups=expected["groups"], device=device, dtype=dtype)
             for p in ("same", "valid")
         )
-    assert same(x).shape[-2:] == x.shape[-2:], "padding='same' changed the spatial size"
-    assert valid(x).shape[-2:] == (side - d * (k - 1), side + 1 - d * (k - 1)), "padding='valid' padded"
+    same_out, valid_out = same(x), valid(x)
+    assert same_out.shape == (2, expected["out_channels"], *x.shape[-2:]), "padding='same' changed the size"
+    assert valid_out.shape == (2, expected["out_channels"], side - d * (k - 1), side + 1 - d * (k - 1)), "padding='valid' padded"
+    assert same_out.dtype == valid_out.dtype == dtype, "Conv2d's result is not in its dtype"
+    # "padding='valid' is the same as no padding": the cross-correlation of the unpadded input
+    options = dict(stride=1, padding=0, dilation=d, groups=expected["groups"])
+    assert_conv2d_values(valid_out, np.ones(tuple(x.shape)), valid, options, dtype, device)
     with pytest.raises(ValueError):
         nn.Conv2d(*channels, stride=2, padding="same")
+    # device= given: the parameters are made there (the meta device is on every machine)
+    assert nn.Conv2d(*channels, device="meta").weight.is_meta, "Conv2d ignored device="
 
 
 @st.composite
@@ -604,10 +665,20 @@ def _phi(v: float) -> float:
     return 0.5 * (1 + math.erf(v / math.sqrt(2)))
 
 
+def _tanh_cdf(v: float) -> float:
+    return 0.5 * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)))
+
+
 FORMULAS = {
     "relu": lambda v: max(0.0, v),
     "gelu": lambda v: v * _phi(v),
-    "gelu_tanh": lambda v: 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))),
+    "gelu_tanh": lambda v: v * _tanh_cdf(v),
+}
+# 1 - the CDF each GELU multiplies x by, computed without cancellation: where it is under eps / 8, x
+# times it is under a quarter of an ulp of x, so the formula's value rounded to the dtype is x itself.
+TAILS = {
+    "gelu": lambda v: 0.5 * math.erfc(v / math.sqrt(2)),
+    "gelu_tanh": lambda v: 0.5 * (1 - math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))),
 }
 # The documented spellings of each activation -> the formula it computes. Lambdas, so that torch
 # is looked up when they run (as declarations do).
@@ -643,14 +714,27 @@ ACTIVATION = Operation(
 @ACTIVATION.property
 def test_relu_and_gelu_follow_their_formulas(device, dtype, sample):
     (x,), form = sample.args, sample.kwargs["form"]
-    out = ACTIVATION(sample, dtype=dtype, device=device)
+    (x_built,), kwargs = sample.build(dtype=dtype, device=device)
+    out = ACTIVATION.call(x_built, **kwargs)
     values = independent_array(x.logical_values(dtype)).astype(np.float64)
-    expected = np.vectorize(FORMULAS[FORMULA_OF[form]], otypes=[np.float64])(values) if values.size else values
-    assert out.shape == x.shape and out.dtype == dtype
+    formula = FORMULA_OF[form]
+    expected = np.vectorize(FORMULAS[formula], otypes=[np.float64])(values) if values.size else values
+    assert out.shape == x.shape and out.dtype == dtype, f"{form}: not x's shape and dtype"
+    # inplace left out (its default False): x keeps its values
+    assert_equal(x_built.cpu(), x.logical_values(dtype), f"{form} wrote into its input")
     got = independent_array(out.cpu()).astype(np.float64)
-    # the dtype's own rounding of an O(|x|) result, a few ulps
+    if formula == "relu":  # max(0, x) is x or 0: no rounding, so exactly
+        np.testing.assert_array_equal(got, expected, err_msg=f"{form} is not max(0, x)")
+        return
+    # x * CDF(x) computed in the dtype: the CDF's rounding, a few ulps of 1, scaled by |x|
     eps = torch.finfo(dtype).eps
-    np.testing.assert_allclose(got, expected, rtol=8 * eps, atol=8 * eps * 30, err_msg=form)
+    bound = 8 * eps * np.abs(values) + torch.finfo(dtype).tiny
+    error = np.abs(got - expected)
+    assert (error <= bound).all(), f"{form}: largest error {error.max()} over the bound"
+    # exactly where the formula leaves no rounding: GELU(0) = 0, and x where the CDF is within eps / 8 of 1
+    tail = np.vectorize(TAILS[formula], otypes=[np.float64])(values) if values.size else values
+    exact = (values == 0) | ((values > 0) & (tail < eps / 8))
+    np.testing.assert_array_equal(got[exact], values[exact], err_msg=f"{form} is not exact where the formula rounds to x")
 
 
 def clip_gradients(grads, max_norm, norm_type):
