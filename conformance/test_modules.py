@@ -86,6 +86,9 @@ def test_named_parameters_use_dotted_paths(device, widths):
     names = [name for name, _ in model.named_parameters()]
     assert names == [f"{i}.{kind}" for i in range(len(layers)) for kind in ("weight", "bias")]
     assert [id(p) for _, p in model.named_parameters()] == [id(p) for p in model.parameters()]
+    # remove_duplicate left out (True): a layer held twice gives its parameters once, under the first path
+    shared = nn.Sequential(layers[0], layers[0]).to(device)
+    assert [name for name, _ in shared.named_parameters()] == ["0.weight", "0.bias"], "a shared parameter came twice"
 
 
 @pytest.mark.behaviour("modules.state_dict_aliases")
@@ -118,6 +121,9 @@ def test_load_state_dict_copies_values_in(device, width):
             p.add_(1)
     for name, p in model.named_parameters():
         assert not torch.equal(p, dict(source.named_parameters())[name])
+    # strict left out (True): a key the module does not have is refused
+    with pytest.raises(RuntimeError):  # the type is observed
+        model.load_state_dict({**source.state_dict(), "extra": torch.zeros(1, device=device)})
 
 
 def eval_dropout(p: float) -> nn.Module:
@@ -151,13 +157,29 @@ def test_dropout_is_identity_in_eval(device, dtype, sample):
 @pytest.mark.behaviour("modules.eval_dropout_identity")
 @pytest.mark.dtypes("float32")
 # Train mode draws which elements to drop: random, so no declaration (the eval case above is one).
-@given(x=specs(low=0.5, high=2), p=st.floats(0, 1), seed=st.integers(0, 2**32 - 1))  # as above
+# p over its whole range, and p = 0 (no element is zeroed) drawn on its own too
+@given(x=specs(low=0.5, high=2), p=st.one_of(st.just(0.0), st.floats(0, 1)), seed=st.integers(0, 2**32 - 1))  # as above
 def test_dropout_in_train_zeroes_and_scales_the_rest(device, dtype, x, p, seed):
     t = x.build(dtype=dtype, device=device)
     with private_rng(seed, device):
         out = nn.Dropout(p).train()(t)
     kept = out != 0
     assert_close(out[kept], t[kept] / (1 - p))
+    if p == 0:  # zeroed with probability 0, the rest scaled by 1 / (1 - 0) = 1: x itself
+        assert_equal(out, t, "Dropout(p=0) changed its input's values")
+    zeroed, n = int((~kept).sum()), t.numel()
+    if 0 < p < 1 and n:  # each element zeroed independently with probability p: Binomial(n, p) zeroed
+        tail = min(binomial_tails(n, p, zeroed))
+        assert tail >= 1e-9, f"{zeroed} of {n} elements zeroed with p={p}: a tail probability {tail:.3g}"
+
+
+def binomial_tails(n: int, p: float, k: int) -> tuple[float, float]:
+    """P(X <= k) and P(X >= k) for X ~ Binomial(n, p), 0 < p < 1."""
+    pmf = [
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p))
+        for i in range(n + 1)
+    ]
+    return sum(pmf[: k + 1]), sum(pmf[k:])
 
 
 def batchnorm_train_then_eval(x, bn):
@@ -196,9 +218,12 @@ def test_module_mode_and_grad_mode_are_independent(device, grad_on):
     model = small_model(device)
     with torch.set_grad_enabled(grad_on):
         model.eval()
-        assert torch.is_grad_enabled() is grad_on
+        assert torch.is_grad_enabled() is grad_on and model.training is False
         model.train()
-        assert torch.is_grad_enabled() is grad_on
+        assert torch.is_grad_enabled() is grad_on and model.training is True
+        model.train(False)  # "or equivalently module.train(False)"
+        assert torch.is_grad_enabled() is grad_on and model.training is False
+        model.train()
     with torch.no_grad():
         assert model.training is True
         assert model(torch.ones(1, 3, device=device)).requires_grad is False
@@ -390,11 +415,27 @@ INIT_CONSTANT = Operation(
 )
 
 
+def saved_for_backward(t):
+    """A sum that saved t's values (t.detach(), which shares t's version counter) for a gradient."""
+    weight = torch.ones(t.shape, dtype=t.dtype, device=t.device, requires_grad=True)
+    return (weight * t.detach()).sum()
+
+
+def assert_refuses_backward(saved, what):
+    """The autograd notes: a tensor "saved for backward ... but modified in-place afterwards", "an error
+    will be raised once backward pass is started" (RuntimeError: observed)."""
+    with pytest.raises(RuntimeError):
+        saved.backward()
+        pytest.fail(f"{what} wrote in place, yet a graph that saved the tensor before ran backward")
+
+
 @INIT_CONSTANT.property
 def test_init_constant_fills_in_place(device, dtype, sample):
     (t, val), _ = sample.build(dtype=dtype, device=device)
+    saved = saved_for_backward(t)
     returned = INIT_CONSTANT.call(t, val)
     assert returned is t
+    assert_refuses_backward(saved, "constant_")
     assert_equal(t.detach().cpu(), torch.full(t.shape, val, dtype=dtype), "the filled tensor")
     assert t.grad_fn is None and t.is_leaf
     parameter = nn.Parameter(sample.args[0].spec.build(dtype=dtype, device=device))
@@ -440,6 +481,9 @@ def test_state_dict_has_parameters_and_persistent_buffers(device):
     keys = set(model.state_dict())
     assert {"norm.weight", "norm.bias", "norm.running_mean", "norm.running_var", "norm.num_batches_tracked", "kept"} <= keys
     assert "scratch" not in keys, "a buffer registered with persistent=False is in state_dict"
+    # keep_vars left out (False): the tensors are detached from autograd, not the parameters themselves
+    state = model.state_dict()
+    assert state["norm.weight"] is not model.norm.weight and not state["norm.weight"].requires_grad
 
 
 @pytest.mark.behaviour("modules.dataparallel_keeps_module")
@@ -487,7 +531,12 @@ def test_kaiming_normal_draws_with_the_documented_std(device, dtype, case, seed)
     shape, fan_in, fan_out, options = case
     weight = torch.empty(shape, dtype=dtype, device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
+    saved = saved_for_backward(weight)
     assert nn.init.kaiming_normal_(weight, **options, generator=generator) is weight
+    assert_refuses_backward(saved, "kaiming_normal_")
+    again = torch.empty_like(weight)
+    nn.init.kaiming_normal_(again, **options, generator=torch.Generator(device=device).manual_seed(seed))
+    assert_equal(again, weight, "kaiming_normal_ did not draw from the generator given: the same seed gave other values")
     # gain = sqrt(2 / (1 + a^2)) for leaky_relu (a is its negative slope), sqrt(2) for relu; std = gain / sqrt(fan)
     a = options["a"] if options["nonlinearity"] == "leaky_relu" else 0.0
     std = math.sqrt(2 / (1 + a * a)) / math.sqrt(fan_in if options["mode"] == "fan_in" else fan_out)
@@ -622,8 +671,8 @@ def layer_norm_samples(draw):
     leading = draw(shapes(max_dims=2, max_side=3), label="leading")
     x = draw(specs(shape=(*leading, *normalized)), label="x")
     eps = draw(st.sampled_from([1e-5, 1e-3, 0.5]), label="eps")
-    affine = draw(st.booleans(), label="elementwise_affine")
-    bias = draw(st.booleans(), label="bias") if affine else False
+    # the three documented combinations, each drawn as often (bias only matters with the affine parameters)
+    affine, bias = draw(st.sampled_from([(True, False), (True, True), (False, False)]), label="elementwise_affine, bias")
     options = dict(eps=eps, elementwise_affine=affine, bias=bias)
     seed = draw(st.integers(0, 2**16), label="init_seed")
     what = f"nn.LayerNorm({normalized!r}, eps={eps!r}, elementwise_affine={affine}, bias={bias}) with U(-2, 2) parameters"
@@ -653,9 +702,14 @@ def test_layer_norm_is_the_documented_formula(device, dtype, sample):
         if bias:
             expected = expected + independent_array(layer.bias.detach().cpu()).astype(np.float64)
     tol = 1e-4 if dtype == torch.float32 else 1e-10  # a normalised value in O(1) through a handful of roundings
+    assert y.shape == x.shape and y.dtype == dtype, "LayerNorm: not x's shape and dtype"
     np.testing.assert_allclose(independent_array(y.detach().cpu()).astype(np.float64), expected, rtol=tol, atol=tol)
     # the functional form with the layer's own parameters (None without them), eps given
     functional = F.layer_norm(x_built, normalized, layer.weight, layer.bias, eps)
+    assert functional.shape == x.shape and functional.dtype == dtype, "F.layer_norm: not x's shape and dtype"
+    # a result of inputs that require grad requires grad (the affine parameters do, when there are any)
+    requiring = any(t is not None and t.requires_grad for t in (x_built, layer.weight, layer.bias))
+    assert functional.requires_grad == requiring and y.requires_grad == requiring, "LayerNorm's result left the graph"
     np.testing.assert_allclose(
         independent_array(functional.detach().cpu()).astype(np.float64), expected, rtol=tol, atol=tol, err_msg="F.layer_norm"
     )
@@ -802,6 +856,7 @@ def test_embedding_returns_the_weight_rows_and_padding_gets_no_gradient(device, 
     weight = independent_array(table.weight.detach().cpu())
     idx_values = independent_array(indices.spec.logical_values(torch.int64))
     assert out.shape == (*indices.spec.shape, dim)
+    assert out.dtype == table.weight.dtype == dtype, "the looked-up rows are not in the weight's dtype"
     np.testing.assert_array_equal(independent_array(out.detach().cpu()), weight[idx_values])
     if padding is not None:
         row = padding % num
@@ -918,6 +973,7 @@ def test_attention_matches_the_documented_reference(device, dtype, sample):
         options["attn_mask"] = independent_array(mask.logical_values(dtype)).astype(np.float64)
     out = ATTENTION(sample, dtype=dtype, device=device)
     expected = attention_reference(*arrays, **options)
+    assert out.shape == expected.shape and out.dtype == dtype, "not (*, L, Ev) in the inputs' dtype"
     tol = 1e-4 if dtype == torch.float32 else 1e-10
     np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=tol, atol=tol)
 
@@ -928,7 +984,12 @@ def test_attention_matches_the_documented_reference(device, dtype, sample):
 def test_init_normal_draws_with_the_given_mean_and_std(device, dtype, mean, std, seed):
     t = torch.empty(64, 128, dtype=dtype, device=device)  # 8192 samples
     generator = torch.Generator(device=device).manual_seed(seed)
+    saved = saved_for_backward(t)
     assert nn.init.normal_(t, mean, std, generator=generator) is t
+    assert_refuses_backward(saved, "normal_")
+    again = torch.empty_like(t)
+    nn.init.normal_(again, mean, std, generator=torch.Generator(device=device).manual_seed(seed))
+    assert_equal(again, t, "normal_ did not draw from the generator given: the same seed gave other values")
     values = (t.double().cpu().numpy().ravel() - mean) / std
     n = values.size
     # As for kaiming_normal_: six standard errors on the mean and on the variance ratio, a false
@@ -1020,6 +1081,10 @@ def test_functional_dropout_scales_the_kept_values(device, dtype, x, p, seed):
         out = F.dropout(t, p)  # training left out: True
     kept = out != 0
     assert_close(out[kept], t[kept] / (1 - p), msg=lambda m: f"F.dropout did not scale the kept values by 1 / (1 - p)\n{m}")
+    zeroed, n = int((~kept).sum()), t.numel()
+    if p > 0 and n:  # each element zeroed independently with probability p: Binomial(n, p) zeroed
+        tail = min(binomial_tails(n, p, zeroed))
+        assert tail >= 1e-9, f"F.dropout zeroed {zeroed} of {n} elements with p={p}: a tail probability {tail:.3g}"
 
 
 @pytest.mark.behaviour("modules.functional_dropout")
