@@ -372,9 +372,12 @@ def _dry_fire(mutant: Mutant, call: Call, stock_error: Exception | None, before:
 
 def _inputs_as_they_are(call: Call) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
     """Each tensor argument with a copy of its values and its version, for _put_back."""
-    return [
-        (t, t.detach().clone(memory_format=torch.preserve_format), t._version) for t in call.tensors() if t.device.type != "meta"
-    ]
+    kept = []
+    for t in call.tensors():
+        if t.device.type == "meta" or t.layout != torch.strided or t.is_quantized or t.is_nested:
+            continue  # no values to compare (meta), or none that == compares elementwise
+        kept.append((t, t.detach().clone(memory_format=torch.preserve_format), t._version))
+    return kept
 
 
 def _put_back(kept) -> bool:
@@ -385,8 +388,11 @@ def _put_back(kept) -> bool:
         if _equal_values(t.detach(), values):
             continue
         wrote = True
-        with torch.no_grad():
-            t.copy_(values)
+        try:
+            with torch.no_grad():
+                t.copy_(values)
+        except RuntimeError:
+            continue  # resized, or overlapping memory: left as the probe made it (the item then fails, and says so)
         torch._C._autograd._unsafe_set_version_counter((t,), (version,))
     return wrote
 
