@@ -41,14 +41,28 @@ def small_model(device, width=3):
 def test_calling_runs_hooks_forward_does_not(device, width):
     model = small_model(device, width)
     events = []
+    # prepend left out (False): each hook fires after those registered before it
     model.register_forward_pre_hook(lambda m, args: events.append("pre"))
+    model.register_forward_pre_hook(lambda m, args: events.append("pre2"))
     model.register_forward_hook(lambda m, args, out: events.append("post"))
+    model.register_forward_hook(lambda m, args, out: events.append("post2"))
     x = torch.ones(1, width, device=device)
     out = model(x)
-    assert events == ["pre", "post"]
+    assert events == ["pre", "pre2", "post", "post2"], "hooks did not run in registration order"
     events.clear()
     direct = model.forward(x)
     assert events == [] and torch.equal(out, direct)
+    # always_call left out (False): a forward that raises runs no forward hook
+    failing = Raising()
+    failing.register_forward_hook(lambda m, args, out: events.append("after a raise"))
+    with pytest.raises(LookupError):
+        failing(x)
+    assert events == [], "a forward hook ran although forward raised"
+
+
+class Raising(nn.Module):
+    def forward(self, x):
+        raise LookupError("this forward raises")
 
 
 @pytest.mark.behaviour("modules.parameter_is_tensor")
@@ -72,6 +86,9 @@ def test_named_parameters_use_dotted_paths(device, widths):
     names = [name for name, _ in model.named_parameters()]
     assert names == [f"{i}.{kind}" for i in range(len(layers)) for kind in ("weight", "bias")]
     assert [id(p) for _, p in model.named_parameters()] == [id(p) for p in model.parameters()]
+    # remove_duplicate left out (True): a layer held twice gives its parameters once, under the first path
+    shared = nn.Sequential(layers[0], layers[0]).to(device)
+    assert [name for name, _ in shared.named_parameters()] == ["0.weight", "0.bias"], "a shared parameter came twice"
 
 
 @pytest.mark.behaviour("modules.state_dict_aliases")
@@ -104,6 +121,9 @@ def test_load_state_dict_copies_values_in(device, width):
             p.add_(1)
     for name, p in model.named_parameters():
         assert not torch.equal(p, dict(source.named_parameters())[name])
+    # strict left out (True): a key the module does not have is refused
+    with pytest.raises(RuntimeError):  # the type is observed
+        model.load_state_dict({**source.state_dict(), "extra": torch.zeros(1, device=device)})
 
 
 def eval_dropout(p: float) -> nn.Module:
@@ -144,6 +164,21 @@ def test_dropout_in_train_zeroes_and_scales_the_rest(device, dtype, x, p, seed):
         out = nn.Dropout(p).train()(t)
     kept = out != 0
     assert_close(out[kept], t[kept] / (1 - p))
+    if p == 0:  # zeroed with probability 0, the rest scaled by 1 / (1 - 0) = 1: x itself
+        assert_equal(out, t, "Dropout(p=0) changed its input's values")
+    zeroed, n = int((~kept).sum()), t.numel()
+    if 0 < p < 1 and n:  # each element zeroed independently with probability p: Binomial(n, p) zeroed
+        tail = min(binomial_tails(n, p, zeroed))
+        assert tail >= 1e-9, f"{zeroed} of {n} elements zeroed with p={p}: a tail probability {tail:.3g}"
+
+
+def binomial_tails(n: int, p: float, k: int) -> tuple[float, float]:
+    """P(X <= k) and P(X >= k) for X ~ Binomial(n, p), 0 < p < 1."""
+    pmf = [
+        math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p))
+        for i in range(n + 1)
+    ]
+    return sum(pmf[: k + 1]), sum(pmf[k:])
 
 
 def batchnorm_train_then_eval(x, bn):
@@ -182,9 +217,12 @@ def test_module_mode_and_grad_mode_are_independent(device, grad_on):
     model = small_model(device)
     with torch.set_grad_enabled(grad_on):
         model.eval()
-        assert torch.is_grad_enabled() is grad_on
+        assert torch.is_grad_enabled() is grad_on and model.training is False
         model.train()
-        assert torch.is_grad_enabled() is grad_on
+        assert torch.is_grad_enabled() is grad_on and model.training is True
+        model.train(False)  # "or equivalently module.train(False)"
+        assert torch.is_grad_enabled() is grad_on and model.training is False
+        model.train()
     with torch.no_grad():
         assert model.training is True
         assert model(torch.ones(1, 3, device=device)).requires_grad is False
@@ -285,13 +323,53 @@ CONV2D = Operation(
 )
 
 
+def conv2d_reference(x, weight, bias, *, stride, padding, dilation, groups, **_):
+    """The documented out(N_i, C_out_j) = bias(C_out_j) + sum_k weight(C_out_j, k) * input(N_i, k), * the
+    valid 2D cross-correlation, over the input zero-padded on both sides, each output channel summing over
+    the input channels of its group; in NumPy float64."""
+    cout, cin_per, k, _ = weight.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    ho, wo = ((n + 2 * padding - dilation * (k - 1) - 1) // stride + 1 for n in x.shape[2:])
+    out = np.zeros((x.shape[0], cout, ho, wo))
+    cout_per = cout // groups
+    for g in range(groups):
+        inputs, kernels = padded[:, g * cin_per : (g + 1) * cin_per], weight[g * cout_per : (g + 1) * cout_per]
+        for i in range(k):
+            for j in range(k):
+                rows = slice(i * dilation, i * dilation + stride * (ho - 1) + 1, stride)
+                cols = slice(j * dilation, j * dilation + stride * (wo - 1) + 1, stride)
+                products = np.einsum("ncij,oc->noij", inputs[:, :, rows, cols], kernels[:, :, i, j])
+                out[:, g * cout_per : (g + 1) * cout_per] += products
+    return out if bias is None else out + bias[None, :, None, None]
+
+
+def assert_conv2d_values(out, x, conv, options, dtype, device):
+    """out, conv's result on x (a float64 NumPy array of its values), against the documented
+    cross-correlation in float64, within the rounding bound of its sum of products."""
+    weight = independent_array(conv.weight.detach().cpu()).astype(np.float64)
+    bias = None if conv.bias is None else independent_array(conv.bias.detach().cpu()).astype(np.float64)
+    expected = conv2d_reference(x, weight, bias, **options)
+    magnitude = conv2d_reference(np.abs(x), np.abs(weight), None if bias is None else np.abs(bias), **options)
+    eps = torch.finfo(dtype).eps
+    if torch.device(device).type == "cuda" and dtype == torch.float32 and torch.backends.cudnn.allow_tf32:
+        eps = 2.0**-10  # "This module supports TensorFloat32": TF32 keeps 10 bits of mantissa
+    terms = weight.shape[1] * weight.shape[2] * weight.shape[3] + 1
+    bound = (terms + 1) * eps * magnitude + torch.finfo(dtype).tiny
+    error = np.abs(independent_array(out.detach().cpu()).astype(np.float64) - expected)
+    assert (error <= bound).all(), f"Conv2d is not the documented cross-correlation: largest error {error.max()} over the bound"
+
+
 @CONV2D.property
 def test_conv2d_output_shape_formula(device, dtype, sample):
     x, conv = sample.args
     options = conv.make.keywords  # as drawn
-    out = CONV2D(sample, dtype=dtype, device=device)
+    (x_built, conv_built), _ = sample.build(dtype=dtype, device=device)
+    out = CONV2D.call(x_built, conv_built)
     h, w = x.shape[2:]
     assert out.shape == (2, options["out_channels"], conv2d_output_size(h, **options), conv2d_output_size(w, **options))
+    assert out.dtype == dtype, "Conv2d's result is not in the input's dtype"
+    values = independent_array(x.logical_values(dtype)).astype(np.float64)
+    assert_conv2d_values(out, values, conv_built, options, dtype, device)
 
 
 @pytest.mark.behaviour("modules.conv2d_output_shape")
@@ -336,11 +414,27 @@ INIT_CONSTANT = Operation(
 )
 
 
+def saved_for_backward(t):
+    """A sum that saved t's values (t.detach(), which shares t's version counter) for a gradient."""
+    weight = torch.ones(t.shape, dtype=t.dtype, device=t.device, requires_grad=True)
+    return (weight * t.detach()).sum()
+
+
+def assert_refuses_backward(saved, what):
+    """The autograd notes: a tensor "saved for backward ... but modified in-place afterwards", "an error
+    will be raised once backward pass is started" (RuntimeError: observed)."""
+    with pytest.raises(RuntimeError):
+        saved.backward()
+        pytest.fail(f"{what} wrote in place, yet a graph that saved the tensor before ran backward")
+
+
 @INIT_CONSTANT.property
 def test_init_constant_fills_in_place(device, dtype, sample):
     (t, val), _ = sample.build(dtype=dtype, device=device)
+    saved = saved_for_backward(t)
     returned = INIT_CONSTANT.call(t, val)
     assert returned is t
+    assert_refuses_backward(saved, "constant_")
     assert_equal(t.detach().cpu(), torch.full(t.shape, val, dtype=dtype), "the filled tensor")
     assert t.grad_fn is None and t.is_leaf
     parameter = nn.Parameter(sample.args[0].spec.build(dtype=dtype, device=device))
@@ -386,6 +480,9 @@ def test_state_dict_has_parameters_and_persistent_buffers(device):
     keys = set(model.state_dict())
     assert {"norm.weight", "norm.bias", "norm.running_mean", "norm.running_var", "norm.num_batches_tracked", "kept"} <= keys
     assert "scratch" not in keys, "a buffer registered with persistent=False is in state_dict"
+    # keep_vars left out (False): the tensors are detached from autograd, not the parameters themselves
+    state = model.state_dict()
+    assert state["norm.weight"] is not model.norm.weight and not state["norm.weight"].requires_grad
 
 
 @pytest.mark.behaviour("modules.dataparallel_keeps_module")
@@ -433,7 +530,12 @@ def test_kaiming_normal_draws_with_the_documented_std(device, dtype, case, seed)
     shape, fan_in, fan_out, options = case
     weight = torch.empty(shape, dtype=dtype, device=device)
     generator = torch.Generator(device=device).manual_seed(seed)
+    saved = saved_for_backward(weight)
     assert nn.init.kaiming_normal_(weight, **options, generator=generator) is weight
+    assert_refuses_backward(saved, "kaiming_normal_")
+    again = torch.empty_like(weight)
+    nn.init.kaiming_normal_(again, **options, generator=torch.Generator(device=device).manual_seed(seed))
+    assert_equal(again, weight, "kaiming_normal_ did not draw from the generator given: the same seed gave other values")
     # gain = sqrt(2 / (1 + a^2)) for leaky_relu (a is its negative slope), sqrt(2) for relu; std = gain / sqrt(fan)
     a = options["a"] if options["nonlinearity"] == "leaky_relu" else 0.0
     std = math.sqrt(2 / (1 + a * a)) / math.sqrt(fan_in if options["mode"] == "fan_in" else fan_out)
@@ -505,10 +607,17 @@ def test_conv2d_takes_the_notes_signature_and_the_newer_arguments(device, dtype,
             nn.Conv2d(*channels, padding=p, dilation=d, groups=expected["groups"], device=device, dtype=dtype)
             for p in ("same", "valid")
         )
-    assert same(x).shape[-2:] == x.shape[-2:], "padding='same' changed the spatial size"
-    assert valid(x).shape[-2:] == (side - d * (k - 1), side + 1 - d * (k - 1)), "padding='valid' padded"
+    same_out, valid_out = same(x), valid(x)
+    assert same_out.shape == (2, expected["out_channels"], *x.shape[-2:]), "padding='same' changed the size"
+    assert valid_out.shape == (2, expected["out_channels"], side - d * (k - 1), side + 1 - d * (k - 1)), "padding='valid' padded"
+    assert same_out.dtype == valid_out.dtype == dtype, "Conv2d's result is not in its dtype"
+    # "padding='valid' is the same as no padding": the cross-correlation of the unpadded input
+    options = dict(stride=1, padding=0, dilation=d, groups=expected["groups"])
+    assert_conv2d_values(valid_out, np.ones(tuple(x.shape)), valid, options, dtype, device)
     with pytest.raises(ValueError):
         nn.Conv2d(*channels, stride=2, padding="same")
+    # device= given: the parameters are made there (the meta device is on every machine)
+    assert nn.Conv2d(*channels, device="meta").weight.is_meta, "Conv2d ignored device="
 
 
 @st.composite
@@ -561,8 +670,8 @@ def layer_norm_samples(draw):
     leading = draw(shapes(max_dims=2, max_side=3), label="leading")
     x = draw(specs(shape=(*leading, *normalized)), label="x")
     eps = draw(st.sampled_from([1e-5, 1e-3, 0.5]), label="eps")
-    affine = draw(st.booleans(), label="elementwise_affine")
-    bias = draw(st.booleans(), label="bias") if affine else False
+    # the three documented combinations, each drawn as often (bias only matters with the affine parameters)
+    affine, bias = draw(st.sampled_from([(True, False), (True, True), (False, False)]), label="elementwise_affine, bias")
     options = dict(eps=eps, elementwise_affine=affine, bias=bias)
     seed = draw(st.integers(0, 2**16), label="init_seed")
     what = f"nn.LayerNorm({normalized!r}, eps={eps!r}, elementwise_affine={affine}, bias={bias}) with U(-2, 2) parameters"
@@ -592,9 +701,14 @@ def test_layer_norm_is_the_documented_formula(device, dtype, sample):
         if bias:
             expected = expected + independent_array(layer.bias.detach().cpu()).astype(np.float64)
     tol = 1e-4 if dtype == torch.float32 else 1e-10  # a normalised value in O(1) through a handful of roundings
+    assert y.shape == x.shape and y.dtype == dtype, "LayerNorm: not x's shape and dtype"
     np.testing.assert_allclose(independent_array(y.detach().cpu()).astype(np.float64), expected, rtol=tol, atol=tol)
     # the functional form with the layer's own parameters (None without them), eps given
     functional = F.layer_norm(x_built, normalized, layer.weight, layer.bias, eps)
+    assert functional.shape == x.shape and functional.dtype == dtype, "F.layer_norm: not x's shape and dtype"
+    # a result of inputs that require grad requires grad (the affine parameters do, when there are any)
+    requiring = any(t is not None and t.requires_grad for t in (x_built, layer.weight, layer.bias))
+    assert functional.requires_grad == requiring and y.requires_grad == requiring, "LayerNorm's result left the graph"
     np.testing.assert_allclose(
         independent_array(functional.detach().cpu()).astype(np.float64), expected, rtol=tol, atol=tol, err_msg="F.layer_norm"
     )
@@ -604,10 +718,20 @@ def _phi(v: float) -> float:
     return 0.5 * (1 + math.erf(v / math.sqrt(2)))
 
 
+def _tanh_cdf(v: float) -> float:
+    return 0.5 * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)))
+
+
 FORMULAS = {
     "relu": lambda v: max(0.0, v),
     "gelu": lambda v: v * _phi(v),
-    "gelu_tanh": lambda v: 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))),
+    "gelu_tanh": lambda v: v * _tanh_cdf(v),
+}
+# 1 - the CDF each GELU multiplies x by, computed without cancellation: where it is under eps / 8, x
+# times it is under a quarter of an ulp of x, so the formula's value rounded to the dtype is x itself.
+TAILS = {
+    "gelu": lambda v: 0.5 * math.erfc(v / math.sqrt(2)),
+    "gelu_tanh": lambda v: 0.5 * (1 - math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))),
 }
 # The documented spellings of each activation -> the formula it computes. Lambdas, so that torch
 # is looked up when they run (as declarations do).
@@ -643,14 +767,27 @@ ACTIVATION = Operation(
 @ACTIVATION.property
 def test_relu_and_gelu_follow_their_formulas(device, dtype, sample):
     (x,), form = sample.args, sample.kwargs["form"]
-    out = ACTIVATION(sample, dtype=dtype, device=device)
+    (x_built,), kwargs = sample.build(dtype=dtype, device=device)
+    out = ACTIVATION.call(x_built, **kwargs)
     values = independent_array(x.logical_values(dtype)).astype(np.float64)
-    expected = np.vectorize(FORMULAS[FORMULA_OF[form]], otypes=[np.float64])(values) if values.size else values
-    assert out.shape == x.shape and out.dtype == dtype
+    formula = FORMULA_OF[form]
+    expected = np.vectorize(FORMULAS[formula], otypes=[np.float64])(values) if values.size else values
+    assert out.shape == x.shape and out.dtype == dtype, f"{form}: not x's shape and dtype"
+    # inplace left out (its default False): x keeps its values
+    assert_equal(x_built.cpu(), x.logical_values(dtype), f"{form} wrote into its input")
     got = independent_array(out.cpu()).astype(np.float64)
-    # the dtype's own rounding of an O(|x|) result, a few ulps
+    if formula == "relu":  # max(0, x) is x or 0: no rounding, so exactly
+        np.testing.assert_array_equal(got, expected, err_msg=f"{form} is not max(0, x)")
+        return
+    # x * CDF(x) computed in the dtype: the CDF's rounding, a few ulps of 1, scaled by |x|
     eps = torch.finfo(dtype).eps
-    np.testing.assert_allclose(got, expected, rtol=8 * eps, atol=8 * eps * 30, err_msg=form)
+    bound = 8 * eps * np.abs(values) + torch.finfo(dtype).tiny
+    error = np.abs(got - expected)
+    assert (error <= bound).all(), f"{form}: largest error {error.max()} over the bound"
+    # exactly where the formula leaves no rounding: GELU(0) = 0, and x where the CDF is within eps / 8 of 1
+    tail = np.vectorize(TAILS[formula], otypes=[np.float64])(values) if values.size else values
+    exact = (values == 0) | ((values > 0) & (tail < eps / 8))
+    np.testing.assert_array_equal(got[exact], values[exact], err_msg=f"{form} is not exact where the formula rounds to x")
 
 
 def clip_gradients(grads, max_norm, norm_type):
@@ -718,6 +855,7 @@ def test_embedding_returns_the_weight_rows_and_padding_gets_no_gradient(device, 
     weight = independent_array(table.weight.detach().cpu())
     idx_values = independent_array(indices.spec.logical_values(torch.int64))
     assert out.shape == (*indices.spec.shape, dim)
+    assert out.dtype == table.weight.dtype == dtype, "the looked-up rows are not in the weight's dtype"
     np.testing.assert_array_equal(independent_array(out.detach().cpu()), weight[idx_values])
     if padding is not None:
         row = padding % num
@@ -834,6 +972,7 @@ def test_attention_matches_the_documented_reference(device, dtype, sample):
         options["attn_mask"] = independent_array(mask.logical_values(dtype)).astype(np.float64)
     out = ATTENTION(sample, dtype=dtype, device=device)
     expected = attention_reference(*arrays, **options)
+    assert out.shape == expected.shape and out.dtype == dtype, "not (*, L, Ev) in the inputs' dtype"
     tol = 1e-4 if dtype == torch.float32 else 1e-10
     np.testing.assert_allclose(independent_array(out.cpu()).astype(np.float64), expected, rtol=tol, atol=tol)
 
@@ -844,7 +983,12 @@ def test_attention_matches_the_documented_reference(device, dtype, sample):
 def test_init_normal_draws_with_the_given_mean_and_std(device, dtype, mean, std, seed):
     t = torch.empty(64, 128, dtype=dtype, device=device)  # 8192 samples
     generator = torch.Generator(device=device).manual_seed(seed)
+    saved = saved_for_backward(t)
     assert nn.init.normal_(t, mean, std, generator=generator) is t
+    assert_refuses_backward(saved, "normal_")
+    again = torch.empty_like(t)
+    nn.init.normal_(again, mean, std, generator=torch.Generator(device=device).manual_seed(seed))
+    assert_equal(again, t, "normal_ did not draw from the generator given: the same seed gave other values")
     values = (t.double().cpu().numpy().ravel() - mean) / std
     n = values.size
     # As for kaiming_normal_: six standard errors on the mean and on the variance ratio, a false
@@ -936,6 +1080,10 @@ def test_functional_dropout_scales_the_kept_values(device, dtype, x, p, seed):
         out = F.dropout(t, p)  # training left out: True
     kept = out != 0
     assert_close(out[kept], t[kept] / (1 - p), msg=lambda m: f"F.dropout did not scale the kept values by 1 / (1 - p)\n{m}")
+    zeroed, n = int((~kept).sum()), t.numel()
+    if p > 0 and n:  # each element zeroed independently with probability p: Binomial(n, p) zeroed
+        tail = min(binomial_tails(n, p, zeroed))
+        assert tail >= 1e-9, f"F.dropout zeroed {zeroed} of {n} elements with p={p}: a tail probability {tail:.3g}"
 
 
 @pytest.mark.behaviour("modules.functional_dropout")

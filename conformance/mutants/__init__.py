@@ -357,7 +357,10 @@ def _dry_fire(mutant: Mutant, call: Call, stock_error: Exception | None, before:
     if before is not None and mutant.operator.kind == "arguments":
         return _dry_fire_in_place(mutant, call, before)
     probe = Call(call.api, call.original, call.args, call.kwargs, call.is_method, call._result)
+    kept = _inputs_as_they_are(call) if mutant.operator.kind == "arguments" else []
     verdict, broken = _run_broken(mutant, probe, stock_error)
+    if _put_back(kept):
+        return True  # the changed argument (inplace=True, say) wrote into an input stock torch left alone
     if verdict is not None:
         return verdict
     if stock_error is not None:
@@ -365,6 +368,42 @@ def _dry_fire(mutant: Mutant, call: Call, stock_error: Exception | None, before:
     if mutant.operator.kind == "arguments" and observably_same(broken, call._result, call):
         return "the changed argument changes nothing observable for this call"
     return True
+
+
+def _inputs_as_they_are(call: Call) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    """Each tensor argument with a copy of its values and its version, for _put_back."""
+    kept = []
+    for t in call.tensors():
+        if t.device.type == "meta" or t.layout != torch.strided or t.is_quantized or t.is_nested:
+            continue  # no values to compare (meta), or none that == compares elementwise
+        kept.append((t, t.detach().clone(memory_format=torch.preserve_format), t._version))
+    return kept
+
+
+def _put_back(kept) -> bool:
+    """Put back the values and versions of inputs a dry probe wrote into (an argument operator runs
+    the original again on the test's own tensors: inplace=True would write them); whether any was."""
+    wrote = False
+    for t, values, version in kept:
+        if _equal_values(t.detach(), values):
+            continue
+        wrote = True
+        try:
+            with torch.no_grad():
+                t.copy_(values)
+        except RuntimeError:
+            continue  # resized, or overlapping memory: left as the probe made it (the item then fails, and says so)
+        torch._C._autograd._unsafe_set_version_counter((t,), (version,))
+    return wrote
+
+
+def _equal_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    equal = a == b
+    if a.is_floating_point() or a.is_complex():
+        equal = equal | (a.isnan() & b.isnan())
+    return bool(equal.all())
 
 
 def _dry_fire_in_place(mutant: Mutant, call: Call, before: torch.Tensor):
