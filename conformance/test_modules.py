@@ -17,7 +17,7 @@ from torch.testing import assert_close
 from conformance.checks import assert_equal, assert_same_storage, independent_array, private_rng
 from conformance.harness.declaration import Divergence, Operation
 from strategies import specs
-from strategies.samples import Arg, Made, Sample, dims
+from strategies.samples import Arg, Made, Sample, call_forms, dims
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS as WRITABLE
 from strategies.tensors import label
@@ -990,3 +990,266 @@ def test_normalize_divides_by_the_clamped_p_norm(device, dtype, sample):
         atol=tol,
         err_msg="F.normalize is not v / max(||v||_p, eps)",
     )
+
+
+def pair(value) -> tuple[int, int]:
+    """A pooling or convolution argument as (height, width): an int for both, a 1-tuple for both, or a pair."""
+    if isinstance(value, int):
+        return value, value
+    return (value[0], value[0]) if len(value) == 1 else tuple(value)
+
+
+def pooled_size(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """The documented output size floor((n + 2p - d (k - 1) - 1) / s + 1), `ceil` instead of `floor` with ceil_mode,
+    less the last window where it would start in the right padding ((out - 1) s >= n + p)."""
+    span = n + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def pooling_windows(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> list[list[int]]:
+    """For each output position along one dim, the input positions of its window (start s i - p, spacing d): those
+    inside [-p, n + p), padding included (negative and >= n positions are padding)."""
+    windows = []
+    for i in range(pooled_size(n, k, s, p, d, ceil_mode)):
+        windows.append([j for j in (s * i - p + d * m for m in range(k)) if -p <= j < n + p])
+    return windows
+
+
+@st.composite
+def pooling_options(draw, *, dilation: bool, one_tuple: bool):
+    """kernel_size, stride (left out: its default kernel_size), padding and (max pooling) dilation, each an int or a
+    tuple (a 1-tuple where the docs allow one), with padding at most half the kernel, as documented."""
+
+    def spelled(h, w, name):
+        forms = ["int", "pair", "one"] if one_tuple else ["int", "pair"]
+        form = draw(st.sampled_from(forms if h == w else ["pair"]), label=f"{name}_form")
+        label(f"{name}={form}")
+        return h if form == "int" else (h,) if form == "one" else (h, w)
+
+    kh, kw = (draw(st.integers(1, 3), label=f"kernel_{n}") for n in "hw")
+    options = {"kernel_size": spelled(kh, kw, "kernel_size")}
+    if draw(st.booleans(), label="stride_given"):
+        options["stride"] = spelled(*(draw(st.integers(1, 3), label=f"stride_{n}") for n in "hw"), "stride")
+    else:
+        label("stride=omitted")
+    # "padding ... must be >= 0 and <= kernel_size / 2" (F.max_pool2d); "pad should be at most half of effective
+    # kernel size" (AvgPool2d)
+    ph, pw = draw(st.integers(0, kh // 2), label="padding_h"), draw(st.integers(0, kw // 2), label="padding_w")
+    if ph or pw or draw(st.booleans(), label="padding_given"):
+        options["padding"] = spelled(ph, pw, "padding")
+    if dilation and draw(st.booleans(), label="dilation_given"):
+        options["dilation"] = spelled(*(draw(st.integers(1, 2), label=f"dilation_{n}") for n in "hw"), "dilation")
+    options["ceil_mode"] = draw(st.booleans(), label="ceil_mode")
+    label(f"ceil_mode={options['ceil_mode']}")
+    return options
+
+
+@st.composite
+def pooled_input(draw, options):
+    """x of shape (N, C, H, W) or (C, H, W), any layout, with H and W large enough for one window at least."""
+    (kh, kw), (ph, pw) = pair(options["kernel_size"]), pair(options.get("padding", 0))
+    (dh, dw) = pair(options.get("dilation", 1))
+    # the documented output size is at least 1 only where H + 2 padding >= dilation (kernel - 1) + 1
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 7), label="H")
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 7), label="W")
+    # channels: one at least ("3D or 4D (batch mode) tensor with optional 0 dim batch size", the error torch raises);
+    # the batch may be empty
+    lead = (draw(st.integers(1, 2), label="C"),)
+    if draw(st.booleans(), label="batched"):
+        lead = (draw(st.integers(0, 2), label="N"), *lead)
+    label(f"input_dims={len(lead) + 2}")
+    return draw(specs(shape=(*lead, h, w)), label="x")
+
+
+MAX_POOL_FORMS = {
+    "F.max_pool2d": lambda x, **options: F.max_pool2d(x, **options),
+    "nn.MaxPool2d": lambda x, **options: nn.MaxPool2d(**options)(x),
+}
+
+
+def max_pool(x, form, *, keep_indices=False, **options):
+    """F.max_pool2d or nn.MaxPool2d. With return_indices: the maxima and the input values at the returned indices
+    (flat positions in each H x W plane), which the docs fix where a window holds its maximum twice and the index
+    does not (a window wholly in the -inf padding has -inf at no index: its value is kept); keep_indices: the
+    indices too."""
+    out = MAX_POOL_FORMS[form](x, **options)
+    if not options.get("return_indices"):
+        return out
+    values, indices = out
+    plane = x.flatten(-2)
+    at = plane.gather(-1, indices.flatten(-2).clamp(0, max(plane.shape[-1] - 1, 0))).view_as(values)
+    at = torch.where(values == -math.inf, values, at)
+    return (values, indices, at) if keep_indices else (values, at)
+
+
+@st.composite
+def max_pool_samples(draw):
+    options = draw(pooling_options(dilation=True, one_tuple=False))
+    x = draw(pooled_input(options))
+    if draw(st.booleans(), label="return_indices_given"):
+        options["return_indices"] = draw(st.booleans(), label="return_indices")
+    form = draw(call_forms(MAX_POOL_FORMS), label="form")
+    return Sample((x, form), options)
+
+
+MAX_POOL = Operation(
+    "modules.max_pool2d_windows",
+    dtypes="float32_64",
+    samples=max_pool_samples(),
+    call=lambda x, form, **options: max_pool(x, form, **options),
+)
+
+
+@MAX_POOL.property
+def test_max_pool2d_takes_the_largest_value_of_each_window(device, dtype, sample):
+    (x_spec, form), options = sample.args, sample.kwargs
+    (kh, kw), (ph, pw) = pair(options["kernel_size"]), pair(options.get("padding", 0))
+    (sh, sw), (dh, dw) = pair(options.get("stride", options["kernel_size"])), pair(options.get("dilation", 1))
+    ceil_mode = options["ceil_mode"]
+    (x_built, _), built_options = sample.build(dtype=dtype, device=device)
+    result = max_pool(x_built, form, keep_indices=True, **built_options)
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    h, w = x.shape[-2:]
+    rows, cols = pooling_windows(h, kh, sh, ph, dh, ceil_mode), pooling_windows(w, kw, sw, pw, dw, ceil_mode)
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)], constant_values=-np.inf)  # -inf padding
+    expected = np.empty((*x.shape[:-2], len(rows), len(cols)))
+    for i, window_rows in enumerate(rows):
+        for j, window_cols in enumerate(cols):
+            window = padded[..., [r + ph for r in window_rows], :][..., [c + pw for c in window_cols]]
+            expected[..., i, j] = window.reshape(*x.shape[:-2], -1).max(-1) if x.size else 0
+    values = result[0] if options.get("return_indices") else result
+    assert values.shape == expected.shape and values.dtype == dtype, f"{form}: not the documented output shape"
+    np.testing.assert_array_equal(
+        independent_array(values.cpu()).astype(np.float64), expected, err_msg=f"{form}: not each window's largest value"
+    )
+    if options.get("return_indices"):
+        _, indices, at_indices = result
+        assert indices.dtype == torch.int64 and indices.shape == values.shape
+        assert_equal(at_indices, values, f"{form}(return_indices=True): the input at an index is not its window's max")
+        flat = independent_array(indices.cpu())
+        for i, window_rows in enumerate(rows):
+            for j, window_cols in enumerate(cols):
+                if not any(0 <= r < h for r in window_rows) or not any(0 <= c < w for c in window_cols):
+                    continue  # a window wholly in the padding: its maximum, -inf, is at no input index
+                at = flat[..., i, j]
+                assert np.all(np.isin(at // w, window_rows) & np.isin(at % w, window_cols)), (
+                    f"{form}(return_indices=True): an index outside its window"
+                )
+
+
+AVG_POOL_FORMS = {
+    "F.avg_pool2d": lambda x, **options: F.avg_pool2d(x, **options),
+    "nn.AvgPool2d": lambda x, **options: nn.AvgPool2d(**options)(x),
+}
+
+
+@st.composite
+def avg_pool_samples(draw):
+    options = draw(pooling_options(dilation=False, one_tuple=True))
+    x = draw(pooled_input(options))
+    for name, values in (("count_include_pad", st.booleans()), ("divisor_override", st.integers(1, 5))):
+        if draw(st.booleans(), label=f"{name}_given"):
+            options[name] = draw(values, label=name)
+            label(f"{name}={options[name]}" if name == "count_include_pad" else f"{name}=given")
+        else:
+            label(f"{name}=omitted")
+    form = draw(call_forms(AVG_POOL_FORMS), label="form")
+    return Sample((x, form), options)
+
+
+AVG_POOL = Operation(
+    "modules.avg_pool2d_windows",
+    dtypes="float32_64",
+    samples=avg_pool_samples(),
+    call=lambda x, form, **options: AVG_POOL_FORMS[form](x, **options),
+)
+
+
+@AVG_POOL.property
+def test_avg_pool2d_averages_each_window(device, dtype, sample):
+    (x_spec, form), options = sample.args, sample.kwargs
+    (kh, kw), (ph, pw) = pair(options["kernel_size"]), pair(options.get("padding", 0))
+    (sh, sw), ceil_mode = pair(options.get("stride", options["kernel_size"])), options["ceil_mode"]
+    out = AVG_POOL(sample, dtype=dtype, device=device)
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    h, w = x.shape[-2:]
+    rows, cols = pooling_windows(h, kh, sh, ph, 1, ceil_mode), pooling_windows(w, kw, sw, pw, 1, ceil_mode)
+    expected = np.zeros((*x.shape[:-2], len(rows), len(cols)))
+    for i, window_rows in enumerate(rows):
+        for j, window_cols in enumerate(cols):
+            inside_rows, inside_cols = [r for r in window_rows if 0 <= r < h], [c for c in window_cols if 0 <= c < w]
+            total = x[..., inside_rows, :][..., inside_cols].sum(axis=(-2, -1))  # the zero padding adds nothing
+            if "divisor_override" in options:
+                divisor = options["divisor_override"]
+            elif options.get("count_include_pad", True):  # its default: the zero padding counts, off-bounds do not
+                divisor = len(window_rows) * len(window_cols)
+            else:
+                divisor = len(inside_rows) * len(inside_cols)
+            expected[..., i, j] = total / divisor
+    assert out.shape == expected.shape and out.dtype == dtype, f"{form}: not the documented output shape"
+    tol = 1e-5 if dtype == torch.float32 else 1e-12  # a sum of at most 9 values and a quotient
+    np.testing.assert_allclose(
+        independent_array(out.cpu()).astype(np.float64),
+        expected,
+        rtol=tol,
+        atol=tol,
+        err_msg=f"{form}: not each window's sum over the documented divisor",
+    )
+
+
+@st.composite
+def adaptive_avg_pool_samples(draw):
+    """Sample(x, output_size): an int (a square output), an (H, W) pair, or a pair with None (that side kept)."""
+    # H and W one at least: an average over a window of no element has no value
+    h, w = draw(st.integers(1, 6), label="H"), draw(st.integers(1, 6), label="W")
+    lead = (draw(st.integers(1, 2), label="C"),)  # channels: one at least, as for the other 2-D pooling layers
+    if draw(st.booleans(), label="batched"):
+        lead = (draw(st.integers(0, 2), label="N"), *lead)
+    label(f"input_dims={len(lead) + 2}")
+    x = draw(specs(shape=(*lead, h, w)), label="x")
+    form = draw(st.sampled_from(["int", "pair", "None"]), label="output_size_form")
+    label(f"output_size={form}")
+    sides = [draw(st.integers(1, 7), label=f"out_{n}") for n in "hw"]
+    if form == "int":
+        output_size = sides[0]
+    elif form == "pair":
+        output_size = tuple(sides)
+    else:
+        output_size = tuple(draw(st.sampled_from([(None, sides[1]), (sides[0], None), (None, None)]), label="None_at"))
+    return Sample((x, made(nn.AdaptiveAvgPool2d, output_size)))
+
+
+ADAPTIVE_AVG_POOL = Operation(
+    "modules.adaptive_avg_pool2d_size",
+    dtypes="float32_64",
+    samples=adaptive_avg_pool_samples(),
+    call=lambda x, pool: pool(x),
+)
+
+
+@ADAPTIVE_AVG_POOL.property
+def test_adaptive_avg_pool2d_gives_the_asked_size(device, dtype, sample, record_observation):
+    x_spec, made_pool = sample.args
+    (output_size,) = made_pool.make.args  # as drawn
+    out = ADAPTIVE_AVG_POOL(sample, dtype=dtype, device=device)
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    h, w = x.shape[-2:]
+    size = (output_size, output_size) if isinstance(output_size, int) else output_size
+    want = (h if size[0] is None else size[0], w if size[1] is None else size[1])  # None: the input's size
+    assert out.shape == (*x.shape[:-2], *want) and out.dtype == dtype, "AdaptiveAvgPool2d: not the asked output size"
+    got = independent_array(out.cpu()).astype(np.float64)
+    # an average over each plane's own elements: between the plane's smallest and largest element
+    low, high = x.min(axis=(-2, -1), keepdims=True), x.max(axis=(-2, -1), keepdims=True)
+    slack = 4 * torch.finfo(dtype).eps * np.abs(x).max(initial=0)
+    assert np.all((got >= low - slack) & (got <= high + slack)), "AdaptiveAvgPool2d: an output outside its plane's range"
+    # No doc gives the windows; what torch computes is recorded against floor(i In / Out) .. ceil((i + 1) In / Out).
+    windows = [[(i * n // m, -(-(i + 1) * n // m)) for i in range(m)] for n, m in zip((h, w), want)]
+    reference = np.zeros(got.shape)
+    for i, (r0, r1) in enumerate(windows[0]):
+        for j, (c0, c1) in enumerate(windows[1]):
+            reference[..., i, j] = x[..., r0:r1, c0:c1].mean(axis=(-2, -1))
+    same = np.allclose(got, reference, rtol=1e-5, atol=1e-5)
+    record_observation("windows floor(i In / Out) .. ceil((i + 1) In / Out)", "match" if same else "differ")

@@ -330,3 +330,56 @@ def _(patch):
     @patch.replace(torch.nn.functional, "layer_norm")
     def layer_norm(orig, input, normalized_shape, weight=None, bias=None, eps=1e-5):
         return orig(input, normalized_shape, weight, bias, 1e-5)
+
+
+@fault("max_pool2d_default_stride_one", trips=["modules.max_pool2d_windows"])
+def _(patch):
+    """Max pooling with stride left out slides by 1, not by kernel_size."""
+
+    @patch.replace(torch.nn.functional, "max_pool2d")
+    def max_pool2d(orig, input, kernel_size, stride=None, *args, **kwargs):
+        return orig(input, kernel_size, stride if stride not in (None, ()) else 1, *args, **kwargs)
+
+    @patch.replace(nn.MaxPool2d, "__init__")
+    def init(orig, self, kernel_size, stride=None, *args, **kwargs):
+        orig(self, kernel_size, 1 if stride is None else stride, *args, **kwargs)
+
+
+@fault("max_pool2d_ignores_ceil_mode", trips=["modules.max_pool2d_windows"])
+def _(patch):
+    """Max pooling always rounds its output size down."""
+
+    @patch.replace(torch.nn.functional, "max_pool2d")
+    def max_pool2d(orig, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+        return orig(input, kernel_size, stride, padding, dilation, ceil_mode=False, return_indices=return_indices)
+
+
+@fault("avg_pool2d_ignores_count_include_pad", trips=["modules.avg_pool2d_windows"])
+def _(patch):
+    """Average pooling counts the zero padding in the divisor even with count_include_pad=False."""
+
+    @patch.replace(torch.nn.functional, "avg_pool2d")
+    def avg_pool2d(orig, input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, **kwargs):
+        return orig(input, kernel_size, stride, padding, ceil_mode, True, **kwargs)
+
+
+@fault("avg_pool2d_ignores_divisor_override", trips=["modules.avg_pool2d_windows"])
+def _(patch):
+    """Average pooling divides by the window's size even when divisor_override is given."""
+
+    @patch.replace(torch.nn.functional, "avg_pool2d")
+    def avg_pool2d(orig, input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *rest, **kwargs):
+        kwargs.pop("divisor_override", None)
+        return orig(input, kernel_size, stride, padding, ceil_mode, count_include_pad, **kwargs)
+
+
+@fault("adaptive_avg_pool2d_none_as_one", trips=["modules.adaptive_avg_pool2d_size"])
+def _(patch):
+    """AdaptiveAvgPool2d takes a None output side as 1 instead of the input's size."""
+
+    @patch.replace(nn.AdaptiveAvgPool2d, "forward")
+    def forward(orig, self, input):
+        size = self.output_size
+        if isinstance(size, tuple):
+            size = tuple(1 if s is None else s for s in size)
+        return torch.nn.functional.adaptive_avg_pool2d(input, size)
