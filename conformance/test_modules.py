@@ -2,6 +2,7 @@
 
 import copy
 import functools
+import itertools
 import math
 
 import numpy as np
@@ -1253,3 +1254,226 @@ def test_adaptive_avg_pool2d_gives_the_asked_size(device, dtype, sample, record_
             reference[..., i, j] = x[..., r0:r1, c0:c1].mean(axis=(-2, -1))
     same = np.allclose(got, reference, rtol=1e-5, atol=1e-5)
     record_observation("windows floor(i In / Out) .. ceil((i + 1) In / Out)", "match" if same else "differ")
+
+
+def cross_correlation(x, weight, bias, *, stride, padding, dilation, groups):
+    """The documented N-d convolution in NumPy float64: bias(C_out_j) + sum over the group's input channels k of
+    weight(C_out_j, k) cross-correlated with input(N_i, k), the input zero-padded by padding[d] (or (before, after))
+    on each side of spatial dim d. x: (N, C_in, *spatial); weight: (C_out, C_in / groups, *kernel). Also the
+    absolute terms' sum, for a rounding bound."""
+    spatial = x.ndim - 2
+    pads = [p if isinstance(p, tuple) else (p, p) for p in padding]
+    x = np.pad(x, [(0, 0), (0, 0), *pads])
+    kernel = weight.shape[2:]
+    out_sizes = [(x.shape[2 + d] - dilation[d] * (kernel[d] - 1) - 1) // stride[d] + 1 for d in range(spatial)]
+    n, c_out = x.shape[0], weight.shape[0]
+    x = x.reshape(n, groups, x.shape[1] // groups, *x.shape[2:])
+    w = weight.reshape(groups, c_out // groups, *weight.shape[1:])
+    out, magnitude = np.zeros((n, groups, c_out // groups, *out_sizes)), np.zeros((n, groups, c_out // groups, *out_sizes))
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        taps = tuple(
+            slice(offset[d] * dilation[d], offset[d] * dilation[d] + stride[d] * (out_sizes[d] - 1) + 1, stride[d])
+            for d in range(spatial)
+        )
+        window = x[(slice(None), slice(None), slice(None), *taps)]  # (N, G, C_in / G, *out)
+        tap = w[(slice(None), slice(None), slice(None), *offset)]  # (G, C_out / G, C_in / G)
+        out += np.einsum("ngc...,goc->ngo...", window, tap)
+        magnitude += np.einsum("ngc...,goc->ngo...", np.abs(window), np.abs(tap))
+    out, magnitude = out.reshape(n, c_out, *out_sizes), magnitude.reshape(n, c_out, *out_sizes)
+    if bias is not None:
+        out += bias.reshape(c_out, *[1] * spatial)
+        magnitude += np.abs(bias).reshape(c_out, *[1] * spatial)
+    return out, magnitude
+
+
+CONV_FORMS = {1: ("nn.Conv1d",), 2: ("F.conv2d", "nn.Conv2d"), 3: ("nn.Conv3d",)}
+
+
+@st.composite
+def convolution_samples(draw):
+    """Sample(x, weight or module, form, options): a Conv1d, F.conv2d or Conv2d, or Conv3d over a batched or
+    unbatched input, with drawn stride, padding (an int, per-dim ints, 'valid' or 'same'), dilation, groups and bias."""
+    spatial = draw(st.sampled_from(sorted(CONV_FORMS)), label="spatial_dims")
+    form = draw(st.sampled_from(CONV_FORMS[spatial]), label="form")
+    label(f"form={form}")
+    groups = draw(st.integers(1, 2), label="groups")
+    c_in, c_out = (groups * draw(st.integers(1, 2), label=n) for n in ("in_per_group", "out_per_group"))
+    top = 3 if spatial < 3 else 2  # small 3-d kernels and inputs keep the reference cheap
+    kernel = tuple(draw(st.integers(1, top), label=f"kernel_{d}") for d in range(spatial))
+    dilation = tuple(draw(st.integers(1, 2), label=f"dilation_{d}") for d in range(spatial))
+    padding_kind = draw(st.sampled_from(["ints", "valid", "same"]), label="padding_kind")
+    label(f"padding={padding_kind}")
+    if padding_kind == "same":  # "this mode doesn't support any stride values other than 1"
+        padding, stride = "same", (1,) * spatial
+    else:
+        padding = (
+            (0,) * spatial
+            if padding_kind == "valid"
+            else tuple(draw(st.integers(0, 2), label=f"pad_{d}") for d in range(spatial))
+        )
+        stride = tuple(draw(st.integers(1, 3), label=f"stride_{d}") for d in range(spatial))
+    reach = [dilation[d] * (kernel[d] - 1) + 1 - (0 if padding == "same" else 2 * padding[d]) for d in range(spatial)]
+    # each spatial side fits one kernel at least: a smaller input has no output element (it raises)
+    sides = tuple(
+        draw(st.integers(max(1, reach[d]), max(1, reach[d]) + (3 if spatial < 3 else 1)), label=f"side_{d}")
+        for d in range(spatial)
+    )
+    batched = draw(st.booleans(), label="batched")
+    label(f"batched={batched}")
+    x = draw(specs(shape=((2,) if batched else ()) + (c_in, *sides)), label="x")
+    has_bias = draw(st.booleans(), label="bias")
+    options = dict(stride=stride, padding="valid" if padding_kind == "valid" else padding, dilation=dilation, groups=groups)
+    if form == "F.conv2d":
+        weight = draw(specs(shape=(c_out, c_in // groups, *kernel)), label="weight")
+        bias = draw(specs(shape=(c_out,)), label="bias_values") if has_bias else None
+        return Sample((x, weight, bias, form), options)
+    cls = {"nn.Conv1d": nn.Conv1d, "nn.Conv2d": nn.Conv2d, "nn.Conv3d": nn.Conv3d}[form]
+    module = made(cls, c_in, c_out, kernel, bias=has_bias, **options, seed=draw(st.integers(0, 2**16), label="init_seed"))
+    return Sample((x, module, None, form))
+
+
+def convolution(x, weight, bias, form, **options):
+    """F.conv2d(x, weight, bias, **options), or the module `weight` applied to x."""
+    if form == "F.conv2d":
+        return F.conv2d(x, weight, bias, **options)
+    return weight(x)
+
+
+TF32_CONVOLUTION = Divergence(
+    "cuda",
+    "tf32",
+    applies=lambda: torch.backends.cudnn.allow_tf32,
+    reason="cuDNN may use TF32 tensor cores for float32 convolutions on Ampere "
+    "and later ('TensorFloat-32 (TF32) on Ampere (and later) devices')",
+)
+
+CONVOLUTION = Operation(
+    "modules.convolution_cross_correlation",
+    dtypes="float32_64",
+    samples=convolution_samples(),
+    call=lambda x, weight, bias, form, **options: convolution(x, weight, bias, form, **options),
+    divergences=(TF32_CONVOLUTION,),
+)
+
+
+@CONVOLUTION.property
+def test_convolution_is_the_documented_cross_correlation(device, dtype, sample, record_observation):
+    (x_spec, weight_arg, bias_arg, form), options = sample.args, sample.kwargs
+    (x_built, weight_built, bias_built, _), built_options = sample.build(dtype=dtype, device=device)
+    out = CONVOLUTION.call(x_built, weight_built, bias_built, form, **built_options)
+    if form == "F.conv2d":
+        weight = independent_array(weight_arg.logical_values(dtype)).astype(np.float64)
+        bias = None if bias_arg is None else independent_array(bias_arg.logical_values(dtype)).astype(np.float64)
+    else:
+        options = {k: weight_arg.make.keywords[k] for k in ("stride", "padding", "dilation", "groups")}  # as drawn
+        weight = independent_array(weight_built.weight.detach().cpu()).astype(np.float64)
+        bias = None if weight_built.bias is None else independent_array(weight_built.bias.detach().cpu()).astype(np.float64)
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    batched = x.ndim == weight.ndim
+    x = x if batched else x[None]
+    spatial, kernel = x.ndim - 2, weight.shape[2:]
+    padding = options["padding"]
+    if padding == "valid":
+        padding = (0,) * spatial
+    elif padding == "same":  # the output as large as the input: dilation (kernel - 1) in all, split over both sides
+        totals = [options["dilation"][d] * (kernel[d] - 1) for d in range(spatial)]
+        padding = tuple((t // 2, t - t // 2) for t in totals)
+        uneven = any(t % 2 for t in totals)
+    expected, magnitude = cross_correlation(
+        x, weight, bias, stride=options["stride"], padding=padding, dilation=options["dilation"], groups=options["groups"]
+    )
+    if not batched:
+        expected, magnitude = expected[0], magnitude[0]
+    if options["padding"] == "same":
+        assert out.shape[-spatial:] == x.shape[-spatial:], f"{form}(padding='same'): not the input's spatial size"
+    assert out.shape == expected.shape and out.dtype == dtype, f"{form}: not the documented output shape"
+    got = independent_array(out.detach().cpu()).astype(np.float64)
+    # the rounding bound of a sum of products: (terms + 1) eps times the sum of the terms' magnitudes
+    terms = weight.shape[1] * math.prod(kernel) + 1
+    bound = (terms + 1) * torch.finfo(dtype).eps * magnitude + torch.finfo(dtype).tiny
+    error = np.abs(got - expected)
+    if options["padding"] == "same" and uneven:  # no doc says which side takes the odd padding element
+        record_observation(
+            "padding='same' with an odd total puts the extra element", "after" if (error <= bound).all() else "before"
+        )
+        return
+    assert (error <= bound).all(), f"{form}: not the documented cross-correlation (largest error {error.max(initial=0)})"
+
+
+@st.composite
+def conv_transpose_samples(draw):
+    """Sample(x, ConvTranspose2d): batched or unbatched x, drawn stride, padding, output_padding, dilation, groups, bias."""
+    groups = draw(st.integers(1, 2), label="groups")
+    c_in, c_out = (groups * draw(st.integers(1, 2), label=n) for n in ("in_per_group", "out_per_group"))
+    kernel, stride, dilation = (
+        tuple(draw(st.integers(1, 3 if n != "dilation" else 2), label=f"{n}_{d}") for d in "hw")
+        for n in ("kernel", "stride", "dilation")
+    )
+    # "output_padding must be smaller than either stride or dilation" (torch raises otherwise)
+    output_padding = tuple(draw(st.integers(0, max(stride[d], dilation[d]) - 1), label=f"output_padding_{d}") for d in range(2))
+    padding = tuple(draw(st.integers(0, 2), label=f"padding_{d}") for d in "hw")
+    # sides whose documented output size is one at least: padding crops the full output
+    sides = []
+    for d in range(2):
+        reach = dilation[d] * (kernel[d] - 1) + output_padding[d] + 1 - 2 * padding[d]  # the size of one input element
+        smallest = next(n for n in range(1, 10) if (n - 1) * stride[d] + reach >= 1)
+        sides.append(draw(st.integers(smallest, smallest + 3), label=f"side_{d}"))
+    batched = draw(st.booleans(), label="batched")
+    label(f"batched={batched}")
+    x = draw(specs(shape=((2,) if batched else ()) + (c_in, *sides)), label="x")
+    options = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
+    options["bias"] = draw(st.booleans(), label="bias")
+    return Sample(
+        (x, made(nn.ConvTranspose2d, c_in, c_out, kernel, **options, seed=draw(st.integers(0, 2**16), label="init_seed")))
+    )
+
+
+CONV_TRANSPOSE = Operation(
+    "modules.conv_transpose2d_scatter",
+    dtypes="float32_64",
+    samples=conv_transpose_samples(),
+    call=lambda x, layer: layer(x),
+    divergences=(TF32_CONVOLUTION,),
+)
+
+
+@CONV_TRANSPOSE.property
+def test_conv_transpose2d_is_the_gradient_of_conv2d(device, dtype, sample):
+    x_spec, made_layer = sample.args
+    c_in, c_out, kernel = made_layer.make.args
+    o = made_layer.make.keywords  # as drawn
+    (x_built, layer), _ = sample.build(dtype=dtype, device=device)
+    out = CONV_TRANSPOSE.call(x_built, layer)
+    weight = independent_array(layer.weight.detach().cpu()).astype(np.float64)  # (C_in, C_out / groups, kH, kW)
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    batched = x.ndim == 4
+    x = x if batched else x[None]
+    n, (h, w) = x.shape[0], x.shape[2:]
+    (sh, sw), (dh, dw), (ph, pw), (oh, ow) = o["stride"], o["dilation"], o["padding"], o["output_padding"]
+    # the gradient of Conv2d with respect to its input: each input element scatters weight * x into the output at
+    # stride * i + dilation * k, the full output cropped by padding on both sides; output_padding adds to one side
+    full = (n, c_out, (h - 1) * sh + dh * (kernel[0] - 1) + 1 + oh, (w - 1) * sw + dw * (kernel[1] - 1) + 1 + ow)
+    expected, magnitude = np.zeros(full), np.zeros(full)
+    g_in, g_out = c_in // o["groups"], c_out // o["groups"]
+    for g in range(o["groups"]):
+        xs, ws = x[:, g * g_in : (g + 1) * g_in], weight[g * g_in : (g + 1) * g_in]
+        for a, b in itertools.product(range(kernel[0]), range(kernel[1])):
+            rows = slice(a * dh, a * dh + sh * (h - 1) + 1, sh)
+            cols = slice(b * dw, b * dw + sw * (w - 1) + 1, sw)
+            expected[:, g * g_out : (g + 1) * g_out, rows, cols] += np.einsum("nchw,co->nohw", xs, ws[:, :, a, b])
+            magnitude[:, g * g_out : (g + 1) * g_out, rows, cols] += np.einsum(
+                "nchw,co->nohw", np.abs(xs), np.abs(ws[:, :, a, b])
+            )
+    h_out = (h - 1) * sh - 2 * ph + dh * (kernel[0] - 1) + oh + 1
+    w_out = (w - 1) * sw - 2 * pw + dw * (kernel[1] - 1) + ow + 1
+    expected, magnitude = expected[:, :, ph : ph + h_out, pw : pw + w_out], magnitude[:, :, ph : ph + h_out, pw : pw + w_out]
+    if o["bias"]:
+        bias = independent_array(layer.bias.detach().cpu()).astype(np.float64).reshape(c_out, 1, 1)
+        expected, magnitude = expected + bias, magnitude + np.abs(bias)
+    if not batched:
+        expected, magnitude = expected[0], magnitude[0]
+    assert out.shape == expected.shape and out.dtype == dtype, "ConvTranspose2d: not the documented output shape"
+    terms = g_in * kernel[0] * kernel[1] + 1
+    bound = (terms + 1) * torch.finfo(dtype).eps * magnitude + torch.finfo(dtype).tiny
+    error = np.abs(independent_array(out.detach().cpu()).astype(np.float64) - expected)
+    assert (error <= bound).all(), f"ConvTranspose2d: not the gradient of Conv2d (largest error {error.max(initial=0)})"

@@ -383,3 +383,38 @@ def _(patch):
         if isinstance(size, tuple):
             size = tuple(1 if s is None else s for s in size)
         return torch.nn.functional.adaptive_avg_pool2d(input, size)
+
+
+@fault("convolution_flips_the_kernel", trips=["modules.convolution_cross_correlation"])
+def _(patch):
+    """Convolutions compute a true convolution (the kernel flipped), not the documented cross-correlation."""
+    for name in ("conv1d", "conv2d", "conv3d"):
+
+        @patch.replace(torch.nn.functional, name)
+        def conv(orig, input, weight, *args, **kwargs):
+            return orig(input, weight.flip(list(range(2, weight.ndim))), *args, **kwargs)
+
+
+@fault("convolution_drops_the_bias", trips=["modules.convolution_cross_correlation"])
+def _(patch):
+    """Convolutions leave the bias out."""
+    for name in ("conv1d", "conv2d", "conv3d"):
+
+        @patch.replace(torch.nn.functional, name)
+        def conv(orig, input, weight, bias=None, *args, **kwargs):
+            return orig(input, weight, None, *args, **kwargs)
+
+
+@fault("conv_transpose2d_ignores_output_padding", trips=["modules.conv_transpose2d_scatter"])
+def _(patch):
+    """ConvTranspose2d leaves output_padding out of its output size."""
+
+    @patch.replace(torch.nn.functional, "conv_transpose2d")
+    def conv_transpose2d(orig, input, weight, bias=None, stride=1, padding=0, output_padding=0, *args, **kwargs):
+        return orig(input, weight, bias, stride, padding, 0, *args, **kwargs)
+
+
+@fault("conv_transpose2d_drifts", trips=["modules.conv_transpose2d_scatter"])
+def _(patch):
+    """ConvTranspose2d drifts by 0.1%."""
+    patch.method(torch.nn.functional, "conv_transpose2d", lambda orig: lambda *a, **k: orig(*a, **k) * 1.001)
