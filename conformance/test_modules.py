@@ -1477,3 +1477,228 @@ def test_conv_transpose2d_is_the_gradient_of_conv2d(device, dtype, sample):
     bound = (terms + 1) * torch.finfo(dtype).eps * magnitude + torch.finfo(dtype).tiny
     error = np.abs(independent_array(out.detach().cpu()).astype(np.float64) - expected)
     assert (error <= bound).all(), f"ConvTranspose2d: not the gradient of Conv2d (largest error {error.max(initial=0)})"
+
+
+def normalized(x, axes, eps, mean=None, var=None):
+    """(x - E[x]) / sqrt(Var[x] + eps) in float64 over `axes` (the biased variance), or with the given statistics,
+    and a rounding bound per element for a dtype of unit roundoff 1: terms of the mean times |x| / sqrt(var + eps)."""
+    if mean is None:
+        mean = x.mean(axis=axes, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)  # the biased estimator, as documented
+    count = math.prod(x.shape[a] for a in axes) if mean is None or axes else 1
+    scale = np.sqrt(var + eps)
+    largest = np.abs(x).max(axis=axes, keepdims=True) if axes else np.abs(x)
+    return (x - mean) / scale, (count + 8) * (1 + (largest + np.abs(mean)) / scale)
+
+
+def affine_bound(expected, bound, weight, bias, eps_dtype, shape):
+    """expected * gamma + beta (channel vectors broadcast along dim 1) and the rounding bound carried through it."""
+    if weight is not None:
+        gamma = weight.reshape(shape)
+        expected, bound = expected * gamma, bound * (np.abs(gamma) + 1)
+    if bias is not None:
+        beta = bias.reshape(shape)
+        expected, bound = expected + beta, bound + 4 * np.abs(beta)
+    return expected, bound * eps_dtype
+
+
+def assert_within(got, expected, bound, what):
+    error = np.abs(independent_array(got.detach().cpu()).astype(np.float64) - expected)
+    assert got.shape == expected.shape and (error <= bound).all(), f"{what} (largest error {error.max(initial=0)})"
+
+
+def with_drawn_affine(cls, *args, **kwargs):
+    """cls(*args, **kwargs) whose weight and bias (documented to start at 1 and 0) are drawn from U(-2, 2), so that
+    gamma and beta matter."""
+    layer = cls(*args, **kwargs)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.uniform_(-2, 2)
+    return layer
+
+
+def batch_norm_steps(x, norm, form, *stats, **options):
+    """nn.BatchNorm2d `norm`: a training step on x, one on 2 x + 1, then eval on x: (the training outputs, the
+    running statistics after them where tracked, the eval output). F.batch_norm: its output and the running
+    statistics after the call (written in place where given)."""
+    if form == "F.batch_norm":
+        out = F.batch_norm(x, *stats, **options)
+        return (out, *(s.clone() for s in stats[:2] if s is not None))
+    first, second = norm.train()(x), norm(2 * x + 1)
+    running = () if norm.running_mean is None else (norm.running_mean.clone(), norm.running_var.clone())
+    return (first, second, *running, norm.eval()(x))
+
+
+@st.composite
+def batch_norm_samples(draw):
+    form = draw(st.sampled_from(["nn.BatchNorm2d", "F.batch_norm"]), label="form")
+    label(f"form={form}")
+    c = draw(st.integers(1, 3), label="C")
+    spatial = (draw(st.integers(1, 3), label="H"), draw(st.integers(1, 3), label="W"))
+    if form == "F.batch_norm":  # (N, C, *): any number of trailing dims
+        spatial = spatial[: draw(st.integers(0, 2), label="trailing_dims")]
+    # more than one value per channel: training raises otherwise ("Expected more than 1 value per channel")
+    n = draw(st.integers(1 if math.prod(spatial) > 1 else 2, 3), label="N")
+    x = draw(specs(shape=(n, c, *spatial)), label="x")
+    momentum = draw(st.sampled_from(["omitted", 0.3, None]), label="momentum")
+    eps = draw(st.sampled_from(["omitted", 1e-3, 0.5]), label="eps")
+    label(f"momentum={momentum}", f"eps={eps}")
+    options = {k: v for k, v in (("momentum", momentum), ("eps", eps)) if v != "omitted"}
+    if form == "nn.BatchNorm2d":
+        affine, tracked = draw(st.booleans(), label="affine"), draw(st.booleans(), label="track_running_stats")
+        bias = draw(st.booleans(), label="bias") if affine else True
+        label(f"track_running_stats={tracked}")
+        options.update(affine=affine, track_running_stats=tracked, bias=bias)
+        spelled = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        layer = Made(
+            f"nn.BatchNorm2d({c}, {spelled}) with U(-2, 2) parameters",
+            functools.partial(with_drawn_affine, nn.BatchNorm2d, c, **options),
+            draw(st.integers(0, 2**16), label="init_seed"),
+        )
+        return Sample((x, layer, form))
+    training = draw(st.booleans(), label="training")
+    label(f"training={training}")
+    options["training"] = training
+    if momentum is None:  # F.batch_norm takes a float momentum: None is the module's cumulative average
+        options.pop("momentum")
+    # running statistics: written in place in training (any writable layout); a variance is positive; None only in
+    # training, where the batch's own statistics are used
+    given = not training or draw(st.booleans(), label="running_given")
+    label(f"running_given={given}")
+    mean = draw(specs(shape=(c,), layouts=WRITABLE), label="running_mean") if given else None
+    var = draw(specs(shape=(c,), layouts=WRITABLE, low=0.5, high=4), label="running_var") if given else None
+    weight, bias = (draw(st.one_of(st.none(), specs(shape=(c,))), label=n) for n in ("weight", "bias"))
+    return Sample((x, None, form, mean, var, weight, bias), options)
+
+
+BATCH_NORM = Operation(
+    "modules.batch_norm_formula",
+    dtypes="float32_64",
+    samples=batch_norm_samples(),
+    call=lambda x, norm, form, *stats, **options: batch_norm_steps(x, norm, form, *stats, **options),
+)
+
+
+@BATCH_NORM.property
+def test_batch_norm_normalizes_by_the_batch_and_updates_running_statistics(device, dtype, sample):
+    (x_spec, norm_arg, form, *stat_specs), options = sample.args, dict(sample.kwargs)
+    (x_built, norm, _, *stats), built = sample.build(dtype=dtype, device=device)
+    result = BATCH_NORM.call(x_built, norm, form, *stats, **built)
+    eps_dtype = torch.finfo(dtype).eps
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    axes, channel = (0, *range(2, x.ndim)), (1, -1, *[1] * (x.ndim - 2))
+    count = x.size // x.shape[1]
+
+    def values(spec):
+        return None if spec is None else independent_array(spec.logical_values(dtype)).astype(np.float64)
+
+    def batch_stats(v):
+        mean = v.mean(axis=axes)
+        return mean, ((v - mean.reshape(channel)) ** 2).sum(axis=axes)
+
+    eps = options.get("eps", 1e-5)
+    if form == "F.batch_norm":
+        mean0, var0, weight, bias = map(values, stat_specs)
+        out, *running = result
+        if options["training"]:  # the batch's statistics, the biased variance
+            expected, bound = normalized(x, axes, eps)
+        else:  # the running statistics given
+            expected, bound = normalized(x, (), eps, mean0.reshape(channel), var0.reshape(channel))
+        expected, bound = affine_bound(expected, bound, weight, bias, eps_dtype, channel)
+        assert_within(out, expected, bound, "F.batch_norm: not (x - E[x]) / sqrt(Var[x] + eps) * gamma + beta")
+        if options["training"] and mean0 is not None:
+            momentum = options.get("momentum", 0.1)
+            batch_mean, squares = batch_stats(x)
+            for got, old, new, what in (
+                (running[0], mean0, batch_mean, "mean"),
+                (running[1], var0, squares / (count - 1), "var"),
+            ):
+                want = (1 - momentum) * old + momentum * new  # the unbiased variance goes into the running var
+                tolerance = (count + 8) * eps_dtype * (np.abs(old) + np.abs(new) + np.abs(x).max() ** 2)
+                assert_within(got, want, tolerance, f"F.batch_norm(training=True): running_{what} not updated by momentum")
+        elif mean0 is not None:
+            assert_equal(
+                running[0].cpu(), stat_specs[0].logical_values(dtype), "F.batch_norm(training=False) changed running_mean"
+            )
+        return
+    module = norm_arg.make.keywords  # as drawn
+    momentum, tracked, eps = module.get("momentum", 0.1), module["track_running_stats"], module.get("eps", 1e-5)
+    weight = None if not module["affine"] else independent_array(norm.weight.detach().cpu()).astype(np.float64)
+    bias = None if norm.bias is None else independent_array(norm.bias.detach().cpu()).astype(np.float64)
+    first, second, *running, evaluated = result
+    y = 2 * x + 1
+    for got, v, step in ((first, x, "first"), (second, y, "second")):
+        expected, bound = affine_bound(*normalized(v, axes, eps), weight, bias, eps_dtype, channel)
+        assert_within(got, expected, bound, f"BatchNorm2d in training ({step} step): not normalized by the batch statistics")
+    if not tracked:  # no running estimates: eval uses the batch's statistics too
+        assert not running, "track_running_stats=False kept running statistics"
+        expected, bound = affine_bound(*normalized(x, axes, eps), weight, bias, eps_dtype, channel)
+        assert_within(evaluated, expected, bound, "BatchNorm2d(track_running_stats=False) in eval: not the batch statistics")
+        return
+    mean, var = np.zeros(x.shape[1]), np.ones(x.shape[1])  # the documented initial running statistics
+    (m1, s1), (m2, s2) = batch_stats(x), batch_stats(y)
+    if momentum is None:  # a cumulative moving average: the simple average of the two steps
+        mean, var = (m1 + m2) / 2, (s1 + s2) / (2 * (count - 1))
+    else:
+        for m, s in ((m1, s1), (m2, s2)):
+            mean, var = (1 - momentum) * mean + momentum * m, (1 - momentum) * var + momentum * s / (count - 1)
+    tolerance = (count + 8) * eps_dtype * 4 * (1 + np.abs(y).max() ** 2)
+    assert_within(running[0], mean, tolerance, "BatchNorm2d: running_mean is not the documented momentum average")
+    assert_within(running[1], var, tolerance, "BatchNorm2d: running_var is not the documented average of unbiased variances")
+    expected, bound = normalized(x, (), eps, mean.reshape(channel), var.reshape(channel))
+    expected, bound = affine_bound(expected, bound, weight, bias, eps_dtype, channel)
+    assert_within(evaluated, expected, bound, "BatchNorm2d in eval: not normalized by the running statistics")
+
+
+@st.composite
+def group_norm_samples(draw):
+    """Sample(x, GroupNorm): x of shape (N, C, *), C = groups x channels per group, with or without the affine
+    parameters and bias."""
+    groups, per_group = draw(st.integers(1, 3), label="num_groups"), draw(st.integers(1, 2), label="per_group")
+    trailing = draw(shapes(max_dims=2, min_side=1, max_side=3), label="trailing")  # a group of no element has no mean
+    x = draw(specs(shape=(draw(st.integers(0, 2), label="N"), groups * per_group, *trailing)), label="x")
+    eps = draw(st.sampled_from(["omitted", 1e-3, 0.5]), label="eps")
+    affine = draw(st.sampled_from(["omitted", True, False]), label="affine")
+    bias = draw(st.booleans(), label="bias") if affine is not False else True
+    label(f"eps={eps}", f"affine={affine}")
+    options = {k: v for k, v in (("eps", eps), ("affine", affine)) if v != "omitted"} | {"bias": bias}
+    spelled = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    return Sample(
+        (
+            x,
+            Made(
+                f"nn.GroupNorm({groups}, {groups * per_group}, {spelled}) with U(-2, 2) parameters",
+                functools.partial(with_drawn_affine, nn.GroupNorm, groups, groups * per_group, **options),
+                draw(st.integers(0, 2**16), label="init_seed"),
+            ),
+        )
+    )
+
+
+GROUP_NORM = Operation(
+    "modules.group_norm_formula", dtypes="float32_64", samples=group_norm_samples(), call=lambda x, norm: norm(x)
+)
+
+
+@GROUP_NORM.property
+def test_group_norm_normalizes_each_group(device, dtype, sample):
+    x_spec, made_norm = sample.args
+    options = made_norm.make.keywords  # as drawn
+    (x_built, norm), _ = sample.build(dtype=dtype, device=device)
+    groups = norm.num_groups
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    per_group = x.shape[1] // groups * math.prod(x.shape[2:])
+    if x.shape[0] * per_group == 1:  # one sample, one element per group: raises (observed; no doc says so)
+        with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+            GROUP_NORM.call(x_built, norm)
+        return
+    out = GROUP_NORM.call(x_built, norm)
+    grouped = x.reshape(x.shape[0], groups, per_group)  # each group's channels and positions together
+    expected, bound = normalized(grouped, (2,), options.get("eps", 1e-5))
+    expected, bound = expected.reshape(x.shape), np.broadcast_to(bound, grouped.shape).reshape(x.shape)
+    affine = options.get("affine", True)
+    assert (norm.weight is not None) == affine, "GroupNorm: affine does not say whether gamma is learned"
+    weight = independent_array(norm.weight.detach().cpu()).astype(np.float64) if affine else None
+    bias = independent_array(norm.bias.detach().cpu()).astype(np.float64) if norm.bias is not None else None
+    expected, bound = affine_bound(expected, bound, weight, bias, torch.finfo(dtype).eps, (1, -1, *[1] * (x.ndim - 2)))
+    assert_within(out, expected, bound, "GroupNorm: not (x - E[x]) / sqrt(Var[x] + eps) * gamma + beta over each group")

@@ -418,3 +418,31 @@ def _(patch):
 def _(patch):
     """ConvTranspose2d drifts by 0.1%."""
     patch.method(torch.nn.functional, "conv_transpose2d", lambda orig: lambda *a, **k: orig(*a, **k) * 1.001)
+
+
+@fault("batch_norm_momentum_inverted", trips=["modules.batch_norm_formula"])
+def _(patch):
+    """Batch norm's running statistics keep momentum of the new value's weight on the old one (the optimizer's
+    notion of momentum), not the documented (1 - momentum) x + momentum x_t."""
+
+    @patch.replace(torch.nn.functional, "batch_norm")
+    def batch_norm(orig, input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+        return orig(input, running_mean, running_var, weight, bias, training, 1 - momentum, eps)
+
+
+@fault("batch_norm_ignores_eps", trips=["modules.batch_norm_formula"])
+def _(patch):
+    """Batch norm adds its default eps, 1e-5, whatever eps it is given."""
+
+    @patch.replace(torch.nn.functional, "batch_norm")
+    def batch_norm(orig, input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+        return orig(input, running_mean, running_var, weight, bias, training, momentum, 1e-5)
+
+
+@fault("group_norm_per_channel", trips=["modules.group_norm_formula"])
+def _(patch):
+    """GroupNorm takes its statistics over each channel (instance norm), not over each group."""
+
+    @patch.replace(torch.nn.functional, "group_norm")
+    def group_norm(orig, input, num_groups, weight=None, bias=None, eps=1e-5):
+        return orig(input, input.shape[1], weight, bias, eps)
