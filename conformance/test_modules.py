@@ -1702,3 +1702,99 @@ def test_group_norm_normalizes_each_group(device, dtype, sample):
     bias = independent_array(norm.bias.detach().cpu()).astype(np.float64) if norm.bias is not None else None
     expected, bound = affine_bound(expected, bound, weight, bias, torch.finfo(dtype).eps, (1, -1, *[1] * (x.ndim - 2)))
     assert_within(out, expected, bound, "GroupNorm: not (x - E[x]) / sqrt(Var[x] + eps) * gamma + beta over each group")
+
+
+def clip_values(grads, clip_value, form, foreach):
+    """clip_grad_value_ over tensors whose gradients are `grads` (clipped in place): given as a list or, for one
+    gradient, as the single tensor; foreach left out (None) or given. Its return value."""
+    parameters = [torch.zeros_like(g).requires_grad_() for g in grads]
+    for p, g in zip(parameters, grads):
+        p.grad = g
+    given = parameters[0] if form == "a tensor" else parameters
+    options = {} if foreach == "omitted" else {"foreach": foreach}
+    return nn.utils.clip_grad_value_(given, clip_value, **options)
+
+
+@st.composite
+def clip_value_samples(draw):
+    form = draw(st.sampled_from(["a list", "a tensor"]), label="parameters_form")
+    count = 1 if form == "a tensor" else draw(st.integers(1, 3), label="count")
+    # gradients are clipped in place: every layout that can be written
+    grads = [draw(specs(layouts=WRITABLE), label=f"grad_{i}") for i in range(count)]
+    clip_value = draw(st.floats(0, 12), label="clip_value")  # values reach +-9: some clipped, some not
+    foreach = draw(st.sampled_from(["omitted", True, False]), label="foreach")
+    label(f"parameters={form}", f"foreach={foreach}")
+    return Sample((grads, clip_value, form, foreach))
+
+
+CLIP_GRAD_VALUE = Operation(
+    "modules.clip_grad_value",
+    dtypes="floating",
+    samples=clip_value_samples(),
+    call=lambda grads, clip_value, form, foreach: clip_values(grads, clip_value, form, foreach),
+)
+
+
+@CLIP_GRAD_VALUE.property
+def test_clip_grad_value_clamps_every_gradient_in_place(device, dtype, sample):
+    grad_specs, clip_value, form, foreach = sample.args
+    (grads, *_), _ = sample.build(dtype=dtype, device=device)
+    CLIP_GRAD_VALUE.call(grads, clip_value, form, foreach)
+    c = float(torch.tensor(clip_value, dtype=dtype))  # the bound as the gradient's dtype holds it
+    for spec, g in zip(grad_specs, grads):
+        before = independent_array(spec.logical_values(dtype)).astype(np.float64)
+        expected = np.minimum(np.maximum(before, -c), c)
+        np.testing.assert_array_equal(
+            independent_array(g.cpu()).astype(np.float64),
+            expected,
+            err_msg="a gradient not clipped to [-clip_value, clip_value] in place",
+        )
+
+
+@st.composite
+def pad_sequence_samples(draw):
+    count = draw(st.integers(1, 4), label="count")  # one sequence at least: no list of none has a length
+    trailing = draw(shapes(max_dims=2, max_side=3), label="trailing")
+    sequences = [draw(specs(shape=(draw(st.integers(0, 4), label=f"L{i}"), *trailing)), label=f"seq{i}") for i in range(count)]
+    options = {}
+    for name, values in (
+        ("batch_first", st.booleans()),
+        ("padding_value", st.integers(-5, 5).map(float)),
+        ("padding_side", st.sampled_from(["left", "right"])),
+    ):
+        if draw(st.booleans(), label=f"{name}_given"):
+            options[name] = draw(values, label=name)
+            label(f"{name}={options[name]}" if name != "padding_value" else "padding_value=given")
+        else:
+            label(f"{name}=omitted")
+    return Sample((sequences,), options)
+
+
+PAD_SEQUENCE = Operation(
+    "modules.pad_sequence",
+    dtypes="float32_64",
+    samples=pad_sequence_samples(),
+    call=lambda sequences, **options: nn.utils.rnn.pad_sequence(sequences, **options),
+)
+
+
+@PAD_SEQUENCE.property
+def test_pad_sequence_stacks_and_pads_to_the_longest(device, dtype, sample):
+    (sequence_specs,), options = sample.args, sample.kwargs
+    out = PAD_SEQUENCE(sample, dtype=dtype, device=device)
+    values = [independent_array(s.logical_values(dtype)).astype(np.float64) for s in sequence_specs]
+    longest, trailing = max(v.shape[0] for v in values), values[0].shape[1:]
+    expected = np.full((len(values), longest, *trailing), options.get("padding_value", 0.0))  # B x T x *
+    for b, v in enumerate(values):
+        if options.get("padding_side", "right") == "right":
+            expected[b, : v.shape[0]] = v
+        else:
+            expected[b, longest - v.shape[0] :] = v
+    if not options.get("batch_first", False):  # T x B x *, its default
+        expected = np.swapaxes(expected, 0, 1)
+    assert out.dtype == dtype and tuple(out.shape) == expected.shape, "pad_sequence: not T x B x * (or B x T x *)"
+    np.testing.assert_array_equal(
+        independent_array(out.cpu()).astype(np.float64),
+        expected,
+        err_msg="pad_sequence: not the sequences padded on the documented side",
+    )

@@ -446,3 +446,24 @@ def _(patch):
     @patch.replace(torch.nn.functional, "group_norm")
     def group_norm(orig, input, num_groups, weight=None, bias=None, eps=1e-5):
         return orig(input, input.shape[1], weight, bias, eps)
+
+
+@fault("clip_grad_value_upper_only", trips=["modules.clip_grad_value"])
+def _(patch):
+    """clip_grad_value_ clips the gradients from above only, leaving values below -clip_value."""
+
+    @patch.replace(nn.utils, "clip_grad_value_")
+    def clip_grad_value_(orig, parameters, clip_value, foreach=None):
+        parameters = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
+        for p in parameters:
+            if p.grad is not None:
+                p.grad.clamp_(max=clip_value)
+
+
+@fault("pad_sequence_ignores_padding_side", trips=["modules.pad_sequence"])
+def _(patch):
+    """pad_sequence pads on the right whatever padding_side says."""
+
+    @patch.replace(nn.utils.rnn, "pad_sequence")
+    def pad_sequence(orig, sequences, batch_first=False, padding_value=0.0, padding_side="right"):
+        return orig(sequences, batch_first, padding_value, "right")
