@@ -1798,3 +1798,123 @@ def test_pad_sequence_stacks_and_pads_to_the_longest(device, dtype, sample):
         expected,
         err_msg="pad_sequence: not the sequences padded on the documented side",
     )
+
+
+def lstm_reference(lstm, x, state, *, num_layers, bidirectional, proj_size):
+    """The documented LSTM equations in NumPy float64 over x of shape (L, N, H_in), with the layer's own weights
+    (W_ii|W_if|W_ig|W_io stacked in weight_ih_l[k], likewise weight_hh_l[k]; h_t = W_hr h_t with projections):
+    output (L, N, D * H_out), h_n and c_n (D * num_layers, N, H)."""
+
+    def weight(name):
+        found = getattr(lstm, name, None)
+        return None if found is None else independent_array(found.detach().cpu()).astype(np.float64)
+
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    directions = 2 if bidirectional else 1
+    h0, c0 = state
+    layer_input, h_n, c_n = x, [], []
+    for layer in range(num_layers):
+        outputs = []
+        for direction in range(directions):
+            suffix = f"l{layer}" + ("_reverse" if direction else "")
+            w_ih, w_hh = weight(f"weight_ih_{suffix}"), weight(f"weight_hh_{suffix}")
+            b = (weight(f"bias_ih_{suffix}") + weight(f"bias_hh_{suffix}")) if lstm.bias else 0.0
+            w_hr = weight(f"weight_hr_{suffix}") if proj_size else None
+            h, c = h0[layer * directions + direction], c0[layer * directions + direction]
+            steps = range(x.shape[0] - 1, -1, -1) if direction else range(x.shape[0])
+            out = np.zeros((x.shape[0], x.shape[1], h.shape[-1]))
+            for t in steps:
+                gates = layer_input[t] @ w_ih.T + h @ w_hh.T + b
+                i, f, g, o = np.split(gates, 4, axis=-1)
+                c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+                h = sigmoid(o) * np.tanh(c)
+                if w_hr is not None:
+                    h = h @ w_hr.T
+                out[t] = h
+            outputs.append(out)
+            h_n.append(h)
+            c_n.append(c)
+        layer_input = np.concatenate(outputs, axis=-1)  # forward and reverse hidden states, concatenated
+    return layer_input, np.stack(h_n), np.stack(c_n)
+
+
+@st.composite
+def lstm_samples(draw):
+    """Sample(x, lstm, state): a batched (batch_first or not) or unbatched sequence, 1 or 2 layers, one or two
+    directions, with or without bias and projections, (h_0, c_0) given or left out (zeros)."""
+    input_size, hidden = draw(st.integers(1, 3), label="input_size"), draw(st.integers(1, 3), label="hidden_size")
+    options = dict(
+        num_layers=draw(st.integers(1, 2), label="num_layers"),
+        bias=draw(st.booleans(), label="bias"),
+        batch_first=draw(st.booleans(), label="batch_first"),
+        bidirectional=draw(st.booleans(), label="bidirectional"),
+        proj_size=draw(st.integers(0, hidden - 1), label="proj_size"),  # "proj_size should be smaller than hidden_size"
+    )
+    batched = draw(st.booleans(), label="batched")
+    label(*(f"{k}={v}" for k, v in options.items() if k in ("batch_first", "bidirectional")), f"batched={batched}")
+    length, n = draw(st.integers(1, 3), label="L"), draw(st.integers(1, 2), label="N")
+    # values within +-2: the gates' sigmoids and tanhs away from saturation, where the equations are checked
+    if batched:
+        shape = (n, length, input_size) if options["batch_first"] else (length, n, input_size)
+    else:
+        shape = (length, input_size)
+    x = draw(specs(shape=shape, low=-2, high=2), label="x")
+    state = None
+    if draw(st.booleans(), label="state_given"):
+        layers = options["num_layers"] * (2 if options["bidirectional"] else 1)
+        h_out = options["proj_size"] or hidden
+        rest = (n,) if batched else ()
+        # within +-2 as x above
+        state = tuple(draw(specs(shape=(layers, *rest, s), low=-2, high=2), label=k) for k, s in (("h0", h_out), ("c0", hidden)))
+    label(f"state={'given' if state else 'omitted'}")
+    return Sample((x, made(nn.LSTM, input_size, hidden, **options, seed=draw(st.integers(0, 2**16), label="init_seed")), state))
+
+
+LSTM = Operation(
+    "modules.lstm_equations",
+    dtypes="float32_64",
+    samples=lstm_samples(),
+    call=lambda x, lstm, state: lstm(x) if state is None else lstm(x, state),
+)
+
+
+@LSTM.property
+def test_lstm_follows_the_documented_equations(device, dtype, sample):
+    x_spec, made_lstm, state_specs = sample.args
+    (_, hidden), o = made_lstm.make.args, made_lstm.make.keywords  # as drawn
+    output, (h_n, c_n) = LSTM(sample, dtype=dtype, device=device)
+    (_, lstm, _), _ = sample.build(dtype=dtype, device=device)  # the same seed: the same weights
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    batched = x.ndim == 3
+    if not batched:
+        x = x[:, None]
+    elif o["batch_first"]:
+        x = x.swapaxes(0, 1)
+    directions = 2 if o["bidirectional"] else 1
+    h_out = o["proj_size"] or hidden
+    if state_specs is None:  # "Defaults to zeros if (h_0, c_0) is not provided"
+        state = (
+            np.zeros((directions * o["num_layers"], x.shape[1], h_out)),
+            np.zeros((directions * o["num_layers"], x.shape[1], hidden)),
+        )
+    else:
+        state = tuple(independent_array(s.logical_values(dtype)).astype(np.float64) for s in state_specs)
+        state = state if batched else tuple(s[:, None] for s in state)
+    want_output, want_h, want_c = lstm_reference(
+        lstm, x, state, num_layers=o["num_layers"], bidirectional=o["bidirectional"], proj_size=o["proj_size"]
+    )
+    if not batched:
+        want_output, want_h, want_c = want_output[:, 0], want_h[:, 0], want_c[:, 0]
+    elif o["batch_first"]:
+        want_output = want_output.swapaxes(0, 1)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    for got, want, what in ((output, want_output, "output"), (h_n, want_h, "h_n"), (c_n, want_c, "c_n")):
+        assert tuple(got.shape) == want.shape, f"LSTM: {what} of shape {tuple(got.shape)}, not the documented {want.shape}"
+        np.testing.assert_allclose(
+            independent_array(got.detach().cpu()).astype(np.float64),
+            want,
+            err_msg=f"LSTM: {what} not by the documented equations",
+            **tol,
+        )

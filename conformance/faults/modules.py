@@ -467,3 +467,31 @@ def _(patch):
     @patch.replace(nn.utils.rnn, "pad_sequence")
     def pad_sequence(orig, sequences, batch_first=False, padding_value=0.0, padding_side="right"):
         return orig(sequences, batch_first, padding_value, "right")
+
+
+@fault("lstm_ignores_initial_state", trips=["modules.lstm_equations"])
+def _(patch):
+    """nn.LSTM starts from zeros whatever (h_0, c_0) it is given."""
+
+    @patch.replace(nn.LSTM, "forward")
+    def forward(orig, self, input, hx=None):
+        return orig(self, input)
+
+
+@fault("lstm_forget_gate_is_input_gate", trips=["modules.lstm_equations"])
+def _(patch):
+    """nn.LSTM reads its stacked gate weights in the order (f, i, g, o), not the documented (i, f, g, o)."""
+
+    @patch.replace(nn.LSTM, "forward")
+    def forward(orig, self, input, hx=None):
+        saved = [(p, p.detach().clone()) for name, p in self.named_parameters() if "_ih_" in name or "_hh_" in name]
+        with torch.no_grad():
+            for p, old in saved:
+                i, f, g, o = old.chunk(4, 0)
+                p.copy_(torch.cat([f, i, g, o]))
+        try:
+            return orig(self, input, hx)
+        finally:
+            with torch.no_grad():
+                for p, old in saved:
+                    p.copy_(old)
