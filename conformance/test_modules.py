@@ -1918,3 +1918,98 @@ def test_lstm_follows_the_documented_equations(device, dtype, sample):
             err_msg=f"LSTM: {what} not by the documented equations",
             **tol,
         )
+
+
+@st.composite
+def multihead_samples(draw):
+    """Sample(query, key, value, mha, options): (L, N, E) or batch_first (N, L, E) query, key and value of S
+    positions, E = heads x head dim, need_weights and average_attn_weights given or left out."""
+    heads, head_dim = draw(st.integers(1, 2), label="num_heads"), draw(st.integers(1, 2), label="head_dim")
+    e, n = heads * head_dim, draw(st.integers(1, 2), label="N")
+    length, s = draw(st.integers(1, 3), label="L"), draw(st.integers(1, 3), label="S")
+    batch_first, bias = draw(st.booleans(), label="batch_first"), draw(st.booleans(), label="bias")
+    label(f"batch_first={batch_first}")
+
+    def shaped(t):
+        return (n, t, e) if batch_first else (t, n, e)
+
+    # values within +-2 as for the attention reference above: the softmax away from saturation
+    q, k, v = (
+        draw(specs(shape=shaped(t), low=-2, high=2), label=name) for name, t in (("query", length), ("key", s), ("value", s))
+    )
+    options = {}
+    for name in ("need_weights", "average_attn_weights"):
+        if draw(st.booleans(), label=f"{name}_given"):
+            options[name] = draw(st.booleans(), label=name)
+        label(f"{name}={options.get(name, 'omitted')}")
+    mha = Made(
+        f"nn.MultiheadAttention({e}, {heads}, bias={bias}, batch_first={batch_first}) with U(-1, 1) biases",
+        functools.partial(multihead_with_drawn_biases, e, heads, bias=bias, batch_first=batch_first),
+        draw(st.integers(0, 2**16), label="init_seed"),
+    )
+    return Sample((q, k, v, mha), options)
+
+
+def multihead_with_drawn_biases(*args, **kwargs):
+    """nn.MultiheadAttention whose biases (which start at 0) are drawn from U(-1, 1), so that they matter."""
+    layer = nn.MultiheadAttention(*args, **kwargs)
+    with torch.no_grad():
+        for name, parameter in layer.named_parameters():
+            if "bias" in name:
+                parameter.uniform_(-1, 1)
+    return layer
+
+
+MULTIHEAD = Operation(
+    "modules.multihead_attention",
+    dtypes="float32_64",
+    samples=multihead_samples(),
+    call=lambda q, k, v, mha, **options: mha(q, k, v, **options),
+)
+
+
+@MULTIHEAD.property
+def test_multihead_attention_concatenates_the_heads(device, dtype, sample):
+    (q_spec, k_spec, v_spec, made_mha), options = sample.args, sample.kwargs
+    (e, heads), o = made_mha.make.args, made_mha.make.keywords  # as drawn
+    output, weights = MULTIHEAD(sample, dtype=dtype, device=device)
+    (*_, mha), _ = sample.build(dtype=dtype, device=device)  # the same seed: the same parameters
+    q, k, v = (independent_array(s.logical_values(dtype)).astype(np.float64) for s in (q_spec, k_spec, v_spec))
+    if not o["batch_first"]:  # to (N, L, E)
+        q, k, v = (a.swapaxes(0, 1) for a in (q, k, v))
+
+    def param(t):
+        return independent_array(t.detach().cpu()).astype(np.float64)
+
+    w_in = param(mha.in_proj_weight)
+    b_in = param(mha.in_proj_bias) if o["bias"] else np.zeros(3 * e)
+    w_out, b_out = param(mha.out_proj.weight), (param(mha.out_proj.bias) if o["bias"] else np.zeros(e))
+    d = e // heads
+    # head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V), Attention = softmax(q k^T / sqrt(d)) v; MultiHead = Concat(heads) W^O
+    projected = [x @ w_in[i * e : (i + 1) * e].T + b_in[i * e : (i + 1) * e] for i, x in enumerate((q, k, v))]
+    split = [p.reshape(p.shape[0], p.shape[1], heads, d).transpose(0, 2, 1, 3) for p in projected]  # (N, h, T, d)
+    scores = split[0] @ split[1].swapaxes(-1, -2) / math.sqrt(d)
+    attention = np.exp(scores - scores.max(-1, keepdims=True))
+    attention /= attention.sum(-1, keepdims=True)
+    concat = (attention @ split[2]).transpose(0, 2, 1, 3).reshape(q.shape[0], q.shape[1], e)
+    expected = concat @ w_out.T + b_out
+    if not o["batch_first"]:
+        expected = expected.swapaxes(0, 1)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    assert tuple(output.shape) == expected.shape, "MultiheadAttention: not the documented output shape"
+    np.testing.assert_allclose(
+        independent_array(output.detach().cpu()).astype(np.float64),
+        expected,
+        err_msg="MultiheadAttention: not Concat(heads) W^O",
+        **tol,
+    )
+    if not options.get("need_weights", True):  # left out: True
+        assert weights is None, "MultiheadAttention(need_weights=False) returned weights"
+        return
+    want = attention.mean(1) if options.get("average_attn_weights", True) else attention  # left out: averaged
+    np.testing.assert_allclose(
+        independent_array(weights.detach().cpu()).astype(np.float64),
+        want,
+        err_msg="MultiheadAttention: not the documented attention weights",
+        **tol,
+    )

@@ -495,3 +495,24 @@ def _(patch):
             with torch.no_grad():
                 for p, old in saved:
                     p.copy_(old)
+
+
+@fault("multihead_weights_per_head_by_default", trips=["modules.multihead_attention"])
+def _(patch):
+    """MultiheadAttention returns per-head attention weights when average_attn_weights is left out."""
+
+    @patch.replace(nn.MultiheadAttention, "forward")
+    def forward(orig, self, query, key, value, *args, average_attn_weights=None, **kwargs):
+        return orig(self, query, key, value, *args, average_attn_weights=bool(average_attn_weights), **kwargs)
+
+
+@fault("multihead_drops_out_projection_bias", trips=["modules.multihead_attention"])
+def _(patch):
+    """MultiheadAttention leaves the output projection's bias out."""
+
+    @patch.replace(nn.MultiheadAttention, "forward")
+    def forward(orig, self, *args, **kwargs):
+        output, weights = orig(self, *args, **kwargs)
+        if self.out_proj.bias is not None:
+            output = output - self.out_proj.bias
+        return output, weights
