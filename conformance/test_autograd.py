@@ -936,3 +936,61 @@ def test_autograd_grad_returns_the_vector_jacobian_product(device, dtype, sample
     # create_graph left out: its default False, no graph of the derivative
     assert not dx.requires_grad and not dz.requires_grad, "create_graph left out (False) built a graph of the derivative"
     record_observation("gradient dtype is the input's", str(dx.dtype == xt.dtype and dz.dtype == zt.dtype))
+
+
+def checkpoint_body(x, w):
+    """The checkpointed function: intermediate activations sin(x) * w and its tanh."""
+    return (x.sin() * w).tanh()
+
+
+def checkpointed_gradients(x, w):
+    """torch.utils.checkpoint.checkpoint(checkpoint_body, x, w, use_reentrant=False), then backward of its sum: the
+    output and the gradients of x and w."""
+    out = torch.utils.checkpoint.checkpoint(checkpoint_body, x, w, use_reentrant=False)
+    out.sum().backward()
+    return out.detach(), x.grad, w.grad
+
+
+@st.composite
+def checkpoint_samples(draw):
+    x = draw(specs(), label="x")
+    w = draw(specs(shape=x.shape), label="w")
+    return Sample((Arg(x, requires_grad=True), Arg(w, requires_grad=True)))
+
+
+CHECKPOINT = Operation(
+    "autograd.checkpoint_same_gradients",
+    dtypes="float32_64",
+    samples=checkpoint_samples(),
+    call=lambda x, w: checkpointed_gradients(x, w),
+)
+
+
+@CHECKPOINT.property
+def test_checkpoint_recomputes_and_gives_the_same_values_and_gradients(device, dtype, sample):
+    (x_arg, w_arg), _ = sample.args, sample.kwargs
+    (x, w), _ = sample.build(dtype=dtype, device=device)
+    out, grad_x, grad_w = CHECKPOINT.call(x, w)
+    xv, wv = (independent_array(a.spec.logical_values(dtype)).astype(numpy.float64) for a in (x_arg, w_arg))
+    y = numpy.tanh(numpy.sin(xv) * wv)  # the forward, and its derivatives by the chain rule
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    for got, want, what in (
+        (out, y, "the output is not the function's value"),
+        (grad_x, (1 - y**2) * numpy.cos(xv) * wv, "the gradient of x is not the function's"),
+        (grad_w, (1 - y**2) * numpy.sin(xv), "the gradient of w is not the function's"),
+    ):
+        numpy.testing.assert_allclose(
+            independent_array(got.cpu()).astype(numpy.float64), want, err_msg=f"checkpoint: {what}", **tol
+        )
+    # the function is invoked again in the backward pass to recompute what was not kept
+    calls = []
+
+    def counted(a, b):
+        calls.append(torch.is_grad_enabled())
+        return checkpoint_body(a, b)
+
+    again = [a.spec.build(dtype=dtype, device=device, requires_grad=True) for a in (x_arg, w_arg)]
+    result = torch.utils.checkpoint.checkpoint(counted, *again, use_reentrant=False)
+    assert len(calls) == 1, "checkpoint: the function did not run once in the forward pass"
+    result.sum().backward()
+    assert len(calls) == 2, "checkpoint: the function was not re-invoked in the backward pass"

@@ -1276,3 +1276,73 @@ def test_xavier_normal_draws_with_the_documented_std(shape):
         std = gain * math.sqrt(2 / (fan_in + fan_out))
         assert abs(t.std().item() - std) <= 0.1 * std, f"xavier_normal_: std {t.std().item():.4g}, not {std:.4g} within 10%"
         assert abs(t.mean().item()) <= 0.1 * std, f"xavier_normal_: mean {t.mean().item():.4g}, not 0 within 0.1 std"
+
+
+def multinomial_draw(weights, kept, num_samples, seed, replacement):
+    """torch.multinomial(weights * kept, ...) from a generator seeded with `seed` (replacement left out where None):
+    the draw, and what every device agrees on: the weight of each drawn index is non-zero, and each row's number
+    of distinct indices."""
+    w = weights * torch.tensor(kept, dtype=weights.dtype, device=weights.device)
+    options = {} if replacement is None else {"replacement": replacement}
+    drawn = torch.multinomial(w, num_samples, **options, generator=generator(weights.device, seed))
+    rows = drawn.reshape(-1, num_samples)
+    distinct = torch.tensor([len(set(r)) for r in rows.tolist()], dtype=torch.int64)
+    return drawn, (w.gather(-1, drawn) > 0, distinct)
+
+
+@st.composite
+def multinomial_samples(draw):
+    """Sample(weights, kept, num_samples, seed, replacement): a vector or a matrix of non-negative finite weights,
+    some zeroed (kept: 1 or 0 per weight), each row with a non-zero sum, as documented."""
+    k = draw(st.integers(1, 5), label="categories")
+    shape = (k,) if draw(st.booleans(), label="vector") else (draw(st.integers(1, 3), label="rows"), k)
+    label(f"input_dims={len(shape)}")
+    # weights "must be non-negative, finite and have a non-zero sum": values in [0.1, 3], zeros placed by `kept`
+    weights = draw(specs(shape=shape, low=0.1, high=3), label="weights")
+    kept = numpy.array(draw(st.lists(st.booleans(), min_size=math.prod(shape), max_size=math.prod(shape)), label="kept"))
+    kept = kept.reshape(-1, k)
+    kept[:, draw(st.integers(0, k - 1), label="nonzero_at")] = True  # a non-zero sum in every row
+    replacement = draw(st.sampled_from([None, False, True]), label="replacement")
+    label(f"replacement={replacement}", f"zeros={'some' if not kept.all() else 'none'}")
+    # without replacement at most as many samples as a row's non-zero weights (the docstring's example draws 2 of 2)
+    most = 6 if replacement else int(kept.sum(axis=1).min())
+    num_samples = draw(st.integers(1, most), label="num_samples")
+    kept_rows = tuple(tuple(map(float, row)) for row in kept)
+    return Sample(
+        (
+            weights,
+            kept_rows[0] if len(shape) == 1 else kept_rows,
+            num_samples,
+            draw(st.integers(0, 2**32 - 1), label="seed"),
+            replacement,
+        )
+    )
+
+
+MULTINOMIAL = Operation(
+    "creation.multinomial_draws",
+    dtypes="float32_64",
+    samples=multinomial_samples(),
+    call=lambda *args: multinomial_draw(*args)[1],
+)
+
+
+@MULTINOMIAL.property
+def test_multinomial_draws_indices_of_non_zero_weights(device, dtype, sample):
+    (weights, kept, num_samples, seed, replacement), _ = sample.build(dtype=dtype, device=device)
+    drawn, (positive, distinct) = multinomial_draw(weights, kept, num_samples, seed, replacement)
+    shape = (num_samples,) if weights.ndim == 1 else (weights.shape[0], num_samples)
+    assert tuple(drawn.shape) == shape and drawn.dtype == torch.int64, (
+        f"multinomial: {tuple(drawn.shape)} {drawn.dtype}, not {shape} int64"
+    )
+    k = weights.shape[-1]
+    indices = drawn.cpu().tolist()
+    rows = [indices] if weights.ndim == 1 else indices
+    zero = numpy.array(kept).reshape(-1, k) == 0
+    for row, zeros in zip(rows, zero):
+        assert all(0 <= i < k for i in row), "multinomial: an index outside the row's categories"
+        assert not any(zeros[i] for i in row), "multinomial: a category of zero weight was drawn"
+        if not replacement:  # left out: False
+            assert len(set(row)) == len(row), "multinomial without replacement drew an index twice in a row"
+    again, _ = multinomial_draw(weights, kept, num_samples, seed, replacement)
+    assert torch.equal(drawn, again), "multinomial: a generator seeded alike drew other indices"

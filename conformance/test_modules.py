@@ -2,6 +2,7 @@
 
 import copy
 import functools
+import itertools
 import math
 
 import numpy as np
@@ -17,7 +18,7 @@ from torch.testing import assert_close
 from conformance.checks import assert_equal, assert_same_storage, independent_array, private_rng
 from conformance.harness.declaration import Divergence, Operation
 from strategies import specs
-from strategies.samples import Arg, Made, Sample, dims
+from strategies.samples import Arg, Made, Sample, call_forms, dims
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS as WRITABLE
 from strategies.tensors import label
@@ -1137,4 +1138,1026 @@ def test_normalize_divides_by_the_clamped_p_norm(device, dtype, sample):
         rtol=tol,
         atol=tol,
         err_msg="F.normalize is not v / max(||v||_p, eps)",
+    )
+
+
+def pair(value) -> tuple[int, int]:
+    """A pooling or convolution argument as (height, width): an int for both, a 1-tuple for both, or a pair."""
+    if isinstance(value, int):
+        return value, value
+    return (value[0], value[0]) if len(value) == 1 else tuple(value)
+
+
+def pooled_size(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """The documented output size floor((n + 2p - d (k - 1) - 1) / s + 1), `ceil` instead of `floor` with ceil_mode,
+    less the last window where it would start in the right padding ((out - 1) s >= n + p)."""
+    span = n + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def pooling_windows(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> list[list[int]]:
+    """For each output position along one dim, the input positions of its window (start s i - p, spacing d): those
+    inside [-p, n + p), padding included (negative and >= n positions are padding)."""
+    windows = []
+    for i in range(pooled_size(n, k, s, p, d, ceil_mode)):
+        windows.append([j for j in (s * i - p + d * m for m in range(k)) if -p <= j < n + p])
+    return windows
+
+
+@st.composite
+def pooling_options(draw, *, dilation: bool, one_tuple: bool):
+    """kernel_size, stride (left out: its default kernel_size), padding and (max pooling) dilation, each an int or a
+    tuple (a 1-tuple where the docs allow one), with padding at most half the kernel, as documented."""
+
+    def spelled(h, w, name):
+        forms = ["int", "pair", "one"] if one_tuple else ["int", "pair"]
+        form = draw(st.sampled_from(forms if h == w else ["pair"]), label=f"{name}_form")
+        label(f"{name}={form}")
+        return h if form == "int" else (h,) if form == "one" else (h, w)
+
+    kh, kw = (draw(st.integers(1, 3), label=f"kernel_{n}") for n in "hw")
+    options = {"kernel_size": spelled(kh, kw, "kernel_size")}
+    if draw(st.booleans(), label="stride_given"):
+        options["stride"] = spelled(*(draw(st.integers(1, 3), label=f"stride_{n}") for n in "hw"), "stride")
+    else:
+        label("stride=omitted")
+    # "padding ... must be >= 0 and <= kernel_size / 2" (F.max_pool2d); "pad should be at most half of effective
+    # kernel size" (AvgPool2d)
+    ph, pw = draw(st.integers(0, kh // 2), label="padding_h"), draw(st.integers(0, kw // 2), label="padding_w")
+    if ph or pw or draw(st.booleans(), label="padding_given"):
+        options["padding"] = spelled(ph, pw, "padding")
+    if dilation and draw(st.booleans(), label="dilation_given"):
+        options["dilation"] = spelled(*(draw(st.integers(1, 2), label=f"dilation_{n}") for n in "hw"), "dilation")
+    options["ceil_mode"] = draw(st.booleans(), label="ceil_mode")
+    label(f"ceil_mode={options['ceil_mode']}")
+    return options
+
+
+@st.composite
+def pooled_input(draw, options):
+    """x of shape (N, C, H, W) or (C, H, W), any layout, with H and W large enough for one window at least."""
+    (kh, kw), (ph, pw) = pair(options["kernel_size"]), pair(options.get("padding", 0))
+    (dh, dw) = pair(options.get("dilation", 1))
+    # the documented output size is at least 1 only where H + 2 padding >= dilation (kernel - 1) + 1
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 7), label="H")
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 7), label="W")
+    # channels: one at least ("3D or 4D (batch mode) tensor with optional 0 dim batch size", the error torch raises);
+    # the batch may be empty
+    lead = (draw(st.integers(1, 2), label="C"),)
+    if draw(st.booleans(), label="batched"):
+        lead = (draw(st.integers(0, 2), label="N"), *lead)
+    label(f"input_dims={len(lead) + 2}")
+    return draw(specs(shape=(*lead, h, w)), label="x")
+
+
+MAX_POOL_FORMS = {
+    "F.max_pool2d": lambda x, **options: F.max_pool2d(x, **options),
+    "nn.MaxPool2d": lambda x, **options: nn.MaxPool2d(**options)(x),
+}
+
+
+def max_pool(x, form, *, keep_indices=False, **options):
+    """F.max_pool2d or nn.MaxPool2d. With return_indices: the maxima and the input values at the returned indices
+    (flat positions in each H x W plane), which the docs fix where a window holds its maximum twice and the index
+    does not (a window wholly in the -inf padding has -inf at no index: its value is kept); keep_indices: the
+    indices too."""
+    out = MAX_POOL_FORMS[form](x, **options)
+    if not options.get("return_indices"):
+        return out
+    values, indices = out
+    plane = x.flatten(-2)
+    at = plane.gather(-1, indices.flatten(-2).clamp(0, max(plane.shape[-1] - 1, 0))).view_as(values)
+    at = torch.where(values == -math.inf, values, at)
+    return (values, indices, at) if keep_indices else (values, at)
+
+
+@st.composite
+def max_pool_samples(draw):
+    options = draw(pooling_options(dilation=True, one_tuple=False))
+    x = draw(pooled_input(options))
+    if draw(st.booleans(), label="return_indices_given"):
+        options["return_indices"] = draw(st.booleans(), label="return_indices")
+    form = draw(call_forms(MAX_POOL_FORMS), label="form")
+    return Sample((x, form), options)
+
+
+MAX_POOL = Operation(
+    "modules.max_pool2d_windows",
+    dtypes="float32_64",
+    samples=max_pool_samples(),
+    call=lambda x, form, **options: max_pool(x, form, **options),
+)
+
+
+@MAX_POOL.property
+def test_max_pool2d_takes_the_largest_value_of_each_window(device, dtype, sample):
+    (x_spec, form), options = sample.args, sample.kwargs
+    (kh, kw), (ph, pw) = pair(options["kernel_size"]), pair(options.get("padding", 0))
+    (sh, sw), (dh, dw) = pair(options.get("stride", options["kernel_size"])), pair(options.get("dilation", 1))
+    ceil_mode = options["ceil_mode"]
+    (x_built, _), built_options = sample.build(dtype=dtype, device=device)
+    result = max_pool(x_built, form, keep_indices=True, **built_options)
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    h, w = x.shape[-2:]
+    rows, cols = pooling_windows(h, kh, sh, ph, dh, ceil_mode), pooling_windows(w, kw, sw, pw, dw, ceil_mode)
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)], constant_values=-np.inf)  # -inf padding
+    expected = np.empty((*x.shape[:-2], len(rows), len(cols)))
+    for i, window_rows in enumerate(rows):
+        for j, window_cols in enumerate(cols):
+            window = padded[..., [r + ph for r in window_rows], :][..., [c + pw for c in window_cols]]
+            expected[..., i, j] = window.reshape(*x.shape[:-2], -1).max(-1) if x.size else 0
+    values = result[0] if options.get("return_indices") else result
+    assert values.shape == expected.shape and values.dtype == dtype, f"{form}: not the documented output shape"
+    np.testing.assert_array_equal(
+        independent_array(values.cpu()).astype(np.float64), expected, err_msg=f"{form}: not each window's largest value"
+    )
+    if options.get("return_indices"):
+        _, indices, at_indices = result
+        assert indices.dtype == torch.int64 and indices.shape == values.shape
+        assert_equal(at_indices, values, f"{form}(return_indices=True): the input at an index is not its window's max")
+        flat = independent_array(indices.cpu())
+        for i, window_rows in enumerate(rows):
+            for j, window_cols in enumerate(cols):
+                if not any(0 <= r < h for r in window_rows) or not any(0 <= c < w for c in window_cols):
+                    continue  # a window wholly in the padding: its maximum, -inf, is at no input index
+                at = flat[..., i, j]
+                assert np.all(np.isin(at // w, window_rows) & np.isin(at % w, window_cols)), (
+                    f"{form}(return_indices=True): an index outside its window"
+                )
+
+
+AVG_POOL_FORMS = {
+    "F.avg_pool2d": lambda x, **options: F.avg_pool2d(x, **options),
+    "nn.AvgPool2d": lambda x, **options: nn.AvgPool2d(**options)(x),
+}
+
+
+@st.composite
+def avg_pool_samples(draw):
+    options = draw(pooling_options(dilation=False, one_tuple=True))
+    x = draw(pooled_input(options))
+    for name, values in (("count_include_pad", st.booleans()), ("divisor_override", st.integers(1, 5))):
+        if draw(st.booleans(), label=f"{name}_given"):
+            options[name] = draw(values, label=name)
+            label(f"{name}={options[name]}" if name == "count_include_pad" else f"{name}=given")
+        else:
+            label(f"{name}=omitted")
+    form = draw(call_forms(AVG_POOL_FORMS), label="form")
+    return Sample((x, form), options)
+
+
+AVG_POOL = Operation(
+    "modules.avg_pool2d_windows",
+    dtypes="float32_64",
+    samples=avg_pool_samples(),
+    call=lambda x, form, **options: AVG_POOL_FORMS[form](x, **options),
+)
+
+
+@AVG_POOL.property
+def test_avg_pool2d_averages_each_window(device, dtype, sample):
+    (x_spec, form), options = sample.args, sample.kwargs
+    (kh, kw), (ph, pw) = pair(options["kernel_size"]), pair(options.get("padding", 0))
+    (sh, sw), ceil_mode = pair(options.get("stride", options["kernel_size"])), options["ceil_mode"]
+    out = AVG_POOL(sample, dtype=dtype, device=device)
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    h, w = x.shape[-2:]
+    rows, cols = pooling_windows(h, kh, sh, ph, 1, ceil_mode), pooling_windows(w, kw, sw, pw, 1, ceil_mode)
+    expected = np.zeros((*x.shape[:-2], len(rows), len(cols)))
+    for i, window_rows in enumerate(rows):
+        for j, window_cols in enumerate(cols):
+            inside_rows, inside_cols = [r for r in window_rows if 0 <= r < h], [c for c in window_cols if 0 <= c < w]
+            total = x[..., inside_rows, :][..., inside_cols].sum(axis=(-2, -1))  # the zero padding adds nothing
+            if "divisor_override" in options:
+                divisor = options["divisor_override"]
+            elif options.get("count_include_pad", True):  # its default: the zero padding counts, off-bounds do not
+                divisor = len(window_rows) * len(window_cols)
+            else:
+                divisor = len(inside_rows) * len(inside_cols)
+            expected[..., i, j] = total / divisor
+    assert out.shape == expected.shape and out.dtype == dtype, f"{form}: not the documented output shape"
+    tol = 1e-5 if dtype == torch.float32 else 1e-12  # a sum of at most 9 values and a quotient
+    np.testing.assert_allclose(
+        independent_array(out.cpu()).astype(np.float64),
+        expected,
+        rtol=tol,
+        atol=tol,
+        err_msg=f"{form}: not each window's sum over the documented divisor",
+    )
+
+
+@st.composite
+def adaptive_avg_pool_samples(draw):
+    """Sample(x, output_size): an int (a square output), an (H, W) pair, or a pair with None (that side kept)."""
+    # H and W one at least: an average over a window of no element has no value
+    h, w = draw(st.integers(1, 6), label="H"), draw(st.integers(1, 6), label="W")
+    lead = (draw(st.integers(1, 2), label="C"),)  # channels: one at least, as for the other 2-D pooling layers
+    if draw(st.booleans(), label="batched"):
+        lead = (draw(st.integers(0, 2), label="N"), *lead)
+    label(f"input_dims={len(lead) + 2}")
+    x = draw(specs(shape=(*lead, h, w)), label="x")
+    form = draw(st.sampled_from(["int", "pair", "None"]), label="output_size_form")
+    label(f"output_size={form}")
+    sides = [draw(st.integers(1, 7), label=f"out_{n}") for n in "hw"]
+    if form == "int":
+        output_size = sides[0]
+    elif form == "pair":
+        output_size = tuple(sides)
+    else:
+        output_size = tuple(draw(st.sampled_from([(None, sides[1]), (sides[0], None), (None, None)]), label="None_at"))
+    return Sample((x, made(nn.AdaptiveAvgPool2d, output_size)))
+
+
+ADAPTIVE_AVG_POOL = Operation(
+    "modules.adaptive_avg_pool2d_size",
+    dtypes="float32_64",
+    samples=adaptive_avg_pool_samples(),
+    call=lambda x, pool: pool(x),
+)
+
+
+@ADAPTIVE_AVG_POOL.property
+def test_adaptive_avg_pool2d_gives_the_asked_size(device, dtype, sample, record_observation):
+    x_spec, made_pool = sample.args
+    (output_size,) = made_pool.make.args  # as drawn
+    out = ADAPTIVE_AVG_POOL(sample, dtype=dtype, device=device)
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    h, w = x.shape[-2:]
+    size = (output_size, output_size) if isinstance(output_size, int) else output_size
+    want = (h if size[0] is None else size[0], w if size[1] is None else size[1])  # None: the input's size
+    assert out.shape == (*x.shape[:-2], *want) and out.dtype == dtype, "AdaptiveAvgPool2d: not the asked output size"
+    got = independent_array(out.cpu()).astype(np.float64)
+    # an average over each plane's own elements: between the plane's smallest and largest element
+    low, high = x.min(axis=(-2, -1), keepdims=True), x.max(axis=(-2, -1), keepdims=True)
+    slack = 4 * torch.finfo(dtype).eps * np.abs(x).max(initial=0)
+    assert np.all((got >= low - slack) & (got <= high + slack)), "AdaptiveAvgPool2d: an output outside its plane's range"
+    # No doc gives the windows; what torch computes is recorded against floor(i In / Out) .. ceil((i + 1) In / Out).
+    windows = [[(i * n // m, -(-(i + 1) * n // m)) for i in range(m)] for n, m in zip((h, w), want)]
+    reference = np.zeros(got.shape)
+    for i, (r0, r1) in enumerate(windows[0]):
+        for j, (c0, c1) in enumerate(windows[1]):
+            reference[..., i, j] = x[..., r0:r1, c0:c1].mean(axis=(-2, -1))
+    same = np.allclose(got, reference, rtol=1e-5, atol=1e-5)
+    record_observation("windows floor(i In / Out) .. ceil((i + 1) In / Out)", "match" if same else "differ")
+
+
+def cross_correlation(x, weight, bias, *, stride, padding, dilation, groups):
+    """The documented N-d convolution in NumPy float64: bias(C_out_j) + sum over the group's input channels k of
+    weight(C_out_j, k) cross-correlated with input(N_i, k), the input zero-padded by padding[d] (or (before, after))
+    on each side of spatial dim d. x: (N, C_in, *spatial); weight: (C_out, C_in / groups, *kernel). Also the
+    absolute terms' sum, for a rounding bound."""
+    spatial = x.ndim - 2
+    pads = [p if isinstance(p, tuple) else (p, p) for p in padding]
+    x = np.pad(x, [(0, 0), (0, 0), *pads])
+    kernel = weight.shape[2:]
+    out_sizes = [(x.shape[2 + d] - dilation[d] * (kernel[d] - 1) - 1) // stride[d] + 1 for d in range(spatial)]
+    n, c_out = x.shape[0], weight.shape[0]
+    x = x.reshape(n, groups, x.shape[1] // groups, *x.shape[2:])
+    w = weight.reshape(groups, c_out // groups, *weight.shape[1:])
+    out, magnitude = np.zeros((n, groups, c_out // groups, *out_sizes)), np.zeros((n, groups, c_out // groups, *out_sizes))
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        taps = tuple(
+            slice(offset[d] * dilation[d], offset[d] * dilation[d] + stride[d] * (out_sizes[d] - 1) + 1, stride[d])
+            for d in range(spatial)
+        )
+        window = x[(slice(None), slice(None), slice(None), *taps)]  # (N, G, C_in / G, *out)
+        tap = w[(slice(None), slice(None), slice(None), *offset)]  # (G, C_out / G, C_in / G)
+        out += np.einsum("ngc...,goc->ngo...", window, tap)
+        magnitude += np.einsum("ngc...,goc->ngo...", np.abs(window), np.abs(tap))
+    out, magnitude = out.reshape(n, c_out, *out_sizes), magnitude.reshape(n, c_out, *out_sizes)
+    if bias is not None:
+        out += bias.reshape(c_out, *[1] * spatial)
+        magnitude += np.abs(bias).reshape(c_out, *[1] * spatial)
+    return out, magnitude
+
+
+CONV_FORMS = {1: ("nn.Conv1d",), 2: ("F.conv2d", "nn.Conv2d"), 3: ("nn.Conv3d",)}
+
+
+@st.composite
+def convolution_samples(draw):
+    """Sample(x, weight or module, form, options): a Conv1d, F.conv2d or Conv2d, or Conv3d over a batched or
+    unbatched input, with drawn stride, padding (an int, per-dim ints, 'valid' or 'same'), dilation, groups and bias."""
+    spatial = draw(st.sampled_from(sorted(CONV_FORMS)), label="spatial_dims")
+    form = draw(st.sampled_from(CONV_FORMS[spatial]), label="form")
+    label(f"form={form}")
+    groups = draw(st.integers(1, 2), label="groups")
+    c_in, c_out = (groups * draw(st.integers(1, 2), label=n) for n in ("in_per_group", "out_per_group"))
+    top = 3 if spatial < 3 else 2  # small 3-d kernels and inputs keep the reference cheap
+    kernel = tuple(draw(st.integers(1, top), label=f"kernel_{d}") for d in range(spatial))
+    dilation = tuple(draw(st.integers(1, 2), label=f"dilation_{d}") for d in range(spatial))
+    padding_kind = draw(st.sampled_from(["ints", "valid", "same"]), label="padding_kind")
+    label(f"padding={padding_kind}")
+    if padding_kind == "same":  # "this mode doesn't support any stride values other than 1"
+        padding, stride = "same", (1,) * spatial
+    else:
+        padding = (
+            (0,) * spatial
+            if padding_kind == "valid"
+            else tuple(draw(st.integers(0, 2), label=f"pad_{d}") for d in range(spatial))
+        )
+        stride = tuple(draw(st.integers(1, 3), label=f"stride_{d}") for d in range(spatial))
+    reach = [dilation[d] * (kernel[d] - 1) + 1 - (0 if padding == "same" else 2 * padding[d]) for d in range(spatial)]
+    # each spatial side fits one kernel at least: a smaller input has no output element (it raises)
+    sides = tuple(
+        draw(st.integers(max(1, reach[d]), max(1, reach[d]) + (3 if spatial < 3 else 1)), label=f"side_{d}")
+        for d in range(spatial)
+    )
+    batched = draw(st.booleans(), label="batched")
+    label(f"batched={batched}")
+    x = draw(specs(shape=((2,) if batched else ()) + (c_in, *sides)), label="x")
+    has_bias = draw(st.booleans(), label="bias")
+    options = dict(stride=stride, padding="valid" if padding_kind == "valid" else padding, dilation=dilation, groups=groups)
+    if form == "F.conv2d":
+        weight = draw(specs(shape=(c_out, c_in // groups, *kernel)), label="weight")
+        bias = draw(specs(shape=(c_out,)), label="bias_values") if has_bias else None
+        return Sample((x, weight, bias, form), options)
+    cls = {"nn.Conv1d": nn.Conv1d, "nn.Conv2d": nn.Conv2d, "nn.Conv3d": nn.Conv3d}[form]
+    module = made(cls, c_in, c_out, kernel, bias=has_bias, **options, seed=draw(st.integers(0, 2**16), label="init_seed"))
+    return Sample((x, module, None, form))
+
+
+def convolution(x, weight, bias, form, **options):
+    """F.conv2d(x, weight, bias, **options), or the module `weight` applied to x."""
+    if form == "F.conv2d":
+        return F.conv2d(x, weight, bias, **options)
+    return weight(x)
+
+
+TF32_CONVOLUTION = Divergence(
+    "cuda",
+    "tf32",
+    applies=lambda: torch.backends.cudnn.allow_tf32,
+    reason="cuDNN may use TF32 tensor cores for float32 convolutions on Ampere "
+    "and later ('TensorFloat-32 (TF32) on Ampere (and later) devices')",
+)
+
+CONVOLUTION = Operation(
+    "modules.convolution_cross_correlation",
+    dtypes="float32_64",
+    samples=convolution_samples(),
+    call=lambda x, weight, bias, form, **options: convolution(x, weight, bias, form, **options),
+    divergences=(TF32_CONVOLUTION,),
+)
+
+
+@CONVOLUTION.property
+def test_convolution_is_the_documented_cross_correlation(device, dtype, sample, record_observation):
+    (x_spec, weight_arg, bias_arg, form), options = sample.args, sample.kwargs
+    (x_built, weight_built, bias_built, _), built_options = sample.build(dtype=dtype, device=device)
+    out = CONVOLUTION.call(x_built, weight_built, bias_built, form, **built_options)
+    if form == "F.conv2d":
+        weight = independent_array(weight_arg.logical_values(dtype)).astype(np.float64)
+        bias = None if bias_arg is None else independent_array(bias_arg.logical_values(dtype)).astype(np.float64)
+    else:
+        options = {k: weight_arg.make.keywords[k] for k in ("stride", "padding", "dilation", "groups")}  # as drawn
+        weight = independent_array(weight_built.weight.detach().cpu()).astype(np.float64)
+        bias = None if weight_built.bias is None else independent_array(weight_built.bias.detach().cpu()).astype(np.float64)
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    batched = x.ndim == weight.ndim
+    x = x if batched else x[None]
+    spatial, kernel = x.ndim - 2, weight.shape[2:]
+    padding = options["padding"]
+    if padding == "valid":
+        padding = (0,) * spatial
+    elif padding == "same":  # the output as large as the input: dilation (kernel - 1) in all, split over both sides
+        totals = [options["dilation"][d] * (kernel[d] - 1) for d in range(spatial)]
+        padding = tuple((t // 2, t - t // 2) for t in totals)
+        uneven = any(t % 2 for t in totals)
+    expected, magnitude = cross_correlation(
+        x, weight, bias, stride=options["stride"], padding=padding, dilation=options["dilation"], groups=options["groups"]
+    )
+    if not batched:
+        expected, magnitude = expected[0], magnitude[0]
+    if options["padding"] == "same":
+        assert out.shape[-spatial:] == x.shape[-spatial:], f"{form}(padding='same'): not the input's spatial size"
+    assert out.shape == expected.shape and out.dtype == dtype, f"{form}: not the documented output shape"
+    got = independent_array(out.detach().cpu()).astype(np.float64)
+    # the rounding bound of a sum of products: (terms + 1) eps times the sum of the terms' magnitudes
+    terms = weight.shape[1] * math.prod(kernel) + 1
+    bound = (terms + 1) * torch.finfo(dtype).eps * magnitude + torch.finfo(dtype).tiny
+    error = np.abs(got - expected)
+    if options["padding"] == "same" and uneven:  # no doc says which side takes the odd padding element
+        record_observation(
+            "padding='same' with an odd total puts the extra element", "after" if (error <= bound).all() else "before"
+        )
+        return
+    assert (error <= bound).all(), f"{form}: not the documented cross-correlation (largest error {error.max(initial=0)})"
+
+
+@st.composite
+def conv_transpose_samples(draw):
+    """Sample(x, ConvTranspose2d): batched or unbatched x, drawn stride, padding, output_padding, dilation, groups, bias."""
+    groups = draw(st.integers(1, 2), label="groups")
+    c_in, c_out = (groups * draw(st.integers(1, 2), label=n) for n in ("in_per_group", "out_per_group"))
+    kernel, stride, dilation = (
+        tuple(draw(st.integers(1, 3 if n != "dilation" else 2), label=f"{n}_{d}") for d in "hw")
+        for n in ("kernel", "stride", "dilation")
+    )
+    # "output_padding must be smaller than either stride or dilation" (torch raises otherwise)
+    output_padding = tuple(draw(st.integers(0, max(stride[d], dilation[d]) - 1), label=f"output_padding_{d}") for d in range(2))
+    padding = tuple(draw(st.integers(0, 2), label=f"padding_{d}") for d in "hw")
+    # sides whose documented output size is one at least: padding crops the full output
+    sides = []
+    for d in range(2):
+        reach = dilation[d] * (kernel[d] - 1) + output_padding[d] + 1 - 2 * padding[d]  # the size of one input element
+        smallest = next(n for n in range(1, 10) if (n - 1) * stride[d] + reach >= 1)
+        sides.append(draw(st.integers(smallest, smallest + 3), label=f"side_{d}"))
+    batched = draw(st.booleans(), label="batched")
+    label(f"batched={batched}")
+    x = draw(specs(shape=((2,) if batched else ()) + (c_in, *sides)), label="x")
+    options = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups, dilation=dilation)
+    options["bias"] = draw(st.booleans(), label="bias")
+    return Sample(
+        (x, made(nn.ConvTranspose2d, c_in, c_out, kernel, **options, seed=draw(st.integers(0, 2**16), label="init_seed")))
+    )
+
+
+CONV_TRANSPOSE = Operation(
+    "modules.conv_transpose2d_scatter",
+    dtypes="float32_64",
+    samples=conv_transpose_samples(),
+    call=lambda x, layer: layer(x),
+    divergences=(TF32_CONVOLUTION,),
+)
+
+
+@CONV_TRANSPOSE.property
+def test_conv_transpose2d_is_the_gradient_of_conv2d(device, dtype, sample):
+    x_spec, made_layer = sample.args
+    c_in, c_out, kernel = made_layer.make.args
+    o = made_layer.make.keywords  # as drawn
+    (x_built, layer), _ = sample.build(dtype=dtype, device=device)
+    out = CONV_TRANSPOSE.call(x_built, layer)
+    weight = independent_array(layer.weight.detach().cpu()).astype(np.float64)  # (C_in, C_out / groups, kH, kW)
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    batched = x.ndim == 4
+    x = x if batched else x[None]
+    n, (h, w) = x.shape[0], x.shape[2:]
+    (sh, sw), (dh, dw), (ph, pw), (oh, ow) = o["stride"], o["dilation"], o["padding"], o["output_padding"]
+    # the gradient of Conv2d with respect to its input: each input element scatters weight * x into the output at
+    # stride * i + dilation * k, the full output cropped by padding on both sides; output_padding adds to one side
+    full = (n, c_out, (h - 1) * sh + dh * (kernel[0] - 1) + 1 + oh, (w - 1) * sw + dw * (kernel[1] - 1) + 1 + ow)
+    expected, magnitude = np.zeros(full), np.zeros(full)
+    g_in, g_out = c_in // o["groups"], c_out // o["groups"]
+    for g in range(o["groups"]):
+        xs, ws = x[:, g * g_in : (g + 1) * g_in], weight[g * g_in : (g + 1) * g_in]
+        for a, b in itertools.product(range(kernel[0]), range(kernel[1])):
+            rows = slice(a * dh, a * dh + sh * (h - 1) + 1, sh)
+            cols = slice(b * dw, b * dw + sw * (w - 1) + 1, sw)
+            expected[:, g * g_out : (g + 1) * g_out, rows, cols] += np.einsum("nchw,co->nohw", xs, ws[:, :, a, b])
+            magnitude[:, g * g_out : (g + 1) * g_out, rows, cols] += np.einsum(
+                "nchw,co->nohw", np.abs(xs), np.abs(ws[:, :, a, b])
+            )
+    h_out = (h - 1) * sh - 2 * ph + dh * (kernel[0] - 1) + oh + 1
+    w_out = (w - 1) * sw - 2 * pw + dw * (kernel[1] - 1) + ow + 1
+    expected, magnitude = expected[:, :, ph : ph + h_out, pw : pw + w_out], magnitude[:, :, ph : ph + h_out, pw : pw + w_out]
+    if o["bias"]:
+        bias = independent_array(layer.bias.detach().cpu()).astype(np.float64).reshape(c_out, 1, 1)
+        expected, magnitude = expected + bias, magnitude + np.abs(bias)
+    if not batched:
+        expected, magnitude = expected[0], magnitude[0]
+    assert out.shape == expected.shape and out.dtype == dtype, "ConvTranspose2d: not the documented output shape"
+    terms = g_in * kernel[0] * kernel[1] + 1
+    bound = (terms + 1) * torch.finfo(dtype).eps * magnitude + torch.finfo(dtype).tiny
+    error = np.abs(independent_array(out.detach().cpu()).astype(np.float64) - expected)
+    assert (error <= bound).all(), f"ConvTranspose2d: not the gradient of Conv2d (largest error {error.max(initial=0)})"
+
+
+def normalized(x, axes, eps, mean=None, var=None):
+    """(x - E[x]) / sqrt(Var[x] + eps) in float64 over `axes` (the biased variance), or with the given statistics,
+    and a rounding bound per element for a dtype of unit roundoff 1: terms of the mean times |x| / sqrt(var + eps)."""
+    if mean is None:
+        mean = x.mean(axis=axes, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=axes, keepdims=True)  # the biased estimator, as documented
+    count = math.prod(x.shape[a] for a in axes) if mean is None or axes else 1
+    scale = np.sqrt(var + eps)
+    largest = np.abs(x).max(axis=axes, keepdims=True) if axes else np.abs(x)
+    return (x - mean) / scale, (count + 8) * (1 + (largest + np.abs(mean)) / scale)
+
+
+def affine_bound(expected, bound, weight, bias, eps_dtype, shape):
+    """expected * gamma + beta (channel vectors broadcast along dim 1) and the rounding bound carried through it."""
+    if weight is not None:
+        gamma = weight.reshape(shape)
+        expected, bound = expected * gamma, bound * (np.abs(gamma) + 1)
+    if bias is not None:
+        beta = bias.reshape(shape)
+        expected, bound = expected + beta, bound + 4 * np.abs(beta)
+    return expected, bound * eps_dtype
+
+
+def assert_within(got, expected, bound, what):
+    error = np.abs(independent_array(got.detach().cpu()).astype(np.float64) - expected)
+    assert got.shape == expected.shape and (error <= bound).all(), f"{what} (largest error {error.max(initial=0)})"
+
+
+def with_drawn_affine(cls, *args, **kwargs):
+    """cls(*args, **kwargs) whose weight and bias (documented to start at 1 and 0) are drawn from U(-2, 2), so that
+    gamma and beta matter."""
+    layer = cls(*args, **kwargs)
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.uniform_(-2, 2)
+    return layer
+
+
+def batch_norm_steps(x, norm, form, *stats, **options):
+    """nn.BatchNorm2d `norm`: a training step on x, one on 2 x + 1, then eval on x: (the training outputs, the
+    running statistics after them where tracked, the eval output). F.batch_norm: its output and the running
+    statistics after the call (written in place where given)."""
+    if form == "F.batch_norm":
+        out = F.batch_norm(x, *stats, **options)
+        return (out, *(s.clone() for s in stats[:2] if s is not None))
+    first, second = norm.train()(x), norm(2 * x + 1)
+    running = () if norm.running_mean is None else (norm.running_mean.clone(), norm.running_var.clone())
+    return (first, second, *running, norm.eval()(x))
+
+
+@st.composite
+def batch_norm_samples(draw):
+    form = draw(st.sampled_from(["nn.BatchNorm2d", "F.batch_norm"]), label="form")
+    label(f"form={form}")
+    c = draw(st.integers(1, 3), label="C")
+    spatial = (draw(st.integers(1, 3), label="H"), draw(st.integers(1, 3), label="W"))
+    if form == "F.batch_norm":  # (N, C, *): any number of trailing dims
+        spatial = spatial[: draw(st.integers(0, 2), label="trailing_dims")]
+    # more than one value per channel: training raises otherwise ("Expected more than 1 value per channel")
+    n = draw(st.integers(1 if math.prod(spatial) > 1 else 2, 3), label="N")
+    x = draw(specs(shape=(n, c, *spatial)), label="x")
+    momentum = draw(st.sampled_from(["omitted", 0.3, None]), label="momentum")
+    eps = draw(st.sampled_from(["omitted", 1e-3, 0.5]), label="eps")
+    label(f"momentum={momentum}", f"eps={eps}")
+    options = {k: v for k, v in (("momentum", momentum), ("eps", eps)) if v != "omitted"}
+    if form == "nn.BatchNorm2d":
+        affine, tracked = draw(st.booleans(), label="affine"), draw(st.booleans(), label="track_running_stats")
+        bias = draw(st.booleans(), label="bias") if affine else True
+        label(f"track_running_stats={tracked}")
+        options.update(affine=affine, track_running_stats=tracked, bias=bias)
+        spelled = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        layer = Made(
+            f"nn.BatchNorm2d({c}, {spelled}) with U(-2, 2) parameters",
+            functools.partial(with_drawn_affine, nn.BatchNorm2d, c, **options),
+            draw(st.integers(0, 2**16), label="init_seed"),
+        )
+        return Sample((x, layer, form))
+    training = draw(st.booleans(), label="training")
+    label(f"training={training}")
+    options["training"] = training
+    if momentum is None:  # F.batch_norm takes a float momentum: None is the module's cumulative average
+        options.pop("momentum")
+    # running statistics: written in place in training (any writable layout); a variance is positive; None only in
+    # training, where the batch's own statistics are used
+    given = not training or draw(st.booleans(), label="running_given")
+    label(f"running_given={given}")
+    mean = draw(specs(shape=(c,), layouts=WRITABLE), label="running_mean") if given else None
+    var = draw(specs(shape=(c,), layouts=WRITABLE, low=0.5, high=4), label="running_var") if given else None
+    weight, bias = (draw(st.one_of(st.none(), specs(shape=(c,))), label=n) for n in ("weight", "bias"))
+    return Sample((x, None, form, mean, var, weight, bias), options)
+
+
+BATCH_NORM = Operation(
+    "modules.batch_norm_formula",
+    dtypes="float32_64",
+    samples=batch_norm_samples(),
+    call=lambda x, norm, form, *stats, **options: batch_norm_steps(x, norm, form, *stats, **options),
+)
+
+
+@BATCH_NORM.property
+def test_batch_norm_normalizes_by_the_batch_and_updates_running_statistics(device, dtype, sample):
+    (x_spec, norm_arg, form, *stat_specs), options = sample.args, dict(sample.kwargs)
+    (x_built, norm, _, *stats), built = sample.build(dtype=dtype, device=device)
+    result = BATCH_NORM.call(x_built, norm, form, *stats, **built)
+    eps_dtype = torch.finfo(dtype).eps
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    axes, channel = (0, *range(2, x.ndim)), (1, -1, *[1] * (x.ndim - 2))
+    count = x.size // x.shape[1]
+
+    def values(spec):
+        return None if spec is None else independent_array(spec.logical_values(dtype)).astype(np.float64)
+
+    def batch_stats(v):
+        mean = v.mean(axis=axes)
+        return mean, ((v - mean.reshape(channel)) ** 2).sum(axis=axes)
+
+    eps = options.get("eps", 1e-5)
+    if form == "F.batch_norm":
+        mean0, var0, weight, bias = map(values, stat_specs)
+        out, *running = result
+        if options["training"]:  # the batch's statistics, the biased variance
+            expected, bound = normalized(x, axes, eps)
+        else:  # the running statistics given
+            expected, bound = normalized(x, (), eps, mean0.reshape(channel), var0.reshape(channel))
+        expected, bound = affine_bound(expected, bound, weight, bias, eps_dtype, channel)
+        assert_within(out, expected, bound, "F.batch_norm: not (x - E[x]) / sqrt(Var[x] + eps) * gamma + beta")
+        if options["training"] and mean0 is not None:
+            momentum = options.get("momentum", 0.1)
+            batch_mean, squares = batch_stats(x)
+            for got, old, new, what in (
+                (running[0], mean0, batch_mean, "mean"),
+                (running[1], var0, squares / (count - 1), "var"),
+            ):
+                want = (1 - momentum) * old + momentum * new  # the unbiased variance goes into the running var
+                tolerance = (count + 8) * eps_dtype * (np.abs(old) + np.abs(new) + np.abs(x).max() ** 2)
+                assert_within(got, want, tolerance, f"F.batch_norm(training=True): running_{what} not updated by momentum")
+        elif mean0 is not None:
+            assert_equal(
+                running[0].cpu(), stat_specs[0].logical_values(dtype), "F.batch_norm(training=False) changed running_mean"
+            )
+        return
+    module = norm_arg.make.keywords  # as drawn
+    momentum, tracked, eps = module.get("momentum", 0.1), module["track_running_stats"], module.get("eps", 1e-5)
+    weight = None if not module["affine"] else independent_array(norm.weight.detach().cpu()).astype(np.float64)
+    bias = None if norm.bias is None else independent_array(norm.bias.detach().cpu()).astype(np.float64)
+    first, second, *running, evaluated = result
+    y = 2 * x + 1
+    for got, v, step in ((first, x, "first"), (second, y, "second")):
+        expected, bound = affine_bound(*normalized(v, axes, eps), weight, bias, eps_dtype, channel)
+        assert_within(got, expected, bound, f"BatchNorm2d in training ({step} step): not normalized by the batch statistics")
+    if not tracked:  # no running estimates: eval uses the batch's statistics too
+        assert not running, "track_running_stats=False kept running statistics"
+        expected, bound = affine_bound(*normalized(x, axes, eps), weight, bias, eps_dtype, channel)
+        assert_within(evaluated, expected, bound, "BatchNorm2d(track_running_stats=False) in eval: not the batch statistics")
+        return
+    mean, var = np.zeros(x.shape[1]), np.ones(x.shape[1])  # the documented initial running statistics
+    (m1, s1), (m2, s2) = batch_stats(x), batch_stats(y)
+    if momentum is None:  # a cumulative moving average: the simple average of the two steps
+        mean, var = (m1 + m2) / 2, (s1 + s2) / (2 * (count - 1))
+    else:
+        for m, s in ((m1, s1), (m2, s2)):
+            mean, var = (1 - momentum) * mean + momentum * m, (1 - momentum) * var + momentum * s / (count - 1)
+    tolerance = (count + 8) * eps_dtype * 4 * (1 + np.abs(y).max() ** 2)
+    assert_within(running[0], mean, tolerance, "BatchNorm2d: running_mean is not the documented momentum average")
+    assert_within(running[1], var, tolerance, "BatchNorm2d: running_var is not the documented average of unbiased variances")
+    expected, bound = normalized(x, (), eps, mean.reshape(channel), var.reshape(channel))
+    expected, bound = affine_bound(expected, bound, weight, bias, eps_dtype, channel)
+    assert_within(evaluated, expected, bound, "BatchNorm2d in eval: not normalized by the running statistics")
+
+
+@st.composite
+def group_norm_samples(draw):
+    """Sample(x, GroupNorm): x of shape (N, C, *), C = groups x channels per group, with or without the affine
+    parameters and bias."""
+    groups, per_group = draw(st.integers(1, 3), label="num_groups"), draw(st.integers(1, 2), label="per_group")
+    trailing = draw(shapes(max_dims=2, min_side=1, max_side=3), label="trailing")  # a group of no element has no mean
+    x = draw(specs(shape=(draw(st.integers(0, 2), label="N"), groups * per_group, *trailing)), label="x")
+    eps = draw(st.sampled_from(["omitted", 1e-3, 0.5]), label="eps")
+    affine = draw(st.sampled_from(["omitted", True, False]), label="affine")
+    bias = draw(st.booleans(), label="bias") if affine is not False else True
+    label(f"eps={eps}", f"affine={affine}")
+    options = {k: v for k, v in (("eps", eps), ("affine", affine)) if v != "omitted"} | {"bias": bias}
+    spelled = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    return Sample(
+        (
+            x,
+            Made(
+                f"nn.GroupNorm({groups}, {groups * per_group}, {spelled}) with U(-2, 2) parameters",
+                functools.partial(with_drawn_affine, nn.GroupNorm, groups, groups * per_group, **options),
+                draw(st.integers(0, 2**16), label="init_seed"),
+            ),
+        )
+    )
+
+
+GROUP_NORM = Operation(
+    "modules.group_norm_formula", dtypes="float32_64", samples=group_norm_samples(), call=lambda x, norm: norm(x)
+)
+
+
+@GROUP_NORM.property
+def test_group_norm_normalizes_each_group(device, dtype, sample):
+    x_spec, made_norm = sample.args
+    options = made_norm.make.keywords  # as drawn
+    (x_built, norm), _ = sample.build(dtype=dtype, device=device)
+    groups = norm.num_groups
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    per_group = x.shape[1] // groups * math.prod(x.shape[2:])
+    if x.shape[0] * per_group == 1:  # one sample, one element per group: raises (observed; no doc says so)
+        with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+            GROUP_NORM.call(x_built, norm)
+        return
+    out = GROUP_NORM.call(x_built, norm)
+    grouped = x.reshape(x.shape[0], groups, per_group)  # each group's channels and positions together
+    expected, bound = normalized(grouped, (2,), options.get("eps", 1e-5))
+    expected, bound = expected.reshape(x.shape), np.broadcast_to(bound, grouped.shape).reshape(x.shape)
+    affine = options.get("affine", True)
+    assert (norm.weight is not None) == affine, "GroupNorm: affine does not say whether gamma is learned"
+    weight = independent_array(norm.weight.detach().cpu()).astype(np.float64) if affine else None
+    bias = independent_array(norm.bias.detach().cpu()).astype(np.float64) if norm.bias is not None else None
+    expected, bound = affine_bound(expected, bound, weight, bias, torch.finfo(dtype).eps, (1, -1, *[1] * (x.ndim - 2)))
+    assert_within(out, expected, bound, "GroupNorm: not (x - E[x]) / sqrt(Var[x] + eps) * gamma + beta over each group")
+
+
+def clip_values(grads, clip_value, form, foreach):
+    """clip_grad_value_ over tensors whose gradients are `grads` (clipped in place): given as a list or, for one
+    gradient, as the single tensor; foreach left out (None) or given. Its return value."""
+    parameters = [torch.zeros_like(g).requires_grad_() for g in grads]
+    for p, g in zip(parameters, grads):
+        p.grad = g
+    given = parameters[0] if form == "a tensor" else parameters
+    options = {} if foreach == "omitted" else {"foreach": foreach}
+    return nn.utils.clip_grad_value_(given, clip_value, **options)
+
+
+@st.composite
+def clip_value_samples(draw):
+    form = draw(st.sampled_from(["a list", "a tensor"]), label="parameters_form")
+    count = 1 if form == "a tensor" else draw(st.integers(1, 3), label="count")
+    # gradients are clipped in place: every layout that can be written
+    grads = [draw(specs(layouts=WRITABLE), label=f"grad_{i}") for i in range(count)]
+    clip_value = draw(st.floats(0, 12), label="clip_value")  # values reach +-9: some clipped, some not
+    foreach = draw(st.sampled_from(["omitted", True, False]), label="foreach")
+    label(f"parameters={form}", f"foreach={foreach}")
+    return Sample((grads, clip_value, form, foreach))
+
+
+CLIP_GRAD_VALUE = Operation(
+    "modules.clip_grad_value",
+    dtypes="floating",
+    samples=clip_value_samples(),
+    call=lambda grads, clip_value, form, foreach: clip_values(grads, clip_value, form, foreach),
+)
+
+
+@CLIP_GRAD_VALUE.property
+def test_clip_grad_value_clamps_every_gradient_in_place(device, dtype, sample):
+    grad_specs, clip_value, form, foreach = sample.args
+    (grads, *_), _ = sample.build(dtype=dtype, device=device)
+    CLIP_GRAD_VALUE.call(grads, clip_value, form, foreach)
+    c = float(torch.tensor(clip_value, dtype=dtype))  # the bound as the gradient's dtype holds it
+    for spec, g in zip(grad_specs, grads):
+        before = independent_array(spec.logical_values(dtype)).astype(np.float64)
+        expected = np.minimum(np.maximum(before, -c), c)
+        np.testing.assert_array_equal(
+            independent_array(g.cpu()).astype(np.float64),
+            expected,
+            err_msg="a gradient not clipped to [-clip_value, clip_value] in place",
+        )
+
+
+@st.composite
+def pad_sequence_samples(draw):
+    count = draw(st.integers(1, 4), label="count")  # one sequence at least: no list of none has a length
+    trailing = draw(shapes(max_dims=2, max_side=3), label="trailing")
+    sequences = [draw(specs(shape=(draw(st.integers(0, 4), label=f"L{i}"), *trailing)), label=f"seq{i}") for i in range(count)]
+    options = {}
+    for name, values in (
+        ("batch_first", st.booleans()),
+        ("padding_value", st.integers(-5, 5).map(float)),
+        ("padding_side", st.sampled_from(["left", "right"])),
+    ):
+        if draw(st.booleans(), label=f"{name}_given"):
+            options[name] = draw(values, label=name)
+            label(f"{name}={options[name]}" if name != "padding_value" else "padding_value=given")
+        else:
+            label(f"{name}=omitted")
+    return Sample((sequences,), options)
+
+
+PAD_SEQUENCE = Operation(
+    "modules.pad_sequence",
+    dtypes="float32_64",
+    samples=pad_sequence_samples(),
+    call=lambda sequences, **options: nn.utils.rnn.pad_sequence(sequences, **options),
+)
+
+
+@PAD_SEQUENCE.property
+def test_pad_sequence_stacks_and_pads_to_the_longest(device, dtype, sample):
+    (sequence_specs,), options = sample.args, sample.kwargs
+    out = PAD_SEQUENCE(sample, dtype=dtype, device=device)
+    values = [independent_array(s.logical_values(dtype)).astype(np.float64) for s in sequence_specs]
+    longest, trailing = max(v.shape[0] for v in values), values[0].shape[1:]
+    expected = np.full((len(values), longest, *trailing), options.get("padding_value", 0.0))  # B x T x *
+    for b, v in enumerate(values):
+        if options.get("padding_side", "right") == "right":
+            expected[b, : v.shape[0]] = v
+        else:
+            expected[b, longest - v.shape[0] :] = v
+    if not options.get("batch_first", False):  # T x B x *, its default
+        expected = np.swapaxes(expected, 0, 1)
+    assert out.dtype == dtype and tuple(out.shape) == expected.shape, "pad_sequence: not T x B x * (or B x T x *)"
+    np.testing.assert_array_equal(
+        independent_array(out.cpu()).astype(np.float64),
+        expected,
+        err_msg="pad_sequence: not the sequences padded on the documented side",
+    )
+
+
+def lstm_reference(lstm, x, state, *, num_layers, bidirectional, proj_size):
+    """The documented LSTM equations in NumPy float64 over x of shape (L, N, H_in), with the layer's own weights
+    (W_ii|W_if|W_ig|W_io stacked in weight_ih_l[k], likewise weight_hh_l[k]; h_t = W_hr h_t with projections):
+    output (L, N, D * H_out), h_n and c_n (D * num_layers, N, H)."""
+
+    def weight(name):
+        found = getattr(lstm, name, None)
+        return None if found is None else independent_array(found.detach().cpu()).astype(np.float64)
+
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    directions = 2 if bidirectional else 1
+    h0, c0 = state
+    layer_input, h_n, c_n = x, [], []
+    for layer in range(num_layers):
+        outputs = []
+        for direction in range(directions):
+            suffix = f"l{layer}" + ("_reverse" if direction else "")
+            w_ih, w_hh = weight(f"weight_ih_{suffix}"), weight(f"weight_hh_{suffix}")
+            b = (weight(f"bias_ih_{suffix}") + weight(f"bias_hh_{suffix}")) if lstm.bias else 0.0
+            w_hr = weight(f"weight_hr_{suffix}") if proj_size else None
+            h, c = h0[layer * directions + direction], c0[layer * directions + direction]
+            steps = range(x.shape[0] - 1, -1, -1) if direction else range(x.shape[0])
+            out = np.zeros((x.shape[0], x.shape[1], h.shape[-1]))
+            for t in steps:
+                gates = layer_input[t] @ w_ih.T + h @ w_hh.T + b
+                i, f, g, o = np.split(gates, 4, axis=-1)
+                c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+                h = sigmoid(o) * np.tanh(c)
+                if w_hr is not None:
+                    h = h @ w_hr.T
+                out[t] = h
+            outputs.append(out)
+            h_n.append(h)
+            c_n.append(c)
+        layer_input = np.concatenate(outputs, axis=-1)  # forward and reverse hidden states, concatenated
+    return layer_input, np.stack(h_n), np.stack(c_n)
+
+
+@st.composite
+def lstm_samples(draw):
+    """Sample(x, lstm, state): a batched (batch_first or not) or unbatched sequence, 1 or 2 layers, one or two
+    directions, with or without bias and projections, (h_0, c_0) given or left out (zeros)."""
+    input_size, hidden = draw(st.integers(1, 3), label="input_size"), draw(st.integers(1, 3), label="hidden_size")
+    options = dict(
+        num_layers=draw(st.integers(1, 2), label="num_layers"),
+        bias=draw(st.booleans(), label="bias"),
+        batch_first=draw(st.booleans(), label="batch_first"),
+        bidirectional=draw(st.booleans(), label="bidirectional"),
+        proj_size=draw(st.integers(0, hidden - 1), label="proj_size"),  # "proj_size should be smaller than hidden_size"
+    )
+    batched = draw(st.booleans(), label="batched")
+    label(*(f"{k}={v}" for k, v in options.items() if k in ("batch_first", "bidirectional")), f"batched={batched}")
+    length, n = draw(st.integers(1, 3), label="L"), draw(st.integers(1, 2), label="N")
+    # values within +-2: the gates' sigmoids and tanhs away from saturation, where the equations are checked
+    if batched:
+        shape = (n, length, input_size) if options["batch_first"] else (length, n, input_size)
+    else:
+        shape = (length, input_size)
+    x = draw(specs(shape=shape, low=-2, high=2), label="x")
+    state = None
+    if draw(st.booleans(), label="state_given"):
+        layers = options["num_layers"] * (2 if options["bidirectional"] else 1)
+        h_out = options["proj_size"] or hidden
+        rest = (n,) if batched else ()
+        # within +-2 as x above
+        state = tuple(draw(specs(shape=(layers, *rest, s), low=-2, high=2), label=k) for k, s in (("h0", h_out), ("c0", hidden)))
+    label(f"state={'given' if state else 'omitted'}")
+    return Sample((x, made(nn.LSTM, input_size, hidden, **options, seed=draw(st.integers(0, 2**16), label="init_seed")), state))
+
+
+LSTM = Operation(
+    "modules.lstm_equations",
+    dtypes="float32_64",
+    samples=lstm_samples(),
+    call=lambda x, lstm, state: lstm(x) if state is None else lstm(x, state),
+)
+
+
+@LSTM.property
+def test_lstm_follows_the_documented_equations(device, dtype, sample):
+    x_spec, made_lstm, state_specs = sample.args
+    (_, hidden), o = made_lstm.make.args, made_lstm.make.keywords  # as drawn
+    output, (h_n, c_n) = LSTM(sample, dtype=dtype, device=device)
+    (_, lstm, _), _ = sample.build(dtype=dtype, device=device)  # the same seed: the same weights
+    x = independent_array(x_spec.logical_values(dtype)).astype(np.float64)
+    batched = x.ndim == 3
+    if not batched:
+        x = x[:, None]
+    elif o["batch_first"]:
+        x = x.swapaxes(0, 1)
+    directions = 2 if o["bidirectional"] else 1
+    h_out = o["proj_size"] or hidden
+    if state_specs is None:  # "Defaults to zeros if (h_0, c_0) is not provided"
+        state = (
+            np.zeros((directions * o["num_layers"], x.shape[1], h_out)),
+            np.zeros((directions * o["num_layers"], x.shape[1], hidden)),
+        )
+    else:
+        state = tuple(independent_array(s.logical_values(dtype)).astype(np.float64) for s in state_specs)
+        state = state if batched else tuple(s[:, None] for s in state)
+    want_output, want_h, want_c = lstm_reference(
+        lstm, x, state, num_layers=o["num_layers"], bidirectional=o["bidirectional"], proj_size=o["proj_size"]
+    )
+    if not batched:
+        want_output, want_h, want_c = want_output[:, 0], want_h[:, 0], want_c[:, 0]
+    elif o["batch_first"]:
+        want_output = want_output.swapaxes(0, 1)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    for got, want, what in ((output, want_output, "output"), (h_n, want_h, "h_n"), (c_n, want_c, "c_n")):
+        assert tuple(got.shape) == want.shape, f"LSTM: {what} of shape {tuple(got.shape)}, not the documented {want.shape}"
+        np.testing.assert_allclose(
+            independent_array(got.detach().cpu()).astype(np.float64),
+            want,
+            err_msg=f"LSTM: {what} not by the documented equations",
+            **tol,
+        )
+
+
+@st.composite
+def multihead_samples(draw):
+    """Sample(query, key, value, mha, options): (L, N, E) or batch_first (N, L, E) query, key and value of S
+    positions, E = heads x head dim, need_weights and average_attn_weights given or left out."""
+    heads, head_dim = draw(st.integers(1, 2), label="num_heads"), draw(st.integers(1, 2), label="head_dim")
+    e, n = heads * head_dim, draw(st.integers(1, 2), label="N")
+    length, s = draw(st.integers(1, 3), label="L"), draw(st.integers(1, 3), label="S")
+    batch_first, bias = draw(st.booleans(), label="batch_first"), draw(st.booleans(), label="bias")
+    label(f"batch_first={batch_first}")
+
+    def shaped(t):
+        return (n, t, e) if batch_first else (t, n, e)
+
+    # values within +-2 as for the attention reference above: the softmax away from saturation
+    q, k, v = (
+        draw(specs(shape=shaped(t), low=-2, high=2), label=name) for name, t in (("query", length), ("key", s), ("value", s))
+    )
+    options = {}
+    for name in ("need_weights", "average_attn_weights"):
+        if draw(st.booleans(), label=f"{name}_given"):
+            options[name] = draw(st.booleans(), label=name)
+        label(f"{name}={options.get(name, 'omitted')}")
+    mha = Made(
+        f"nn.MultiheadAttention({e}, {heads}, bias={bias}, batch_first={batch_first}) with U(-1, 1) biases",
+        functools.partial(multihead_with_drawn_biases, e, heads, bias=bias, batch_first=batch_first),
+        draw(st.integers(0, 2**16), label="init_seed"),
+    )
+    return Sample((q, k, v, mha), options)
+
+
+def multihead_with_drawn_biases(*args, **kwargs):
+    """nn.MultiheadAttention whose biases (which start at 0) are drawn from U(-1, 1), so that they matter."""
+    layer = nn.MultiheadAttention(*args, **kwargs)
+    with torch.no_grad():
+        for name, parameter in layer.named_parameters():
+            if "bias" in name:
+                parameter.uniform_(-1, 1)
+    return layer
+
+
+MULTIHEAD = Operation(
+    "modules.multihead_attention",
+    dtypes="float32_64",
+    samples=multihead_samples(),
+    call=lambda q, k, v, mha, **options: mha(q, k, v, **options),
+)
+
+
+@MULTIHEAD.property
+def test_multihead_attention_concatenates_the_heads(device, dtype, sample):
+    (q_spec, k_spec, v_spec, made_mha), options = sample.args, sample.kwargs
+    (e, heads), o = made_mha.make.args, made_mha.make.keywords  # as drawn
+    output, weights = MULTIHEAD(sample, dtype=dtype, device=device)
+    (*_, mha), _ = sample.build(dtype=dtype, device=device)  # the same seed: the same parameters
+    q, k, v = (independent_array(s.logical_values(dtype)).astype(np.float64) for s in (q_spec, k_spec, v_spec))
+    if not o["batch_first"]:  # to (N, L, E)
+        q, k, v = (a.swapaxes(0, 1) for a in (q, k, v))
+
+    def param(t):
+        return independent_array(t.detach().cpu()).astype(np.float64)
+
+    w_in = param(mha.in_proj_weight)
+    b_in = param(mha.in_proj_bias) if o["bias"] else np.zeros(3 * e)
+    w_out, b_out = param(mha.out_proj.weight), (param(mha.out_proj.bias) if o["bias"] else np.zeros(e))
+    d = e // heads
+    # head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V), Attention = softmax(q k^T / sqrt(d)) v; MultiHead = Concat(heads) W^O
+    projected = [x @ w_in[i * e : (i + 1) * e].T + b_in[i * e : (i + 1) * e] for i, x in enumerate((q, k, v))]
+    split = [p.reshape(p.shape[0], p.shape[1], heads, d).transpose(0, 2, 1, 3) for p in projected]  # (N, h, T, d)
+    scores = split[0] @ split[1].swapaxes(-1, -2) / math.sqrt(d)
+    attention = np.exp(scores - scores.max(-1, keepdims=True))
+    attention /= attention.sum(-1, keepdims=True)
+    concat = (attention @ split[2]).transpose(0, 2, 1, 3).reshape(q.shape[0], q.shape[1], e)
+    expected = concat @ w_out.T + b_out
+    if not o["batch_first"]:
+        expected = expected.swapaxes(0, 1)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    assert tuple(output.shape) == expected.shape, "MultiheadAttention: not the documented output shape"
+    np.testing.assert_allclose(
+        independent_array(output.detach().cpu()).astype(np.float64),
+        expected,
+        err_msg="MultiheadAttention: not Concat(heads) W^O",
+        **tol,
+    )
+    if not options.get("need_weights", True):  # left out: True
+        assert weights is None, "MultiheadAttention(need_weights=False) returned weights"
+        return
+    want = attention.mean(1) if options.get("average_attn_weights", True) else attention  # left out: averaged
+    np.testing.assert_allclose(
+        independent_array(weights.detach().cpu()).astype(np.float64),
+        want,
+        err_msg="MultiheadAttention: not the documented attention weights",
+        **tol,
     )

@@ -13,7 +13,7 @@ from conformance.checks import assert_equal, contiguous_strides, independent_arr
 from conformance.harness.declaration import Operation
 from conformance.tolerances import tolerance
 from strategies import specs
-from strategies.samples import Sample, dims, tensor_and_dim
+from strategies.samples import Arg, Sample, dims, tensor_and_dim
 from strategies.tensors import label
 
 
@@ -185,3 +185,59 @@ def test_softmax_module_equals_functional(device, dtype, sample):
     for dim, module in zip(every_dim(t), modules):
         assert_softmax_of(module, a, dim, dtype, f"nn.Softmax({dim})")
         assert_equal(module, F.softmax(t, dim), f"nn.Softmax({dim})(x) is not F.softmax(x, {dim})")
+
+
+def categorical(parameter, value, form):
+    """torch.distributions.Categorical(probs=parameter) or (logits=parameter): its normalized probs and logits, and
+    log_prob(value)."""
+    distribution = torch.distributions.Categorical(**{form: parameter})
+    return distribution.probs, distribution.logits, distribution.log_prob(value)
+
+
+@st.composite
+def categorical_samples(draw):
+    """Sample(parameter, value, form): probs or logits of shape (*batch, K), and category indices of the batch shape."""
+    form = draw(st.sampled_from(["probs", "logits"]), label="form")
+    label(f"form={form}")
+    batch = tuple(draw(st.lists(st.integers(1, 3), max_size=2), label="batch"))
+    k = draw(st.integers(1, 5), label="K")
+    if form == "probs":
+        # "must be non-negative, finite and have a non-zero sum": positive values here (zero ones: multinomial_draws)
+        parameter = draw(specs(shape=(*batch, k), low=0.1, high=3), label="probs")
+    else:  # "can therefore be any real number"
+        parameter = draw(specs(shape=(*batch, k)), label="logits")
+    # category indices in [0, K): the support {0, ..., K-1}
+    value = draw(specs(shape=batch, low=0, high=k), label="value")
+    return Sample((parameter, Arg(value, dtype=torch.int64), form))
+
+
+CATEGORICAL = Operation(
+    "softmax.categorical_normalizes",
+    dtypes="float32_64",
+    samples=categorical_samples(),
+    call=lambda parameter, value, form: categorical(parameter, value, form),
+)
+
+
+@CATEGORICAL.property
+def test_categorical_normalizes_probs_and_logits(device, dtype, sample):
+    parameter_spec, value_arg, form = sample.args
+    probs, logits, log_prob = CATEGORICAL(sample, dtype=dtype, device=device)
+    given = independent_array(parameter_spec.logical_values(dtype)).astype(np.float64)
+    if form == "probs":  # normalized to sum to 1 along the last dim
+        p = given / given.sum(-1, keepdims=True)
+    else:  # unnormalized log probabilities: exp, normalized likewise
+        shifted = np.exp(given - given.max(-1, keepdims=True))
+        p = shifted / shifted.sum(-1, keepdims=True)
+    index = independent_array(value_arg.spec.logical_values(torch.int64))
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    got = {
+        n: independent_array(t.cpu()).astype(np.float64)
+        for n, t in (("probs", probs), ("logits", logits), ("log_prob", log_prob))
+    }
+    np.testing.assert_allclose(got["probs"], p, err_msg="Categorical: probs is not the normalized value", **tol)
+    np.testing.assert_allclose(
+        np.exp(got["logits"]), p, err_msg="Categorical: logits are not the normalized log probabilities", **tol
+    )
+    want = np.log(np.take_along_axis(p, index[..., None], -1)[..., 0])
+    np.testing.assert_allclose(got["log_prob"], want, err_msg="Categorical: log_prob(value) is not log p[value]", **tol)

@@ -431,3 +431,21 @@ def _(patch):
         if grad_outputs is not None:
             outputs = outputs.sum() if isinstance(outputs, torch.Tensor) else [o.sum() for o in outputs]
         return orig(outputs, inputs, None, *args, **kwargs)
+
+
+@fault("checkpoint_keeps_activations", trips=["autograd.checkpoint_same_gradients"])
+def _(patch):
+    """checkpoint runs the function plainly, keeping its activations: nothing is recomputed in the backward pass."""
+    import torch.utils.checkpoint
+
+    patch.method(torch.utils.checkpoint, "checkpoint", lambda orig: lambda function, *args, **kwargs: function(*args))
+
+
+@fault("checkpoint_detaches_later_inputs", trips=["autograd.checkpoint_same_gradients"])
+def _(patch):
+    """checkpoint passes gradients to its first tensor argument only: the others are detached."""
+    import torch.utils.checkpoint
+
+    @patch.replace(torch.utils.checkpoint, "checkpoint")
+    def checkpoint(orig, function, first, *rest, **kwargs):
+        return orig(function, first, *(r.detach().requires_grad_() for r in rest), **kwargs)

@@ -343,3 +343,27 @@ def _(patch):
 def _(patch):
     """xavier_normal_ draws with gain 1 whatever gain says."""
     patch.method(torch.nn.init, "xavier_normal_", lambda orig: lambda t, gain=1.0, generator=None: orig(t, 1.0, generator))
+
+
+@fault("multinomial_always_replaces", trips=["creation.multinomial_draws"])
+def _(patch):
+    """torch.multinomial draws with replacement even when replacement is left out or False."""
+    patch.method(
+        torch,
+        "multinomial",
+        lambda orig: lambda input, num_samples, replacement=False, **kw: orig(input, num_samples, True, **kw),
+    )
+
+
+@fault("multinomial_draws_zero_weights", trips=["creation.multinomial_draws"])
+def _(patch):
+    """torch.multinomial gives zero-weight categories a small chance (as if smoothed)."""
+    patch.method(
+        torch,
+        "multinomial",
+        lambda orig: (
+            lambda input, num_samples, replacement=False, **kw: orig(
+                input + input.sum(-1, keepdim=True), num_samples, replacement, **kw
+            )
+        ),
+    )

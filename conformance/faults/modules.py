@@ -330,3 +330,189 @@ def _(patch):
     @patch.replace(torch.nn.functional, "layer_norm")
     def layer_norm(orig, input, normalized_shape, weight=None, bias=None, eps=1e-5):
         return orig(input, normalized_shape, weight, bias, 1e-5)
+
+
+@fault("max_pool2d_default_stride_one", trips=["modules.max_pool2d_windows"])
+def _(patch):
+    """Max pooling with stride left out slides by 1, not by kernel_size."""
+
+    @patch.replace(torch.nn.functional, "max_pool2d")
+    def max_pool2d(orig, input, kernel_size, stride=None, *args, **kwargs):
+        return orig(input, kernel_size, stride if stride not in (None, ()) else 1, *args, **kwargs)
+
+    @patch.replace(nn.MaxPool2d, "__init__")
+    def init(orig, self, kernel_size, stride=None, *args, **kwargs):
+        orig(self, kernel_size, 1 if stride is None else stride, *args, **kwargs)
+
+
+@fault("max_pool2d_ignores_ceil_mode", trips=["modules.max_pool2d_windows"])
+def _(patch):
+    """Max pooling always rounds its output size down."""
+
+    @patch.replace(torch.nn.functional, "max_pool2d")
+    def max_pool2d(orig, input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+        return orig(input, kernel_size, stride, padding, dilation, ceil_mode=False, return_indices=return_indices)
+
+
+@fault("avg_pool2d_ignores_count_include_pad", trips=["modules.avg_pool2d_windows"])
+def _(patch):
+    """Average pooling counts the zero padding in the divisor even with count_include_pad=False."""
+
+    @patch.replace(torch.nn.functional, "avg_pool2d")
+    def avg_pool2d(orig, input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, **kwargs):
+        return orig(input, kernel_size, stride, padding, ceil_mode, True, **kwargs)
+
+
+@fault("avg_pool2d_ignores_divisor_override", trips=["modules.avg_pool2d_windows"])
+def _(patch):
+    """Average pooling divides by the window's size even when divisor_override is given."""
+
+    @patch.replace(torch.nn.functional, "avg_pool2d")
+    def avg_pool2d(orig, input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *rest, **kwargs):
+        kwargs.pop("divisor_override", None)
+        return orig(input, kernel_size, stride, padding, ceil_mode, count_include_pad, **kwargs)
+
+
+@fault("adaptive_avg_pool2d_none_as_one", trips=["modules.adaptive_avg_pool2d_size"])
+def _(patch):
+    """AdaptiveAvgPool2d takes a None output side as 1 instead of the input's size."""
+
+    @patch.replace(nn.AdaptiveAvgPool2d, "forward")
+    def forward(orig, self, input):
+        size = self.output_size
+        if isinstance(size, tuple):
+            size = tuple(1 if s is None else s for s in size)
+        return torch.nn.functional.adaptive_avg_pool2d(input, size)
+
+
+@fault("convolution_flips_the_kernel", trips=["modules.convolution_cross_correlation"])
+def _(patch):
+    """Convolutions compute a true convolution (the kernel flipped), not the documented cross-correlation."""
+    for name in ("conv1d", "conv2d", "conv3d"):
+
+        @patch.replace(torch.nn.functional, name)
+        def conv(orig, input, weight, *args, **kwargs):
+            return orig(input, weight.flip(list(range(2, weight.ndim))), *args, **kwargs)
+
+
+@fault("convolution_drops_the_bias", trips=["modules.convolution_cross_correlation"])
+def _(patch):
+    """Convolutions leave the bias out."""
+    for name in ("conv1d", "conv2d", "conv3d"):
+
+        @patch.replace(torch.nn.functional, name)
+        def conv(orig, input, weight, bias=None, *args, **kwargs):
+            return orig(input, weight, None, *args, **kwargs)
+
+
+@fault("conv_transpose2d_ignores_output_padding", trips=["modules.conv_transpose2d_scatter"])
+def _(patch):
+    """ConvTranspose2d leaves output_padding out of its output size."""
+
+    @patch.replace(torch.nn.functional, "conv_transpose2d")
+    def conv_transpose2d(orig, input, weight, bias=None, stride=1, padding=0, output_padding=0, *args, **kwargs):
+        return orig(input, weight, bias, stride, padding, 0, *args, **kwargs)
+
+
+@fault("conv_transpose2d_drifts", trips=["modules.conv_transpose2d_scatter"])
+def _(patch):
+    """ConvTranspose2d drifts by 0.1%."""
+    patch.method(torch.nn.functional, "conv_transpose2d", lambda orig: lambda *a, **k: orig(*a, **k) * 1.001)
+
+
+@fault("batch_norm_momentum_inverted", trips=["modules.batch_norm_formula"])
+def _(patch):
+    """Batch norm's running statistics keep momentum of the new value's weight on the old one (the optimizer's
+    notion of momentum), not the documented (1 - momentum) x + momentum x_t."""
+
+    @patch.replace(torch.nn.functional, "batch_norm")
+    def batch_norm(orig, input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+        return orig(input, running_mean, running_var, weight, bias, training, 1 - momentum, eps)
+
+
+@fault("batch_norm_ignores_eps", trips=["modules.batch_norm_formula"])
+def _(patch):
+    """Batch norm adds its default eps, 1e-5, whatever eps it is given."""
+
+    @patch.replace(torch.nn.functional, "batch_norm")
+    def batch_norm(orig, input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+        return orig(input, running_mean, running_var, weight, bias, training, momentum, 1e-5)
+
+
+@fault("group_norm_per_channel", trips=["modules.group_norm_formula"])
+def _(patch):
+    """GroupNorm takes its statistics over each channel (instance norm), not over each group."""
+
+    @patch.replace(torch.nn.functional, "group_norm")
+    def group_norm(orig, input, num_groups, weight=None, bias=None, eps=1e-5):
+        return orig(input, input.shape[1], weight, bias, eps)
+
+
+@fault("clip_grad_value_upper_only", trips=["modules.clip_grad_value"])
+def _(patch):
+    """clip_grad_value_ clips the gradients from above only, leaving values below -clip_value."""
+
+    @patch.replace(nn.utils, "clip_grad_value_")
+    def clip_grad_value_(orig, parameters, clip_value, foreach=None):
+        parameters = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
+        for p in parameters:
+            if p.grad is not None:
+                p.grad.clamp_(max=clip_value)
+
+
+@fault("pad_sequence_ignores_padding_side", trips=["modules.pad_sequence"])
+def _(patch):
+    """pad_sequence pads on the right whatever padding_side says."""
+
+    @patch.replace(nn.utils.rnn, "pad_sequence")
+    def pad_sequence(orig, sequences, batch_first=False, padding_value=0.0, padding_side="right"):
+        return orig(sequences, batch_first, padding_value, "right")
+
+
+@fault("lstm_ignores_initial_state", trips=["modules.lstm_equations"])
+def _(patch):
+    """nn.LSTM starts from zeros whatever (h_0, c_0) it is given."""
+
+    @patch.replace(nn.LSTM, "forward")
+    def forward(orig, self, input, hx=None):
+        return orig(self, input)
+
+
+@fault("lstm_forget_gate_is_input_gate", trips=["modules.lstm_equations"])
+def _(patch):
+    """nn.LSTM reads its stacked gate weights in the order (f, i, g, o), not the documented (i, f, g, o)."""
+
+    @patch.replace(nn.LSTM, "forward")
+    def forward(orig, self, input, hx=None):
+        saved = [(p, p.detach().clone()) for name, p in self.named_parameters() if "_ih_" in name or "_hh_" in name]
+        with torch.no_grad():
+            for p, old in saved:
+                i, f, g, o = old.chunk(4, 0)
+                p.copy_(torch.cat([f, i, g, o]))
+        try:
+            return orig(self, input, hx)
+        finally:
+            with torch.no_grad():
+                for p, old in saved:
+                    p.copy_(old)
+
+
+@fault("multihead_weights_per_head_by_default", trips=["modules.multihead_attention"])
+def _(patch):
+    """MultiheadAttention returns per-head attention weights when average_attn_weights is left out."""
+
+    @patch.replace(nn.MultiheadAttention, "forward")
+    def forward(orig, self, query, key, value, *args, average_attn_weights=None, **kwargs):
+        return orig(self, query, key, value, *args, average_attn_weights=bool(average_attn_weights), **kwargs)
+
+
+@fault("multihead_drops_out_projection_bias", trips=["modules.multihead_attention"])
+def _(patch):
+    """MultiheadAttention leaves the output projection's bias out."""
+
+    @patch.replace(nn.MultiheadAttention, "forward")
+    def forward(orig, self, *args, **kwargs):
+        output, weights = orig(self, *args, **kwargs)
+        if self.out_proj.bias is not None:
+            output = output - self.out_proj.bias
+        return output, weights

@@ -100,3 +100,26 @@ def _(patch):
     def log_softmax(orig, input, *args, **kwargs):
         out = orig(input, *args, **kwargs)
         return out - 1e-3 * (1 + out.detach().abs().amax()) if out.numel() else out
+
+
+@fault("categorical_probs_unnormalized", trips=["softmax.categorical_normalizes"])
+def _(patch):
+    """Categorical(probs=p) keeps p as given instead of normalizing it to sum to 1."""
+
+    @patch.replace(torch.distributions.Categorical, "__init__")
+    def init(orig, self, probs=None, logits=None, validate_args=None):
+        orig(self, probs, logits, validate_args)
+        if probs is not None:
+            self.probs = probs
+            self.logits = probs.log()
+
+
+@fault("categorical_logits_unnormalized", trips=["softmax.categorical_normalizes"])
+def _(patch):
+    """Categorical(logits=l) keeps l as given instead of normalizing it (l - logsumexp(l))."""
+
+    @patch.replace(torch.distributions.Categorical, "__init__")
+    def init(orig, self, probs=None, logits=None, validate_args=None):
+        orig(self, probs, logits, validate_args)
+        if logits is not None:
+            self.logits = logits
