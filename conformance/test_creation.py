@@ -369,6 +369,13 @@ SIZE = Operation(
 def test_size_is_a_tuple_and_numel_its_product(device, dtype, sample):
     (x,) = sample.args
     size, numel = SIZE(sample, dtype=dtype, device=device)
+    # torch.Size built from a list of sizes; its numel(): "x.numel() == x.size().numel() == s.numel()"
+    made = torch.Size(list(x.shape))
+    assert made == tuple(x.shape) and isinstance(made, tuple), "torch.Size(list of sizes) is not the tuple of those sizes"
+    assert made.numel() == size.numel() == numel == math.prod(x.shape), (
+        f"torch.Size({list(x.shape)}).numel() {made.numel()}, size().numel() {size.numel()}, numel() {numel}: "
+        "not the number of elements"
+    )
     assert isinstance(size, torch.Size) and isinstance(size, tuple), "size() is not a torch.Size, a tuple"
     assert size == x.shape, "size() is not the shape"
     assert numel == math.prod(x.shape), "numel() is not the product of the sizes"

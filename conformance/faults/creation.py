@@ -331,3 +331,9 @@ def _(patch):
 def _(patch):
     """xavier_normal_ draws with gain 1 whatever gain says."""
     patch.method(torch.nn.init, "xavier_normal_", lambda orig: lambda t, gain=1.0, generator=None: orig(t, 1.0, generator))
+
+
+@fault("size_constructor_reverses", trips=["creation.size_is_tuple"])
+def _(patch):
+    """torch.Size(sizes) holds the sizes in reverse order (still a torch.Size)."""
+    patch.method(torch, "Size", lambda orig: lambda sizes=(): orig(list(sizes)[::-1]))

@@ -344,3 +344,19 @@ def _(patch):
 
     patch.method(torch.Tensor, "narrow", make)
     patch.method(torch, "narrow", make)
+
+
+@fault("reshape_as_copies_noncontiguous", trips=["views.reshape_view_or_copy"])
+def _(patch):
+    """reshape_as(other) of a non-contiguous tensor copies even where a view is possible (which
+    reshape may do, but reshape_as "returns a view if other.sizes() is compatible")."""
+
+    @patch.replace(torch.Tensor, "reshape_as")
+    def reshape_as(orig, self, other):
+        return orig(self, other) if self.is_contiguous() else orig(self.contiguous(), other)
+
+
+@fault("expand_as_materialises", trips=["views.expand_shares"])
+def _(patch):
+    """expand_as(other) materialises the repeated elements instead of a view with stride 0."""
+    patch.method(torch.Tensor, "expand_as", lambda orig: lambda self, other: orig(self, other).clone())
