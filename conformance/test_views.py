@@ -527,3 +527,54 @@ def test_there_is_no_torch_view_only_the_method(device, dtype, sample):
         assert_viewed(NO_TORCH_VIEW.call(t, new_shape), t, new_shape, x, dtype)
     assert (tuple(t.shape), t.stride()) == before, "view changed the tensor it was called on"
     assert_equal(t.cpu(), x.logical_values(dtype), "the tensor view was called on")
+
+
+# the real dtype whose two values make one element of each complex dtype
+COMPONENT_DTYPE = {torch.complex64: torch.float32, torch.complex128: torch.float64, torch.complex32: torch.float16}
+
+
+def view_as_real_samples(dtype):
+    """Sample(base): a complex tensor of any shape and writable layout, requiring grad or not."""
+    return st.composite(lambda draw: Sample((maybe_requiring_grad(draw, draw(specs(layouts=WRITABLE_LAYOUTS)), dtype),)))()
+
+
+VIEW_AS_REAL = Operation(
+    "views.view_as_real_shares",
+    dtypes="complex",  # "only supported for tensors with complex dtypes"
+    samples=view_as_real_samples,
+    call=lambda t: torch.view_as_real(t),
+)
+
+
+@VIEW_AS_REAL.property
+def test_view_as_real_is_a_view_with_a_last_dim_of_two(device, dtype, sample):
+    (base,) = sample.args
+    x = spec_of(base)
+    (t,), _ = sample.build(dtype=dtype, device=device)
+    r = VIEW_AS_REAL.call(t)
+    assert tuple(r.shape) == x.shape + (2,), f"view_as_real of {x.shape}: shape {tuple(r.shape)}, not the size with a last 2"
+    component = COMPONENT_DTYPE[dtype]
+    assert r.dtype == component, f"view_as_real of {dtype}: dtype {r.dtype}, not the real {component}"
+
+    def as_real(a):  # the last dimension: the real part, then the imaginary part
+        return np.stack([a.real, a.imag], axis=-1)
+
+    np.testing.assert_array_equal(
+        independent_array(r.detach().cpu()),
+        as_real(independent_array(x.logical_values(dtype))),
+        "view_as_real: the last dimension is not (real, imaginary)",
+    )
+    # "Returns a view of input as a real tensor": its storage, and a later write to the input shows
+    assert_shares_storage(r, t, "view_as_real")
+    # autograd mechanics: an operation's output requires grad when one of its inputs does
+    assert r.requires_grad == t.requires_grad, f"view_as_real: requires_grad {r.requires_grad}, the input's is {t.requires_grad}"
+    new = changed(t.detach())
+    with torch.no_grad():  # a leaf that requires grad is written only outside autograd
+        t.copy_(new)
+    np.testing.assert_array_equal(
+        independent_array(r.detach().cpu()),
+        as_real(independent_array(new.cpu())),
+        "view_as_real: a write to the input did not show",
+    )
+    with pytest.raises(RuntimeError):  # "only supported for tensors with complex dtypes" (the type observed)
+        torch.view_as_real(torch.zeros(x.shape, dtype=component, device=device))

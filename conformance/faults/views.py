@@ -360,3 +360,26 @@ def _(patch):
 def _(patch):
     """expand_as(other) materialises the repeated elements instead of a view with stride 0."""
     patch.method(torch.Tensor, "expand_as", lambda orig: lambda self, other: orig(self, other).clone())
+
+
+@fault("view_as_real_copies", trips=["views.view_as_real_shares"])
+def _(patch):
+    """view_as_real returns a copy of the (real, imaginary) pairs instead of a view of the input."""
+    patch.method(torch, "view_as_real", lambda orig: lambda input: orig(input).clone())
+
+
+@fault("view_as_real_imaginary_first", trips=["views.view_as_real_shares"])
+def _(patch):
+    """view_as_real puts the imaginary part first in the last dimension."""
+    patch.method(torch, "view_as_real", lambda orig: lambda input: orig(input)[..., [1, 0]])
+
+
+@fault("view_as_real_accepts_real", trips=["views.view_as_real_shares"])
+def _(patch):
+    """view_as_real of a real tensor returns (x, 0) pairs instead of raising."""
+
+    @patch.replace(torch, "view_as_real")
+    def view_as_real(orig, input):
+        if input.is_complex():
+            return orig(input)
+        return torch.stack([input, torch.zeros_like(input)], dim=-1)
