@@ -383,6 +383,37 @@ def test_size_is_a_tuple_and_numel_its_product(device, dtype, sample):
     assert t.shape == size and torch.numel(t) == numel, "shape or torch.numel disagrees with size() and numel()"
 
 
+# what torch.is_tensor is asked about: the tensor, a Parameter made of it (a Tensor subclass), a
+# view of it, and objects that are no tensor though they hold it, its memory or its size
+IS_TENSOR_OBJECTS = {
+    "tensor": lambda t: t,
+    "Parameter": lambda t: torch.nn.Parameter(t, requires_grad=False),
+    "view": lambda t: t[...],
+    "list": lambda t: [t],
+    "torch.Size": lambda t: t.shape,
+    "storage": lambda t: t.untyped_storage(),
+    "numpy array": lambda t: numpy.zeros(tuple(t.shape)),
+    "Python number": lambda t: 0,
+    "None": lambda t: None,
+}
+IS_A_TENSOR = {"tensor", "Parameter", "view"}
+
+IS_TENSOR = Operation(
+    "creation.is_tensor",
+    dtypes="representative",
+    samples=st.builds(lambda x, kind: Sample((x, kind)), specs(), call_forms(IS_TENSOR_OBJECTS)),
+    call=lambda t, kind: torch.is_tensor(IS_TENSOR_OBJECTS[kind](t)),
+    not_compiled="is_tensor reads the Python type of its argument: Dynamo answers it as a constant and compiles no graph",
+)
+
+
+@IS_TENSOR.property
+def test_is_tensor_is_true_exactly_for_tensors(device, dtype, sample):
+    _, kind = sample.args
+    answer = IS_TENSOR(sample, dtype=dtype, device=device)
+    assert answer is (kind in IS_A_TENSOR), f"torch.is_tensor of a {kind}: {answer!r}"
+
+
 TWO_INTS = Operation(
     "creation.tensor_two_ints_raises",
     dtypes="float32",
