@@ -221,6 +221,19 @@ def test_cat_undoes_split_and_chunk(device, dtype, sample):
         for i, part in enumerate(out[name]):
             assert_shares_storage(part, t, f"{form} form of {name}: piece {i}")
         assert_equal(out[f"cat({name})"].cpu(), x.logical_values(dtype), f"cat({name}(x)) gives back x ({form} form)")
+    # split by an int: "equally sized chunks (if possible). Last chunk will be smaller if the tensor
+    # size along the given dimension dim is not divisible by split_size" (no size: left open)
+    n, a = x.shape[dim], independent_array(x.logical_values(dtype))
+    if n:
+        starts = range(0, n, size)
+        sizes = [p.shape[dim] for p in out["split"]]
+        assert sizes == [min(size, n - s) for s in starts], f"{form} form of split({size}, {dim}) of {n}: pieces of {sizes}"
+        for i, (s, part) in enumerate(zip(starts, out["split"])):
+            np.testing.assert_array_equal(
+                independent_array(part.cpu()),
+                np.take(a, range(s, s + size if s + size < n else n), axis=dim),
+                f"split({size}, {dim}): piece {i} is not the next split_size elements along dim",
+            )
 
 
 def promotion_pair(dtype):

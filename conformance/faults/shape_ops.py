@@ -328,3 +328,9 @@ def _(patch):
 def _(patch):
     """Tensor.unfold returns a copy of the windows instead of a view."""
     patch.method(torch.Tensor, "unfold", lambda orig: lambda self, *a: orig(self, *a).clone())
+
+
+@fault("unbind_copies", trips=["shape_ops.unbind_slices"])
+def _(patch):
+    """Tensor.unbind returns copies of the slices instead of views of the tensor."""
+    patch.method(torch.Tensor, "unbind", lambda orig: lambda self, dim=0: tuple(p.clone() for p in orig(self, dim)))
