@@ -541,6 +541,33 @@ def test_torch_Tensor_makes_default_dtype_tensors_and_reads_ints_as_sizes(device
     assert sized.shape == size and sized.dtype == torch.get_default_dtype(), "torch.Tensor(n, m, ...) did not read ints as sizes"
 
 
+@st.composite
+def long_tensor_calls(draw) -> Sample:
+    """Sample(values, size): Python ints over int64's whole range (none too), and sizes as ints."""
+    values = draw(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=6), label="values")
+    size = draw(shapes(min_dims=1, max_dims=3), label="size")  # LongTensor() without sizes is empty 1-d, not 0-d
+    return Sample((values, size))
+
+
+LONG_TENSOR = Operation(
+    "creation.long_tensor_legacy",
+    dtypes="int64",
+    samples=long_tensor_calls(),
+    # torch.LongTensor(*size) is uninitialised: its shape and dtype are what two runs agree on
+    call=lambda values, size: (torch.LongTensor(values), shape_only(torch.LongTensor(*size))),
+)
+
+
+@LONG_TENSOR.property
+@pytest.mark.device_types("cpu")  # torch.LongTensor is the legacy constructor of CPU int64 tensors
+def test_LongTensor_makes_int64_cpu_tensors_of_ints_or_sizes(device, dtype, sample):
+    values, size = sample.args
+    held, sized = LONG_TENSOR(sample, dtype=dtype, device=device)
+    assert (held.dtype, held.device.type) == (torch.int64, "cpu"), f"torch.LongTensor(ints) gave {held.dtype} on {held.device}"
+    assert held.tolist() == values, "torch.LongTensor(ints) holds other values"
+    assert (sized.shape, sized.dtype) == (size, torch.int64), "torch.LongTensor(n, m, ...) did not read ints as sizes"
+
+
 @pytest.mark.behaviour("creation.tensor_class_shares_float32_ndarray")
 @pytest.mark.behaviour("creation.tensor_class_shares_float32_ndarray")
 @pytest.mark.device_types("cpu")

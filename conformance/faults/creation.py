@@ -349,3 +349,9 @@ def _(patch):
 def _(patch):
     """torch.is_tensor answers True for anything with a shape or a length (a torch.Size, a list, an array)."""
     patch.method(torch, "is_tensor", lambda orig: lambda obj: orig(obj) or hasattr(obj, "__len__"))
+
+
+@fault("long_tensor_default_dtype", trips=["creation.long_tensor_legacy"])
+def _(patch):
+    """torch.LongTensor(data) builds a tensor of the default floating dtype, as torch.Tensor does."""
+    patch.attribute(torch, "LongTensor", torch.Tensor)
