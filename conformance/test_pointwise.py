@@ -874,6 +874,7 @@ def equal_samples(draw):
     if case == "itself":
         return Sample((x, x))
     if case == "itself with a NaN":  # NaN is never equal, not even to itself (floating dtypes only)
+        # at least one element, to hold the NaN
         x = draw(specs(shapes=shapes(min_dims=1, min_side=1), magnitudes=True), label="x with a NaN")
         x = dataclasses.replace(x, specials=((draw(st.integers(0, 2**16), label="nan at"), "nan"),))
         return Sample((x, x))

@@ -161,6 +161,8 @@ class Recorder:
                 entry.update({k: v for k, v in value.items() if v is not None or k not in entry})
             elif key == schema.OBSERVATION:
                 entry.setdefault("observations", {})[value[0]] = value[1]
+            elif key == schema.FINGERPRINT:
+                entry["fingerprint"] = value
             elif key in (schema.CUDA_PEAK_MB, schema.POISONED):
                 entry[key] = value
         entry["duration"] = round(entry["duration"] + (getattr(report, "duration", 0.0) or 0.0), 6)

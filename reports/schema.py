@@ -7,6 +7,11 @@ then one result record per test item.
     {"type": "result", "nodeid": ..., "behaviour": ..., "device": ..., "dtype": ...,
      "mode": ..., "status": ..., "repro_line": "pytest ...", ...}
 
+An item that ran also carries its `fingerprint` (Note [Fingerprints] in
+conformance/harness/fingerprint.py): the sorted set of its declared operation's result dtypes or
+raised error types (`result`) and of the warnings raised while it ran (`warnings`), recorded for
+the upgrade report (reports.diff), never asserted.
+
 A failing item also carries its standalone script (Note [Repros] in conformance/repro/__init__.py):
 `repro` (the script), `repro_fails_with` (what it raises) or `repro_missing` (why there is none).
 Files written before these names (`snippet`, `snippet_fails_with`, `snippet_missing`, and the
@@ -52,6 +57,7 @@ def more_severe(status: str, than: str | None) -> bool:
 IDENTITY = "conformance.identity"  # {"behaviour", "device", "dtype", "mode"}, set at collection
 RUN_DETAILS = "conformance.run"  # Hypothesis figures and failure details of the call phase
 OBSERVATION = "observation"  # (what, value): torch behaviour no doc promises
+FINGERPRINT = "conformance.fingerprint"  # {"result": [...], "warnings": [...]}: Note [Fingerprints]
 CUDA_PEAK_MB = "cuda_peak_mb"
 POISONED = "poisoned"
 

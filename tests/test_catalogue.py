@@ -5,6 +5,7 @@ import ast
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,7 @@ def test_rooms_import_only_downstream(room, forbidden):
 
 
 def test_renderer_and_merge_never_import_torch():
-    code = "import sys, reports.render, reports.merge, reports.killmatrix; assert 'torch' not in sys.modules"
+    code = "import sys, reports.render, reports.merge, reports.killmatrix, reports.diff; assert 'torch' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
@@ -185,3 +186,99 @@ def test_the_census_top_apis_are_checked_or_left_out_with_a_reason():
     accounted = [r for r in rows if r["behaviours"] or r["api"] in listed]
     print(f"census: {sum(bool(r['behaviours']) for r in rows)} of {len(rows)} checked, {len(listed)} listed with a reason")
     assert len(accounted) >= CENSUS_COVERED_OR_LISTED_AT_LEAST
+
+
+ENTRY = 'title = "T"\n[behaviours.b]\nstatement = "s"\ndoc = "https://docs.pytorch.org/x"\napis = ["torch.add"]\n'
+
+
+@pytest.mark.parametrize(
+    "fields, problem",
+    [
+        ('since = "2.x"\nchanged = "https://github.com/pytorch/pytorch/pull/1"', "has since '2.x'; expected a torch release"),
+        ('until = 2.13\nchanged = "https://github.com/pytorch/pytorch/pull/1"', "has until 2.13; expected a torch release"),
+        (
+            'since = "2.13"\nuntil = "2.6"\nchanged = "https://github.com/pytorch/pytorch/pull/1"',
+            "since 2.13 not before until 2.6",
+        ),
+        ('since = "2.6"', "has a torch range but changed None"),
+        ('until = "2.13"\nchanged = "the changelog"', "has a torch range but changed 'the changelog'"),
+        ('changed = "https://github.com/pytorch/pytorch/pull/1"', "has changed without since or until"),
+    ],
+)
+def test_a_torch_range_is_validated_with_a_one_line_error(tmp_path, fields, problem):
+    path = tmp_path / "area.toml"
+    path.write_text(ENTRY + fields + "\n")
+    with pytest.raises(catalogue.CatalogueError) as raised:
+        catalogue._load_area(path)
+    message = str(raised.value)
+    assert problem in message and message.startswith("area.toml: entry 'b'") and "\n" not in message
+
+
+def test_a_versioned_behaviour_is_skipped_outside_its_range_with_the_range_named(tmp_path):
+    """A synthetic catalogue entry that held from 2.6 until 2.13 (the fields and link invented)."""
+    from conformance.harness.releases import skip_reason
+
+    path = tmp_path / "area.toml"
+    path.write_text(ENTRY + 'since = "2.6"\nuntil = "2.13"\nchanged = "https://github.com/pytorch/pytorch/pull/1"\n')
+    (b,) = catalogue._load_area(path).behaviours
+    assert b.releases == ">=2.6,<2.13"
+    for inside in ("2.6.0", "2.6.0a0+git1234", "2.12.1+cu130", "2.12.0.dev20260101"):
+        assert skip_reason(b, inside) is None, inside
+    for outside in ("2.5.1", "2.13.0+cpu", "2.14.0.dev20261201", "3.0.0"):
+        reason = skip_reason(b, outside)
+        assert reason == (
+            f"holds only on torch >=2.6,<2.13 (changed: https://github.com/pytorch/pytorch/pull/1); this is torch {outside}"
+        )
+    unranged = catalogue.behaviours()["views.permute_shares"]
+    assert unranged.releases is None and skip_reason(unranged, "1.0.0") is None
+
+
+def test_the_versioned_entries_of_the_catalogue_hold_on_the_installed_torch_or_say_why_not():
+    """Every ranged entry names the change; on the installed torch its items run or skip by the range."""
+    import torch
+
+    ranged = [b for b in catalogue.behaviours().values() if b.releases]
+    assert ranged, "the catalogue marks no versioned behaviour (serialization.map_location_and_weights_only: since 2.6)"
+    for b in ranged:
+        assert b.changed.startswith("https://"), b.id
+    weights_only = catalogue.behaviours()["serialization.map_location_and_weights_only"]
+    assert weights_only.since == "2.6" and weights_only.holds_on(torch.__version__)
+
+
+RANGED = """
+    import dataclasses
+    from conformance import catalogue
+
+    def pytest_configure(config):  # views.permute_shares as if it had stopped holding in torch 2.0
+        known = dict(catalogue.behaviours())
+        known["views.permute_shares"] = dataclasses.replace(
+            known["views.permute_shares"], until="2.0", changed="https://github.com/pytorch/pytorch/pull/1"
+        )
+        catalogue.behaviours = lambda: known
+"""
+
+
+def test_the_items_of_a_behaviour_outside_its_range_are_skipped_with_the_range_named(tmp_path):
+    from tests.helpers import run_throwaway, throwaway_results
+
+    (tmp_path / "ranged_plugin.py").write_text(textwrap.dedent(RANGED))
+    source = """
+        import pytest
+
+        @pytest.mark.behaviour("views.permute_shares")
+        def test_out_of_range(device):
+            raise AssertionError("never runs")
+
+        @pytest.mark.behaviour("views.narrow_shares")
+        def test_unranged(device):
+            pass
+    """
+    done = run_throwaway(tmp_path, source, plugins=("-p", "ranged_plugin"))
+    assert done.returncode == 0, done.stdout[-2000:]
+    _, by_name = throwaway_results(tmp_path)
+    skipped = by_name["test_out_of_range[cpu]"]
+    assert skipped["status"] == "skipped"
+    assert skipped["reason"].startswith(
+        "holds only on torch <2.0 (changed: https://github.com/pytorch/pytorch/pull/1); this is torch 2."
+    )
+    assert by_name["test_unranged[cpu]"]["status"] == "passed"

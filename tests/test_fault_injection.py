@@ -35,6 +35,7 @@ SAMPLE = [
     "promotion_ignores_zero_dim_priority",
     "load_copies_every_tensor",
     "round_half_away_from_zero",
+    "compile_ignores_disable",
     "all_reduce_ignores_op",  # starts a gloo rank pool: the distributed area in the sample too
 ]
 

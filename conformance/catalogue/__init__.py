@@ -27,12 +27,17 @@ Each area has one TOML file here. An entry is one documented statement:
     not_declared = "..."                      # why its subject is no Operation (a DataLoader worker
                                               # process, a device object's identity): every other
                                               # behaviour declares one (harness/declaration.py)
+    since = "2.6"                             # optional: the torch release that introduced it
+    until = "2.13"                            # optional: the first torch release where it no longer
+                                              # holds; outside [since, until) its items are skipped
+    changed = "https://..."                   # with since/until: the changelog or PR of the change
 
 This module reads TOML only (no torch), so the report renderer can use it too.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
@@ -69,6 +74,22 @@ class Behaviour:
     equivalent: tuple[tuple[str, str], ...] = ()  # (mutant key, why it cannot change the behaviour)
     clauses: tuple[tuple[str, str], ...] = ()  # (what the statement says, the check in its test that enforces it)
     not_declared: str | None = None  # why the behaviour's subject is not a declared Operation
+    since: str | None = None  # the torch release (major.minor) that introduced the behaviour
+    until: str | None = None  # the first torch release where it no longer holds
+    changed: str | None = None  # the changelog or pull request of the change (with since/until)
+
+    @property
+    def releases(self) -> str | None:
+        """The torch releases the behaviour holds for, as a version range (`>=2.6,<2.13`), or None: all."""
+        if not (self.since or self.until):
+            return None
+        return ",".join(([f">={self.since}"] if self.since else []) + ([f"<{self.until}"] if self.until else []))
+
+    def holds_on(self, torch_version: str) -> bool:
+        """Whether `torch_version` (`2.13.0+cpu`, a nightly `2.14.0.dev20260101`) is in [since, until):
+        a release's pre-releases and local builds count as that release."""
+        release = _release(torch_version)
+        return (self.since is None or release >= _release(self.since)) and (self.until is None or release < _release(self.until))
 
     @property
     def origin(self) -> str:
@@ -98,7 +119,34 @@ FIELDS = {
     "equivalent",
     "clauses",
     "not_declared",
+    "since",
+    "until",
+    "changed",
 }
+_RELEASE = re.compile(r"\d+\.\d+")
+
+
+def _release(version: str) -> tuple[int, int]:
+    """(major, minor) of a torch version string; 2.13.0+cpu and 2.13.0a0 are release 2.13."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None:
+        raise ValueError(f"{version!r} is not a torch version")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _check_releases(where: str, entry: dict) -> None:
+    """since/until: torch releases `major.minor`, since before until, with the `changed` link."""
+    for name in ("since", "until"):
+        if name in entry and not (isinstance(entry[name], str) and _RELEASE.fullmatch(entry[name])):
+            raise CatalogueError(f'{where} has {name} {entry[name]!r}; expected a torch release like "2.6"')
+    if "since" in entry and "until" in entry and _release(entry["since"]) >= _release(entry["until"]):
+        raise CatalogueError(f"{where} has since {entry['since']} not before until {entry['until']}")
+    ranged = "since" in entry or "until" in entry
+    link = entry.get("changed")
+    if ranged and not (isinstance(link, str) and link.startswith("https://")):
+        raise CatalogueError(f"{where} has a torch range but changed {link!r}; expected the https:// link to the change")
+    if "changed" in entry and not ranged:
+        raise CatalogueError(f"{where} has changed without since or until")
 
 
 class CatalogueError(ValueError):
@@ -123,6 +171,7 @@ def _load_area(path: Path) -> Area:
             raise CatalogueError(f"{path.name}: entry {key!r} has not_declared {entry['not_declared']!r}; expected its reason")
         if entry.get("note") is not None and entry["note"] not in NOTES:
             raise CatalogueError(f"{path.name}: entry {key!r} names unknown note {entry['note']}")
+        _check_releases(f"{path.name}: entry {key!r}", entry)
         domain = entry.pop("domain", [])
         if not isinstance(domain, list) or not all(isinstance(c, str) and c for c in domain):
             raise CatalogueError(f"{path.name}: entry {key!r} has domain {domain!r}; expected a list of class labels")

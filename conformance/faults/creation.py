@@ -283,6 +283,18 @@ def _(patch):
     patch.method(torch, "clone", lambda orig: lambda t, **k: t.view_as(t))
 
 
+@fault("clone_of_non_dense_keeps_its_strides", trips=["creation.clone_non_dense_contiguous"])
+def _(patch):
+    """torch.clone of a non-dense input returns a copy laid out with the input's own (non-dense) strides."""
+
+    @patch.replace(torch, "clone")
+    def clone(orig, t, **k):
+        if t.is_contiguous() or k or t.numel() == t.untyped_storage().nbytes() // t.element_size():
+            return orig(t, **k)
+        base = orig(t.as_strided((t.untyped_storage().nbytes() // t.element_size(),), (1,), 0))
+        return base.as_strided(t.shape, t.stride(), t.storage_offset())
+
+
 @fault("uniform_skips_strided_elements", trips=["creation.uniform_normal_fill_in_place"])
 def _(patch):
     """uniform_ and normal_ write a contiguous copy of a non-contiguous self and lose the write."""

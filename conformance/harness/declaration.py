@@ -46,6 +46,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.harness import fingerprint
 from conformance.repro.calls import operation_call
 from strategies.samples import Sample
 from strategies.tensors import CompactRepr
@@ -94,7 +95,13 @@ class Operation(CompactRepr):
 
     def __call__(self, sample: Sample, *, dtype: torch.dtype, device):
         args, kwargs = sample.build(dtype=dtype, device=device)
-        return operation_call(self, args, kwargs, lambda: self.call(*args, **kwargs))
+        try:
+            out = operation_call(self, args, kwargs, lambda: self.call(*args, **kwargs))
+        except Exception as error:
+            fingerprint.note_result(error=error)
+            raise
+        fingerprint.note_result(out)  # Note [Fingerprints]: recorded for the upgrade report, never asserted
+        return out
 
     def tolerance(self, device, dtype: torch.dtype, mode: str | None = None, also: tuple[Divergence, ...] = ()) -> dict:
         """assert_close keywords for comparing results on `device` with the CPU's (mode None), or
