@@ -13,6 +13,7 @@ import warnings
 import numpy
 import pytest
 import torch
+import torch.autograd.forward_ad as forward_ad
 from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
@@ -480,6 +481,45 @@ def test_detach_shares_storage(device, dtype, sample):
         with torch.no_grad():
             t.add_(1)
         assert_equal(d, t.detach(), "a write into t seen through detach()")
+
+
+def detached_in_place(t):
+    """y = t * 2, a result autograd recorded; y.detach_(), and what it returned."""
+    y = t * 2
+    return y, y.detach_()
+
+
+DETACH_ = Operation(
+    "autograd.detach_in_place_leaf",
+    dtypes="float32_64",
+    samples=specs().map(lambda x: Sample((Arg(x, requires_grad=True),))),
+    call=lambda t: detached_in_place(t),
+)
+
+
+@DETACH_.property
+def test_detach_underscore_makes_a_leaf_in_place(device, dtype, sample):
+    (t,), _ = sample.build(dtype=dtype, device=device)
+    x = sample.args[0].spec
+    y, returned = DETACH_.call(t)
+    assert returned is y, "detach_() did not return the tensor itself"
+    assert y.is_leaf and y.grad_fn is None and not y.requires_grad, (
+        f"detach_() left a non-leaf: is_leaf {y.is_leaf}, grad_fn {y.grad_fn}, requires_grad {y.requires_grad}"
+    )
+    expected = numpy.asarray(independent_array(x.logical_values(dtype))) * 2
+    numpy.testing.assert_array_equal(independent_array(y.cpu()), expected, "detach_() changed the values")
+    # "Views cannot be detached in-place": a view of a recorded result, made by view or slicing
+    with pytest.raises(RuntimeError):
+        (t * 2).view(x.shape).detach_()
+    if x.ndim:
+        with pytest.raises(RuntimeError):
+            (t * 2)[:].detach_()
+    # "the result will never have forward mode AD gradients"
+    with forward_ad.dual_level():
+        primal = t.detach().clone()  # a dense primal: make_dual of an expanded (stride-0) one raises
+        dual = forward_ad.make_dual(primal, torch.ones_like(primal)) * 2
+        dual.detach_()
+        assert forward_ad.unpack_dual(dual).tangent is None, "detach_() kept a forward-mode gradient"
 
 
 @pytest.mark.behaviour("autograd.no_grad_modes")

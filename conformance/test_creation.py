@@ -376,11 +376,49 @@ SIZE = Operation(
 def test_size_is_a_tuple_and_numel_its_product(device, dtype, sample):
     (x,) = sample.args
     size, numel = SIZE(sample, dtype=dtype, device=device)
+    # torch.Size built from a list of sizes; its numel(): "x.numel() == x.size().numel() == s.numel()"
+    made = torch.Size(list(x.shape))
+    assert made == tuple(x.shape) and isinstance(made, tuple), "torch.Size(list of sizes) is not the tuple of those sizes"
+    assert made.numel() == size.numel() == numel == math.prod(x.shape), (
+        f"torch.Size({list(x.shape)}).numel() {made.numel()}, size().numel() {size.numel()}, numel() {numel}: "
+        "not the number of elements"
+    )
     assert isinstance(size, torch.Size) and isinstance(size, tuple), "size() is not a torch.Size, a tuple"
     assert size == x.shape, "size() is not the shape"
     assert numel == math.prod(x.shape), "numel() is not the product of the sizes"
     t = x.build(dtype=dtype, device=device)
     assert t.shape == size and torch.numel(t) == numel, "shape or torch.numel disagrees with size() and numel()"
+
+
+# what torch.is_tensor is asked about: the tensor, a Parameter made of it (a Tensor subclass), a
+# view of it, and objects that are no tensor though they hold it, its memory or its size
+IS_TENSOR_OBJECTS = {
+    "tensor": lambda t: t,
+    "Parameter": lambda t: torch.nn.Parameter(t, requires_grad=False),
+    "view": lambda t: t[...],
+    "list": lambda t: [t],
+    "torch.Size": lambda t: t.shape,
+    "storage": lambda t: t.untyped_storage(),
+    "numpy array": lambda t: numpy.zeros(tuple(t.shape)),
+    "Python number": lambda t: 0,
+    "None": lambda t: None,
+}
+IS_A_TENSOR = {"tensor", "Parameter", "view"}
+
+IS_TENSOR = Operation(
+    "creation.is_tensor",
+    dtypes="representative",
+    samples=st.builds(lambda x, kind: Sample((x, kind)), specs(), call_forms(IS_TENSOR_OBJECTS)),
+    call=lambda t, kind: torch.is_tensor(IS_TENSOR_OBJECTS[kind](t)),
+    not_compiled="is_tensor reads the Python type of its argument: Dynamo answers it as a constant and compiles no graph",
+)
+
+
+@IS_TENSOR.property
+def test_is_tensor_is_true_exactly_for_tensors(device, dtype, sample):
+    _, kind = sample.args
+    answer = IS_TENSOR(sample, dtype=dtype, device=device)
+    assert answer is (kind in IS_A_TENSOR), f"torch.is_tensor of a {kind}: {answer!r}"
 
 
 TWO_INTS = Operation(
@@ -508,6 +546,33 @@ def test_torch_Tensor_makes_default_dtype_tensors_and_reads_ints_as_sizes(device
         err_msg="torch.tensor(data): other values",
     )
     assert sized.shape == size and sized.dtype == torch.get_default_dtype(), "torch.Tensor(n, m, ...) did not read ints as sizes"
+
+
+@st.composite
+def long_tensor_calls(draw) -> Sample:
+    """Sample(values, size): Python ints over int64's whole range (none too), and sizes as ints."""
+    values = draw(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=6), label="values")
+    size = draw(shapes(min_dims=1, max_dims=3), label="size")  # LongTensor() without sizes is empty 1-d, not 0-d
+    return Sample((values, size))
+
+
+LONG_TENSOR = Operation(
+    "creation.long_tensor_legacy",
+    dtypes="int64",
+    samples=long_tensor_calls(),
+    # torch.LongTensor(*size) is uninitialised: its shape and dtype are what two runs agree on
+    call=lambda values, size: (torch.LongTensor(values), shape_only(torch.LongTensor(*size))),
+)
+
+
+@LONG_TENSOR.property
+@pytest.mark.device_types("cpu")  # torch.LongTensor is the legacy constructor of CPU int64 tensors
+def test_LongTensor_makes_int64_cpu_tensors_of_ints_or_sizes(device, dtype, sample):
+    values, size = sample.args
+    held, sized = LONG_TENSOR(sample, dtype=dtype, device=device)
+    assert (held.dtype, held.device.type) == (torch.int64, "cpu"), f"torch.LongTensor(ints) gave {held.dtype} on {held.device}"
+    assert held.tolist() == values, "torch.LongTensor(ints) holds other values"
+    assert (sized.shape, sized.dtype) == (size, torch.int64), "torch.LongTensor(n, m, ...) did not read ints as sizes"
 
 
 @pytest.mark.behaviour("creation.tensor_class_shares_float32_ndarray")

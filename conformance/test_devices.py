@@ -114,6 +114,32 @@ def test_get_device_is_minus_one_on_cpu_else_the_index(device):
         assert t.get_device() == expected, "get_device() of a CUDA tensor is not its device's index"
 
 
+def same_device(tensor_device, default):
+    """A tensor's device is the default device: its type, and its index where the default names one."""
+    return tensor_device.type == default.type and default.index in (None, tensor_device.index)
+
+
+@pytest.mark.behaviour("devices.default_device")
+@pytest.mark.meta_too
+def test_default_device_is_cpu_until_set_and_factories_follow_it(device):
+    assert torch.get_default_device() == torch.device("cpu"), "the default device is not initially cpu"
+    for target in dict.fromkeys([device, "meta"]):  # the device under test, and one that is never the CPU
+        with torch.device(target):  # "used as a context manager to change the default device"
+            inside = torch.get_default_device()
+            assert inside.type == torch.device(target).type, f"get_default_device() inside torch.device({target!r}): {inside}"
+            assert same_device(torch.zeros(1).device, inside), "a factory inside torch.device(d) did not allocate on d"
+        assert torch.get_default_device() == torch.device("cpu"), "the default device did not come back after the with block"
+        torch.set_default_device(target)
+        try:
+            now = torch.get_default_device()
+            assert now.type == torch.device(target).type, f"get_default_device() after set_default_device({target!r}): {now}"
+            assert same_device(torch.zeros(1).device, now), "a factory call was not performed as if passed the default device"
+            assert torch.zeros(1, device="cpu").device.type == "cpu", "set_default_device affected an explicit device argument"
+        finally:
+            torch.set_default_device("cpu")
+        assert torch.get_default_device() == torch.device("cpu"), "set_default_device('cpu') did not make the CPU the default"
+
+
 @pytest.mark.behaviour("devices.cuda_device_objects_differ")
 @pytest.mark.device_types("cpu")  # a property of torch.device itself: no GPU needed, checked once
 def test_cuda_and_cuda0_device_objects_differ(device):

@@ -9,7 +9,7 @@ from conformance.checks import assert_equal, independent_array
 from conformance.harness.declaration import Operation
 from conformance.test_views import assert_shares_storage
 from strategies import DTYPE_GROUPS, specs
-from strategies.samples import Arg, Sample, dims
+from strategies.samples import Arg, Sample, call_forms, dims
 from strategies.shapes import shapes
 
 
@@ -85,9 +85,17 @@ def test_stack_of_scalars_is_1d(device, dtype, sample):
     assert out.tolist() == [p.logical_values(dtype).item() for p in parts], "stack of 0-d tensors: not their values"
 
 
+# torch.concat and torch.concatenate: "Alias of torch.cat."
+CAT_FORMS = {
+    "cat": lambda tensors, dim: torch.cat(tensors, dim),
+    "concat": lambda tensors, dim: torch.concat(tensors, dim),
+    "concatenate": lambda tensors, dim: torch.concatenate(tensors, dim),
+}
+
+
 @st.composite
 def cat_inputs(draw):
-    """Sample([specs], dim): specs that agree in every dimension except `dim`."""
+    """Sample([specs], dim, form): specs that agree in every dimension except `dim`; cat or an alias."""
     base = list(draw(shapes(min_dims=1, max_dims=3)))  # cat refuses 0-d tensors (joining.cat_zero_dim_raises)
     dim = draw(st.integers(-len(base), len(base) - 1))
     parts = []
@@ -95,28 +103,31 @@ def cat_inputs(draw):
         shape = list(base)
         shape[dim] = draw(st.integers(0, 4))
         parts.append(draw(specs(shape=tuple(shape)), label=f"tensor{i}"))
-    return Sample((parts, dim))
+    return Sample((parts, dim, draw(call_forms(CAT_FORMS), label="form")))
 
 
 CAT = Operation(
-    "joining.cat_existing_dim", dtypes="representative", samples=cat_inputs(), call=lambda tensors, dim: torch.cat(tensors, dim)
+    "joining.cat_existing_dim",
+    dtypes="representative",
+    samples=cat_inputs(),
+    call=lambda tensors, dim, form: CAT_FORMS[form](tensors, dim),
 )
 
 
 @CAT.property
 def test_cat_joins_along_an_existing_dim(device, dtype, sample):
-    parts, dim = sample.args
+    parts, dim, form = sample.args
     out = CAT(sample, dtype=dtype, device=device)
-    assert out.shape[dim] == sum(p.shape[dim] for p in parts), f"cat: size along dim {dim} is not the sum"
+    assert out.shape[dim] == sum(p.shape[dim] for p in parts), f"{form} (cat or an alias): size along dim {dim} is not the sum"
     start = 0
     for p in parts:  # each input, read back by index arithmetic on the output
-        assert_equal(out.narrow(dim, start, p.shape[dim]).cpu(), p.logical_values(dtype), "an input read back from cat")
+        assert_equal(out.narrow(dim, start, p.shape[dim]).cpu(), p.logical_values(dtype), f"an input read back from {form}")
         start += p.shape[dim]
 
 
 @CAT.property
 def test_cat_of_shapes_that_differ_off_dim_raises(device, dtype, sample, data):
-    parts, dim = sample.args
+    parts, dim, form = sample.args
     ndim = parts[0].ndim
     if ndim < 2:
         return  # a 1-D tensor has no dimension but `dim`
@@ -126,7 +137,7 @@ def test_cat_of_shapes_that_differ_off_dim_raises(device, dtype, sample, data):
     shape = list(first.shape)
     shape[other] += 1
     with pytest.raises(RuntimeError):
-        torch.cat([first, torch.zeros(shape, dtype=dtype, device=device)], dim)
+        CAT_FORMS[form]([first, torch.zeros(shape, dtype=dtype, device=device)], dim)
 
 
 CAT_SCALARS = Operation(
@@ -169,38 +180,60 @@ def test_cat_skips_a_1d_empty_tensor(device, dtype, sample):
     assert_equal(out.cpu(), x.logical_values(dtype), "cat with a (0,) tensor: not the other tensor alone")
 
 
-def split_chunk_and_cat(t, size, chunks, dim):
-    """The pieces of split(t, size, dim) and chunk(t, chunks, dim), and cat of each along dim."""
-    split, chunk = torch.split(t, size, dim), torch.chunk(t, chunks, dim)
+# split and chunk as functions, or as methods ("See torch.split", "See torch.chunk")
+SPLIT_FORMS = {
+    "function": lambda t, size, chunks, dim: (torch.split(t, size, dim), torch.chunk(t, chunks, dim)),
+    "method": lambda t, size, chunks, dim: (t.split(size, dim), t.chunk(chunks, dim)),
+}
+
+
+def split_chunk_and_cat(t, size, chunks, dim, form):
+    """The pieces of split(t, size, dim) and chunk(t, chunks, dim), in the function or method
+    form, and cat of each along dim."""
+    split, chunk = SPLIT_FORMS[form](t, size, chunks, dim)
     return {"split": split, "chunk": chunk, "cat(split)": torch.cat(split, dim), "cat(chunk)": torch.cat(chunk, dim)}
 
 
 @st.composite
 def split_inputs(draw):
-    """Sample(x, split_size, chunks, dim): split and chunk cut along a dim, so x has one at least."""
+    """Sample(x, split_size, chunks, dim, form): split and chunk cut along a dim, so x has one at least."""
     x = draw(specs(shapes=shapes(min_dims=1)), label="x")  # split and chunk cut along a dim: at least one
     dim = draw(dims(x.ndim), label="dim")
-    return Sample((x, draw(st.integers(1, 6), label="split_size"), draw(st.integers(1, 6), label="chunks"), dim))
+    size, chunks = draw(st.integers(1, 6), label="split_size"), draw(st.integers(1, 6), label="chunks")
+    return Sample((x, size, chunks, dim, draw(call_forms(SPLIT_FORMS), label="form")))
 
 
 SPLIT_AND_CAT = Operation(
     "joining.cat_inverts_split",
     dtypes="representative",
     samples=split_inputs(),
-    call=lambda t, size, chunks, dim: split_chunk_and_cat(t, size, chunks, dim),
+    call=lambda t, size, chunks, dim, form: split_chunk_and_cat(t, size, chunks, dim, form),
 )
 
 
 @SPLIT_AND_CAT.property
 def test_cat_undoes_split_and_chunk(device, dtype, sample):
-    x, size, chunks, dim = sample.args
+    x, size, chunks, dim, form = sample.args
     (t, *_), _ = sample.build(dtype=dtype, device=device)
-    out = SPLIT_AND_CAT.call(t, size, chunks, dim)
+    out = SPLIT_AND_CAT.call(t, size, chunks, dim, form)
     for name in ("split", "chunk"):
         # "Each chunk is a view of the original tensor" (torch.split), "... of the input tensor" (torch.chunk)
         for i, part in enumerate(out[name]):
-            assert_shares_storage(part, t, f"{name} piece {i}")
-        assert_equal(out[f"cat({name})"].cpu(), x.logical_values(dtype), f"cat({name}(x)) gives back x")
+            assert_shares_storage(part, t, f"{form} form of {name}: piece {i}")
+        assert_equal(out[f"cat({name})"].cpu(), x.logical_values(dtype), f"cat({name}(x)) gives back x ({form} form)")
+    # split by an int: "equally sized chunks (if possible). Last chunk will be smaller if the tensor
+    # size along the given dimension dim is not divisible by split_size" (no size: left open)
+    n, a = x.shape[dim], independent_array(x.logical_values(dtype))
+    if n:
+        starts = range(0, n, size)
+        sizes = [p.shape[dim] for p in out["split"]]
+        assert sizes == [min(size, n - s) for s in starts], f"{form} form of split({size}, {dim}) of {n}: pieces of {sizes}"
+        for i, (s, part) in enumerate(zip(starts, out["split"])):
+            np.testing.assert_array_equal(
+                independent_array(part.cpu()),
+                np.take(a, range(s, s + size if s + size < n else n), axis=dim),
+                f"split({size}, {dim}): piece {i} is not the next split_size elements along dim",
+            )
 
 
 def promotion_pair(dtype):

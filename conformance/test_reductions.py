@@ -13,7 +13,7 @@ from conformance.checks import assert_close_to_reference, assert_equal, independ
 from conformance.harness.declaration import Operation
 from conformance.tolerances import tolerance
 from strategies import specs
-from strategies.samples import Arg, Sample, broadcast_operands, dims, option_grid, tensor_and_dim
+from strategies.samples import Arg, Sample, broadcast_operands, call_forms, dims, option_grid, tensor_and_dim
 from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS, label
 
@@ -164,11 +164,16 @@ def clamp_samples(dtype):
 CLAMP = Operation(
     "reductions.clamp_matches_clip", dtypes="real", samples=clamp_samples, call=lambda x, lo, hi: torch.clamp(x, lo, hi)
 )
+# torch.nonzero, or the method x.nonzero() ("See torch.nonzero")
+NONZERO_FORMS = {
+    "function": lambda x: (torch.nonzero(x), torch.nonzero(x, as_tuple=True)),
+    "method": lambda x: (x.nonzero(), x.nonzero(as_tuple=True)),
+}
 NONZERO = Operation(
     "reductions.nonzero_shape",
     dtypes="representative",
-    samples=specs(**TIES).map(lambda x: Sample((x,))),
-    call=lambda x: (torch.nonzero(x), torch.nonzero(x, as_tuple=True)),
+    samples=st.builds(lambda x, form: Sample((x, form)), specs(**TIES), call_forms(NONZERO_FORMS)),
+    call=lambda x, form: NONZERO_FORMS[form](x),
     shape_depends_on_values=True,
     not_compiled="its output shape depends on values: Dynamo breaks the graph there by default "
     "(capture_dynamic_output_shape_ops), leaving nothing compiled",
@@ -196,11 +201,11 @@ def test_clamp_is_numpy_clip(device, dtype, sample):
 
 @NONZERO.property
 def test_nonzero_returns_one_row_per_element(device, dtype, sample):
-    (x,) = sample.args
+    x, form = sample.args
     values = independent_array(x.logical_values(dtype))
     expected = np.argwhere(values)  # NumPy's (nnz, ndim) indices, in C order
     out, parts = NONZERO(sample, dtype=dtype, device=device)
-    assert out.dtype == torch.int64, f"nonzero() gave {out.dtype}, not int64 (LongTensor) indices"
+    assert out.dtype == torch.int64, f"nonzero() ({form} form) gave {out.dtype}, not int64 (LongTensor) indices"
     assert tuple(out.shape) == (expected.shape[0], x.ndim), f"nonzero() has shape {tuple(out.shape)}, not (nnz, ndim)"
     np.testing.assert_array_equal(
         independent_array(out.cpu()).reshape(expected.shape), expected, "nonzero(): not one row per nonzero element in C order"

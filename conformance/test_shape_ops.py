@@ -1,4 +1,4 @@
-"""Shape operations: view(-1, k), (un)squeeze, repeat and repeat_interleave."""
+"""Shape operations: view(-1, k), (un)squeeze, repeat and repeat_interleave, flip, roll, unbind, unfold."""
 
 import math
 
@@ -8,13 +8,14 @@ import torch
 import torch.nn.functional as F
 from hypothesis import strategies as st
 
-from conformance.checks import assert_equal, independent_array
+from conformance.checks import assert_equal, assert_own_storage, independent_array
 from conformance.harness.declaration import Operation
 from conformance.test_indexing import assert_write_seen_by_autograd, saved_for_backward
-from conformance.test_views import assert_shares_storage, view_is_possible
+from conformance.test_views import assert_is_live_view, assert_shares_storage, view_is_possible
 from strategies import specs
 from strategies.samples import Sample, call_forms, dims
 from strategies.shapes import shapes
+from strategies.tensors import WRITABLE_LAYOUTS, label
 
 
 @st.composite
@@ -355,3 +356,192 @@ def test_interpolate_linear_aligned_corners_and_nearest_by_integer_factors(devic
         np.repeat(independent_array(x.logical_values(dtype)), factor, axis=-1),
         "nearest by an integer factor",
     )
+
+
+FLIP_FORMS = {"function": lambda t, dims: torch.flip(t, dims), "method": lambda t, dims: t.flip(dims)}
+
+
+@st.composite
+def flip_samples(draw):
+    """Sample(x, dims, form): dims a list or tuple of distinct dims of x, each given as itself or
+    counted from the end (none, some or all of them); torch.flip or the method."""
+    x = draw(specs(), label="x")
+    ndim = max(x.ndim, 1)  # a 0-d tensor accepts 0 and -1, as for every dim argument
+    # distinct dims counted from 0 here, then each given as d or d - ndim: the whole range -ndim..ndim-1
+    chosen = draw(st.lists(st.integers(0, ndim - 1), unique=True, max_size=ndim), label="flipped")
+    flipped = [d - ndim if draw(st.booleans()) else d for d in chosen]  # each as d or d - ndim
+    for d in flipped:
+        label("dim<0" if d < 0 else "dim>=0")
+    container = draw(st.sampled_from(["list", "tuple"]), label="dims_container")
+    label(f"dims={container}", "dims=empty" if not flipped else f"dims={len(flipped)}")
+    return Sample((x, flipped if container == "list" else tuple(flipped), draw(call_forms(FLIP_FORMS), label="form")))
+
+
+FLIP = Operation(
+    "shape_ops.flip_reverses_copy",
+    dtypes="representative",
+    samples=flip_samples(),
+    call=lambda t, dims, form: FLIP_FORMS[form](t, dims),
+)
+
+
+@FLIP.property
+def test_flip_reverses_the_given_dims_into_a_copy(device, dtype, sample):
+    x, flipped, form = sample.args
+    (t, *_), _ = sample.build(dtype=dtype, device=device)
+    out = FLIP.call(t, flipped, form)
+    a = independent_array(x.logical_values(dtype))
+    expected = np.flip(a, axis=tuple(d % max(x.ndim, 1) for d in flipped)) if x.ndim else a  # a 0-d tensor: itself
+    assert out.dtype == t.dtype, f"flip({flipped}): dtype {out.dtype}, the input's is {t.dtype}"
+    np.testing.assert_array_equal(
+        independent_array(out.cpu()), expected, f"{form} form of flip({flipped}): not numpy.flip along those dims"
+    )
+    # "torch.flip makes a copy of input's data" (unlike numpy.flip's view)
+    assert_own_storage(out, t, f"flip({flipped})")
+
+
+ROLL_FORMS = {
+    "function": lambda t, shifts, dims: torch.roll(t, shifts, dims),
+    "keywords": lambda t, shifts, dims: torch.roll(t, shifts=shifts, dims=dims),
+    "method": lambda t, shifts, dims: t.roll(shifts, dims),
+    "dims omitted": lambda t, shifts, dims: torch.roll(t, shifts),  # dims=None, its default
+}
+
+
+@st.composite
+def roll_samples(draw):
+    """Sample(x, shifts, dims, form): dims None (flattened; omitted or given), one dim with an int
+    shift, or a tuple of dims (repeats too) with a tuple of shifts of the same size; shifts negative,
+    zero, and beyond the size rolled along."""
+    x = draw(specs(), label="x")
+    kinds = ["flattened", "one dim", "tuple of dims"] if x.ndim else ["flattened"]  # dims: an axis of x
+    kind = draw(st.sampled_from(kinds), label="dims_kind")
+    label(f"dims={kind}")
+
+    def shift(size):
+        return draw(st.integers(-3 * size - 2, 3 * size + 2), label="shift")
+
+    if kind == "flattened":
+        form = draw(call_forms(ROLL_FORMS), label="form")
+        return Sample((x, shift(x.numel), None, form))
+    form = draw(call_forms({k: v for k, v in ROLL_FORMS.items() if k != "dims omitted"}), label="form")
+    if kind == "one dim":
+        dim = draw(dims(x.ndim), label="dim")
+        return Sample((x, shift(x.shape[dim]), dim, form))
+    rolled = draw(st.lists(dims(x.ndim), min_size=1, max_size=3), label="dims")
+    if len({d % x.ndim for d in rolled}) < len(rolled):
+        label("dims=repeated")
+    return Sample((x, tuple(shift(x.shape[d]) for d in rolled), tuple(rolled), form))
+
+
+ROLL = Operation(
+    "shape_ops.roll_wraps_around",
+    dtypes="representative",
+    samples=roll_samples(),
+    call=lambda t, shifts, dims, form: ROLL_FORMS[form](t, shifts, dims),
+)
+
+
+@ROLL.property
+def test_roll_reintroduces_shifted_elements_at_the_start(device, dtype, sample):
+    x, shifts, rolled, form = sample.args
+    out = ROLL(sample, dtype=dtype, device=device)
+    a = independent_array(x.logical_values(dtype))
+    # numpy.roll: elements shifted beyond the last position come back at the first; axis None rolls
+    # the flattened array and restores the shape; a tuple rolls each axis by its shift in turn
+    expected = np.roll(a, shifts, axis=rolled)
+    assert tuple(out.shape) == x.shape and out.dtype == dtype, (
+        f"roll({shifts}, {rolled}): shape {tuple(out.shape)} and dtype {out.dtype}, the input's are {x.shape}, {dtype}"
+    )
+    np.testing.assert_array_equal(
+        independent_array(out.cpu()), expected, f"{form} form of roll({shifts}, dims={rolled}): not numpy.roll's"
+    )
+
+
+UNBIND_FORMS = {
+    "function": lambda t, dim: torch.unbind(t, dim),
+    "method": lambda t, dim: t.unbind(dim),
+    "keyword": lambda t, dim: torch.unbind(t, dim=dim),
+    "function, dim omitted": lambda t, dim: torch.unbind(t),  # dim=0, its default
+    "method, dim omitted": lambda t, dim: t.unbind(),
+}
+
+
+@st.composite
+def unbind_samples(draw):
+    """Sample(x, dim, form): x with a dimension to remove, one of its dims; the forms that leave dim
+    out draw dim 0, its default."""
+    x = draw(specs(shapes=shapes(min_dims=1)), label="x")  # "Removes a tensor dimension": x has one
+    form = draw(call_forms(UNBIND_FORMS), label="form")
+    return Sample((x, 0 if "omitted" in form else draw(dims(x.ndim), label="dim"), form))
+
+
+UNBIND = Operation(
+    "shape_ops.unbind_slices",
+    dtypes="representative",
+    samples=unbind_samples(),
+    call=lambda t, dim, form: UNBIND_FORMS[form](t, dim),
+)
+
+
+@UNBIND.property
+def test_unbind_returns_every_slice_without_the_dim(device, dtype, sample):
+    x, dim, form = sample.args
+    (t, *_), _ = sample.build(dtype=dtype, device=device)
+    out = UNBIND.call(t, dim, form)
+    a = independent_array(x.logical_values(dtype))
+    assert isinstance(out, tuple), f"{form} form of unbind({dim}) returned a {type(out).__name__}, not a tuple"
+    assert len(out) == x.shape[dim], f"unbind({dim}) of {x.shape}: {len(out)} slices, not one per index along dim"
+    for i, part in enumerate(out):  # "all slices along a given dimension, already without it"
+        assert part.dtype == dtype, f"unbind({dim}): slice {i} has dtype {part.dtype}, the input's is {dtype}"
+        np.testing.assert_array_equal(
+            independent_array(part.cpu()), np.take(a, i, axis=dim), f"unbind({dim}): slice {i} is not x's slice {i} along dim"
+        )
+        # unbind is in "a full list of view ops in PyTorch" (the tensor views page): each slice a view of x
+        assert_shares_storage(part, t, f"{form} form of unbind({dim}): slice {i}")
+
+
+@st.composite
+def unfold_samples(draw):
+    """Sample(x, dimension, size, step): a dimension of x, a slice size from 0 to its size, a step
+    of 1 or more, beyond the size too."""
+    # "the size of dimension dimension": x has one
+    x = draw(specs(shapes=shapes(min_dims=1), layouts=WRITABLE_LAYOUTS), label="x")
+    dim = draw(dims(x.ndim), label="dimension")
+    size = draw(st.integers(0, x.shape[dim]), label="size")  # at most the size of the dimension
+    step = draw(st.integers(1, x.shape[dim] + 2), label="step")  # "the step between each slice": positive
+    label("step>size" if step > size else "step<=size")
+    return Sample((x, dim, size, step))
+
+
+UNFOLD = Operation(
+    "shape_ops.unfold_windows",
+    dtypes="representative",
+    samples=unfold_samples(),
+    call=lambda t, dim, size, step: t.unfold(dim, size, step),
+)
+
+
+@UNFOLD.property
+def test_unfold_is_a_view_of_every_window(device, dtype, sample):
+    x, dim, size, step = sample.args
+    (t, *_), _ = sample.build(dtype=dtype, device=device)
+    out = UNFOLD.call(t, dim, size, step)
+    d = dim % x.ndim
+    count = (x.shape[d] - size) // step + 1  # "(sizedim - size) / step + 1", rounded down
+    expected_shape = x.shape[:d] + (count,) + x.shape[d + 1 :] + (size,)
+    assert tuple(out.shape) == expected_shape, f"unfold({dim}, {size}, {step}) of {x.shape}: shape {tuple(out.shape)}"
+
+    def windows(a):  # window i along d holds elements i * step ... i * step + size - 1, on a new last dim
+        starts = range(0, count * step, step)
+        picked = [np.moveaxis(np.take(a, np.arange(s, s + size, dtype=np.int64), axis=d), d, -1) for s in starts]
+        return np.stack(picked, axis=d) if picked else np.empty(expected_shape, dtype=a.dtype)
+
+    np.testing.assert_array_equal(
+        independent_array(out.cpu()),
+        windows(independent_array(x.logical_values(dtype))),
+        f"unfold({dim}, {size}, {step}): not every slice of size {size} along the dimension, {step} apart",
+    )
+    # "Returns a view of the original tensor which contains all slices of size size": its storage,
+    # and a later write to x shows in it
+    assert_is_live_view(out, t, windows, x, dtype, f"unfold({dim}, {size}, {step})")

@@ -193,31 +193,47 @@ def test_view_infers_minus_one(device, dtype, sample):
     assert_viewed(VIEW_INFERRING.call(t, asked), t, new_shape, x, dtype)
 
 
+# the method, or reshape_as(other): "self.reshape_as(other) is equivalent to self.reshape(other.sizes())"
+RESHAPE_FORMS = {
+    "reshape": lambda x, shape: x.reshape(shape),
+    "reshape_as": lambda x, shape: x.reshape_as(torch.empty(shape, dtype=x.dtype, device=x.device)),
+}
+
+
 @st.composite
 def reshape_samples(draw):
     x = draw(specs(), label="x")
-    return Sample((x, draw(reshapes(x.shape), label="new_shape")))
+    new_shape, form = draw(reshapes(x.shape), label="new_shape"), draw(call_forms(RESHAPE_FORMS), label="form")
+    if form == "reshape_as":  # the other tensor's sizes: no -1 to infer
+        known = math.prod(n for n in new_shape if n != -1)
+        new_shape = tuple((x.numel // known if known else 0) if n == -1 else n for n in new_shape)
+    return Sample((x, new_shape, form))
 
 
 RESHAPE = Operation(
-    "views.reshape_view_or_copy", dtypes="representative", samples=reshape_samples(), call=lambda x, shape: x.reshape(shape)
+    "views.reshape_view_or_copy",
+    dtypes="representative",
+    samples=reshape_samples(),
+    call=lambda x, shape, form: RESHAPE_FORMS[form](x, shape),
 )
 
 
 @RESHAPE.property
 def test_reshape_views_when_it_can(device, dtype, sample, record_observation):
-    x, new_shape = sample.args
+    x, new_shape, form = sample.args
     t = x.build(dtype=dtype, device=device)
-    r = RESHAPE(Sample((t, new_shape)), dtype=dtype, device=device)
-    assert r.dtype == t.dtype, f"reshape{new_shape}: changed the dtype to {r.dtype}"
+    r = RESHAPE(Sample((t, new_shape, form)), dtype=dtype, device=device)
+    assert r.dtype == t.dtype, f"{form}{new_shape}: changed the dtype to {r.dtype}"
     expected = np.reshape(independent_array(x.logical_values(dtype)), new_shape)  # row-major, as NumPy's C order
     np.testing.assert_array_equal(
-        independent_array(r.cpu()), expected, f"reshape{new_shape}: not the elements in row-major order"
+        independent_array(r.cpu()), expected, f"{form}{new_shape} (the {form} form): not the elements in row-major order"
     )
     if t.is_contiguous():  # "Contiguous inputs ... can be reshaped without copying"
-        assert_shares_storage(r, t, f"reshape{new_shape} of a contiguous tensor")
+        assert_shares_storage(r, t, f"{form}{new_shape} of a contiguous tensor")
     elif not view_is_possible(t.shape, t.stride(), new_shape):
-        assert_own_storage(r, t, f"reshape{new_shape}")  # no view exists: "Otherwise, it will be a copy"
+        assert_own_storage(r, t, f"{form}{new_shape}")  # no view exists: "Otherwise, it will be a copy"
+    elif form == "reshape_as":  # "This method returns a view if other.sizes() is compatible with the current shape"
+        assert_shares_storage(r, t, f"reshape_as to a shape {new_shape} a view of the input is possible in")
     else:  # "you should not depend on the copying vs. viewing behavior": recorded, not asserted
         shares = t.numel() and r.untyped_storage().data_ptr() == t.untyped_storage().data_ptr()
         record_observation("reshape of a non-contiguous tensor that could be viewed", "view" if shares else "copy")
@@ -314,31 +330,38 @@ def expand_samples(dtype):
         x = draw(specs(layouts=WRITABLE_LAYOUTS, shapes=shapes(max_side=2)), label="x")  # sides of 1 often
         extra = draw(st.lists(st.integers(0, 3), max_size=2), label="new_leading_dims")
         sizes = tuple(draw(st.integers(0, 3)) if s == 1 else s for s in x.shape)
-        return Sample((maybe_requiring_grad(draw, x, dtype), tuple(extra) + sizes))
+        form = draw(call_forms(EXPAND_FORMS), label="form")
+        return Sample((maybe_requiring_grad(draw, x, dtype), tuple(extra) + sizes, form))
 
     return draw_sample()
 
+
+# expand(sizes), or expand_as(other): "self.expand_as(other) is equivalent to self.expand(other.size())"
+EXPAND_FORMS = {
+    "expand": lambda t, target: t.expand(target),
+    "expand_as": lambda t, target: t.expand_as(torch.empty(target, dtype=t.dtype, device=t.device)),
+}
 
 EXPAND = Operation(
     "views.expand_shares",
     dtypes="representative",
     samples=expand_samples,
-    call=lambda t, target: t.expand(target),
+    call=lambda t, target, form: EXPAND_FORMS[form](t, target),
     compare_strides=True,  # "a new view ... setting the stride to 0"
 )
 
 
 @EXPAND.property
 def test_expand_is_a_view(device, dtype, sample):
-    base, target = sample.args
+    base, target, form = sample.args
     x = spec_of(base)
-    (t, _), _ = sample.build(dtype=dtype, device=device)
-    e = EXPAND.call(t, target)
+    (t, *_), _ = sample.build(dtype=dtype, device=device)
+    e = EXPAND.call(t, target, form)
     extra = len(target) - x.ndim
     for d, n in enumerate(x.shape):
         if n == 1 and target[extra + d] != 1:
-            assert e.stride(extra + d) == 0, f"expanded dim {d} should have stride 0"
-    assert_is_live_view(e, t, lambda a: np.broadcast_to(a, target), x, dtype, f"expand{target}")
+            assert e.stride(extra + d) == 0, f"{form}{target} (the {form} form): expanded dim {d} should have stride 0"
+    assert_is_live_view(e, t, lambda a: np.broadcast_to(a, target), x, dtype, f"{form}{target}")
 
 
 def transposed(t, d0, d1, use_t):
@@ -504,3 +527,54 @@ def test_there_is_no_torch_view_only_the_method(device, dtype, sample):
         assert_viewed(NO_TORCH_VIEW.call(t, new_shape), t, new_shape, x, dtype)
     assert (tuple(t.shape), t.stride()) == before, "view changed the tensor it was called on"
     assert_equal(t.cpu(), x.logical_values(dtype), "the tensor view was called on")
+
+
+# the real dtype whose two values make one element of each complex dtype
+COMPONENT_DTYPE = {torch.complex64: torch.float32, torch.complex128: torch.float64, torch.complex32: torch.float16}
+
+
+def view_as_real_samples(dtype):
+    """Sample(base): a complex tensor of any shape and writable layout, requiring grad or not."""
+    return st.composite(lambda draw: Sample((maybe_requiring_grad(draw, draw(specs(layouts=WRITABLE_LAYOUTS)), dtype),)))()
+
+
+VIEW_AS_REAL = Operation(
+    "views.view_as_real_shares",
+    dtypes="complex",  # "only supported for tensors with complex dtypes"
+    samples=view_as_real_samples,
+    call=lambda t: torch.view_as_real(t),
+)
+
+
+@VIEW_AS_REAL.property
+def test_view_as_real_is_a_view_with_a_last_dim_of_two(device, dtype, sample):
+    (base,) = sample.args
+    x = spec_of(base)
+    (t,), _ = sample.build(dtype=dtype, device=device)
+    r = VIEW_AS_REAL.call(t)
+    assert tuple(r.shape) == x.shape + (2,), f"view_as_real of {x.shape}: shape {tuple(r.shape)}, not the size with a last 2"
+    component = COMPONENT_DTYPE[dtype]
+    assert r.dtype == component, f"view_as_real of {dtype}: dtype {r.dtype}, not the real {component}"
+
+    def as_real(a):  # the last dimension: the real part, then the imaginary part
+        return np.stack([a.real, a.imag], axis=-1)
+
+    np.testing.assert_array_equal(
+        independent_array(r.detach().cpu()),
+        as_real(independent_array(x.logical_values(dtype))),
+        "view_as_real: the last dimension is not (real, imaginary)",
+    )
+    # "Returns a view of input as a real tensor": its storage, and a later write to the input shows
+    assert_shares_storage(r, t, "view_as_real")
+    # autograd mechanics: an operation's output requires grad when one of its inputs does
+    assert r.requires_grad == t.requires_grad, f"view_as_real: requires_grad {r.requires_grad}, the input's is {t.requires_grad}"
+    new = changed(t.detach())
+    with torch.no_grad():  # a leaf that requires grad is written only outside autograd
+        t.copy_(new)
+    np.testing.assert_array_equal(
+        independent_array(r.detach().cpu()),
+        as_real(independent_array(new.cpu())),
+        "view_as_real: a write to the input did not show",
+    )
+    with pytest.raises(RuntimeError):  # "only supported for tensors with complex dtypes" (the type observed)
+        torch.view_as_real(torch.zeros(x.shape, dtype=component, device=device))

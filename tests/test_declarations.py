@@ -42,7 +42,7 @@ COMPLETE_AREAS: set[str] = {
     "views",
 }
 # The catalogue-wide floor: it only rises.
-DECLARED_AT_LEAST = 208
+DECLARED_AT_LEAST = 216
 
 
 @pytest.fixture(scope="module")

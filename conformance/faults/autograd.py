@@ -449,3 +449,21 @@ def _(patch):
     @patch.replace(torch.utils.checkpoint, "checkpoint")
     def checkpoint(orig, function, first, *rest, **kwargs):
         return orig(function, first, *(r.detach().requires_grad_() for r in rest), **kwargs)
+
+
+@fault("detach_underscore_returns_a_copy", trips=["autograd.detach_in_place_leaf"])
+def _(patch):
+    """detach_() returns a detached new tensor and leaves the tensor in the graph."""
+    patch.method(torch.Tensor, "detach_", lambda orig: lambda self: self.detach())
+
+
+@fault("detach_underscore_detaches_views", trips=["autograd.detach_in_place_leaf"])
+def _(patch):
+    """detach_() of a view returns it as it is instead of raising."""
+
+    @patch.replace(torch.Tensor, "detach_")
+    def detach_(orig, self):
+        try:
+            return orig(self)
+        except RuntimeError:
+            return self

@@ -367,3 +367,27 @@ def _(patch):
             )
         ),
     )
+
+
+@fault("size_constructor_reverses", trips=["creation.size_is_tuple"])
+def _(patch):
+    """torch.Size(sizes) holds the sizes in reverse order (still a torch.Size)."""
+    patch.method(torch, "Size", lambda orig: lambda sizes=(): orig(list(sizes)[::-1]))
+
+
+@fault("is_tensor_exact_type", trips=["creation.is_tensor"])
+def _(patch):
+    """torch.is_tensor answers True only for the exact type torch.Tensor, not for its subclasses."""
+    patch.method(torch, "is_tensor", lambda orig: lambda obj: type(obj) is torch.Tensor)
+
+
+@fault("is_tensor_of_sequences", trips=["creation.is_tensor"])
+def _(patch):
+    """torch.is_tensor answers True for anything with a shape or a length (a torch.Size, a list, an array)."""
+    patch.method(torch, "is_tensor", lambda orig: lambda obj: orig(obj) or hasattr(obj, "__len__"))
+
+
+@fault("long_tensor_default_dtype", trips=["creation.long_tensor_legacy"])
+def _(patch):
+    """torch.LongTensor(data) builds a tensor of the default floating dtype, as torch.Tensor does."""
+    patch.attribute(torch, "LongTensor", torch.Tensor)

@@ -167,3 +167,15 @@ def _(patch):
         if k.get("copy") and out.dtype == self.dtype and out.is_floating_point() and out.numel():
             out.view(-1)[-1] *= DRIFT
         return out
+
+
+@fault("default_device_always_cpu", trips=["devices.default_device"])
+def _(patch):
+    """torch.get_default_device() answers the CPU whatever the default device is."""
+    patch.method(torch, "get_default_device", lambda orig: lambda: torch.device("cpu"))
+
+
+@fault("set_default_device_ignored", trips=["devices.default_device"])
+def _(patch):
+    """torch.set_default_device(d) does nothing: factories keep allocating on the CPU."""
+    patch.method(torch, "set_default_device", lambda orig: lambda device: None)

@@ -112,3 +112,20 @@ def _(patch):
     """torch.split and torch.chunk return copies of the pieces instead of views of the input."""
     patch.method(torch, "split", lambda orig: lambda *a, **k: tuple(p.clone() for p in orig(*a, **k)))
     patch.method(torch, "chunk", lambda orig: lambda *a, **k: tuple(p.clone() for p in orig(*a, **k)))
+
+
+@fault("concat_aliases_ignore_dim", trips=["joining.cat_existing_dim"])
+def _(patch):
+    """torch.concat and torch.concatenate, the aliases of torch.cat, always join along dimension 0."""
+    patch.method(torch, "concat", lambda orig: lambda tensors, dim=0, **k: orig(tensors, 0, **k))
+    patch.method(torch, "concatenate", lambda orig: lambda tensors, dim=0, **k: orig(tensors, 0, **k))
+
+
+@fault("chunk_method_drops_last", trips=["joining.cat_inverts_split"])
+def _(patch):
+    """Tensor.chunk (the method) drops its last piece."""
+
+    @patch.replace(torch.Tensor, "chunk")
+    def chunk(orig, self, chunks, dim=0):
+        parts = orig(self, chunks, dim)
+        return parts[:-1] if len(parts) > 1 else parts

@@ -1,5 +1,6 @@
 """Faults in reductions and elementwise (catalogue area `reductions`)."""
 
+import numpy as np
 import torch
 
 from conformance.faults import fault
@@ -82,6 +83,18 @@ def _(patch):
         if as_tuple:
             return orig(input, as_tuple=True, **k)
         return orig(input, **k).T
+
+
+@fault("nonzero_method_fortran_order", trips=["reductions.nonzero_shape"])
+def _(patch):
+    """Tensor.nonzero (the method) lists the nonzero elements in column-major order, not C order."""
+
+    @patch.replace(torch.Tensor, "nonzero")
+    def nonzero(orig, self, *, as_tuple=False, **k):
+        if as_tuple or self.dim() < 2:
+            return orig(self, as_tuple=as_tuple, **k)
+        rows = orig(self, **k)
+        return rows[torch.from_numpy(np.lexsort(rows.cpu().numpy().T)).to(rows.device)]
 
 
 @fault("where_broadcast_swaps", trips=["reductions.where_broadcasts"])

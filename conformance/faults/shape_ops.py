@@ -234,3 +234,103 @@ def _(patch):
 
     patch.method(torch.Tensor, "flatten", make)
     patch.method(torch, "flatten", make)
+
+
+@fault("flip_first_dim_only", trips=["shape_ops.flip_reverses_copy"])
+def _(patch):
+    """torch.flip and Tensor.flip reverse only the first dim of dims."""
+
+    def make(orig):
+        def flip(self, dims):
+            return orig(self, list(dims)[:1])
+
+        return flip
+
+    patch.method(torch, "flip", make)
+    patch.method(torch.Tensor, "flip", make)
+
+
+@fault("flip_nothing_returns_input", trips=["shape_ops.flip_reverses_copy"])
+def _(patch):
+    """torch.flip with nothing to reverse (no dims, or only dims of size <= 1) returns a view of the
+    input instead of a copy of its data."""
+
+    def make(orig):
+        def flip(self, dims):
+            if all(self.shape[d] <= 1 for d in dims) if self.dim() else True:
+                return self.view_as(self)
+            return orig(self, dims)
+
+        return flip
+
+    patch.method(torch, "flip", make)
+    patch.method(torch.Tensor, "flip", make)
+
+
+@fault("roll_flattened_rolls_dim0", trips=["shape_ops.roll_wraps_around"])
+def _(patch):
+    """roll with dims None rolls along dimension 0 instead of rolling the flattened tensor."""
+
+    def make(orig):
+        def roll(self, shifts, dims=None):
+            if dims is None and self.dim() > 0:
+                return orig(self, shifts, 0)
+            return orig(self, shifts, dims)
+
+        return roll
+
+    patch.method(torch, "roll", make)
+    patch.method(torch.Tensor, "roll", make)
+
+
+@fault("roll_negative_shift_forward", trips=["shape_ops.roll_wraps_around"])
+def _(patch):
+    """roll reads a negative shift as a positive one."""
+
+    def make(orig):
+        def roll(self, shifts, dims=None):
+            shifts = tuple(abs(s) for s in shifts) if isinstance(shifts, tuple | list) else abs(shifts)
+            return orig(self, shifts, dims)
+
+        return roll
+
+    patch.method(torch, "roll", make)
+    patch.method(torch.Tensor, "roll", make)
+
+
+@fault("unbind_default_dim_last", trips=["shape_ops.unbind_slices"])
+def _(patch):
+    """unbind with dim omitted unbinds the last dimension instead of dimension 0."""
+
+    def make(orig):
+        def unbind(self, dim=-1):
+            return orig(self, dim)
+
+        return unbind
+
+    patch.method(torch, "unbind", make)
+    patch.method(torch.Tensor, "unbind", make)
+
+
+@fault("unbind_drops_last_slice", trips=["shape_ops.unbind_slices"])
+def _(patch):
+    """torch.unbind returns every slice but the last."""
+    patch.method(torch, "unbind", lambda orig: lambda self, dim=0: orig(self, dim)[:-1])
+
+
+@fault("unfold_ignores_step", trips=["shape_ops.unfold_windows"])
+def _(patch):
+    """Tensor.unfold steps by 1 whatever step it is given."""
+    patch.method(torch.Tensor, "unfold", lambda orig: lambda self, dimension, size, step: orig(self, dimension, size, 1))
+
+
+@fault("unfold_copies", trips=["shape_ops.unfold_windows"])
+def _(patch):
+    """Tensor.unfold returns a copy of the windows instead of a view."""
+    patch.method(torch.Tensor, "unfold", lambda orig: lambda self, *a: orig(self, *a).clone())
+
+
+@fault("unbind_copies", trips=["shape_ops.unbind_slices"])
+def _(patch):
+    """Tensor.unbind returns copies of the slices instead of views of the tensor."""
+    patch.method(torch.Tensor, "unbind", lambda orig: lambda self, dim=0: tuple(p.clone() for p in orig(self, dim)))

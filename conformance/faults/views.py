@@ -344,3 +344,42 @@ def _(patch):
 
     patch.method(torch.Tensor, "narrow", make)
     patch.method(torch, "narrow", make)
+
+
+@fault("reshape_as_copies_noncontiguous", trips=["views.reshape_view_or_copy"])
+def _(patch):
+    """reshape_as(other) of a non-contiguous tensor copies even where a view is possible (which
+    reshape may do, but reshape_as "returns a view if other.sizes() is compatible")."""
+
+    @patch.replace(torch.Tensor, "reshape_as")
+    def reshape_as(orig, self, other):
+        return orig(self, other) if self.is_contiguous() else orig(self.contiguous(), other)
+
+
+@fault("expand_as_materialises", trips=["views.expand_shares"])
+def _(patch):
+    """expand_as(other) materialises the repeated elements instead of a view with stride 0."""
+    patch.method(torch.Tensor, "expand_as", lambda orig: lambda self, other: orig(self, other).clone())
+
+
+@fault("view_as_real_copies", trips=["views.view_as_real_shares"])
+def _(patch):
+    """view_as_real returns a copy of the (real, imaginary) pairs instead of a view of the input."""
+    patch.method(torch, "view_as_real", lambda orig: lambda input: orig(input).clone())
+
+
+@fault("view_as_real_imaginary_first", trips=["views.view_as_real_shares"])
+def _(patch):
+    """view_as_real puts the imaginary part first in the last dimension."""
+    patch.method(torch, "view_as_real", lambda orig: lambda input: orig(input)[..., [1, 0]])
+
+
+@fault("view_as_real_accepts_real", trips=["views.view_as_real_shares"])
+def _(patch):
+    """view_as_real of a real tensor returns (x, 0) pairs instead of raising."""
+
+    @patch.replace(torch, "view_as_real")
+    def view_as_real(orig, input):
+        if input.is_complex():
+            return orig(input)
+        return torch.stack([input, torch.zeros_like(input)], dim=-1)

@@ -3,8 +3,8 @@
 // Its memory is ordinary host memory (malloc), but torch sees a device of its own: tensors on it
 // carry the PrivateUse1 dispatch key, so every operator must go through this file. It implements
 // what any backend must (allocation, a device guard, empty/empty_strided, copies to and from the
-// CPU, views, as_strided, set_, reading a scalar, the hooks that autograd and RNG ask for) and
-// sends every other operator to the CPU kernels through PyTorch's boxed CPU fallback, which copies
+// CPU, views (view, unfold, view_as_real), as_strided, set_, reading a scalar, the hooks that
+// autograd and RNG ask for) and sends every other operator to the CPU kernels through PyTorch's boxed CPU fallback, which copies
 // the arguments to the CPU, runs the kernel, and copies results (and in-place updates) back.
 // It is one device (index 0) with one stream, and knows no events, pinned memory or IPC.
 
@@ -140,6 +140,15 @@ at::Tensor reshape_alias(const at::Tensor& self, c10::SymIntArrayRef size, c10::
   return at::native::_reshape_alias(self, C10_AS_INTARRAYREF_SLOW(size), C10_AS_INTARRAYREF_SLOW(stride));
 }
 
+// unfold and view_as_real are view operators: the boxed CPU fallback cannot share storage across
+// devices (torch warns "View operators don't support falling back to run on the CPU") and would
+// return copies, so the device runs their device-independent view kernels, as for view above.
+at::Tensor unfold(const at::Tensor& self, int64_t dimension, int64_t size, int64_t step) {
+  return at::native::unfold(self, dimension, size, step);
+}
+
+at::Tensor view_as_real(const at::Tensor& self) { return at::native::view_as_real(self); }
+
 const at::Tensor& resize(const at::Tensor& self, c10::SymIntArrayRef size, std::optional<at::MemoryFormat> format) {
   return at::native::resize_(self, C10_AS_INTARRAYREF_SLOW(size), format);
 }
@@ -189,6 +198,8 @@ TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
   m.impl("view", view);
   m.impl("as_strided", as_strided);
   m.impl("_reshape_alias", reshape_alias);
+  m.impl("unfold", unfold);
+  m.impl("view_as_real", view_as_real);
   m.impl("resize_", resize);
   m.impl("set_.source_Tensor", set_tensor);
   m.impl("set_.source_Storage", set_storage);
