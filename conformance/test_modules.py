@@ -1714,7 +1714,7 @@ def batch_norm_samples(draw):
     given = not training or draw(st.booleans(), label="running_given")
     label(f"running_given={given}")
     mean = draw(specs(shape=(c,), layouts=WRITABLE), label="running_mean") if given else None
-    var = draw(specs(shape=(c,), layouts=WRITABLE, low=0.5, high=4), label="running_var") if given else None
+    var = draw(specs(shape=(c,), layouts=WRITABLE, low=0.5, high=4), label="running_var") if given else None  # > 0
     weight, bias = (draw(st.one_of(st.none(), specs(shape=(c,))), label=n) for n in ("weight", "bias"))
     return Sample((x, None, form, mean, var, weight, bias), options)
 
@@ -2008,7 +2008,7 @@ def lstm_samples(draw):
         shape = (n, length, input_size) if options["batch_first"] else (length, n, input_size)
     else:
         shape = (length, input_size)
-    x = draw(specs(shape=shape, low=-2, high=2), label="x")
+    x = draw(specs(shape=shape, low=-2, high=2), label="x")  # within +-2: see above
     state = None
     if draw(st.booleans(), label="state_given"):
         layers = options["num_layers"] * (2 if options["bidirectional"] else 1)

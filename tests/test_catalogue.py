@@ -169,7 +169,7 @@ def test_the_census_names_resolve_too():
 # The census's coverage (issue 28): the top 100 all checked; of the top 300, this many checked or
 # listed with the reason in reports/api_census_uncovered.toml. Raise it as behaviours are added.
 CENSUS_TOP = 100
-CENSUS_COVERED_OR_LISTED_AT_LEAST = 282
+CENSUS_COVERED_OR_LISTED_AT_LEAST = 299
 TOP_LISTED: set[str] = set()  # census top-100 APIs left out with a reason (none now)
 
 
