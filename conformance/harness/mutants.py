@@ -163,12 +163,14 @@ def _measure(item, behaviour_id: str, state: dict) -> None:
 def _run(item) -> str | None:
     """Run the item once more; None if it passed (or skipped), else the first line of its error."""
     from conformance.harness.isolation import restore, snapshot
+    from conformance.harness.seeding import item_examples
 
     before = snapshot()
     previous = signal.signal(signal.SIGALRM, _timed_out)
     signal.setitimer(signal.ITIMER_REAL, RUN_SECONDS)
     try:
-        item.runtest()
+        with item_examples(item):  # the examples the item drew in the run itself
+            item.runtest()
     except pytest.skip.Exception:
         return None
     except (KeyboardInterrupt, SystemExit):

@@ -18,6 +18,7 @@ dtype, and the whole sweep meets fifty or more. `--max-examples N` is exactly N 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -124,6 +125,15 @@ def item_seed(run_seed, nodeid: str) -> int:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
+    with item_examples(item):
+        yield
+
+
+@contextlib.contextmanager
+def item_examples(item):
+    """While it is open, `item`'s Hypothesis test draws this item's own examples: its own digest
+    and seed, and its share of the profile's examples. The strength harness re-runs items inside
+    it too (conformance/harness/mutants.py), so a mutant meets the examples the run itself drew."""
     test = getattr(item, "obj", None)
     handle = getattr(test, "hypothesis", None)
     if handle is None:

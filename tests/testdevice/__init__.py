@@ -81,6 +81,10 @@ class _DeviceModule:
         return False
 
     @staticmethod
+    def get_amp_supported_dtype() -> list:  # torch.amp.autocast asks it (checkpoint's recomputation opens one)
+        return [torch.float16, torch.bfloat16]
+
+    @staticmethod
     def is_initialized() -> bool:  # fake tensors ask it of a factory call's device under torch.compile
         return True
 
