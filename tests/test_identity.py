@@ -40,4 +40,5 @@ def test_a_crashed_cross_device_item_is_recorded_with_its_identity(tmp_path):
     assert VICTIM in crashed[0]["nodeid"]
     assert (crashed[0]["behaviour"], crashed[0]["device"], crashed[0]["dtype"]) == ("softmax.range_and_sum", "meta", "float32")
     others = [r for r in results if r["status"] != "crashed"]
-    assert others and all(r["status"] == "passed" and r["dtype"] for r in others), others
+    # skipped: a call that needs what meta tensors lack (conformance/harness/agreement.py)
+    assert others and all(r["status"] in ("passed", "skipped") and r["dtype"] for r in others), others
