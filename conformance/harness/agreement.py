@@ -259,6 +259,8 @@ _META_CANNOT = {
     "cannot be called on meta tensors": "the call reads values, which meta tensors do not hold",
     "Cannot copy out of meta tensor": "the call copies values out, which meta tensors do not hold",
     "no fake impl or Meta kernel registered": "torch has no meta kernel for an operator the call uses",
+    # foreach=True: "use the foreach implementation"; None falls back on devices without one (clip_grad_*)
+    "can't use the foreach API on meta tensors": "the call asks for the foreach implementation, which meta lacks",
 }
 
 
