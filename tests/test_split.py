@@ -14,7 +14,9 @@ def _outcomes(path):
 
 
 def test_three_shards_merge_into_the_unsplit_report(tmp_path):
-    common = ("--hypothesis-profile=quick", "-p", "no:randomly", *MODULES)
+    # one seed for every run: an outcome that depends on the draw (a deviation only some inputs show)
+    # must be the same in a shard as in the whole run
+    common = ("--hypothesis-profile=quick", "--hypothesis-seed=0", "-p", "no:randomly", *MODULES)
     whole = run_pytest(*common, f"--report-dir={tmp_path / 'whole'}")
     assert whole.returncode == 0, whole.stdout[-2000:]
     shards = []

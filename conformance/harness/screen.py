@@ -35,9 +35,25 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call" and report.failed and call.excinfo is not None:
         exc = call.excinfo.value
         notes = [str(n) for n in getattr(exc, "__notes__", ())]
-        cut = next((i for i, n in enumerate(notes) if n.startswith(_LATER_NOTES)), len(notes))
-        setattr(report, _SCREEN, {"example": "\n".join(notes[:cut]), "message": f"{call.excinfo.typename}: {exc}"})
+        # Hypothesis starts its reproduce_failure note with a blank line
+        cut = next((i for i, n in enumerate(notes) if n.lstrip("\n").startswith(_LATER_NOTES)), len(notes))
+        example = _without_fixture_arguments("\n".join(notes[:cut]), item)
+        setattr(report, _SCREEN, {"example": example, "message": f"{call.excinfo.typename}: {exc}"})
     return report
+
+
+def _without_fixture_arguments(example: str, item) -> str:
+    """The example without the one-line arguments that carry none of it: pytest fixtures that are
+    not parameters (`request=<FixtureRequest ...>`) and `data=data(...)`, whose draws follow."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    noise = {name for name in getattr(item, "fixturenames", ()) if name not in params}
+    kept = []
+    for line in example.splitlines():
+        name, equals, value = line.strip().partition("=")
+        if equals and line.startswith("    ") and line.endswith(",") and (name in noise or value == "data(...),"):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
 
 
 def pytest_configure(config):
@@ -92,7 +108,8 @@ class Screen:
         tw.line("where it failed:")
         for entry in self.original.reprtraceback.reprentries:
             location = getattr(entry, "reprfileloc", None)
-            lines = [line for line in getattr(entry, "lines", ()) if line.startswith(">")]
+            # "???" is pytest's stand-in for a source it cannot show (Hypothesis' wrapper)
+            lines = [line for line in getattr(entry, "lines", ()) if line.startswith(">") and line[1:].strip() != "???"]
             if location is None:
                 continue
             tw.line(f"{location.path}:{location.lineno}" + (f": {location.message}" if location.message else ""))

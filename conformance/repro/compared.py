@@ -127,14 +127,17 @@ def same(actual, expected, labels):
     if got_error or want_error:
         assert want_error and isinstance(got_error, type(want_error)), f"{labels}: raised {got_error!r}, {want_error!r}"
         return
-    if any(isinstance(v, torch.Tensor) and v.is_meta for v in got + want):  # meta holds no values: what it knows
-        kinds = [[(v.dtype, v.shape) for v in side if isinstance(v, torch.Tensor)] for side in (got, want)]
-        assert kinds[0] == kinds[1], f"{labels}: dtypes or shapes differ: {kinds[0]}, {kinds[1]}"
-        return
-    compared = [(g, w) for g, w in zip(got, want) if isinstance(w, (torch.Tensor, int, float))]
+{meta}    compared = [(g, w) for g, w in zip(got, want) if isinstance(w, (torch.Tensor, int, float))]
     torch.testing.assert_close([g for g, _ in compared], [w for _, w in compared], equal_nan=True{tolerance})
     assert got_shares == want_shares, f"{labels}: outputs share memory with inputs {got_shares}, {want_shares}"
 '''
+
+# written only where a side runs on meta
+_META = """    if any(isinstance(v, torch.Tensor) and v.is_meta for v in got + want):  # meta holds no values: what it knows
+        kinds = [[(v.dtype, v.shape) for v in side if isinstance(v, torch.Tensor)] for side in (got, want)]
+        assert kinds[0] == kinds[1], f"{labels}: dtypes or shapes differ: {kinds[0]}, {kinds[1]}"
+        return
+"""
 
 _STRIDES = """    for g, w in compared:
         kept = [(a, b) for n, a, b in zip(w.shape, g.stride(), w.stride()) if n > 1] if isinstance(w, torch.Tensor) else []
@@ -160,7 +163,9 @@ def render(example: ComparedExample, *, header: list[str], device: str | None, b
             builders += [_inputs_source(name, b) for name, b in zip(names, pair)]
             pairs.append(tuple(names))
     tolerance = "".join(f", {k}={v!r}" for k, v in sorted(example.tolerance.items()))
-    comparison = _COMPARISON.replace("{tolerance}", tolerance).rstrip("\n") + "\n"
+    on_meta = any(str(side).split(":")[0] == "meta" for side in (device, actual, expected))
+    comparison = _COMPARISON.replace("{tolerance}", tolerance).replace("{meta}", _META if on_meta else "")
+    comparison = comparison.rstrip("\n") + "\n"
     if example.strides:
         comparison += _STRIDES
     body = [*(source for source in helpers.values() if source), call]
