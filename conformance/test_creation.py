@@ -775,6 +775,15 @@ def test_conversion_methods_equal_to_with_their_dtype(device, dtype, sample):
         )
         assert (converted is t) == (dtype == target), f"{method}: self returned exactly when the dtype already matches"
         torch.testing.assert_close(converted, t.to(target), rtol=0, atol=0, equal_nan=True)
+        shape, strides = tuple(t.shape), t.stride()
+        # the dtype methods take memory_format=torch.preserve_format by default: "If input tensor is
+        # allocated in dense non-overlapping memory, the output tensor strides will be copied from the
+        # input" (tensor_attributes.html#torch-memory-format). type and type_as document no strides; the
+        # non-dense half is clone's known deviation (creation.clone_non_dense_contiguous)
+        if method in CONVERSIONS and dense_non_overlapping(shape, strides):
+            assert meaningful(shape, converted.stride()) == meaningful(shape, strides), (
+                f"{method}: strides {converted.stride()}, not the dense input's {strides}"
+            )
     assert t.type(dtype) is t and isinstance(t.type(), str), "type() with no dtype names the type"
 
 

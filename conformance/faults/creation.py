@@ -164,6 +164,13 @@ def _(patch):
     patch.method(torch.Tensor, "float", lambda orig: lambda self, *a, **k: self.to(torch.float16))
 
 
+@fault("long_method_returns_contiguous", trips=["creation.conversion_methods"])
+def _(patch):
+    """Tensor.long() of a transposed (dense, not contiguous) tensor returns row-major strides, as if
+    memory_format were torch.contiguous_format rather than the default torch.preserve_format."""
+    patch.method(torch.Tensor, "long", lambda orig: lambda self, *a, **k: orig(self, *a, **k).contiguous())
+
+
 @fault("fill_misses_strided_self", trips=["creation.fill_and_init_fill"])
 def _(patch):
     """fill_ on a non-contiguous self fills a contiguous copy and leaves self as it was."""
