@@ -14,6 +14,7 @@ import numpy
 import pytest
 import torch
 import torch.autograd.forward_ad as forward_ad
+import torch.utils.checkpoint  # a submodule: not an attribute of torch.utils until imported (torch 2.6)
 from hypothesis import given
 from hypothesis import strategies as st
 from torch.testing import assert_close
