@@ -27,6 +27,7 @@ import argparse
 import io
 import json
 import os
+import subprocess
 import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
@@ -125,7 +126,10 @@ def run_fault(fault, scope: str, devices: list[str], backends: list[str] = (), c
     scripts = {k: v for k, v in collector.scripts.items() if v["behaviour"] in fault.trips}
     if check_scripts:
         written = {k: v["repro"] for k, v in scripts.items() if v.get("repro")}
-        faulted = repro.run(written, fault=fault.id, backends=backends) if written else {}
+        try:
+            faulted = repro.run(written, fault=fault.id, backends=backends) if written else {}
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:  # one fault's runner, not the whole matrix
+            faulted = {nodeid: {"raised": f"the script runner failed: {exc}"} for nodeid in written}
         for nodeid, details in scripts.items():
             details["under_fault"] = faulted.get(nodeid, {}).get("raised", "not run") if nodeid in written else None
     # A fault whose behaviours are all known deviations of this torch (their items xfail on stock
