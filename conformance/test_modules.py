@@ -734,6 +734,22 @@ TAILS = {
     "gelu": lambda v: 0.5 * math.erfc(v / math.sqrt(2)),
     "gelu_tanh": lambda v: 0.5 * (1 - math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))),
 }
+
+
+def _logistic(z: float) -> float:
+    """1 / (1 + e^-z), without overflow: 0.5 (1 + tanh(y)) is _logistic(2 y)."""
+    if z < 0:
+        e = math.exp(z)
+        return e / (1 + e)
+    return 1 / (1 + math.exp(-z))
+
+
+# The CDF itself, computed without cancellation where it is tiny (x very negative): where |x| times it is
+# under a quarter of the dtype's smallest subnormal, the formula's value rounded to the dtype is 0.
+CDFS = {
+    "gelu": lambda v: 0.5 * math.erfc(-v / math.sqrt(2)),
+    "gelu_tanh": lambda v: _logistic(2 * math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)),
+}
 # The documented spellings of each activation -> the formula it computes. Lambdas, so that torch
 # is looked up when they run (as declarations do).
 ACTIVATION_FORMS = {
@@ -750,8 +766,13 @@ FORMULA_OF = {form: "gelu_tanh" if "tanh" in form else "relu" if "relu" in form.
 
 @st.composite
 def activation_samples(draw):
-    # [-30, 30] reaches both saturated tails of GELU's Phi and tanh; the formulas are checked on finite values
-    x = draw(specs(low=-30, high=30), label="x")
+    # [-30, 30] reaches both saturated tails of GELU's Phi and tanh; [-8, 8] puts over half the values where
+    # GELU's two formulas (erf and tanh) differ by far more than the float32 and float64 bound below (up to 4e-4,
+    # for |x| < 4.5), so a GELU that computes the other one is told apart, and still reaches the saturated upper
+    # tail of the half dtypes and float32; the formulas are checked on finite values
+    high = draw(st.sampled_from([30, 8]), label="range")
+    label(f"range=+-{high}")
+    x = draw(specs(low=-high, high=high), label="x")
     form = draw(st.sampled_from(sorted(ACTIVATION_FORMS)), label="form")
     label(f"form={form}")
     return Sample((x,), {"form": form})
@@ -789,6 +810,11 @@ def test_relu_and_gelu_follow_their_formulas(device, dtype, sample):
     tail = np.vectorize(TAILS[formula], otypes=[np.float64])(values) if values.size else values
     exact = (values == 0) | ((values > 0) & (tail < eps / 8))
     np.testing.assert_array_equal(got[exact], values[exact], err_msg=f"{form} is not exact where the formula rounds to x")
+    # and 0 where x very negative makes |x| CDF(x) under a quarter of the dtype's smallest subnormal
+    cdf = np.vectorize(CDFS[formula], otypes=[np.float64])(values) if values.size else values
+    subnormal = torch.finfo(dtype).smallest_normal * eps
+    zero = (values < 0) & (np.abs(values) * cdf < subnormal / 4)
+    np.testing.assert_array_equal(got[zero], 0 * values[zero], err_msg=f"{form} is not 0 where the formula rounds to 0")
 
 
 def clip_gradients(grads, max_norm, norm_type):

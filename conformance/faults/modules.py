@@ -231,6 +231,15 @@ def _(patch):
         return orig(x, approximate="tanh")
 
 
+@fault("gelu_module_ignores_approximate", trips=["modules.activation_formulas"])
+def _(patch):
+    """nn.GELU(approximate='tanh') computes the exact erf GELU: the module drops its approximate argument."""
+
+    @patch.replace(nn.GELU, "__init__")
+    def init(orig, self, approximate="none"):
+        orig(self)
+
+
 @fault("clip_grad_norm_amplifies", trips=["modules.clip_grad_norm"])
 def _(patch):
     """clip_grad_norm_ scales by max_norm / total_norm without clamping to 1, so small gradients grow."""
