@@ -1194,9 +1194,10 @@ def pooling_windows(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> 
 
 
 @st.composite
-def pooling_options(draw, *, dilation: bool, one_tuple: bool):
+def pooling_options(draw, *, dilation: bool, one_tuple: bool, padded: bool = False):
     """kernel_size, stride (left out: its default kernel_size), padding and (max pooling) dilation, each an int or a
-    tuple (a 1-tuple where the docs allow one), with padding at most half the kernel, as documented."""
+    tuple (a 1-tuple where the docs allow one), with padding at most half the kernel, as documented; `padded`:
+    a padding of one at least along H (so a kernel of two at least there)."""
 
     def spelled(h, w, name):
         forms = ["int", "pair", "one"] if one_tuple else ["int", "pair"]
@@ -1204,7 +1205,7 @@ def pooling_options(draw, *, dilation: bool, one_tuple: bool):
         label(f"{name}={form}")
         return h if form == "int" else (h,) if form == "one" else (h, w)
 
-    kh, kw = (draw(st.integers(1, 3), label=f"kernel_{n}") for n in "hw")
+    kh, kw = draw(st.integers(2 if padded else 1, 3), label="kernel_h"), draw(st.integers(1, 3), label="kernel_w")
     options = {"kernel_size": spelled(kh, kw, "kernel_size")}
     if draw(st.booleans(), label="stride_given"):
         options["stride"] = spelled(*(draw(st.integers(1, 3), label=f"stride_{n}") for n in "hw"), "stride")
@@ -1212,7 +1213,7 @@ def pooling_options(draw, *, dilation: bool, one_tuple: bool):
         label("stride=omitted")
     # "padding ... must be >= 0 and <= kernel_size / 2" (F.max_pool2d); "pad should be at most half of effective
     # kernel size" (AvgPool2d)
-    ph, pw = draw(st.integers(0, kh // 2), label="padding_h"), draw(st.integers(0, kw // 2), label="padding_w")
+    ph, pw = draw(st.integers(1 if padded else 0, kh // 2), label="padding_h"), draw(st.integers(0, kw // 2), label="padding_w")
     if ph or pw or draw(st.booleans(), label="padding_given"):
         options["padding"] = spelled(ph, pw, "padding")
     if dilation and draw(st.booleans(), label="dilation_given"):
@@ -1323,14 +1324,19 @@ AVG_POOL_FORMS = {
 
 @st.composite
 def avg_pool_samples(draw):
-    options = draw(pooling_options(dilation=False, one_tuple=True))
+    # count_include_pad given: padded along H, so that the windows at the edge hold padding and the two divisors
+    # (counting the padding or not) differ
+    count_given = draw(st.booleans(), label="count_include_pad_given")
+    options = draw(pooling_options(dilation=False, one_tuple=True, padded=count_given))
     x = draw(pooled_input(options))
-    for name, values in (("count_include_pad", st.booleans()), ("divisor_override", st.integers(1, 5))):
-        if draw(st.booleans(), label=f"{name}_given"):
-            options[name] = draw(values, label=name)
-            label(f"{name}={options[name]}" if name == "count_include_pad" else f"{name}=given")
-        else:
-            label(f"{name}=omitted")
+    if count_given:
+        options["count_include_pad"] = draw(st.booleans(), label="count_include_pad")
+    label(f"count_include_pad={options.get('count_include_pad', 'omitted')}")
+    if draw(st.booleans(), label="divisor_override_given"):
+        options["divisor_override"] = draw(st.integers(1, 5), label="divisor_override")
+        label("divisor_override=given")
+    else:
+        label("divisor_override=omitted")
     form = draw(call_forms(AVG_POOL_FORMS), label="form")
     return Sample((x, form), options)
 

@@ -372,6 +372,16 @@ def _(patch):
         return orig(input, kernel_size, stride, padding, ceil_mode, True, **kwargs)
 
 
+@fault("avg_pool2d_module_ignores_count_include_pad", trips=["modules.avg_pool2d_windows"])
+def _(patch):
+    """nn.AvgPool2d drops the count_include_pad it is built with (F.avg_pool2d keeps its own): the module counts the
+    zero padding in every divisor."""
+
+    @patch.replace(nn.AvgPool2d, "__init__")
+    def init(orig, self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, **kwargs):
+        orig(self, kernel_size, stride, padding, ceil_mode, True, **kwargs)
+
+
 @fault("avg_pool2d_ignores_divisor_override", trips=["modules.avg_pool2d_windows"])
 def _(patch):
     """Average pooling divides by the window's size even when divisor_override is given."""
