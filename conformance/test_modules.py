@@ -165,6 +165,9 @@ def test_dropout_in_train_zeroes_and_scales_the_rest(device, dtype, x, p, seed):
         out = nn.Dropout(p).train()(t)
     kept = out != 0
     assert_close(out[kept], t[kept] / (1 - p))
+    # 1 - p a power of two (p = 0.5, or p under 2^-53, where 1 - p is 1.0): 1 / (1 - p) too, so the scaled values are exact
+    if 1 - p > 0 and math.frexp(1 - p)[0] == 0.5:
+        assert_equal(out[kept], t[kept] * (1 / (1 - p)), f"Dropout(p={p}) did not scale the kept values by exactly {1 / (1 - p)}")
     if p == 0:  # zeroed with probability 0, the rest scaled by 1 / (1 - 0) = 1: x itself
         assert_equal(out, t, "Dropout(p=0) changed its input's values")
     zeroed, n = int((~kept).sum()), t.numel()
@@ -766,13 +769,13 @@ FORMULA_OF = {form: "gelu_tanh" if "tanh" in form else "relu" if "relu" in form.
 
 @st.composite
 def activation_samples(draw):
-    # [-30, 30] reaches both saturated tails of GELU's Phi and tanh; [-8, 8] puts over half the values where
-    # GELU's two formulas (erf and tanh) differ by far more than the float32 and float64 bound below (up to 4e-4,
-    # for |x| < 4.5), so a GELU that computes the other one is told apart, and still reaches the saturated upper
-    # tail of the half dtypes and float32; the formulas are checked on finite values
-    high = draw(st.sampled_from([30, 8]), label="range")
-    label(f"range=+-{high}")
-    x = draw(specs(low=-high, high=high), label="x")
+    # [-30, 30] reaches both saturated tails of GELU's Phi and tanh; [-4.5, 30] puts a quarter of the values
+    # where GELU's two formulas (erf and tanh) differ by far more than the float32 and float64 bound below (up to
+    # 4e-4, for |x| < 4.5), so a GELU that computes the other one is told apart, and most of the rest in the
+    # saturated upper tail, where the result is x exactly; the formulas are checked on finite values
+    low = draw(st.sampled_from([-30, -4.5]), label="range")
+    label(f"range=[{low}, 30]")
+    x = draw(specs(low=low, high=30), label="x")
     form = draw(st.sampled_from(sorted(ACTIVATION_FORMS)), label="form")
     label(f"form={form}")
     return Sample((x,), {"form": form})
@@ -1803,8 +1806,12 @@ def test_batch_norm_normalizes_by_the_batch_and_updates_running_statistics(devic
         return
     module = norm_arg.make.keywords  # as drawn
     momentum, tracked, eps = module.get("momentum", 0.1), module["track_running_stats"], module.get("eps", 1e-5)
+    # bias=False: "the layer will not learn an additive bias (only relevant if affine is True)"
+    learns_beta = module["affine"] and module["bias"]
+    assert (norm.weight is not None) == module["affine"], "BatchNorm2d: affine does not say whether gamma is learned"
+    assert (norm.bias is not None) == learns_beta, "BatchNorm2d: bias does not say whether beta is learned"
     weight = None if not module["affine"] else independent_array(norm.weight.detach().cpu()).astype(np.float64)
-    bias = None if norm.bias is None else independent_array(norm.bias.detach().cpu()).astype(np.float64)
+    bias = independent_array(norm.bias.detach().cpu()).astype(np.float64) if learns_beta else None
     first, second, *running, evaluated = result
     y = 2 * x + 1
     for got, v, step in ((first, x, "first"), (second, y, "second")):
@@ -1873,13 +1880,17 @@ def test_group_norm_normalizes_each_group(device, dtype, sample):
             GROUP_NORM.call(x_built, norm)
         return
     out = GROUP_NORM.call(x_built, norm)
+    assert out.shape == x.shape and out.dtype == dtype, "GroupNorm: not x's shape and dtype"
     grouped = x.reshape(x.shape[0], groups, per_group)  # each group's channels and positions together
     expected, bound = normalized(grouped, (2,), options.get("eps", 1e-5))
     expected, bound = expected.reshape(x.shape), np.broadcast_to(bound, grouped.shape).reshape(x.shape)
     affine = options.get("affine", True)
+    # bias=False: "the layer will not learn an additive bias (only relevant if affine is True)"
+    learns_beta = affine and options["bias"]
     assert (norm.weight is not None) == affine, "GroupNorm: affine does not say whether gamma is learned"
+    assert (norm.bias is not None) == learns_beta, "GroupNorm: bias does not say whether beta is learned"
     weight = independent_array(norm.weight.detach().cpu()).astype(np.float64) if affine else None
-    bias = independent_array(norm.bias.detach().cpu()).astype(np.float64) if norm.bias is not None else None
+    bias = independent_array(norm.bias.detach().cpu()).astype(np.float64) if learns_beta else None
     expected, bound = affine_bound(expected, bound, weight, bias, torch.finfo(dtype).eps, (1, -1, *[1] * (x.ndim - 2)))
     assert_within(out, expected, bound, "GroupNorm: not (x - E[x]) / sqrt(Var[x] + eps) * gamma + beta over each group")
 
