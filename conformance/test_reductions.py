@@ -18,7 +18,7 @@ from strategies.shapes import shapes
 from strategies.tensors import WRITABLE_LAYOUTS, label
 
 # Small integer ranges make ties common: tie-breaking bugs only show on ties.
-TIES = dict(low=-2, high=2)
+TIES = dict(low=-2, high=2, whole=True)  # whole numbers in [-2, 2]: ties common, as the rules about them need
 NON_EMPTY = shapes(min_dims=1, min_side=1)
 
 

@@ -122,6 +122,7 @@ class TensorSpec(CompactRepr):
     low: float | None = None
     high: float | None = None
     magnitude: str = ""  # a MAGNITUDES class where one was drawn ("": make_tensor's own range)
+    whole: bool = False  # floating values rounded to whole numbers: equal elements (ties) common
 
     def __repr__(self) -> str:  # TensorSpec(shape=(2, 3), layout='sliced', params=(2, 1), seed=7)
         return compact_repr(self, always=("shape", "seed"))
@@ -172,6 +173,10 @@ class TensorSpec(CompactRepr):
                 values = torch.full(shape, self.low, dtype=dtype)
             else:
                 values = make_tensor(shape, dtype=dtype, device="cpu", low=self.low, high=self.high)
+                if self.whole and (dtype.is_floating_point or dtype.is_complex):
+                    parts = (values,) if dtype.is_floating_point else (values.real, values.imag)
+                    for part in parts:
+                        part.copy_(part.round())
         if self.magnitude and (dtype.is_floating_point or dtype.is_complex):
             label(f"magnitude={self.magnitude}")
             if self.magnitude != "unit":
@@ -331,6 +336,7 @@ def specs(
     low: float | None = None,
     high: float | None = None,
     magnitudes: bool = False,
+    whole: bool = False,
 ):
     """A strategy for `TensorSpec`s.
 
@@ -344,6 +350,8 @@ def specs(
     low, high:      the value range passed to `make_tensor`; low == high: every value is low
     magnitudes:     also draw a value class (MAGNITUDES: around 0, around 1, large) and scale
                     floating values to it; reported as magnitude=small|unit|large
+    whole:          round floating values to whole numbers, so that a small range (low=-2,
+                    high=2) makes equal elements common: ties, for the rules about them
     """
     layouts = (layouts,) if isinstance(layouts, str) else tuple(layouts)
     unknown = [name for name in layouts if name not in LAYOUTS]
@@ -363,14 +371,14 @@ def specs(
     if magnitudes and (low is not None or high is not None):
         raise InvalidArgument("specs(): magnitudes=True scales make_tensor's own range; give it without low=/high=")
     shapes = shapes if shapes is not None else _DEFAULT_SHAPES
-    return _specs(shapes, tuple(layouts), special_values, extremes, low, high, magnitudes)
+    return _specs(shapes, tuple(layouts), special_values, extremes, low, high, magnitudes, whole)
 
 
 _DEFAULT_SHAPES = shape_strategy()
 
 
 @st.composite
-def _specs(draw, shapes, layouts, special_values, extremes, low, high, magnitudes=False) -> TensorSpec:
+def _specs(draw, shapes, layouts, special_values, extremes, low, high, magnitudes=False, whole=False) -> TensorSpec:
     shape = tuple(draw(shapes))
     layout = draw(_choice(tuple(layouts_for(len(shape), layouts)) or ("contiguous",)))
     params = draw(_layout_params(layout, shape))
@@ -388,4 +396,5 @@ def _specs(draw, shapes, layouts, special_values, extremes, low, high, magnitude
         low=low,
         high=high,
         magnitude=magnitude,
+        whole=whole,
     )

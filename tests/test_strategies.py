@@ -267,3 +267,15 @@ def test_falsifying_examples_print_specs_samples_and_operations_compactly():
     assert pretty(sample) == repr(sample)
     operation = operations()[0]
     assert pretty(operation) == repr(operation) == f"Operation({operation.behaviour!r})"
+
+
+def test_whole_values_are_whole_numbers_in_range_so_ties_are_common():
+    import torch
+
+    from strategies.tensors import TensorSpec
+
+    for dtype in (torch.float32, torch.float64, torch.bfloat16, torch.complex64):
+        values = TensorSpec(shape=(40,), seed=5, low=-2, high=2, whole=True).logical_values(dtype)
+        parts = (values.real, values.imag) if dtype.is_complex else (values,)
+        assert all(torch.equal(p, p.round()) and p.abs().max() <= 2 for p in parts), values
+        assert len(set(values.tolist())) < 40, "no equal elements among 40 whole numbers in [-2, 2]"
