@@ -179,6 +179,37 @@ def _check_on_stock(results: list[dict], backends) -> dict:
     return counts
 
 
+def _confirmed(result: dict, args) -> dict:
+    """A survivor of the in-process loop, run again alone in a fresh interpreter: its verdict there
+    is the one reported. Faults run one after another in one process have been seen to leave
+    something behind that lets a later fault survive (4 of 6 survivors in one whole run, each
+    killed when run alone); the cause is not found yet, so no survivor is reported unconfirmed."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "alone.json"
+        command = [
+            sys.executable,
+            "-m",
+            "tools.killmatrix",
+            "--faults",
+            result["fault"],
+            "--scope",
+            args.scope,
+            "--json",
+            str(out),
+        ]
+        command += ["--device", ",".join(result["devices"])] if args.device else []
+        command += [f"--backend={b}" for b in args.backend] + (["--check-scripts"] if args.check_scripts else [])
+        subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+        if not out.is_file():
+            return result
+        alone = json.loads(out.read_text())["results"][0]
+    if alone["status"] != "survived":
+        alone["confirmed_alone"] = "killed when run alone in a fresh interpreter (it survived in the whole run)"
+    return alone
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.killmatrix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -241,6 +272,8 @@ def main(argv=None) -> int:
         results.append(run_fault(fault, args.scope, devices, args.backend, args.check_scripts))
         r = results[-1]
         progress.finished(f"{r['status']:14} {r['fault']}")
+    if len(chosen) > 1:
+        results = [_confirmed(r, args) if r["status"] == "survived" else r for r in results]
     order = {"survived": 0, "killed": 1, "masked": 2, "not applicable": 3}
     results.sort(key=lambda r: (order[r["status"]], r["fault"]))
     print(f"{'fault':40} {'status':14} {'examples':>8} {'seconds':>8}  killed by")
