@@ -475,6 +475,10 @@ def test_tensor_of_two_ints_raises(device, dtype, sample):
         assert made.shape == (a, b), "torch.empty(a, b) is not a x b"
         assert made.dtype == torch.get_default_dtype(), "torch.empty(a, b) is not of the default dtype"
         assert not made.requires_grad, "torch.empty requires grad, where requires_grad defaults to False"
+        # "device: the desired device of returned tensor", the device under test and meta, on every machine
+        for where in (device, "meta"):
+            placed = torch.empty(a, b, device=where)
+            assert placed.device.type == torch.device(where).type, f"torch.empty(a, b, device={where!r}) is on {placed.device}"
 
 
 @pytest.mark.behaviour("creation.no_double64")
@@ -858,8 +862,12 @@ def test_manual_seed_replays_randint_within_low_and_high(device, seed, low, span
         first = torch.randint(low, low + span, size, device=device)
         torch.manual_seed(seed)
         again = torch.randint(low, low + span, size, device=device)
+        on_meta = torch.randint(low, low + span, size, device="meta")  # draws nothing: meta holds no values
     assert torch.equal(first, again), "the same seed gave other numbers"
     assert first.dtype == torch.int64 and tuple(first.shape) == size, "randint is not int64 of the given size"
+    # "device: the desired device of returned tensor", the device under test and meta, on every machine
+    for where, made in ((device, first), ("meta", on_meta)):
+        assert made.device.type == torch.device(where).type, f"randint: device={where!r} gave a tensor on {made.device}"
     assert bool((first >= low).all()) and bool((first < low + span).all()), "randint left [low, high)"
 
 
@@ -944,6 +952,7 @@ def test_linspace_spaces_steps_values_evenly_from_start_to_end(device, dtype, sa
     kind = dtype if "dtype" in sample.kwargs else torch.get_default_dtype()  # left out: the default dtype
     t = LINSPACE(sample, dtype=dtype, device=device)
     assert tuple(t.shape) == (steps,) and t.dtype == kind, f"linspace: {tuple(t.shape)} {t.dtype}, not ({steps},) {kind}"
+    assert not t.requires_grad, "linspace requires grad, where requires_grad (left out) defaults to False"
     # start + i * (end - start) / (steps - 1), in float64
     expected = [start + i * (end - start) / (steps - 1) for i in range(steps - 1)] + [end] if steps > 1 else [start][:steps]
     got = independent_array(t.cpu()).astype(numpy.float64)
@@ -986,6 +995,9 @@ def test_randperm_permutes_zero_to_n_minus_one(device, dtype, sample):
     kind = dtype if "dtype" in sample.kwargs else torch.int64  # left out: int64
     drawn, _ = permutation_of(n, seed, **kw)
     assert tuple(drawn.shape) == (n,) and drawn.dtype == kind, f"randperm: {tuple(drawn.shape)} {drawn.dtype}, not ({n},) {kind}"
+    # "device: the desired device of returned tensor", the device under test and meta, on every machine
+    for where, made in ((device, drawn), ("meta", torch.randperm(n, **{**kw, "device": "meta"}))):
+        assert made.device.type == torch.device(where).type, f"randperm: device={where!r} gave a tensor on {made.device}"
     if torch.device(device).type != "meta":
         assert sorted(drawn.cpu().tolist()) == list(range(n)), "randperm: not a permutation of 0 to n - 1"
         again, _ = permutation_of(n, seed, **kw)

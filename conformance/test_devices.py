@@ -1,5 +1,7 @@
 """Device moves: .to forms, get_device, cuda vs cuda:0, mixed devices, module moves."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,6 @@ from hypothesis import strategies as st
 from conformance.checks import assert_own_storage, independent_array, numpy_dtype, private_rng
 from conformance.checks import dense_non_overlapping as _dense
 from strategies import DTYPE_GROUPS, specs
-from strategies.samples import call_forms
 
 
 def converted(a: np.ndarray, to: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -34,10 +35,10 @@ def converted(a: np.ndarray, to: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
         return a.astype(numpy_dtype(to)), defined
 
 
-TO_FORMS = {  # the documented spellings of to(device, dtype)
-    "positional": lambda t, device, dtype: t.to(device, dtype),
-    "keywords": lambda t, device, dtype: t.to(device=device, dtype=dtype),
-    "device_object": lambda t, device, dtype: t.to(torch.device(device), dtype),
+TO_FORMS = {  # the documented spellings of to(device, dtype), copy= given or left out
+    "positional": lambda t, device, dtype, **copy: t.to(device, dtype, **copy),
+    "keywords": lambda t, device, dtype, **copy: t.to(device=device, dtype=dtype, **copy),
+    "device_object": lambda t, device, dtype, **copy: t.to(torch.device(device), dtype, **copy),
 }
 
 
@@ -47,14 +48,15 @@ TO_FORMS = {  # the documented spellings of to(device, dtype)
 @given(
     x=specs(special_values=True, extremes=True),
     other=st.sampled_from(DTYPE_GROUPS["all"]),
-    form=call_forms(TO_FORMS),
     copy=st.sampled_from([None, False, True]),  # None: left out, its default (False)
 )
-def test_to_changes_device_and_dtype_together(device, dtype, x, other, form, copy):
+def test_to_changes_device_and_dtype_together(device, dtype, x, other, copy):
     drawn = x.build(dtype=dtype, device="cpu")
-    # The drawn layout, and its dims reversed: a dense input is then non-contiguous in every example.
-    for t in (drawn, drawn.permute(tuple(reversed(range(drawn.dim()))))):
-        out = TO_FORMS[form](t, device, other) if copy is None else t.to(device, other, copy=copy)
+    given = {} if copy is None else {"copy": copy}
+    # The drawn layout, and its dims reversed: a dense input is then non-contiguous in every example;
+    # each documented spelling of the call, every example.
+    for t, form in itertools.product((drawn, drawn.permute(tuple(reversed(range(drawn.dim()))))), TO_FORMS):
+        out = TO_FORMS[form](t, device, other, **given)
         assert out.device.type == torch.device(device).type, "to() did not move the tensor to the device asked for"
         assert out.dtype == other, "to() did not convert the tensor to the dtype asked for"
         assert out.shape == t.shape, "to() changed the shape"
@@ -75,7 +77,7 @@ def test_to_changes_device_and_dtype_together(device, dtype, x, other, form, cop
         )
         expected, defined = converted(independent_array(t), other)
         got = independent_array(out.cpu())
-        np.testing.assert_array_equal(got[defined], expected[defined], f"values converted to {other}")
+        np.testing.assert_array_equal(got[defined], expected[defined], f"values converted to {other} ({form})")
         if other.is_floating_point or other.is_complex:  # IEEE 754 keeps the sign of a zero
             zero = (expected == 0) & defined
             np.testing.assert_array_equal(np.signbit(got.real[zero]), np.signbit(expected.real[zero]), "sign of zero")

@@ -166,6 +166,9 @@ def test_dropout_in_train_zeroes_and_scales_the_rest(device, dtype, x, p, seed):
         out = nn.Dropout(p).train()(t)
     kept = out != 0
     assert_close(out[kept], t[kept] / (1 - p))
+    # 1 - p a power of two (p = 0.5, or p under 2^-53, where 1 - p is 1.0): 1 / (1 - p) too, so the scaled values are exact
+    if 1 - p > 0 and math.frexp(1 - p)[0] == 0.5:
+        assert_equal(out[kept], t[kept] * (1 / (1 - p)), f"Dropout(p={p}) did not scale the kept values by exactly {1 / (1 - p)}")
     if p == 0:  # zeroed with probability 0, the rest scaled by 1 / (1 - 0) = 1: x itself
         assert_equal(out, t, "Dropout(p=0) changed its input's values")
     zeroed, n = int((~kept).sum()), t.numel()
@@ -735,6 +738,22 @@ TAILS = {
     "gelu": lambda v: 0.5 * math.erfc(v / math.sqrt(2)),
     "gelu_tanh": lambda v: 0.5 * (1 - math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3))),
 }
+
+
+def _logistic(z: float) -> float:
+    """1 / (1 + e^-z), without overflow: 0.5 (1 + tanh(y)) is _logistic(2 y)."""
+    if z < 0:
+        e = math.exp(z)
+        return e / (1 + e)
+    return 1 / (1 + math.exp(-z))
+
+
+# The CDF itself, computed without cancellation where it is tiny (x very negative): where |x| times it is
+# under a quarter of the dtype's smallest subnormal, the formula's value rounded to the dtype is 0.
+CDFS = {
+    "gelu": lambda v: 0.5 * math.erfc(-v / math.sqrt(2)),
+    "gelu_tanh": lambda v: _logistic(2 * math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)),
+}
 # The documented spellings of each activation -> the formula it computes. Lambdas, so that torch
 # is looked up when they run (as declarations do).
 ACTIVATION_FORMS = {
@@ -751,8 +770,13 @@ FORMULA_OF = {form: "gelu_tanh" if "tanh" in form else "relu" if "relu" in form.
 
 @st.composite
 def activation_samples(draw):
-    # [-30, 30] reaches both saturated tails of GELU's Phi and tanh; the formulas are checked on finite values
-    x = draw(specs(low=-30, high=30), label="x")
+    # [-30, 30] reaches both saturated tails of GELU's Phi and tanh; [-4.5, 30] puts a quarter of the values
+    # where GELU's two formulas (erf and tanh) differ by far more than the float32 and float64 bound below (up to
+    # 4e-4, for |x| < 4.5), so a GELU that computes the other one is told apart, and most of the rest in the
+    # saturated upper tail, where the result is x exactly; the formulas are checked on finite values
+    low = draw(st.sampled_from([-30, -4.5]), label="range")
+    label(f"range=[{low}, 30]")
+    x = draw(specs(low=low, high=30), label="x")
     form = draw(st.sampled_from(sorted(ACTIVATION_FORMS)), label="form")
     label(f"form={form}")
     return Sample((x,), {"form": form})
@@ -790,6 +814,11 @@ def test_relu_and_gelu_follow_their_formulas(device, dtype, sample):
     tail = np.vectorize(TAILS[formula], otypes=[np.float64])(values) if values.size else values
     exact = (values == 0) | ((values > 0) & (tail < eps / 8))
     np.testing.assert_array_equal(got[exact], values[exact], err_msg=f"{form} is not exact where the formula rounds to x")
+    # and 0 where x very negative makes |x| CDF(x) under a quarter of the dtype's smallest subnormal
+    cdf = np.vectorize(CDFS[formula], otypes=[np.float64])(values) if values.size else values
+    subnormal = torch.finfo(dtype).smallest_normal * eps
+    zero = (values < 0) & (np.abs(values) * cdf < subnormal / 4)
+    np.testing.assert_array_equal(got[zero], 0 * values[zero], err_msg=f"{form} is not 0 where the formula rounds to 0")
 
 
 def clip_gradients(grads, max_norm, norm_type):
@@ -1169,9 +1198,10 @@ def pooling_windows(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> 
 
 
 @st.composite
-def pooling_options(draw, *, dilation: bool, one_tuple: bool):
+def pooling_options(draw, *, dilation: bool, one_tuple: bool, padded: bool = False):
     """kernel_size, stride (left out: its default kernel_size), padding and (max pooling) dilation, each an int or a
-    tuple (a 1-tuple where the docs allow one), with padding at most half the kernel, as documented."""
+    tuple (a 1-tuple where the docs allow one), with padding at most half the kernel, as documented; `padded`:
+    a padding of one at least along H (so a kernel of two at least there)."""
 
     def spelled(h, w, name):
         forms = ["int", "pair", "one"] if one_tuple else ["int", "pair"]
@@ -1179,7 +1209,7 @@ def pooling_options(draw, *, dilation: bool, one_tuple: bool):
         label(f"{name}={form}")
         return h if form == "int" else (h,) if form == "one" else (h, w)
 
-    kh, kw = (draw(st.integers(1, 3), label=f"kernel_{n}") for n in "hw")
+    kh, kw = draw(st.integers(2 if padded else 1, 3), label="kernel_h"), draw(st.integers(1, 3), label="kernel_w")
     options = {"kernel_size": spelled(kh, kw, "kernel_size")}
     if draw(st.booleans(), label="stride_given"):
         options["stride"] = spelled(*(draw(st.integers(1, 3), label=f"stride_{n}") for n in "hw"), "stride")
@@ -1187,7 +1217,7 @@ def pooling_options(draw, *, dilation: bool, one_tuple: bool):
         label("stride=omitted")
     # "padding ... must be >= 0 and <= kernel_size / 2" (F.max_pool2d); "pad should be at most half of effective
     # kernel size" (AvgPool2d)
-    ph, pw = draw(st.integers(0, kh // 2), label="padding_h"), draw(st.integers(0, kw // 2), label="padding_w")
+    ph, pw = draw(st.integers(1 if padded else 0, kh // 2), label="padding_h"), draw(st.integers(0, kw // 2), label="padding_w")
     if ph or pw or draw(st.booleans(), label="padding_given"):
         options["padding"] = spelled(ph, pw, "padding")
     if dilation and draw(st.booleans(), label="dilation_given"):
@@ -1298,14 +1328,19 @@ AVG_POOL_FORMS = {
 
 @st.composite
 def avg_pool_samples(draw):
-    options = draw(pooling_options(dilation=False, one_tuple=True))
+    # count_include_pad given: padded along H, so that the windows at the edge hold padding and the two divisors
+    # (counting the padding or not) differ
+    count_given = draw(st.booleans(), label="count_include_pad_given")
+    options = draw(pooling_options(dilation=False, one_tuple=True, padded=count_given))
     x = draw(pooled_input(options))
-    for name, values in (("count_include_pad", st.booleans()), ("divisor_override", st.integers(1, 5))):
-        if draw(st.booleans(), label=f"{name}_given"):
-            options[name] = draw(values, label=name)
-            label(f"{name}={options[name]}" if name == "count_include_pad" else f"{name}=given")
-        else:
-            label(f"{name}=omitted")
+    if count_given:
+        options["count_include_pad"] = draw(st.booleans(), label="count_include_pad")
+    label(f"count_include_pad={options.get('count_include_pad', 'omitted')}")
+    if draw(st.booleans(), label="divisor_override_given"):
+        options["divisor_override"] = draw(st.integers(1, 5), label="divisor_override")
+        label("divisor_override=given")
+    else:
+        label("divisor_override=omitted")
     form = draw(call_forms(AVG_POOL_FORMS), label="form")
     return Sample((x, form), options)
 
@@ -1780,8 +1815,12 @@ def test_batch_norm_normalizes_by_the_batch_and_updates_running_statistics(devic
         return
     module = norm_arg.make.keywords  # as drawn
     momentum, tracked, eps = module.get("momentum", 0.1), module["track_running_stats"], module.get("eps", 1e-5)
+    # bias=False: "the layer will not learn an additive bias (only relevant if affine is True)"
+    learns_beta = module["affine"] and module.get("bias", True)  # not drawn (NORM_TAKES_BIAS): a beta whenever affine
+    assert (norm.weight is not None) == module["affine"], "BatchNorm2d: affine does not say whether gamma is learned"
+    assert (norm.bias is not None) == learns_beta, "BatchNorm2d: bias does not say whether beta is learned"
     weight = None if not module["affine"] else independent_array(norm.weight.detach().cpu()).astype(np.float64)
-    bias = None if norm.bias is None else independent_array(norm.bias.detach().cpu()).astype(np.float64)
+    bias = independent_array(norm.bias.detach().cpu()).astype(np.float64) if learns_beta else None
     first, second, *running, evaluated = result
     y = 2 * x + 1
     for got, v, step in ((first, x, "first"), (second, y, "second")):
@@ -1850,13 +1889,17 @@ def test_group_norm_normalizes_each_group(device, dtype, sample):
             GROUP_NORM.call(x_built, norm)
         return
     out = GROUP_NORM.call(x_built, norm)
+    assert out.shape == x.shape and out.dtype == dtype, "GroupNorm: not x's shape and dtype"
     grouped = x.reshape(x.shape[0], groups, per_group)  # each group's channels and positions together
     expected, bound = normalized(grouped, (2,), options.get("eps", 1e-5))
     expected, bound = expected.reshape(x.shape), np.broadcast_to(bound, grouped.shape).reshape(x.shape)
     affine = options.get("affine", True)
+    # bias=False: "the layer will not learn an additive bias (only relevant if affine is True)"
+    learns_beta = affine and options.get("bias", True)  # not drawn (NORM_TAKES_BIAS): a beta whenever affine
     assert (norm.weight is not None) == affine, "GroupNorm: affine does not say whether gamma is learned"
+    assert (norm.bias is not None) == learns_beta, "GroupNorm: bias does not say whether beta is learned"
     weight = independent_array(norm.weight.detach().cpu()).astype(np.float64) if affine else None
-    bias = independent_array(norm.bias.detach().cpu()).astype(np.float64) if norm.bias is not None else None
+    bias = independent_array(norm.bias.detach().cpu()).astype(np.float64) if learns_beta else None
     expected, bound = affine_bound(expected, bound, weight, bias, torch.finfo(dtype).eps, (1, -1, *[1] * (x.ndim - 2)))
     assert_within(out, expected, bound, "GroupNorm: not (x - E[x]) / sqrt(Var[x] + eps) * gamma + beta over each group")
 

@@ -948,12 +948,21 @@ def test_amax_reduces_dims_and_splits_the_gradient_among_ties(device, dtype, sam
     np.testing.assert_array_equal(independent_array(out.cpu()), expected, f"{what}: not the maximum of each slice")
     if dtype.is_floating_point:
         # "Both amax/amin evenly distribute gradients between equal values": each maximal element of
-        # a slice gets 1 / (the number of maximal elements in its slice) of the slice's gradient
+        # a slice gets 1 / (the number of maximal elements in its slice) of the slice's gradient,
+        # here a different one per slice (1, 2, 3, ... in row-major order of the result)
         t = x.build(dtype=dtype, device=device, requires_grad=True)
-        amax(t, dim, keepdim).sum().backward()
+        tracked = amax(t, dim, keepdim)  # of an input that requires grad: the same maxima
+        assert tracked.dtype == dtype, f"{what} of an input requiring grad: {tracked.dtype}, not the input's {dtype}"
+        np.testing.assert_array_equal(
+            independent_array(tracked.detach().cpu()),
+            expected,
+            f"{what} of an input requiring grad: not the maximum of each slice",
+        )
+        upstream = np.arange(1, expected.size + 1, dtype=np.float64).reshape(expected.shape)
+        tracked.backward(torch.from_numpy(upstream).to(dtype=dtype, device=device))
         top = np.amax(a, axis=axis, keepdims=True)
         is_max = a == top
-        share = is_max / np.sum(is_max, axis=axis, keepdims=True)
+        share = is_max / np.sum(is_max, axis=axis, keepdims=True) * upstream.reshape(top.shape)
         assert_close(t.grad.cpu(), torch.from_numpy(share).to(dtype), msg=lambda m: f"{what}: gradient not split evenly\n{m}")
 
 
@@ -1077,6 +1086,23 @@ def test_std_and_var_follow_the_documented_formula(device, dtype, sample):
         if n == 1 and delta == 0:
             # one sample is its own mean: sum((x - mean)^2) / 1 is exactly 0, with nothing rounded
             np.testing.assert_array_equal(independent_array(out.cpu()), want, f"{what}: one sample's spread is not exactly 0")
+    # The same dims of the input's first entry along each reduced dim, every example: one sample,
+    # with correction=0 exactly 0 (NaN where that sample is infinite or NaN: inf - inf)
+    reduced = range(x.ndim) if axis is None else axis
+    t = x.build(dtype=dtype, device=device)
+    if all(t.shape[d] for d in reduced):
+        one, first = t, a
+        for d in reduced:
+            one, first = one.narrow(d, 0, 1), np.take(first, [0], axis=d)
+        with np.errstate(invalid="ignore"):
+            spread = np.asarray(np.sum((first - first) ** 2, axis=axis, keepdims=bool(keepdim)))
+        for form, out in (
+            ("Tensor.std", one.std(dim, correction=0, **kept(keepdim))),
+            ("Tensor.var", one.var(dim, correction=0, **kept(keepdim))),
+        ):
+            what = f"{form}(dim={dim}, correction=0, keepdim={keepdim}) of one sample"
+            assert tuple(out.shape) == spread.shape, f"{what}: shape {tuple(out.shape)}, not {spread.shape}"
+            np.testing.assert_array_equal(independent_array(out.cpu()), spread, f"{what}: one sample's spread is not exactly 0")
 
 
 # ord -> the vector norm of |x| in NumPy (linalg.vector_norm's table): inf max, -inf min, 0 the

@@ -255,3 +255,19 @@ def test_fingerprints_are_recorded_as_sorted_sets_whatever_order_the_items_ran_i
         (warning,) = seen[0][f"test_warned_once_per_process[cpu-{n}]"]["warnings"]
         assert warning.startswith("UserWarning: torch.cholesky is deprecated in favor of torch.linalg.cholesky")
         assert "result" not in seen[0][f"test_warned_once_per_process[cpu-{n}]"]
+
+
+def test_the_nightly_release_matrix_runs_the_floor_the_pinned_and_a_newer_release():
+    """The workflow's `releases` job (the upgrade report's runs) names the floor pyproject.toml
+    declares as its oldest and the workflow's TORCH_VERSION as its pinned release."""
+    import re
+
+    workflow = (ROOT / ".github" / "workflows" / "conformance.yml").read_text()
+    releases = dict(re.findall(r"- release: (\w+)\n\s+torch: \"([\d.]+)\"", workflow))
+    floor = re.search(r'"torch>=([\d.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    pinned = re.search(r'TORCH_VERSION: "([\d.]+)"', workflow).group(1)
+    assert set(releases) == {"oldest", "pinned", "newest"}, releases
+    assert releases["oldest"].startswith(floor + ".") or releases["oldest"] == floor, (releases, floor)
+    assert releases["pinned"] == pinned, (releases, pinned)
+    version = lambda v: tuple(int(p) for p in v.split("."))
+    assert version(releases["oldest"]) < version(releases["pinned"]) < version(releases["newest"]), releases

@@ -186,6 +186,15 @@ def _(patch):
         return orig(low, high + 1, size, **k)
 
 
+@fault("randint_ignores_device", trips=["creation.manual_seed_replays_randint"])
+def _(patch):
+    """torch.randint(..., device=d) ignores device= and draws on the default device."""
+
+    @patch.replace(torch, "randint")
+    def randint(orig, *a, device=None, **k):
+        return orig(*a, **k)
+
+
 @fault("finfo_eps_halved", trips=["creation.finfo_limits"])
 def _(patch):
     """torch.finfo reports half the true machine epsilon."""
@@ -231,6 +240,15 @@ def _(patch):
         return orig(start, start + (end - start) * (steps - 1) / steps, steps, **k) if steps > 1 else orig(start, end, steps, **k)
 
 
+@fault("linspace_requires_grad", trips=["creation.linspace_evenly_spaced"])
+def _(patch):
+    """linspace's requires_grad defaults to True: the result requires grad where it is left out."""
+
+    @patch.replace(torch, "linspace")
+    def linspace(orig, *a, requires_grad=True, **k):
+        return orig(*a, requires_grad=requires_grad, **k)
+
+
 @fault("randperm_repeats_one", trips=["creation.randperm_is_a_permutation"])
 def _(patch):
     """randperm draws one value twice and leaves another out."""
@@ -241,6 +259,24 @@ def _(patch):
         if n > 1:
             out[out == 0] = 1
         return out
+
+
+@fault("randperm_ignores_device", trips=["creation.randperm_is_a_permutation"])
+def _(patch):
+    """torch.randperm(n, device=d) ignores device= and makes the permutation on the default device."""
+
+    @patch.replace(torch, "randperm")
+    def randperm(orig, *a, device=None, **k):
+        return orig(*a, **k)
+
+
+@fault("empty_ignores_device", trips=["creation.tensor_two_ints_raises"])
+def _(patch):
+    """torch.empty(*size, device=d) ignores device= and allocates on the default device."""
+
+    @patch.replace(torch, "empty")
+    def empty(orig, *size, device=None, **k):
+        return orig(*size, **k)
 
 
 @fault("eye_ignores_m", trips=["creation.eye_ones_on_diagonal"])

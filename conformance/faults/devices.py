@@ -128,6 +128,20 @@ def _(patch):
         return orig(self, *a, **k)
 
 
+@fault("to_keyword_int_dtype_floors", trips=["devices.to_device_and_dtype"])
+def _(patch):
+    """to(device=..., dtype=an integer type), dtype spelled as a keyword, floors a float instead of
+    truncating it: a negative value with a fraction lands one below."""
+
+    @patch.replace(torch.Tensor, "to")
+    def to(orig, self, *a, **k):
+        target = k.get("dtype")
+        integral = isinstance(target, torch.dtype) and not (target.is_floating_point or target.is_complex or target == torch.bool)
+        if integral and self.is_floating_point():
+            self = self.floor()
+        return orig(self, *a, **k)
+
+
 @fault("to_same_dtype_copies", trips=["devices.to_device_and_dtype", "devices.to_forms_agree"])
 def _(patch):
     """to() of a tensor that already has the asked device and dtype returns a copy, not self."""

@@ -54,6 +54,17 @@ def _(patch):
     patch.method(nn.Dropout, "forward", lambda orig: lambda self, x: torch.nn.functional.dropout(x, self.p, True))
 
 
+@fault("dropout_scale_drifts", trips=["modules.eval_dropout_identity"])
+def _(patch):
+    """Dropout in train() mode scales the kept values by 1 / (1 - p) off by a relative 1e-7 (within assert_close's
+    float32 tolerance): one rounding too many in the scale."""
+
+    @patch.replace(nn.Dropout, "forward")
+    def forward(orig, self, x):
+        out = orig(self, x)
+        return out * (1 + 1e-7) if self.training and 0 < self.p < 1 else out
+
+
 @fault("batchnorm_eval_uses_batch_stats", trips=["modules.eval_batchnorm_running_stats"])
 def _(patch):
     """BatchNorm in eval() normalises with the batch statistics."""
@@ -231,6 +242,15 @@ def _(patch):
         return orig(x, approximate="tanh")
 
 
+@fault("gelu_module_ignores_approximate", trips=["modules.activation_formulas"])
+def _(patch):
+    """nn.GELU(approximate='tanh') computes the exact erf GELU: the module drops its approximate argument."""
+
+    @patch.replace(nn.GELU, "__init__")
+    def init(orig, self, approximate="none"):
+        orig(self)
+
+
 @fault("clip_grad_norm_amplifies", trips=["modules.clip_grad_norm"])
 def _(patch):
     """clip_grad_norm_ scales by max_norm / total_norm without clamping to 1, so small gradients grow."""
@@ -363,6 +383,16 @@ def _(patch):
         return orig(input, kernel_size, stride, padding, ceil_mode, True, **kwargs)
 
 
+@fault("avg_pool2d_module_ignores_count_include_pad", trips=["modules.avg_pool2d_windows"])
+def _(patch):
+    """nn.AvgPool2d drops the count_include_pad it is built with (F.avg_pool2d keeps its own): the module counts the
+    zero padding in every divisor."""
+
+    @patch.replace(nn.AvgPool2d, "__init__")
+    def init(orig, self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, **kwargs):
+        orig(self, kernel_size, stride, padding, ceil_mode, True, **kwargs)
+
+
 @fault("avg_pool2d_ignores_divisor_override", trips=["modules.avg_pool2d_windows"])
 def _(patch):
     """Average pooling divides by the window's size even when divisor_override is given."""
@@ -437,6 +467,34 @@ def _(patch):
     @patch.replace(torch.nn.functional, "batch_norm")
     def batch_norm(orig, input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
         return orig(input, running_mean, running_var, weight, bias, training, momentum, 1e-5)
+
+
+@fault("batch_norm_module_ignores_bias_flag", trips=["modules.batch_norm_formula"])
+def _(patch):
+    """nn.BatchNorm2d(..., bias=False) learns an additive bias all the same: the module drops its bias argument."""
+
+    @patch.replace(nn.BatchNorm2d, "__init__")
+    def init(orig, self, *args, bias=True, **kwargs):
+        orig(self, *args, **kwargs)
+
+
+@fault("group_norm_ignores_bias_flag", trips=["modules.group_norm_formula"])
+def _(patch):
+    """nn.GroupNorm(..., bias=False) learns an additive bias all the same: the module drops its bias argument."""
+
+    @patch.replace(nn.GroupNorm, "__init__")
+    def init(orig, self, *args, bias=True, **kwargs):
+        orig(self, *args, **kwargs)
+
+
+@fault("group_norm_empty_batch_in_default_dtype", trips=["modules.group_norm_formula"])
+def _(patch):
+    """nn.GroupNorm of an empty batch returns an empty tensor of the default dtype, not of the input's."""
+
+    @patch.replace(nn.GroupNorm, "forward")
+    def forward(orig, self, input):
+        out = orig(self, input)
+        return torch.empty(out.shape, device=out.device) if input.numel() == 0 else out
 
 
 @fault("group_norm_per_channel", trips=["modules.group_norm_formula"])

@@ -589,3 +589,42 @@ def _(patch):
     def unique(orig, input, *a, **k):
         out = orig(input, *a, **k)
         return out.flip(0) if isinstance(out, torch.Tensor) else out
+
+
+@fault("amax_requiring_grad_in_float32", trips=["reductions.amax_dims_and_gradient"])
+def _(patch):
+    """Tensor.amax of a float64 input that requires grad returns float32 (an autograd path that
+    computes in single precision); without grad it is right."""
+
+    @patch.replace(torch.Tensor, "amax")
+    def amax(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        return out.float() if self.requires_grad and self.dtype == torch.float64 else out
+
+
+@fault("amax_backward_one_gradient_for_all", trips=["reductions.amax_dims_and_gradient"])
+def _(patch):
+    """Tensor.amax's backward hands every slice the first slice's upstream gradient."""
+
+    @patch.replace(torch.Tensor, "amax")
+    def amax(orig, self, *a, **k):
+        out = orig(self, *a, **k)
+        if out.requires_grad and out.numel():
+            out.register_hook(lambda grad: grad.flatten()[:1].expand(grad.shape).clone())
+        return out
+
+
+@fault("var_negative_dim_one_ulp_off", trips=["reductions.std_var_correction"])
+def _(patch):
+    """Tensor.var over a negative dim is one ulp off in its last element (the dim normalised by
+    another path, rounding differently), even where nothing is rounded."""
+
+    @patch.replace(torch.Tensor, "var")
+    def var(orig, self, dim=None, *a, **k):
+        out = orig(self, dim, *a, **k)
+        negative = dim is not None and any(d < 0 for d in ((dim,) if isinstance(dim, int) else dim))
+        if negative and out.numel():
+            out = out.clone()
+            last = out.view(-1)[-1]
+            out.view(-1)[-1] = torch.nextafter(last, torch.tensor(float("inf"), dtype=out.dtype))
+        return out

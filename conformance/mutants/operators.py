@@ -120,7 +120,7 @@ def _constant(call, state, param):
     """The result is a constant of the right shape and dtype (zeros, or ones where it is all zero)."""
     r = _fresh_result(call)
     new = torch.zeros_like(r)
-    if r.numel() and same(r.contiguous(), new.contiguous()):
+    if r.numel() and same(r.contiguous(), new.contiguous(), values_only=True):
         new = torch.ones_like(r)
     return _changed(call, new.as_strided(r.shape, r.stride()) if _dense(r) else new)
 
