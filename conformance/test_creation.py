@@ -22,6 +22,7 @@ from conformance.checks import (
     private_rng,
 )
 from conformance.harness.declaration import Operation
+from conformance.harness.releases import torch_at_least
 from strategies import DTYPE_GROUPS, specs
 from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, SIZE_FORMS, Sample, call_forms
 from strategies.shapes import shapes
@@ -88,6 +89,40 @@ def drawn_on(kw: dict, seed: int) -> torch.Generator:
     return generator(kw.get("device", "cpu"), seed)
 
 
+# generator= on rand_like, randn_like and randint_like is new in torch 2.10: "Add `generator` arg to
+# `rand*_like` APIs", https://github.com/pytorch/pytorch/pull/166160 (opened 2025-10, after 2.9's
+# release; torch 2.6 has no such argument, 2.13 documents it). Before it, the call draws from torch's
+# default generator for the device, seeded alike and restored afterwards: still a generator seeded
+# with `seed`, so the same numbers a torch.Generator seeded alike draws (and nothing is taken from
+# the stream other tests draw from).
+LIKE_TAKES_GENERATOR = torch_at_least("2.10")
+
+
+def default_generator(device: torch.device) -> torch.Generator:
+    if device.type == "cpu":
+        return torch.default_generator
+    module = getattr(torch, device.type)
+    return module.default_generators[device.index if device.index is not None else module.current_device()]
+
+
+def seeded_like(like, t: torch.Tensor, *args, seed: int, **kwargs) -> torch.Tensor:
+    """like(t, *args, **kwargs), one of rand_like, randn_like and randint_like, drawing from a
+    generator seeded with `seed` on the result's device: its own (generator=) where torch takes one,
+    else the device's default one, seeded and then restored (LIKE_TAKES_GENERATOR)."""
+    device = torch.device(kwargs.get("device", t.device))
+    if LIKE_TAKES_GENERATOR:
+        return like(t, *args, generator=generator(device, seed), **kwargs)
+    if device.type == "meta":  # no generator, no numbers drawn
+        return like(t, *args, **kwargs)
+    default = default_generator(device)
+    state = default.get_state()
+    default.manual_seed(seed)
+    try:
+        return like(t, *args, **kwargs)
+    finally:
+        default.set_state(state)
+
+
 def in_unit_interval(t: torch.Tensor):
     return shape_only(t), (t.real >= 0) & (t.real < 1) if t.is_complex() else (t >= 0) & (t < 1)
 
@@ -151,7 +186,7 @@ def test_factories_honour_shape_dtype_device(device, dtype, sample):
         # "torch.rand_like(input) is equivalent to torch.rand(input.size(), dtype=input.dtype,
         # layout=input.layout, device=input.device)" (randn_like's docstring says the same of randn):
         # seeded alike, rand_like of the result's metadata draws the numbers rand drew
-        like = getattr(torch, f"{name}_like")(raw, generator=drawn_on(kw, kw["seed"]))
+        like = seeded_like(getattr(torch, f"{name}_like"), raw, seed=kw["seed"])
         assert torch.equal(raw, like), f"{name}: not the numbers {name}_like, its documented equivalent, drew"
     if name == "empty":  # uninitialised, except where the docs fill uninitialised memory
         with uninitialised_memory_filled():
@@ -191,7 +226,7 @@ def test_rand_is_in_zero_one_half_open(device, dtype, sample):
         assert drawn.unique().numel() > 1, "rand drew one number 4096 times"
         assert torch.equal(drawn, again), "rand: a generator seeded alike drew other numbers"
         # rand_like's docstring: "torch.rand_like(input) is equivalent to torch.rand(input.size(), ...)"
-        like = torch.rand_like(drawn, generator=generator(device, kw["seed"]))
+        like = seeded_like(torch.rand_like, drawn, seed=kw["seed"])
         assert torch.equal(drawn, like), "rand: not the numbers rand_like, its documented equivalent, drew"
     assert not drawn.requires_grad, "rand requires grad, where requires_grad defaults to False"
     on_meta = torch.rand(n, dtype=dtype, device="meta")  # device= names where the tensor lives, meta too
@@ -203,8 +238,8 @@ LIKE = {
     "zeros_like": lambda t, size, seed, **kw: torch.zeros_like(t, **kw),
     "ones_like": lambda t, size, seed, **kw: torch.ones_like(t, **kw),
     "empty_like": lambda t, size, seed, **kw: torch.empty_like(t, **kw),
-    "rand_like": lambda t, size, seed, **kw: torch.rand_like(t, generator=generator(t.device, seed), **kw),
-    "randn_like": lambda t, size, seed, **kw: torch.randn_like(t, generator=generator(t.device, seed), **kw),
+    "rand_like": lambda t, size, seed, **kw: seeded_like(torch.rand_like, t, seed=seed, **kw),
+    "randn_like": lambda t, size, seed, **kw: seeded_like(torch.randn_like, t, seed=seed, **kw),
     "full_like": lambda t, size, seed, **kw: torch.full_like(t, 2, **kw),
 }
 NEW = {
@@ -292,7 +327,7 @@ def test_like_and_new_inherit_unless_given(device, dtype, sample):
             with uninitialised_memory_filled():
                 assert_filled_as_uninitialised(INHERITING[name](t, size, seed, **kw), name)
     for name, draw in (("rand_like", torch.rand_like), ("randn_like", torch.randn_like)):
-        first, again = (draw(t, generator=generator(t.device, seed)) for _ in range(2))
+        first, again = (seeded_like(draw, t, seed=seed) for _ in range(2))
         assert torch.equal(first, again), f"{name}: a generator seeded alike drew other numbers"
 
 
@@ -334,7 +369,7 @@ def randint_like_calls(draw, dtype: torch.dtype) -> Sample:
 
 
 def randint_like_within(t, low, high, seed):
-    out = torch.randint_like(t, low, high, generator=generator(t.device, seed))
+    out = seeded_like(torch.randint_like, t, low, high, seed=seed)
     return shape_only(out), (out >= low) & (out < high)  # each device draws its own numbers
 
 
@@ -355,11 +390,11 @@ def test_randint_like_is_in_low_high(device, dtype, sample):
     (t, low, high, seed), _ = sample.build(dtype=dtype, device=device)
     if t.device.type == "meta":
         return
-    drawn, again = (torch.randint_like(t, low, high, generator=generator(t.device, seed)) for _ in range(2))
+    drawn, again = (seeded_like(torch.randint_like, t, low, high, seed=seed) for _ in range(2))
     assert torch.equal(drawn, again), "randint_like: a generator seeded alike drew other numbers"
     assert_preserved_format(drawn, x, dtype, device, "randint_like")  # memory_format=torch.preserve_format, the default
     # high = low + 1: low (inclusive) is the only integer below high (exclusive)
-    only = torch.randint_like(t, low, low + 1, generator=generator(t.device, seed))
+    only = seeded_like(torch.randint_like, t, low, low + 1, seed=seed)
     assert bool((only == low).all()), "randint_like(x, low, low + 1) drew other than low"
 
 
@@ -819,7 +854,8 @@ def test_fill_and_zeros_init_write_every_element_in_place(device, dtype, sample)
 @pytest.mark.behaviour("creation.manual_seed_replays_randint")
 @pytest.mark.behaviour("creation.manual_seed_replays_randint")
 @pytest.mark.device_types("cpu", "cuda")  # the devices manual_seed documents ("on all devices")
-@given(seed=st.integers(0, 2**63 - 1), low=st.integers(-(2**62), 2**62), span=st.integers(1, 2**62), size=shapes(max_dims=2))
+# high = low + span stays an int64 (at most 2**63 - 1): 2**63 is no int64, refused on every release
+@given(seed=st.integers(0, 2**63 - 1), low=st.integers(-(2**62), 2**62 - 1), span=st.integers(1, 2**62), size=shapes(max_dims=2))
 def test_manual_seed_replays_randint_within_low_and_high(device, seed, low, span, size):
     index = torch.device(device).index or 0
     with torch.random.fork_rng(devices=[index] if torch.device(device).type == "cuda" else []):

@@ -146,6 +146,11 @@ def test_random_split_parts_partition_the_dataset(device, n, cuts, fractions, se
     if fractions:
         total = sum(cuts) or 1
         lengths = [c / total for c in cuts] if sum(cuts) else [1.0] + [0.0] * (len(cuts) - 1)
+        if sum(lengths) > 1:  # rounded above 1 ([3, 10, 10, 1] / 24 sums to 1.0000000000000002): not fractions
+            # that sum up to 1, so lengths that are not the dataset's length, refused (torch 2.6 and 2.13 alike)
+            with pytest.raises(ValueError, match="Sum of input lengths does not equal the length of the input dataset"):
+                tud.random_split(range(n), lengths)
+            return
     else:
         lengths = list(cuts[:-1]) + [max(n - sum(cuts[:-1]), 0)]
         # integer lengths that sum to 1 read as fractions (documented), so they never raise

@@ -17,6 +17,7 @@ from torch.testing import assert_close
 
 from conformance.checks import assert_equal, assert_same_storage, independent_array, private_rng
 from conformance.harness.declaration import Divergence, Operation
+from conformance.harness.releases import torch_at_least
 from strategies import specs
 from strategies.samples import Arg, Made, Sample, call_forms, dims
 from strategies.shapes import shapes
@@ -1674,6 +1675,13 @@ def normalized(x, axes, eps, mean=None, var=None):
     return (x - mean) / scale, (count + 8) * (1 + (largest + np.abs(mean)) / scale)
 
 
+# bias= on nn.BatchNorm*d and nn.GroupNorm (a beta only where bias=True, as nn.LayerNorm's) is new: "Adding
+# bias argument to NN normalization methods", https://github.com/pytorch/pytorch/pull/176573 (2026-03;
+# torch 2.6's constructors take no bias=). Its date places it in 2.12 or 2.13: drawn from 2.13, the first
+# release this suite has seen it in, and left out before it (a beta whenever affine, the old signature).
+NORM_TAKES_BIAS = torch_at_least("2.13")
+
+
 def affine_bound(expected, bound, weight, bias, eps_dtype, shape):
     """expected * gamma + beta (channel vectors broadcast along dim 1) and the rounding bound carried through it."""
     if weight is not None:
@@ -1729,9 +1737,10 @@ def batch_norm_samples(draw):
     options = {k: v for k, v in (("momentum", momentum), ("eps", eps)) if v != "omitted"}
     if form == "nn.BatchNorm2d":
         affine, tracked = draw(st.booleans(), label="affine"), draw(st.booleans(), label="track_running_stats")
-        bias = draw(st.booleans(), label="bias") if affine else True
         label(f"track_running_stats={tracked}")
-        options.update(affine=affine, track_running_stats=tracked, bias=bias)
+        options.update(affine=affine, track_running_stats=tracked)
+        if NORM_TAKES_BIAS:
+            options["bias"] = draw(st.booleans(), label="bias") if affine else True
         spelled = ", ".join(f"{k}={v!r}" for k, v in options.items())
         layer = Made(
             f"nn.BatchNorm2d({c}, {spelled}) with U(-2, 2) parameters",
@@ -1807,7 +1816,7 @@ def test_batch_norm_normalizes_by_the_batch_and_updates_running_statistics(devic
     module = norm_arg.make.keywords  # as drawn
     momentum, tracked, eps = module.get("momentum", 0.1), module["track_running_stats"], module.get("eps", 1e-5)
     # bias=False: "the layer will not learn an additive bias (only relevant if affine is True)"
-    learns_beta = module["affine"] and module["bias"]
+    learns_beta = module["affine"] and module.get("bias", True)  # not drawn (NORM_TAKES_BIAS): a beta whenever affine
     assert (norm.weight is not None) == module["affine"], "BatchNorm2d: affine does not say whether gamma is learned"
     assert (norm.bias is not None) == learns_beta, "BatchNorm2d: bias does not say whether beta is learned"
     weight = None if not module["affine"] else independent_array(norm.weight.detach().cpu()).astype(np.float64)
@@ -1846,9 +1855,9 @@ def group_norm_samples(draw):
     x = draw(specs(shape=(draw(st.integers(0, 2), label="N"), groups * per_group, *trailing)), label="x")
     eps = draw(st.sampled_from(["omitted", 1e-3, 0.5]), label="eps")
     affine = draw(st.sampled_from(["omitted", True, False]), label="affine")
-    bias = draw(st.booleans(), label="bias") if affine is not False else True
+    bias = {"bias": draw(st.booleans(), label="bias") if affine is not False else True} if NORM_TAKES_BIAS else {}
     label(f"eps={eps}", f"affine={affine}")
-    options = {k: v for k, v in (("eps", eps), ("affine", affine)) if v != "omitted"} | {"bias": bias}
+    options = {k: v for k, v in (("eps", eps), ("affine", affine)) if v != "omitted"} | bias
     spelled = ", ".join(f"{k}={v!r}" for k, v in options.items())
     return Sample(
         (
@@ -1886,7 +1895,7 @@ def test_group_norm_normalizes_each_group(device, dtype, sample):
     expected, bound = expected.reshape(x.shape), np.broadcast_to(bound, grouped.shape).reshape(x.shape)
     affine = options.get("affine", True)
     # bias=False: "the layer will not learn an additive bias (only relevant if affine is True)"
-    learns_beta = affine and options["bias"]
+    learns_beta = affine and options.get("bias", True)  # not drawn (NORM_TAKES_BIAS): a beta whenever affine
     assert (norm.weight is not None) == affine, "GroupNorm: affine does not say whether gamma is learned"
     assert (norm.bias is not None) == learns_beta, "GroupNorm: bias does not say whether beta is learned"
     weight = independent_array(norm.weight.detach().cpu()).astype(np.float64) if affine else None

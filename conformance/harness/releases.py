@@ -34,3 +34,15 @@ def pytest_collection_modifyitems(items):
         reason = skip_reason(known.get(identity.behaviour), torch.__version__) if identity else None
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def torch_at_least(release: str) -> bool:
+    """Whether the running torch is release `release` (`major.minor`) or later, its pre-releases and
+    local builds counting as that release: for a test that narrows one draw or one check to the
+    releases that have an argument or behaviour, with a comment citing the change. A whole behaviour
+    that holds only on some releases is versioned in its catalogue entry (`since`/`until`) instead."""
+    import torch
+
+    from conformance.catalogue import _release
+
+    return _release(torch.__version__) >= _release(release)
