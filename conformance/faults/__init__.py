@@ -88,6 +88,15 @@ class Patcher:
 
         return install
 
+    def keyword_ignored(self, owner, name: str, keyword: str) -> None:
+        """`owner.name` drops the keyword argument `keyword` and runs with that argument's default:
+        the bug of a signature that accepts an option and never passes it on."""
+
+        @self.replace(owner, name)
+        def ignoring(original, *args, **kwargs):
+            kwargs.pop(keyword, None)
+            return original(*args, **kwargs)
+
     def strided_writes_lost(self, owner, name: str) -> None:
         """`owner.name`, an in-place method, works on a contiguous copy of a non-contiguous self and
         returns self unchanged: the bug of a kernel that ignores the layout of the tensor it writes."""

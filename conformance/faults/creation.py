@@ -189,10 +189,7 @@ def _(patch):
 @fault("randint_ignores_device", trips=["creation.manual_seed_replays_randint"])
 def _(patch):
     """torch.randint(..., device=d) ignores device= and draws on the default device."""
-
-    @patch.replace(torch, "randint")
-    def randint(orig, *a, device=None, **k):
-        return orig(*a, **k)
+    patch.keyword_ignored(torch, "randint", "device")
 
 
 @fault("finfo_eps_halved", trips=["creation.finfo_limits"])
@@ -264,19 +261,13 @@ def _(patch):
 @fault("randperm_ignores_device", trips=["creation.randperm_is_a_permutation"])
 def _(patch):
     """torch.randperm(n, device=d) ignores device= and makes the permutation on the default device."""
-
-    @patch.replace(torch, "randperm")
-    def randperm(orig, *a, device=None, **k):
-        return orig(*a, **k)
+    patch.keyword_ignored(torch, "randperm", "device")
 
 
 @fault("empty_ignores_device", trips=["creation.tensor_two_ints_raises"])
 def _(patch):
     """torch.empty(*size, device=d) ignores device= and allocates on the default device."""
-
-    @patch.replace(torch, "empty")
-    def empty(orig, *size, device=None, **k):
-        return orig(*size, **k)
+    patch.keyword_ignored(torch, "empty", "device")
 
 
 @fault("eye_ignores_m", trips=["creation.eye_ones_on_diagonal"])

@@ -472,19 +472,13 @@ def _(patch):
 @fault("batch_norm_module_ignores_bias_flag", trips=["modules.batch_norm_formula"])
 def _(patch):
     """nn.BatchNorm2d(..., bias=False) learns an additive bias all the same: the module drops its bias argument."""
-
-    @patch.replace(nn.BatchNorm2d, "__init__")
-    def init(orig, self, *args, bias=True, **kwargs):
-        orig(self, *args, **kwargs)
+    patch.keyword_ignored(nn.BatchNorm2d, "__init__", "bias")
 
 
 @fault("group_norm_ignores_bias_flag", trips=["modules.group_norm_formula"])
 def _(patch):
     """nn.GroupNorm(..., bias=False) learns an additive bias all the same: the module drops its bias argument."""
-
-    @patch.replace(nn.GroupNorm, "__init__")
-    def init(orig, self, *args, bias=True, **kwargs):
-        orig(self, *args, **kwargs)
+    patch.keyword_ignored(nn.GroupNorm, "__init__", "bias")
 
 
 @fault("group_norm_empty_batch_in_default_dtype", trips=["modules.group_norm_formula"])
