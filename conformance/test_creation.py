@@ -98,13 +98,6 @@ def drawn_on(kw: dict, seed: int) -> torch.Generator:
 LIKE_TAKES_GENERATOR = torch_at_least("2.10")
 
 
-def default_generator(device: torch.device) -> torch.Generator:
-    if device.type == "cpu":
-        return torch.default_generator
-    module = getattr(torch, device.type)
-    return module.default_generators[device.index if device.index is not None else module.current_device()]
-
-
 def seeded_like(like, t: torch.Tensor, *args, seed: int, **kwargs) -> torch.Tensor:
     """like(t, *args, **kwargs), one of rand_like, randn_like and randint_like, drawing from a
     generator seeded with `seed` on the result's device: its own (generator=) where torch takes one,
@@ -114,13 +107,8 @@ def seeded_like(like, t: torch.Tensor, *args, seed: int, **kwargs) -> torch.Tens
         return like(t, *args, generator=generator(device, seed), **kwargs)
     if device.type == "meta":  # no generator, no numbers drawn
         return like(t, *args, **kwargs)
-    default = default_generator(device)
-    state = default.get_state()
-    default.manual_seed(seed)
-    try:
+    with private_rng(seed, device):
         return like(t, *args, **kwargs)
-    finally:
-        default.set_state(state)
 
 
 def in_unit_interval(t: torch.Tensor):
