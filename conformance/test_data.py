@@ -123,6 +123,46 @@ def test_each_worker_iterates_its_own_copy_of_an_iterable_dataset(device, n, bat
     assert dataset.epochs == 0, "the workers iterated the main process's dataset, not their copies"
 
 
+class ReportsWorkerInfo(IterableDataset):
+    """Yields what get_worker_info() says where the dataset is iterated: one row per worker."""
+
+    def __iter__(self):
+        info = tud.get_worker_info()
+        if info is None:
+            return iter([None])
+        return iter([(info.id, info.num_workers, info.seed, torch.initial_seed(), info.dataset is self)])
+
+
+@pytest.mark.behaviour("data.worker_info")
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")  # more workers than this machine has cores
+@settings(max_examples=3)  # each example starts worker processes; the property does not depend on the values
+@given(workers=st.integers(1, 3), seed=st.integers(0, 2**63 - 1))
+def test_get_worker_info_describes_the_worker_it_is_called_in(device, workers, seed):
+    assert tud.get_worker_info() is None, "get_worker_info() in the main process is not None"
+    in_main = list(loader(ReportsWorkerInfo(), batch_size=None, num_workers=0))
+    assert in_main == [None], "get_worker_info() in the main process is not None (num_workers=0)"
+
+    def rows():
+        # batch_size=None: each row as the worker yielded it, not collated into tensors
+        batches = iter(
+            DataLoader(ReportsWorkerInfo(), batch_size=None, num_workers=workers, generator=torch.Generator().manual_seed(seed))
+        )
+        try:
+            return sorted(tuple(row) for row in batches)  # a worker's tuple arrives as a list
+        finally:
+            batches._shutdown_workers()
+
+    first = rows()
+    assert [r[:2] for r in first] == [(k, workers) for k in range(workers)], "the workers' ids are not 0 to num_workers - 1"
+    assert all(r[4] for r in first), "the worker's dataset is not the copy it iterates"
+    base = first[0][2]
+    # "each worker will have its PyTorch seed set to base_seed + worker_id" (DataLoader's docs)
+    assert [(r[2], r[3]) for r in first] == [(base + k, base + k) for k in range(workers)], (
+        "the workers' seeds are not base_seed + worker id"
+    )
+    assert rows() == first, "a generator seeded alike gave other worker seeds"
+
+
 def split_sizes(n: int, lengths: list) -> list[int]:
     """The part sizes random_split documents: lengths as given, or, for "a list of fractions that sum
     up to 1" (integers too), floor(frac * n) each, then 1 count more to each part in round-robin

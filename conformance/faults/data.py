@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import types
 
 import torch
 from torch.utils import data as tud
@@ -137,3 +138,15 @@ def _(patch):
         if isinstance(dataset, tud.IterableDataset) and k.get("num_workers") and k.get("worker_init_fn") is None:
             k["worker_init_fn"] = shard
         orig(self, dataset, *a, **k)
+
+
+@fault("worker_info_seed_without_worker_id", trips=["data.worker_info"])
+def _(patch):
+    """get_worker_info() in a worker reports the iterator's base seed for every worker, without the worker id added."""
+
+    @patch.replace(tud, "get_worker_info")
+    def get_worker_info(orig):
+        info = orig()
+        if info is None:
+            return None
+        return types.SimpleNamespace(id=info.id, num_workers=info.num_workers, seed=info.seed - info.id, dataset=info.dataset)
