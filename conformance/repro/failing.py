@@ -94,10 +94,41 @@ class _Statement:
             test = branch[0].test if branch[1] else ast.UnaryOp(ast.Not(), branch[0].test)
             self.node = ast.If(test=test, body=[self.node], orelse=[])
         self.frame = frame
+        self.prelude: list[ast.stmt] = []  # assignments of the values it checks, written before it
+        self.tree, self.first = tree, first
+
+    def derive(self, names: dict, derivable) -> None:
+        """Write the assignments that made the statement's derived locals (`derivable(name)`: a
+        value a check computed from tensors, such as `got = (t.shape, t.dtype)`), nearest first
+        back to the last one the statement needs, instead of their values as literals: a literal
+        would fail on every torch. Only a plain `name = expr` of the test body before the statement."""
+        statements = [n for n in _body_statements(self.tree) if (n.end_lineno or n.lineno) < self.node_line]
+        wanted, seen = [n for n in self.free_names() if derivable(n)], set()
+        while wanted:
+            name = wanted.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            made = next((n for n in reversed(statements) if _assigns(n) == {name}), None)
+            if made is None or any(made is p for p in self.prelude):
+                continue
+            if isinstance(made, ast.AugAssign) or _assigns_later(statements, made, name):
+                continue
+            self.prelude.append(made)
+            wanted += [n for n in _free(made) if n in names and derivable(n)]
+        self.prelude.sort(key=lambda n: n.lineno)
+
+    @property
+    def node_line(self) -> int:
+        return self.span[0] - self.first + 1
+
+    def spans(self) -> list[tuple[int, int]]:
+        """The source lines (absolute) the script writes out whole: the prelude and the statement."""
+        return [(n.lineno + self.first - 1, (n.end_lineno or n.lineno) + self.first - 1) for n in self.prelude] + [self.span]
 
     def free_names(self) -> list[str]:
         bound, loaded = set(), []
-        for node in ast.walk(self.node):
+        for node in [n for p in self.prelude for n in ast.walk(p)] + list(ast.walk(self.node)):
             if isinstance(node, ast.Name):
                 if isinstance(node.ctx, ast.Store):
                     bound.add(node.id)
@@ -110,7 +141,55 @@ class _Statement:
         return [n for n in loaded if n not in bound]
 
     def text(self) -> str:
-        return ast.unparse(ast.fix_missing_locations(self.node))
+        return "\n".join(ast.unparse(ast.fix_missing_locations(n)) for n in [*self.prelude, self.node])
+
+
+def _body_statements(tree) -> list[ast.stmt]:
+    """The statements of the test function's own body, nested blocks included, nested functions not."""
+    found = []
+
+    def visit(node):
+        for field_name in ("body", "orelse", "handlers", "finalbody"):
+            for child in getattr(node, field_name, []) or []:
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                    continue
+                if isinstance(child, ast.stmt):
+                    found.append(child)
+                visit(child)
+
+    for root in tree.body:
+        visit(root)
+    return found
+
+
+def _assigns(node) -> set[str]:
+    """The names a plain assignment statement binds (empty for any other statement)."""
+    if not isinstance(node, ast.Assign):
+        return set()
+    names = set()
+    for target in node.targets:
+        if not isinstance(target, (ast.Name, ast.Tuple)):
+            return set()
+        for n in ast.walk(target):
+            if isinstance(n, ast.Name):
+                names.add(n.id)
+            elif not isinstance(n, (ast.Tuple, ast.Store)):
+                return set()
+    return names
+
+
+def _assigns_later(statements, made, name) -> bool:
+    """Whether a statement between `made` and the failing one rebinds or augments `name`."""
+    later = [n for n in statements if n.lineno > (made.end_lineno or made.lineno)]
+    return any(
+        isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.With))
+        and any(isinstance(t, ast.Name) and t.id == name and isinstance(t.ctx, ast.Store) for t in ast.walk(n))
+        for n in later
+    )
+
+
+def _free(node) -> list[str]:
+    return [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
 
 
 @functools.cache

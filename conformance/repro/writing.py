@@ -79,16 +79,20 @@ def render(
     # A public check (torch.testing, numpy.testing) called straight from the test is written as
     # the test wrote it, so that values such as a missing .grad are read, not copied; the
     # check's own arguments are the fallback.
-    attempts = [check_frame]
-    if check_frame is not None and after and check_frame is after[0] and "conformance" not in check_frame.f_code.co_filename:
-        attempts.insert(0, None)
+    # The test's statement is tried first with the assignments of the values it checks written
+    # out (Note [Repros]), then with those values as literals.
+    attempts = [(check_frame, False)]
+    if check_frame is None:
+        attempts.insert(0, (None, True))
+    elif after and check_frame is after[0] and "conformance" not in check_frame.f_code.co_filename:
+        attempts[:0] = [(None, True), (None, False)]
     problem = None
-    for attempt in attempts:
+    for attempt, derive in attempts:
         try:
             writer = _Writer(trace, frame_names)
             writer.all_names = all_names
             writer.specs = _specs_in([f.f_locals for f, _ in tests], [])
-            script = _script(trace, frame, line, exc, attempt, writer, header, device, backends)
+            script = _script(trace, frame, line, exc, attempt, writer, header, device, backends, derive)
             _verify(script, fails_with)
             return script
         except Unwritable as why:
@@ -96,7 +100,7 @@ def render(
     raise problem
 
 
-def _script(trace, frame, line, exc, check_frame, writer, header, device, backends) -> str:
+def _script(trace, frame, line, exc, check_frame, writer, header, device, backends, derive=False) -> str:
     # calls made in a finally clause ran after the failure (clean-up): not part of the script
     records = [r for r in trace.records if not r.checking and not (r.where and r.where[1] in _finally_lines(r.where[0]))]
     roots, bindings, imports, helpers = [], [], set(), {}
@@ -104,7 +108,12 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
         roots = _check_of(check_frame)[0]
     else:
         statement = _Statement(frame, line, exc)
+        if derive:
+            statement.derive(frame.f_locals, lambda name: _derived(name, frame, records))
+            if not statement.prelude:
+                raise Unwritable("the failing statement checks no value the test derived")
         statement.node = _SpecFacts(frame.f_locals).visit(statement.node)
+        statement.prelude = [_SpecFacts(frame.f_locals).visit(n) for n in statement.prelude]
         declared = _declared_calls(statement, frame, trace, helpers, imports)
         for _, args, kwargs, made in declared:  # written as the call's own source, on its arguments
             records = [r for r in records if id(r) not in made]
@@ -119,8 +128,9 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
                 imports.add(_global(name, frame.f_globals[name], helpers))
             elif name != "re" and not hasattr(builtins, name):  # re: pytest.raises written out
                 raise Unwritable(f"the failing statement names {name!r}, which the test frame does not hold")
-        first, last = statement.span  # the statement is written out whole: the calls it makes are in it
-        inside = [r for r in records if r.where and r.where[0] is frame.f_code and first <= r.where[1] <= last]
+        # the statement (and its prelude) is written out whole: the calls it makes are in it
+        spans = statement.spans()
+        inside = [r for r in records if r.where and r.where[0] is frame.f_code and any(a <= r.where[1] <= b for a, b in spans)]
         records = [r for r in records if not any(r is i for i in inside)]
         made = {id(x.result) for x in records}
         if not inside and not any(isinstance(r, torch.Tensor) or id(r) in made for r in roots):
@@ -170,6 +180,18 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
     script = "\n".join(["# " + c if c else "#" for c in comments] + head + [""] + body) + "\n"
     compile(script, "<standalone repro>", "exec")
     return script
+
+
+def _derived(name: str, frame, records: list[Record]) -> bool:
+    """Whether test local `name` holds a value the test computed from others (a number, a flag, a
+    tuple of a tensor's attributes), which the script should compute again, not copy: not a
+    tensor, array, module, optimizer or generator (the trace writes those), and not a number a
+    traced call returned (written where it was made)."""
+    if name not in frame.f_locals:
+        return False
+    value = frame.f_locals[name]
+    objects = (torch.Tensor, np.ndarray, torch.nn.Module, torch.optim.Optimizer, torch.Generator)
+    return not isinstance(value, objects) and _made_by(name, value, frame, records) is None
 
 
 def _declared_calls(statement, frame, trace: Trace, helpers: dict, imports: set) -> list[tuple]:
