@@ -843,7 +843,13 @@ def test_fill_and_zeros_init_write_every_element_in_place(device, dtype, sample)
 @pytest.mark.behaviour("creation.manual_seed_replays_randint")
 @pytest.mark.device_types("cpu", "cuda")  # the devices manual_seed documents ("on all devices")
 # high = low + span stays an int64 (at most 2**63 - 1): 2**63 is no int64, refused on every release
-@given(seed=st.integers(0, 2**63 - 1), low=st.integers(-(2**62), 2**62 - 1), span=st.integers(1, 2**62), size=shapes(max_dims=2))
+# Small spans half the time: only there does a draw meet the excluded bound, high, often enough to see it
+@given(
+    seed=st.integers(0, 2**63 - 1),
+    low=st.integers(-(2**62), 2**62 - 1),
+    span=st.one_of(st.integers(1, 4), st.integers(1, 2**62)),
+    size=shapes(max_dims=2),
+)
 def test_manual_seed_replays_randint_within_low_and_high(device, seed, low, span, size):
     index = torch.device(device).index or 0
     with torch.random.fork_rng(devices=[index] if torch.device(device).type == "cuda" else []):
