@@ -162,7 +162,7 @@ def _(patch):
     def permute(orig, self, *dims):
         dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
         fixed = [abs(d) if d < 0 and abs(d) < self.dim() and abs(d) not in dims else d for d in dims]
-        return orig(self, *fixed)
+        return orig(self, tuple(fixed))  # a tuple: permute(()) of a 0-d tensor takes no dims as torch does
 
 
 @fault("narrow_window_one_late", trips=["views.narrow_shares"])

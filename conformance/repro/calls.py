@@ -31,6 +31,7 @@ class Record:
     where: tuple | None = None  # (code, line) of the test statement that made the call
     state: bool = False  # a setter of torch's global state: kept in every script
     checking: bool = False  # made inside an assertion helper (assert_close's own work): never written
+    operation: object = None  # a declared Operation's call: written as its declared source, may write any argument
 
 
 def active() -> Trace | None:
@@ -84,10 +85,33 @@ def operation_call(operation, args: tuple, kwargs: dict, run: Callable[[], objec
         return run()
     start = len(trace.records)
     try:
-        return run()
+        if not _writable(operation):  # its torch calls are recorded one by one instead
+            return run()
+        # One record: a script calls the declaration's own source, as the test did, so what the
+        # call builds inside (a module, its defaults) is built again in the script.
+        return trace.call(f"<operation {operation.behaviour}>", lambda *a, **k: run(), args, kwargs, operation=operation)
     finally:
         trace.operations[id(operation)] = (operation, args, kwargs, start, len(trace.records))
         trace.keep.append((operation, args, kwargs))
+
+
+def _writable(operation) -> bool:
+    """Whether a script can spell the declaration's call from its source (not a closure, say)."""
+    from conformance.repro.compared import _call_source
+    from conformance.repro.spelling import Unwritable
+
+    cached = _WRITABLE.get(id(operation))
+    if cached is None or cached[0] is not operation:
+        try:
+            _call_source(operation.call, set(), {})
+            cached = (operation, True)
+        except Unwritable:
+            cached = (operation, False)
+        _WRITABLE[id(operation)] = cached
+    return cached[1]
+
+
+_WRITABLE: dict[int, tuple] = {}
 
 
 def seed_point(seed: int) -> None:

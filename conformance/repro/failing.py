@@ -97,25 +97,41 @@ class _Statement:
         self.prelude: list[ast.stmt] = []  # assignments of the values it checks, written before it
         self.tree, self.first = tree, first
 
-    def derive(self, names: dict, derivable) -> None:
+    def derive(self, names: dict, derivable, traced) -> None:
         """Write the assignments that made the statement's derived locals (`derivable(name)`: a
-        value a check computed from tensors, such as `got = (t.shape, t.dtype)`), nearest first
-        back to the last one the statement needs, instead of their values as literals: a literal
-        would fail on every torch. Only a plain `name = expr` of the test body before the statement."""
+        value the test computed, such as `got = (t.shape, t.dtype)`) where they were computed from
+        what the trace writes (`traced(value)`: a tensor, a module), instead of their values as
+        literals, which would fail on every torch. Only a plain `name = expr` of the test body
+        before the statement; a value computed from the drawn inputs alone stays a literal."""
         statements = [n for n in _body_statements(self.tree) if (n.end_lineno or n.lineno) < self.node_line]
-        wanted, seen = [n for n in self.free_names() if derivable(n)], set()
+        made_by: dict[str, ast.stmt | None] = {}
+
+        def assignment(name):
+            if name not in made_by:
+                made = next((n for n in reversed(statements) if _assigns(n) == {name}), None)
+                made_by[name] = None if made is None or _assigns_later(statements, made, name) else made
+            return made_by[name]
+
+        depends: dict[str, bool] = {}
+
+        def from_torch(name, seen=()) -> bool:
+            if name in depends:
+                return depends[name]
+            if name in seen or not derivable(name) or assignment(name) is None:
+                return False
+            free = [n for n in _free(assignment(name)) if n in names]
+            found = any(traced(names[n]) or from_torch(n, (*seen, name)) for n in free)
+            depends[name] = found
+            return found
+
+        wanted = [n for n in self.free_names() if from_torch(n)]
         while wanted:
             name = wanted.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            made = next((n for n in reversed(statements) if _assigns(n) == {name}), None)
-            if made is None or any(made is p for p in self.prelude):
-                continue
-            if isinstance(made, ast.AugAssign) or _assigns_later(statements, made, name):
+            made = assignment(name)
+            if any(made is p for p in self.prelude):
                 continue
             self.prelude.append(made)
-            wanted += [n for n in _free(made) if n in names and derivable(n)]
+            wanted += [n for n in _free(made) if n in names and from_torch(n)]
         self.prelude.sort(key=lambda n: n.lineno)
 
     @property

@@ -51,6 +51,8 @@ class _Writer:
         self.assigned: set[str] = set()  # variables a written call assigns
         self.all_names: dict[int, list[str]] = {}  # id(object) -> every test local bound to it
         self.specs: list = []  # the TensorSpecs the test frames hold
+        self.helpers: dict[str, str] = {}  # name -> source of a function the script defines
+        self.imports: set[str] = set()  # import lines the helpers need
 
     def fresh(self, preferred: str | None, stem: str) -> str:
         if preferred and preferred.isidentifier() and preferred not in self.taken and not preferred.startswith("_"):
@@ -185,6 +187,8 @@ class _Writer:
             return f"torch.manual_seed({record.seed})"
         args = [self.value(a) for a in record.args]
         kwargs = [f"{k}={self.value(v)}" for k, v in record.kwargs.items()]
+        if record.operation is not None:
+            return f"{self.operation(record.operation)}({', '.join(args + kwargs)})"
         if record.code is not None:
             text = record.code(record, *args) if callable(record.code) else record.code.format(*args, *kwargs)
             self.uses_numpy |= "np." in text
@@ -212,6 +216,18 @@ class _Writer:
             return f"{args[0]}.{last}({', '.join(args[1:] + kwargs)})"
         _resolve(record.name)
         return f"{record.name}({', '.join(args + kwargs)})"
+
+    def operation(self, operation) -> str:
+        """The name under which the script defines a declared operation's call (its source)."""
+        from conformance.repro.compared import _call_source
+
+        name = operation.behaviour.rpartition(".")[2]
+        if name not in self.helpers:
+            source = _call_source(operation.call, self.imports, self.helpers)
+            named = source.replace("call = ", f"{name} = ", 1) if source.startswith("call = ") else None
+            self.helpers[name] = named or source.replace("def call(", f"def {name}(", 1)
+            self.taken.add(name)
+        return name
 
 
 def _array_literal(a: np.ndarray, writer: _Writer) -> str:

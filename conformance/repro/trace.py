@@ -41,6 +41,7 @@ class Trace(TorchFunctionMode):
     arrays: dict[int, tuple] = field(default_factory=dict)  # id -> (array, its values when last seen)
     generators: dict[int, tuple] = field(default_factory=dict)  # id -> (generator, its seed if unused)
     operations: dict[int, tuple] = field(default_factory=dict)  # id(operation) -> its last call (calls.operation_call)
+    raised: dict[int, tuple] = field(default_factory=dict)  # id(error) -> (error, the call that raised it, records before it)
     depth: int = 0
     paused: int = 0
     problem: str | None = None
@@ -84,22 +85,32 @@ class Trace(TorchFunctionMode):
             return func(*args, **kwargs)
         return self.call(name, func, args, kwargs)
 
-    def call(self, name: str, func, args, kwargs, code: str | None = None):
+    def call(self, name: str, func, args, kwargs, code: str | None = None, operation=None):
         self.sync_arrays()
         self._see(args, kwargs)
         with torch._C.DisableTorchFunction():
             state = torch.random.get_rng_state()
         record = Record(
-            name, args, dict(kwargs), grad=torch.is_grad_enabled(), inference=torch.is_inference_mode_enabled(), code=code
+            name,
+            args,
+            dict(kwargs),
+            grad=torch.is_grad_enabled(),
+            inference=torch.is_inference_mode_enabled(),
+            code=code,
+            operation=operation,
         )
         record.where = _test_statement()
         record.checking = _inside_a_check()
         self.depth += 1
         try:
             record.result = func(*args, **kwargs)
+        except BaseException as error:
+            # A call that raised made nothing: it is no record (a script that replayed it would
+            # stop there), but where the test fails with its error, the script ends with it.
+            self.raised[id(error)] = (error, record, len(self.records))
+            raise
         finally:
             self.depth -= 1
-        # a call that raised made nothing (a script that replayed it would stop there)
         with torch._C.DisableTorchFunction():
             record.rng = not torch.equal(state, torch.random.get_rng_state())
         self.records.append(record)

@@ -19,6 +19,7 @@ from conformance.repro.failing import (
     _contexts_of,
     _finally_lines,
     _frames,
+    _is_raises,
     _SpecFacts,
     _Statement,
 )
@@ -79,6 +80,11 @@ def render(
     # A public check (torch.testing, numpy.testing) called straight from the test is written as
     # the test wrote it, so that values such as a missing .grad are read, not copied; the
     # check's own arguments are the fallback.
+    raises = any(_is_raises(w) for w in _contexts_of(frame.f_code).get(line, ()))
+    if id(exc) in trace.raised and trace.raised[id(exc)][0] is exc and not raises:  # a torch call raised what the test did
+        script = _raising_script(trace, exc, frame_names, all_names, tests, header, device, backends)
+        _verify(script, fails_with)
+        return script
     # The test's statement is tried first with the assignments of the values it checks written
     # out (Note [Repros]), then with those values as literals.
     attempts = [(check_frame, False)]
@@ -96,25 +102,27 @@ def render(
             _verify(script, fails_with)
             return script
         except Unwritable as why:
-            problem = problem or why
+            if not derive:  # the plain form's reason: the derived form is only an improvement on it
+                problem = problem or why
     raise problem
 
 
 def _script(trace, frame, line, exc, check_frame, writer, header, device, backends, derive=False) -> str:
     # calls made in a finally clause ran after the failure (clean-up): not part of the script
     records = [r for r in trace.records if not r.checking and not (r.where and r.where[1] in _finally_lines(r.where[0]))]
-    roots, bindings, imports, helpers = [], [], set(), {}
+    roots, bindings = [], []
+    imports, helpers = writer.imports, writer.helpers
     if check_frame is not None:
         roots = _check_of(check_frame)[0]
     else:
         statement = _Statement(frame, line, exc)
         if derive:
-            statement.derive(frame.f_locals, lambda name: _derived(name, frame, records))
+            statement.derive(frame.f_locals, lambda name: _derived(name, frame, records), _traced)
             if not statement.prelude:
                 raise Unwritable("the failing statement checks no value the test derived")
         statement.node = _SpecFacts(frame.f_locals).visit(statement.node)
         statement.prelude = [_SpecFacts(frame.f_locals).visit(n) for n in statement.prelude]
-        declared = _declared_calls(statement, frame, trace, helpers, imports)
+        declared = _declared_calls(statement, frame, trace, writer)
         for _, args, kwargs, made in declared:  # written as the call's own source, on its arguments
             records = [r for r in records if id(r) not in made]
             roots.extend(_tensors((list(args), dict(kwargs)), []))
@@ -168,7 +176,14 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
             if known != name and name not in writer.assigned:
                 final.append(f"{name} = {writer.value(value)}")
         final.append(statement.text())
-    body += writer.pending + [line for source in helpers.values() for line in ["", *source.splitlines(), ""]] + final
+    # the functions it defines first: a kept call may be a declared operation's
+    defined = [line for source in helpers.values() for line in [*source.splitlines(), ""]]
+    body = defined + body + writer.pending + final
+    return _assemble(body, imports, writer, header, device, backends)
+
+
+def _assemble(body: list[str], imports: set[str], writer: _Writer, header: list[str], device, backends) -> str:
+    """The script: its header comment, the imports it needs, then `body`."""
     text = "\n".join(body)
     head = [f"import {m}" for m in ("math", "re") if re.search(rf"\b{m}\.", text)]
     head = head + [""] * bool(head) + ["import torch"]
@@ -182,6 +197,38 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
     return script
 
 
+_TRACED = (torch.Tensor, np.ndarray, torch.nn.Module, torch.optim.Optimizer, torch.Generator)
+
+
+def _traced(value) -> bool:
+    """A value the trace writes out by the calls that made it (or a snapshot), not as a literal."""
+    return isinstance(value, _TRACED) or (isinstance(value, (list, tuple, dict)) and bool(_objects(value, [])))
+
+
+def _raising_script(trace, exc, frame_names, all_names, tests, header, device, backends) -> str:
+    """The script of an example whose failure is an error a traced torch call raised (not a
+    check): the calls its arguments depend on, then that call, which raises."""
+    _, record, before = trace.raised[id(exc)]
+    if record.where and record.where[2]:
+        raise Unwritable("it depends on calls torch made back into the test (a custom Function, a hook, a dataset)")
+    writer = _Writer(trace, frame_names)
+    writer.all_names = all_names
+    writer.specs = _specs_in([f.f_locals for f, _ in tests], [])
+    records = [r for r in trace.records[:before] if not r.checking]
+    roots = [list(record.args), dict(record.kwargs)]
+    kept = _slice(trace, roots, records)
+    body = _inputs(trace, kept, roots, writer)
+    body += _calls(kept, writer, tests[-1][0].f_locals)
+    last = writer.call(record)
+    context = _source_context(record.where, tests[-1][0].f_locals, writer) or (
+        ("torch.inference_mode()" if record.inference else None) or ("torch.no_grad()" if not record.grad else None)
+    )
+    final = [f"with {context}:", f"    {last}"] if context else [last]
+    final[-1] += f"  # raises {type(exc).__name__}"
+    defined = [line for source in writer.helpers.values() for line in [*source.splitlines(), ""]]
+    return _assemble(defined + body + writer.pending + final, writer.imports, writer, header, device, backends)
+
+
 def _derived(name: str, frame, records: list[Record]) -> bool:
     """Whether test local `name` holds a value the test computed from others (a number, a flag, a
     tuple of a tensor's attributes), which the script should compute again, not copy: not a
@@ -190,17 +237,15 @@ def _derived(name: str, frame, records: list[Record]) -> bool:
     if name not in frame.f_locals:
         return False
     value = frame.f_locals[name]
-    objects = (torch.Tensor, np.ndarray, torch.nn.Module, torch.optim.Optimizer, torch.Generator)
-    return not isinstance(value, objects) and _made_by(name, value, frame, records) is None
+    return not _traced(value) and _made_by(name, value, frame, records) is None
 
 
-def _declared_calls(statement, frame, trace: Trace, helpers: dict, imports: set) -> list[tuple]:
+def _declared_calls(statement, frame, trace: Trace, writer: _Writer) -> list[tuple]:
     """The calls of declared operations (`OP(sample, dtype=..., device=...)`) in the failing
-    statement, each rewritten as a call of the declaration's own `call`, copied into `helpers`
+    statement, each rewritten as a call of the declaration's own `call`, defined by the writer
     (its arguments are filled in once the inputs have names): [(call node, args, kwargs, ids of
     the records the call made)]."""
     from conformance.harness.declaration import Operation
-    from conformance.repro.compared import _call_source
 
     found = []
     for node in ast.walk(statement.node):
@@ -213,11 +258,7 @@ def _declared_calls(statement, frame, trace: Trace, helpers: dict, imports: set)
         if called is None:
             raise Unwritable(f"the failing statement calls {node.func.id}, which the trace did not see run")
         _, args, kwargs, start, end = called
-        name = node.func.id.lower()
-        source = _call_source(operation.call, imports, helpers)
-        named = source.replace("call = ", f"{name} = ", 1) if source.startswith("call = ") else None
-        helpers[name] = named or source.replace("def call(", f"def {name}(", 1)
-        node.func, node.args, node.keywords = ast.Name(name, ast.Load()), [], []
+        node.func, node.args, node.keywords = ast.Name(writer.operation(operation), ast.Load()), [], []
         found.append((node, args, kwargs, {id(r) for r in trace.records[start:end]}))
     return found
 
@@ -325,8 +366,10 @@ def _walk(records: list[Record], roots: list, needed_ids: set[int]) -> list[Reco
         made = _objects(record.result, [])
         used = _objects((record.args, record.kwargs), [])
         makes = any(id(o) in needed_ids for o in made)
-        targets = _objects((record.args[:1], record.kwargs.get("out")), [])
-        writes = (_mutates(record) or record.name == "<array write>") and any(
+        targets = _objects(
+            (record.args, record.kwargs) if record.operation is not None else (record.args[:1], record.kwargs.get("out")), []
+        )
+        writes = (_mutates(record) or record.name == "<array write>" or record.operation is not None) and any(
             id(o) in needed_ids or (isinstance(o, torch.Tensor) and _storage(o) in needed_storage) for o in targets
         )
         always = record.name in _ALWAYS_KEPT or record.state or record.seed is not None
