@@ -97,7 +97,7 @@ class _Statement:
         self.prelude: list[ast.stmt] = []  # assignments of the values it checks, written before it
         self.tree, self.first = tree, first
 
-    def derive(self, names: dict, derivable, traced) -> None:
+    def derive(self, names: dict, derivable, traced, operation=lambda node: False) -> None:
         """Write the assignments that made the statement's derived locals (`derivable(name)`: a
         value the test computed, such as `got = (t.shape, t.dtype)`) where they were computed from
         what the trace writes (`traced(value)`: a tensor, a module), instead of their values as
@@ -108,7 +108,7 @@ class _Statement:
 
         def assignment(name):
             if name not in made_by:
-                made = next((n for n in reversed(statements) if _assigns(n) == {name}), None)
+                made = next((n for n in reversed(statements) if name in _assigns(n)), None)
                 made_by[name] = None if made is None or _assigns_later(statements, made, name) else made
             return made_by[name]
 
@@ -120,7 +120,8 @@ class _Statement:
             if name in seen or not derivable(name) or assignment(name) is None:
                 return False
             free = [n for n in _free(assignment(name)) if n in names]
-            found = any(traced(names[n]) or from_torch(n, (*seen, name)) for n in free)
+            calls = any(operation(n) for n in ast.walk(assignment(name)))  # a declared operation's call
+            found = calls or any(traced(names[n]) or from_torch(n, (*seen, name)) for n in free)
             depends[name] = found
             return found
 

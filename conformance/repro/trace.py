@@ -16,6 +16,11 @@ from conformance.repro.spelling import Unwritable, _array_literal, _Writer
 
 _CONFORMANCE = Path(__file__).resolve().parent.parent  # the test modules and checks.py
 
+# The trace's own bookkeeping, out of reach of a fault that replaces torch.equal or the generator
+# functions (the trace would otherwise record, or recurse into, its own comparisons)
+_EQUAL = torch._C._VariableFunctions.equal
+_RNG = torch._C.default_generator
+
 
 # torch's global-state setters, which no TorchFunctionMode sees
 _STATE_SETTERS = ("set_default_dtype", "set_default_device", "manual_seed", "use_deterministic_algorithms")
@@ -89,7 +94,7 @@ class Trace(TorchFunctionMode):
         self.sync_arrays()
         self._see(args, kwargs)
         with torch._C.DisableTorchFunction():
-            state = torch.random.get_rng_state()
+            state = _RNG.get_state()
         record = Record(
             name,
             args,
@@ -112,7 +117,7 @@ class Trace(TorchFunctionMode):
         finally:
             self.depth -= 1
         with torch._C.DisableTorchFunction():
-            record.rng = not torch.equal(state, torch.random.get_rng_state())
+            record.rng = not _EQUAL(state, _RNG.get_state())
         self.records.append(record)
         self.keep.append(record)
         self.made.update(id(t) for t in _tensors(record.result, []))
@@ -214,7 +219,7 @@ def _fresh_seed(generator: torch.Generator) -> int | None:
     with torch._C.DisableTorchFunction():
         seed = generator.initial_seed()
         fresh = torch.Generator(generator.device).manual_seed(seed)
-        return seed if torch.equal(fresh.get_state(), generator.get_state()) else None
+        return seed if _EQUAL(fresh.get_state(), generator.get_state()) else None
 
 
 def _inside_a_check() -> bool:

@@ -117,7 +117,7 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
     else:
         statement = _Statement(frame, line, exc)
         if derive:
-            statement.derive(frame.f_locals, lambda name: _derived(name, frame, records), _traced)
+            statement.derive(frame.f_locals, lambda name: _derived(name, frame, records), _traced, _operation_call(frame))
             if not statement.prelude:
                 raise Unwritable("the failing statement checks no value the test derived")
         statement.node = _SpecFacts(frame.f_locals).visit(statement.node)
@@ -205,6 +205,18 @@ def _traced(value) -> bool:
     return isinstance(value, _TRACED) or (isinstance(value, (list, tuple, dict)) and bool(_objects(value, [])))
 
 
+def _operation_call(frame):
+    """node -> whether it is a call of a declared operation the test module holds (`OP(sample, ...)`)."""
+    from conformance.harness.declaration import Operation
+
+    def check(node) -> bool:
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)) or node.func.id in frame.f_locals:
+            return False
+        return isinstance(frame.f_globals.get(node.func.id), Operation)
+
+    return check
+
+
 def _raising_script(trace, exc, frame_names, all_names, tests, header, device, backends) -> str:
     """The script of an example whose failure is an error a traced torch call raised (not a
     check): the calls its arguments depend on, then that call, which raises."""
@@ -245,15 +257,13 @@ def _declared_calls(statement, frame, trace: Trace, writer: _Writer) -> list[tup
     statement, each rewritten as a call of the declaration's own `call`, defined by the writer
     (its arguments are filled in once the inputs have names): [(call node, args, kwargs, ids of
     the records the call made)]."""
-    from conformance.harness.declaration import Operation
 
     found = []
-    for node in ast.walk(statement.node):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+    is_operation = _operation_call(frame)
+    for node in [n for root in [*statement.prelude, statement.node] for n in ast.walk(root)]:
+        if not is_operation(node):
             continue
-        operation = frame.f_globals.get(node.func.id)
-        if not isinstance(operation, Operation) or node.func.id in frame.f_locals:
-            continue
+        operation = frame.f_globals[node.func.id]
         called = trace.operations.get(id(operation))
         if called is None:
             raise Unwritable(f"the failing statement calls {node.func.id}, which the trace did not see run")
