@@ -811,6 +811,15 @@ def test_conversion_methods_equal_to_with_their_dtype(device, dtype, sample):
             assert meaningful(shape, converted.stride()) == meaningful(shape, strides), (
                 f"{method}: strides {converted.stride()}, not the dense input's {strides}"
             )
+    # and where the draw is dense and contiguous, its transpose: dense, non-overlapping and not
+    # contiguous, so "copied from the input" differs from a contiguous result in every dtype drawn
+    flipped = t.transpose(0, -1) if t.ndim >= 2 else t
+    if dense_non_overlapping(tuple(flipped.shape), flipped.stride()):
+        for method in CONVERSIONS:
+            converted = CONVERT.call(flipped, method, other)
+            assert meaningful(flipped.shape, converted.stride()) == meaningful(flipped.shape, flipped.stride()), (
+                f"{method}: strides {converted.stride()}, not the dense input's {flipped.stride()}"
+            )
     assert t.type(dtype) is t and isinstance(t.type(), str), "type() with no dtype names the type"
 
 
