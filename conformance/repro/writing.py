@@ -122,6 +122,9 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
                 raise Unwritable("the failing statement checks no value the test derived")
         statement.node = _SpecFacts(frame.f_locals).visit(statement.node)
         statement.prelude = [_SpecFacts(frame.f_locals).visit(n) for n in statement.prelude]
+        drawn = _DrawnValues(frame, writer, trace)
+        statement.node = drawn.visit(statement.node)
+        statement.prelude = [drawn.visit(n) for n in statement.prelude]
         declared = _declared_calls(statement, frame, trace, writer)
         for _, args, kwargs, made in declared:  # written as the call's own source, on its arguments
             records = [r for r in records if id(r) not in made]
@@ -202,7 +205,85 @@ _TRACED = (torch.Tensor, np.ndarray, torch.nn.Module, torch.optim.Optimizer, tor
 
 def _traced(value) -> bool:
     """A value the trace writes out by the calls that made it (or a snapshot), not as a literal."""
-    return isinstance(value, _TRACED) or (isinstance(value, (list, tuple, dict)) and bool(_objects(value, [])))
+    if isinstance(value, (list, tuple, dict)):
+        return any(_traced(v) for v in _contents(value))
+    return isinstance(value, _TRACED)
+
+
+class _DrawnValues(ast.NodeTransformer):
+    """What the test computed from the drawn specs (`len(parts)`, `p.logical_values(dtype)`,
+    `values64(x, dtype)`: the input's own values, the expected side of a check) is written as
+    the value it had, a literal: a script holds no spec. Only expressions whose calls are the
+    specs' own methods, builtins or the suite's helpers are evaluated (with the trace paused);
+    any other leaves the spec to be refused by the writer as before."""
+
+    _BUILTINS = {"len", "tuple", "list", "int", "float", "bool", "sorted", "range"}
+
+    def __init__(self, frame, writer, trace):
+        self.frame, self.writer, self.trace = frame, writer, trace
+
+    def _drawn(self, value) -> bool:
+        from strategies.samples import Arg, Sample
+        from strategies.tensors import TensorSpec
+
+        if isinstance(value, (TensorSpec, Arg, Sample)):
+            return True
+        return isinstance(value, (list, tuple, dict)) and any(self._drawn(v) for v in _contents(value))
+
+    def _evaluable(self, node) -> bool:
+        for inner in ast.walk(node):
+            if isinstance(inner, (ast.Lambda, ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)):
+                return False
+            if not isinstance(inner, ast.Call):
+                continue
+            func = inner.func
+            if isinstance(func, ast.Name):
+                # a plain function of the suite (values64, native), never a declared operation or
+                # anything else that would run torch calls under test a second time
+                target = self.frame.f_globals.get(func.id)
+                helper = target.__module__ if isinstance(target, types.FunctionType) else ""
+                if func.id not in self._BUILTINS and not helper.startswith(
+                    ("conformance.checks", "strategies", "conformance.test_")
+                ):
+                    return False
+            elif not (isinstance(func, ast.Attribute) and func.attr in ("logical_values", "get", "item", "tolist")):
+                return False
+        return True
+
+    def generic_visit(self, node):
+        if not isinstance(node, ast.expr) or isinstance(node, (ast.Constant, ast.Lambda)):
+            return super().generic_visit(node)
+        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        if not any(n in self.frame.f_locals and self._drawn(self.frame.f_locals[n]) for n in names):
+            return node
+        bound = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        # what torch computed stays computed: an expression that reads a tensor (or module, array)
+        # of the test is not frozen into a literal, nor is a message's f-string as a whole
+        reads_torch = any(n in self.frame.f_locals and _traced(self.frame.f_locals[n]) for n in names)
+        if bound or reads_torch or isinstance(node, ast.JoinedStr) or not self._evaluable(node):
+            return super().generic_visit(node)
+        try:
+            with self.trace.pause():
+                value = eval(
+                    compile(ast.Expression(_copy(node)), "<drawn>", "eval"), self.frame.f_globals, dict(self.frame.f_locals)
+                )
+        except Exception:
+            return super().generic_visit(node)
+        if self._drawn(value):
+            return super().generic_visit(node)
+        try:
+            text = _tensor_literal(value, self.writer) if isinstance(value, torch.Tensor) else self.writer.value(value)
+        except Unwritable:
+            return super().generic_visit(node)
+        return ast.copy_location(ast.parse(text, mode="eval").body, node)
+
+
+def _tensor_literal(t: torch.Tensor, writer) -> str:
+    """A tensor the test computed from a drawn spec (its values, on the CPU), as a literal."""
+    if t.device.type != "cpu" or t.layout != torch.strided or t.numel() > MAX_LITERAL:
+        raise Unwritable("a drawn value too large or not on the CPU")
+    flat = _storage_literal(t.detach().reshape(-1).clone(), t.device, writer)
+    return flat if t.ndim == 1 else f"{flat}.reshape({tuple(t.shape)!r})"
 
 
 def _operation_call(frame):
