@@ -226,17 +226,23 @@ def _free_names(function, node: ast.Lambda, imports: set[str], helpers: dict[str
     for name in sorted({n.id for n in ast.walk(node.body) if isinstance(n, ast.Name) and n.id not in bound}):
         value = function.__globals__.get(name)
         if isinstance(value, dict) and value and all(getattr(v, "__name__", "") == "<lambda>" for v in value.values()):
-            if name not in helpers:
-                entries = []
-                for key, each in value.items():
-                    inner = _lambda_node(each)
-                    _free_names(each, inner, imports, helpers)
-                    entries.append(f"    {key!r}: {ast.unparse(inner)},")
-                helpers[name] = "\n".join([f"{name} = {{", *entries, "}"])
+            _lambda_table(name, value, imports, helpers)
         elif name in function.__globals__:
             imports.add(_global(name, value, helpers, imports))
         elif not hasattr(builtins, name):
             raise Unwritable(f"the declaration's call names {name!r}, which its module does not hold")
+
+
+def _lambda_table(name: str, value: dict, imports: set[str], helpers: dict[str, str]) -> None:
+    """A table of lambdas (the documented spellings of one call) copied into the script as `name`."""
+    if name in helpers:
+        return
+    entries = []
+    for key, each in value.items():
+        inner = _lambda_node(each)
+        _free_names(each, inner, imports, helpers)
+        entries.append(f"    {key!r}: {ast.unparse(inner)},")
+    helpers[name] = "\n".join([f"{name} = {{", *entries, "}"])
 
 
 def _lambda_node(function) -> ast.Lambda:

@@ -125,6 +125,8 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
         drawn = _DrawnValues(frame, writer, trace)
         statement.node = drawn.visit(statement.node)
         statement.prelude = [drawn.visit(n) for n in statement.prelude]
+        statement.node = _OperationCalls(frame, writer).visit(statement.node)
+        statement.prelude = [_OperationCalls(frame, writer).visit(n) for n in statement.prelude]
         declared = _declared_calls(statement, frame, trace, writer)
         for _, args, kwargs, made in declared:  # written as the call's own source, on its arguments
             records = [r for r in records if id(r) not in made]
@@ -192,7 +194,8 @@ def _assemble(body: list[str], imports: set[str], writer: _Writer, header: list[
     head = head + [""] * bool(head) + ["import torch"]
     if writer.uses_numpy or any("np" in i for i in imports) or "np." in text:
         head.insert(len(head) - 1, "import numpy as np")
-    head += sorted(i for i in imports if i and i not in head)
+    # imports first, then the constants a statement names (`IS_A_TENSOR = {...}`)
+    head += sorted((i for i in imports if i and i not in head), key=lambda i: (not i.startswith(("import ", "from ")), i))
     head += [f"import {module}  # the out-of-tree backend that registers {device!r}" for module in backends]
     comments = [line for h in header for line in (textwrap.wrap(h, 96) or [""])]
     script = "\n".join(["# " + c if c else "#" for c in comments] + head + [""] + body) + "\n"
@@ -208,6 +211,22 @@ def _traced(value) -> bool:
     if isinstance(value, (list, tuple, dict)):
         return any(_traced(v) for v in _contents(value))
     return isinstance(value, _TRACED)
+
+
+class _OperationCalls(ast.NodeTransformer):
+    """`OP.call`, a declared operation's call used directly, as the function the script defines."""
+
+    def __init__(self, frame, writer):
+        self.frame, self.writer = frame, writer
+
+    def visit_Attribute(self, node):
+        from conformance.harness.declaration import Operation
+
+        if isinstance(node.value, ast.Name) and node.attr == "call" and node.value.id not in self.frame.f_locals:
+            operation = self.frame.f_globals.get(node.value.id)
+            if isinstance(operation, Operation):
+                return ast.copy_location(ast.Name(self.writer.operation(operation), ast.Load()), node)
+        return self.generic_visit(node)
 
 
 class _DrawnValues(ast.NodeTransformer):
@@ -379,10 +398,27 @@ def _global(name: str, value, helpers: dict | None = None, imports: set | None =
             return f"from {public} import {qualname}" + (f" as {name}" if name != qualname else "")
     if isinstance(value, (int, float, str, bool)):
         return f"{name} = {value!r}"
+    if isinstance(value, (set, frozenset, tuple, list, dict)) and _plain(value):  # a table of constants
+        return f"{name} = {value!r}"
+    if isinstance(value, dict) and value and all(getattr(v, "__name__", "") == "<lambda>" for v in value.values()):
+        from conformance.repro.compared import _lambda_table
+
+        if helpers is None:
+            raise Unwritable(f"the failing statement uses {name}, a table of the suite")
+        _lambda_table(name, value, imports if imports is not None else set(), helpers)
+        return ""
     if helpers is not None and isinstance(value, types.FunctionType) and name == value.__name__:
         _inline(getattr(value, "__wrapped__", value), helpers, imports)
         return ""
     raise Unwritable(f"the failing statement calls {name}, a helper of the suite")
+
+
+def _plain(value) -> bool:
+    """Whether `value` is written exactly by its repr (numbers, strings, flags and containers of them)."""
+    try:
+        return ast.literal_eval(repr(value)) == value
+    except (ValueError, SyntaxError, TypeError):
+        return False
 
 
 def _inline(function, helpers: dict[str, str], imports: set | None = None) -> None:
