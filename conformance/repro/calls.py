@@ -31,6 +31,7 @@ class Record:
     where: tuple | None = None  # (code, line) of the test statement that made the call
     state: bool = False  # a setter of torch's global state: kept in every script
     checking: bool = False  # made inside an assertion helper (assert_close's own work): never written
+    positions: dict = field(default_factory=dict)  # id(an in-memory file argument) -> its position at the call
     operation: object = None  # a declared Operation's call: written as its declared source, may write any argument
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,9 @@ from conformance.repro.calls import Record
 
 if TYPE_CHECKING:
     from conformance.repro.trace import Trace
+
+
+MAX_FILE = 65536  # bytes of an in-memory file written out as a literal
 
 
 class Unwritable(Exception):
@@ -115,6 +119,14 @@ class _Writer:
             name = self.fresh(self.frame_names.get(id(v)), "generator")
             where = "" if v.device.type == "cpu" else f"{str(v.device)!r}"
             self.pending.append(f"{name} = torch.Generator({where}).manual_seed({seed})")
+            self.names[id(v)] = name
+            return name
+        if isinstance(v, io.BytesIO):
+            _, first = self.trace.files.get(id(v), (None, None))
+            if first is None or len(first) > MAX_FILE:
+                raise Unwritable("an in-memory file the trace did not see first, or too large to write out")
+            name = self.fresh(self.frame_names.get(id(v)), "buffer")
+            self.pending.append(f"{name} = io.BytesIO({first!r})" if first else f"{name} = io.BytesIO()")
             self.names[id(v)] = name
             return name
         if isinstance(v, torch.UntypedStorage) and (owner := self._storage_owner(v)) is not None:

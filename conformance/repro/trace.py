@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ class Trace(TorchFunctionMode):
     arrays: dict[int, tuple] = field(default_factory=dict)  # id -> (array, its values when last seen)
     generators: dict[int, tuple] = field(default_factory=dict)  # id -> (generator, its seed if unused)
     operations: dict[int, tuple] = field(default_factory=dict)  # id(operation) -> its last call (calls.operation_call)
+    files: dict[int, tuple] = field(default_factory=dict)  # id(BytesIO) -> (it, its contents when first seen)
     raised: dict[int, tuple] = field(default_factory=dict)  # id(error) -> (error, the call that raised it, records before it)
     depth: int = 0
     paused: int = 0
@@ -106,6 +108,8 @@ class Trace(TorchFunctionMode):
         )
         record.where = _test_statement()
         record.checking = _inside_a_check()
+        # where each in-memory file stood: a script seeks there (the test's seek is no torch call)
+        record.positions = {id(f): f.tell() for f in (*args, *kwargs.values()) if isinstance(f, io.BytesIO)}
         self.depth += 1
         try:
             record.result = func(*args, **kwargs)
@@ -154,6 +158,9 @@ class Trace(TorchFunctionMode):
             if isinstance(value, torch.Tensor):
                 if id(value) not in self.snapshots and not self._made(value):
                     self._snapshot(value)
+            elif isinstance(value, io.BytesIO) and id(value) not in self.files:
+                self.files[id(value)] = (value, value.getvalue())  # its contents when first seen
+                self.keep.append(value)
             elif isinstance(value, torch.Generator) and id(value) not in self.generators:
                 self.generators[id(value)] = (value, _fresh_seed(value))
                 self.keep.append(value)
@@ -287,11 +294,11 @@ def _contents(value) -> tuple:
 
 
 def _objects(value, into: list) -> list:
-    """The tensors, arrays and lists in `value` (what a script refers to by name); an optimizer
+    """The tensors, arrays, in-memory files and lists in `value` (what a script refers to by name); an optimizer
     stands for the parameters it updates."""
 
     def pick(v):
-        if isinstance(v, (torch.Tensor, np.ndarray)):
+        if isinstance(v, (torch.Tensor, np.ndarray, io.BytesIO)):
             return [v], ()
         if isinstance(v, torch.optim.Optimizer):
             return [], [p for group in v.param_groups for p in group["params"]]

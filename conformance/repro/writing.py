@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import builtins
 import inspect
+import io
 import re
 import textwrap
 import types
@@ -190,7 +191,7 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
 def _assemble(body: list[str], imports: set[str], writer: _Writer, header: list[str], device, backends) -> str:
     """The script: its header comment, the imports it needs, then `body`."""
     text = "\n".join(body)
-    head = [f"import {m}" for m in ("math", "re") if re.search(rf"\b{m}\.", text)]
+    head = [f"import {m}" for m in ("io", "math", "re") if re.search(rf"\b{m}\.", text)]
     head = head + [""] * bool(head) + ["import torch"]
     if writer.uses_numpy or any("np" in i for i in imports) or "np." in text:
         head.insert(len(head) - 1, "import numpy as np")
@@ -499,6 +500,7 @@ def _walk(records: list[Record], roots: list, needed_ids: set[int]) -> list[Reco
         writes = (_mutates(record) or record.name == "<array write>" or record.operation is not None) and any(
             id(o) in needed_ids or (isinstance(o, torch.Tensor) and _storage(o) in needed_storage) for o in targets
         )
+        writes = writes or any(isinstance(o, io.BytesIO) and id(o) in needed_ids for o in used)  # torch.save into it
         always = record.name in _ALWAYS_KEPT or record.state or record.seed is not None
         if makes or writes or always or (record.rng and seeded_after):
             kept.append(record)
@@ -648,6 +650,9 @@ def _calls(kept: list[Record], writer: _Writer, names: dict, bound: dict | None 
     lines, context = [], None
     for record in kept:
         text = writer.call(record)
+        for f in (*record.args, *record.kwargs.values()):
+            if isinstance(f, io.BytesIO) and id(f) in record.positions:
+                writer.pending.append(f"{writer.value(f)}.seek({record.positions[id(f)]})")
         if bound and id(record) in bound:  # a number the test kept from this call, under its name
             text = f"{bound[id(record)]} = {text}"
             writer.assigned.add(bound[id(record)])
@@ -674,10 +679,10 @@ def _calls(kept: list[Record], writer: _Writer, names: dict, bound: dict | None 
             writer.assigned.add(name)
             if not returns_self:
                 writer.names[id(result)] = name
-            if isinstance(result, (list, tuple)):
-                for i, r in enumerate(result):
-                    if isinstance(r, torch.Tensor) and id(r) not in writer.names:
-                        writer.names[id(r)] = f"{name}[{i}]"
+            items = enumerate(result) if isinstance(result, (list, tuple)) else result.items() if isinstance(result, dict) else ()
+            for key, r in items:
+                if isinstance(r, torch.Tensor) and id(r) not in writer.names and isinstance(key, (int, str)):
+                    writer.names[id(r)] = f"{name}[{key!r}]"
         wanted = _source_context(record.where, names, writer) or (
             ("torch.inference_mode()" if record.inference else None) or ("torch.no_grad()" if not record.grad else None)
         )
