@@ -31,6 +31,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from conformance.checks import independent_array, private_rng
 from conformance.harness.distributed import RankError
+from conformance.harness.releases import torch_at_least
 from strategies import specs
 from strategies.shapes import shapes
 from strategies.tensors import LAYOUTS, WRITABLE_LAYOUTS, TensorSpec
@@ -52,16 +53,41 @@ CONTIGUOUS_LAYOUTS = ("contiguous", "offset")
 
 FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
+# What gloo lacks before a release (each found by running a two-rank gloo group on every release
+# from 2.5.1 to 2.15.0, docs/upgrades.md; NCCL is not narrowed):
+# - reduce_scatter: "ProcessGroupGloo does not support reduce_scatter" through 2.7, added in 2.8 by
+#   https://github.com/pytorch/pytorch/pull/149869 (which also updated the docs' backend table);
+# - ReduceOp.AVG: "Cannot use ReduceOp.AVG with Gloo" through 2.7 (ReduceOp's docstring then said AVG
+#   is only available with NCCL), added in 2.8 by https://github.com/pytorch/pytorch/pull/149781;
+# - complex tensors in broadcast and reduce_scatter: "Invalid scalar type" through 2.8, added in 2.9
+#   by https://github.com/pytorch/pytorch/pull/156633 (all_reduce and all_gather of complex tensors
+#   worked before: they went through a real view).
+GLOO_REDUCE_SCATTER = torch_at_least("2.8")
+GLOO_AVG = torch_at_least("2.8")
+GLOO_COMPLEX = torch_at_least("2.9")
+
+
+def gloo_lacks(backend: str, collective: str, dtype: torch.dtype) -> str | None:
+    """Why this release's gloo cannot run `collective` on `dtype` (the releases above), or None."""
+    if backend != "gloo":
+        return None
+    if collective == "reduce_scatter" and not GLOO_REDUCE_SCATTER:
+        return f"gloo has no reduce_scatter before torch 2.8 (pytorch#149869); this is torch {torch.__version__}"
+    if collective in ("broadcast", "reduce_scatter") and dtype.is_complex and not GLOO_COMPLEX:
+        return f"gloo has no complex {collective} before torch 2.9 (pytorch#156633); this is torch {torch.__version__}"
+    return None
+
 
 def ops_for(dtype: torch.dtype, backend: str) -> list[str]:
     """The ReduceOps the docs give `dtype` on `backend` (ReduceOp's docstring): MAX, MIN and PRODUCT
     are not supported for complex tensors; BAND, BOR and BXOR are bitwise (integers and bool) and
     not available with NCCL; AVG divides by the world size (a mean, for floating and complex
-    tensors). PREMUL_SUM is documented for NCCL and XCCL only."""
+    tensors). PREMUL_SUM is documented for NCCL and XCCL only. gloo has AVG from torch 2.8 (above)."""
+    avg = ["AVG"] if backend != "gloo" or GLOO_AVG else []
     if dtype.is_complex:
-        return ["SUM", "AVG"]
+        return ["SUM", *avg]
     if dtype.is_floating_point:
-        return ["SUM", "PRODUCT", "MIN", "MAX", "AVG"]
+        return ["SUM", "PRODUCT", "MIN", "MAX", *avg]
     return ["SUM", "PRODUCT", "MIN", "MAX"] + ([] if backend == "nccl" else ["BAND", "BOR", "BXOR"])
 
 
@@ -320,6 +346,8 @@ def test_all_reduce_rejects_min_max_product_of_complex_tensors(device, dtype, ra
     data=st.data(),
 )
 def test_broadcast_copies_the_source_rank_tensor_to_every_rank(device, dtype, rank_pool, world, spec, seeds, data):
+    if reason := gloo_lacks(rank_pool.backend, "broadcast", dtype):
+        pytest.skip(reason)
     src = data.draw(st.integers(0, world - 1), label="src")
     rank_specs = per_rank(spec, seeds[:world])
     answers = rank_pool.run(world, broadcast_on_rank, rank_specs, dtype, src)
@@ -369,6 +397,8 @@ def test_all_gather_of_uneven_sizes_lists_every_rank_tensor(device, dtype, rank_
 # non-contiguous inputs and outputs are distributed.noncontiguous_tensors's
 @given(world=WORLDS, spec=specs(layouts=CONTIGUOUS_LAYOUTS), data=st.data())
 def test_reduce_scatter_gives_rank_i_the_reduction_of_every_rank_ith_tensor(device, dtype, rank_pool, world, spec, data):
+    if reason := gloo_lacks(rank_pool.backend, "reduce_scatter", dtype):
+        pytest.skip(reason)
     op = data.draw(st.sampled_from(ops_for(dtype, rank_pool.backend)), label="op")
     seeds = data.draw(st.lists(st.lists(SEEDS, min_size=world, max_size=world), min_size=world, max_size=world))
     input_specs = [per_rank(spec, row) for row in seeds]  # input_specs[r][i]: rank r's i-th tensor
@@ -384,8 +414,11 @@ def test_reduce_scatter_gives_rank_i_the_reduction_of_every_rank_ith_tensor(devi
 @in_ranks
 @pytest.mark.behaviour("distributed.noncontiguous_tensors")
 @pytest.mark.dtypes("float32")
-@given(world=WORLDS, collective=st.sampled_from(["all_reduce", "broadcast", "reduce_scatter"]), data=st.data())
-def test_collectives_on_noncontiguous_tensors_touch_only_their_elements(device, dtype, rank_pool, world, collective, data):
+@given(world=WORLDS, data=st.data())
+def test_collectives_on_noncontiguous_tensors_touch_only_their_elements(device, dtype, rank_pool, world, data):
+    # reduce_scatter where the release's backend has it (gloo: from torch 2.8, above)
+    collectives = [c for c in ("all_reduce", "broadcast", "reduce_scatter") if not gloo_lacks(rank_pool.backend, c, dtype)]
+    collective = data.draw(st.sampled_from(collectives), label="collective")
     # all_reduce and broadcast on views with gaps (their dense layouts are their own behaviours'),
     # reduce_scatter on every layout but the contiguous ones (likewise)
     layouts = NONCONTIGUOUS_LAYOUTS if collective == "reduce_scatter" else GAPPED_LAYOUTS

@@ -136,3 +136,14 @@ def test_load_remaps_devices_and_weights_only_refuses_other_objects(device, dtyp
         torch.load(buffer)  # weights_only=True is the default
     buffer.seek(0)
     assert isinstance(torch.load(buffer, weights_only=False)["object"], NotAWeight)
+
+
+@pytest.mark.behaviour("serialization.load_default_unpickles_any_object")
+@pytest.mark.device_types("cpu")
+def test_load_default_unpickles_any_object_before_2_6(device):
+    # weights_only left out: False before torch 2.6 (the catalogue entry's range skips it from 2.6)
+    buffer = io.BytesIO()
+    torch.save({"object": NotAWeight()}, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer)["object"]
+    assert isinstance(loaded, NotAWeight) and loaded.payload == 1, f"torch.load's default gave {loaded!r}"
