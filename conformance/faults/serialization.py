@@ -24,3 +24,13 @@ def _(patch):
     @patch.replace(torch, "load")
     def load(orig, *a, weights_only=True, **k):
         return orig(*a, weights_only=False, **k)
+
+
+@fault("load_default_weights_only_early", trips=["serialization.load_default_unpickles_any_object"])
+def _(patch):
+    """torch.load with weights_only left out restricts unpickling before torch 2.6, as if 2.6's default had come early."""
+
+    @patch.replace(torch, "load")
+    def load(orig, *a, **k):
+        k.setdefault("weights_only", True)
+        return orig(*a, **k)
