@@ -7,6 +7,7 @@ small module, not on the writer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -96,23 +97,17 @@ def operation_call(operation, args: tuple, kwargs: dict, run: Callable[[], objec
         trace.keep.append((operation, args, kwargs))
 
 
+@functools.cache  # declarations live as long as their modules: one verdict each
 def _writable(operation) -> bool:
     """Whether a script can spell the declaration's call from its source (not a closure, say)."""
     from conformance.repro.compared import _call_source
     from conformance.repro.spelling import Unwritable
 
-    cached = _WRITABLE.get(id(operation))
-    if cached is None or cached[0] is not operation:
-        try:
-            _call_source(operation.call, set(), {})
-            cached = (operation, True)
-        except Unwritable:
-            cached = (operation, False)
-        _WRITABLE[id(operation)] = cached
-    return cached[1]
-
-
-_WRITABLE: dict[int, tuple] = {}
+    try:
+        _call_source(operation.call, set(), {})
+        return True
+    except Unwritable:
+        return False
 
 
 def seed_point(seed: int) -> None:

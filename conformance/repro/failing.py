@@ -196,13 +196,23 @@ def _assigns(node) -> set[str]:
 
 
 def _assigns_later(statements, made, name) -> bool:
-    """Whether a statement between `made` and the failing one rebinds or augments `name`."""
+    """Whether a statement between `made` and the failing one rebinds, augments or calls a method of
+    `name` (`expected.insert(...)`): then the assignment alone no longer gives its value."""
     later = [n for n in statements if n.lineno > (made.end_lineno or made.lineno)]
-    return any(
+    rebinds = any(
         isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.For, ast.With))
         and any(isinstance(t, ast.Name) and t.id == name and isinstance(t.ctx, ast.Store) for t in ast.walk(n))
         for n in later
     )
+    mutates = any(
+        isinstance(c, ast.Call)
+        and isinstance(c.func, ast.Attribute)
+        and isinstance(c.func.value, ast.Name)
+        and c.func.value.id == name
+        for n in later
+        for c in ast.walk(n)
+    )
+    return rebinds or mutates
 
 
 def _free(node) -> list[str]:

@@ -70,7 +70,7 @@ def render(
     frame_names = {}
     for f, _ in tests:
         for name, value in f.f_locals.items():
-            if isinstance(value, (torch.Tensor, np.ndarray, torch.nn.Module, torch.Generator, torch.optim.Optimizer)):
+            if isinstance(value, _TRACED):
                 frame_names.setdefault(id(value), name)
     all_names: dict[int, list[str]] = {}
     for f, _ in tests:
@@ -333,9 +333,7 @@ def _raising_script(trace, exc, frame_names, all_names, tests, header, device, b
     body = _inputs(trace, kept, roots, writer)
     body += _calls(kept, writer, tests[-1][0].f_locals)
     last = writer.call(record)
-    context = _source_context(record.where, tests[-1][0].f_locals, writer) or (
-        ("torch.inference_mode()" if record.inference else None) or ("torch.no_grad()" if not record.grad else None)
-    )
+    context = _context(record, tests[-1][0].f_locals, writer)
     final = [f"with {context}:", f"    {last}"] if context else [last]
     final[-1] += f"  # raises {type(exc).__name__}"
     defined = [line for source in writer.helpers.values() for line in [*source.splitlines(), ""]]
@@ -627,6 +625,13 @@ def _source_context(where, names: dict, writer) -> str | None:
     return ", ".join(written) or None
 
 
+def _context(record: Record, names: dict, writer) -> str | None:
+    """The `with` a recorded call is written inside: the test's own, or the grad mode it ran in."""
+    return _source_context(record.where, names, writer) or (
+        ("torch.inference_mode()" if record.inference else None) or ("torch.no_grad()" if not record.grad else None)
+    )
+
+
 _TRANSPARENT_CONTEXTS = ("raises", "warns", "catch_warnings", "private_rng", "fork_rng", "deprecated_call", "suppress")
 
 
@@ -683,9 +688,7 @@ def _calls(kept: list[Record], writer: _Writer, names: dict, bound: dict | None 
             for key, r in items:
                 if isinstance(r, torch.Tensor) and id(r) not in writer.names and isinstance(key, (int, str)):
                     writer.names[id(r)] = f"{name}[{key!r}]"
-        wanted = _source_context(record.where, names, writer) or (
-            ("torch.inference_mode()" if record.inference else None) or ("torch.no_grad()" if not record.grad else None)
-        )
+        wanted = _context(record, names, writer)
         if wanted != context:
             context = wanted
             if wanted:
