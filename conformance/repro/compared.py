@@ -254,13 +254,17 @@ def _lambda_node(function) -> ast.Lambda:
         raise Unwritable("the declaration's call has no source to copy") from None
     code = function.__code__
     names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    tree = ast.parse(source)
     found = [
         n
-        for n in ast.walk(ast.parse(source))
+        for n in ast.walk(tree)
         if isinstance(n, ast.Lambda)
         and n.lineno == code.co_firstlineno
         and tuple(a.arg for a in [*n.args.posonlyargs, *n.args.args, *n.args.kwonlyargs]) == names
     ]
+    if len(found) > 1:  # `samples=...map(lambda x: ...), call=lambda x: ...` on one line: the call's
+        calls = {id(k.value) for k in ast.walk(tree) if isinstance(k, ast.keyword) and k.arg == "call"}
+        found = [n for n in found if id(n) in calls]
     if len(found) != 1:
         raise Unwritable("the declaration's call is a lambda that its source line does not single out")
     return found[0]

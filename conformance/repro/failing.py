@@ -85,9 +85,12 @@ class _Statement:
                 best = node
         if best is None:
             raise Unwritable("the failing line is not a statement of the test")
+        if _is_fail(best):  # `pytest.fail(...)` closing a `pytest.raises` block: the block failed
+            around = [n for n in ast.walk(tree) if _is_raises(n) and n.lineno < best.lineno <= (n.end_lineno or 0)]
+            best = max(around, key=lambda n: n.lineno, default=best)
         self.span = (best.lineno + first - 1, (best.end_lineno or best.lineno) + first - 1)
-        self.node = _RaisesToTry().visit(best) if _is_raises(best) else best
-        if not isinstance(self.node, (ast.Assert, ast.Try, ast.Expr, ast.Assign)):
+        self.node = _FailToRaise().visit(_RaisesToTry().visit(best) if _is_raises(best) else best)
+        if not isinstance(self.node, (ast.Assert, ast.Try, ast.Expr, ast.Assign, ast.Raise)):
             raise Unwritable(f"the failing statement is a {type(best).__name__}")
         # the conditions it ran under, so that a script for a CUDA check stays silent without CUDA
         for branch in reversed(_enclosing_ifs(tree, best)):
@@ -298,6 +301,22 @@ def _is_raises(node) -> bool:
         return False
     call = node.items[0].context_expr
     return isinstance(call, ast.Call) and ast.unparse(call.func) in ("pytest.raises", "raises")
+
+
+def _is_fail(node) -> bool:
+    """Whether `node` is the statement `pytest.fail(...)`."""
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and ast.unparse(node.value.func) == "pytest.fail"
+
+
+class _FailToRaise(ast.NodeTransformer):
+    """`pytest.fail(message)` as `raise AssertionError(message)`, which needs no pytest (the
+    script's failure is compared as AssertionError, pytest.fail's)."""
+
+    def visit_Expr(self, node):
+        if not _is_fail(node):
+            return self.generic_visit(node)
+        call = ast.Call(ast.Name("AssertionError", ast.Load()), node.value.args[:1], [])
+        return ast.copy_location(ast.Raise(exc=call), node)
 
 
 class _RaisesToTry(ast.NodeTransformer):

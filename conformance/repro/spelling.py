@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -149,18 +150,26 @@ class _Writer:
             raise Unwritable(f"a module of type {kind.__name__} (not one of torch.nn's)")
         if any(True for _ in m.children()):
             raise Unwritable(f"a {kind.__name__} with submodules")
-        call = f"torch.nn.{kind.__name__}({m.extra_repr()})"
+        # an option the repr prints bare (`padding=same`, `padding_mode=reflect`) is a string
+        arguments = re.sub(r"=(?!True\b|False\b|None\b)([A-Za-z_]\w*)(?=,|$)", r"='\1'", m.extra_repr())
+        call = f"torch.nn.{kind.__name__}({arguments})"
         try:
             with torch._C.DisableTorchFunction():
                 rebuilt = eval(call, {"torch": torch})
         except Exception:
             raise Unwritable(f"a {kind.__name__} whose arguments its repr does not give") from None
         state = m.state_dict()
-        if {k: (v.shape, v.dtype) for k, v in rebuilt.state_dict().items()} != {k: (v.shape, v.dtype) for k, v in state.items()}:
+        floating = next((t.dtype for t in state.values() if t.is_floating_point()), None)
+
+        def kinds(values):  # the floating dtype is set below, with .to(dtype)
+            return {k: (v.shape, v.dtype if not v.is_floating_point() else None) for k, v in values.items()}
+
+        if kinds(rebuilt.state_dict()) != kinds(state) or any(
+            t.is_floating_point() and t.dtype != floating for t in state.values()
+        ):
             raise Unwritable(f"a {kind.__name__} that its repr does not rebuild")
         name = self.fresh(self.frame_names.get(id(m)), "module")
         lines = [f"{name} = {call}" + ("" if m.training else ".eval()")]
-        floating = next((t.dtype for t in state.values() if t.is_floating_point()), None)
         if floating is not None and floating != torch.get_default_dtype():
             lines.append(f"{name}.to({floating})")  # before its values go in: load_state_dict keeps the module's dtype
         if state:

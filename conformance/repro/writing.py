@@ -7,6 +7,7 @@ import builtins
 import inspect
 import io
 import re
+import sys
 import textwrap
 import types
 
@@ -93,13 +94,16 @@ def render(
         attempts.insert(0, (None, True))
     elif after and check_frame is after[0] and "conformance" not in check_frame.f_code.co_filename:
         attempts[:0] = [(None, True), (None, False)]
+    tries = [(frame, line, attempt, derive) for attempt, derive in attempts]
+    if len(tests) > 1:  # then the statement that called the failing helper of the test module, inlined
+        tries += [(*tests[-2], None, True), (*tests[-2], None, False)]
     problem = None
-    for attempt, derive in attempts:
+    for at, at_line, attempt, derive in tries:
         try:
             writer = _Writer(trace, frame_names)
             writer.all_names = all_names
             writer.specs = _specs_in([f.f_locals for f, _ in tests], [])
-            script = _script(trace, frame, line, exc, attempt, writer, header, device, backends, derive)
+            script = _script(trace, at, at_line, exc, attempt, writer, header, device, backends, derive)
             _verify(script, fails_with)
             return script
         except Unwritable as why:
@@ -147,7 +151,8 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
         inside = [r for r in records if r.where and r.where[0] is frame.f_code and any(a <= r.where[1] <= b for a, b in spans)]
         records = [r for r in records if not any(r is i for i in inside)]
         made = {id(x.result) for x in records}
-        if not inside and not any(isinstance(r, torch.Tensor) or id(r) in made for r in roots):
+        # a statement that reads no local (`not hasattr(torch, "double64")`) is its own script
+        if not inside and roots and not any(isinstance(r, torch.Tensor) or id(r) in made for r in roots):
             raise Unwritable("the values it checks were not computed by torch calls the trace saw")
     bound = {}  # id(record) -> the local the test bound its result to, written where it was made
     if check_frame is None:
@@ -192,6 +197,10 @@ def _assemble(body: list[str], imports: set[str], writer: _Writer, header: list[
     """The script: its header comment, the imports it needs, then `body`."""
     text = "\n".join(body)
     head = [f"import {m}" for m in ("io", "math", "re") if re.search(rf"\b{m}\.", text)]
+    # the standard library's modules first, as a script's imports go
+    stdlib = {i for i in imports if re.fullmatch(r"import (\w+)", i or "") and i.split()[1] in sys.stdlib_module_names}
+    head = sorted(set(head) | stdlib)
+    imports = imports - stdlib
     head = head + [""] * bool(head) + ["import torch"]
     if writer.uses_numpy or any("np" in i for i in imports) or "np." in text:
         head.insert(len(head) - 1, "import numpy as np")
@@ -377,7 +386,7 @@ def _global(name: str, value, helpers: dict | None = None, imports: set | None =
     it names is copied into `helpers` (with the imports it needs added to `imports`, where given)."""
     if isinstance(value, types.ModuleType):
         module = value.__name__
-        if module.split(".")[0] not in ("torch", "numpy", "math"):
+        if module.split(".")[0] not in ("torch", "numpy", *sys.stdlib_module_names):
             raise Unwritable(f"the failing statement uses the module {module}")
         if module == "numpy":
             return "" if name == "np" else f"import numpy as {name}"
@@ -423,7 +432,7 @@ def _plain(value) -> bool:
 def _inline(function, helpers: dict[str, str], imports: set | None = None) -> None:
     """Copy a small helper of the suite into the script, with the helpers it calls, where all it
     needs besides them is torch, NumPy, math and builtins (and, where `imports` collects their
-    import lines, torch's submodules under any name: `nn`, `F`)."""
+    import lines, torch's submodules under any name, `nn`, `F`, and the standard library's modules)."""
     if function.__name__ in helpers:
         return
     try:
@@ -444,7 +453,9 @@ def _inline(function, helpers: dict[str, str], imports: set | None = None) -> No
             value = function.__globals__.get(node.id)
             if node.id in function.__globals__ and isinstance(value, types.ModuleType):
                 plain = value.__name__ in ("torch", "numpy", "math") and node.id in ("torch", "np", "math")
-                if imports is not None and not plain and value.__name__.split(".")[0] == "torch":
+                # torch's submodules (nn, F) and the standard library's modules (sys, itertools)
+                importable = value.__name__.split(".")[0] in ("torch", *sys.stdlib_module_names)
+                if imports is not None and not plain and importable:
                     imports.add(_global(node.id, value))
                 elif not plain:
                     raise Unwritable(f"the failing statement calls {function.__name__}, which uses {value.__name__}")
