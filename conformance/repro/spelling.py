@@ -148,16 +148,22 @@ class _Writer:
         kind = type(m)
         if kind.__module__.split(".")[:2] != ["torch", "nn"] or getattr(torch.nn, kind.__name__, None) is not kind:
             raise Unwritable(f"a module of type {kind.__name__} (not one of torch.nn's)")
+        containers = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+        if isinstance(m, containers) and not list(m.parameters(recurse=False)):
+            return self._container(m)
         if any(True for _ in m.children()):
             raise Unwritable(f"a {kind.__name__} with submodules")
         # an option the repr prints bare (`padding=same`, `padding_mode=reflect`) is a string
         arguments = re.sub(r"=(?!True\b|False\b|None\b)([A-Za-z_]\w*)(?=,|$)", r"='\1'", m.extra_repr())
         call = f"torch.nn.{kind.__name__}({arguments})"
+        state_of_generator = torch.default_generator.get_state()  # a constructor draws its initial values
         try:
             with torch._C.DisableTorchFunction():
                 rebuilt = eval(call, {"torch": torch})
         except Exception:
             raise Unwritable(f"a {kind.__name__} whose arguments its repr does not give") from None
+        finally:
+            torch.default_generator.set_state(state_of_generator)
         state = m.state_dict()
         floating = next((t.dtype for t in state.values() if t.is_floating_point()), None)
 
@@ -182,6 +188,25 @@ class _Writer:
         if device.type != "cpu":
             lines.append(f"{name}.to({str(device)!r})")
         self.pending.extend(lines)
+        self.names[id(m)] = name
+        return name
+
+    def _container(self, m: torch.nn.Module) -> str:
+        """A Sequential, ModuleList or ModuleDict of modules the writer rebuilds (its children first);
+        a child that appears twice is one module twice, as in the test."""
+        kind = type(m).__name__
+        if list(m.buffers(recurse=False)) or any(not n.isidentifier() and kind == "ModuleDict" for n, _ in m.named_children()):
+            raise Unwritable(f"a {kind} that its children do not rebuild")
+        children = {key: self.module(child) for key, child in m._modules.items() if child is not None}
+        if len(children) != len(m._modules) or (kind == "Sequential" and list(m._modules) != [str(i) for i in range(len(m))]):
+            raise Unwritable(f"a {kind} that its children do not rebuild")
+        inner = ", ".join(children.values())
+        if kind == "ModuleList":
+            inner = f"[{inner}]"
+        elif kind == "ModuleDict":
+            inner = "{" + ", ".join(f"{k!r}: {v}" for k, v in children.items()) + "}"
+        name = self.fresh(self.frame_names.get(id(m)), "module")
+        self.pending.append(f"{name} = torch.nn.{kind}({inner})" + ("" if m.training else ".eval()"))
         self.names[id(m)] = name
         return name
 

@@ -54,10 +54,27 @@ def _made_by(name: str, value, frame, records: list[Record]) -> Record | None:
 
 
 def render(
-    trace: Trace, exc: BaseException, *, header: list[str], device: str | None, backends: list[str], fails_with: str
+    trace: Trace,
+    exc: BaseException,
+    *,
+    header: list[str],
+    device: str | None,
+    backends: list[str],
+    fails_with: str,
+    on_stock=lambda script: None,
 ) -> str:
     """The standalone script of `trace`'s failing example, or raise Unwritable saying why not.
-    The script is run here before it is returned: it must raise `fails_with` as the test did."""
+    The script is run here before it is returned: it must raise `fails_with` as the test did, and
+    `on_stock(script)` (what it raises on stock torch, where a fault is injected) must be None;
+    a form of the script that fails there gives way to the next form."""
+
+    def verified(script: str) -> str:
+        _verify(script, fails_with)
+        stock = on_stock(script)
+        if stock is not None:
+            raise Unwritable(f"the script also fails on stock torch ({stock})")
+        return script
+
     if trace.problem:
         raise Unwritable(trace.problem)
     trace.sync_arrays()
@@ -84,9 +101,7 @@ def render(
     # check's own arguments are the fallback.
     raises = any(_is_raises(w) for w in _contexts_of(frame.f_code).get(line, ()))
     if id(exc) in trace.raised and trace.raised[id(exc)][0] is exc and not raises:  # a torch call raised what the test did
-        script = _raising_script(trace, exc, frame_names, all_names, tests, header, device, backends)
-        _verify(script, fails_with)
-        return script
+        return verified(_raising_script(trace, exc, frame_names, all_names, tests, header, device, backends))
     # The test's statement is tried first with the assignments of the values it checks written
     # out (Note [Repros]), then with those values as literals.
     attempts = [(check_frame, False)]
@@ -103,12 +118,12 @@ def render(
             writer = _Writer(trace, frame_names)
             writer.all_names = all_names
             writer.specs = _specs_in([f.f_locals for f, _ in tests], [])
-            script = _script(trace, at, at_line, exc, attempt, writer, header, device, backends, derive)
-            _verify(script, fails_with)
-            return script
+            return verified(_script(trace, at, at_line, exc, attempt, writer, header, device, backends, derive))
         except Unwritable as why:
-            if not derive:  # the plain form's reason: the derived form is only an improvement on it
-                problem = problem or why
+            # the plain form's reason (the derived form is only an improvement on it), unless a
+            # form was written and failed on stock torch
+            if not derive or "on stock torch" in str(why):
+                problem = why if problem is None or "on stock torch" in str(why) else problem
     raise problem
 
 
@@ -164,6 +179,11 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
     trace._see(roots)  # a tensor no traced call took: as it is now
     everything = records + trace.records[before:]
     kept = _slice(trace, roots, everything)
+    # a module is written with its parameters' values (Writer.module): the initializers its
+    # constructor ran on them are in those values already
+    owned = {id(t) for m in _modules_in(roots) for t in (*m.parameters(), *m.buffers())}
+    initializes = lambda r: r.name.startswith("torch.nn.init.") and any(id(t) in owned for t in _tensors((r.args, r.kwargs), []))
+    kept = [r for r in kept if not initializes(r)]
     if bound:
         kept_ids = {id(r) for r in kept}
         kept = [r for r in everything if id(r) in kept_ids or id(r) in bound]
@@ -185,12 +205,23 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
             value = frame.f_locals[name]
             known = writer.names.get(id(value))
             if known != name and name not in writer.assigned:
-                final.append(f"{name} = {writer.value(value)}")
+                text = writer.value(value)  # a module is written under the test's name for it
+                if text != name:
+                    final.append(f"{name} = {text}")
         final.append(statement.text())
     # the functions it defines first: a kept call may be a declared operation's
     defined = [line for source in helpers.values() for line in [*source.splitlines(), ""]]
     body = defined + body + writer.pending + final
     return _assemble(body, imports, writer, header, device, backends)
+
+
+def _modules_in(value) -> list[torch.nn.Module]:
+    """The modules in `value` (a module, or lists, tuples and dicts of them)."""
+    if isinstance(value, torch.nn.Module):
+        return [value]
+    if isinstance(value, (list, tuple, dict)):
+        return [m for v in (value.values() if isinstance(value, dict) else value) for m in _modules_in(v)]
+    return []
 
 
 def _assemble(body: list[str], imports: set[str], writer: _Writer, header: list[str], device, backends) -> str:
@@ -351,12 +382,15 @@ def _raising_script(trace, exc, frame_names, all_names, tests, header, device, b
 
 def _derived(name: str, frame, records: list[Record]) -> bool:
     """Whether test local `name` holds a value the test computed from others (a number, a flag, a
-    tuple of a tensor's attributes), which the script should compute again, not copy: not a
-    tensor, array, module, optimizer or generator (the trace writes those), and not a number a
-    traced call returned (written where it was made)."""
+    tuple of a tensor's attributes, NumPy's arithmetic on a result), which the script should
+    compute again, not copy: not a tensor, module, optimizer or generator, nor an array a traced
+    call made or took (the trace writes those), and not a number a traced call returned (written
+    where it was made)."""
     if name not in frame.f_locals:
         return False
     value = frame.f_locals[name]
+    if isinstance(value, np.ndarray):  # NumPy's arithmetic on what torch returned: computed again
+        return not any(value is o for r in records for o in _objects((r.args, r.kwargs, r.result), []))
     return not _traced(value) and _made_by(name, value, frame, records) is None
 
 
