@@ -440,7 +440,7 @@ def _global(name: str, value, helpers: dict | None = None, imports: set | None =
             return f"from {public} import {qualname}" + (f" as {name}" if name != qualname else "")
     if isinstance(value, (int, float, str, bool)):
         return f"{name} = {value!r}"
-    if isinstance(value, (set, frozenset, tuple, list, dict)) and _plain(value):  # a table of constants
+    if isinstance(value, (set, frozenset, tuple, list, dict)) and (_plain(value) or _dtypes_table(value)):  # a table of constants
         return f"{name} = {value!r}"
     if isinstance(value, dict) and value and all(getattr(v, "__name__", "") == "<lambda>" for v in value.values()):
         from conformance.repro.compared import _lambda_table
@@ -453,6 +453,18 @@ def _global(name: str, value, helpers: dict | None = None, imports: set | None =
         _inline(getattr(value, "__wrapped__", value), helpers, imports)
         return ""
     raise Unwritable(f"the failing statement calls {name}, a helper of the suite")
+
+
+def _dtypes_table(value) -> bool:
+    """Whether `value` is a table of plain constants and torch's dtypes (`{"float": torch.float32}`),
+    whose repr is its source in a script that imports torch."""
+    if isinstance(value, (torch.dtype, torch.layout, torch.memory_format)):
+        return True
+    if isinstance(value, dict):
+        return all(_dtypes_table(k) and _dtypes_table(v) for k, v in value.items())
+    if isinstance(value, (set, frozenset, tuple, list)):
+        return all(_dtypes_table(v) for v in value)
+    return _plain(value)
 
 
 def _plain(value) -> bool:
@@ -655,19 +667,49 @@ def _source_context(where, names: dict, writer) -> str | None:
         last = name.split(".")[-1]
         if last in _TRANSPARENT_CONTEXTS:
             continue
-        if not isinstance(call, ast.Call) or any(isinstance(k.arg, type(None)) for k in call.keywords):
+        if not isinstance(call, ast.Call):
             raise Unwritable(f"a call made inside `with {ast.unparse(node.items[0].context_expr)}`")
+        call = _copy(call)
+        call.keywords = [k for splat in call.keywords for k in _spread(splat, names, call, writer)]
         if "." not in name and name in names:  # a context held in a local
             local = names[name]
             known = next((n for n in _GRAD_CONTEXTS if local is getattr(torch, n, None)), getattr(local, "__name__", ""))
+            if known == "<lambda>" and not call.args and not call.keywords:  # `disable = lambda: torch.set_grad_enabled(False)`
+                written.append(_lambda_context(local, call))
+                continue
             if known not in _GRAD_CONTEXTS or call.args or call.keywords:
                 raise Unwritable(f"a call made inside `with {ast.unparse(call)}`")
             written.append(f"torch.{known}()")
             continue
-        if last not in (*_GRAD_CONTEXTS, "autocast") or not name.startswith("torch."):
+        if last not in (*_GRAD_CONTEXTS, "autocast", "device") or not name.startswith("torch."):
             raise Unwritable(f"a call made inside `with {ast.unparse(call)}`")
-        written.append(ast.unparse(_Literals(names, writer).visit(_copy(call))))
+        written.append(ast.unparse(_Literals(names, writer).visit(call)))
     return ", ".join(written) or None
+
+
+def _spread(keyword, names: dict, call, writer) -> list:
+    """A keyword of a context's call; `**expr` as the keywords its value held (`**{"dtype": d} if
+    explicit else {}`), evaluated from the test's locals."""
+    if keyword.arg is not None:
+        return [keyword]
+    try:
+        value = eval(compile(ast.Expression(keyword.value), "<context>", "eval"), {"torch": torch}, dict(names))
+    except Exception:
+        raise Unwritable(f"a call made inside `with {ast.unparse(call)}`") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise Unwritable(f"a call made inside `with {ast.unparse(call)}`")
+    return [ast.keyword(k, ast.parse(writer.value(v), mode="eval").body) for k, v in value.items()]
+
+
+def _lambda_context(local, call) -> str:
+    """A context the test made by calling a local lambda of no arguments: its body."""
+    from conformance.repro.compared import _lambda_node
+
+    body = _lambda_node(local).body
+    names = {n.id for n in ast.walk(body) if isinstance(n, ast.Name)}
+    if names - {"torch"} or local.__code__.co_argcount:
+        raise Unwritable(f"a call made inside `with {ast.unparse(call)}`")
+    return ast.unparse(body)
 
 
 def _context(record: Record, names: dict, writer) -> str | None:
@@ -677,7 +719,17 @@ def _context(record: Record, names: dict, writer) -> str | None:
     )
 
 
-_TRANSPARENT_CONTEXTS = ("raises", "warns", "catch_warnings", "private_rng", "fork_rng", "deprecated_call", "suppress")
+# contexts that change nothing torch computes (np.errstate: NumPy's warnings, for the expected side)
+_TRANSPARENT_CONTEXTS = (
+    "raises",
+    "warns",
+    "catch_warnings",
+    "private_rng",
+    "fork_rng",
+    "deprecated_call",
+    "suppress",
+    "errstate",
+)
 
 
 def _copy(node):
