@@ -324,5 +324,5 @@ def _storage_literal(whole: torch.Tensor, device: torch.device, writer: _Writer)
     where = "" if device.type == "cpu" else f", device={str(device)!r}"
     if device.type == "meta":
         return f"torch.empty({whole.numel()}, dtype={whole.dtype}, device='meta')"
-    values = whole.tolist()
+    values = torch._C.TensorBase.tolist(whole)  # not Tensor.tolist, which a fault may have replaced
     return f"torch.tensor({writer.value(values)}, dtype={whole.dtype}{where})"

@@ -195,8 +195,10 @@ class Trace(TorchFunctionMode):
                 if t.device.type == "meta":
                     whole = torch.empty(count, dtype=t.dtype, device="meta")
                 else:
-                    whole = torch.empty(0, dtype=t.dtype, device=t.device).set_(storage, 0, (count,), (1,))
-                    whole = whole.detach().cpu().clone()
+                    # torch's own methods (TensorBase), not the Python ones a fault may have replaced
+                    base = torch._C.TensorBase
+                    whole = base.set_(torch.empty(0, dtype=t.dtype, device=t.device), storage, 0, (count,), (1,))
+                    whole = base.clone(base.cpu(base.detach(whole)))
                 self.storage_keys[key] = len(self.storages)
                 self.storages.append(whole)
             self.snapshots[id(t)] = Snapshot(t, self.storage_keys[key], isinstance(t, torch.nn.Parameter))

@@ -167,7 +167,7 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
         records = [r for r in records if not any(r is i for i in inside)]
         made = {id(x.result) for x in records}
         # a statement that reads no local (`not hasattr(torch, "double64")`) is its own script
-        if not inside and roots and not any(isinstance(r, torch.Tensor) or id(r) in made for r in roots):
+        if not inside and roots and not _tensors(roots, []) and not any(id(r) in made for r in roots):
             raise Unwritable("the values it checks were not computed by torch calls the trace saw")
     bound = {}  # id(record) -> the local the test bound its result to, written where it was made
     if check_frame is None:
@@ -573,6 +573,10 @@ def _inputs(trace: Trace, kept: list[Record], roots: list, writer: _Writer) -> l
     used = _tensors([(r.args, r.kwargs) for r in kept] + [roots], [])
     made = {id(t) for r in kept for t in _tensors(r.result, []) if not any(t is a for a in _tensors(r.args, []))}
     lines, bases = [], {}
+    users: dict[int, set] = {}  # storage -> the inputs written from it
+    for t in used:
+        if id(t) not in made and id(t) not in writer.names and id(t) in trace.snapshots:
+            users.setdefault(trace.snapshots[id(t)].storage, set()).add(id(t))
     for t in used:
         if id(t) in made or id(t) in writer.names:
             continue
@@ -582,7 +586,12 @@ def _inputs(trace: Trace, kept: list[Record], roots: list, writer: _Writer) -> l
         if t.grad_fn is not None and not snap.parameter:
             raise Unwritable("a non-leaf input that was made outside the traced calls")
         whole = trace.storages[snap.storage]
-        if snap.storage not in bases:
+        alone = len(users[snap.storage]) == 1 and _is_whole(t, whole) and t.ndim != 1 and whole.numel() <= SMALL
+        if alone and t.device.type != "meta":  # its own storage, all of it: the tensor's literal, no view call
+            base = torch._C.TensorBase
+            where = "" if t.device.type == "cpu" else f", device={str(t.device)!r}"
+            view = f"torch.tensor({writer.value(base.tolist(base.reshape(whole, tuple(t.shape))))}, dtype={t.dtype}{where})"
+        elif snap.storage not in bases:
             base = writer.fresh(None, "storage")
             bases[snap.storage] = base
             seeded = _seeded(t, whole, writer.specs) if whole.numel() > SMALL else None
@@ -597,9 +606,12 @@ def _inputs(trace: Trace, kept: list[Record], roots: list, writer: _Writer) -> l
                 ]
             )
         name = writer.fresh(writer.frame_names.get(id(t)), "x")
-        view = f"{bases[snap.storage]}.as_strided({tuple(t.shape)!r}, {tuple(t.stride())!r}, {t.storage_offset()})"
-        if _is_whole(t, whole):
+        if alone and t.device.type != "meta":
+            pass
+        elif _is_whole(t, whole):
             view = f"{bases[snap.storage]}.view({tuple(t.shape)!r})" if t.ndim != 1 else bases[snap.storage]
+        else:
+            view = f"{bases[snap.storage]}.as_strided({tuple(t.shape)!r}, {tuple(t.stride())!r}, {t.storage_offset()})"
         if snap.parameter:
             view = f"torch.nn.Parameter({view}" + (", requires_grad=False)" if not t.requires_grad else ")")
         elif t.requires_grad:
