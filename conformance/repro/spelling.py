@@ -49,6 +49,7 @@ class _Writer:
     def __init__(self, trace: Trace, frame_names: dict[int, str]):
         self.trace = trace
         self.names: dict[int, str] = {}  # id(object) -> variable
+        self.positions: dict[int, list[str]] = {}  # id(tensor) -> the places of call results that held it
         self.taken: set[str] = {"torch", "np", "math"}
         self.frame_names = frame_names
         self.uses_numpy = False

@@ -35,6 +35,7 @@ SMALL = 64  # storage elements always written out as a literal
 MAX_LITERAL = 4096  # the most written out as a literal where no seeded constructor call makes them
 
 
+_GRAD_WRITERS = {"torch.autograd.grad", "torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_value_"}
 _ALWAYS_KEPT = {"torch.Tensor.backward", "torch.autograd.backward", "torch.Tensor.retain_grad", "torch.Tensor.register_hook"}
 
 
@@ -204,6 +205,15 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
         for name in bindings:
             value = frame.f_locals[name]
             known = writer.names.get(id(value))
+            # one object at several places of a call's result (an input handed back as the
+            # result): the test's names for it, in order, are those places, as on another torch
+            # they may be different objects
+            places = writer.positions.get(id(value), [])
+            alike = [n for n, v in frame.f_locals.items() if v is value]
+            if len(places) > 1 and len(places) == len(alike):
+                known = places[alike.index(name)]
+                final.append(f"{name} = {known}")
+                continue
             if known != name and name not in writer.assigned:
                 text = writer.value(value)  # a module is written under the test's name for it
                 if text != name:
@@ -556,6 +566,11 @@ def _walk(records: list[Record], roots: list, needed_ids: set[int]) -> list[Reco
             id(o) in needed_ids or (isinstance(o, torch.Tensor) and _storage(o) in needed_storage) for o in targets
         )
         writes = writes or any(isinstance(o, io.BytesIO) and id(o) in needed_ids for o in used)  # torch.save into it
+        # a call that may set the .grad of tensors it takes (what a check of .grad reads)
+        grads = record.name in _GRAD_WRITERS and any(
+            id(o) in needed_ids or (isinstance(o, torch.Tensor) and o.grad is not None and id(o.grad) in needed_ids) for o in used
+        )
+        writes = writes or grads
         always = record.name in _ALWAYS_KEPT or record.state or record.seed is not None
         if makes or writes or always or (record.rng and seeded_after):
             kept.append(record)
@@ -795,8 +810,10 @@ def _calls(kept: list[Record], writer: _Writer, names: dict, bound: dict | None 
                 writer.names[id(result)] = name
             items = enumerate(result) if isinstance(result, (list, tuple)) else result.items() if isinstance(result, dict) else ()
             for key, r in items:
-                if isinstance(r, torch.Tensor) and id(r) not in writer.names and isinstance(key, (int, str)):
-                    writer.names[id(r)] = f"{name}[{key!r}]"
+                if isinstance(r, torch.Tensor) and isinstance(key, (int, str)):
+                    writer.positions.setdefault(id(r), []).append(f"{name}[{key!r}]")
+                    if id(r) not in writer.names:
+                        writer.names[id(r)] = f"{name}[{key!r}]"
         wanted = _context(record, names, writer)
         if wanted != context:
             context = wanted
