@@ -315,7 +315,10 @@ def _at_a_glance(sources, areas, area_counts, covered) -> dict:
             "Conforms: every behaviour that ran held" + (f" ({len(deviating)} known deviations)." if deviating else "."),
         )
     if not_run and ran:
-        verdict = (verdict[0], f"{verdict[1]} {len(not_run)} CUDA-only behaviour{'s' if len(not_run) != 1 else ''} not run: needs CUDA.")
+        verdict = (
+            verdict[0],
+            f"{verdict[1]} {len(not_run)} CUDA-only behaviour{'s' if len(not_run) != 1 else ''} not run: needs CUDA.",
+        )
     return {
         "verdict": verdict,
         "matrix_columns": [f"{sources[i].label} · {device}" if len(sources) > 1 else device for i, device in columns],

@@ -364,7 +364,14 @@ def test_a_cuda_only_behaviour_that_never_ran_is_shown_as_not_run_needs_cuda(tmp
 
     def record(behaviour, device, status):
         reason = {"skipped": "CUDA is not available (torch 2.13.0, CUDA build: none)"}.get(status)
-        return {"type": "result", "nodeid": f"{behaviour}[{device}]", "behaviour": behaviour, "device": device, "status": status, "reason": reason}
+        return {
+            "type": "result",
+            "nodeid": f"{behaviour}[{device}]",
+            "behaviour": behaviour,
+            "device": device,
+            "status": status,
+            "reason": reason,
+        }
 
     needs_cuda = sorted(b.id for b in catalogue.behaviours().values() if b.needs == "cuda")
     assert "devices.cuda_current_index" in needs_cuda and "devices.get_device" not in needs_cuda
