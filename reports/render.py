@@ -38,6 +38,8 @@ PROMISED = (
     + [f"size={b}" for b in ("0", "1", "2-16", "17-128", ">128")]
 )
 MAX_FAILURES_SHOWN = 50
+# What a behaviour that needs what a run lacked (the catalogue's `needs`) shows instead of a status.
+NOT_RUN_NEEDS = {"cuda": "not run: needs CUDA"}
 
 
 def _cell_status(counts: Counter) -> str:
@@ -104,12 +106,14 @@ def build(sources: list[schema.Source], strength: dict | None = None) -> dict:
                 statuses.update(total)
                 summary.setdefault((index, device), Counter()).update(total)
                 columns[(index, device)].update(total)
-                if any(total[s] for s in STATUSES if s not in ("skipped", "not run")):
+                ran = any(total[s] for s in STATUSES if s not in ("skipped", "not run"))
+                if ran:
                     covered[(area.name, (index, device))].add(b.id)
                 row_list.append(
                     {
                         "source": sources[index].label,
                         "device": device,
+                        "needs": NOT_RUN_NEEDS[b.needs] if b.needs and not ran else None,
                         "statuses": " ".join(sorted(k.replace(" ", "-") for k in total)),
                         "cells": [_cell(cells.get(d)) for d in dtype_list],
                     }
@@ -117,13 +121,17 @@ def build(sources: list[schema.Source], strength: dict | None = None) -> dict:
             never = [p for p in PROMISED if p not in features] if examples else []
             # the behaviour's declared input classes, each with whether this report's runs reached it
             domain = [(c, bool(features.get(c))) for c in b.domain] if examples else []
+            # CUDA's own behaviour with no item that ran: not run, for want of CUDA (its items are
+            # skipped, counted as skipped, and the behaviour is never shown as a pass)
+            needs = NOT_RUN_NEEDS[b.needs] if b.needs and all(r["needs"] for r in row_list) else None
             behaviours.append(
                 {
                     "b": b,
                     "rows": row_list,
                     "dtypes": dtype_list,
-                    "status": _cell_status(statuses),
-                    "statuses": " ".join(sorted(k.replace(" ", "-") for k in statuses)),
+                    "needs": needs,
+                    "status": "not run" if needs else _cell_status(statuses),
+                    "statuses": " ".join(sorted({k.replace(" ", "-") for k in statuses} | ({"not-run"} if needs else set()))),
                     "devices": " ".join(sorted({r["device"] for r in row_list})),
                     "failures": failures[:MAX_FAILURES_SHOWN],
                     "more_failures": max(0, len(failures) - MAX_FAILURES_SHOWN),
@@ -292,6 +300,7 @@ def _at_a_glance(sources, areas, area_counts, covered) -> dict:
         matrix.append({"name": area["name"], "title": area["title"], "cells": cells})
     failing = [b for a in areas for b in a["behaviours"] if b["failures"] and any(f["status"] in BAD for f in b["failures"])]
     deviating = [b for a in areas for b in a["behaviours"] if "expected-failure" in b["statuses"].split() and b not in failing]
+    not_run = [b for a in areas for b in a["behaviours"] if b["needs"]]
     ran = sum(len(s.results) for s in sources)
     incomplete = any(s.incomplete for s in sources)
     if not ran:
@@ -305,12 +314,18 @@ def _at_a_glance(sources, areas, area_counts, covered) -> dict:
             "pass",
             "Conforms: every behaviour that ran held" + (f" ({len(deviating)} known deviations)." if deviating else "."),
         )
+    if not_run and ran:
+        verdict = (
+            verdict[0],
+            f"{verdict[1]} {len(not_run)} CUDA-only behaviour{'s' if len(not_run) != 1 else ''} not run: needs CUDA.",
+        )
     return {
         "verdict": verdict,
         "matrix_columns": [f"{sources[i].label} · {device}" if len(sources) > 1 else device for i, device in columns],
         "matrix": matrix,
         "failing": failing,
         "deviating": deviating,
+        "not_run": not_run,
     }
 
 

@@ -20,27 +20,60 @@ from conformance.harness.identity import identity_of
 
 class Identities:
     found = {}
+    skips = {}  # node id -> the reason its skip marker gives, where it has one
     def pytest_collection_finish(self, session):
         for item in session.items:
             identity = identity_of(item)
             self.found[item.nodeid] = identity.behaviour if identity else None
+            marker = item.get_closest_marker("skip")
+            if marker is not None:
+                self.skips[item.nodeid] = marker.kwargs.get("reason", "")
 
 plugin = Identities()
 # -m: every item, the distributed ones the default run leaves out included
 code = pytest.main(["--collect-only", "-q", "--no-report", "-p", "no:cacheprovider", "--device=cpu,meta",
                     "-m", "distributed or not distributed", "conformance"], plugins=[plugin])
 print("IDENTITIES", json.dumps(plugin.found))
+print("SKIPS", json.dumps(plugin.skips))
 raise SystemExit(int(code))
 """
 
 
 @pytest.fixture(scope="module")
-def identities() -> dict[str, str | None]:
-    """node id -> behaviour, as the harness identifies every collected conformance item."""
+def collection() -> dict[str, dict]:
+    """What collecting every conformance item on cpu and meta gives: IDENTITIES (node id ->
+    behaviour, as the harness identifies it) and SKIPS (node id -> its skip marker's reason)."""
     done = subprocess.run([sys.executable, "-c", COLLECT], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    line = next(line for line in done.stdout.splitlines() if line.startswith("IDENTITIES "))
-    return json.loads(line.removeprefix("IDENTITIES "))
+    found = {}
+    for key in ("IDENTITIES", "SKIPS"):
+        line = next(line for line in done.stdout.splitlines() if line.startswith(f"{key} "))
+        found[key] = json.loads(line.removeprefix(f"{key} "))
+    return found
+
+
+@pytest.fixture(scope="module")
+def identities(collection) -> dict[str, str | None]:
+    """node id -> behaviour, as the harness identifies every collected conformance item."""
+    return collection["IDENTITIES"]
+
+
+def test_a_behaviour_needs_cuda_exactly_when_its_items_run_on_cuda_alone(collection):
+    """`needs = "cuda"` in the catalogue (what the report and the GPU evidence run read) agrees with
+    the tests: on cpu and meta every item of such a behaviour skips by its markers, and every other
+    behaviour of this torch release has an item that runs there."""
+    items: dict[str, list[str]] = {}
+    for node, behaviour in collection["IDENTITIES"].items():
+        items.setdefault(behaviour, []).append(node)
+    runs_here = {b for b, nodes in items.items() if any(n not in collection["SKIPS"] for n in nodes)}
+    needs_cuda = {b.id for b in catalogue.behaviours().values() if b.needs == "cuda"}
+    assert needs_cuda, "no behaviour is marked needs = 'cuda'"
+    assert not sorted(needs_cuda & runs_here), "marked needs = 'cuda' but an item runs without CUDA"
+    import torch
+
+    known = catalogue.behaviours()  # a behaviour of other torch releases only skips here for that reason
+    unmarked = sorted(b for b in items if b not in runs_here | needs_cuda and b in known and known[b].holds_on(torch.__version__))
+    assert not unmarked, f"every item skips without CUDA, yet not marked needs = 'cuda': {unmarked}"
 
 
 def test_every_test_names_a_catalogue_entry(identities):

@@ -1,6 +1,7 @@
 """The report stage: results.jsonl as the run goes, a whole index.html, merging, escaping."""
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -354,3 +355,55 @@ def catalogue_behaviour(behaviour_id):
     from conformance import catalogue
 
     return catalogue.behaviours()[behaviour_id]
+
+
+def test_a_cuda_only_behaviour_that_never_ran_is_shown_as_not_run_needs_cuda(tmp_path):
+    """Issue 30: the catalogue's CUDA-only behaviours (needs = "cuda") whose items were all skipped
+    are listed as "not run: needs CUDA", never as a pass; one whose CUDA item ran is shown as usual."""
+    from conformance import catalogue
+
+    def record(behaviour, device, status):
+        reason = {"skipped": "CUDA is not available (torch 2.13.0, CUDA build: none)"}.get(status)
+        return {
+            "type": "result",
+            "nodeid": f"{behaviour}[{device}]",
+            "behaviour": behaviour,
+            "device": device,
+            "status": status,
+            "reason": reason,
+        }
+
+    needs_cuda = sorted(b.id for b in catalogue.behaviours().values() if b.needs == "cuda")
+    assert "devices.cuda_current_index" in needs_cuda and "devices.get_device" not in needs_cuda
+    header = {"type": "environment", "source": "cpu box", "devices": ["cpu", "cuda"], "end": "x"}
+    results = [record(b, d, "skipped") for b in needs_cuda for d in ("cpu", "cuda")]
+    results += [record("devices.get_device", "cpu", "passed"), record("devices.get_device", "cuda", "skipped")]
+    write_results(tmp_path / "cpu.jsonl", results, header)
+    page = render.build([schema.load(tmp_path / "cpu.jsonl")])
+    assert sorted(item["b"].id for item in page["not_run"]) == needs_cuda
+    assert all(item["status"] == "not run" and item["needs"] == "not run: needs CUDA" for item in page["not_run"])
+    row = next(r for r in page["summary"] if r["device"] == "cuda")
+    assert dict(row["counts"]).get("passed") is None, "a skipped CUDA item counted as a pass"
+    assert page["verdict"][1].endswith(f"{len(needs_cuda)} CUDA-only behaviours not run: needs CUDA.")
+    html = render.render([schema.load(tmp_path / "cpu.jsonl")])
+    assert html.count("not run: needs CUDA") >= 2 * len(needs_cuda)  # the list and each behaviour's own line
+    # on a GPU machine the same behaviour ran: no longer listed, shown with its status
+    gpu = [record("devices.cuda_current_index", "cuda", "passed"), record("devices.cuda_current_index", "cpu", "skipped")]
+    write_results(tmp_path / "gpu.jsonl", gpu, {**header, "source": "gpu box"})
+    page = render.build([schema.load(tmp_path / "gpu.jsonl")])
+    assert "devices.cuda_current_index" not in [item["b"].id for item in page["not_run"]]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the report of a run on a machine without CUDA")
+def test_a_run_without_cuda_reports_the_cuda_only_behaviours_as_not_run(tmp_path):
+    result = run_pytest(
+        "-q", f"--report-dir={tmp_path}", "--behaviour", "devices.cuda_current_index,devices.get_device", "-p", "no:randomly"
+    )
+    assert result.returncode == 0, result.stdout[-2000:]
+    _, results = header_and_results(tmp_path / "results.jsonl")
+    cuda_only = [r for r in results if r["behaviour"] == "devices.cuda_current_index"]
+    assert cuda_only and all(r["status"] == "skipped" and r["reason"] for r in cuda_only)
+    html = (tmp_path / "index.html").read_text()
+    listed = html.split('id="not-run-needs"')[1].split("</ul>")[0]
+    assert "devices.cuda_current_index" in listed and "devices.get_device" not in listed
+    assert re.search(r"\d+ CUDA-only behaviours? not run: needs CUDA\.", html)

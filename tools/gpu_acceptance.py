@@ -5,8 +5,12 @@
 
 Steps, each timed; a failing step does not stop the ones after it:
   suite      the whole suite with --device cpu,DEVICE (ci profile, -n WORKERS), report in OUT/run/:
-             per-device status counts, wall time, the largest per-test CUDA peak, and the device's
-             memory in use sampled with nvidia-smi while it runs
+             per-device status counts, wall time, the largest per-test CUDA peak, the device's
+             memory in use sampled with nvidia-smi while it runs, and every CUDA-only behaviour
+             (the catalogue's needs = "cuda") with its status: met only if each passed (or is
+             skipped for want of a second GPU or for another torch release, the reason listed)
+  compiled   every declared operation under torch.compile with inductor on DEVICE alone
+             (--compile=inductor --device DEVICE, the compiled-mode modules), report in OUT/compiled/
   selftests  tests/test_gpu_robustness.py: a real device-side assert ends only its worker, each
              worker's memory share is enforced and returned between tests
   faults     every fault that fires off the CPU, through the kill matrix on cpu,DEVICE
@@ -66,7 +70,10 @@ class MemorySampler(threading.Thread):
             self.join(timeout=5)
 
 
-STEPS = ("suite", "selftests", "faults", "crossdev")
+STEPS = ("suite", "compiled", "selftests", "faults", "crossdev")
+# Why a CUDA-only behaviour may be skipped on a GPU machine and the run still meet its bar: the
+# machine has one GPU, or the behaviour holds on other torch releases only.
+ACCEPTED_SKIPS = ("needs two CUDA devices", "holds only on torch")
 
 
 def run_step(name: str, argv: list[str], log, progress: Progress, timeout: float = 540) -> dict:
@@ -116,6 +123,37 @@ def summarise_run(path: Path) -> dict:
         "largest_test_cuda_peak_mb": max(peaks, default=None),
         "failures": failures,
     }
+
+
+def cuda_only_statuses(path: Path, device_type: str = "cuda") -> dict[str, str]:
+    """Every CUDA-only behaviour of the catalogue (needs = "cuda") -> the status of its items on
+    `device_type` in the results at `path`: the worst of them by severity, "skipped: REASON" where all
+    were skipped, or "not run" where the run has none."""
+    from conformance import catalogue
+    from reports.schema import SEVERITY, load
+
+    by_behaviour: dict[str, list[dict]] = {}
+    for r in load(path).results:
+        if (r.get("device") or "").split(":")[0] == device_type:
+            by_behaviour.setdefault(r.get("behaviour"), []).append(r)
+    statuses = {}
+    for b in catalogue.behaviours().values():
+        if b.needs != "cuda":
+            continue
+        items = by_behaviour.get(b.id, [])
+        worst = min((r["status"] for r in items), key=SEVERITY.index, default="not run")
+        if worst == "skipped":
+            worst = f"skipped: {next(r.get('reason') or '' for r in items if r['status'] == 'skipped')}"
+        statuses[b.id] = worst
+    return statuses
+
+
+def cuda_only_met(statuses: dict[str, str]) -> bool:
+    """Every CUDA-only behaviour passed, or was skipped for an accepted reason (ACCEPTED_SKIPS)."""
+    return bool(statuses) and all(
+        s == "passed" or (s.startswith("skipped: ") and s.removeprefix("skipped: ").startswith(ACCEPTED_SKIPS))
+        for s in statuses.values()
+    )
 
 
 def main(argv=None) -> int:
@@ -178,9 +216,39 @@ def main(argv=None) -> int:
         results = args.out / "run" / "results.jsonl"
         if results.exists():
             step.update(summarise_run(results))
+            step["cuda_only"] = cuda_only_statuses(results, args.device)
         step["device_memory_used_peak_mib"] = sampler.peak_mib
-        step["met"] = step["rc"] == 0
+        # a dry run on meta has no CUDA-only behaviour to run
+        step["met"] = step["rc"] == 0 and (args.device != "cuda" or cuda_only_met(step.get("cuda_only", {})))
         summary["steps"]["suite"] = step
+
+        step = run_step(
+            "compiled",
+            [
+                *py,
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-n",
+                str(args.workers),
+                "--compile=inductor",
+                f"--device={args.device}",
+                f"--report-dir={args.out / 'compiled'}",
+                f"--source-label={label} inductor",
+                *examples,
+                *chosen,
+                "conformance/test_compiled.py",
+                "conformance/test_compiled_inputs.py",
+            ],
+            log,
+            progress,
+        )
+        compiled = args.out / "compiled" / "results.jsonl"
+        if compiled.exists():
+            step.update({k: v for k, v in summarise_run(compiled).items() if k in ("counts", "busy_s", "failures")})
+        step["met"] = step["rc"] == 0
+        summary["steps"]["compiled"] = step
 
         step = run_step(
             "selftests", [*py, "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_gpu_robustness.py"], log, progress
@@ -250,6 +318,11 @@ def main(argv=None) -> int:
             }
         )
     )
+    cuda_only = summary["steps"]["suite"].get("cuda_only", {})
+    if cuda_only:
+        print(f"CUDA-only behaviours ({len(cuda_only)}):")
+        for behaviour, status in cuda_only.items():
+            print(f"  {behaviour:55} {status}")
     print(f"evidence in {args.out}")
     return 0 if ok else 1
 

@@ -31,6 +31,9 @@ Each area has one TOML file here. An entry is one documented statement:
     until = "2.13"                            # optional: the first torch release where it no longer
                                               # holds; outside [since, until) its items are skipped
     changed = "https://..."                   # with since/until: the changelog or PR of the change
+    needs = "cuda"                            # optional: the behaviour is CUDA's own (its tests run on a
+                                              # CUDA device only); a report of a run without CUDA shows
+                                              # it as "not run: needs CUDA", never as a pass
 
 This module reads TOML only (no torch), so the report renderer can use it too.
 """
@@ -45,6 +48,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 VERDICTS = ("right", "partly right", "corrected", "outdated")
+NEEDS = ("cuda",)  # what a behaviour may need that a machine may lack
 KINDS = ("documented", "observed")
 
 # The study notes the claims come from, described so the report stands on its own.
@@ -77,6 +81,7 @@ class Behaviour:
     since: str | None = None  # the torch release (major.minor) that introduced the behaviour
     until: str | None = None  # the first torch release where it no longer holds
     changed: str | None = None  # the changelog or pull request of the change (with since/until)
+    needs: str | None = None  # "cuda": CUDA's own behaviour, whose tests run on a CUDA device only
 
     @property
     def releases(self) -> str | None:
@@ -122,6 +127,7 @@ FIELDS = {
     "since",
     "until",
     "changed",
+    "needs",
 }
 _RELEASE = re.compile(r"\d+\.\d+")
 
@@ -172,6 +178,8 @@ def _load_area(path: Path) -> Area:
         if entry.get("note") is not None and entry["note"] not in NOTES:
             raise CatalogueError(f"{path.name}: entry {key!r} names unknown note {entry['note']}")
         _check_releases(f"{path.name}: entry {key!r}", entry)
+        if entry.get("needs", NEEDS[0]) not in NEEDS:
+            raise CatalogueError(f"{path.name}: entry {key!r} has needs {entry['needs']!r}; one of {NEEDS}")
         domain = entry.pop("domain", [])
         if not isinstance(domain, list) or not all(isinstance(c, str) and c for c in domain):
             raise CatalogueError(f"{path.name}: entry {key!r} has domain {domain!r}; expected a list of class labels")
