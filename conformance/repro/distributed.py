@@ -52,7 +52,19 @@ class RankError(Exception):
 
 def run_ranks(world_size, task, *args, timeout=60.0):
     """task(ctx, *args) in world_size processes forked from this one (so they run the torch this
-    process runs) that form one gloo group; their results in rank order."""
+    process runs) that form one gloo group; their results in rank order. A group that fails to form
+    (a connection refused on a busy machine) is formed afresh, three tries in all."""
+    for _ in range(3):
+        answers = _ranks_once(world_size, task, args, timeout)
+        if all(kind != "no group" for kind, _ in answers.values()):
+            break
+    errors = {rank: value for rank, (kind, value) in answers.items() if kind != "returned"}
+    if errors:
+        raise RankError(errors)
+    return [answers[rank][1] for rank in range(world_size)]
+
+
+def _ranks_once(world_size, task, args, timeout):
     fork = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory() as tmp:
         pipes = [fork.Pipe(duplex=False) for _ in range(world_size)]
@@ -64,48 +76,57 @@ def run_ranks(world_size, task, *args, timeout=60.0):
             process.start()
         for _, write in pipes:
             write.close()
-        pending, answers = {read: rank for rank, (read, _) in enumerate(pipes)}, {}
-        deadline = time.monotonic() + timeout
+        answers, deadline = {}, time.monotonic() + timeout
         try:
-            while pending:
-                if any(not ok for ok, _ in answers.values()):  # the others may wait in a collective for it
+            while len(answers) < world_size:
+                failed = any(kind != "returned" for kind, _ in answers.values())
+                if failed:  # the others may wait for it in a collective: a few seconds more, no longer
                     deadline = min(deadline, time.monotonic() + 5.0)
-                ready = multiprocessing.connection.wait(list(pending), max(0.0, deadline - time.monotonic()))
-                if not ready and any(not ok for ok, _ in answers.values()):
+                waiting = [rank for rank in range(world_size) if rank not in answers]
+                ready = multiprocessing.connection.wait(
+                    [pipes[rank][0] for rank in waiting] + [ranks[rank].sentinel for rank in waiting],
+                    max(0.0, deadline - time.monotonic()),
+                )
+                if not ready and failed:
                     break
                 if not ready:
-                    raise TimeoutError(f"ranks {sorted(pending.values())} did not answer within {timeout} s")
-                for read in ready:
-                    answers[pending.pop(read)] = pickle.loads(read.recv_bytes())  # EOFError: the rank died
+                    raise TimeoutError(f"ranks {waiting} did not answer within {timeout} s")
+                for rank in waiting:
+                    if pipes[rank][0].poll():
+                        answers[rank] = pickle.loads(pipes[rank][0].recv_bytes())
+                    elif ranks[rank].sentinel in ready:
+                        answers[rank] = ("died", RuntimeError(f"rank {rank} died (exit code {ranks[rank].exitcode})"))
         finally:
             for process in ranks:
                 process.join(max(0.0, min(5.0, deadline - time.monotonic())))
                 process.kill()
                 process.join()
-    errors = {rank: value for rank, (ok, value) in answers.items() if not ok}
-    if errors:
-        raise RankError(errors)
-    return [answers[rank][1] for rank in range(world_size)]
+    return answers
 
 
 def _rank(rank, world_size, path, pipe, task, args):
     torch.set_num_threads(1)  # as DataLoader's forked workers do
-    store = dist.FileStore(path, world_size)
-    dist.init_process_group({backend!r}, store=dist.PrefixStore("default", store), rank=rank, world_size=world_size)
-    ctx = types.SimpleNamespace(rank=rank, world_size=world_size, backend={backend!r}, device="cpu", store=store)
     try:
-        answer = (True, task(ctx, *args))
+        store = dist.FileStore(path, world_size)
+        dist.init_process_group({backend!r}, store=dist.PrefixStore("default", store), rank=rank, world_size=world_size)
+        ctx = types.SimpleNamespace(rank=rank, world_size=world_size, backend={backend!r}, device="cpu", store=store)
     except Exception as error:
-        answer = (False, error)
+        answer = ("no group", error)
+    else:
+        try:
+            answer = ("returned", task(ctx, *args))
+        except Exception as error:
+            answer = ("raised", error)
     try:
         message = pickle.dumps(answer)
     except Exception:
-        message = pickle.dumps((False, RuntimeError(repr(answer[1]))))
+        message = pickle.dumps((answer[0], RuntimeError(repr(answer[1]))))
     pipe.send_bytes(message)
-    store.add("done", 1)  # leave the group only once every rank is done with it
-    deadline = time.monotonic() + 30.0
-    while store.add("done", 0) < world_size and time.monotonic() < deadline:
-        time.sleep(0.01)
+    if answer[0] != "no group":  # leave the group only once every rank is done with it
+        store.add("done", 1)
+        deadline = time.monotonic() + 30.0
+        while store.add("done", 0) < world_size and time.monotonic() < deadline:
+            time.sleep(0.01)
     os._exit(0)
 '''
 
@@ -167,6 +188,8 @@ def render(exc: BaseException, runs: list[RankRun], *, header: list[str], backen
     span = body[started or 0 : failing + 1]
     if started is None and runs:
         raise Unwritable("the ranks ran where the test's body does not show it")
+    if any(run.backend != "gloo" for run in runs):
+        raise Unwritable("a script forms gloo groups on the CPU only")
     script = _Script(names, frame.f_globals, runs)
     return script.write(span, header, backends)
 
