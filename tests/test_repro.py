@@ -130,3 +130,61 @@ def test_a_compiled_failure_gets_a_script_that_compiles_the_call_and_compares_wi
     for nodeid in scripts:
         assert under_fault[nodeid]["raised"] == "AssertionError", (nodeid, under_fault[nodeid], scripts[nodeid])
         assert on_stock[nodeid]["raised"] is None, (nodeid, on_stock[nodeid], scripts[nodeid])
+
+
+def _scripts_of_run(tmp_path, *args: str) -> dict[str, dict]:
+    done = run_pytest(
+        "conformance/test_distributed.py", "--device=cpu", "--hypothesis-profile=faults", f"--report-dir={tmp_path}",
+        "-p", "no:randomly", "-n", "0", "-q", *args,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:]
+    failing = [r for r in schema.load(tmp_path / "results.jsonl").results if r["status"] == "failed"]
+    assert failing
+    missing = {r["nodeid"]: r.get("repro_missing") for r in failing if not r.get("repro")}
+    assert not missing, f"no script for {missing}"
+    return {r["nodeid"]: r for r in failing}
+
+
+@pytest.mark.parametrize(
+    "fault, behaviour, select",
+    [
+        ("all_reduce_ignores_op", "distributed.all_reduce", "int32"),  # a check of what the ranks sent back
+        ("all_reduce_takes_complex_max", "distributed.all_reduce_complex_ops_rejected", "complex64"),  # pytest.raises
+        ("sampler_drops_the_padding", "distributed.sampler_partition", ""),  # no ranks: the body from its source
+    ],
+)
+def test_a_distributed_failure_gets_a_script_that_forms_its_own_group(tmp_path, fault, behaviour, select):
+    """Issue 27: a distributed test's script forks its own gloo group (so the ranks run the torch
+    of the process that runs it: the fault here, stock torch there) and checks what they send
+    back as the test did; proven both ways, in fresh processes."""
+    import sys
+
+    failing = _scripts_of_run(tmp_path, f"--inject-fault={fault}", f"--behaviour={behaviour}", "-k", select)
+    scripts = {nodeid: r["repro"] for nodeid, r in failing.items()}
+    for nodeid, script in scripts.items():
+        imported = {
+            name.split(".")[0]
+            for node in ast.walk(ast.parse(script))
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for name in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module])
+        }
+        assert imported <= TORCH_ONLY | sys.stdlib_module_names, f"{nodeid}: imports {imported - TORCH_ONLY}"
+        assert ("run_ranks(" in script) == (fault != "sampler_drops_the_padding"), script
+    under_fault, on_stock = repro.run(scripts, fault=fault), repro.run(scripts)
+    for nodeid, r in failing.items():
+        assert under_fault[nodeid]["raised"] == r["repro_fails_with"], (nodeid, under_fault[nodeid], r["repro"])
+        assert on_stock[nodeid]["raised"] is None, (nodeid, on_stock[nodeid], r["repro"])
+
+
+def test_a_real_distributed_failure_gets_a_script_that_fails_on_stock_torch(tmp_path):
+    """Issue 27: a deviation of stock torch (gloo refuses uneven all_gather, which the docs
+    support), run without the deviations file, gets a script that fails on stock torch as the test
+    did: the ranks raise, and the script's run_ranks raises RankError."""
+    empty = tmp_path / "no_deviations.toml"
+    empty.write_text("")
+    failing = _scripts_of_run(tmp_path, f"--known-deviations={empty}", "--behaviour=distributed.all_gather_uneven")
+    scripts = {nodeid: r["repro"] for nodeid, r in failing.items()}
+    on_stock = repro.run(scripts)
+    for nodeid, r in failing.items():
+        assert r["repro_fails_with"] == "RankError", r
+        assert on_stock[nodeid]["raised"] == "RankError", (nodeid, on_stock[nodeid], r["repro"])

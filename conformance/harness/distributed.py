@@ -202,6 +202,9 @@ class RankPool:
         if not 1 <= world_size <= self.size:
             raise ValueError(f"run(world_size={world_size}): this pool has {self.size} ranks")
         self.start()
+        from conformance.repro import calls
+
+        calls.ranks_ran(calls.RankRun(world_size, task, args, self.backend))  # what a repro script runs again
         if world_size != self._world:
             self._generation += 1
         message = pickle.dumps(("run", world_size, self._generation, task, args))

@@ -34,6 +34,8 @@ def pytest_runtest_call(item):
         return (yield)
     if identity.mode != "eager":  # an execution mode: written from what it compared, not traced
         return (yield from _compared(item, identity, hypothesis))
+    if "rank_pool" in getattr(item, "fixturenames", ()):  # its ranks run in other processes: written from source
+        return (yield from _ranks(item, identity, hypothesis))
     untraced = item.get_closest_marker("untraced")
     if untraced is not None:  # a test the trace would change (it compiles): no script, the reason said
         try:
@@ -111,6 +113,69 @@ def _compared(item, identity, hypothesis):
         calls.forget_compared_example()
 
 
+def _ranks(item, identity, hypothesis):
+    """A distributed item that runs tasks in rank processes: the final run of a failing example
+    notes each run of the ranks (conformance.repro.calls.ranks_ran), and its script is written from
+    the test's source and those runs (conformance/repro/distributed.py)."""
+    from conformance.repro import calls
+
+    if hypothesis is None:
+        return (yield)
+    inner = hypothesis.inner_test
+
+    @functools.wraps(inner)
+    def final_run_written(*args, **kwargs):
+        from hypothesis.control import current_build_context
+
+        if not current_build_context().is_final:
+            return inner(*args, **kwargs)
+        calls.forget_rank_runs()
+        try:
+            return inner(*args, **kwargs)
+        except _FAILURES as exc:
+            _write_ranks(item, identity, exc, calls.rank_runs())
+            raise
+        finally:
+            calls.forget_rank_runs()
+
+    hypothesis.inner_test = final_run_written
+    try:
+        return (yield)
+    finally:
+        hypothesis.inner_test = inner
+
+
+def _write_ranks(item, identity, exc, runs) -> None:
+    from conformance.repro.distributed import render
+    from conformance.repro.run import _verify
+    from conformance.repro.spelling import Unwritable
+
+    header, backends = _header(item, identity)
+    fails_with = "AssertionError" if isinstance(exc, pytest.fail.Exception) else type(exc).__name__
+    try:
+        script = render(exc, runs, header=header, backends=backends)
+        _verify(script, fails_with)
+        on_stock = _on_stock_torch(item.config, script)
+        if on_stock is not None:
+            raise Unwritable(f"the script also fails on stock torch ({on_stock})")
+        item.stash[SCRIPT] = {"repro": script, "repro_fails_with": fails_with}
+    except Unwritable as why:
+        item.stash[SCRIPT] = {"repro_missing": str(why)}
+    except Exception as bug:  # the writer's own failure must not hide the test's
+        item.stash[SCRIPT] = {"repro_missing": f"the script writer failed ({type(bug).__name__}: {bug})"}
+
+
+def _distributed_from_source(exc, header, backends, fails_with) -> str:
+    """A distributed test that runs no ranks (DistributedSampler's, given num_replicas and rank),
+    where the trace saw no torch call make what it checks: its body written from its source."""
+    from conformance.repro.distributed import render
+    from conformance.repro.run import _verify
+
+    script = render(exc, [], header=header, backends=backends)
+    _verify(script, fails_with)
+    return script
+
+
 def _header(item, identity, backend: str | None = None) -> tuple[list[str], list[str]]:
     """The script's header comment lines and the backend modules it imports; `backend`: a
     torch.compile backend the script compiles with."""
@@ -159,15 +224,21 @@ def _write(item, identity, trace, exc) -> None:
     # a script spells pytest.raises with try/except, which raises AssertionError
     fails_with = "AssertionError" if isinstance(exc, pytest.fail.Exception) else type(exc).__name__
     try:
-        script = render(
-            trace,
-            exc,
-            header=header,
-            device=identity.device,
-            backends=backends,
-            fails_with=fails_with,
-            on_stock=lambda script: _on_stock_torch(item.config, script),
-        )
+        on_stock = lambda script: _on_stock_torch(item.config, script)
+        try:
+            script = render(
+                trace, exc, header=header, device=identity.device, backends=backends, fails_with=fails_with, on_stock=on_stock
+            )
+        except Unwritable as traced:
+            if not identity.behaviour.startswith("distributed."):
+                raise
+            try:
+                script = _distributed_from_source(exc, header, backends, fails_with)
+            except Unwritable:
+                raise traced from None
+            stock = on_stock(script)
+            if stock is not None:
+                raise Unwritable(f"the script also fails on stock torch ({stock})") from None
         item.stash[SCRIPT] = {"repro": script, "repro_fails_with": fails_with}
     except Unwritable as why:
         item.stash[SCRIPT] = {"repro_missing": str(why)}

@@ -150,3 +150,30 @@ def current_compared_example() -> ComparedExample | None:
 
 def forget_compared_example() -> None:
     _COMPARED.clear()
+
+
+@dataclass
+class RankRun:
+    """One `RankPool.run` of a distributed test (conformance/harness/distributed.py), as a script
+    needs it: the group's size, the task (a module-level function) and its arguments."""
+
+    world_size: int
+    task: Callable
+    args: tuple
+    backend: str = "gloo"
+
+
+_RANK_RUNS: list[RankRun] = []
+
+
+def ranks_ran(run: RankRun) -> None:
+    """A test ran a task in a group of rank processes (every run of an example is noted, in order)."""
+    _RANK_RUNS.append(run)
+
+
+def rank_runs() -> list[RankRun]:
+    return list(_RANK_RUNS)
+
+
+def forget_rank_runs() -> None:
+    _RANK_RUNS.clear()
