@@ -88,6 +88,7 @@ class _Statement:
         if _is_fail(best):  # `pytest.fail(...)` closing a `pytest.raises` block: the block failed
             around = [n for n in ast.walk(tree) if _is_raises(n) and n.lineno < best.lineno <= (n.end_lineno or 0)]
             best = max(around, key=lambda n: n.lineno, default=best)
+        self._best = best
         self.span = (best.lineno + first - 1, (best.end_lineno or best.lineno) + first - 1)
         self.node = _FailToRaise().visit(_RaisesToTry().visit(best) if _is_raises(best) else best)
         if not isinstance(self.node, (ast.Assert, ast.Try, ast.Expr, ast.Assign, ast.Raise)):
@@ -107,13 +108,34 @@ class _Statement:
         literals, which would fail on every torch. Only a plain `name = expr` of the test body
         before the statement; a value computed from the drawn inputs alone stays a literal."""
         statements = [n for n in _body_statements(self.tree) if (n.end_lineno or n.lineno) < self.node_line]
-        made_by: dict[str, ast.stmt | None] = {}
+        made_by: dict[str, list | None] = {}
+        guarded: dict[int, ast.stmt] = {}  # id(assignment) -> it, inside the ifs around it: one node each
+        around = {id(i) for i, _ in _enclosing_ifs(self.tree, self._best)}
 
-        def assignment(name):
+        def assignment(name) -> list | None:
+            """The assignments that made `name`: the last plain one before the statement, and
+            before it those it reads `name` from (`x = x[None]`) or that an `if` the statement is
+            not under may have skipped (written inside that `if`: its condition decides, as in
+            the test); None where no unconditional one is found."""
             if name not in made_by:
-                made = next((n for n in reversed(statements) if name in _assigns(n)), None)
-                made_by[name] = None if made is None or _assigns_later(statements, made, name) else made
+                made_by[name] = None
+                found = [n for n in statements if name in _assigns(n)]
+                chain = []
+                for made in reversed(found):
+                    ifs = [(i, body) for i, body in _enclosing_ifs(self.tree, made) if id(i) not in around]
+                    if ifs and not _ran(ifs[-1], names):
+                        continue
+                    chain.insert(0, guarded.setdefault(id(made), _guarded(made, ifs)))
+                    if not ifs and name not in _loads(made):
+                        break
+                else:
+                    chain = []  # no unconditional assignment: the value may come from elsewhere
+                if chain and not _assigns_later(statements, found[-1], name):
+                    made_by[name] = chain
             return made_by[name]
+
+        def free_of(name) -> list[str]:
+            return [n for node in assignment(name) for n in _free(node) if n in names and n != name]
 
         depends: dict[str, bool] = {}
 
@@ -122,20 +144,22 @@ class _Statement:
                 return depends[name]
             if name in seen or not derivable(name) or assignment(name) is None:
                 return False
-            free = [n for n in _free(assignment(name)) if n in names]
-            calls = any(operation(n) for n in ast.walk(assignment(name)))  # a declared operation's call
-            found = calls or any(traced(names[n]) or from_torch(n, (*seen, name)) for n in free)
+            calls = any(operation(n) for node in assignment(name) for n in ast.walk(node))  # a declared operation's call
+            found = calls or any(traced(names[n]) or from_torch(n, (*seen, name)) for n in free_of(name))
             depends[name] = found
             return found
 
         wanted = [n for n in self.free_names() if from_torch(n)]
+        done = set()
         while wanted:
             name = wanted.pop()
-            made = assignment(name)
-            if any(made is p for p in self.prelude):
+            if name in done:
                 continue
-            self.prelude.append(made)
-            wanted += [n for n in _free(made) if n in names and from_torch(n)]
+            done.add(name)
+            for made in assignment(name):
+                if not any(made is p for p in self.prelude):
+                    self.prelude.append(made)
+            wanted += [n for n in free_of(name) if from_torch(n)]
         self.prelude.sort(key=lambda n: n.lineno)
 
     @property
@@ -260,6 +284,31 @@ def _assignments_of(code) -> dict[str, set[int]]:
                 for name in (n.id for n in ast.walk(target) if isinstance(n, ast.Name)):
                     found.setdefault(name, set()).update(range(node.lineno + first - 1, (node.end_lineno or node.lineno) + first))
     return found
+
+
+def _loads(node) -> set[str]:
+    """The names a statement reads."""
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _ran(branch, names: dict) -> bool:
+    """Whether an `if` branch may have run: False where a name it binds is not a local of the test."""
+    node, in_body = branch
+    stored = {
+        n.id
+        for b in (node.body if in_body else node.orelse)
+        for n in ast.walk(b)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+    return stored <= names.keys()
+
+
+def _guarded(statement, ifs):
+    """`statement` inside the `if`s (outermost first, each with whether it is in the body) around it."""
+    for branch, in_body in reversed(ifs):
+        test = branch.test if in_body else ast.UnaryOp(ast.Not(), branch.test)
+        statement = ast.copy_location(ast.If(test=test, body=[statement], orelse=[]), statement)
+    return statement
 
 
 def _enclosing_ifs(tree, target) -> list[tuple[ast.If, bool]]:

@@ -159,7 +159,7 @@ def _script(trace, frame, line, exc, check_frame, writer, header, device, backen
                 roots.append(frame.f_locals[name])
                 bindings.append(name)
             elif name in frame.f_globals:
-                imports.add(_global(name, frame.f_globals[name], helpers))
+                imports.add(_global(name, frame.f_globals[name], helpers, imports))
             elif name != "re" and not hasattr(builtins, name):  # re: pytest.raises written out
                 raise Unwritable(f"the failing statement names {name!r}, which the test frame does not hold")
         # the statement (and its prelude) is written out whole: the calls it makes are in it
@@ -390,6 +390,19 @@ def _raising_script(trace, exc, frame_names, all_names, tests, header, device, b
     return _assemble(defined + body + writer.pending + final, writer.imports, writer, header, device, backends)
 
 
+_ARRAYS: dict[int, tuple[list, set[int]]] = {}  # id(records) -> (records, the arrays they took or made)
+
+
+def _arrays_of(records: list[Record]) -> set[int]:
+    """The ids of the NumPy arrays the recorded calls took or returned (computed once per list)."""
+    held = _ARRAYS.get(id(records))
+    if held is None or held[0] is not records:
+        arrays = {id(o) for r in records for o in _objects((r.args, r.kwargs, r.result), []) if isinstance(o, np.ndarray)}
+        _ARRAYS.clear()
+        held = _ARRAYS[id(records)] = (records, arrays)
+    return held[1]
+
+
 def _derived(name: str, frame, records: list[Record]) -> bool:
     """Whether test local `name` holds a value the test computed from others (a number, a flag, a
     tuple of a tensor's attributes, NumPy's arithmetic on a result), which the script should
@@ -400,7 +413,7 @@ def _derived(name: str, frame, records: list[Record]) -> bool:
         return False
     value = frame.f_locals[name]
     if isinstance(value, np.ndarray):  # NumPy's arithmetic on what torch returned: computed again
-        return not any(value is o for r in records for o in _objects((r.args, r.kwargs, r.result), []))
+        return id(value) not in _arrays_of(records)
     return not _traced(value) and _made_by(name, value, frame, records) is None
 
 
@@ -775,6 +788,22 @@ class _Literals(ast.NodeTransformer):
         return node
 
 
+def _name_places(result, name: str, writer: _Writer, depth: int = 0) -> None:
+    """The tensors inside a call's result (`name[0]`, `name['torch.sort'][1]`), by the place that
+    holds each; an object at several places is noted at each (writer.positions)."""
+    items = enumerate(result) if isinstance(result, (list, tuple)) else result.items() if isinstance(result, dict) else ()
+    for key, r in items:
+        if not isinstance(key, (int, str)):
+            continue
+        place = f"{name}[{key!r}]"
+        if isinstance(r, torch.Tensor):
+            writer.positions.setdefault(id(r), []).append(place)
+            if id(r) not in writer.names:
+                writer.names[id(r)] = place
+        elif depth < 3:
+            _name_places(r, place, writer, depth + 1)
+
+
 def _calls(kept: list[Record], writer: _Writer, names: dict, bound: dict | None = None) -> list[str]:
     lines, context = [], None
     for record in kept:
@@ -808,12 +837,7 @@ def _calls(kept: list[Record], writer: _Writer, names: dict, bound: dict | None 
             writer.assigned.add(name)
             if not returns_self:
                 writer.names[id(result)] = name
-            items = enumerate(result) if isinstance(result, (list, tuple)) else result.items() if isinstance(result, dict) else ()
-            for key, r in items:
-                if isinstance(r, torch.Tensor) and isinstance(key, (int, str)):
-                    writer.positions.setdefault(id(r), []).append(f"{name}[{key!r}]")
-                    if id(r) not in writer.names:
-                        writer.names[id(r)] = f"{name}[{key!r}]"
+            _name_places(result, name, writer)
         wanted = _context(record, names, writer)
         if wanted != context:
             context = wanted
