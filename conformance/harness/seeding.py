@@ -81,16 +81,23 @@ def freeze_local_constants() -> bool:
         return False
     if not callable(getattr(providers, "_get_local_constants", None)) or not hasattr(providers, "CONSTANTS_CACHE"):
         return False
-    found = Constants()
-    for path in suite_source_files():
-        # as Hypothesis reads a loaded module (its size limit, its cache of each file's constants)
-        stand_in = types.ModuleType(path.stem)
-        stand_in.__file__ = str(path)
-        found |= constants_from_module(stand_in)
-    # sorted sets, as Hypothesis keeps its pool: a plain set of strings iterates in a per-process order
-    empty = Constants(integers=SortedSet(), floats=SortedSet(key=float_to_int), bytes=SortedSet(), strings=SortedSet())
-    frozen = empty | found
-    providers._get_local_constants = lambda: frozen
+    frozen = []
+
+    def suite_constants() -> Constants:
+        # read on first use, not while plugins load: Hypothesis warns of storage access then
+        if not frozen:
+            found = Constants()
+            for path in suite_source_files():
+                # as Hypothesis reads a loaded module (its size limit, its cache of each file's constants)
+                stand_in = types.ModuleType(path.stem)
+                stand_in.__file__ = str(path)
+                found |= constants_from_module(stand_in)
+            # sorted sets, as Hypothesis keeps its pool: a plain set of strings iterates in a per-process order
+            empty = Constants(integers=SortedSet(), floats=SortedSet(key=float_to_int), bytes=SortedSet(), strings=SortedSet())
+            frozen.append(empty | found)
+        return frozen[0]
+
+    providers._get_local_constants = suite_constants
     providers.CONSTANTS_CACHE.cache.clear()
     return True
 
