@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.testing import assert_close
 
+from conformance.harness.releases import torch_at_least
 from conformance.repro import calls
 
 
@@ -93,6 +94,12 @@ def changed(t: torch.Tensor) -> torch.Tensor:
         return ~t
     if t.dtype.is_floating_point or t.dtype.is_complex:
         return torch.where(t.real > 0, -t - 1, 1 - t) if t.numel() else t.clone()
+    if t.dtype in (torch.uint16, torch.uint32, torch.uint64) and not torch_at_least("2.6"):
+        # no bitwise ops for these before torch 2.6 ('"bitwise_xor_cpu" not implemented for 'UInt16''):
+        # "Expand bitwise ops to unsigned types", https://github.com/pytorch/pytorch/pull/135525. The
+        # same bits flipped through the signed view of the same size.
+        signed = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64: torch.int64}[t.dtype]
+        return (t.view(signed) ^ 1).view(t.dtype)
     return t ^ 1  # flips the low bit: stays in range for every integer dtype
 
 

@@ -11,6 +11,7 @@ from torch.testing import assert_close
 
 from conformance.checks import assert_close_to_reference, assert_equal, independent_array
 from conformance.harness.declaration import Operation
+from conformance.harness.releases import torch_at_least
 from conformance.tolerances import tolerance
 from strategies import specs
 from strategies.samples import Sample, call_forms, option_grid
@@ -409,6 +410,11 @@ def mse_reductions(x, y, form):
     return tuple(MSE_FORMS[form](x, y, r) for r in ("none", "sum", "mean", None))
 
 
+# mse_loss has a bfloat16 CPU kernel from torch 2.6: "Extend CPU implementation of MSELoss to BF16",
+# https://github.com/pytorch/pytorch/pull/139959 (merged 2024-11, after 2.5's release). torch 2.5.1
+# raises RuntimeError '"mse_cpu" not implemented for 'BFloat16'' for every reduction on the CPU.
+MSE_HAS_CPU_BFLOAT16 = torch_at_least("2.6")
+
 MSE = Operation(
     "losses.mse_reductions",
     dtypes="floating",
@@ -421,6 +427,10 @@ MSE = Operation(
 def test_mse_reductions(device, dtype, sample):
     x, y = (spec.logical_values(dtype) for spec in sample.args)
     form = sample.kwargs["form"]
+    if dtype == torch.bfloat16 and torch.device(device).type == "cpu" and not MSE_HAS_CPU_BFLOAT16:
+        with pytest.raises(RuntimeError, match="not implemented for 'BFloat16'"):  # no kernel yet (above)
+            MSE(sample, dtype=dtype, device=device)
+        return
     none, total, mean, default = MSE(sample, dtype=dtype, device=device)
     for name, out, shape in (("none", none, x.shape), ("sum", total, ()), ("mean", mean, ()), ("left out", default, ())):
         assert out.dtype == dtype and out.shape == shape, f"{form} MSELoss(reduction {name}): not {dtype}{tuple(shape)}"

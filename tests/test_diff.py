@@ -257,6 +257,37 @@ def test_fingerprints_are_recorded_as_sorted_sets_whatever_order_the_items_ran_i
         assert "result" not in seen[0][f"test_warned_once_per_process[cpu-{n}]"]
 
 
+DRAWS = """
+    import pytest
+    from hypothesis import given, strategies as st
+
+    @pytest.mark.behaviour("views.narrow_shares")
+    @given(st.lists(st.integers(), min_size=20, max_size=20), st.text(min_size=3, max_size=3))
+    def test_draws(device, numbers, text):
+        with open({log!r}, "a") as log:
+            print(numbers, repr(text), file=log)
+"""
+# a module outside the suite, full of constants, loaded before the test draws (as a fault module or
+# the repro tracer is, in a worker that ran other items first)
+CONSTANTS = "NUMBERS = [{}]\nWORDS = [{}]\n".format(
+    ", ".join(str(987_654_321 + 7 * i) for i in range(50)), ", ".join(f"'w{i}z'" for i in range(50))
+)
+
+
+def test_the_examples_do_not_depend_on_which_modules_were_loaded_before(tmp_path):
+    """Note [Hypothesis's local constants]: the same item, with and without another local module
+    loaded before it, meets the same derandomized examples."""
+    (tmp_path / "constants_plugin.py").write_text(CONSTANTS)
+    log, seen = tmp_path / "draws.txt", []
+    for plugins in ((), ("-p", "constants_plugin")):
+        log.write_text("")
+        done = run_throwaway(tmp_path, DRAWS.format(log=str(log)), "--hypothesis-profile=ci", plugins=plugins)
+        assert done.returncode == 0, done.stdout[-2000:]
+        assert "Slow code in plugin" not in done.stdout + done.stderr
+        seen.append(log.read_text().splitlines())
+    assert len(seen[0]) >= 25 and seen[0] == seen[1]
+
+
 def test_the_nightly_release_matrix_runs_the_floor_the_pinned_and_a_newer_release():
     """The workflow's `releases` job (the upgrade report's runs) names the floor pyproject.toml
     declares as its oldest and the workflow's TORCH_VERSION as its pinned release."""

@@ -18,10 +18,12 @@ and the same derandomized examples (the `ci` profile) give the same fingerprint 
 order the examples ran in. torch's once-per-process warnings (TORCH_WARN_ONCE) are turned into
 every-time warnings while an item runs (torch.set_warn_always), so which item sees one does not
 depend on which items a worker ran before it; Python's per-location "once" registry is reset per
-item by the same `warnings.catch_warnings` that records them. Warnings a test catches itself
-(`pytest.warns`) are its own and are not seen here; warnings the run's filters ignore are not
-either. Recorded warnings are emitted again after the call, so pytest's warnings summary still
-shows them, and filters a test changed are left changed, so the isolation check still sees them.
+item by the same `warnings.catch_warnings` that records them. The examples themselves depend only
+on the item, the profile and the checkout (Note [Hypothesis's local constants] in seeding.py).
+Warnings a test catches itself (`pytest.warns`) are its own and are not seen here; warnings the
+run's filters ignore are not either. Recorded warnings are emitted again after the call, so
+pytest's warnings summary still shows them, and filters a test changed are left changed, so the
+isolation check still sees them.
 
 Cost: one catch_warnings per item and a set insertion per operation call.
 """

@@ -14,6 +14,17 @@ A profile's count is per behaviour and device, not per dtype: a test swept over 
 gives each cell a share of twice the count, never below 40% of it (25 examples: 1-2 cells 25 each,
 3 cells 17, 4 cells 13, 5 or more 10 each). A bug of one dtype still meets ten inputs of that
 dtype, and the whole sweep meets fifty or more. `--max-examples N` is exactly N per item.
+
+Note [Hypothesis's local constants]
+Hypothesis draws, now and then, a constant found in the source of the "local" modules (not the
+standard library, not site-packages, not test files) loaded at that moment. Which of the suite's
+modules a worker has loaded depends on what ran before in it (a fault module, the repro tracer), so
+the same item with the same derandomized seed met different examples in two runs and its
+fingerprint changed with no torch change (rules.broadcasting bool, reductions.tolist,
+rules.type_promotion float32 in the upgrade report), and a repro line run alone met other examples
+than the run did. freeze_local_constants fixes the pool at start-up to the constants of every
+non-test source file of the suite (SUITE_SOURCES): whatever is imported later, an item's examples
+depend only on the profile, the seed, its node id and the checkout.
 """
 
 from __future__ import annotations
@@ -23,7 +34,9 @@ import hashlib
 import math
 import os
 import random
+import types
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -32,6 +45,8 @@ from conformance.harness import profiles
 from reports.schema import RUN
 
 CELLS = pytest.StashKey[int]()  # on an item: how many dtype cells its test has on its device
+ROOT = Path(__file__).resolve().parents[2]
+SUITE_SOURCES = ("conftest.py", "conformance", "strategies", "reports", "tools")  # test_*.py left out
 
 
 def pytest_addoption(parser):
@@ -44,9 +59,53 @@ def _ci_requested() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def suite_source_files() -> list[Path]:
+    """The suite's non-test Python sources, as Hypothesis's local-constant scan would pick them."""
+    found = []
+    for name in SUITE_SOURCES:
+        path = ROOT / name
+        files = [path] if path.is_file() else sorted(path.rglob("*.py"))
+        found += [f for f in files if not f.stem.startswith("test_") and not f.stem.endswith("_test")]
+    return found
+
+
+def freeze_local_constants() -> bool:
+    """Note [Hypothesis's local constants]: the pool fixed to the suite's own sources. False (and the
+    pool left to Hypothesis) where this Hypothesis has no such pool or keeps it elsewhere."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants, constants_from_module
+        from hypothesis.internal.floats import float_to_int
+        from sortedcontainers import SortedSet
+    except ImportError:
+        return False
+    if not callable(getattr(providers, "_get_local_constants", None)) or not hasattr(providers, "CONSTANTS_CACHE"):
+        return False
+    frozen = []
+
+    def suite_constants() -> Constants:
+        # read on first use, not while plugins load: Hypothesis warns of storage access then
+        if not frozen:
+            found = Constants()
+            for path in suite_source_files():
+                # as Hypothesis reads a loaded module (its size limit, its cache of each file's constants)
+                stand_in = types.ModuleType(path.stem)
+                stand_in.__file__ = str(path)
+                found |= constants_from_module(stand_in)
+            # sorted sets, as Hypothesis keeps its pool: a plain set of strings iterates in a per-process order
+            empty = Constants(integers=SortedSet(), floats=SortedSet(key=float_to_int), bytes=SortedSet(), strings=SortedSet())
+            frozen.append(empty | found)
+        return frozen[0]
+
+    providers._get_local_constants = suite_constants
+    providers.CONSTANTS_CACHE.cache.clear()
+    return True
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     profiles.register()
+    freeze_local_constants()
     name = config.getoption("hypothesis_profile", None)
     if name:
         if name not in profiles.PROFILES:
