@@ -205,7 +205,10 @@ def _shape_of(shape):
 
 def _column_major(orig, self, shape):
     """`self` viewed as `shape`, but filled in column-major order: still a view of the same
-    storage, of the right shape, when the reversed shape can be viewed; else None."""
+    storage, of the right shape, when the reversed shape can be viewed; else None (and for fewer
+    than two dims, where the orders agree)."""
+    if len(shape) < 2:
+        return None
     if -1 in shape:
         known = 1
         for d in shape:

@@ -34,6 +34,7 @@ class Record:
     checking: bool = False  # made inside an assertion helper (assert_close's own work): never written
     positions: dict = field(default_factory=dict)  # id(an in-memory file argument) -> its position at the call
     operation: object = None  # a declared Operation's call: written as its declared source, may write any argument
+    wrote: set = field(default_factory=set)  # ids of the tensor arguments whose version counter the call moved
 
 
 def active() -> Trace | None:

@@ -110,6 +110,10 @@ class Trace(TorchFunctionMode):
         record.checking = _inside_a_check()
         # where each in-memory file stood: a script seeks there (the test's seek is no torch call)
         record.positions = {id(f): f.tell() for f in (*args, *kwargs.values()) if isinstance(f, io.BytesIO)}
+        # each tensor argument's version counter: one that moved was written by the call, whatever
+        # its name says (F.batch_norm's running statistics, a fault that writes in Python)
+        with torch._C.DisableTorchFunction():
+            versions = [(t, t._version) for t in _tensors((args, kwargs), []) if not t.is_inference()]
         self.depth += 1
         try:
             record.result = func(*args, **kwargs)
@@ -122,6 +126,7 @@ class Trace(TorchFunctionMode):
             self.depth -= 1
         with torch._C.DisableTorchFunction():
             record.rng = not _EQUAL(state, _RNG.get_state())
+            record.wrote = {id(t) for t, version in versions if t._version != version}
         self.records.append(record)
         self.keep.append(record)
         self.made.update(id(t) for t in _tensors(record.result, []))

@@ -556,6 +556,20 @@ def _slice(trace: Trace, roots: list, records: list[Record]) -> list[Record]:
     return [r for i, r in enumerate(kept) if r.seed is None or any(k.rng for k in kept[i + 1 :])]
 
 
+# calls documented to update some of their arguments in place without moving their version
+# counters: batch norm's running statistics (running_mean, running_var), in training
+_RUNNING_STATISTICS = {"torch.nn.functional.batch_norm": 1, "torch.nn.functional.instance_norm": 1, "torch.batch_norm": 3}
+
+
+def _running_statistics(record: Record) -> list:
+    first = _RUNNING_STATISTICS.get(record.name)
+    if first is None:
+        return []
+    found = [record.args[i] for i in (first, first + 1) if i < len(record.args)]
+    found += [record.kwargs[k] for k in ("running_mean", "running_var") if k in record.kwargs]
+    return [t for t in found if isinstance(t, torch.Tensor)]
+
+
 def _walk(records: list[Record], roots: list, needed_ids: set[int]) -> list[Record]:
     needed_storage = set()
 
@@ -579,6 +593,8 @@ def _walk(records: list[Record], roots: list, needed_ids: set[int]) -> list[Reco
             id(o) in needed_ids or (isinstance(o, torch.Tensor) and _storage(o) in needed_storage) for o in targets
         )
         writes = writes or any(isinstance(o, io.BytesIO) and id(o) in needed_ids for o in used)  # torch.save into it
+        written = [o for o in used if isinstance(o, torch.Tensor) and id(o) in record.wrote] + _running_statistics(record)
+        writes = writes or any(id(o) in needed_ids or _storage(o) in needed_storage for o in written)
         # a call that may set the .grad of tensors it takes (what a check of .grad reads)
         grads = record.name in _GRAD_WRITERS and any(
             id(o) in needed_ids or (isinstance(o, torch.Tensor) and o.grad is not None and id(o.grad) in needed_ids) for o in used
