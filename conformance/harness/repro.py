@@ -86,31 +86,12 @@ def _compared(item, identity, hypothesis):
     differently, and a trace sees one side of the comparison."""
     from conformance.repro import calls
 
-    if hypothesis is None:
-        return (yield)
-    inner = hypothesis.inner_test
+    def failed(exc):
+        example = calls.current_compared_example()
+        if example is not None and isinstance(exc, AssertionError):
+            _write_compared(item, identity, example)
 
-    @functools.wraps(inner)
-    def final_run_written(*args, **kwargs):
-        from hypothesis.control import current_build_context
-
-        if not current_build_context().is_final:
-            return inner(*args, **kwargs)
-        calls.forget_compared_example()
-        try:
-            return inner(*args, **kwargs)
-        except _FAILURES as exc:
-            example = calls.current_compared_example()
-            if example is not None and isinstance(exc, AssertionError):
-                _write_compared(item, identity, example)
-            raise
-
-    hypothesis.inner_test = final_run_written
-    try:
-        return (yield)
-    finally:
-        hypothesis.inner_test = inner
-        calls.forget_compared_example()
+    return (yield from _on_final_run(hypothesis, failed, calls.forget_compared_example))
 
 
 def _ranks(item, identity, hypothesis):
@@ -119,6 +100,15 @@ def _ranks(item, identity, hypothesis):
     the test's source and those runs (conformance/repro/distributed.py)."""
     from conformance.repro import calls
 
+    def failed(exc):
+        _write_ranks(item, identity, exc, calls.rank_runs())
+
+    return (yield from _on_final_run(hypothesis, failed, calls.forget_rank_runs))
+
+
+def _on_final_run(hypothesis, failed, forget):
+    """Run the item with `failed(exc)` called where the final run of a Hypothesis example fails;
+    `forget()` clears what a run noted, before the final run and after the item."""
     if hypothesis is None:
         return (yield)
     inner = hypothesis.inner_test
@@ -129,39 +119,56 @@ def _ranks(item, identity, hypothesis):
 
         if not current_build_context().is_final:
             return inner(*args, **kwargs)
-        calls.forget_rank_runs()
+        forget()
         try:
             return inner(*args, **kwargs)
         except _FAILURES as exc:
-            _write_ranks(item, identity, exc, calls.rank_runs())
+            failed(exc)
             raise
-        finally:
-            calls.forget_rank_runs()
 
     hypothesis.inner_test = final_run_written
     try:
         return (yield)
     finally:
         hypothesis.inner_test = inner
+        forget()
 
 
 def _write_ranks(item, identity, exc, runs) -> None:
     from conformance.repro.distributed import render
     from conformance.repro.run import _verify
-    from conformance.repro.spelling import Unwritable
 
     header, backends = _header(item, identity)
-    fails_with = "AssertionError" if isinstance(exc, pytest.fail.Exception) else type(exc).__name__
-    try:
+    fails_with = _fails_with(exc)
+
+    def write():
         script = render(exc, runs, header=header, backends=backends)
         _verify(script, fails_with)
-        on_stock = _on_stock_torch(item.config, script)
-        if on_stock is not None:
-            raise Unwritable(f"the script also fails on stock torch ({on_stock})")
+        return script
+
+    _stash(item, write, fails_with)
+
+
+def _fails_with(exc) -> str:
+    """What a script must raise: a script spells pytest.raises with try/except, which raises AssertionError."""
+    return "AssertionError" if isinstance(exc, pytest.fail.Exception) else type(exc).__name__
+
+
+def _stash(item, write, fails_with: str, checked_on_stock: bool = False) -> None:
+    """The item's script: `write()` (which verified it where the test failed), then checked on
+    stock torch unless `write` did; or why there is none. The writer's own failure never hides
+    the test's."""
+    from conformance.repro.spelling import Unwritable
+
+    try:
+        script = write()
+        stock = None if checked_on_stock else _on_stock_torch(item.config, script)
+        if stock is not None:
+            raise Unwritable(f"the script also fails on stock torch ({stock})")
         item.stash[SCRIPT] = {"repro": script, "repro_fails_with": fails_with}
     except Unwritable as why:
         item.stash[SCRIPT] = {"repro_missing": str(why)}
-    except Exception as bug:  # the writer's own failure must not hide the test's
+    except Exception as bug:
         item.stash[SCRIPT] = {"repro_missing": f"the script writer failed ({type(bug).__name__}: {bug})"}
 
 
@@ -200,20 +207,15 @@ def _header(item, identity, backend: str | None = None) -> tuple[list[str], list
 
 def _write_compared(item, identity, example) -> None:
     from conformance.repro.compared import render, verify_on_this_torch
-    from conformance.repro.spelling import Unwritable
 
     header, backends = _header(item, identity, example.backend)
-    try:
+
+    def write():
         script = render(example, header=header, device=identity.device, backends=backends)
         verify_on_this_torch(script)
-        on_stock = _on_stock_torch(item.config, script)
-        if on_stock is not None:
-            raise Unwritable(f"the script also fails on stock torch ({on_stock})")
-        item.stash[SCRIPT] = {"repro": script, "repro_fails_with": "AssertionError"}
-    except Unwritable as why:
-        item.stash[SCRIPT] = {"repro_missing": str(why)}
-    except Exception as bug:  # the writer's own failure must not hide the test's
-        item.stash[SCRIPT] = {"repro_missing": f"the script writer failed ({type(bug).__name__}: {bug})"}
+        return script
+
+    _stash(item, write, "AssertionError")
 
 
 def _write(item, identity, trace, exc) -> None:
@@ -221,12 +223,14 @@ def _write(item, identity, trace, exc) -> None:
     from conformance.repro.writing import render
 
     header, backends = _header(item, identity)
-    # a script spells pytest.raises with try/except, which raises AssertionError
-    fails_with = "AssertionError" if isinstance(exc, pytest.fail.Exception) else type(exc).__name__
-    try:
-        on_stock = lambda script: _on_stock_torch(item.config, script)
-        try:
-            script = render(
+    fails_with = _fails_with(exc)
+
+    def on_stock(script):
+        return _on_stock_torch(item.config, script)
+
+    def write():
+        try:  # each form the writer tries is checked on stock torch as it is written
+            return render(
                 trace, exc, header=header, device=identity.device, backends=backends, fails_with=fails_with, on_stock=on_stock
             )
         except Unwritable as traced:
@@ -239,11 +243,9 @@ def _write(item, identity, trace, exc) -> None:
             stock = on_stock(script)
             if stock is not None:
                 raise Unwritable(f"the script also fails on stock torch ({stock})") from None
-        item.stash[SCRIPT] = {"repro": script, "repro_fails_with": fails_with}
-    except Unwritable as why:
-        item.stash[SCRIPT] = {"repro_missing": str(why)}
-    except Exception as bug:  # the writer's own failure must not hide the test's
-        item.stash[SCRIPT] = {"repro_missing": f"the script writer failed ({type(bug).__name__}: {bug})"}
+            return script
+
+    _stash(item, write, fails_with, checked_on_stock=True)
 
 
 def _on_stock_torch(config, script: str) -> str | None:

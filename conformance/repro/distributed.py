@@ -36,7 +36,7 @@ import types
 import torch
 
 from conformance.repro.calls import RankRun
-from conformance.repro.failing import _frames, _is_raises, _parsed, _RaisesToTry, _SpecFacts
+from conformance.repro.failing import _frames, _free_names, _is_raises, _parsed, _RaisesToTry, _SpecFacts
 from conformance.repro.spelling import Unwritable, _Writer
 from conformance.repro.trace import Trace, _is_test_frame
 
@@ -402,22 +402,6 @@ def _built(spec, dtype: torch.dtype) -> torch.Tensor:
 
     values = spec._make_values(spec._value_shape(), dtype)
     return tensors._LAYOUT_BUILDERS[spec.layout](spec, values, torch.device("cpu"))
-
-
-def _free_names(span: list[ast.stmt]) -> list[str]:
-    """The names the statements read that they do not bind themselves, in order of first use."""
-    bound, loaded = set(), []
-    for node in (n for s in span for n in ast.walk(s)):
-        if isinstance(node, ast.Name):
-            if isinstance(node.ctx, ast.Store):
-                bound.add(node.id)
-            elif node.id not in loaded:
-                loaded.append(node.id)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-    return [n for n in loaded if n not in bound]
 
 
 def _is_docstring(node) -> bool:

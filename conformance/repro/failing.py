@@ -171,18 +171,7 @@ class _Statement:
         return [(n.lineno + self.first - 1, (n.end_lineno or n.lineno) + self.first - 1) for n in self.prelude] + [self.span]
 
     def free_names(self) -> list[str]:
-        bound, loaded = set(), []
-        for node in [n for p in self.prelude for n in ast.walk(p)] + list(ast.walk(self.node)):
-            if isinstance(node, ast.Name):
-                if isinstance(node.ctx, ast.Store):
-                    bound.add(node.id)
-                elif node.id not in loaded:
-                    loaded.append(node.id)
-            elif isinstance(node, ast.arg):
-                bound.add(node.arg)
-            elif isinstance(node, ast.ExceptHandler) and node.name:
-                bound.add(node.name)
-        return [n for n in loaded if n not in bound]
+        return _free_names([*self.prelude, self.node])
 
     def text(self) -> str:
         return "\n".join(ast.unparse(ast.fix_missing_locations(n)) for n in [*self.prelude, self.node])
@@ -240,6 +229,22 @@ def _assigns_later(statements, made, name) -> bool:
         for c in ast.walk(n)
     )
     return rebinds or mutates
+
+
+def _free_names(statements: list[ast.stmt]) -> list[str]:
+    """The names the statements read that they do not bind themselves, in order of first use."""
+    bound, loaded = set(), []
+    for node in (n for s in statements for n in ast.walk(s)):
+        if isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Store):
+                bound.add(node.id)
+            elif node.id not in loaded:
+                loaded.append(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return [n for n in loaded if n not in bound]
 
 
 def _free(node) -> list[str]:
