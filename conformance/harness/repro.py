@@ -37,11 +37,11 @@ def pytest_runtest_call(item):
     if "rank_pool" in getattr(item, "fixturenames", ()):  # its ranks run in other processes: written from source
         return (yield from _ranks(item, identity, hypothesis))
     untraced = item.get_closest_marker("untraced")
-    if untraced is not None:  # a test the trace would change (it compiles): no script, the reason said
+    if untraced is not None:  # a test the trace would change (it compiles): written from its source
         try:
-            return (yield)
+            return (yield from _on_final_run(hypothesis, lambda exc: _write_from_source(item, identity, exc, untraced.args[0])))
         except _FAILURES:
-            item.stash[SCRIPT] = {"repro_missing": untraced.args[0]}
+            item.stash.setdefault(SCRIPT, {"repro_missing": untraced.args[0]})
             raise
     from conformance.repro.trace import Trace
 
@@ -55,6 +55,7 @@ def pytest_runtest_call(item):
             if not current_build_context().is_final:
                 return inner(*args, **kwargs)
             trace = Trace()
+            args, kwargs = tuple(map(_recorded, args)), {k: _recorded(v) for k, v in kwargs.items()}
             try:
                 with trace:
                     return inner(*args, **kwargs)
@@ -79,6 +80,15 @@ def pytest_runtest_call(item):
         raise
 
 
+def _recorded(value):
+    """A test's `data` keeps what it drew, for a script written from the test's source."""
+    from hypothesis.strategies import DataObject
+
+    from conformance.repro.calls import RecordedDraws
+
+    return RecordedDraws(value) if isinstance(value, DataObject) else value
+
+
 def _compared(item, identity, hypothesis):
     """An execution mode's item (compiled, cross-device): the final run of a failing example says
     what it compared (conformance.repro.calls.compared_example), and its script is written from
@@ -97,7 +107,7 @@ def _compared(item, identity, hypothesis):
 def _ranks(item, identity, hypothesis):
     """A distributed item that runs tasks in rank processes: the final run of a failing example
     notes each run of the ranks (conformance.repro.calls.ranks_ran), and its script is written from
-    the test's source and those runs (conformance/repro/distributed.py)."""
+    the test's source and those runs (conformance/repro/source.py)."""
     from conformance.repro import calls
 
     def failed(exc):
@@ -106,9 +116,10 @@ def _ranks(item, identity, hypothesis):
     return (yield from _on_final_run(hypothesis, failed, calls.forget_rank_runs))
 
 
-def _on_final_run(hypothesis, failed, forget):
+def _on_final_run(hypothesis, failed, forget=lambda: None):
     """Run the item with `failed(exc)` called where the final run of a Hypothesis example fails;
-    `forget()` clears what a run noted, before the final run and after the item."""
+    `forget()` clears what a run noted, before the final run and after the item. The final run's
+    `data` keeps what it drew."""
     if hypothesis is None:
         return (yield)
     inner = hypothesis.inner_test
@@ -120,6 +131,7 @@ def _on_final_run(hypothesis, failed, forget):
         if not current_build_context().is_final:
             return inner(*args, **kwargs)
         forget()
+        args, kwargs = tuple(map(_recorded, args)), {k: _recorded(v) for k, v in kwargs.items()}
         try:
             return inner(*args, **kwargs)
         except _FAILURES as exc:
@@ -135,8 +147,8 @@ def _on_final_run(hypothesis, failed, forget):
 
 
 def _write_ranks(item, identity, exc, runs) -> None:
-    from conformance.repro.distributed import render
     from conformance.repro.run import _verify
+    from conformance.repro.source import render
 
     header, backends = _header(item, identity)
     fails_with = _fails_with(exc)
@@ -172,15 +184,32 @@ def _stash(item, write, fails_with: str, checked_on_stock: bool = False) -> None
         item.stash[SCRIPT] = {"repro_missing": f"the script writer failed ({type(bug).__name__}: {bug})"}
 
 
-def _distributed_from_source(exc, header, backends, fails_with) -> str:
-    """A distributed test that runs no ranks (DistributedSampler's, given num_replicas and rank),
-    where the trace saw no torch call make what it checks: its body written from its source."""
-    from conformance.repro.distributed import render
+def _from_source(exc, header, backends, fails_with) -> str:
+    """A test the trace cannot write (what it checks was computed in Python, or by code of the
+    test that torch called back): its body written from its source (conformance/repro/source.py)."""
     from conformance.repro.run import _verify
+    from conformance.repro.source import render
 
     script = render(exc, [], header=header, backends=backends)
     _verify(script, fails_with)
     return script
+
+
+def _write_from_source(item, identity, exc, untraced: str) -> None:
+    """A test marked untraced: its script written from its source, or the marker's reason and
+    the source writer's for why there is none."""
+    from conformance.repro.spelling import Unwritable
+
+    header, backends = _header(item, identity)
+    fails_with = _fails_with(exc)
+
+    def write():
+        try:
+            return _from_source(exc, header, backends, fails_with)
+        except Unwritable as source:
+            raise Unwritable(f"{untraced}; written from the test's source: {source}") from None
+
+    _stash(item, write, fails_with)
 
 
 def _header(item, identity, backend: str | None = None) -> tuple[list[str], list[str]]:
@@ -234,12 +263,10 @@ def _write(item, identity, trace, exc) -> None:
                 trace, exc, header=header, device=identity.device, backends=backends, fails_with=fails_with, on_stock=on_stock
             )
         except Unwritable as traced:
-            if not identity.behaviour.startswith("distributed."):
-                raise
             try:
-                script = _distributed_from_source(exc, header, backends, fails_with)
-            except Unwritable:
-                raise traced from None
+                script = _from_source(exc, header, backends, fails_with)
+            except Unwritable as source:
+                raise Unwritable(f"{traced}; written from the test's source: {source}") from None
             stock = on_stock(script)
             if stock is not None:
                 raise Unwritable(f"the script also fails on stock torch ({stock})") from None

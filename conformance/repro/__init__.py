@@ -26,7 +26,13 @@ TorchFunctionMode sees; the fault's Patcher therefore reports its wrappers to th
 public function they replace (`calls.public_call`), so the script calls what the test called.
 
 Where an example cannot be written out faithfully (a generator object as an argument, a non-leaf
-tensor the trace never saw made), `render` says why instead of guessing.
+tensor the trace never saw made), `render` says why instead of guessing. The test is then written
+from its source instead (source.py): its body through the failing statement, its drawn inputs
+built afresh as the tensors they made, its `data` draws as the values drawn, and the helpers and
+classes it uses copied in. That covers what a trace cannot see: values computed in Python, a
+custom autograd.Function, hook or Dataset the test defines, and a test that compiles (marked
+`untraced`, since torch.compile under the trace's mode traces the mode too). Both ways, the script
+is shown only once it has failed where the test did and passed on stock torch.
 
 The package, one job a module; each depends only on those above it:
 
@@ -38,6 +44,8 @@ The package, one job a module; each depends only on those above it:
     writing   render: the script, from the inputs through the kept calls to the check
     compared  an execution mode's script (compiled, cross-device): not traced, but the
               declaration's call from its source, each side's inputs, the mode's comparison
+    source    a test written from its source: what the trace cannot write, and the distributed
+              area's tests (their ranks run in a gloo group the script forks)
 
 conformance/harness/repro.py is the pytest plugin that traces and prints; `python -m tools.repro`
 runs the scripts a results file holds.

@@ -8,6 +8,7 @@ small module, not on the writer.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -178,3 +179,24 @@ def rank_runs() -> list[RankRun]:
 
 def forget_rank_runs() -> None:
     _RANK_RUNS.clear()
+
+
+class RecordedDraws:
+    """A test's `data` (Hypothesis's st.data()) in the final run of a failing example: it draws as
+    `data` does and keeps each value it drew, in order, with the code that drew it (the test's own
+    draws, not the harness's draw of a declared operation's sample), for a script written from
+    the test's source (conformance/repro/source.py)."""
+
+    def __init__(self, data):
+        self._data, self.drawn = data, []
+
+    def draw(self, strategy, label=None):
+        value = self._data.draw(strategy, label=label)
+        self.drawn.append((value, sys._getframe(1).f_code))
+        return value
+
+    def __getattr__(self, name):
+        return getattr(self._data, name)
+
+    def __repr__(self) -> str:
+        return repr(self._data)

@@ -20,9 +20,11 @@ def _verify(script: str, fails_with: str) -> None:
 
 def run_here(script: str) -> str | None:
     """Run a script in this process; the name of the exception it raised, or None. torch's global
-    state (grad mode, default dtype, the CPU generator, deterministic algorithms) is put back afterwards."""
+    state (grad mode, default dtype and device, the CPU generator, deterministic algorithms) is put
+    back afterwards."""
     # saved and put back by hand: fork_rng calls torch functions a fault may have replaced
     grad, dtype, generator = torch.is_grad_enabled(), torch.get_default_dtype(), torch.random.get_rng_state()
+    device = torch.get_default_device()
     # a script may turn deterministic algorithms on (what torch.empty holds under them is documented)
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     fill = torch._C._get_deterministic_fill_uninitialized_memory()
@@ -35,6 +37,8 @@ def run_here(script: str) -> str | None:
     finally:
         torch.set_grad_enabled(grad)
         torch.set_default_dtype(dtype)
+        if torch.get_default_device() != device:  # a script that set it and failed before setting it back
+            torch.set_default_device(None if device.type == "cpu" else device)
         torch.random.set_rng_state(generator)
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         torch._C._set_deterministic_fill_uninitialized_memory(fill)
