@@ -151,7 +151,7 @@ def _writable(t: torch.Tensor) -> bool:
     return all(s != 0 or n <= 1 for n, s in zip(t.shape, t.stride()))
 
 
-_STARTED: set[str] = set()  # items whose first example has run
+STARTED = pytest.StashKey[bool]()  # on an item of this session: its first example has run
 _NOT_APPLICABLE = {
     "aliased": "the operation takes no two tensors of one dtype",
     "mutated": "the operation's first argument is no tensor that can be written",
@@ -224,8 +224,8 @@ def test_compiled_agrees_with_eager_where_compilers_break(operation, mode, devic
             **tolerance,
         )
         compared += 1
-    first = request.node.nodeid not in _STARTED
-    _STARTED.add(request.node.nodeid)
+    first = not request.node.stash.get(STARTED, False)
+    request.node.stash[STARTED] = True  # on the item, not by node id: a later session (the kill matrix's) starts afresh
     if not compared:
         # The first example decides whether the case applies to the operation at all (its
         # arguments' kinds are its declaration's); a later example that cannot be made into the

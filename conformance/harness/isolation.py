@@ -3,7 +3,8 @@
 Around each test call the plugin takes a snapshot of the process-wide settings a test could
 change by accident (default dtype and device, grad/inference/anomaly modes, deterministic
 algorithms, intra-op threads, warning filters, the CPU random generator). A test that changes
-any of them fails with the list of what it changed, and the state is put back so the rest of
+any of them fails with the list of what it changed (a test that failed anyway keeps its own
+error, with the list added as a note), and the state is put back so the rest of
 the run is unaffected. Tests that need randomness draw a seed from Hypothesis and use their own
 torch.Generator or torch.random.fork_rng (see conformance.checks.private_rng).
 """
@@ -68,8 +69,12 @@ def restore(state: dict) -> None:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_call(item):
     before = snapshot()
+    failure = None
     try:
         return (yield)
+    except BaseException as exc:
+        failure = None if isinstance(exc, pytest.skip.Exception) else exc
+        raise
     finally:
         after = snapshot()
         changed = [key for key in before if not key.startswith("_") and not _same(key, before[key], after[key])]
@@ -91,4 +96,8 @@ def pytest_runtest_call(item):
             restore(before)
             if "inference mode" in changed:
                 changed.remove("inference mode")  # cannot be left on by a with-block; reported if so
-            raise AssertionError("the test changed torch's global state and did not restore it: " + ", ".join(changed))
+            message = "the test changed torch's global state and did not restore it: " + ", ".join(changed)
+            if failure is None:
+                raise AssertionError(message)
+            # the test's own failure is what its report leads with; the leak is restored and noted
+            failure.add_note(message)

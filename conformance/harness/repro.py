@@ -100,6 +100,9 @@ def _compared(item, identity, hypothesis):
         example = calls.current_compared_example()
         if example is not None and isinstance(exc, AssertionError):
             _write_compared(item, identity, example)
+        else:  # the mode failed before or beside its comparison: nothing compared to write
+            why = "no comparison was made" if example is None else f"it raised {type(exc).__name__}, not an AssertionError"
+            item.stash[SCRIPT] = {"repro_missing": f"the failure is not the mode's comparison ({why}): {str(exc)[:200]}"}
 
     return (yield from _on_final_run(hypothesis, failed, calls.forget_compared_example))
 

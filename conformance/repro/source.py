@@ -662,6 +662,12 @@ class _Rewrite(ast.NodeTransformer):
                 except (IndexError, KeyError, TypeError):
                     return None
             return None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, (ast.Name, ast.Constant)):
+            items = self._held(node.value)  # one of a list of drawn inputs (`specs[src]`)
+            try:
+                return items[self.script.evaluate(node.slice)] if isinstance(items, (list, tuple)) else None
+            except (Unwritable, IndexError, TypeError):
+                return None
         if not isinstance(node, ast.Name):
             return None
         return self.script.names.get(node.id, self.script.globals.get(node.id))
