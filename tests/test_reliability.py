@@ -28,6 +28,11 @@ LEAKS = """
     def test_leaks_warning_filter(device):
         warnings.simplefilter("ignore")
 
+    @pytest.mark.behaviour("views.t_shares")
+    def test_fails_and_leaks(device):
+        torch.rand(3)
+        assert False, "its own check"
+
     @pytest.mark.behaviour("views.transpose_shares")
     def test_after_the_leaks_state_is_clean(device):
         assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
@@ -42,6 +47,10 @@ def test_a_leaking_test_fails_and_names_what_it_changed(tmp_path):
     assert "grad mode" in by_name["test_leaks_grad_mode_and_rng[cpu]"]["error"]
     assert "CPU random generator" in by_name["test_leaks_grad_mode_and_rng[cpu]"]["error"]
     assert "warning filters" in by_name["test_leaks_warning_filter[cpu]"]["error"]
+    # a test that fails anyway is reported by its own check, the leak added to it (and put right)
+    assert "its own check" in by_name["test_fails_and_leaks[cpu]"]["error"]
+    section = result.stdout.split("test_fails_and_leaks[cpu] _")[1].split("\n___")[0]
+    assert "did not restore it: CPU random generator" in section
     assert by_name["test_after_the_leaks_state_is_clean[cpu]"]["status"] == "passed"
 
 

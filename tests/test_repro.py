@@ -28,6 +28,9 @@ SAMPLE = {
     "custom_function_output_detached": "a custom autograd.Function the test module defines, a declared call",
     "t_underscore_takes_dims": "a value the test drew from `data` inside a pytest.raises block",
     "cuda_seed_warns_without_cuda": "warnings recorded in a loop over lambdas, a pytest.skip on a branch not taken",
+    "grad_scaler_steps_on_inf": "specs drawn from `data` in a loop, ended past the run's draws on stock torch",
+    "graph_always_retained": "a table of (call, NumPy reference) pairs",
+    "compile_ignores_fullgraph": "a helper that reads the run's options (backends(request.config))",
 }
 TORCH_ONLY = {"torch", "numpy", *sys.stdlib_module_names}  # torch, NumPy and the standard library
 

@@ -183,8 +183,8 @@ def forget_rank_runs() -> None:
 
 class RecordedDraws:
     """A test's `data` (Hypothesis's st.data()) in the final run of a failing example: it draws as
-    `data` does and keeps each value it drew, in order, with the code that drew it (the test's own
-    draws, not the harness's draw of a declared operation's sample), for a script written from
+    `data` does and keeps each value it drew, in order, with the code and line that drew it (the
+    test's own draws, not the harness's draw of a declared operation's sample), for a script written from
     the test's source (conformance/repro/source.py)."""
 
     def __init__(self, data):
@@ -192,7 +192,8 @@ class RecordedDraws:
 
     def draw(self, strategy, label=None):
         value = self._data.draw(strategy, label=label)
-        self.drawn.append((value, sys._getframe(1).f_code))
+        caller = sys._getframe(1)
+        self.drawn.append((value, caller.f_code, caller.f_lineno))
         return value
 
     def __getattr__(self, name):

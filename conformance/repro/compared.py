@@ -225,7 +225,7 @@ def _free_names(function, node: ast.Lambda, imports: set[str], helpers: dict[str
     bound = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
     for name in sorted({n.id for n in ast.walk(node.body) if isinstance(n, ast.Name) and n.id not in bound}):
         value = function.__globals__.get(name)
-        if isinstance(value, dict) and value and all(getattr(v, "__name__", "") == "<lambda>" for v in value.values()):
+        if _is_lambda_table(value):
             _lambda_table(name, value, imports, helpers)
         elif name in function.__globals__:
             imports.add(_global(name, value, helpers, imports))
@@ -234,15 +234,55 @@ def _free_names(function, node: ast.Lambda, imports: set[str], helpers: dict[str
 
 
 def _lambda_table(name: str, value: dict, imports: set[str], helpers: dict[str, str]) -> None:
-    """A table of lambdas (the documented spellings of one call) copied into the script as `name`."""
+    """A table of lambdas (the documented spellings of one call, or calls with their references)
+    copied into the script as `name`."""
     if name in helpers:
         return
-    entries = []
-    for key, each in value.items():
-        inner = _lambda_node(each)
-        _free_names(each, inner, imports, helpers)
-        entries.append(f"    {key!r}: {ast.unparse(inner)},")
-    helpers[name] = "\n".join([f"{name} = {{", *entries, "}"])
+    helpers[name] = "\n".join(
+        [f"{name} = {{", *(f"    {k!r}: {_table_entry(v, imports, helpers)}," for k, v in value.items()), "}"]
+    )
+
+
+def _is_lambda_table(value) -> bool:
+    """A dict whose every value is a lambda, or a tuple of lambdas and NumPy's or torch's own
+    functions (a call and its reference)."""
+
+    def entry(v) -> bool:
+        if isinstance(v, tuple):
+            return bool(v) and all(entry(i) for i in v) and any(_is_lambda(i) for i in v)
+        return _is_lambda(v) or _library_function(v) is not None
+
+    return isinstance(value, dict) and bool(value) and all(entry(v) for v in value.values())
+
+
+def _is_lambda(v) -> bool:
+    return getattr(v, "__name__", "") == "<lambda>"
+
+
+def _library_function(v) -> str | None:
+    """`np.cos` for NumPy's cos (a ufunc too), `torch.sin` for torch's sin: a public function by its
+    module's name, or None."""
+    import numpy as np
+
+    name = getattr(v, "__name__", "")
+    for module, spelled in ((np, "np"), (torch, "torch")):
+        if name and not name.startswith("_") and getattr(module, name, None) is v:
+            return f"{spelled}.{name}"
+    return None
+
+
+def _table_entry(value, imports: set[str], helpers: dict[str, str]) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_table_entry(v, imports, helpers) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if _is_lambda(value):
+        inner = _lambda_node(value)
+        _free_names(value, inner, imports, helpers)
+        return ast.unparse(inner)
+    spelled = _library_function(value)
+    if spelled is None:
+        raise Unwritable(f"a table of the suite holds {value!r}")
+    imports.add("import numpy as np" if spelled.startswith("np.") else "import torch")
+    return spelled
 
 
 def _lambda_node(function) -> ast.Lambda:
@@ -262,6 +302,9 @@ def _lambda_node(function) -> ast.Lambda:
         and n.lineno == code.co_firstlineno
         and tuple(a.arg for a in [*n.args.posonlyargs, *n.args.args, *n.args.kwonlyargs]) == names
     ]
+    if len(found) > 1:  # two lambdas of one line and parameters (a call and its reference): by the columns its code spans
+        columns = [(c, e) for line, _, c, e in code.co_positions() if line == code.co_firstlineno and c is not None and e > c]
+        found = [n for n in found if columns and all(n.col_offset <= c and e <= n.end_col_offset for c, e in columns)] or found
     if len(found) > 1:  # `samples=...map(lambda x: ...), call=lambda x: ...` on one line: the call's
         calls = {id(k.value) for k in ast.walk(tree) if isinstance(k, ast.keyword) and k.arg == "call"}
         found = [n for n in found if id(n) in calls]

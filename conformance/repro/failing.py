@@ -242,8 +242,8 @@ def _free_names(statements: list[ast.stmt]) -> list[str]:
                 loaded.append(node.id)
         elif isinstance(node, ast.arg):
             bound.add(node.arg)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.ExceptHandler)) and node.name:
+            bound.add(node.name)  # an exception's name, or a function or class the statements define
     return [n for n in loaded if n not in bound]
 
 

@@ -34,6 +34,8 @@ def run_here(script: str) -> str | None:
             exec(compile(script, "<standalone repro>", "exec"), {"__name__": "__main__"})
     except Exception as exc:  # the script's failure is the point
         return type(exc).__name__
+    except SystemExit as exc:  # a script that ends early (past the failing run's draws) passes if it exits 0
+        return None if exc.code in (0, None) else "SystemExit"
     finally:
         torch.set_grad_enabled(grad)
         torch.set_default_dtype(dtype)

@@ -37,6 +37,7 @@ import sys
 import textwrap
 import types
 
+import pytest
 import torch
 
 from conformance.harness.declaration import Operation
@@ -169,6 +170,7 @@ def private_rng(seed=0, device="cpu"):
 }
 
 _SUITE = ("conformance", "strategies")
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 def _pool_run(node, names) -> bool:
@@ -210,12 +212,45 @@ def render(exc: BaseException, runs: list[RankRun], *, header: list[str], backen
         raise Unwritable("the ranks ran where the test's body does not show it")
     if any(run.backend != "gloo" for run in runs):
         raise Unwritable("a script forms gloo groups on the CPU only")
-    script = _Script(names, frame.f_globals, runs, frame.f_code)
+    script = _Script(names, frame.f_globals, runs, frame.f_code, first)
     return script.write(span, header, backends, whole=not started)
 
 
+# A draw a loop repeats gives the failing run's values in order. The run drew no more: it failed
+# before its next draw. Where the script gets that far (torch keeps the behaviour), every check the
+# run made has been made and held, so the script ends there, passing.
+_IN_ORDER = '''def in_order(values):
+    """The values a loop's draw gave in the failing run, in order; past them, the script ends (passing)."""
+    yield from values
+    print("every check the failing run made holds here")
+    sys.exit(0)'''
+
+
+def _reads_configuration(call: ast.Call, called, script) -> bool:
+    """`call` is a helper of the suite given only pytest's request or config (`backends(request.config)`):
+    it reads the run's options, which a script has not."""
+    if not isinstance(called, types.FunctionType) or not called.__module__.startswith(_SUITE) or call.keywords or not call.args:
+        return False
+    try:
+        given = [script.evaluate(a) for a in call.args]
+    except Exception:  # an argument that is no plain name of the test's: not such a call
+        return False
+    return all(isinstance(g, (pytest.Config, pytest.FixtureRequest)) for g in given)
+
+
+def _of_test(code, line: int, test_code) -> bool:
+    """Whether a draw from `code` at `line` is the test's own: in its body, or in a comprehension
+    written there (its own code object before Python 3.12)."""
+    if code is test_code:
+        return True
+    if test_code is None or code.co_name not in ("<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"):
+        return False
+    lines = [n for _, _, n in test_code.co_lines() if n is not None]
+    return code.co_filename == test_code.co_filename and bool(lines) and min(lines) <= line <= max(lines)
+
+
 class _Script:
-    def __init__(self, names: dict, globals_: dict, runs: list[RankRun], test_code=None):
+    def __init__(self, names: dict, globals_: dict, runs: list[RankRun], test_code=None, first: int = 1):
         self.names, self.globals, self.runs = names, globals_, list(runs)
         self.trace = Trace()
         self.writer = _Writer(self.trace, {})
@@ -228,20 +263,40 @@ class _Script:
         self.dtype = names.get("dtype") if isinstance(names.get("dtype"), torch.dtype) else None
         self.makers: dict[tuple, str] = {}  # (id(spec), dtype, device, requires_grad) -> its function's name
         self.calls: dict[int, str] = {}  # id(a declared Operation) -> the name of its call in the script
+        self.stores: list[str] = []  # each binding of a name in the written statements
         self.assigned: set[str] = set()  # names the written statements bind
+        self.looped: set[str] = set()  # names a loop of the written statements binds (held: the last value only)
         drawn = next((v for v in names.values() if isinstance(v, RecordedDraws)), None)
-        self.drawn = [value for value, code in drawn.drawn if code is test_code] if drawn is not None else None
+        # each value the test drew, with its line in the test's source (as the span's lines count)
+        self.drawn = (
+            [(v, line - first + 1) for v, code, line in drawn.drawn if _of_test(code, line, test_code)]
+            if drawn is not None
+            else None
+        )
+        self.in_loops: set[int] = set()  # id() of the draws a loop of the written statements repeats
 
     def write(self, span: list[ast.stmt], header: list[str], backends, whole: bool = True) -> str:
         """The script of `span`; `whole`: it is the test's body from its first statement, so every
         value the test drew from `data` is drawn in it (else its draws are the run's last ones)."""
-        self.assigned = {n.id for s in span for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        if self.drawn and not whole:
-            sites = sum(1 for s in span for n in ast.walk(s) if isinstance(n, ast.Call) and self._draws(n))
-            self.drawn = self.drawn[len(self.drawn) - sites :]
+        self.stores = [n.id for s in span for n in ast.walk(s) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+        self.assigned = set(self.stores)
+        targets = [n.target for s in span for n in ast.walk(s) if isinstance(n, (ast.For, ast.comprehension))]
+        self.looped = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        if self.drawn and not whole:  # the draws of the statements written; those before are the run's
+            lines = [(s.lineno, s.end_lineno or s.lineno) for s in span]
+            self.drawn = [(v, line) for v, line in self.drawn if any(a <= line <= b for a, b in lines)]
         span = [_SpecFacts(self.names).visit(s) for s in span]
+        repeated = [
+            part
+            for s in span
+            for n in ast.walk(s)
+            for part in (
+                [*n.body, *n.orelse] if isinstance(n, (ast.For, ast.While)) else [n] if isinstance(n, _COMPREHENSIONS) else []
+            )
+        ]
+        self.in_loops = {id(c) for part in repeated for c in ast.walk(part) if isinstance(c, ast.Call) and self._draws(c)}
         rewritten = [_Rewrite(self).visit(s) for s in span]  # a statement may become several
-        span = [s for r in rewritten for s in (r if isinstance(r, list) else [r])]
+        span = [s for r in rewritten for s in (r if isinstance(r, list) else [r]) if not isinstance(s, ast.Pass)]
         if self.runs:
             raise Unwritable(f"the test ran the ranks {len(self.runs)} more time(s) than its source shows")
         if self.drawn:
@@ -435,10 +490,28 @@ class _Script:
             raise Unwritable(f"a drawn input built with {ast.unparse(node)}, which the test rebinds")
         return eval(compile(ast.Expression(node), "<argument>", "eval"), dict(self.globals), dict(self.names))
 
-    def next_draw(self) -> str:
-        if not self.drawn:
+    def draws_at(self, call: ast.Call) -> list:
+        """The values the draw `call` gave in the run, in order: the first only, unless a loop repeats it."""
+        here = [i for i, (_, line) in enumerate(self.drawn or ()) if call.lineno <= line <= (call.end_lineno or call.lineno)]
+        if not here:
             raise Unwritable("the test's source draws from data more often than the test did")
-        return self.spell(self.drawn.pop(0))
+        taken = here if id(call) in self.in_loops else here[:1]
+        values = [self.drawn[i][0] for i in taken]
+        self.drawn = [d for i, d in enumerate(self.drawn) if i not in taken]
+        return values
+
+    def next_draw(self, call: ast.Call, spelled=None) -> str:
+        """The draw `call` as script source: its value, or in a loop the next of its values (each
+        spelled by `spelled`, which defaults to the value as a literal)."""
+        values = self.draws_at(call)
+        spelled = spelled or self.spell
+        if id(call) not in self.in_loops:
+            return spelled(values[0])
+        name = self.writer.fresh("drawn", "drawn_")
+        self.helpers.setdefault("in_order", _IN_ORDER)
+        self.imports.add("import sys")
+        self.inputs.append(f"{name} = in_order([{', '.join(map(spelled, values))}])  # a draw its loop repeats")
+        return f"next({name})"
 
     # -- functions ----------------------------------------------------------------------------------
 
@@ -582,6 +655,19 @@ class _Rewrite(ast.NodeTransformer):
             value = getattr(value, attribute, None)
         return value if value is not None and not callable(value) and _plain(value) else None
 
+    def visit_Assign(self, node):
+        # `x = spec_of(arg)`: a drawn input computed from drawn inputs is held as it was in the run,
+        # so the script reads it there (x.shape, x.build(...)) and needs not the computation
+        (target,) = node.targets if len(node.targets) == 1 else (None,)
+        held = self._held(target) if isinstance(target, ast.Name) else None
+        if (
+            isinstance(held, (TensorSpec, Arg, Sample))
+            and self.script.stores.count(target.id) == 1
+            and not any(isinstance(n, ast.Call) and self.script._draws(n) for n in ast.walk(node.value))
+        ):
+            return ast.copy_location(ast.Pass(), node)
+        return self.generic_visit(node)
+
     def visit_Expr(self, node):
         import hypothesis
 
@@ -621,6 +707,8 @@ class _Rewrite(ast.NodeTransformer):
         method = node.func.attr if isinstance(node.func, ast.Attribute) else None
         called = self._held(node.func)
         script = self.script
+        if self.in_body and method in ("build", "logical_values") and getattr(node.func.value, "id", None) in script.looped:
+            raise Unwritable(f"a drawn input built from a loop's variable ({ast.unparse(node)})")
         if isinstance(owner, TensorSpec) and method == "build" and not node.args:  # the tensor it built, built afresh
             given = self._keywords(node, {"dtype": None, "device": "cpu", "requires_grad": False})
             return self._expression(node, script.maker(owner, given["dtype"], given["device"], given["requires_grad"]))
@@ -631,7 +719,26 @@ class _Rewrite(ast.NodeTransformer):
             args, kwargs = script.built_sample(owner, given["dtype"], given["device"])
             return self._expression(node, f"([{', '.join(args)}], {{{', '.join(f'{k!r}: {v}' for k, v in kwargs.items())}}})")
         if isinstance(owner, RecordedDraws) and method == "draw":
-            return self._expression(node, script.next_draw())
+            return self._expression(node, script.next_draw(node))
+        drawn = node.func.value if method in ("build", "logical_values") else None
+        if isinstance(drawn, ast.Call) and self.in_body and script._draws(drawn):  # data.draw(specs(...)).build(...)
+            if method == "build" and not node.args:
+                given = self._keywords(node, {"dtype": None, "device": "cpu", "requires_grad": False})
+                made = (given["dtype"], given["device"], given["requires_grad"])
+            elif method == "logical_values" and len(node.args) == 1 and not node.keywords:
+                made = (script.evaluate(node.args[0]), "cpu", False)
+            else:
+                raise Unwritable(f"a drawn input built as {ast.unparse(node)}")
+
+            def maker(spec) -> str:  # the function that builds the drawn spec as the test did (not called)
+                if not isinstance(spec, TensorSpec):
+                    raise Unwritable(f"{ast.unparse(node)} of a drawn {type(spec).__name__}")
+                return script.maker(spec, *made).removesuffix("()")
+
+            built = f"{script.next_draw(drawn, maker)}()"
+            return self._expression(node, built + (".contiguous()" if method == "logical_values" else ""))
+        if self.in_body and _reads_configuration(node, called, script):  # its answer, as the run had it
+            return self._expression(node, script.spell(called(*(script.evaluate(a) for a in node.args))))
         if isinstance(called, Operation) and len(node.args) == 1 and isinstance(self._held(node.args[0]), Sample):
             given = self._keywords(node, {"dtype": None, "device": None})  # Operation(sample, dtype=, device=)
             args, kwargs = script.built_sample(self._held(node.args[0]), given["dtype"], given["device"])
@@ -668,7 +775,7 @@ class _Rewrite(ast.NodeTransformer):
                 return items[self.script.evaluate(node.slice)] if isinstance(items, (list, tuple)) else None
             except (Unwritable, IndexError, TypeError):
                 return None
-        if not isinstance(node, ast.Name):
+        if not isinstance(node, ast.Name) or node.id in self.script.looped:
             return None
         return self.script.names.get(node.id, self.script.globals.get(node.id))
 

@@ -465,9 +465,9 @@ def _global(name: str, value, helpers: dict | None = None, imports: set | None =
         return f"{name} = {value!r}"
     if isinstance(value, (set, frozenset, tuple, list, dict)) and (_plain(value) or _dtypes_table(value)):  # a table of constants
         return f"{name} = {value!r}"
-    if isinstance(value, dict) and value and all(getattr(v, "__name__", "") == "<lambda>" for v in value.values()):
-        from conformance.repro.compared import _lambda_table
+    from conformance.repro.compared import _is_lambda_table, _lambda_table
 
+    if _is_lambda_table(value):
         if helpers is None:
             raise Unwritable(f"the failing statement uses {name}, a table of the suite")
         _lambda_table(name, value, imports if imports is not None else set(), helpers)
