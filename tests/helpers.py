@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -63,3 +64,13 @@ def start_throwaway(tmp_path: Path, name: str, source: str, report: Path, *args:
     env.pop("PYTEST_XDIST_WORKER", None)
     command = [*PYTEST, *SUITE_PLUGINS, "--device=cpu", f"--report-dir={report}", "-p", "no:randomly", *args, str(module)]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def first_failure(stdout: str, test: str) -> list[str]:
+    """The lines of the first failure of `test` that pytest printed: after its "___ test[...] ___"
+    rule, up to the next rule."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("_") and f" {test}[" in line)
+    rule = [i for i in range(start + 1, len(lines)) if lines[i].startswith(("===", "---")) or re.fullmatch(r"_+ .* _+", lines[i])]
+    end = min(rule, default=len(lines))
+    return lines[start + 1 : end]

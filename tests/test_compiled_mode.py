@@ -1,7 +1,7 @@
 """The compiled execution mode (--compile): a usage error for an unknown backend, nothing added
 to the default run, and a fault that fires only in compiled code is caught by it alone."""
 
-from tests.helpers import run_pytest
+from tests.helpers import first_failure, run_pytest
 
 FAULT = ("--hypothesis-profile=faults", "--inject-fault=compiled_outputs_are_copies", "--behaviour=views")
 
@@ -27,14 +27,6 @@ def test_a_fault_in_compiled_code_is_caught_by_the_compiled_mode_and_by_nothing_
     assert "reshape_view_or_copy-aot_eager-cpu" in compiled.stdout and "share memory with inputs" in compiled.stdout
 
 
-def _failure(stdout: str) -> list[str]:
-    """The lines of the first failure's output: after its "___ test_... ___" rule, up to the next rule."""
-    lines = stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("_") and "test_compiled_agrees_with_eager" in line)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("___", "===", "---"))), len(lines))
-    return lines[start + 1 : end]
-
-
 def test_a_compiled_failure_fits_on_one_screen_with_example_message_repro_line_and_script_first():
     """Note [One screen per failure]: under 80 lines by default (torch's compile logs silenced), the
     falsifying example, the check's message, the repro line and the script first; -v gives more."""
@@ -48,7 +40,7 @@ def test_a_compiled_failure_fits_on_one_screen_with_example_message_repro_line_a
     )
     default = run_pytest(*one)
     assert default.returncode == 1, default.stdout[-3000:]
-    failure = _failure(default.stdout)
+    failure = first_failure(default.stdout, "test_compiled_agrees_with_eager")
     assert len(failure) < 80, "\n".join(failure)
     assert "torch.__trace" not in default.stdout and "Captured log" not in default.stdout
     firsts = ("Failing test case", "AssertionError: views.reshape_view_or_copy", "repro line: pytest ", "standalone repro")
@@ -56,4 +48,5 @@ def test_a_compiled_failure_fits_on_one_screen_with_example_message_repro_line_a
     assert at[0] == 0 and at == sorted(at), "\n".join(failure)
     assert "--inject-fault=compiled_outputs_are_copies" in failure[at[2]] and "--compile=aot_eager" in failure[at[2]]
     verbose = run_pytest("-v", *one)
-    assert len(_failure(verbose.stdout)) > len(failure) and "def test_compiled_agrees_with_eager(" in verbose.stdout
+    assert len(first_failure(verbose.stdout, "test_compiled_agrees_with_eager")) > len(failure)
+    assert "def test_compiled_agrees_with_eager(" in verbose.stdout

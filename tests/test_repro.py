@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from reports import schema
-from tests.helpers import run_pytest
+from tests.helpers import first_failure, run_pytest
 from tools import repro
 
 SAMPLE = {
@@ -196,3 +196,35 @@ def test_a_real_distributed_failure_gets_a_script_that_fails_on_stock_torch(tmp_
     for nodeid, r in failing.items():
         assert r["repro_fails_with"] == "RankError", r
         assert on_stock[nodeid]["raised"] == "RankError", (nodeid, on_stock[nodeid], r["repro"])
+
+
+@pytest.mark.parametrize(
+    "test, options",
+    [
+        # stock torch under torch.compile: an SGD step on a 0-d float64 parameter is lost
+        ("test_compiled_agrees_with_eager", ("--compile=aot_eager", "--behaviour=optim.sgd_step", "-k", "float64")),
+        # the test device's BatchNorm does not update its running statistics
+        (
+            "test_device_agrees_with_cpu",
+            ("--backend=tests.testdevice", "--device=cpu,testdev", "--behaviour=modules.eval_batchnorm_running_stats"),
+        ),
+    ],
+)  # fmt: skip
+def test_a_real_divergence_gets_a_script_that_fails_on_stock_torch_and_fits_one_screen(tmp_path, test, options):
+    """Issue 27: the two divergences the suite found, run without the deviations file that marks
+    them: each failure carries a script (the backend imported where the run loaded one) that fails
+    in a fresh process on stock torch as the test did, and prints in under 80 lines."""
+    empty = tmp_path / "no_deviations.toml"
+    empty.write_text("")
+    module = "conformance/test_compiled.py" if "--compile=aot_eager" in options else "conformance/test_cross_device.py"
+    done = run_pytest(module, f"--known-deviations={empty}", f"--report-dir={tmp_path}", "-p", "no:randomly", "-n", "0", *options)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert len(first_failure(done.stdout, test)) < 80, "\n".join(first_failure(done.stdout, test))
+    failing = [r for r in schema.load(tmp_path / "results.jsonl").results if r["status"] == "failed"]
+    assert failing and all(r.get("repro") for r in failing), [r.get("repro_missing") for r in failing]
+    scripts = {r["nodeid"]: r["repro"] for r in failing}
+    for script in scripts.values():
+        assert ("import tests.testdevice" in script) == ("--backend=tests.testdevice" in options), script
+    on_stock = repro.run(scripts)
+    for r in failing:
+        assert on_stock[r["nodeid"]]["raised"] == r["repro_fails_with"] == "AssertionError", (on_stock, r["repro"])

@@ -53,7 +53,18 @@ def _without_fixture_arguments(example: str, item) -> str:
         if equals and line.startswith("    ") and line.endswith(",") and (name in noise or value == "data(...),"):
             continue
         kept.append(line)
-    return "\n".join(kept)
+    return _one_line_call("\n".join(kept))
+
+
+def _one_line_call(example: str, width: int = 160) -> str:
+    """Hypothesis' `Failing test case: test(` with one argument a line, on one line where it fits."""
+    lines = example.splitlines()
+    end = next((i for i, line in enumerate(lines) if line == ")"), None)
+    if not lines or not lines[0].endswith("(") or end is None:
+        return example
+    arguments = [line.strip() for line in lines[1:end]]
+    joined = lines[0] + " ".join(arguments).rstrip(",") + ")"
+    return "\n".join([joined, *lines[end + 1 :]]) if len(joined) <= width else example
 
 
 def pytest_configure(config):
@@ -105,16 +116,8 @@ class Screen:
         if self.full or not hasattr(self.original, "reprtraceback"):
             self.original.toterminal(tw)
             return
-        tw.line("where it failed:")
-        for entry in self.original.reprtraceback.reprentries:
-            location = getattr(entry, "reprfileloc", None)
-            # "???" is pytest's stand-in for a source it cannot show (Hypothesis' wrapper)
-            lines = [line for line in getattr(entry, "lines", ()) if line.startswith(">") and line[1:].strip() != "???"]
-            if location is None:
-                continue
-            tw.line(f"{location.path}:{location.lineno}" + (f": {location.message}" if location.message else ""))
-            for line in lines:
-                tw.line("    " + line[1:].strip())
+        for line in _where(self.original.reprtraceback.reprentries):
+            tw.line(line)
 
     def __str__(self) -> str:
         import io
@@ -124,3 +127,20 @@ class Screen:
         out = io.StringIO()
         self.toterminal(TerminalWriter(file=out))
         return out.getvalue()
+
+
+def _where(entries) -> list[str]:
+    """`where it failed:`, one line per traceback entry: location and failing line; the suite's
+    harness frames and frames with no failing line (a test's decorators) are left to -v."""
+    kept = []
+    for i, entry in enumerate(entries):
+        location = getattr(entry, "reprfileloc", None)
+        # "???" is pytest's stand-in for a source it cannot show (Hypothesis' wrapper)
+        lines = [line[1:].strip() for line in getattr(entry, "lines", ()) if line.startswith(">")]
+        lines = [line for line in lines if line != "???" and not line.startswith("@")]  # "@": a decorator
+        last = i == len(entries) - 1
+        if location is None or (not last and (not lines or "conformance/harness/" in str(location.path))):
+            continue
+        message = f" ({location.message})" if location.message else ""
+        kept.append(f"  {location.path}:{location.lineno}{message}" + (f": {lines[0]}" if lines else ""))
+    return ["where it failed:", *kept] if kept else []

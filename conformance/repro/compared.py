@@ -101,12 +101,8 @@ def after(t):
 
 _COMPARISON = '''
 def leaves(value):
-    if isinstance(value, (list, tuple, dict)):
-        return [leaf for v in (value.values() if isinstance(value, dict) else value) for leaf in leaves(v)]
-    return [value]
-
-def memory(t):
-    return t.untyped_storage().data_ptr() if t.numel() and not t.is_meta else None
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else None
+    return [value] if items is None else [leaf for v in items for leaf in leaves(v)]
 
 def outcome(fn, inputs):
     """fn's result and inputs after the call (on the CPU), the inputs each output tensor shares memory with; or its error"""
@@ -115,11 +111,12 @@ def outcome(fn, inputs):
         result = fn(*args, **kwargs)
     except Exception as error:
         return None, None, error
+    memory = lambda t: t.untyped_storage().data_ptr() if t.numel() and not t.is_meta else None
     given = [memory(t) for t in leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
     outs = [memory(o) for o in leaves(result) if isinstance(o, torch.Tensor)]
     shares = [[i for i, m in enumerate(given) if m is not None and m == o] for o in outs]
-    values = leaves((result, args, kwargs))
-    return [v.detach().cpu() if isinstance(v, torch.Tensor) and not v.is_meta else v for v in values], shares, None
+    values = [v.detach().cpu() if isinstance(v, torch.Tensor) and not v.is_meta else v for v in leaves((result, args, kwargs))]
+    return values, shares, None
 
 def same(actual, expected, labels):
     """The same error type, or the same results and inputs after the call, sharing memory with the same inputs"""
@@ -212,7 +209,20 @@ def _call_source(call: Callable, imports: set[str], helpers: dict[str, str]) -> 
         return f"call = {function.__name__}"
     node = _lambda_node(function)
     _free_names(function, node, imports, helpers)
+    if _forwards(node):  # `lambda w, lr: step(w, lr)`: the script calls `step` itself
+        return f"call = {ast.unparse(node.body.func)}"
     return f"def call({ast.unparse(node.args)}):\n    return {ast.unparse(node.body)}"
+
+
+def _forwards(node: ast.Lambda) -> bool:
+    """Whether the lambda only passes its parameters on, in order, to a named function."""
+    a, body = node.args, node.body
+    if a.posonlyargs or a.vararg or a.kwonlyargs or a.defaults or not isinstance(body, ast.Call):
+        return False
+    named = isinstance(body.func, ast.Name) or (isinstance(body.func, ast.Attribute) and isinstance(body.func.value, ast.Name))
+    passed = [arg.id if isinstance(arg, ast.Name) else None for arg in body.args]
+    keywords = [(k.arg, k.value.id if isinstance(k.value, ast.Name) else None) for k in body.keywords]
+    return named and passed == [p.arg for p in a.args] and keywords == ([(None, a.kwarg.arg)] if a.kwarg else [])
 
 
 def _free_names(function, node: ast.Lambda, imports: set[str], helpers: dict[str, str]) -> None:
