@@ -175,7 +175,10 @@ def _check_on_stock(results: list[dict], backends) -> dict:
         if details.get("repro")
     }
     stock = repro.run(written, backends=backends, timeout=3600) if written else {}
-    counts = {"failing_items": 0, "written": 0, "reproduce": 0, "fail_on_stock": 0, "pass_under_fault": 0, "missing": {}}
+    # differ_under_fault: in a fresh process with the fault injected, the script passed or raised
+    # other than the test did; `differing` names each, with what it raised
+    counts = {"failing_items": 0, "written": 0, "reproduce": 0, "fail_on_stock": 0, "differ_under_fault": 0}
+    counts |= {"differing": [], "missing": {}}
     for r in results:
         for nodeid, details in r.get("scripts", {}).items():
             counts["failing_items"] += 1
@@ -188,7 +191,10 @@ def _check_on_stock(results: list[dict], backends) -> dict:
             same = details.get("under_fault") == details.get("repro_fails_with")
             counts["reproduce"] += same and details["on_stock"] is None
             counts["fail_on_stock"] += details["on_stock"] is not None
-            counts["pass_under_fault"] += not same
+            counts["differ_under_fault"] += not same
+            if not same:
+                raised = details.get("under_fault")
+                counts["differing"].append(f"{r['fault']}::{nodeid}: raised {raised}, the test {details.get('repro_fails_with')}")
     return counts
 
 
