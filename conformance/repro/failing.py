@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from conformance.repro.spelling import Unwritable, _Writer
+from conformance.repro.spelling import Unwritable, _Writer, keyword_argument
 from conformance.repro.trace import _CONFORMANCE, _TORCH_CLOSE
 
 _NUMPY_CHECKS = ("assert_array_equal", "assert_allclose", "assert_equal", "assert_array_almost_equal", "assert_almost_equal")
@@ -34,7 +34,8 @@ def _check_of(frame) -> tuple[list, Callable[[_Writer], str]] | None:
     def spelled(name, first, second, options):
         def write(writer):
             writer.uses_numpy |= name.startswith("np.")
-            parts = [writer.value(f[first]), writer.value(f[second])] + [f"{k}={writer.value(v)}" for k, v in options.items()]
+            parts = [writer.value(f[first]), writer.value(f[second])]
+            parts += [keyword_argument(k, writer.value(v)) for k, v in options.items()]
             return f"{name}({', '.join(parts)})"
 
         return [f[first], f[second]], write

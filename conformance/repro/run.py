@@ -42,6 +42,8 @@ def run_here(script: str) -> str | None:
         if torch.get_default_device() != device:  # a script that set it and failed before setting it back
             torch.set_default_device(None if device.type == "cpu" else device)
         torch.random.set_rng_state(generator)
-        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        now = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+        if now != deterministic:  # only then: it imports torch._inductor, whose import a fault may break
+            torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         torch._C._set_deterministic_fill_uninitialized_memory(fill)
     return None

@@ -52,7 +52,7 @@ from conformance.repro.failing import (
     _RaisesToTry,
     _SpecFacts,
 )
-from conformance.repro.spelling import Unwritable, _Writer
+from conformance.repro.spelling import Unwritable, _Writer, keyword_argument
 from conformance.repro.trace import Trace, _is_test_frame
 from strategies.samples import ITEM_DEVICE, ITEM_DTYPE, Arg, Made, Sample
 from strategies.tensors import TensorSpec
@@ -742,7 +742,7 @@ class _Rewrite(ast.NodeTransformer):
         if isinstance(called, Operation) and len(node.args) == 1 and isinstance(self._held(node.args[0]), Sample):
             given = self._keywords(node, {"dtype": None, "device": None})  # Operation(sample, dtype=, device=)
             args, kwargs = script.built_sample(self._held(node.args[0]), given["dtype"], given["device"])
-            spelled = [*args, *(f"{k}={v}" for k, v in kwargs.items())]
+            spelled = [*args, *(keyword_argument(k, v) for k, v in kwargs.items())]
             return self._expression(node, f"{script.operation_call(called)}({', '.join(spelled)})")
         node = self.generic_visit(node)
         if not self.in_body and isinstance(node.func, ast.Attribute):  # in a helper, a spec is given as its tensor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import keyword
 import math
 import re
 from typing import TYPE_CHECKING
@@ -87,7 +88,7 @@ class _Writer:
             return repr(v)
         if isinstance(v, torch.device):
             return f"torch.device({str(v)!r})"
-        if isinstance(v, torch.Size):
+        if isinstance(v, torch._C.Size):  # the class itself: a fault may replace the name torch.Size
             return f"torch.Size({[int(s) for s in v]!r})"
         if v is Ellipsis:
             return "..."
@@ -233,7 +234,7 @@ class _Writer:
         if record.seed is not None:
             return f"torch.manual_seed({record.seed})"
         args = [self.value(a) for a in record.args]
-        kwargs = [f"{k}={self.value(v)}" for k, v in record.kwargs.items()]
+        kwargs = [keyword_argument(k, self.value(v)) for k, v in record.kwargs.items()]
         if record.operation is not None:
             return f"{self.operation(record.operation)}({', '.join(args + kwargs)})"
         if record.code is not None:
@@ -327,3 +328,8 @@ def _storage_literal(whole: torch.Tensor, device: torch.device, writer: _Writer)
         return f"torch.empty({whole.numel()}, dtype={whole.dtype}, device='meta')"
     values = torch._C.TensorBase.tolist(whole)  # not Tensor.tolist, which a fault may have replaced
     return f"torch.tensor({writer.value(values)}, dtype={whole.dtype}{where})"
+
+
+def keyword_argument(name: str, value: str) -> str:
+    """`name=value`, or `**{'from': value}` where the name is a Python keyword (uniform_'s `from`)."""
+    return f"{name}={value}" if name.isidentifier() and not keyword.iskeyword(name) else f"**{{{name!r}: {value}}}"

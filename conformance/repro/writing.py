@@ -44,7 +44,7 @@ def _made_by(name: str, value, frame, records: list[Record]) -> Record | None:
     returned, such as torch.cuda.is_available() or t._version); None if there is none. The script
     makes that call where the test made it: a version counter read before a write is not the
     same number read after it."""
-    if isinstance(value, torch.Tensor) or not isinstance(value, (bool, int, float, torch.dtype, torch.device, torch.Size)):
+    if isinstance(value, torch.Tensor) or not isinstance(value, (bool, int, float, torch.dtype, torch.device, torch._C.Size)):
         return None
     lines = _assignments_of(frame.f_code).get(name, ())
     for record in reversed(records):
