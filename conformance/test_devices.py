@@ -140,6 +140,9 @@ def test_default_device_is_cpu_until_set_and_factories_follow_it(device):
         finally:
             torch.set_default_device("cpu")
         assert torch.get_default_device() == torch.device("cpu"), "set_default_device('cpu') did not make the CPU the default"
+    # left as found, with no default device: one set to the CPU is a function mode that every later
+    # torch call passes through (torch's own way to clear it, though the docs name only devices)
+    torch.set_default_device(None)
 
 
 @pytest.mark.behaviour("devices.cuda_device_objects_differ")

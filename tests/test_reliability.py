@@ -33,9 +33,14 @@ LEAKS = """
         torch.rand(3)
         assert False, "its own check"
 
+    @pytest.mark.behaviour("views.view_shares")
+    def test_leaks_a_default_device_of_cpu(device):
+        torch.set_default_device("cpu")  # the CPU, but held as a function mode every call passes through
+
     @pytest.mark.behaviour("views.transpose_shares")
     def test_after_the_leaks_state_is_clean(device):
         assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
+        assert torch._C._len_torch_function_stack() == 0, "a function mode is left on"
 """
 
 
@@ -47,6 +52,7 @@ def test_a_leaking_test_fails_and_names_what_it_changed(tmp_path):
     assert "grad mode" in by_name["test_leaks_grad_mode_and_rng[cpu]"]["error"]
     assert "CPU random generator" in by_name["test_leaks_grad_mode_and_rng[cpu]"]["error"]
     assert "warning filters" in by_name["test_leaks_warning_filter[cpu]"]["error"]
+    assert "default device" in by_name["test_leaks_a_default_device_of_cpu[cpu]"]["error"]
     # a test that fails anyway is reported by its own check, the leak added to it (and put right)
     assert "its own check" in by_name["test_fails_and_leaks[cpu]"]["error"]
     section = result.stdout.split("test_fails_and_leaks[cpu] _")[1].split("\n___")[0]

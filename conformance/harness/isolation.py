@@ -15,14 +15,34 @@ import sys
 import warnings
 
 import pytest
+import torch
+
+# taken when the plugin loads, before a fault can replace it (a fault may make it a no-op)
+_set_default_device = torch.set_default_device
+
+
+def default_device() -> str | None:
+    """The default device a test set, read where torch keeps it (a fault may replace
+    get_default_device): None where none is set. A device set to the CPU is not None: torch keeps it
+    as a function mode that every later torch call passes through."""
+    holder = getattr(torch, "_GLOBAL_DEVICE_CONTEXT", None)
+    if holder is None:  # a torch that keeps it elsewhere: the CPU read as none set
+        device = str(torch.get_default_device())
+        return None if device == "cpu" else device
+    context = getattr(holder, "device_context", None)
+    return None if context is None else str(context.device)
+
+
+def restore_default_device(device: str | None) -> None:
+    """Make `device` (as default_device() read it) the default again, where it is not."""
+    if default_device() != device:
+        _set_default_device(device)
 
 
 def snapshot() -> dict:
-    import torch
-
     return {
         "default dtype": torch.get_default_dtype(),
-        "default device": str(torch.get_default_device()),
+        "default device": default_device(),
         "grad mode": torch.is_grad_enabled(),
         "inference mode": torch.is_inference_mode_enabled(),
         "anomaly mode": torch.is_anomaly_enabled(),
@@ -38,8 +58,6 @@ def snapshot() -> dict:
 
 
 def _same(key, a, b) -> bool:
-    import torch
-
     if key == "CPU random generator":
         return torch.equal(a, b)
     return a == b
@@ -52,12 +70,8 @@ def _torch_own(warning_filter) -> bool:
 
 
 def restore(state: dict) -> None:
-    import torch
-
     torch.set_default_dtype(state["default dtype"])
-    # only where it changed: on torch 2.6, get_default_device() raises after set_default_device(None)
-    if str(torch.get_default_device()) != state["default device"]:
-        torch.set_default_device(None if state["default device"] == "cpu" else state["default device"])
+    restore_default_device(state["default device"])
     torch.set_grad_enabled(state["grad mode"])
     torch.autograd.set_detect_anomaly(state["anomaly mode"])
     torch.use_deterministic_algorithms(state["deterministic algorithms"][0], warn_only=state["deterministic algorithms"][1])

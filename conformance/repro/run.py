@@ -6,6 +6,7 @@ import warnings
 
 import torch
 
+from conformance.harness.isolation import default_device, restore_default_device
 from conformance.repro.spelling import Unwritable
 
 
@@ -24,7 +25,7 @@ def run_here(script: str) -> str | None:
     back afterwards."""
     # saved and put back by hand: fork_rng calls torch functions a fault may have replaced
     grad, dtype, generator = torch.is_grad_enabled(), torch.get_default_dtype(), torch.random.get_rng_state()
-    device = torch.get_default_device()
+    device = default_device()
     # a script may turn deterministic algorithms on (what torch.empty holds under them is documented)
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     fill = torch._C._get_deterministic_fill_uninitialized_memory()
@@ -39,8 +40,7 @@ def run_here(script: str) -> str | None:
     finally:
         torch.set_grad_enabled(grad)
         torch.set_default_dtype(dtype)
-        if torch.get_default_device() != device:  # a script that set it and failed before setting it back
-            torch.set_default_device(None if device.type == "cpu" else device)
+        restore_default_device(device)  # a script that set it and failed before setting it back
         torch.random.set_rng_state(generator)
         now = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
         if now != deterministic:  # only then: it imports torch._inductor, whose import a fault may break
